@@ -1,0 +1,5 @@
+//! Loading and validating `kiln.yaml`.
+
+pub mod model;
+
+pub use model::*;

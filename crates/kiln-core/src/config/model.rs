@@ -1,0 +1,401 @@
+//! The typed shape of `kiln.yaml` (SPEC §2): one struct per section, shared by the
+//! parser, the JSON Schema and the key computation, so the three cannot disagree.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A whole `kiln.yaml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The habitat's name: `[a-z0-9][a-z0-9_.-]*`. Images are `habitat-NAME`.
+    pub name: String,
+    /// Free text; never causes a rebuild.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub build: Build,
+    /// Build-time secrets, given to setup commands; never baked into an image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<Secret>,
+}
+
+/// The `build:` section: one optional subsection per phase.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Build {
+    #[serde(default)]
+    pub base: Base,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<User>,
+    #[serde(default, skip_serializing_if = "Env::is_empty")]
+    pub env: Env,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub habitat: Option<HabitatDirs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Files>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<Setup>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repos: Vec<Repo>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Tool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verify>,
+    #[serde(default, rename = "final", skip_serializing_if = "Option::is_none")]
+    pub final_: Option<Final>,
+}
+
+/// Exactly one of `image`, `habitat` or `bootstrap`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Base {
+    /// An image reference, pulled when missing locally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Path to another habitat whose final image is this one's base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub habitat: Option<String>,
+    /// A base made locally with debootstrap from the distro's packages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<Bootstrap>,
+}
+
+/// The resolved kind of base, once `Base` has been validated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BaseSource<'a> {
+    Image(&'a str),
+    Habitat(&'a str),
+    Bootstrap(&'a Bootstrap),
+}
+
+impl Base {
+    /// The one base kind given; `None` when zero or several are set (a config error).
+    pub fn source(&self) -> Option<BaseSource<'_>> {
+        match (&self.image, &self.habitat, &self.bootstrap) {
+            (Some(i), None, None) => Some(BaseSource::Image(i)),
+            (None, Some(h), None) => Some(BaseSource::Habitat(h)),
+            (None, None, Some(b)) => Some(BaseSource::Bootstrap(b)),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Bootstrap {
+    /// Only `debian` is supported.
+    #[serde(default = "default_distro")]
+    pub distro: String,
+    /// The release, e.g. `bookworm`.
+    pub suite: String,
+    /// debootstrap's `--variant`; `minbase` by default.
+    #[serde(default = "default_variant")]
+    pub variant: String,
+    /// The package mirror; the host's Debian mirror by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
+    /// Extra packages to include in the base.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+}
+
+fn default_distro() -> String {
+    "debian".to_string()
+}
+
+fn default_variant() -> String {
+    "minbase".to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// Primary group id; a group named after the user is created with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// Supplementary groups, created when missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
+    /// `/home/NAME` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<String>,
+}
+
+/// Environment variables: a list of `KEY=VALUE` or a map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Env {
+    List(Vec<String>),
+    Map(BTreeMap<String, String>),
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Env::List(Vec::new())
+    }
+}
+
+impl Env {
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Env::List(l) => l.is_empty(),
+            Env::Map(m) => m.is_empty(),
+        }
+    }
+
+    /// The variables as a map; in a list a later `KEY=` wins, as in a shell.
+    /// Entries without `=` are skipped here (the validator reports them).
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        match self {
+            Env::Map(m) => m.clone(),
+            Env::List(l) => l
+                .iter()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HabitatDirs {
+    /// Directories created in the image (with parents).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<String>,
+    /// The image's working directory; created too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_dir: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Files {
+    /// Files or directories baked into the image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<Copy>,
+    /// Run-time mounts only: never baked, never a cause of rebuild.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Copy {
+    /// Relative to the habitat directory; must stay inside it.
+    pub source: String,
+    /// Absolute path in the image.
+    pub dest: String,
+    /// A user name or uid; `root` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// A group name or gid; the owner's primary group by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Octal, e.g. "0644"; the source's own mode by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Volume {
+    /// A host path (relative to the habitat directory) or a named volume.
+    pub source: String,
+    pub dest: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Setup {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packages: Option<Packages>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands: Option<Commands>,
+}
+
+/// Package lists are order-insensitive: a reordered list is the same config.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Packages {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apt: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub npm: Vec<NpmPackage>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pip: Vec<String>,
+}
+
+/// An npm package: a bare name (installed globally) or a table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum NpmPackage {
+    Name(String),
+    Spec(NpmSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NpmSpec {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default = "default_true")]
+    pub global: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl NpmPackage {
+    pub fn name(&self) -> &str {
+        match self {
+            NpmPackage::Name(n) => n,
+            NpmPackage::Spec(s) => &s.name,
+        }
+    }
+
+    /// `name` or `name@version`, as npm takes it.
+    pub fn spec(&self) -> String {
+        match self {
+            NpmPackage::Name(n) => n.clone(),
+            NpmPackage::Spec(NpmSpec {
+                name,
+                version: Some(v),
+                ..
+            }) => format!("{name}@{v}"),
+            NpmPackage::Spec(s) => s.name.clone(),
+        }
+    }
+
+    pub fn global(&self) -> bool {
+        match self {
+            NpmPackage::Name(_) => true,
+            NpmPackage::Spec(s) => s.global,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Commands {
+    /// Shell commands run as root, in order, after packages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub root: Vec<String>,
+    /// The user `scripts` run as; root by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Shell commands run as `user`, in order, after the root commands.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scripts: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Repo {
+    /// A git URL, `file://` URL or local path (relative to the habitat directory).
+    pub url: String,
+    /// Absolute path in the image.
+    pub path: String,
+    /// Branch, tag or commit; the remote's default branch when absent.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub git_ref: Option<String>,
+    /// A user name or uid; `root` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tool {
+    pub name: String,
+    /// An `http(s)://` URL, or a path relative to the habitat directory.
+    pub source: String,
+    /// The expected sha256 of the file, in hex.
+    pub sha256: String,
+    /// `/usr/local/bin/NAME` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dest: Option<String>,
+}
+
+impl Tool {
+    pub fn dest(&self) -> String {
+        self.dest
+            .clone()
+            .unwrap_or_else(|| format!("/usr/local/bin/{}", self.name))
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    /// Paths that must exist in the image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    /// Shell commands that must exit 0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Final {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    /// Ports, e.g. `3000` or `"53/udp"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose: Vec<Port>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A port number, or `PORT/PROTO`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Port {
+    Number(u16),
+    Spec(String),
+}
+
+impl Port {
+    /// Docker's form: `3000/tcp`.
+    pub fn docker(&self) -> String {
+        match self {
+            Port::Number(n) => format!("{n}/tcp"),
+            Port::Spec(s) if s.contains('/') => s.clone(),
+            Port::Spec(s) => format!("{s}/tcp"),
+        }
+    }
+}
+
+/// A build-time secret: read on the host from `env` or `file`, mounted for
+/// setup commands at `/run/secrets/ID` and exported as `env` when given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Secret {
+    pub id: String,
+    /// The host environment variable holding the value; also the name it is
+    /// exported under inside the build command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// A host file holding the value, relative to the habitat directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}

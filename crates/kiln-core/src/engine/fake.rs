@@ -1,0 +1,1 @@
+//! An in-memory engine for planner and executor tests.

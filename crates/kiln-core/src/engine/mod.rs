@@ -1,0 +1,206 @@
+//! The one seam to the container engine. Everything kiln asks of Docker (or
+//! Podman) goes through [`Engine`]; only `docker.rs` knows HTTP. Tests pass a
+//! [`fake::FakeEngine`] explicitly where the engine is not what they test.
+
+pub mod docker;
+pub mod fake;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+
+/// The label every container and image kiln makes carries.
+pub const LABEL_HABITAT: &str = "dev.kiln.habitat";
+pub const LABEL_PHASE: &str = "dev.kiln.phase";
+pub const LABEL_KEY: &str = "dev.kiln.key";
+pub const LABEL_PARENT: &str = "dev.kiln.parent";
+pub const LABEL_INPUTS: &str = "dev.kiln.inputs";
+
+/// The runtime config of an image, as kiln reads and writes it.
+/// `None` means "not set"; an empty vec means "set to empty".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageConfig {
+    pub user: Option<String>,
+    /// `KEY=VALUE` entries, in the image's order.
+    pub env: Vec<String>,
+    pub cmd: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub working_dir: Option<String>,
+    /// Docker's form, e.g. `3000/tcp`.
+    pub exposed_ports: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What `image_inspect` tells kiln of one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// `sha256:…`
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    pub config: ImageConfig,
+}
+
+/// A bind or named-volume mount for a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// An absolute host path (bind) or a volume name.
+    pub source: String,
+    pub target: String,
+    pub readonly: bool,
+}
+
+/// Everything needed to create a container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerSpec {
+    pub image: String,
+    pub name: Option<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub mounts: Vec<Mount>,
+    /// Use the host's network (starts about twice as fast as the bridge).
+    pub network_host: bool,
+    /// Allocate a tty and keep stdin open (interactive `kiln start`).
+    pub interactive: bool,
+    /// Remove the container when it exits.
+    pub auto_remove: bool,
+}
+
+/// Which stream a line of container output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// What to commit: the container, the image config to give the new image
+/// (it replaces the container's config), and an optional comment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitSpec {
+    pub container: String,
+    pub config: ImageConfig,
+    pub comment: Option<String>,
+}
+
+/// Facts about the engine, from `ping`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineInfo {
+    pub version: String,
+    pub api_version: String,
+}
+
+/// An engine failure. `Unreachable` maps to exit code 3 in the CLI.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot reach the container engine at `{endpoint}`: {reason}")]
+    Unreachable { endpoint: String, reason: String },
+    #[error("no such image `{0}`")]
+    NoSuchImage(String),
+    #[error("no such container `{0}`")]
+    NoSuchContainer(String),
+    #[error("the engine refused `{op}`: {message}")]
+    Refused { op: String, message: String },
+}
+
+pub type EngineResult<T> = Result<T, EngineError>;
+
+/// The container engine, as kiln uses it. Methods are coarse on purpose: one
+/// call per thing kiln needs, so the fake stays small and true to the real one.
+pub trait Engine: Send + Sync {
+    /// Connects and negotiates the API version; `Unreachable` when nothing answers.
+    fn ping(&self) -> impl Future<Output = EngineResult<EngineInfo>> + Send;
+
+    /// `Ok(None)` when no such image exists locally.
+    fn image_inspect(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = EngineResult<Option<ImageInfo>>> + Send;
+
+    /// Ids of local images carrying every given `label=value`.
+    fn images_with_labels(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> impl Future<Output = EngineResult<Vec<String>>> + Send;
+
+    /// Pulls `reference` from its registry.
+    fn pull(&self, reference: &str) -> impl Future<Output = EngineResult<()>> + Send;
+
+    /// Imports a root filesystem tarball (a file on the host) as an image with
+    /// `config`, returning its id.
+    fn import(
+        &self,
+        rootfs_tar: PathBuf,
+        config: &ImageConfig,
+    ) -> impl Future<Output = EngineResult<String>> + Send;
+
+    /// Points `repo:tag` at `image`.
+    fn tag(
+        &self,
+        image: &str,
+        repo: &str,
+        tag: &str,
+    ) -> impl Future<Output = EngineResult<()>> + Send;
+
+    fn remove_image(&self, reference: &str) -> impl Future<Output = EngineResult<()>> + Send;
+
+    /// Creates (does not start) a container; returns its id.
+    fn create_container(
+        &self,
+        spec: &ContainerSpec,
+    ) -> impl Future<Output = EngineResult<String>> + Send;
+
+    /// Starts the container, streams its output line by line to `on_line`
+    /// until it exits, and returns its exit code.
+    fn run_container(
+        &self,
+        id: &str,
+        on_line: &mut (dyn FnMut(Stream, &str) + Send),
+    ) -> impl Future<Output = EngineResult<i64>> + Send;
+
+    /// Starts a container attached to this process's terminal (interactive
+    /// `kiln start`) and returns its exit code.
+    fn run_interactive(&self, id: &str) -> impl Future<Output = EngineResult<i64>> + Send;
+
+    /// Extracts a tar archive into the container's filesystem at `path`.
+    fn put_archive(
+        &self,
+        id: &str,
+        path: &str,
+        tar: Bytes,
+    ) -> impl Future<Output = EngineResult<()>> + Send;
+
+    /// A tar archive of `path` in the container; `Ok(None)` when it does not exist.
+    fn get_archive(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> impl Future<Output = EngineResult<Option<Bytes>>> + Send;
+
+    /// Commits the container as a new image with exactly `spec.config`; returns its id.
+    fn commit(&self, spec: &CommitSpec) -> impl Future<Output = EngineResult<String>> + Send;
+
+    /// Removes a container, killing it first; no error when it is already gone.
+    fn remove_container(&self, id: &str) -> impl Future<Output = EngineResult<()>> + Send;
+
+    /// Ids of containers (running or not) carrying `label=value`.
+    fn containers_with_label(
+        &self,
+        label: &str,
+        value: &str,
+    ) -> impl Future<Output = EngineResult<Vec<String>>> + Send;
+}

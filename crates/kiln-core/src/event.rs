@@ -1,0 +1,88 @@
+//! The build's event stream. The library never prints: it emits [`Event`]s to
+//! a [`Reporter`], and the CLI renders them as tty, plain or JSON output.
+
+use std::time::Duration;
+
+use crate::phase::Phase;
+
+/// How a phase ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhaseStatus {
+    Built,
+    Cached,
+    Failed,
+}
+
+impl PhaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseStatus::Built => "built",
+            PhaseStatus::Cached => "cached",
+            PhaseStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Everything a build tells the outside world.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The build of `habitat` begins; `phases` will follow.
+    BuildStart {
+        habitat: String,
+    },
+    /// Another build of the same habitat holds the lock; this one waits.
+    Waiting {
+        habitat: String,
+        holder: String,
+    },
+    /// A note worth showing (e.g. "making bootstrap base").
+    Note {
+        message: String,
+    },
+    PhaseStart {
+        phase: Phase,
+    },
+    PhaseLog {
+        phase: Phase,
+        stream: &'static str,
+        line: String,
+    },
+    PhaseEnd {
+        phase: Phase,
+        status: PhaseStatus,
+        duration: Duration,
+        image: String,
+        key: String,
+        reason: String,
+    },
+    BuildEnd {
+        ok: bool,
+        duration: Duration,
+        image: Option<String>,
+    },
+}
+
+/// Receives events as they happen. Must be cheap: it is called inline.
+pub trait Reporter: Send {
+    fn report(&mut self, event: Event);
+}
+
+/// A reporter that keeps every event, for tests and for callers that render later.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    pub events: Vec<Event>,
+}
+
+impl Reporter for Recorder {
+    fn report(&mut self, event: Event) {
+        self.events.push(event);
+    }
+}
+
+/// A reporter that drops everything.
+#[derive(Debug, Default)]
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn report(&mut self, _event: Event) {}
+}
