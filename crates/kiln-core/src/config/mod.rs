@@ -1,5 +1,124 @@
-//! Loading and validating `kiln.yaml`.
+//! Loading and validating `kiln.yaml`: from text to a typed [`Config`], or to
+//! [`Diagnostics`] that name every problem in the file with its line and column.
+//!
+//! Three passes: YAML into a located node tree ([`node`]), that tree checked
+//! against the JSON Schema of the model ([`shape`]), then the typed config checked
+//! for meaning ([`validate`]). The typed config is read only from a tree that has
+//! the right shape, so serde never has to report an error itself.
 
+mod diagnostic;
 pub mod model;
+mod node;
+mod schema;
+mod shape;
+mod validate;
 
+use std::path::{Path, PathBuf};
+
+pub use diagnostic::{Diagnostic, Diagnostics};
 pub use model::*;
+pub use schema::schema;
+
+use diagnostic::Sink;
+
+/// The config file's name inside a habitat directory.
+pub const FILE_NAME: &str = "kiln.yaml";
+
+/// A loaded, valid habitat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Habitat {
+    /// The habitat directory, canonical: copy sources and other relative paths
+    /// are resolved against it.
+    pub dir: PathBuf,
+    /// The config file, canonical.
+    pub file: PathBuf,
+    pub config: Config,
+}
+
+/// Load the habitat at `path`: a habitat directory, or its `kiln.yaml` itself.
+pub fn load(path: &Path) -> Result<Habitat, Diagnostics> {
+    let shown = path.display().to_string();
+    let file = if path.is_dir() {
+        path.join(FILE_NAME)
+    } else {
+        path.to_path_buf()
+    };
+    let file_shown = file.display().to_string();
+    if !path.exists() {
+        return Err(Diagnostics::unlocated(
+            &shown,
+            format!("no habitat at `{shown}`"),
+            Some("pass a habitat directory or its `kiln.yaml`".to_string()),
+        ));
+    }
+    if !file.is_file() {
+        return Err(Diagnostics::unlocated(
+            &file_shown,
+            format!("no `{FILE_NAME}` in `{shown}`"),
+            Some(format!(
+                "a habitat is a directory holding `{FILE_NAME}`; create one there"
+            )),
+        ));
+    }
+    let text = std::fs::read_to_string(&file).map_err(|err| {
+        Diagnostics::unlocated(
+            &file_shown,
+            format!("cannot read `{file_shown}`: {err}"),
+            None,
+        )
+    })?;
+    let canonical_file = std::fs::canonicalize(&file).map_err(|err| {
+        Diagnostics::unlocated(
+            &file_shown,
+            format!("cannot resolve `{file_shown}`: {err}"),
+            None,
+        )
+    })?;
+    let dir = canonical_file
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    let config = parse(&file_shown, &text, &dir)?;
+    Ok(Habitat {
+        dir,
+        file: canonical_file,
+        config,
+    })
+}
+
+/// Parse and validate the text of a `kiln.yaml`. `file_name` is how diagnostics
+/// name the file; `habitat_dir` is where copy sources are looked up.
+pub fn parse(file_name: &str, text: &str, habitat_dir: &Path) -> Result<Config, Diagnostics> {
+    let mut sink = Sink::new(file_name, text);
+    let root = match node::parse_yaml(text) {
+        Ok(root) => root,
+        Err(err) => {
+            sink.error(err.loc, format!("invalid YAML: {}", err.message));
+            return Err(sink.finish());
+        }
+    };
+    let schema = schema();
+    let Some(value) = shape::check(&root, &schema, &mut sink) else {
+        return Err(sink.finish());
+    };
+    if !sink.is_empty() {
+        return Err(sink.finish());
+    }
+    let config: Config = match serde_json::from_value(value) {
+        Ok(config) => config,
+        Err(err) => {
+            // The shape check should have caught this; say so rather than hide it.
+            sink.error(
+                root.loc,
+                format!("config does not match its schema: {err} (this is a bug in kiln)"),
+            );
+            return Err(sink.finish());
+        }
+    };
+    let dir = std::fs::canonicalize(habitat_dir).unwrap_or_else(|_| habitat_dir.to_path_buf());
+    validate::check(&config, &root, &dir, &mut sink);
+    if sink.is_empty() {
+        Ok(config)
+    } else {
+        Err(sink.finish())
+    }
+}

@@ -1,0 +1,214 @@
+//! Every problem found in a `kiln.yaml`, each pointing at its line and column and
+//! rendered like a compiler error, so a user can fix the whole file in one pass.
+
+use std::fmt;
+
+use super::node::Loc;
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file as the user named it, e.g. `habitats/x/kiln.yaml`.
+    pub file: String,
+    /// 1-based line; 0 when the problem has no place in the file (e.g. it is missing).
+    pub line: usize,
+    /// 1-based column, in characters; 0 when `line` is 0.
+    pub column: usize,
+    /// How many characters to underline.
+    pub len: usize,
+    /// The offending line of the file, as written.
+    pub source_line: String,
+    /// Lowercase, names things in backticks.
+    pub message: String,
+    /// What the user can do about it, e.g. `did you mean `packages`?`.
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    pub fn column(&self) -> usize {
+        self.column
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "error: {}", self.message)?;
+        if self.line == 0 {
+            writeln!(f, "  --> {}", self.file)?;
+        } else {
+            let number = self.line.to_string();
+            let pad = " ".repeat(number.len());
+            // Tabs become single spaces so the carets stay under the column they mark.
+            let shown = self.source_line.replace('\t', " ");
+            writeln!(f, "{pad}--> {}:{}:{}", self.file, self.line, self.column)?;
+            writeln!(f, "{pad} |")?;
+            writeln!(f, "{number} | {}", shown.trim_end())?;
+            writeln!(
+                f,
+                "{pad} | {}{}",
+                " ".repeat(self.column.saturating_sub(1)),
+                "^".repeat(self.len.max(1))
+            )?;
+        }
+        if let Some(hint) = &self.hint {
+            let pad = " ".repeat(self.line.max(1).to_string().len());
+            writeln!(f, "{pad} = hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// All the problems in one config file, in file order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diagnostics {
+    items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
+        self.items.iter()
+    }
+
+    pub fn items(&self) -> &[Diagnostic] {
+        &self.items
+    }
+
+    /// Order by position, so the output reads top to bottom like the file.
+    pub(crate) fn sorted(mut self) -> Self {
+        self.items.sort_by_key(|d| (d.line, d.column));
+        self.items.dedup();
+        self
+    }
+
+    pub(crate) fn push(&mut self, d: Diagnostic) {
+        self.items.push(d);
+    }
+
+    /// A problem with no place in the file (it cannot be read, or is missing).
+    pub(crate) fn unlocated(
+        file: impl Into<String>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> Self {
+        Diagnostics {
+            items: vec![Diagnostic {
+                file: file.into(),
+                line: 0,
+                column: 0,
+                len: 0,
+                source_line: String::new(),
+                message: message.into(),
+                hint,
+            }],
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Diagnostics {
+    type Item = &'a Diagnostic;
+    type IntoIter = std::slice::Iter<'a, Diagnostic>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.items.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        if self.items.len() > 1 {
+            let file = &self.items[0].file;
+            writeln!(f)?;
+            writeln!(f, "error: {} problems in `{file}`", self.items.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// Collects diagnostics for one file, filling in the file name and source lines.
+pub(crate) struct Sink<'t> {
+    file: String,
+    text: &'t str,
+    out: Diagnostics,
+}
+
+impl<'t> Sink<'t> {
+    pub fn new(file: &str, text: &'t str) -> Self {
+        Sink {
+            file: file.to_string(),
+            text,
+            out: Diagnostics::default(),
+        }
+    }
+
+    /// A scratch sink for trying one reading of a node without reporting it.
+    pub fn child(&self) -> Sink<'t> {
+        Sink::new(&self.file, self.text)
+    }
+
+    pub fn error(&mut self, loc: Loc, message: impl Into<String>) {
+        self.push(loc, message.into(), None);
+    }
+
+    pub fn error_hint(&mut self, loc: Loc, message: impl Into<String>, hint: impl Into<String>) {
+        self.push(loc, message.into(), Some(hint.into()));
+    }
+
+    pub fn push(&mut self, loc: Loc, message: String, hint: Option<String>) {
+        let source_line = self
+            .text
+            .lines()
+            .nth(loc.line.saturating_sub(1))
+            .unwrap_or("")
+            .to_string();
+        // Never underline past the end of the shown line.
+        let room = source_line
+            .chars()
+            .count()
+            .saturating_sub(loc.column.saturating_sub(1));
+        self.out.push(Diagnostic {
+            file: self.file.clone(),
+            line: loc.line,
+            column: loc.column,
+            len: loc.len.min(room).max(1),
+            source_line,
+            message,
+            hint,
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+
+    pub fn finish(self) -> Diagnostics {
+        self.out.sorted()
+    }
+}
