@@ -7,3 +7,7 @@ pub mod event;
 pub mod phase;
 
 pub use phase::Phase;
+pub mod bootstrap;
+pub mod cache_dir;
+pub mod repo;
+pub mod tool;

@@ -1,0 +1,93 @@
+//! Where kiln keeps what it fetches on the host (repository mirrors, tool
+//! downloads, bootstrap scratch space), so a second build fetches nothing.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// The root of kiln's host cache: `$KILN_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`.
+pub fn cache_root() -> PathBuf {
+    cache_root_from(|name| std::env::var_os(name))
+}
+
+/// Bare mirrors of the repositories named under `repos:`.
+pub fn repos_dir() -> PathBuf {
+    cache_root().join("repos")
+}
+
+/// Downloaded tools, one file per expected sha256.
+pub fn tools_dir() -> PathBuf {
+    cache_root().join("tools")
+}
+
+/// Scratch space for `debootstrap` (on disk rather than in `/tmp`, which is
+/// often a small `noexec`/`nodev` tmpfs that debootstrap cannot use).
+pub fn bootstrap_dir() -> PathBuf {
+    cache_root().join("bootstrap")
+}
+
+/// [`cache_root`] with the environment passed in, so it can be tested
+/// without mutating the process environment.
+pub fn cache_root_from(var: impl Fn(&str) -> Option<OsString>) -> PathBuf {
+    // The XDG spec says to ignore empty and relative values.
+    let set = |name: &str| var(name).map(PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(dir) = var("KILN_CACHE_DIR").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(xdg) = set("XDG_CACHE_HOME") {
+        return xdg.join("kiln");
+    }
+    match set("HOME") {
+        Some(home) => home.join(".cache").join("kiln"),
+        // No home at all (a bare service account): still somewhere private-ish.
+        None => std::env::temp_dir().join("kiln-cache"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root(vars: &[(&str, &str)]) -> PathBuf {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        cache_root_from(|name| {
+            vars.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| OsString::from(v))
+        })
+    }
+
+    #[test]
+    fn kiln_cache_dir_wins() {
+        let r = root(&[
+            ("KILN_CACHE_DIR", "/k"),
+            ("XDG_CACHE_HOME", "/x"),
+            ("HOME", "/h"),
+        ]);
+        assert_eq!(r, PathBuf::from("/k"));
+    }
+
+    #[test]
+    fn xdg_cache_home_next() {
+        let r = root(&[("XDG_CACHE_HOME", "/x"), ("HOME", "/h")]);
+        assert_eq!(r, PathBuf::from("/x/kiln"));
+    }
+
+    #[test]
+    fn home_last() {
+        assert_eq!(root(&[("HOME", "/h")]), PathBuf::from("/h/.cache/kiln"));
+    }
+
+    #[test]
+    fn empty_and_relative_values_are_ignored() {
+        let r = root(&[
+            ("KILN_CACHE_DIR", ""),
+            ("XDG_CACHE_HOME", "relative"),
+            ("HOME", "/h"),
+        ]);
+        assert_eq!(r, PathBuf::from("/h/.cache/kiln"));
+    }
+}

@@ -1,0 +1,674 @@
+//! Repositories named under `repos:` are fetched on the host with the user's
+//! own `git` (so their credentials and config apply and no credential ever
+//! enters an image), mirrored in kiln's cache, and handed to the engine as a
+//! tar of a real clone checked out at the resolved commit.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
+
+/// A repository failure. Every variant names the repository as written.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error(
+        "cannot run `git` for `{url}`: {source}\nhint: kiln fetches repositories with the host's git; install git"
+    )]
+    GitMissing {
+        url: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`git {op}` failed for `{url}`{}: {stderr}{}", at_ref(.git_ref), git_hint(.op))]
+    Git {
+        op: String,
+        url: String,
+        git_ref: Option<String>,
+        stderr: String,
+    },
+    #[error("ref `{git_ref}` does not exist in `{url}`\nhint: {hint}")]
+    RefNotFound {
+        url: String,
+        git_ref: String,
+        hint: String,
+    },
+    #[error("`{url}` has no commits (its HEAD points nowhere)\nhint: push a commit, or set `ref:`")]
+    EmptyRepo { url: String },
+    #[error(
+        "commit `{commit}` is not in `{url}`, even after fetching it\nhint: check the sha, or use a branch or tag as `ref:`"
+    )]
+    CommitNotFound { url: String, commit: String },
+    #[error("`{value}` is not a valid {what} for `{url}`: it must not start with `-`")]
+    Unsafe {
+        url: String,
+        what: &'static str,
+        value: String,
+    },
+    #[error("repository path `{dest}` for `{url}` must be an absolute path without `..`")]
+    BadDest { url: String, dest: String },
+    #[error("{context} `{}`: {source}", .path.display())]
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn at_ref(git_ref: &Option<String>) -> String {
+    git_ref
+        .as_ref()
+        .map(|r| format!(" (ref `{r}`)"))
+        .unwrap_or_default()
+}
+
+fn git_hint(op: &str) -> &'static str {
+    if op.starts_with("ls-remote") || op.starts_with("clone") || op.starts_with("fetch") {
+        "\nhint: kiln runs git as you, without prompting; check that `git ls-remote URL` works in your shell (credentials, ssh keys, network)"
+    } else {
+        ""
+    }
+}
+
+fn io_err(context: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RepoError + use<> {
+    let path = path.to_path_buf();
+    move |source| RepoError::Io {
+        context,
+        path,
+        source,
+    }
+}
+
+/// Bare mirrors of repositories, one per URL, under `root`.
+#[derive(Debug, Clone)]
+pub struct RepoCache {
+    root: PathBuf,
+}
+
+impl RepoCache {
+    pub fn new(root: PathBuf) -> Self {
+        RepoCache { root }
+    }
+
+    /// The cache at [`crate::cache_dir::repos_dir`].
+    pub fn default_location() -> Self {
+        RepoCache::new(crate::cache_dir::repos_dir())
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Resolves `git_ref` (branch, tag, full or abbreviated commit sha; the
+    /// remote's HEAD when `None`) of `url` to a full commit sha.
+    ///
+    /// `url` may be a remote URL, a `file://` URL or a local path (relative
+    /// to `habitat_dir`). This runs on every build, so it asks the remote with
+    /// one `git ls-remote` and fetches no objects (except to expand an
+    /// abbreviated sha the mirror does not know yet).
+    pub fn resolve(
+        &self,
+        url: &str,
+        git_ref: Option<&str>,
+        habitat_dir: &Path,
+    ) -> Result<String, RepoError> {
+        let remote = locate(url, habitat_dir);
+        check_safe(url, "url", &remote)?;
+        let Some(r) = git_ref else {
+            let out = self.git_ok(url, None, "ls-remote", None, |c| {
+                c.args(["ls-remote", &remote, "HEAD"]);
+            })?;
+            let refs = parse_ls_remote(&out);
+            return refs
+                .into_iter()
+                .find(|(name, _)| name == "HEAD")
+                .map(|(_, sha)| sha)
+                .ok_or_else(|| RepoError::EmptyRepo {
+                    url: url.to_string(),
+                });
+        };
+        check_safe(url, "ref", r)?;
+        if is_hex(r) && (r.len() == 40 || r.len() == 64) {
+            // A full sha names itself; whether the remote has it is checked by
+            // `archive`, which must fetch it anyway.
+            return Ok(r.to_ascii_lowercase());
+        }
+        // `^{}` asks for the peeled entry too: without it an annotated tag
+        // shows only the tag object, not the commit it names.
+        let peeled = format!("{r}^{{}}");
+        let out = self.git_ok(url, Some(r), "ls-remote", None, |c| {
+            c.args(["ls-remote", &remote, r, &peeled]);
+        })?;
+        let refs = parse_ls_remote(&out);
+        if let Some(sha) = pick_ref(&refs, r) {
+            return Ok(sha);
+        }
+        if is_hex(r)
+            && r.len() >= 4
+            && let Some(sha) = self.expand_abbrev(url, &remote, r)?
+        {
+            return Ok(sha);
+        }
+        Err(RepoError::RefNotFound {
+            url: url.to_string(),
+            git_ref: r.to_string(),
+            hint: self.ref_hint(&remote),
+        })
+    }
+
+    /// Makes sure `commit` is in the mirror of `url` (fetching only when it
+    /// is missing) and writes a tar of a clone checked out at `commit`
+    /// (detached HEAD, `origin` pointing at `url`), whose entries are `dest`
+    /// and everything below it, owned by `uid`:`gid`.
+    pub fn archive(
+        &self,
+        url: &str,
+        commit: &str,
+        habitat_dir: &Path,
+        dest: &str,
+        uid: u32,
+        gid: u32,
+    ) -> Result<NamedTempFile, RepoError> {
+        let remote = locate(url, habitat_dir);
+        check_safe(url, "url", &remote)?;
+        check_safe(url, "commit", commit)?;
+        let dest_rel = dest_entry_path(dest).ok_or_else(|| RepoError::BadDest {
+            url: url.to_string(),
+            dest: dest.to_string(),
+        })?;
+        let mirror = self.ensure_commit(url, &remote, commit)?;
+
+        let work = tempfile::Builder::new()
+            .prefix(".checkout-")
+            .tempdir_in(&self.root)
+            .map_err(io_err("cannot create a checkout directory in", &self.root))?;
+        let checkout = work.path().join("repo");
+        let (checkout_s, mirror_s) = (path_str(&checkout), path_str(&mirror));
+        self.git_ok(url, Some(commit), "clone", None, |c| {
+            c.args(["clone", "--quiet", "--no-checkout", &mirror_s, &checkout_s]);
+        })?;
+        self.git_ok(url, Some(commit), "remote set-url", Some(&checkout), |c| {
+            c.args(["remote", "set-url", "origin", &strip_password(&remote)]);
+        })?;
+        self.git_ok(url, Some(commit), "checkout", Some(&checkout), |c| {
+            c.args([
+                "-c",
+                "advice.detachedHead=false",
+                "checkout",
+                "--quiet",
+                "--detach",
+                commit,
+            ]);
+        })?;
+
+        let tmp = NamedTempFile::new_in(&self.root)
+            .map_err(io_err("cannot create a temporary file in", &self.root))?;
+        let write_err = io_err("cannot write", tmp.path());
+        let mut builder = tar::Builder::new(BufWriter::new(tmp.as_file()));
+        append_tree(&mut builder, &checkout, &dest_rel, Owner { uid, gid })?;
+        let finished = builder
+            .into_inner()
+            .and_then(|mut w| w.flush())
+            .and_then(|()| tmp.as_file().seek(SeekFrom::Start(0)));
+        finished.map_err(write_err)?;
+        Ok(tmp)
+    }
+
+    /// The mirror directory for a located remote.
+    pub fn mirror_path(&self, remote: &str) -> PathBuf {
+        let hash = hex::encode(Sha256::digest(remote.as_bytes()));
+        let stem: String = remote
+            .trim_end_matches('/')
+            .trim_end_matches(".git")
+            .rsplit(['/', ':'])
+            .next()
+            .unwrap_or("repo")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.root.join(format!("{stem}-{}.git", &hash[..16]))
+    }
+
+    /// Returns the mirror of `remote`, holding `commit`.
+    fn ensure_commit(&self, url: &str, remote: &str, commit: &str) -> Result<PathBuf, RepoError> {
+        std::fs::create_dir_all(&self.root)
+            .map_err(io_err("cannot create the repository cache", &self.root))?;
+        let mirror = self.mirror_path(remote);
+        // Concurrent builds may fetch into one mirror at once: git's own ref
+        // locks keep it consistent, and creation is made atomic below.
+        if !mirror.exists() {
+            self.create_mirror(url, remote, &mirror, commit)?;
+        }
+        if self.has_commit(&mirror, commit) {
+            return Ok(mirror);
+        }
+        self.git_ok(url, Some(commit), "fetch", Some(&mirror), |c| {
+            c.args(["fetch", "--quiet", "--prune", "origin"]);
+        })?;
+        if self.has_commit(&mirror, commit) {
+            return Ok(mirror);
+        }
+        // A commit no branch or tag reaches: servers that allow fetching by
+        // sha (GitHub, GitLab, local repos with the right config) still give it.
+        let _ = self.git(Some(&mirror), |c| {
+            c.args(["fetch", "--quiet", "origin", commit]);
+        });
+        if self.has_commit(&mirror, commit) {
+            return Ok(mirror);
+        }
+        Err(RepoError::CommitNotFound {
+            url: url.to_string(),
+            commit: commit.to_string(),
+        })
+    }
+
+    fn create_mirror(
+        &self,
+        url: &str,
+        remote: &str,
+        mirror: &Path,
+        commit: &str,
+    ) -> Result<(), RepoError> {
+        // Clone beside the final place, then rename: a crash never leaves a
+        // half-made mirror that later builds would trust.
+        let tmp = tempfile::Builder::new()
+            .prefix(".mirror-")
+            .tempdir_in(&self.root)
+            .map_err(io_err("cannot create a directory in", &self.root))?;
+        let target = tmp.path().join("m.git");
+        let target_s = path_str(&target);
+        // `clone --bare` takes branches and tags only (not e.g. GitHub's
+        // `refs/pull/*`) and points HEAD at the remote's default branch.
+        self.git_ok(url, Some(commit), "clone --bare", None, |c| {
+            c.args(["clone", "--bare", "--quiet", remote, &target_s]);
+        })?;
+        for refspec in ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"] {
+            self.git_ok(url, None, "config", Some(&target), |c| {
+                c.args(["config", "--add", "remote.origin.fetch", refspec]);
+            })?;
+        }
+        std::fs::rename(&target, mirror).map_err(io_err("cannot create the mirror", mirror))?;
+        Ok(())
+    }
+
+    fn has_commit(&self, mirror: &Path, commit: &str) -> bool {
+        self.git(Some(mirror), |c| {
+            c.args(["cat-file", "-e", &format!("{commit}^{{commit}}")]);
+        })
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+    }
+
+    /// Expands an abbreviated sha in the mirror, fetching once if the mirror
+    /// does not know it yet.
+    fn expand_abbrev(
+        &self,
+        url: &str,
+        remote: &str,
+        abbrev: &str,
+    ) -> Result<Option<String>, RepoError> {
+        let mirror = self.mirror_path(remote);
+        let rev_parse = |m: &Path| {
+            self.git(Some(m), |c| {
+                c.args([
+                    "rev-parse",
+                    "--verify",
+                    "--quiet",
+                    &format!("{abbrev}^{{commit}}"),
+                ]);
+            })
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        };
+        if mirror.exists()
+            && let Some(sha) = rev_parse(&mirror)
+        {
+            return Ok(Some(sha));
+        }
+        // `ensure_commit` fetches (or creates the mirror) since the abbreviation
+        // is not a commit it has; it fails with `CommitNotFound` when no fetch helps.
+        match self.ensure_commit(url, remote, abbrev) {
+            Ok(m) => Ok(rev_parse(&m)),
+            Err(RepoError::CommitNotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Names some branches and tags of `remote`, for a "no such ref" error.
+    fn ref_hint(&self, remote: &str) -> String {
+        let listed = self
+            .git(None, |c| {
+                c.args(["ls-remote", "--heads", "--tags", remote]);
+            })
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| parse_ls_remote(&String::from_utf8_lossy(&o.stdout)))
+            .unwrap_or_default();
+        let mut names: Vec<&str> = listed
+            .iter()
+            .filter(|(n, _)| !n.ends_with("^{}"))
+            .filter_map(|(n, _)| {
+                n.strip_prefix("refs/heads/")
+                    .or_else(|| n.strip_prefix("refs/tags/"))
+            })
+            .collect();
+        names.dedup();
+        if names.is_empty() {
+            return "use a branch, a tag or a commit sha of the repository".to_string();
+        }
+        let more = names.len().saturating_sub(10);
+        let shown: Vec<String> = names.iter().take(10).map(|n| format!("`{n}`")).collect();
+        let mut hint = format!("the repository has {}", shown.join(", "));
+        if more > 0 {
+            hint.push_str(&format!(" and {more} more"));
+        }
+        hint
+    }
+
+    /// Runs git with kiln's fixed environment; `Err` only when git cannot start.
+    fn git(&self, dir: Option<&Path>, args: impl FnOnce(&mut Command)) -> io::Result<Output> {
+        let mut cmd = Command::new("git");
+        if let Some(dir) = dir {
+            cmd.arg("-C").arg(dir);
+        }
+        args(&mut cmd);
+        // kiln runs inside a build with its own progress output: fail instead
+        // of waiting on a password prompt nobody sees.
+        cmd.env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(Stdio::null())
+            .output()
+    }
+
+    /// Runs git and turns a non-zero exit into [`RepoError::Git`]; returns stdout.
+    fn git_ok(
+        &self,
+        url: &str,
+        git_ref: Option<&str>,
+        op: &str,
+        dir: Option<&Path>,
+        args: impl FnOnce(&mut Command),
+    ) -> Result<String, RepoError> {
+        let out = self
+            .git(dir, args)
+            .map_err(|source| RepoError::GitMissing {
+                url: url.to_string(),
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(RepoError::Git {
+                op: op.to_string(),
+                url: url.to_string(),
+                git_ref: git_ref.map(str::to_string),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// What git is given for `url`: URLs (`scheme://…`, scp-like `host:path`)
+/// as written, local paths made absolute against the habitat directory.
+pub fn locate(url: &str, habitat_dir: &Path) -> String {
+    if url.contains("://") || is_scp_like(url) {
+        return url.to_string();
+    }
+    let path = Path::new(url);
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        habitat_dir.join(path)
+    };
+    // Canonical, so `./app` and `app/` share one mirror.
+    path_str(&abs.canonicalize().unwrap_or(abs))
+}
+
+/// `git@host:org/app` (git's rule: a colon before any slash, and not a
+/// Windows-ish or path-like start).
+fn is_scp_like(url: &str) -> bool {
+    match (url.find(':'), url.find('/')) {
+        (Some(colon), slash) => colon > 0 && slash.is_none_or(|s| colon < s),
+        _ => false,
+    }
+}
+
+fn check_safe(url: &str, what: &'static str, value: &str) -> Result<(), RepoError> {
+    // A leading `-` would be read by git as an option.
+    if value.starts_with('-') {
+        return Err(RepoError::Unsafe {
+            url: url.to_string(),
+            what,
+            value: value.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn is_hex(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// `(refname, sha)` pairs from `git ls-remote` output.
+fn parse_ls_remote(out: &str) -> Vec<(String, String)> {
+    out.lines()
+        .filter_map(|line| {
+            let (sha, name) = line.split_once('\t')?;
+            Some((name.trim().to_string(), sha.trim().to_string()))
+        })
+        .collect()
+}
+
+/// The commit `r` names among `refs`, as `git clone --branch` would pick it:
+/// a full ref name exactly, else a branch, else a tag (peeled to its commit).
+fn pick_ref(refs: &[(String, String)], r: &str) -> Option<String> {
+    let find = |name: &str| {
+        refs.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, sha)| sha.clone())
+    };
+    let candidates = if r.starts_with("refs/") || r == "HEAD" {
+        vec![format!("{r}^{{}}"), r.to_string()]
+    } else {
+        vec![
+            format!("refs/heads/{r}"),
+            format!("refs/tags/{r}^{{}}"),
+            format!("refs/tags/{r}"),
+        ]
+    };
+    candidates.iter().find_map(|c| find(c))
+}
+
+/// `https://user:secret@host/…` → `https://user@host/…`: the image's
+/// `origin` must not carry a credential.
+fn strip_password(remote: &str) -> String {
+    let Some((scheme, rest)) = remote.split_once("://") else {
+        return remote.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}@{host}{path}")
+        }
+        None => remote.to_string(),
+    }
+}
+
+/// `/work/app` → `work/app`; `None` unless absolute and free of `..`.
+fn dest_entry_path(dest: &str) -> Option<PathBuf> {
+    let path = Path::new(dest);
+    if !path.is_absolute() {
+        return None;
+    }
+    let mut rel = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(part) => rel.push(part),
+            Component::ParentDir | Component::Prefix(_) => return None,
+        }
+    }
+    (!rel.as_os_str().is_empty()).then_some(rel)
+}
+
+#[derive(Clone, Copy)]
+struct Owner {
+    uid: u32,
+    gid: u32,
+}
+
+/// Mode bits for the image: git records only "executable or not", and the
+/// host's umask must not leak in (a 0077 umask would hide the repo from
+/// other users in the image), so group and other get what the owner has,
+/// minus write.
+fn normalized_mode(mode: u32, is_dir: bool) -> u32 {
+    if is_dir {
+        return 0o755;
+    }
+    let owner = (mode >> 6) & 0o7;
+    let others = owner & 0o5;
+    (owner << 6) | (others << 3) | others
+}
+
+fn append_tree<W: io::Write>(
+    builder: &mut tar::Builder<W>,
+    src: &Path,
+    entry: &Path,
+    owner: Owner,
+) -> Result<(), RepoError> {
+    let meta = std::fs::symlink_metadata(src).map_err(io_err("cannot read", src))?;
+    let ft = meta.file_type();
+    let mut header = tar::Header::new_gnu();
+    header.set_uid(owner.uid.into());
+    header.set_gid(owner.gid.into());
+    header.set_mtime(
+        meta.modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs()),
+    );
+    let write_err = |e: io::Error| RepoError::Io {
+        context: "cannot add to the repository archive",
+        path: src.to_path_buf(),
+        source: e,
+    };
+    if ft.is_symlink() {
+        let target = std::fs::read_link(src).map_err(io_err("cannot read the link", src))?;
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_mode(0o777);
+        header.set_size(0);
+        builder
+            .append_link(&mut header, entry, &target)
+            .map_err(write_err)?;
+    } else if ft.is_dir() {
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(normalized_mode(meta.permissions().mode(), true));
+        header.set_size(0);
+        builder
+            .append_data(&mut header, entry, io::empty())
+            .map_err(write_err)?;
+        let mut children: Vec<_> = std::fs::read_dir(src)
+            .map_err(io_err("cannot list", src))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(io_err("cannot list", src))?;
+        children.sort();
+        for name in children {
+            append_tree(builder, &src.join(&name), &entry.join(&name), owner)?;
+        }
+    } else if ft.is_file() {
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(normalized_mode(meta.permissions().mode(), false));
+        header.set_size(meta.len());
+        let file = File::open(src).map_err(io_err("cannot read", src))?;
+        builder
+            .append_data(&mut header, entry, file)
+            .map_err(write_err)?;
+    }
+    // Sockets, fifos and devices do not occur in a git checkout.
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scp_like_urls_are_not_paths() {
+        assert!(is_scp_like("git@github.com:org/app.git"));
+        assert!(is_scp_like("host:app"));
+        assert!(!is_scp_like("./a:b"));
+        assert!(!is_scp_like("/abs/path"));
+        assert!(!is_scp_like("relative/dir"));
+    }
+
+    #[test]
+    fn locate_keeps_urls_and_anchors_paths() {
+        let h = Path::new("/nonexistent/habitat");
+        assert_eq!(locate("https://x/y", h), "https://x/y");
+        assert_eq!(locate("file:///srv/y", h), "file:///srv/y");
+        assert_eq!(locate("git@x:y", h), "git@x:y");
+        assert_eq!(locate("app", h), "/nonexistent/habitat/app");
+        assert_eq!(locate("/srv/app", h), "/srv/app");
+    }
+
+    #[test]
+    fn pick_ref_prefers_branch_then_peeled_tag() {
+        let refs = vec![
+            ("refs/heads/feature/main".to_string(), "f".to_string()),
+            ("refs/heads/main".to_string(), "b".to_string()),
+            ("refs/tags/main".to_string(), "t".to_string()),
+            ("refs/tags/v1".to_string(), "tagobj".to_string()),
+            ("refs/tags/v1^{}".to_string(), "c".to_string()),
+        ];
+        assert_eq!(pick_ref(&refs, "main").as_deref(), Some("b"));
+        assert_eq!(pick_ref(&refs, "v1").as_deref(), Some("c"));
+        assert_eq!(pick_ref(&refs, "refs/tags/main").as_deref(), Some("t"));
+        assert_eq!(pick_ref(&refs, "feature").as_deref(), None);
+    }
+
+    #[test]
+    fn passwords_are_stripped_from_origin() {
+        assert_eq!(
+            strip_password("https://me:tok@host/o/r"),
+            "https://me@host/o/r"
+        );
+        assert_eq!(strip_password("https://host/o/r"), "https://host/o/r");
+        assert_eq!(strip_password("git@host:o/r"), "git@host:o/r");
+    }
+
+    #[test]
+    fn dest_must_be_absolute_without_parent() {
+        assert_eq!(
+            dest_entry_path("/work/app"),
+            Some(PathBuf::from("work/app"))
+        );
+        assert_eq!(dest_entry_path("work/app"), None);
+        assert_eq!(dest_entry_path("/work/../etc"), None);
+        assert_eq!(dest_entry_path("/"), None);
+    }
+
+    #[test]
+    fn modes_follow_the_owner_bits() {
+        assert_eq!(normalized_mode(0o100755, false), 0o755);
+        assert_eq!(normalized_mode(0o100700, false), 0o755);
+        assert_eq!(normalized_mode(0o100600, false), 0o644);
+        assert_eq!(normalized_mode(0o100444, false), 0o444);
+        assert_eq!(normalized_mode(0o40700, true), 0o755);
+    }
+}

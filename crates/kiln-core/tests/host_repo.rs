@@ -1,0 +1,295 @@
+//! `RepoCache` against real git repositories made in temp dirs.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use kiln::repo::{RepoCache, RepoError};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=kiln", "-c", "user.email=kiln@example.com"])
+        .args(["-c", "init.defaultBranch=main", "-c", "tag.gpgSign=false"])
+        .args(["-c", "commit.gpgSign=false"])
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A repository `app` inside a fake habitat directory, with a first commit
+/// holding a README, an executable script and a symlink.
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    habitat: PathBuf,
+    repo: PathBuf,
+    cache: RepoCache,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let habitat = tmp.path().join("habitat");
+        let repo = habitat.join("app");
+        std::fs::create_dir_all(&repo).expect("mkdir");
+        git(&repo, &["init", "--quiet"]);
+        std::fs::write(repo.join("README.md"), "hello\n").expect("write");
+        std::fs::create_dir(repo.join("bin")).expect("mkdir");
+        std::fs::write(repo.join("bin/run"), "#!/bin/sh\necho run\n").expect("write");
+        std::fs::set_permissions(repo.join("bin/run"), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        std::os::unix::fs::symlink("README.md", repo.join("LINK")).expect("symlink");
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "--quiet", "-m", "first"]);
+        let cache = RepoCache::new(tmp.path().join("cache"));
+        Fixture {
+            _tmp: tmp,
+            habitat,
+            repo,
+            cache,
+        }
+    }
+
+    fn head(&self) -> String {
+        git(&self.repo, &["rev-parse", "HEAD"])
+    }
+
+    fn commit(&self, file: &str, content: &str) -> String {
+        std::fs::write(self.repo.join(file), content).expect("write");
+        git(&self.repo, &["add", "-A"]);
+        git(&self.repo, &["commit", "--quiet", "-m", file]);
+        self.head()
+    }
+
+    fn resolve(&self, r: Option<&str>) -> Result<String, RepoError> {
+        self.cache.resolve("app", r, &self.habitat)
+    }
+}
+
+#[test]
+fn resolves_default_head_branch_tags_and_shas() {
+    let f = Fixture::new();
+    let first = f.head();
+    git(&f.repo, &["tag", "light"]);
+    git(&f.repo, &["tag", "-a", "v1", "-m", "release 1"]);
+    git(&f.repo, &["branch", "stable"]);
+    let second = f.commit("CHANGES", "two\n");
+
+    assert_eq!(f.resolve(None).expect("HEAD"), second);
+    assert_eq!(f.resolve(Some("main")).expect("branch"), second);
+    assert_eq!(f.resolve(Some("stable")).expect("branch"), first);
+    assert_eq!(f.resolve(Some("light")).expect("lightweight tag"), first);
+    // An annotated tag resolves to its commit, not the tag object.
+    assert_eq!(f.resolve(Some("v1")).expect("annotated tag"), first);
+    assert_eq!(f.resolve(Some("refs/tags/v1")).expect("full ref"), first);
+    assert_eq!(f.resolve(Some(&first)).expect("full sha"), first);
+    assert_eq!(f.resolve(Some(&first[..10])).expect("short sha"), first);
+}
+
+#[test]
+fn resolve_sees_a_moved_branch() {
+    let f = Fixture::new();
+    let first = f.resolve(Some("main")).expect("resolve");
+    // Fetch into the mirror once, so a stale mirror cannot be what answers.
+    f.cache
+        .archive("app", &first, &f.habitat, "/work/app", 0, 0)
+        .expect("archive");
+    let second = f.commit("NEW", "new\n");
+    assert_ne!(first, second);
+    assert_eq!(f.resolve(Some("main")).expect("resolve"), second);
+}
+
+#[test]
+fn resolve_accepts_absolute_paths_and_file_urls() {
+    let f = Fixture::new();
+    let head = f.head();
+    let abs = f.repo.to_string_lossy().into_owned();
+    let other_dir = Path::new("/");
+    assert_eq!(f.cache.resolve(&abs, None, other_dir).expect("abs"), head);
+    let url = format!("file://{abs}");
+    assert_eq!(
+        f.cache
+            .resolve(&url, Some("main"), other_dir)
+            .expect("file url"),
+        head
+    );
+}
+
+#[test]
+fn a_missing_ref_names_the_url_the_ref_and_what_exists() {
+    let f = Fixture::new();
+    git(&f.repo, &["tag", "v1"]);
+    let err = f.resolve(Some("mian")).expect_err("no such ref");
+    assert!(matches!(err, RepoError::RefNotFound { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("`mian`") && msg.contains("`app`"), "{msg}");
+    assert!(
+        msg.contains("hint:") && msg.contains("`main`") && msg.contains("`v1`"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_missing_repository_gives_gits_stderr() {
+    let f = Fixture::new();
+    let err = f
+        .cache
+        .resolve("nope", Some("main"), &f.habitat)
+        .expect_err("no repo");
+    let msg = err.to_string();
+    assert!(msg.contains("`nope`") && msg.contains("`main`"), "{msg}");
+    assert!(
+        msg.to_lowercase()
+            .contains("does not appear to be a git repository")
+            || msg.contains("fatal"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn archive_of_an_unknown_commit_fails_clearly() {
+    let f = Fixture::new();
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    assert_eq!(f.resolve(Some(sha)).expect("full sha passes"), sha);
+    let err = f
+        .cache
+        .archive("app", sha, &f.habitat, "/work/app", 0, 0)
+        .expect_err("unknown commit");
+    assert!(matches!(err, RepoError::CommitNotFound { .. }), "{err:?}");
+}
+
+struct Entry {
+    path: String,
+    uid: u64,
+    gid: u64,
+    mode: u32,
+    kind: tar::EntryType,
+    link: Option<String>,
+}
+
+fn entries(file: &Path) -> Vec<Entry> {
+    let mut ar = tar::Archive::new(std::fs::File::open(file).expect("open"));
+    ar.entries()
+        .expect("entries")
+        .map(|e| {
+            let e = e.expect("entry");
+            let h = e.header();
+            Entry {
+                path: e.path().expect("path").to_string_lossy().into_owned(),
+                uid: h.uid().expect("uid"),
+                gid: h.gid().expect("gid"),
+                mode: h.mode().expect("mode"),
+                kind: h.entry_type(),
+                link: e
+                    .link_name()
+                    .expect("link")
+                    .map(|l| l.to_string_lossy().into_owned()),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn archive_holds_a_working_clone_under_dest_owned_by_uid_gid() {
+    let f = Fixture::new();
+    let first = f.head();
+    let second = f.commit("CHANGES", "two\n");
+    let tar = f
+        .cache
+        .archive("app", &first, &f.habitat, "/work/app", 1000, 1001)
+        .expect("archive");
+    let list = entries(tar.path());
+
+    let paths: Vec<&str> = list.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths[0].trim_end_matches('/'), "work/app", "{paths:?}");
+    assert!(
+        list.iter().all(|e| e.path.starts_with("work/app")),
+        "{paths:?}"
+    );
+    assert!(list.iter().all(|e| e.uid == 1000 && e.gid == 1001));
+    let find = |p: &str| {
+        list.iter()
+            .find(|e| e.path.trim_end_matches('/') == p)
+            .unwrap_or_else(|| panic!("no `{p}` in {paths:?}"))
+    };
+    assert_eq!(find("work/app/README.md").mode & 0o777, 0o644);
+    assert_eq!(find("work/app/bin/run").mode & 0o777, 0o755);
+    assert_eq!(find("work/app").mode & 0o777, 0o755);
+    let link = find("work/app/LINK");
+    assert_eq!(link.kind, tar::EntryType::Symlink);
+    assert_eq!(link.link.as_deref(), Some("README.md"));
+    assert_eq!(find("work/app/.git").kind, tar::EntryType::Directory);
+    // The archive is of `first`: the later file is not checked out.
+    assert!(!paths.iter().any(|p| p.ends_with("CHANGES")));
+
+    // Unpacked, it is a clean clone at the commit with `origin` set.
+    let out = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("tar")
+        .args(["--no-same-owner", "-xf"])
+        .arg(tar.path())
+        .arg("-C")
+        .arg(out.path())
+        .status()
+        .expect("tar");
+    assert!(status.success());
+    let clone = out.path().join("work/app");
+    assert_eq!(git(&clone, &["rev-parse", "HEAD"]), first);
+    assert_eq!(git(&clone, &["status", "--porcelain"]), "");
+    assert_eq!(git(&clone, &["log", "--format=%s"]), "first");
+    let origin = git(&clone, &["remote", "get-url", "origin"]);
+    assert_eq!(Path::new(&origin), f.repo.canonicalize().expect("canon"));
+    // The branch is there to switch to, as after `git clone`.
+    assert_eq!(git(&clone, &["rev-parse", "origin/main"]), second);
+    // Self-contained: no alternates pointing back into the host's cache.
+    assert!(!clone.join(".git/objects/info/alternates").exists());
+}
+
+#[test]
+fn archive_fetches_a_commit_the_mirror_lacks() {
+    let f = Fixture::new();
+    let first = f.head();
+    f.cache
+        .archive("app", &first, &f.habitat, "/srv/app", 0, 0)
+        .expect("archive");
+    let second = f.commit("LATER", "later\n");
+    let tar = f
+        .cache
+        .archive("app", &second, &f.habitat, "/srv/app", 0, 0)
+        .expect("archive");
+    let list = entries(tar.path());
+    assert!(list.iter().any(|e| e.path == "srv/app/LATER"));
+}
+
+#[test]
+fn archive_rejects_a_relative_dest() {
+    let f = Fixture::new();
+    let err = f
+        .cache
+        .archive("app", &f.head(), &f.habitat, "work/app", 0, 0)
+        .expect_err("relative dest");
+    assert!(matches!(err, RepoError::BadDest { .. }), "{err:?}");
+}
+
+/// Not a timing assertion: prints how long a no-op `resolve` takes, which
+/// every build pays.
+#[test]
+fn resolve_cost_on_a_local_repo() {
+    let f = Fixture::new();
+    let start = Instant::now();
+    let n = 20;
+    for _ in 0..n {
+        f.resolve(Some("main")).expect("resolve");
+    }
+    eprintln!(
+        "resolve(main) on a local repo: {:?} each",
+        start.elapsed() / n
+    );
+}
