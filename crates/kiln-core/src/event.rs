@@ -63,7 +63,7 @@ pub enum Event {
 }
 
 /// Receives events as they happen. Must be cheap: it is called inline.
-pub trait Reporter: Send {
+pub trait Reporter: Send + Sync {
     fn report(&mut self, event: Event);
 }
 

@@ -18,6 +18,26 @@ pub const LABEL_KEY: &str = "dev.kiln.key";
 pub const LABEL_PARENT: &str = "dev.kiln.parent";
 pub const LABEL_INPUTS: &str = "dev.kiln.inputs";
 
+/// One row of an image listing: enough to index snapshots without an inspect each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSummary {
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One row of a container listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSummary {
+    pub id: String,
+    /// Without Docker's leading `/`.
+    pub name: String,
+    pub image: String,
+    /// `created`, `running`, `exited`, ...
+    pub state: String,
+    pub labels: BTreeMap<String, String>,
+}
+
 /// The runtime config of an image, as kiln reads and writes it.
 /// `None` means "not set"; an empty vec means "set to empty".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -203,4 +223,44 @@ pub trait Engine: Send + Sync {
         label: &str,
         value: &str,
     ) -> impl Future<Output = EngineResult<Vec<String>>> + Send;
+
+    /// Every container (running or not) carrying `label=value`.
+    fn list_containers(
+        &self,
+        label: &str,
+        value: &str,
+    ) -> impl Future<Output = EngineResult<Vec<ContainerSummary>>> + Send;
+
+    /// Every local image carrying all the given `label=value`s, with its tags
+    /// and labels, in one listing (the whole-build cache check is this one call).
+    fn list_images(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> impl Future<Output = EngineResult<Vec<ImageSummary>>> + Send {
+        async move {
+            let mut out = Vec::new();
+            for id in self.images_with_labels(labels).await? {
+                if let Some(info) = self.image_inspect(&id).await? {
+                    out.push(ImageSummary { id: info.id, repo_tags: info.repo_tags, labels: info.config.labels });
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    /// Like `put_archive`, from a tar file on the host (large archives: repos, copies).
+    fn put_archive_file(
+        &self,
+        id: &str,
+        path: &str,
+        tar: PathBuf,
+    ) -> impl Future<Output = EngineResult<()>> + Send {
+        async move {
+            let bytes = std::fs::read(&tar).map_err(|e| EngineError::Refused {
+                op: "put_archive".to_string(),
+                message: format!("cannot read `{}`: {e}", tar.display()),
+            })?;
+            self.put_archive(id, path, Bytes::from(bytes)).await
+        }
+    }
 }

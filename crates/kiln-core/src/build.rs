@@ -1,0 +1,1289 @@
+//! The executor: carries a [`Plan`] out on an [`Engine`], phase by phase,
+//! committing a labelled snapshot after each and tagging it. Everything a
+//! phase does to the engine is in this file's `run_*` functions; what they run
+//! is decided by the pure modules (`phase_script`, `accounts`, `copy_source`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::accounts::{Accounts, AccountsError};
+use crate::build_lock::BuildLock;
+use crate::cache_key::CacheKey;
+use crate::config::{self, BaseSource, Config, Habitat};
+use crate::copy_source::{self, Ownership};
+use crate::engine::{
+    CommitSpec, ContainerSpec, Engine, EngineError, ImageConfig, LABEL_HABITAT, LABEL_INPUTS,
+    LABEL_KEY, LABEL_PARENT, LABEL_PHASE, Mount,
+};
+use crate::event::{Event, PhaseStatus, Reporter};
+use crate::inputs::{BaseFact, Facts};
+use crate::key_chain::KeyChain;
+use crate::names;
+use crate::phase::Phase;
+use crate::phase_script::{PhaseScript, SCRIPT_DIR, SECRETS_DIR};
+use crate::plan::{Action, Plan, PlanOptions};
+use crate::snapshots::{LABEL_VERIFIED, Snapshots};
+use crate::{bootstrap, cache_dir, canonical, repo, tool};
+
+/// Build containers are named `kiln-build-HABITAT-…`, so a crashed or
+/// interrupted build's containers can be found and removed. (Not a label: the
+/// engine's commit would copy a container label into the snapshot.)
+pub const BUILD_CONTAINER_PREFIX: &str = "kiln-build-";
+
+fn build_container_name(habitat: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{BUILD_CONTAINER_PREFIX}{habitat}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// How many lines of a failed phase's output are kept for the error.
+const TAIL_LINES: usize = 50;
+
+/// A build that did not finish.
+#[derive(Debug)]
+pub enum BuildError {
+    /// The config (or a habitat it names as base) is invalid. Exit 2.
+    Config(config::Diagnostics),
+    /// Bad usage that is not in the config file (e.g. a missing secret). Exit 2.
+    Usage(String),
+    /// The engine is unreachable or refused a request. Exit 3.
+    Engine(EngineError),
+    /// A phase failed. Exit 1.
+    Phase(PhaseFailure),
+}
+
+/// What failed in a phase, for the user to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhaseFailure {
+    pub phase: Phase,
+    pub message: String,
+    /// The command that failed, as the user wrote it.
+    pub command: Option<String>,
+    pub exit_code: Option<i64>,
+    /// The last lines of the phase's output.
+    pub output: Vec<String>,
+}
+
+impl BuildError {
+    /// The process exit code for this error (SPEC §7).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            BuildError::Config(_) | BuildError::Usage(_) => 2,
+            BuildError::Engine(_) => 3,
+            BuildError::Phase(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Config(d) => write!(f, "{d}"),
+            BuildError::Usage(m) => write!(f, "error: {m}"),
+            BuildError::Engine(e @ EngineError::Unreachable { .. }) => write!(
+                f,
+                "error: {e}\nhint: start the Docker Engine (`systemctl start docker`, or `dockerd &`), or set `DOCKER_HOST` to where it listens"
+            ),
+            BuildError::Engine(e) => write!(f, "error: {e}"),
+            BuildError::Phase(p) => {
+                writeln!(f, "error: phase `{}` failed: {}", p.phase.tag(), p.message)?;
+                if let Some(cmd) = &p.command {
+                    write!(f, "  command: {cmd}")?;
+                    if let Some(code) = p.exit_code {
+                        write!(f, "\n  exit code: {code}")?;
+                    }
+                    writeln!(f)?;
+                }
+                if !p.output.is_empty() {
+                    writeln!(f, "  last {} lines of output:", p.output.len())?;
+                    for l in &p.output {
+                        writeln!(f, "    | {l}")?;
+                    }
+                }
+                write!(
+                    f,
+                    "hint: snapshots before `{}` are kept; fix the config and build again to resume there",
+                    p.phase.tag()
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+impl From<EngineError> for BuildError {
+    fn from(e: EngineError) -> Self {
+        BuildError::Engine(e)
+    }
+}
+
+fn fail(phase: Phase, message: impl Into<String>) -> BuildError {
+    BuildError::Phase(PhaseFailure {
+        phase,
+        message: message.into(),
+        command: None,
+        exit_code: None,
+        output: Vec::new(),
+    })
+}
+
+/// A finished build.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// `habitat-NAME:final-KEY12`
+    pub image: String,
+    pub final_key: CacheKey,
+    pub plan: Plan,
+    /// The final image's config (for `kiln start`).
+    pub config: ImageConfig,
+}
+
+/// Options of one build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    pub plan: PlanOptions,
+    /// Where repos, tools, bootstrap and locks are cached; [`cache_dir::cache_root`] by default.
+    pub cache_root: Option<PathBuf>,
+}
+
+impl BuildOptions {
+    fn cache_root(&self) -> PathBuf {
+        self.cache_root
+            .clone()
+            .unwrap_or_else(cache_dir::cache_root)
+    }
+}
+
+/// Resolves the facts of `habitat` and plans its build, running nothing.
+pub async fn plan<E: Engine>(
+    engine: &E,
+    habitat: &Habitat,
+    opts: &BuildOptions,
+) -> Result<(Plan, KeyChain, Snapshots), BuildError> {
+    let facts = resolve_facts(engine, habitat, opts, None).await?;
+    let chain = KeyChain::compute(&habitat.config, &facts);
+    let snaps = list_snapshots(engine, &habitat.config.name).await?;
+    let plan = Plan::new(&chain, &snaps, opts.plan);
+    Ok((plan, chain, snaps))
+}
+
+async fn list_snapshots<E: Engine>(engine: &E, habitat: &str) -> Result<Snapshots, BuildError> {
+    let images = engine.list_images(&[(LABEL_HABITAT, habitat)]).await?;
+    Ok(Snapshots::from_images(habitat, &images))
+}
+
+/// Removes the containers an earlier build of `habitat` left (crashed or
+/// interrupted). Safe only while holding the habitat's build lock.
+pub async fn remove_build_containers<E: Engine>(
+    engine: &E,
+    habitat: &str,
+) -> Result<usize, EngineError> {
+    let prefix = format!("{BUILD_CONTAINER_PREFIX}{habitat}-");
+    let mut removed = 0;
+    for c in engine.list_containers(LABEL_HABITAT, habitat).await? {
+        if c.name.trim_start_matches('/').starts_with(&prefix) {
+            engine.remove_container(&c.id).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Builds `habitat`: resolves facts, plans, and runs every phase that is not cached.
+pub async fn build<E: Engine>(
+    engine: &E,
+    habitat: &Habitat,
+    opts: &BuildOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<Built, BuildError> {
+    build_boxed(engine, habitat, opts, reporter).await
+}
+
+/// Boxed so a habitat whose base is another habitat can build that one first.
+fn build_boxed<'a, E: Engine>(
+    engine: &'a E,
+    habitat: &'a Habitat,
+    opts: &'a BuildOptions,
+    reporter: &'a mut dyn Reporter,
+) -> Pin<Box<dyn Future<Output = Result<Built, BuildError>> + Send + 'a>> {
+    Box::pin(async move {
+        let started = Instant::now();
+        let name = habitat.config.name.clone();
+        reporter.report(Event::BuildStart {
+            habitat: name.clone(),
+        });
+        let result = build_locked(engine, habitat, opts, reporter).await;
+        reporter.report(Event::BuildEnd {
+            ok: result.is_ok(),
+            duration: started.elapsed(),
+            image: result.as_ref().ok().map(|b| b.image.clone()),
+        });
+        result
+    })
+}
+
+async fn build_locked<E: Engine>(
+    engine: &E,
+    habitat: &Habitat,
+    opts: &BuildOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<Built, BuildError> {
+    let name = habitat.config.name.clone();
+    let lock_dir = opts.cache_root().join("locks");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let lock_name = name.clone();
+    let lock = tokio::task::spawn_blocking(move || {
+        BuildLock::acquire(&lock_dir, &lock_name, |holder| {
+            let _ = tx.send(holder.to_string());
+        })
+    });
+    // The waiting notice must reach the user while the lock blocks.
+    let mut lock = lock;
+    let lock = loop {
+        tokio::select! {
+            res = &mut lock => break res,
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                if let Ok(holder) = rx.try_recv() {
+                    reporter.report(Event::Waiting { habitat: name.clone(), holder });
+                }
+            }
+        }
+    };
+    let _lock = lock
+        .map_err(|e| BuildError::Usage(format!("build lock task failed: {e}")))?
+        .map_err(|e| BuildError::Usage(format!("cannot take the build lock of `{name}`: {e}")))?;
+    if let Ok(holder) = rx.try_recv() {
+        reporter.report(Event::Waiting {
+            habitat: name.clone(),
+            holder,
+        });
+    }
+    remove_build_containers(engine, &name).await?;
+
+    let facts = resolve_facts(engine, habitat, opts, Some(&mut *reporter)).await?;
+    let chain = KeyChain::compute(&habitat.config, &facts);
+    let snaps = list_snapshots(engine, &name).await?;
+    let plan = Plan::new(&chain, &snaps, opts.plan);
+    let mut exec = Executor {
+        engine,
+        habitat,
+        opts,
+        chain: &chain,
+        snaps: &snaps,
+        facts: &facts,
+        reporter,
+        secrets: Vec::new(),
+    };
+    let config = exec.run(&plan).await?;
+    let final_key = chain.final_key().clone();
+    Ok(Built {
+        image: names::final_image(&name, final_key.as_str()),
+        final_key,
+        plan,
+        config,
+    })
+}
+
+/// Reads everything outside the config that keys depend on. With a reporter
+/// (a build), a habitat base is built first; without (a plan), only planned.
+async fn resolve_facts<E: Engine>(
+    engine: &E,
+    habitat: &Habitat,
+    opts: &BuildOptions,
+    reporter: Option<&mut dyn Reporter>,
+) -> Result<Facts, BuildError> {
+    let c = &habitat.config;
+    let base = match c.build.base.source() {
+        Some(BaseSource::Image(r)) => BaseFact::Image {
+            reference: r.to_string(),
+            id: engine.image_inspect(r).await?.map(|i| i.id),
+        },
+        Some(BaseSource::Bootstrap(b)) => BaseFact::Bootstrap {
+            key: bootstrap::bootstrap_key(b),
+        },
+        Some(BaseSource::Habitat(path)) => {
+            let other = load_base_habitat(habitat, path)?;
+            let final_key = match reporter {
+                Some(r) => {
+                    r.report(Event::Note {
+                        message: format!("building base habitat `{}`", other.config.name),
+                    });
+                    build_boxed(engine, &other, opts, r).await?.final_key
+                }
+                None => {
+                    let inner = Box::pin(resolve_facts(engine, &other, opts, None)).await?;
+                    KeyChain::compute(&other.config, &inner).final_key().clone()
+                }
+            };
+            BaseFact::Habitat {
+                final_key: final_key.to_string(),
+            }
+        }
+        None => {
+            return Err(BuildError::Usage(
+                "`build.base` must set exactly one of `image`, `habitat`, `bootstrap`".into(),
+            ));
+        }
+    };
+    let mut copies = Vec::new();
+    for copy in c.build.files.iter().flat_map(|f| &f.copies) {
+        let src = habitat.dir.join(&copy.source);
+        copies.push(copy_source::digest(&src).map_err(|e| fail(Phase::Files, e.to_string()))?);
+    }
+    let repos_cache = repo::RepoCache::new(opts.cache_root().join("repos"));
+    let mut repos = Vec::new();
+    for r in &c.build.repos {
+        let commit = repos_cache
+            .resolve(&r.url, r.git_ref.as_deref(), &habitat.dir)
+            .map_err(|e| fail(Phase::Repos, e.to_string()))?;
+        repos.push(commit);
+    }
+    Ok(Facts {
+        base,
+        copies,
+        repos,
+    })
+}
+
+fn load_base_habitat(habitat: &Habitat, path: &str) -> Result<Habitat, BuildError> {
+    let other = config::load(&habitat.dir.join(path)).map_err(BuildError::Config)?;
+    if other.dir == habitat.dir {
+        return Err(BuildError::Usage(format!(
+            "habitat `{}` names itself as its base",
+            habitat.config.name
+        )));
+    }
+    Ok(other)
+}
+
+struct Executor<'a, E: Engine> {
+    engine: &'a E,
+    habitat: &'a Habitat,
+    opts: &'a BuildOptions,
+    chain: &'a KeyChain,
+    snaps: &'a Snapshots,
+    facts: &'a Facts,
+    reporter: &'a mut dyn Reporter,
+    /// Secret values, redacted from every line of output shown.
+    secrets: Vec<String>,
+}
+
+/// The image a phase produced and that image's config.
+struct Produced {
+    image: String,
+    config: Option<ImageConfig>,
+}
+
+impl<E: Engine> Executor<'_, E> {
+    fn name(&self) -> &str {
+        &self.habitat.config.name
+    }
+
+    fn config(&self) -> &Config {
+        &self.habitat.config
+    }
+
+    async fn run(&mut self, plan: &Plan) -> Result<ImageConfig, BuildError> {
+        // The image each phase's successor builds on, and its config once known.
+        let mut current: Option<Produced> = None;
+        for planned in &plan.phases {
+            let phase = planned.phase;
+            let started = Instant::now();
+            let key = planned.key.key.clone();
+            let produced = match &planned.action {
+                Action::Cached { image } => Produced {
+                    image: image.clone(),
+                    config: None,
+                },
+                Action::Skip => match current.take() {
+                    Some(p) => p,
+                    None => return Err(fail(phase, "the base phase produced no image")),
+                },
+                Action::Build => {
+                    self.reporter.report(Event::PhaseStart { phase });
+                    let parent = current.take();
+                    match self.build_phase(phase, parent, &planned.reason).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            self.reporter.report(Event::PhaseEnd {
+                                phase,
+                                status: PhaseStatus::Failed,
+                                duration: started.elapsed(),
+                                image: String::new(),
+                                key: key.to_string(),
+                                reason: planned.reason.clone(),
+                            });
+                            return Err(e);
+                        }
+                    }
+                }
+            };
+            let tag = names::snapshot(self.name(), phase);
+            self.tag(&produced.image, &tag).await?;
+            let status = match planned.action {
+                Action::Build => PhaseStatus::Built,
+                _ => PhaseStatus::Cached,
+            };
+            self.reporter.report(Event::PhaseEnd {
+                phase,
+                status,
+                duration: started.elapsed(),
+                image: tag,
+                key: key.to_string(),
+                reason: planned.reason.clone(),
+            });
+            current = Some(produced);
+        }
+        let last = current.ok_or_else(|| fail(Phase::Final, "no final image"))?;
+        let final_key = self.chain.final_key().clone();
+        let repo = names::repository(self.name());
+        self.tag(
+            &last.image,
+            &format!("{repo}:{}", names::final_tag(final_key.as_str())),
+        )
+        .await?;
+        self.tag(&last.image, &format!("{repo}:latest")).await?;
+        match last.config {
+            Some(c) => Ok(c),
+            None => Ok(self.inspect_config(&last.image).await?),
+        }
+    }
+
+    /// Tags `image` as `reference` unless the listing shows it already is.
+    async fn tag(&self, image: &str, reference: &str) -> Result<(), BuildError> {
+        if self.snaps.tag_target(reference) == Some(image) {
+            return Ok(());
+        }
+        let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
+        self.engine.tag(image, repo, tag).await?;
+        Ok(())
+    }
+
+    async fn inspect_config(&self, image: &str) -> Result<ImageConfig, BuildError> {
+        match self.engine.image_inspect(image).await? {
+            Some(info) => Ok(info.config),
+            None => Err(BuildError::Engine(EngineError::NoSuchImage(
+                image.to_string(),
+            ))),
+        }
+    }
+
+    async fn build_phase(
+        &mut self,
+        phase: Phase,
+        parent: Option<Produced>,
+        reason: &str,
+    ) -> Result<Produced, BuildError> {
+        let _ = reason;
+        if phase == Phase::Base {
+            let image = self.resolve_base().await?;
+            let config = self.inspect_config(&image).await?;
+            return self.commit_phase(phase, &image, config, |_| Ok(())).await;
+        }
+        let parent = parent.ok_or_else(|| fail(phase, "no parent image"))?;
+        let parent_config = match parent.config {
+            Some(c) => c,
+            None => self.inspect_config(&parent.image).await?,
+        };
+        let image = parent.image;
+        match phase {
+            Phase::Base => unreachable_phase(phase),
+            Phase::Users => self.run_users(&image, parent_config).await,
+            Phase::Env => {
+                let mut config = parent_config;
+                let vars = self.config().build.env.to_map();
+                config
+                    .env
+                    .retain(|kv| !vars.contains_key(kv.split('=').next().unwrap_or("")));
+                config
+                    .env
+                    .extend(vars.iter().map(|(k, v)| format!("{k}={v}")));
+                self.commit_phase(phase, &image, config, |_| Ok(())).await
+            }
+            Phase::Habitat => self.run_habitat(&image, parent_config).await,
+            Phase::Files => self.run_files(&image, parent_config).await,
+            Phase::Setup => self.run_script(phase, &image, parent_config).await,
+            Phase::Repos => self.run_repos(&image, parent_config).await,
+            Phase::Tools => self.run_tools(&image, parent_config).await,
+            Phase::Verify => {
+                self.run_verify(&image, &parent_config).await?;
+                Ok(Produced {
+                    image,
+                    config: Some(parent_config),
+                })
+            }
+            Phase::Final => {
+                let mut config = parent_config;
+                let f = self.config().build.final_.clone().unwrap_or_default();
+                if f.user.is_some() {
+                    config.user = f.user;
+                }
+                if f.workdir.is_some() {
+                    config.working_dir = f.workdir;
+                }
+                if f.command.is_some() {
+                    config.cmd = f.command;
+                }
+                if f.entrypoint.is_some() {
+                    config.entrypoint = f.entrypoint;
+                }
+                for p in &f.expose {
+                    if !config.exposed_ports.contains(&p.docker()) {
+                        config.exposed_ports.push(p.docker());
+                    }
+                }
+                config.labels.extend(f.labels);
+                let verify_key = self.chain.get(Phase::Verify).key.to_string();
+                config.labels.insert(LABEL_VERIFIED.to_string(), verify_key);
+                self.commit_phase(phase, &image, config, |_| Ok(())).await
+            }
+        }
+    }
+
+    async fn resolve_base(&mut self) -> Result<String, BuildError> {
+        let config = self.config().clone();
+        match config.build.base.source() {
+            Some(BaseSource::Image(r)) => {
+                if let Some(info) = self.engine.image_inspect(r).await? {
+                    return Ok(info.id);
+                }
+                self.reporter.report(Event::Note {
+                    message: format!("pulling `{r}`"),
+                });
+                self.engine.pull(r).await.map_err(|e| match e {
+                    EngineError::Unreachable { .. } => BuildError::Engine(e),
+                    other => fail(Phase::Base, format!("cannot pull base image `{r}`: {other}\nhint: check the name, or make the image locally (`docker import`, or use `base: {{ bootstrap: ... }}`)")),
+                })?;
+                match self.engine.image_inspect(r).await? {
+                    Some(info) => Ok(info.id),
+                    None => Err(fail(
+                        Phase::Base,
+                        format!("base image `{r}` is missing after its pull"),
+                    )),
+                }
+            }
+            Some(BaseSource::Bootstrap(b)) => {
+                let reporter = &mut *self.reporter;
+                let mut on_line = |line: &str| {
+                    reporter.report(Event::PhaseLog {
+                        phase: Phase::Base,
+                        stream: "stdout",
+                        line: line.to_string(),
+                    });
+                };
+                bootstrap::ensure_image(self.engine, b, &mut on_line)
+                    .await
+                    .map_err(|e| fail(Phase::Base, e.to_string()))
+            }
+            Some(BaseSource::Habitat(path)) => {
+                let BaseFact::Habitat { final_key } = &self.facts.base else {
+                    return Err(fail(Phase::Base, "base habitat was not resolved"));
+                };
+                let other = load_base_habitat(self.habitat, path)?;
+                Ok(names::final_image(&other.config.name, final_key))
+            }
+            None => Err(fail(Phase::Base, "no base")),
+        }
+    }
+
+    /// The labels every snapshot carries (SPEC §4), on top of `config`'s own.
+    fn snapshot_config(&self, phase: Phase, mut config: ImageConfig) -> ImageConfig {
+        let pk = self.chain.get(phase);
+        let parent = phase
+            .previous()
+            .map(|p| self.chain.get(p).key.to_string())
+            .unwrap_or_default();
+        if phase != Phase::Final {
+            config.labels.remove(LABEL_VERIFIED);
+        }
+        config
+            .labels
+            .insert(LABEL_HABITAT.into(), self.name().to_string());
+        config.labels.insert(LABEL_PHASE.into(), phase.tag());
+        config.labels.insert(LABEL_KEY.into(), pk.key.to_string());
+        config.labels.insert(LABEL_PARENT.into(), parent);
+        config
+            .labels
+            .insert(LABEL_INPUTS.into(), canonical::to_string(&pk.inputs));
+        config
+    }
+
+    fn container_spec(&self, image: &str) -> ContainerSpec {
+        let mut labels = BTreeMap::new();
+        labels.insert(LABEL_HABITAT.to_string(), self.name().to_string());
+        ContainerSpec {
+            image: image.to_string(),
+            name: Some(build_container_name(self.name())),
+            // Never started; a command is still needed where the image has none.
+            entrypoint: Some(vec!["/bin/sh".into()]),
+            labels,
+            network_host: true,
+            ..Default::default()
+        }
+    }
+
+    /// Creates a container of `image`, lets `prepare` change its files, commits
+    /// it with `config` plus the snapshot labels, and removes the container.
+    async fn commit_phase<F>(
+        &mut self,
+        phase: Phase,
+        image: &str,
+        config: ImageConfig,
+        prepare: F,
+    ) -> Result<Produced, BuildError>
+    where
+        F: FnOnce(&mut Vec<(String, Bytes)>) -> Result<(), BuildError>,
+    {
+        let mut uploads = Vec::new();
+        prepare(&mut uploads)?;
+        self.commit_with_uploads(phase, image, config, uploads, Vec::new())
+            .await
+    }
+
+    async fn commit_with_uploads(
+        &mut self,
+        phase: Phase,
+        image: &str,
+        config: ImageConfig,
+        uploads: Vec<(String, Bytes)>,
+        file_uploads: Vec<PathBuf>,
+    ) -> Result<Produced, BuildError> {
+        let spec = self.container_spec(image);
+        let id = self.engine.create_container(&spec).await?;
+        let result = async {
+            for (path, tar) in uploads {
+                self.engine.put_archive(&id, &path, tar).await?;
+            }
+            for tar in file_uploads {
+                self.engine.put_archive_file(&id, "/", tar).await?;
+            }
+            let config = self.snapshot_config(phase, config);
+            let new = self
+                .engine
+                .commit(&CommitSpec {
+                    container: id.clone(),
+                    config: config.clone(),
+                    comment: Some(format!("kiln {}", phase.tag())),
+                })
+                .await?;
+            Ok::<_, BuildError>(Produced {
+                image: new,
+                config: Some(config),
+            })
+        }
+        .await;
+        self.engine.remove_container(&id).await?;
+        result
+    }
+
+    /// Reads the image's accounts files through a created (never started) container.
+    async fn read_accounts(
+        &self,
+        container: &str,
+    ) -> Result<(Accounts, BTreeMap<String, u32>), BuildError> {
+        let mut files = BTreeMap::new();
+        let mut modes = BTreeMap::new();
+        for path in ["/etc/passwd", "/etc/group", "/etc/shadow"] {
+            if let Some(tar) = self.engine.get_archive(container, path).await?
+                && let Some((content, mode)) = first_file(&tar)
+            {
+                files.insert(path, content);
+                modes.insert(path.to_string(), mode);
+            }
+        }
+        let text = |p: &str| {
+            files
+                .get(p)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+        };
+        Ok((
+            Accounts {
+                passwd: text("/etc/passwd").unwrap_or_default(),
+                group: text("/etc/group").unwrap_or_default(),
+                shadow: text("/etc/shadow"),
+            },
+            modes,
+        ))
+    }
+
+    async fn run_users(
+        &mut self,
+        image: &str,
+        config: ImageConfig,
+    ) -> Result<Produced, BuildError> {
+        let phase = Phase::Users;
+        let users = self.config().build.users.clone();
+        let spec = self.container_spec(image);
+        let id = self.engine.create_container(&spec).await?;
+        let result = async {
+            let (mut accounts, modes) = self.read_accounts(&id).await?;
+            let created = accounts
+                .add_users(&users)
+                .map_err(|e: AccountsError| fail(phase, e.to_string()))?;
+            let skel = self.engine.get_archive(&id, "/etc/skel").await?;
+            let mut tar = tar::Builder::new(Vec::new());
+            let shadow_gid = accounts.resolve_group("shadow").unwrap_or(0);
+            let mut put = |path: &str, content: &str, mode: u32, gid: u32| {
+                append_file(&mut tar, path, content.as_bytes(), mode, 0, gid)
+            };
+            put(
+                "etc/passwd",
+                &accounts.passwd,
+                *modes.get("/etc/passwd").unwrap_or(&0o644),
+                0,
+            )?;
+            put(
+                "etc/group",
+                &accounts.group,
+                *modes.get("/etc/group").unwrap_or(&0o644),
+                0,
+            )?;
+            if let Some(shadow) = &accounts.shadow {
+                put(
+                    "etc/shadow",
+                    shadow,
+                    *modes.get("/etc/shadow").unwrap_or(&0o640),
+                    shadow_gid,
+                )?;
+            }
+            for u in &created {
+                append_dir(
+                    &mut tar,
+                    u.home.trim_start_matches('/'),
+                    0o755,
+                    u.uid,
+                    u.gid,
+                )?;
+                if let Some(skel) = &skel {
+                    append_skel(&mut tar, skel, u.home.trim_start_matches('/'), u.uid, u.gid)?;
+                }
+            }
+            let bytes = tar
+                .into_inner()
+                .map_err(|e| fail(phase, format!("cannot build archive: {e}")))?;
+            self.engine
+                .put_archive(&id, "/", Bytes::from(bytes))
+                .await?;
+            let config = self.snapshot_config(phase, config);
+            let new = self
+                .engine
+                .commit(&CommitSpec {
+                    container: id.clone(),
+                    config: config.clone(),
+                    comment: Some("kiln 2-users".into()),
+                })
+                .await?;
+            Ok::<_, BuildError>(Produced {
+                image: new,
+                config: Some(config),
+            })
+        }
+        .await;
+        self.engine.remove_container(&id).await?;
+        result
+    }
+
+    async fn run_habitat(
+        &mut self,
+        image: &str,
+        mut config: ImageConfig,
+    ) -> Result<Produced, BuildError> {
+        let phase = Phase::Habitat;
+        let h = self.config().build.habitat.clone().unwrap_or_default();
+        let mut tar = tar::Builder::new(Vec::new());
+        // Only the listed directories: the engine creates missing parents
+        // (root, 0755) and existing parents keep their modes.
+        for dir in h.dirs.iter().chain(h.work_dir.iter()) {
+            append_dir(&mut tar, dir.trim_start_matches('/'), 0o755, 0, 0)?;
+        }
+        let bytes = tar
+            .into_inner()
+            .map_err(|e| fail(phase, format!("cannot build archive: {e}")))?;
+        if let Some(w) = h.work_dir {
+            config.working_dir = Some(w);
+        }
+        self.commit_phase(phase, image, config, |u| {
+            u.push(("/".to_string(), Bytes::from(bytes)));
+            Ok(())
+        })
+        .await
+    }
+
+    async fn run_files(
+        &mut self,
+        image: &str,
+        config: ImageConfig,
+    ) -> Result<Produced, BuildError> {
+        let phase = Phase::Files;
+        let copies = self.config().build.files.clone().unwrap_or_default().copies;
+        let spec = self.container_spec(image);
+        let id = self.engine.create_container(&spec).await?;
+        let result = async {
+            let (accounts, _) = self.read_accounts(&id).await?;
+            let file = tempfile::NamedTempFile::new()
+                .map_err(|e| fail(phase, format!("cannot create a temporary file: {e}")))?;
+            let mut tar = tar::Builder::new(std::io::BufWriter::new(file.as_file()));
+            for c in &copies {
+                let (uid, mut gid) = accounts
+                    .resolve_owner(c.owner.as_deref())
+                    .map_err(|e| fail(phase, format!("copy to `{}`: {e}", c.dest)))?;
+                if let Some(g) = &c.group {
+                    gid = accounts
+                        .resolve_group(g)
+                        .map_err(|e| fail(phase, format!("copy to `{}`: {e}", c.dest)))?;
+                }
+                let file_mode = match &c.mode {
+                    Some(m) => Some(
+                        u32::from_str_radix(m, 8)
+                            .map_err(|_| fail(phase, format!("invalid mode `{m}`")))?,
+                    ),
+                    None => None,
+                };
+                let src = self.habitat.dir.join(&c.source);
+                copy_source::append_to_tar(
+                    &mut tar,
+                    &src,
+                    &c.dest,
+                    Ownership {
+                        uid,
+                        gid,
+                        file_mode,
+                    },
+                )
+                .map_err(|e| fail(phase, e.to_string()))?;
+            }
+            tar.into_inner()
+                .map_err(|e| fail(phase, format!("cannot write archive: {e}")))?
+                .into_inner()
+                .map_err(|e| fail(phase, format!("cannot write archive: {}", e.error())))?;
+            self.engine
+                .put_archive_file(&id, "/", file.path().to_path_buf())
+                .await?;
+            let config = self.snapshot_config(phase, config);
+            let new = self
+                .engine
+                .commit(&CommitSpec {
+                    container: id.clone(),
+                    config: config.clone(),
+                    comment: Some("kiln 5-files".into()),
+                })
+                .await?;
+            Ok::<_, BuildError>(Produced {
+                image: new,
+                config: Some(config),
+            })
+        }
+        .await;
+        self.engine.remove_container(&id).await?;
+        result
+    }
+
+    async fn run_repos(
+        &mut self,
+        image: &str,
+        config: ImageConfig,
+    ) -> Result<Produced, BuildError> {
+        let phase = Phase::Repos;
+        let repos = self.config().build.repos.clone();
+        let cache = repo::RepoCache::new(self.opts.cache_root().join("repos"));
+        let spec = self.container_spec(image);
+        let id = self.engine.create_container(&spec).await?;
+        let result = async {
+            let (accounts, _) = self.read_accounts(&id).await?;
+            for (r, commit) in repos.iter().zip(&self.facts.repos) {
+                let (uid, gid) = accounts
+                    .resolve_owner(r.owner.as_deref())
+                    .map_err(|e| fail(phase, format!("repo `{}`: {e}", r.url)))?;
+                self.reporter.report(Event::PhaseLog {
+                    phase,
+                    stream: "stdout",
+                    line: format!(
+                        "{} @ {} -> {}",
+                        r.url,
+                        &commit[..commit.len().min(12)],
+                        r.path
+                    ),
+                });
+                let tar = cache
+                    .archive(&r.url, commit, &self.habitat.dir, &r.path, uid, gid)
+                    .map_err(|e| fail(phase, e.to_string()))?;
+                self.engine
+                    .put_archive_file(&id, "/", tar.path().to_path_buf())
+                    .await?;
+            }
+            let config = self.snapshot_config(phase, config);
+            let new = self
+                .engine
+                .commit(&CommitSpec {
+                    container: id.clone(),
+                    config: config.clone(),
+                    comment: Some("kiln 7-repos".into()),
+                })
+                .await?;
+            Ok::<_, BuildError>(Produced {
+                image: new,
+                config: Some(config),
+            })
+        }
+        .await;
+        self.engine.remove_container(&id).await?;
+        result
+    }
+
+    async fn run_tools(
+        &mut self,
+        image: &str,
+        config: ImageConfig,
+    ) -> Result<Produced, BuildError> {
+        let phase = Phase::Tools;
+        let tools = self.config().build.tools.clone();
+        let cache = self.opts.cache_root().join("tools");
+        let mut uploads = Vec::new();
+        // Every checksum is checked before the container is even created.
+        for t in &tools {
+            let path = tool::fetch_tool(t, &self.habitat.dir, &cache)
+                .map_err(|e| fail(phase, e.to_string()))?;
+            let tar =
+                tool::tool_archive(&path, &t.dest()).map_err(|e| fail(phase, e.to_string()))?;
+            self.reporter.report(Event::PhaseLog {
+                phase,
+                stream: "stdout",
+                line: format!("{} -> {}", t.name, t.dest()),
+            });
+            uploads.push(("/".to_string(), Bytes::from(tar)));
+        }
+        self.commit_with_uploads(phase, image, config, uploads, Vec::new())
+            .await
+    }
+
+    /// Reads each declared secret on the host into a private directory that is
+    /// mounted read-only for the setup container only.
+    fn secrets_dir(&mut self) -> Result<Option<tempfile::TempDir>, BuildError> {
+        let secrets = self.config().secrets.clone();
+        if secrets.is_empty() {
+            return Ok(None);
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("kiln-secrets-")
+            .tempdir()
+            .map_err(|e| {
+                BuildError::Usage(format!("cannot create a directory for secrets: {e}"))
+            })?;
+        for s in &secrets {
+            let value = match (&s.env, &s.file) {
+                (Some(env), _) => std::env::var(env).map_err(|_| {
+                    BuildError::Usage(format!(
+                        "secret `{}` reads the environment variable `{env}`, which is not set\nhint: `export {env}=...` before building",
+                        s.id
+                    ))
+                })?,
+                (None, Some(file)) => std::fs::read_to_string(self.habitat.dir.join(file)).map_err(|e| {
+                    BuildError::Usage(format!("secret `{}` cannot be read from `{file}`: {e}", s.id))
+                })?,
+                (None, None) => return Err(BuildError::Usage(format!("secret `{}` has no `env` or `file`", s.id))),
+            };
+            let path = dir.path().join(&s.id);
+            std::fs::write(&path, &value)
+                .map_err(|e| BuildError::Usage(format!("cannot write secret `{}`: {e}", s.id)))?;
+            set_mode(&path, 0o444);
+            if !value.trim().is_empty() {
+                self.secrets.push(value.trim().to_string());
+            }
+        }
+        set_mode(dir.path(), 0o755);
+        Ok(Some(dir))
+    }
+
+    fn redact(&self, line: &str) -> String {
+        let mut out = line.to_string();
+        for s in &self.secrets {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), "***");
+            }
+        }
+        out
+    }
+
+    /// Runs a phase script in a started container; on success commits it.
+    async fn run_script(
+        &mut self,
+        phase: Phase,
+        image: &str,
+        config: ImageConfig,
+    ) -> Result<Produced, BuildError> {
+        let id = self.start_script(phase, image, &config).await?;
+        let result = async {
+            let config = self.snapshot_config(phase, config);
+            let new = self
+                .engine
+                .commit(&CommitSpec {
+                    container: id.clone(),
+                    config: config.clone(),
+                    comment: Some(format!("kiln {}", phase.tag())),
+                })
+                .await?;
+            Ok::<_, BuildError>(Produced {
+                image: new,
+                config: Some(config),
+            })
+        }
+        .await;
+        self.engine.remove_container(&id).await?;
+        result
+    }
+
+    async fn run_verify(&mut self, image: &str, config: &ImageConfig) -> Result<(), BuildError> {
+        let id = self.start_script(Phase::Verify, image, config).await?;
+        self.engine.remove_container(&id).await?;
+        Ok(())
+    }
+
+    /// Creates the phase's container, uploads its script, runs it to the end
+    /// and returns the container (exited 0) for the caller to commit and remove.
+    async fn start_script(
+        &mut self,
+        phase: Phase,
+        image: &str,
+        config: &ImageConfig,
+    ) -> Result<String, BuildError> {
+        let script = match phase {
+            Phase::Setup => PhaseScript::setup(self.config()),
+            _ => PhaseScript::verify(self.config()),
+        };
+        let secrets = if phase == Phase::Setup {
+            self.secrets_dir()?
+        } else {
+            None
+        };
+        let mut spec = self.container_spec(image);
+        spec.entrypoint = Some(vec!["/bin/sh".into(), format!("{SCRIPT_DIR}/run.sh")]);
+        // Steps start as root. Set only when the image names another user: a
+        // user set here would otherwise be merged into the committed config.
+        if config.user.as_deref().is_some_and(|u| !u.is_empty()) {
+            spec.user = Some("0:0".into());
+        }
+        if let Some(dir) = &secrets {
+            spec.mounts.push(Mount {
+                source: dir.path().display().to_string(),
+                target: SECRETS_DIR.into(),
+                readonly: true,
+            });
+        }
+        let id = self.engine.create_container(&spec).await?;
+        let result = self.run_steps(phase, &id, &script).await;
+        drop(secrets);
+        if let Err(e) = result {
+            self.engine.remove_container(&id).await?;
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    async fn run_steps(
+        &mut self,
+        phase: Phase,
+        id: &str,
+        script: &PhaseScript,
+    ) -> Result<(), BuildError> {
+        let mut tar = tar::Builder::new(Vec::new());
+        let dir = SCRIPT_DIR.trim_start_matches('/');
+        append_dir(&mut tar, dir, 0o755, 0, 0)?;
+        for (name, content) in script.files() {
+            append_file(
+                &mut tar,
+                &format!("{dir}/{name}"),
+                content.as_bytes(),
+                0o755,
+                0,
+                0,
+            )?;
+        }
+        let bytes = tar
+            .into_inner()
+            .map_err(|e| fail(phase, format!("cannot build archive: {e}")))?;
+        self.engine.put_archive(id, "/", Bytes::from(bytes)).await?;
+
+        let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        let mut failed: Option<(usize, i64)> = None;
+        let (tx, mut rx) =
+            tokio::sync::mpsc::unbounded_channel::<(crate::engine::Stream, String)>();
+        let mut on_line = move |stream: crate::engine::Stream, line: &str| {
+            let _ = tx.send((stream, line.to_string()));
+        };
+        let run = self.engine.run_container(id, &mut on_line);
+        tokio::pin!(run);
+        let code = loop {
+            tokio::select! {
+                biased;
+                Some((stream, line)) = rx.recv() => self.on_output(phase, stream, &line, &mut tail, &mut failed),
+                code = &mut run => break code?,
+            }
+        };
+        while let Ok((stream, line)) = rx.try_recv() {
+            self.on_output(phase, stream, &line, &mut tail, &mut failed);
+        }
+        if code == 0 {
+            return Ok(());
+        }
+        let (command, exit_code) = match failed {
+            Some((i, c)) => (script.steps.get(i).map(|s| s.command.clone()), c),
+            None => (None, code),
+        };
+        Err(BuildError::Phase(PhaseFailure {
+            phase,
+            message: match &command {
+                Some(_) => "a command failed".to_string(),
+                None => format!("the phase's container exited with code {code}"),
+            },
+            command: command.map(|c| self.redact(&c)),
+            exit_code: Some(exit_code),
+            output: tail.into_iter().collect(),
+        }))
+    }
+
+    fn on_output(
+        &mut self,
+        phase: Phase,
+        stream: crate::engine::Stream,
+        line: &str,
+        tail: &mut std::collections::VecDeque<String>,
+        failed: &mut Option<(usize, i64)>,
+    ) {
+        if let Some(f) = PhaseScript::parse_failure(line) {
+            *failed = Some(f);
+            return;
+        }
+        let line = self.redact(line);
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line.clone());
+        self.reporter.report(Event::PhaseLog {
+            phase,
+            stream: stream.as_str(),
+            line,
+        });
+    }
+}
+
+fn unreachable_phase(phase: Phase) -> Result<Produced, BuildError> {
+    Err(fail(phase, "internal error: phase dispatched twice"))
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+}
+
+fn archive_error(e: std::io::Error) -> BuildError {
+    BuildError::Usage(format!("cannot build an archive: {e}"))
+}
+
+fn append_file<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
+    path: &str,
+    content: &[u8],
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> Result<(), BuildError> {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(content.len() as u64);
+    h.set_mode(mode);
+    h.set_uid(u64::from(uid));
+    h.set_gid(u64::from(gid));
+    tar.append_data(&mut h, path, content)
+        .map_err(archive_error)
+}
+
+fn append_dir<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
+    path: &str,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> Result<(), BuildError> {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_size(0);
+    h.set_mode(mode);
+    h.set_uid(u64::from(uid));
+    h.set_gid(u64::from(gid));
+    tar.append_data(
+        &mut h,
+        format!("{}/", path.trim_end_matches('/')),
+        std::io::empty(),
+    )
+    .map_err(archive_error)
+}
+
+/// Re-roots the entries of an `/etc/skel` archive at `home`, owned by the user.
+fn append_skel<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
+    skel: &[u8],
+    home: &str,
+    uid: u32,
+    gid: u32,
+) -> Result<(), BuildError> {
+    let mut ar = tar::Archive::new(skel);
+    for entry in ar.entries().map_err(archive_error)? {
+        let mut entry = entry.map_err(archive_error)?;
+        let path = entry.path().map_err(archive_error)?.display().to_string();
+        // Entries are `skel`, `skel/.bashrc`, ...
+        let Some(rest) = path
+            .strip_prefix("skel")
+            .map(|r| r.trim_start_matches('/').to_string())
+        else {
+            continue;
+        };
+        if rest.is_empty() {
+            continue;
+        }
+        let mut h = entry.header().clone();
+        h.set_uid(u64::from(uid));
+        h.set_gid(u64::from(gid));
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).map_err(archive_error)?;
+        let target = format!("{home}/{rest}");
+        if h.entry_type().is_symlink() {
+            let link = entry
+                .link_name()
+                .map_err(archive_error)?
+                .map(|l| l.into_owned())
+                .unwrap_or_default();
+            tar.append_link(&mut h, &target, link)
+                .map_err(archive_error)?;
+        } else {
+            tar.append_data(&mut h, &target, &data[..])
+                .map_err(archive_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// The content and mode of the first regular file in a tar archive.
+fn first_file(tar: &[u8]) -> Option<(Vec<u8>, u32)> {
+    let mut ar = tar::Archive::new(tar);
+    for entry in ar.entries().ok()? {
+        let mut entry = entry.ok()?;
+        if entry.header().entry_type().is_file() {
+            let mode = entry.header().mode().ok()? & 0o7777;
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).ok()?;
+            return Some((data, mode));
+        }
+    }
+    None
+}

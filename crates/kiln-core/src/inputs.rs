@@ -1,0 +1,189 @@
+//! The canonical inputs of each phase: what its key hashes and what its
+//! snapshot's `dev.kiln.inputs` label records, so `plan` can say what changed.
+//! Pure: the config plus the facts already resolved on the host and engine.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::config::{Config, NpmPackage};
+use crate::phase::Phase;
+
+/// What the base phase resolved to: the thing whose identity enters the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseFact {
+    /// A local image; `id` is its content-addressed id, `None` when it is not
+    /// present locally yet (it will be pulled).
+    Image {
+        reference: String,
+        id: Option<String>,
+    },
+    /// Another habitat's final key.
+    Habitat { final_key: String },
+    /// The bootstrap parameters' key.
+    Bootstrap { key: String },
+}
+
+/// Facts read from outside the config that phases depend on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    pub base: BaseFact,
+    /// Content digest of each `files.copies` entry, in config order.
+    pub copies: Vec<String>,
+    /// Commit each `repos` entry resolved to, in config order.
+    pub repos: Vec<String>,
+}
+
+/// The canonical inputs of `phase`; `Value::Null` when the phase is absent
+/// from the config (it does nothing, and its tag points at the previous image).
+pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
+    let b = &config.build;
+    match phase {
+        Phase::Base => match &facts.base {
+            // Only the id: two names for the same image are the same base.
+            BaseFact::Image { id: Some(id), .. } => json!({"image_id": id}),
+            BaseFact::Image { reference, id: None } => json!({"image_ref": reference}),
+            BaseFact::Habitat { final_key } => json!({"habitat_final_key": final_key}),
+            BaseFact::Bootstrap { key } => json!({"bootstrap": key}),
+        },
+        Phase::Users if b.users.is_empty() => Value::Null,
+        Phase::Users => json!(
+            b.users
+                .iter()
+                .map(|u| json!({
+                    "name": u.name, "uid": u.uid, "gid": u.gid,
+                    "groups": sorted(u.groups.iter().cloned()),
+                    "shell": u.shell, "home": u.home,
+                }))
+                .collect::<Vec<_>>()
+        ),
+        Phase::Env if b.env.is_empty() => Value::Null,
+        Phase::Env => json!(b.env.to_map()),
+        Phase::Habitat => match &b.habitat {
+            Some(h) if !h.dirs.is_empty() || h.work_dir.is_some() => {
+                json!({"dirs": sorted(h.dirs.iter().cloned()), "work_dir": h.work_dir})
+            }
+            _ => Value::Null,
+        },
+        Phase::Files => match &b.files {
+            Some(f) if !f.copies.is_empty() => json!(
+                f.copies
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| json!({
+                        "source": c.source, "dest": c.dest, "owner": c.owner,
+                        "group": c.group, "mode": c.mode,
+                        "content": facts.copies.get(i),
+                    }))
+                    .collect::<Vec<_>>()
+            ),
+            _ => Value::Null,
+        },
+        Phase::Setup => {
+            let Some(s) = &b.setup else { return Value::Null };
+            let p = s.packages.clone().unwrap_or_default();
+            let c = s.commands.clone().unwrap_or_default();
+            if p.apt.is_empty()
+                && p.npm.is_empty()
+                && p.pip.is_empty()
+                && c.root.is_empty()
+                && c.scripts.is_empty()
+            {
+                return Value::Null;
+            }
+            let npm: BTreeSet<(String, bool)> =
+                p.npm.iter().map(|n: &NpmPackage| (n.spec(), n.global())).collect();
+            json!({
+                "apt": sorted(p.apt.iter().cloned()),
+                "npm": npm.into_iter().map(|(spec, global)| json!({"spec": spec, "global": global})).collect::<Vec<_>>(),
+                "pip": sorted(p.pip.iter().cloned()),
+                "root": c.root,
+                "user": c.user,
+                "scripts": c.scripts,
+            })
+        }
+        Phase::Repos if b.repos.is_empty() => Value::Null,
+        Phase::Repos => json!(
+            b.repos
+                .iter()
+                .enumerate()
+                .map(|(i, r)| json!({
+                    "url": r.url, "path": r.path, "ref": r.git_ref, "owner": r.owner,
+                    "commit": facts.repos.get(i),
+                }))
+                .collect::<Vec<_>>()
+        ),
+        Phase::Tools if b.tools.is_empty() => Value::Null,
+        // The checksum pins the bytes, so where they are fetched from is not an input.
+        Phase::Tools => json!(
+            b.tools
+                .iter()
+                .map(|t| json!({"name": t.name, "sha256": t.sha256.to_ascii_lowercase(), "dest": t.dest()}))
+                .collect::<Vec<_>>()
+        ),
+        Phase::Verify => match &b.verify {
+            Some(v) if !v.files.is_empty() || !v.commands.is_empty() => {
+                json!({"files": sorted(v.files.iter().cloned()), "commands": v.commands})
+            }
+            _ => Value::Null,
+        },
+        // The final phase always makes an image: it carries the labels the
+        // final image is found by, even with no `final:` section.
+        Phase::Final => {
+            let f = b.final_.clone().unwrap_or_default();
+            json!({
+                "user": f.user, "workdir": f.workdir, "command": f.command,
+                "entrypoint": f.entrypoint,
+                "expose": sorted(f.expose.iter().map(|p| p.docker())),
+                "labels": f.labels,
+            })
+        }
+    }
+}
+
+fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {
+    items.collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+/// Top-level fields of two inputs that differ, for "why did this rebuild".
+/// Lists are compared by index (`[2].dest`), objects by key.
+pub fn changed_fields(old: &Value, new: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    diff("", old, new, &mut out, 0);
+    out
+}
+
+fn diff(path: &str, old: &Value, new: &Value, out: &mut Vec<String>, depth: usize) {
+    if old == new {
+        return;
+    }
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) if depth < 2 => {
+            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let sub = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                diff(
+                    &sub,
+                    a.get(k).unwrap_or(&Value::Null),
+                    b.get(k).unwrap_or(&Value::Null),
+                    out,
+                    depth + 1,
+                );
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if depth < 2 && a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                diff(&format!("{path}[{i}]"), x, y, out, depth + 1);
+            }
+        }
+        _ => out.push(if path.is_empty() {
+            "(all)".to_string()
+        } else {
+            path.to_string()
+        }),
+    }
+}

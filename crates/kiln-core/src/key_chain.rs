@@ -1,0 +1,47 @@
+//! `KeyChain`: every phase's inputs and chained key for one config and its facts.
+
+use serde_json::Value;
+
+use crate::cache_key::CacheKey;
+use crate::config::Config;
+use crate::inputs::{Facts, phase_inputs};
+use crate::phase::Phase;
+
+/// One phase's key and the inputs it was computed from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseKey {
+    pub phase: Phase,
+    pub key: CacheKey,
+    pub inputs: Value,
+}
+
+impl PhaseKey {
+    /// An absent phase does nothing; its tag points at the previous image.
+    pub fn present(&self) -> bool {
+        !self.inputs.is_null()
+    }
+}
+
+/// The ten phase keys, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyChain(pub Vec<PhaseKey>);
+
+impl KeyChain {
+    pub fn compute(config: &Config, facts: &Facts) -> KeyChain {
+        let mut out: Vec<PhaseKey> = Vec::with_capacity(Phase::ALL.len());
+        for phase in Phase::ALL {
+            let inputs = phase_inputs(config, facts, phase);
+            let key = CacheKey::compute(out.last().map(|p| &p.key), phase, &inputs);
+            out.push(PhaseKey { phase, key, inputs });
+        }
+        KeyChain(out)
+    }
+
+    pub fn get(&self, phase: Phase) -> &PhaseKey {
+        &self.0[phase.index()]
+    }
+
+    pub fn final_key(&self) -> &CacheKey {
+        &self.get(Phase::Final).key
+    }
+}
