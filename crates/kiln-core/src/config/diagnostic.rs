@@ -42,19 +42,20 @@ impl Diagnostic {
     }
 }
 
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Diagnostic {
+    /// Render with a gutter `width` digits wide, so that several diagnostics
+    /// printed together line up.
+    fn render(&self, f: &mut fmt::Formatter<'_>, width: usize) -> fmt::Result {
+        let pad = " ".repeat(width);
         writeln!(f, "error: {}", self.message)?;
         if self.line == 0 {
-            writeln!(f, "  --> {}", self.file)?;
+            writeln!(f, "{pad}--> {}", self.file)?;
         } else {
-            let number = self.line.to_string();
-            let pad = " ".repeat(number.len());
             // Tabs become single spaces so the carets stay under the column they mark.
             let shown = self.source_line.replace('\t', " ");
             writeln!(f, "{pad}--> {}:{}:{}", self.file, self.line, self.column)?;
             writeln!(f, "{pad} |")?;
-            writeln!(f, "{number} | {}", shown.trim_end())?;
+            writeln!(f, "{:>width$} | {}", self.line, shown.trim_end())?;
             writeln!(
                 f,
                 "{pad} | {}{}",
@@ -63,10 +64,19 @@ impl fmt::Display for Diagnostic {
             )?;
         }
         if let Some(hint) = &self.hint {
-            let pad = " ".repeat(self.line.max(1).to_string().len());
             writeln!(f, "{pad} = hint: {hint}")?;
         }
         Ok(())
+    }
+
+    fn gutter_width(&self) -> usize {
+        self.line.max(1).to_string().len()
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.render(f, self.gutter_width())
     }
 }
 
@@ -135,11 +145,17 @@ impl<'a> IntoIterator for &'a Diagnostics {
 
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self
+            .items
+            .iter()
+            .map(Diagnostic::gutter_width)
+            .max()
+            .unwrap_or(1);
         for (i, d) in self.items.iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{d}")?;
+            d.render(f, width)?;
         }
         if self.items.len() > 1 {
             let file = &self.items[0].file;

@@ -195,6 +195,8 @@ pub struct Copy {
     /// Absolute path in the image.
     pub dest: String,
     /// A user name or uid; `root` by default.
+    /// Must be `root`, a numeric id, or a user declared in `build.users`: other
+    /// users of the base image are unknown when the config is checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// A group name or gid; the owner's primary group by default.
@@ -294,6 +296,8 @@ pub struct Commands {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub root: Vec<String>,
     /// The user `scripts` run as; root by default.
+    /// Must be `root`, a numeric id, or a user declared in `build.users`: other
+    /// users of the base image are unknown when the config is checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Shell commands run as `user`, in order, after the root commands.
@@ -312,6 +316,8 @@ pub struct Repo {
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
     pub git_ref: Option<String>,
     /// A user name or uid; `root` by default.
+    /// Must be `root`, a numeric id, or a user declared in `build.users`: other
+    /// users of the base image are unknown when the config is checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
 }
@@ -351,6 +357,9 @@ pub struct Verify {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Final {
+    /// The image's user, `USER[:GROUP]`.
+    /// Must be `root`, a numeric id, or a user declared in `build.users`: other
+    /// users of the base image are unknown when the config is checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

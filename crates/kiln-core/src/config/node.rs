@@ -33,7 +33,10 @@ pub enum NodeKind {
     /// Any other scalar, as written. `typed` is true when YAML would read the plain
     /// scalar as a number or boolean: only such scalars may fill number and
     /// boolean fields (a quoted `"3000"` is a string).
-    Scalar { text: String, typed: bool },
+    Scalar {
+        text: String,
+        typed: bool,
+    },
     Seq(Vec<Node>),
     /// Entries in file order; duplicate keys are kept so they can be reported.
     Map(Vec<(Node, Node)>),

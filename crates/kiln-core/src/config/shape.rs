@@ -102,7 +102,9 @@ impl<'s> Walker<'s> {
             Some(Value::String(t)) => vec![t.as_str()],
             Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
             // No constraint at all: anything goes.
-            _ => vec!["string", "integer", "number", "boolean", "array", "object", "null"],
+            _ => vec![
+                "string", "integer", "number", "boolean", "array", "object", "null",
+            ],
         }
     }
 
@@ -175,7 +177,8 @@ impl<'s> Walker<'s> {
                     self.describe(schema)
                 );
                 if *other == NodeKind::Null {
-                    sink.error_hint(node.loc, message, "give a value, or remove the key");
+                    // An empty value has no text of its own to point at: point at its key.
+                    sink.error_hint(anchor, message, "give a value, or remove the key");
                 } else {
                     sink.error(node.loc, message);
                 }
@@ -457,13 +460,15 @@ fn integer_range(schema: &Value) -> (i128, i128) {
     (min, max)
 }
 
-/// The known name closest to a misspelt one, when it is close enough to be meant.
+/// The known name closest to a misspelt one, when it is close enough to be meant:
+/// at most one edit (a transposition counts as one) per three characters.
 pub(crate) fn suggest<'a>(wrong: &str, known: &[&'a str]) -> Option<&'a str> {
+    let allowed = (wrong.chars().count() / 3).max(1);
     known
         .iter()
-        .map(|k| (strsim::jaro_winkler(wrong, k), *k))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|k| (strsim::damerau_levenshtein(wrong, k), *k))
+        .filter(|(distance, _)| *distance <= allowed)
+        .min_by_key(|(distance, _)| *distance)
         .map(|(_, k)| k)
 }
 
@@ -477,6 +482,8 @@ mod tests {
         assert_eq!(suggest("pakages", &known), Some("packages"));
         assert_eq!(suggest("comands", &known), Some("commands"));
         assert_eq!(suggest("zzz", &known), None);
+        assert_eq!(suggest("dve", &["dev", "root"]), Some("dev"));
+        assert_eq!(suggest("x", &["dev", "root"]), None);
     }
 
     #[test]

@@ -397,7 +397,11 @@ impl Checker<'_, '_> {
             }
         }
         if let Some(w) = &f.workdir {
-            self.absolute(w, &[K("build"), K("final"), K("workdir")], "build.final.workdir");
+            self.absolute(
+                w,
+                &[K("build"), K("final"), K("workdir")],
+                "build.final.workdir",
+            );
         }
         for (i, port) in f.expose.iter().enumerate() {
             if !is_port(port) {
@@ -485,27 +489,17 @@ impl Checker<'_, '_> {
     /// base image's own users (other than `root`) are unknown until build time,
     /// so only `root`, numeric ids and users declared in `build.users` pass.
     fn user_ref(&mut self, config: &Config, user: &str, path: &[Seg<'_>], name: &str) {
-        if user == "root" || is_numeric(user) || config.build.users.iter().any(|u| u.name == user)
-        {
+        if user == "root" || is_numeric(user) || config.build.users.iter().any(|u| u.name == user) {
             return;
         }
         let loc = self.at(path);
-        let mut known: Vec<&str> = config
-            .build
-            .users
-            .iter()
-            .map(|u| u.name.as_str())
-            .collect();
+        let mut known: Vec<&str> = config.build.users.iter().map(|u| u.name.as_str()).collect();
         known.push("root");
         let hint = match suggest(user, &known) {
             Some(s) => format!("did you mean `{s}`?"),
             None => "declare it in `build.users`, or use `root` or a numeric id".to_string(),
         };
-        self.error_hint(
-            loc,
-            format!("unknown user `{user}` in `{name}`"),
-            hint,
-        );
+        self.error_hint(loc, format!("unknown user `{user}` in `{name}`"), hint);
     }
 
     /// A copy source must name something inside the habitat directory: the build
@@ -570,8 +564,7 @@ impl Checker<'_, '_> {
 
 const USER_NAME_RULE: &str =
     "a user or group name is `[a-z_][a-z0-9_-]*`, optionally ending in `$`, at most 32 characters";
-const ENV_NAME_RULE: &str =
-    "a variable name is letters, digits and `_`, not starting with a digit";
+const ENV_NAME_RULE: &str = "a variable name is letters, digits and `_`, not starting with a digit";
 
 /// `[a-z0-9][a-z0-9_.-]*`
 pub(crate) fn is_habitat_name(s: &str) -> bool {

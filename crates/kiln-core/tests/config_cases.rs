@@ -1,0 +1,678 @@
+//! Table tests of `kiln.yaml` validation: each bad input must yield exactly the
+//! expected message at the expected line and column, and good inputs in every
+//! accepted form must parse to the expected typed values.
+
+use std::path::Path;
+
+use kiln::config::{self, Config, Diagnostics, Env, NpmPackage, Port};
+
+/// A habitat directory with one copyable file, `f`, and a subdirectory `sub`.
+fn habitat() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("f"), "content").expect("write f");
+    std::fs::create_dir(dir.path().join("sub")).expect("mkdir sub");
+    dir
+}
+
+fn parse_in(dir: &Path, yaml: &str) -> Result<Config, Diagnostics> {
+    config::parse("kiln.yaml", yaml, dir)
+}
+
+/// Every problem as `line:col: message`, and hints as `hint: ...`.
+fn problems(d: &Diagnostics) -> Vec<String> {
+    d.iter()
+        .map(|d| match d.hint() {
+            Some(h) => format!("{}:{}: {} [hint: {h}]", d.line(), d.column(), d.message()),
+            None => format!("{}:{}: {}", d.line(), d.column(), d.message()),
+        })
+        .collect()
+}
+
+const HEAD: &str = "name: x\nbuild:\n  base: { image: debian }\n";
+
+/// (what, yaml, expected `line:col: message`, expected hint or "")
+const BAD: &[(&str, &str, &str, &str)] = &[
+    // --- structure: unknown keys, types, required keys, duplicates
+    (
+        "misspelt top-level key",
+        "name: x\ndescripton: y\nbuild:\n  base: { image: debian }\n",
+        "2:1: unknown key `descripton` at the top level",
+        "did you mean `description`?",
+    ),
+    (
+        "misspelt key in build.setup",
+        "name: x\nbuild:\n  base: { image: debian }\n  setup:\n    pakages:\n      apt: [curl]\n",
+        "5:5: unknown key `pakages` in `build.setup`",
+        "did you mean `packages`?",
+    ),
+    (
+        "unknown key far from any known one",
+        "name: x\nbuild:\n  base: { image: debian }\n  verify: { zzz: 1 }\n",
+        "4:13: unknown key `zzz` in `build.verify`",
+        "expected one of `files`, `commands`",
+    ),
+    (
+        "misspelt key inside an npm table",
+        "name: x\nbuild:\n  base: { image: debian }\n  setup:\n    packages:\n      npm: [{ name: tsc, globl: true }]\n",
+        "6:26: unknown key `globl` in `build.setup.packages.npm[0]`",
+        "did you mean `global`?",
+    ),
+    (
+        "uid that is not a number",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, uid: abc }\n",
+        "5:25: wrong type for `build.users[0].uid`: expected an integer, found `abc`",
+        "",
+    ),
+    (
+        "negative uid",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, uid: -1 }\n",
+        "5:25: `-1` is out of range for `build.users[0].uid`: expected 0 to 4294967295",
+        "",
+    ),
+    (
+        "boolean that is not one",
+        "name: x\nbuild:\n  base: { image: debian }\n  files:\n    volumes: [{ source: a, dest: /a, readonly: maybe }]\n",
+        "5:48: wrong type for `build.files.volumes[0].readonly`: expected `true` or `false`, found `maybe`",
+        "",
+    ),
+    (
+        "name that is a list",
+        "name: [a]\nbuild:\n  base: { image: debian }\n",
+        "1:7: wrong type for `name`: expected a string, found a list",
+        "",
+    ),
+    (
+        "users that is a mapping",
+        "name: x\nbuild:\n  base: { image: debian }\n  users: { name: dev }\n",
+        "4:10: wrong type for `build.users`: expected a list, found a mapping",
+        "",
+    ),
+    (
+        "env value that is a mapping",
+        "name: x\nbuild:\n  base: { image: debian }\n  env:\n    A: { b: 1 }\n",
+        "5:8: wrong type for `build.env.A`: expected a string, found a mapping",
+        "",
+    ),
+    (
+        "env that is a string",
+        "name: x\nbuild:\n  base: { image: debian }\n  env: A=1\n",
+        "4:8: wrong type for `build.env`: expected a list or a mapping, found a scalar",
+        "",
+    ),
+    (
+        "required key left empty",
+        "name:\nbuild:\n  base: { image: debian }\n",
+        "1:1: wrong type for `name`: expected a string, found nothing",
+        "give a value, or remove the key",
+    ),
+    (
+        "missing name",
+        "build:\n  base: { image: debian }\n",
+        "1:1: missing required key `name`",
+        "",
+    ),
+    (
+        "user without a name",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { uid: 1 }\n",
+        "5:7: missing required key `name` in `build.users[0]`",
+        "",
+    ),
+    (
+        "bootstrap without a suite",
+        "name: x\nbuild:\n  base:\n    bootstrap:\n      distro: debian\n",
+        "4:5: missing required key `suite` in `build.base.bootstrap`",
+        "",
+    ),
+    (
+        "duplicate key",
+        "name: x\nbuild:\n  base: { image: debian }\n  setup:\n    commands:\n      root: [ls]\n      root: [pwd]\n",
+        "7:7: duplicate key `root` in `build.setup.commands`",
+        "it is already set on line 6; remove one of them",
+    ),
+    (
+        "empty file",
+        "",
+        "1:1: the config is empty",
+        "a `kiln.yaml` needs at least `name` and `build.base`",
+    ),
+    (
+        "top level that is a list",
+        "- a\n",
+        "1:1: wrong type for the config: expected a mapping, found a list",
+        "",
+    ),
+    // --- YAML syntax
+    (
+        "unclosed quote",
+        "name: \"x\nbuild: {}\n",
+        "1:7: invalid YAML: unclosed quote",
+        "",
+    ),
+    (
+        "bad indentation",
+        "name: x\n  build: y\n",
+        "2:8: invalid YAML: mapping values are not allowed in this context",
+        "",
+    ),
+    // --- semantics
+    (
+        "habitat name with capitals",
+        "name: Discourse\nbuild:\n  base: { image: debian }\n",
+        "1:7: invalid habitat name `Discourse`",
+        "use lowercase letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+    ),
+    (
+        "no base",
+        "name: x\nbuild:\n  users: []\n",
+        "3:3: no base given in `build.base`",
+        "set exactly one of `image`, `habitat` or `bootstrap`",
+    ),
+    (
+        "no build at all",
+        "name: x\n",
+        "1:1: no base given in `build.base`",
+        "set exactly one of `image`, `habitat` or `bootstrap`",
+    ),
+    (
+        "two bases",
+        "name: x\nbuild:\n  base:\n    image: debian\n    habitat: ../base\n",
+        "5:5: `build.base` sets both `image` and `habitat`",
+        "set exactly one of `image`, `habitat` or `bootstrap`",
+    ),
+    (
+        "bootstrap of another distro",
+        "name: x\nbuild:\n  base:\n    bootstrap: { distro: ubuntu, suite: noble }\n",
+        "4:26: unsupported bootstrap distro `ubuntu`",
+        "only `debian` is supported",
+    ),
+    (
+        "invalid user name",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: Dev }\n",
+        "5:15: invalid user name `Dev`",
+        "a user or group name is `[a-z_][a-z0-9_-]*`, optionally ending in `$`, at most 32 characters",
+    ),
+    (
+        "user name too long",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa }\n",
+        "5:15: invalid user name `aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa`",
+        "a user or group name is `[a-z_][a-z0-9_-]*`, optionally ending in `$`, at most 32 characters",
+    ),
+    (
+        "invalid group name",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, groups: [Wheel] }\n",
+        "5:29: invalid group name `Wheel`",
+        "a user or group name is `[a-z_][a-z0-9_-]*`, optionally ending in `$`, at most 32 characters",
+    ),
+    (
+        "duplicate user name",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev }\n    - { name: dev }\n",
+        "6:15: duplicate user `dev` in `build.users` (first declared on line 5)",
+        "",
+    ),
+    (
+        "duplicate uid",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: a, uid: 1000 }\n    - { name: b, uid: 1000 }\n",
+        "6:23: duplicate uid 1000 in `build.users`: `a` has it too",
+        "",
+    ),
+    (
+        "mode that is not octal",
+        "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: f, dest: /f, mode: \"0888\" }]\n",
+        "5:43: invalid mode `0888` in `build.files.copies[0].mode`",
+        "write an octal mode as a quoted string, e.g. \"0644\" or \"755\"",
+    ),
+    (
+        "mode in letters",
+        "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: f, dest: /f, mode: rw-r--r-- }]\n",
+        "5:43: invalid mode `rw-r--r--` in `build.files.copies[0].mode`",
+        "write an octal mode as a quoted string, e.g. \"0644\" or \"755\"",
+    ),
+    (
+        "env list entry without =",
+        "name: x\nbuild:\n  base: { image: debian }\n  env:\n    - FOO\n",
+        "5:7: env entry `FOO` is not `KEY=VALUE`",
+        "write `FOO=` for an empty value",
+    ),
+    (
+        "env list entry with a bad key",
+        "name: x\nbuild:\n  base: { image: debian }\n  env: [\"1X=2\"]\n",
+        "4:9: invalid environment variable name `1X`",
+        "a variable name is letters, digits and `_`, not starting with a digit",
+    ),
+    (
+        "env map with a bad key",
+        "name: x\nbuild:\n  base: { image: debian }\n  env:\n    MY-VAR: 1\n",
+        "5:5: invalid environment variable name `MY-VAR`",
+        "a variable name is letters, digits and `_`, not starting with a digit",
+    ),
+    (
+        "relative copy dest",
+        "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: f, dest: etc/f }]\n",
+        "5:33: `build.files.copies[0].dest` must be an absolute path, found `etc/f`",
+        "paths in the image start with `/`",
+    ),
+    (
+        "relative repo path",
+        "name: x\nbuild:\n  base: { image: debian }\n  repos: [{ url: a, path: app }]\n",
+        "4:27: `build.repos[0].path` must be an absolute path, found `app`",
+        "paths in the image start with `/`",
+    ),
+    (
+        "relative habitat dir",
+        "name: x\nbuild:\n  base: { image: debian }\n  habitat: { dirs: [/a, b] }\n",
+        "4:25: `build.habitat.dirs[1]` must be an absolute path, found `b`",
+        "paths in the image start with `/`",
+    ),
+    (
+        "relative work_dir",
+        "name: x\nbuild:\n  base: { image: debian }\n  habitat: { work_dir: work }\n",
+        "4:24: `build.habitat.work_dir` must be an absolute path, found `work`",
+        "paths in the image start with `/`",
+    ),
+    (
+        "relative tool dest",
+        "name: x\nbuild:\n  base: { image: debian }\n  tools:\n    - name: jq\n      source: jq\n      sha256: 5942c9b0934e510ee61eb3e30273f1b3fe2590df93933a93d7c58b81d19c8ff5\n      dest: bin/jq\n",
+        "8:13: `build.tools[0].dest` must be an absolute path, found `bin/jq`",
+        "paths in the image start with `/`",
+    ),
+    (
+        "undeclared copy owner",
+        "name: x\nbuild:\n  base: { image: debian }\n  users: [{ name: dev }]\n  files:\n    copies: [{ source: f, dest: /f, owner: dve }]\n",
+        "6:44: unknown user `dve` in `build.files.copies[0].owner`",
+        "did you mean `dev`?",
+    ),
+    (
+        "undeclared repo owner",
+        "name: x\nbuild:\n  base: { image: debian }\n  repos: [{ url: a, path: /a, owner: www-data }]\n",
+        "4:38: unknown user `www-data` in `build.repos[0].owner`",
+        "declare it in `build.users`, or use `root` or a numeric id",
+    ),
+    (
+        "undeclared script user",
+        "name: x\nbuild:\n  base: { image: debian }\n  setup:\n    commands: { user: bob, scripts: [ls] }\n",
+        "5:23: unknown user `bob` in `build.setup.commands.user`",
+        "declare it in `build.users`, or use `root` or a numeric id",
+    ),
+    (
+        "undeclared final user",
+        "name: x\nbuild:\n  base: { image: debian }\n  final: { user: \"bob:staff\" }\n",
+        "4:18: unknown user `bob` in `build.final.user`",
+        "declare it in `build.users`, or use `root` or a numeric id",
+    ),
+    (
+        "short sha256",
+        "name: x\nbuild:\n  base: { image: debian }\n  tools: [{ name: jq, source: jq, sha256: abc123 }]\n",
+        "4:43: `build.tools[0].sha256` is not a sha256 digest",
+        "give the 64 hex digits that `sha256sum FILE` prints",
+    ),
+    (
+        "sha256 that is not hex",
+        "name: x\nbuild:\n  base: { image: debian }\n  tools: [{ name: jq, source: jq, sha256: zz42c9b0934e510ee61eb3e30273f1b3fe2590df93933a93d7c58b81d19c8ff5 }]\n",
+        "4:43: `build.tools[0].sha256` is not a sha256 digest",
+        "give the 64 hex digits that `sha256sum FILE` prints",
+    ),
+    (
+        "tool name with a slash",
+        "name: x\nbuild:\n  base: { image: debian }\n  tools: [{ name: bin/jq, source: jq, sha256: 5942c9b0934e510ee61eb3e30273f1b3fe2590df93933a93d7c58b81d19c8ff5 }]\n",
+        "4:19: invalid tool name `bin/jq`",
+        "a tool name is a file name: not empty, no `/`",
+    ),
+    (
+        "empty repo url",
+        "name: x\nbuild:\n  base: { image: debian }\n  repos: [{ url: \"\", path: /a }]\n",
+        "4:18: `build.repos[0].url` is empty",
+        "",
+    ),
+    (
+        "copy and tool at the same place",
+        "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: f, dest: /usr/local/bin/jq }]\n  tools: [{ name: jq, source: jq, sha256: 5942c9b0934e510ee61eb3e30273f1b3fe2590df93933a93d7c58b81d19c8ff5 }]\n",
+        "6:19: duplicate destination `/usr/local/bin/jq` in `build.tools[0]`: `build.files.copies[0]` (line 5) puts something there too",
+        "",
+    ),
+    (
+        "repo and copy at the same place, spelt differently",
+        "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: f, dest: /work/app }]\n  repos: [{ url: a, path: /work//app/ }]\n",
+        "6:27: duplicate destination `/work//app/` in `build.repos[0]`: `build.files.copies[0]` (line 5) puts something there too",
+        "",
+    ),
+    (
+        "secret with env and file",
+        "name: x\nbuild:\n  base: { image: debian }\nsecrets:\n  - { id: t, env: T, file: t.txt }\n",
+        "5:22: secret `t` sets both `env` and `file`",
+        "a secret comes from exactly one of `env` or `file`",
+    ),
+    (
+        "secret with neither env nor file",
+        "name: x\nbuild:\n  base: { image: debian }\nsecrets:\n  - { id: t }\n",
+        "5:5: secret `t` sets neither `env` nor `file`",
+        "a secret comes from exactly one of `env` or `file`",
+    ),
+    (
+        "secret with a bad id",
+        "name: x\nbuild:\n  base: { image: debian }\nsecrets:\n  - { id: \"a b\", env: T }\n",
+        "5:11: invalid secret id `a b`",
+        "use letters, digits, `_`, `.` and `-`, starting with a letter, digit or `_`",
+    ),
+    (
+        "duplicate secret id",
+        "name: x\nbuild:\n  base: { image: debian }\nsecrets:\n  - { id: t, env: T }\n  - { id: t, env: U }\n",
+        "6:11: duplicate secret id `t` (first declared on line 5)",
+        "",
+    ),
+    (
+        "port out of range",
+        "name: x\nbuild:\n  base: { image: debian }\n  final: { expose: [70000] }\n",
+        "4:21: invalid port `70000` in `build.final.expose`",
+        "write a port as `3000` or `\"53/udp\"` (1 to 65535; tcp, udp or sctp)",
+    ),
+    (
+        "port with an unknown protocol",
+        "name: x\nbuild:\n  base: { image: debian }\n  final: { expose: [\"53/xyz\"] }\n",
+        "4:21: invalid port `53/xyz` in `build.final.expose`",
+        "write a port as `3000` or `\"53/udp\"` (1 to 65535; tcp, udp or sctp)",
+    ),
+    // --- copy sources
+    (
+        "copy source that climbs out",
+        "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: ../etc/passwd, dest: /p }]\n",
+        "5:24: copy source `../etc/passwd` is outside the habitat directory",
+        "copy sources are relative to the habitat directory and stay inside it",
+    ),
+    (
+        "copy source that climbs out through a subdirectory",
+        "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: sub/../../x, dest: /p }]\n",
+        "5:24: copy source `sub/../../x` is outside the habitat directory",
+        "copy sources are relative to the habitat directory and stay inside it",
+    ),
+    (
+        "absolute copy source",
+        "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: /etc/passwd, dest: /p }]\n",
+        "5:24: copy source `/etc/passwd` is an absolute path",
+        "copy sources are relative to the habitat directory and stay inside it",
+    ),
+];
+
+#[test]
+fn each_bad_input_gets_its_message_at_its_place() {
+    let dir = habitat();
+    let mut failures = Vec::new();
+    for (what, yaml, expected, hint) in BAD {
+        let expected = if hint.is_empty() {
+            (*expected).to_string()
+        } else {
+            format!("{expected} [hint: {hint}]")
+        };
+        match parse_in(dir.path(), yaml) {
+            Ok(_) => failures.push(format!("{what}: parsed, expected `{expected}`")),
+            Err(d) => {
+                let got = problems(&d);
+                if got != [expected.clone()] {
+                    failures.push(format!(
+                        "{what}:\n  expected {expected:?}\n  got      {got:?}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn copy_source_that_does_not_exist() {
+    let dir = habitat();
+    let yaml = format!("{HEAD}  files:\n    copies: [{{ source: nope.txt, dest: /p }}]\n");
+    let d = parse_in(dir.path(), &yaml).unwrap_err();
+    assert_eq!(d.len(), 1);
+    let d = &d.items()[0];
+    assert_eq!((d.line(), d.column()), (5, 24));
+    assert_eq!(d.message(), "copy source `nope.txt` does not exist");
+}
+
+#[cfg(unix)]
+#[test]
+fn copy_source_symlinked_outside_is_refused() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::write(outside.path().join("secret"), "s").expect("write");
+    let dir = habitat();
+    std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("link"))
+        .expect("symlink");
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("linkdir")).expect("symlink");
+    std::os::unix::fs::symlink("f", dir.path().join("inside")).expect("symlink");
+    std::os::unix::fs::symlink("gone", dir.path().join("dangling")).expect("symlink");
+    let yaml = format!(
+        "{HEAD}  files:\n    copies:\n      - {{ source: link, dest: /a }}\n      - {{ source: linkdir/secret, dest: /b }}\n      - {{ source: inside, dest: /c }}\n      - {{ source: dangling, dest: /d }}\n"
+    );
+    let d = parse_in(dir.path(), &yaml).unwrap_err();
+    let got: Vec<(usize, &str)> = d.iter().map(|d| (d.line(), d.message())).collect();
+    assert_eq!(got.len(), 3, "{d}");
+    assert_eq!(got[0].0, 6);
+    assert!(
+        got[0].1.starts_with("copy source `link` resolves to `")
+            && got[0].1.ends_with("`, outside the habitat directory"),
+        "{}",
+        got[0].1
+    );
+    assert_eq!(got[1].0, 7);
+    assert!(
+        got[1]
+            .1
+            .starts_with("copy source `linkdir/secret` resolves to `")
+    );
+    // `inside` (line 8) points inside the habitat and is fine.
+    assert_eq!(got[2].0, 9);
+    assert!(
+        got[2]
+            .1
+            .starts_with("copy source `dangling` cannot be resolved")
+    );
+}
+
+#[test]
+fn all_structural_errors_come_in_one_run() {
+    let yaml = "\
+name: x
+bild: {}
+build:
+  base: { imge: debian }
+  users:
+    - { name: dev, uid: abc }
+  setup:
+    pakages: {}
+";
+    let d = parse_in(Path::new("."), yaml).unwrap_err();
+    assert_eq!(
+        problems(&d),
+        [
+            "2:1: unknown key `bild` at the top level [hint: did you mean `build`?]",
+            "4:11: unknown key `imge` in `build.base` [hint: did you mean `image`?]",
+            "6:25: wrong type for `build.users[0].uid`: expected an integer, found `abc`",
+            "8:5: unknown key `pakages` in `build.setup` [hint: did you mean `packages`?]",
+        ]
+    );
+}
+
+#[test]
+fn all_semantic_errors_come_in_one_run() {
+    let dir = habitat();
+    let yaml = "\
+name: Bad
+build:
+  base: { image: debian, habitat: ../b }
+  users: [{ name: Dev }]
+  files:
+    copies: [{ source: ../x, dest: rel, mode: \"99\" }]
+secrets: [{ id: s }]
+";
+    let d = parse_in(dir.path(), yaml).unwrap_err();
+    let lines: Vec<usize> = d.iter().map(|d| d.line()).collect();
+    assert_eq!(lines, [1, 3, 4, 6, 6, 6, 7], "{d}");
+}
+
+#[test]
+fn the_spec_example_parses() {
+    let dir = habitat();
+    std::fs::create_dir(dir.path().join("shared")).expect("mkdir");
+    std::fs::write(dir.path().join("shared/gitconfig"), "[user]\n").expect("write");
+    let yaml = include_str!("config_data/spec_example.yaml");
+    let config = parse_in(dir.path(), yaml).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(config.name, "discourse");
+    assert_eq!(
+        config.build.base.image.as_deref(),
+        Some("debian:bookworm-slim")
+    );
+    assert_eq!(config.build.users[0].uid, Some(1000));
+    assert_eq!(
+        config.build.env,
+        Env::List(vec!["DEBIAN_FRONTEND=noninteractive".to_string()])
+    );
+    let copy = &config.build.files.as_ref().expect("files").copies[0];
+    assert_eq!(copy.mode.as_deref(), Some("0644"));
+    let packages = config
+        .build
+        .setup
+        .as_ref()
+        .and_then(|s| s.packages.as_ref())
+        .expect("packages");
+    assert_eq!(packages.npm[0].name(), "typescript");
+    assert!(packages.npm[0].global());
+    assert_eq!(config.build.repos[0].git_ref.as_deref(), Some("main"));
+    assert_eq!(config.build.tools[0].dest(), "/usr/local/bin/jq");
+    let fin = config.build.final_.as_ref().expect("final");
+    assert_eq!(fin.expose, [Port::Number(3000)]);
+    assert_eq!(config.secrets[0].env.as_deref(), Some("NPM_TOKEN"));
+}
+
+#[test]
+fn every_accepted_form_parses() {
+    let dir = habitat();
+    let yaml = "\
+name: forms
+build:
+  base:
+    bootstrap: { suite: bookworm }
+  users:
+    - name: dev
+      uid: 1000
+      gid: \"1001\"
+  env:
+    PORT: 3000
+    MODE: 0644
+    DEBUG: yes
+  files:
+    copies:
+      - { source: f, dest: /etc/f, mode: 0644, owner: \"1000\", group: staff }
+      - { source: ./sub/., dest: /etc/sub, owner: root }
+  setup:
+    packages:
+      apt:
+      npm: [typescript, { name: eslint, version: \"9.0.0\", global: false }]
+  final:
+    user: dev:dev
+    expose: [3000, \"53/udp\", \"8080\"]
+    labels: { a: 1, b: true }
+";
+    let config = parse_in(dir.path(), yaml).unwrap_or_else(|d| panic!("{d}"));
+    let b = config.build.base.bootstrap.as_ref().expect("bootstrap");
+    assert_eq!(
+        (b.distro.as_str(), b.suite.as_str(), b.variant.as_str()),
+        ("debian", "bookworm", "minbase")
+    );
+    assert_eq!(config.build.users[0].uid, Some(1000));
+    assert_eq!(config.build.users[0].gid, Some(1001));
+    let env = config.build.env.to_map();
+    assert_eq!(env["PORT"], "3000");
+    assert_eq!(env["MODE"], "0644");
+    assert_eq!(env["DEBUG"], "yes");
+    let files = config.build.files.as_ref().expect("files");
+    assert_eq!(files.copies[0].mode.as_deref(), Some("0644"));
+    let packages = config
+        .build
+        .setup
+        .as_ref()
+        .and_then(|s| s.packages.as_ref())
+        .expect("packages");
+    assert!(packages.apt.is_empty());
+    assert_eq!(packages.npm[0], NpmPackage::Name("typescript".to_string()));
+    assert_eq!(packages.npm[1].spec(), "eslint@9.0.0");
+    assert!(!packages.npm[1].global());
+    let fin = config.build.final_.as_ref().expect("final");
+    assert_eq!(
+        fin.expose,
+        [
+            Port::Number(3000),
+            Port::Spec("53/udp".to_string()),
+            Port::Spec("8080".to_string())
+        ]
+    );
+    assert_eq!(fin.labels["a"], "1");
+    assert_eq!(fin.labels["b"], "true");
+}
+
+#[test]
+fn load_takes_a_directory_or_its_file() {
+    let dir = habitat();
+    std::fs::write(dir.path().join("kiln.yaml"), HEAD).expect("write");
+    let by_dir = config::load(dir.path()).unwrap_or_else(|d| panic!("{d}"));
+    let by_file = config::load(&dir.path().join("kiln.yaml")).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(by_dir, by_file);
+    let canonical = std::fs::canonicalize(dir.path()).expect("canonicalize");
+    assert_eq!(by_dir.dir, canonical);
+    assert_eq!(by_dir.file, canonical.join("kiln.yaml"));
+    assert_eq!(by_dir.config.name, "x");
+}
+
+#[test]
+fn load_names_the_file_in_diagnostics() {
+    let dir = habitat();
+    let file = dir.path().join("kiln.yaml");
+    std::fs::write(&file, "name: x\nbuild:\n  base: { imag: debian }\n").expect("write");
+    let d = config::load(dir.path()).unwrap_err();
+    assert_eq!(d.items()[0].file, file.display().to_string());
+    assert!(
+        d.to_string()
+            .contains(&format!("--> {}:3:11", file.display())),
+        "{d}"
+    );
+}
+
+#[test]
+fn load_reports_a_missing_habitat() {
+    let dir = habitat();
+    let d = config::load(dir.path()).unwrap_err();
+    assert_eq!(d.len(), 1);
+    let msg = d.items()[0].message();
+    assert_eq!(msg, format!("no `kiln.yaml` in `{}`", dir.path().display()));
+    assert_eq!(d.items()[0].line(), 0);
+
+    let gone = dir.path().join("gone");
+    let d = config::load(&gone).unwrap_err();
+    assert_eq!(
+        d.items()[0].message(),
+        format!("no habitat at `{}`", gone.display())
+    );
+}
+
+#[test]
+fn schema_has_the_top_level_properties_and_descriptions() {
+    let schema = config::schema();
+    let props = schema["properties"].as_object().expect("properties");
+    let keys: Vec<&str> = props.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["name", "description", "build", "secrets"]);
+    assert_eq!(schema["required"], serde_json::json!(["name"]));
+    assert_eq!(schema["additionalProperties"], serde_json::json!(false));
+    assert!(
+        props["name"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("[a-z0-9]"))
+    );
+    let build = &schema["$defs"]["Build"]["properties"];
+    for phase in [
+        "base", "users", "env", "habitat", "files", "setup", "repos", "tools", "verify", "final",
+    ] {
+        assert!(build.get(phase).is_some(), "missing build.{phase}");
+    }
+    let owner = schema["$defs"]["Copy"]["properties"]["owner"]["description"]
+        .as_str()
+        .expect("owner description");
+    assert!(owner.contains("declared in `build.users`"), "{owner}");
+}

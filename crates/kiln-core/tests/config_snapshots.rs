@@ -1,0 +1,125 @@
+//! Snapshots of the rendered diagnostics, exactly as `kiln check` prints them, for
+//! a few representative broken files.
+
+use std::path::Path;
+
+use kiln::config;
+
+/// The rendered diagnostics of a config that must fail. The habitat directory
+/// does not exist, so no temporary path can leak into a snapshot.
+fn render(yaml: &str) -> String {
+    match config::parse(
+        "habitats/demo/kiln.yaml",
+        yaml,
+        Path::new("/nonexistent/habitats/demo"),
+    ) {
+        Ok(c) => panic!("expected diagnostics, parsed {c:?}"),
+        Err(d) => d.to_string(),
+    }
+}
+
+/// Snapshot under `name`, without the (long) input expression in the header:
+/// the input is in the test itself.
+fn assert_rendered(name: &str, rendered: String) {
+    insta::with_settings!({ omit_expression => true }, {
+        insta::assert_snapshot!(name, rendered);
+    });
+}
+
+#[test]
+fn misspelt_key() {
+    assert_rendered(
+        "misspelt_key",
+        render(
+            "\
+name: demo
+build:
+  base:
+    image: debian:bookworm-slim
+  users:
+    - { name: dev, uid: 1000 }
+  habitat:
+    work_dir: /work
+  files:
+    volumes:
+      - { source: ./shared, dest: /habitat/shared }
+  verify:
+    files: [/work]
+  setup:
+    pakages:
+      apt: [curl]
+",
+        ),
+    );
+}
+
+#[test]
+fn several_structural_errors_at_once() {
+    assert_rendered(
+        "several_structural_errors_at_once",
+        render(
+            "\
+name: demo
+bild: {}
+build:
+  base:
+    imge: debian
+  users:
+    - name: dev
+      uid: abc
+      shel: /bin/sh
+  setup:
+    commands:
+      root: [ls]
+      root: [pwd]
+  final:
+    expose: [3000, [1]]
+secrets:
+  - { env: TOKEN }
+",
+        ),
+    );
+}
+
+#[test]
+fn several_semantic_errors_at_once() {
+    assert_rendered(
+        "several_semantic_errors_at_once",
+        render(
+            "\
+name: Demo
+build:
+  base:
+    image: debian
+    habitat: ../base
+  users:
+    - { name: dev, uid: 1000 }
+    - { name: ops, uid: 1000 }
+  env:
+    - DEBIAN_FRONTEND
+  files:
+    copies:
+      - { source: ../secrets.txt, dest: /etc/app.conf, owner: dve, mode: \"0999\" }
+  tools:
+    - { name: jq, source: https://example.com/jq, sha256: abc, dest: /etc/app.conf }
+secrets:
+  - { id: npm, env: NPM_TOKEN, file: token.txt }
+",
+        ),
+    );
+}
+
+#[test]
+fn yaml_syntax_error() {
+    assert_rendered(
+        "yaml_syntax_error",
+        render(
+            "\
+name: demo
+build:
+  base: { image: debian
+  users: []
+",
+        ),
+    );
+}
