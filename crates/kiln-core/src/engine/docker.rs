@@ -1,1 +1,1026 @@
-//! The Docker Engine implementation of [`super::Engine`], over bollard.
+//! The Docker Engine implementation of [`super::Engine`], over bollard: the only
+//! place in kiln that knows the engine speaks HTTP.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerConfig, ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    AttachContainerOptions, CommitContainerOptions, CreateContainerOptions, CreateImageOptions,
+    DownloadFromContainerOptions, InspectContainerOptions, ListContainersOptions,
+    ListImagesOptions, RemoveContainerOptions, RemoveImageOptions, StartContainerOptions,
+    TagImageOptions, UploadToContainerOptions, WaitContainerOptions,
+};
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+
+use super::{
+    CommitSpec, ContainerSpec, Engine, EngineError, EngineInfo, EngineResult, ImageConfig,
+    ImageInfo, ImageSummary, Stream,
+};
+
+/// Where bollard looks when `DOCKER_HOST` is unset.
+pub const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
+
+/// How long `connect` waits for the engine to answer before calling it unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// bollard's default of 2 minutes is measured until the response headers arrive;
+/// committing or importing a multi-gigabyte filesystem can take longer than that.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// A connection to a Docker (or Podman) engine.
+#[derive(Debug, Clone)]
+pub struct DockerEngine {
+    docker: Docker,
+    endpoint: String,
+}
+
+impl DockerEngine {
+    /// Connects at `DOCKER_HOST` or the default socket and negotiates the API
+    /// version (so Docker 20.10, API 1.41, works). `Unreachable` when nothing answers.
+    pub async fn connect() -> Result<DockerEngine, EngineError> {
+        let endpoint = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+        Self::connect_to(&endpoint).await
+    }
+
+    /// Connects at an explicit endpoint (`unix://…`, `tcp://…`, `http://…`).
+    pub async fn connect_to(endpoint: &str) -> Result<DockerEngine, EngineError> {
+        let unreachable = |reason: String| EngineError::Unreachable {
+            endpoint: endpoint.to_string(),
+            reason,
+        };
+        let mut docker =
+            Docker::connect_with_host(endpoint).map_err(|e| unreachable(e.to_string()))?;
+        docker.set_timeout(REQUEST_TIMEOUT);
+        let docker = match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await {
+            Ok(Ok(docker)) => docker,
+            Ok(Err(e)) => return Err(unreachable(describe(&e))),
+            Err(_) => {
+                return Err(unreachable(format!(
+                    "no answer within {}s",
+                    CONNECT_TIMEOUT.as_secs()
+                )));
+            }
+        };
+        Ok(DockerEngine {
+            docker,
+            endpoint: endpoint.to_string(),
+        })
+    }
+
+    /// The endpoint this engine was reached at.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The bollard client, for the rare caller that needs an API kiln's trait lacks.
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Maps a bollard error: transport failures become `Unreachable`, 404s the
+    /// matching `NoSuch*` (decided by `not_found`), everything else `Refused`.
+    fn error(
+        &self,
+        op: &str,
+        e: BollardError,
+        not_found: impl FnOnce(&str) -> Option<EngineError>,
+    ) -> EngineError {
+        match e {
+            BollardError::DockerResponseServerError {
+                status_code: 404,
+                ref message,
+            } => not_found(message).unwrap_or_else(|| refused(op, message.clone())),
+            BollardError::DockerResponseServerError { message, .. } => refused(op, message),
+            e if is_transport(&e) => EngineError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                reason: describe(&e),
+            },
+            e => refused(op, e.to_string()),
+        }
+    }
+
+    async fn inspect_auto_remove(&self, id: &str) -> EngineResult<bool> {
+        let info = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| self.error("inspect container", e, no_such_container(id)))?;
+        Ok(info
+            .host_config
+            .and_then(|h| h.auto_remove)
+            .unwrap_or(false))
+    }
+
+    /// The exit code of a container that has exited (or `Refused`).
+    async fn exit_code(&self, id: &str) -> EngineResult<i64> {
+        let options = WaitContainerOptions {
+            condition: "not-running".to_string(),
+        };
+        let mut wait = self.docker.wait_container(id, Some(options));
+        match wait.next().await {
+            Some(Ok(r)) => Ok(r.status_code),
+            // bollard turns a non-zero exit into an error; to kiln it is a result.
+            Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(self.error("wait container", e, no_such_container(id))),
+            None => Err(refused("wait container", "no exit status".to_string())),
+        }
+    }
+
+    /// The interactive fallback used when the `docker` CLI is on PATH: it
+    /// already knows raw mode, window resizes and detach keys, so kiln reuses it.
+    async fn run_interactive_cli(&self, id: &str) -> EngineResult<i64> {
+        let status = tokio::process::Command::new("docker")
+            .args(["start", "--attach", "--interactive", id])
+            .env("DOCKER_HOST", &self.endpoint)
+            .status()
+            .await
+            .map_err(|e| refused("start container", format!("cannot run `docker`: {e}")))?;
+        Ok(status.code().map_or(-1, i64::from))
+    }
+
+    /// Without the CLI: attach (no raw mode, so line-buffered input), pipe
+    /// stdin → container and container → stdout, wait for the exit code.
+    async fn run_interactive_api(&self, id: &str) -> EngineResult<i64> {
+        use tokio::io::AsyncWriteExt;
+        let options = AttachContainerOptions {
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            stream: true,
+            ..Default::default()
+        };
+        let attached = self
+            .docker
+            .attach_container(id, Some(options))
+            .await
+            .map_err(|e| self.error("attach container", e, no_such_container(id)))?;
+        self.docker
+            .start_container(id, None::<StartContainerOptions>)
+            .await
+            .map_err(|e| self.error("start container", e, no_such_container(id)))?;
+        // Read stdin on a plain thread (a blocking read cannot be cancelled; the
+        // thread ends with the process) and forward it through a channel.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut stdin = std::io::stdin();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0 || tx.blocking_send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut input = attached.input;
+        let pump = tokio::spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                if input.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+            let _ = input.shutdown().await;
+        });
+        let mut output = attached.output;
+        while let Some(chunk) = output.next().await {
+            use std::io::Write;
+            match chunk {
+                Ok(LogOutput::StdErr { message }) => {
+                    let mut stderr = std::io::stderr();
+                    let _ = stderr.write_all(&message);
+                    let _ = stderr.flush();
+                }
+                Ok(other) => {
+                    let mut stdout = std::io::stdout();
+                    let _ = stdout.write_all(other.as_ref());
+                    let _ = stdout.flush();
+                }
+                Err(_) => break,
+            }
+        }
+        pump.abort();
+        self.exit_code(id).await
+    }
+}
+
+fn refused(op: &str, message: String) -> EngineError {
+    EngineError::Refused {
+        op: op.to_string(),
+        message,
+    }
+}
+
+fn no_such_container(id: &str) -> impl FnOnce(&str) -> Option<EngineError> + '_ {
+    move |message: &str| {
+        message
+            .contains("No such container")
+            .then(|| EngineError::NoSuchContainer(id.to_string()))
+    }
+}
+
+fn no_such_image(reference: &str) -> impl FnOnce(&str) -> Option<EngineError> + '_ {
+    move |_| Some(EngineError::NoSuchImage(reference.to_string()))
+}
+
+/// Errors that mean "nothing (sane) answered", as opposed to an answer that said no.
+fn is_transport(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::HyperLegacyError { .. }
+            | BollardError::HyperResponseError { .. }
+            | BollardError::IOError { .. }
+            | BollardError::SocketNotFoundError(_)
+            | BollardError::RequestTimeoutError
+            | BollardError::HttpClientError { .. }
+            | BollardError::UnsupportedURISchemeError { .. }
+    )
+}
+
+/// A one-line description of a bollard error including its source chain, so
+/// "connection refused" or "No such file or directory" reaches the user.
+fn describe(e: &BollardError) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// `3000` → `3000/tcp`, as Docker stores exposed ports.
+pub(crate) fn normalize_port(port: &str) -> String {
+    if port.contains('/') {
+        port.to_string()
+    } else {
+        format!("{port}/tcp")
+    }
+}
+
+/// The config as Docker will report it back: empty entrypoint/cmd mean unset,
+/// ports carry their protocol, and neither order nor duplicates of ports matter.
+pub(crate) fn normalize_config(config: &ImageConfig) -> ImageConfig {
+    let mut ports: Vec<String> = config
+        .exposed_ports
+        .iter()
+        .map(|p| normalize_port(p))
+        .collect();
+    ports.sort();
+    ports.dedup();
+    ImageConfig {
+        user: config.user.clone().filter(|u| !u.is_empty()),
+        env: config.env.clone(),
+        cmd: config.cmd.clone().filter(|c| !c.is_empty()),
+        entrypoint: config.entrypoint.clone().filter(|c| !c.is_empty()),
+        working_dir: config.working_dir.clone().filter(|w| !w.is_empty()),
+        exposed_ports: ports,
+        labels: config.labels.clone(),
+    }
+}
+
+fn env_key(entry: &str) -> &str {
+    entry.split_once('=').map_or(entry, |(k, _)| k)
+}
+
+/// What the engine added to a committed image's config beyond what kiln asked
+/// for: keys only, never values, since a leaked value may be a secret.
+pub(crate) fn commit_leaks(requested: &ImageConfig, got: &ImageConfig) -> Vec<String> {
+    let want = normalize_config(requested);
+    let got = normalize_config(got);
+    let mut leaks = Vec::new();
+    for entry in &got.env {
+        if !want.env.iter().any(|w| env_key(w) == env_key(entry)) {
+            leaks.push(format!("env `{}`", env_key(entry)));
+        }
+    }
+    for key in got.labels.keys() {
+        if !want.labels.contains_key(key) {
+            leaks.push(format!("label `{key}`"));
+        }
+    }
+    for port in &got.exposed_ports {
+        if !want.exposed_ports.contains(port) {
+            leaks.push(format!("exposed port `{port}`"));
+        }
+    }
+    if want.user.is_none() && got.user.is_some() {
+        leaks.push("user".to_string());
+    }
+    if want.working_dir.is_none() && got.working_dir.is_some() {
+        leaks.push("working dir".to_string());
+    }
+    if want.cmd.is_none() && got.cmd.is_some() {
+        leaks.push("cmd".to_string());
+    }
+    if want.entrypoint.is_none() && got.entrypoint.is_some() {
+        leaks.push("entrypoint".to_string());
+    }
+    leaks
+}
+
+/// The error for a commit whose result would not be exactly the requested config.
+pub(crate) fn leak_error(container: &str, leaks: &[String]) -> EngineError {
+    refused(
+        "commit",
+        format!(
+            "committing container `{container}` would carry over its own {} into the image \
+             (Docker's commit merges the container's config into the one given)\n\
+             hint: create build containers with no env, labels, user, working dir or cmd \
+             beyond what the snapshot's config sets; pass secrets as files or in the command",
+            leaks.join(", ")
+        ),
+    )
+}
+
+fn image_config_from_docker(c: Option<bollard::models::ImageConfig>) -> ImageConfig {
+    let Some(c) = c else {
+        return ImageConfig::default();
+    };
+    let mut ports = c.exposed_ports.unwrap_or_default();
+    ports.sort();
+    ImageConfig {
+        user: c.user.filter(|u| !u.is_empty()),
+        env: c.env.unwrap_or_default(),
+        cmd: c.cmd.filter(|v| !v.is_empty()),
+        entrypoint: c.entrypoint.filter(|v| !v.is_empty()),
+        working_dir: c.working_dir.filter(|w| !w.is_empty()),
+        exposed_ports: ports,
+        labels: c.labels.unwrap_or_default().into_iter().collect(),
+    }
+}
+
+/// Dockerfile instructions that give an imported image `config`. JSON form
+/// keeps arguments with spaces intact.
+pub fn import_changes(config: &ImageConfig) -> Vec<String> {
+    let json = |v: &[String]| serde_json::to_string(v).unwrap_or_default();
+    let mut changes = Vec::new();
+    for entry in &config.env {
+        if let Some((k, v)) = entry.split_once('=') {
+            changes.push(format!("ENV {k}={}", dockerfile_quote(v)));
+        }
+    }
+    if let Some(user) = &config.user {
+        changes.push(format!("USER {user}"));
+    }
+    if let Some(dir) = &config.working_dir {
+        changes.push(format!("WORKDIR {dir}"));
+    }
+    if let Some(entrypoint) = &config.entrypoint {
+        changes.push(format!("ENTRYPOINT {}", json(entrypoint)));
+    }
+    if let Some(cmd) = &config.cmd {
+        changes.push(format!("CMD {}", json(cmd)));
+    }
+    for port in &config.exposed_ports {
+        changes.push(format!("EXPOSE {port}"));
+    }
+    for (k, v) in &config.labels {
+        changes.push(format!(
+            "LABEL {}={}",
+            dockerfile_quote(k),
+            dockerfile_quote(v)
+        ));
+    }
+    changes
+}
+
+/// A double-quoted Dockerfile word: `\\`, `"` and `$` escaped, so values are
+/// taken literally (no variable expansion).
+fn dockerfile_quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for ch in value.chars() {
+        if matches!(ch, '\\' | '"' | '$') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out.push('"');
+    out
+}
+
+/// Splits a reference into what the pull API wants: without a tag Docker
+/// would pull every tag of the repository, so `latest` is made explicit.
+fn split_reference(reference: &str) -> (String, Option<String>) {
+    if reference.contains('@') {
+        return (reference.to_string(), None);
+    }
+    let name_start = reference.rfind('/').map_or(0, |i| i + 1);
+    match reference[name_start..].rfind(':') {
+        Some(i) => (
+            reference[..name_start + i].to_string(),
+            Some(reference[name_start + i + 1..].to_string()),
+        ),
+        None => (reference.to_string(), Some("latest".to_string())),
+    }
+}
+
+/// A file as a stream of chunks, to send large archives without holding them
+/// in memory.
+fn file_chunks(
+    file: tokio::fs::File,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    futures_util::stream::try_unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 256 * 1024];
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some((Bytes::from(buf), file)))
+    })
+}
+
+/// Splits multiplexed container output into lines per stream; frames may cut
+/// a line anywhere, so each stream keeps its own unfinished tail.
+#[derive(Default)]
+pub(crate) struct LineSplitter {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl LineSplitter {
+    pub(crate) fn push(
+        &mut self,
+        stream: Stream,
+        bytes: &[u8],
+        on_line: &mut (dyn FnMut(Stream, &str) + Send),
+    ) {
+        let buf = match stream {
+            Stream::Stdout => &mut self.stdout,
+            Stream::Stderr => &mut self.stderr,
+        };
+        buf.extend_from_slice(bytes);
+        while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=i).collect();
+            emit(stream, &line[..i], on_line);
+        }
+    }
+
+    /// Emits the partial last lines (output that did not end in a newline).
+    pub(crate) fn finish(&mut self, on_line: &mut (dyn FnMut(Stream, &str) + Send)) {
+        for (stream, buf) in [
+            (Stream::Stdout, &mut self.stdout),
+            (Stream::Stderr, &mut self.stderr),
+        ] {
+            if !buf.is_empty() {
+                let line = std::mem::take(buf);
+                emit(stream, &line, on_line);
+            }
+        }
+    }
+}
+
+fn emit(stream: Stream, line: &[u8], on_line: &mut (dyn FnMut(Stream, &str) + Send)) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    on_line(stream, &String::from_utf8_lossy(line));
+}
+
+impl Engine for DockerEngine {
+    async fn ping(&self) -> EngineResult<EngineInfo> {
+        let v = self
+            .docker
+            .version()
+            .await
+            .map_err(|e| self.error("version", e, |_| None))?;
+        Ok(EngineInfo {
+            version: v.version.unwrap_or_default(),
+            api_version: v.api_version.unwrap_or_default(),
+        })
+    }
+
+    async fn image_inspect(&self, reference: &str) -> EngineResult<Option<ImageInfo>> {
+        match self.docker.inspect_image(reference).await {
+            Ok(i) => Ok(Some(ImageInfo {
+                id: i.id.unwrap_or_default(),
+                repo_tags: i.repo_tags.unwrap_or_default(),
+                repo_digests: i.repo_digests.unwrap_or_default(),
+                config: image_config_from_docker(i.config),
+            })),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(self.error("inspect image", e, |_| None)),
+        }
+    }
+
+    async fn images_with_labels(&self, labels: &[(&str, &str)]) -> EngineResult<Vec<String>> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        )]);
+        let options = ListImagesOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let images = self
+            .docker
+            .list_images(Some(options))
+            .await
+            .map_err(|e| self.error("list images", e, |_| None))?;
+        let mut ids: Vec<String> = images.into_iter().map(|i| i.id).collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// One listing call (the default would inspect every image).
+    async fn list_images(&self, labels: &[(&str, &str)]) -> EngineResult<Vec<ImageSummary>> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        )]);
+        let options = ListImagesOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let images = self
+            .docker
+            .list_images(Some(options))
+            .await
+            .map_err(|e| self.error("list images", e, |_| None))?;
+        let mut out: Vec<ImageSummary> = images
+            .into_iter()
+            .map(|i| ImageSummary {
+                id: i.id,
+                // Docker lists an untagged image as `<none>:<none>`.
+                repo_tags: i
+                    .repo_tags
+                    .into_iter()
+                    .filter(|t| t != "<none>:<none>")
+                    .collect(),
+                labels: i.labels.into_iter().collect(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out.dedup_by(|a, b| a.id == b.id);
+        Ok(out)
+    }
+
+    async fn pull(&self, reference: &str) -> EngineResult<()> {
+        let (from_image, tag) = split_reference(reference);
+        let options = CreateImageOptions {
+            from_image: Some(from_image),
+            tag,
+            ..Default::default()
+        };
+        let mut progress = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = progress.next().await {
+            item.map_err(|e| self.error("pull", e, no_such_image(reference)))?;
+        }
+        Ok(())
+    }
+
+    async fn import(&self, rootfs_tar: PathBuf, config: &ImageConfig) -> EngineResult<String> {
+        let file = tokio::fs::File::open(&rootfs_tar).await.map_err(|e| {
+            refused(
+                "import",
+                format!("cannot open `{}`: {e}", rootfs_tar.display()),
+            )
+        })?;
+        // Stream the file: a bootstrapped root filesystem is hundreds of megabytes.
+        let chunks = file_chunks(file);
+        let options = CreateImageOptions {
+            from_src: Some("-".to_string()),
+            changes: import_changes(config),
+            ..Default::default()
+        };
+        let mut progress =
+            self.docker
+                .create_image(Some(options), Some(bollard::body_try_stream(chunks)), None);
+        let mut id = None;
+        while let Some(item) = progress.next().await {
+            let info = item.map_err(|e| self.error("import", e, |_| None))?;
+            // The last status of an import is the new image's id.
+            if let Some(status) = info.status.filter(|s| s.starts_with("sha256:")) {
+                id = Some(status);
+            }
+        }
+        id.ok_or_else(|| refused("import", "the engine returned no image id".to_string()))
+    }
+
+    async fn tag(&self, image: &str, repo: &str, tag: &str) -> EngineResult<()> {
+        let options = TagImageOptions {
+            repo: Some(repo.to_string()),
+            tag: Some(tag.to_string()),
+        };
+        self.docker
+            .tag_image(image, Some(options))
+            .await
+            .map_err(|e| self.error("tag", e, no_such_image(image)))
+    }
+
+    /// Forced: a tag is removed even when other tags point at the same image,
+    /// and an id is removed with all its tags (running containers still block it).
+    async fn remove_image(&self, reference: &str) -> EngineResult<()> {
+        let options = RemoveImageOptions {
+            force: true,
+            ..Default::default()
+        };
+        self.docker
+            .remove_image(reference, Some(options), None)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("remove image", e, no_such_image(reference)))
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> EngineResult<String> {
+        // Bind strings take both absolute host paths and volume names
+        // (`name:/dst`), so one form serves both kinds of mount.
+        let binds: Vec<String> = spec
+            .mounts
+            .iter()
+            .map(|m| {
+                let mut bind = format!("{}:{}", m.source, m.target);
+                if m.readonly {
+                    bind.push_str(":ro");
+                }
+                bind
+            })
+            .collect();
+        let host_config = HostConfig {
+            binds: (!binds.is_empty()).then_some(binds),
+            network_mode: spec.network_host.then(|| "host".to_string()),
+            auto_remove: Some(spec.auto_remove),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: spec.cmd.clone(),
+            entrypoint: spec.entrypoint.clone(),
+            env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+            user: spec.user.clone(),
+            working_dir: spec.working_dir.clone(),
+            labels: Some(
+                spec.labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            tty: Some(spec.interactive),
+            open_stdin: Some(spec.interactive),
+            stdin_once: Some(spec.interactive),
+            attach_stdin: Some(spec.interactive),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: spec.name.clone(),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| self.error("create container", e, no_such_image(&spec.image)))?;
+        Ok(created.id)
+    }
+
+    async fn run_container(
+        &self,
+        id: &str,
+        on_line: &mut (dyn FnMut(Stream, &str) + Send),
+    ) -> EngineResult<i64> {
+        let auto_remove = self.inspect_auto_remove(id).await?;
+        // Attach before start, so not a byte of output is lost.
+        let options = AttachContainerOptions {
+            stdout: true,
+            stderr: true,
+            stream: true,
+            ..Default::default()
+        };
+        let attached = self
+            .docker
+            .attach_container(id, Some(options))
+            .await
+            .map_err(|e| self.error("attach container", e, no_such_container(id)))?;
+        // An auto-removed container is gone by the time its output ends, so its
+        // exit code can only come from a wait registered before it starts.
+        let removed_wait = auto_remove.then(|| {
+            let docker = self.docker.clone();
+            let id = id.to_string();
+            tokio::spawn(async move {
+                let options = WaitContainerOptions {
+                    condition: "removed".to_string(),
+                };
+                docker.wait_container(&id, Some(options)).next().await
+            })
+        });
+        self.docker
+            .start_container(id, None::<StartContainerOptions>)
+            .await
+            .map_err(|e| self.error("start container", e, no_such_container(id)))?;
+        let mut splitter = LineSplitter::default();
+        let mut output = attached.output;
+        while let Some(chunk) = output.next().await {
+            match chunk {
+                Ok(LogOutput::StdErr { message }) => {
+                    splitter.push(Stream::Stderr, &message, on_line)
+                }
+                Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                    splitter.push(Stream::Stdout, &message, on_line)
+                }
+                Ok(LogOutput::StdIn { .. }) => {}
+                Err(e) => {
+                    splitter.finish(on_line);
+                    return Err(self.error("attach container", e, no_such_container(id)));
+                }
+            }
+        }
+        splitter.finish(on_line);
+        match removed_wait {
+            None => self.exit_code(id).await,
+            Some(handle) => match handle.await {
+                Ok(Some(Ok(r))) => Ok(r.status_code),
+                Ok(Some(Err(BollardError::DockerContainerWaitError { code, .. }))) => Ok(code),
+                Ok(Some(Err(e))) => Err(self.error("wait container", e, no_such_container(id))),
+                Ok(None) | Err(_) => Err(refused("wait container", "no exit status".into())),
+            },
+        }
+    }
+
+    /// Uses the `docker` CLI (`docker start -ai`) when it is installed, which
+    /// handles raw mode and resizes; otherwise attaches through the API with the
+    /// terminal left in line mode.
+    async fn run_interactive(&self, id: &str) -> EngineResult<i64> {
+        let has_cli = std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path).any(|dir| dir.join("docker").is_file())
+        });
+        if has_cli {
+            self.run_interactive_cli(id).await
+        } else {
+            self.run_interactive_api(id).await
+        }
+    }
+
+    async fn put_archive(&self, id: &str, path: &str, tar: Bytes) -> EngineResult<()> {
+        let options = UploadToContainerOptions {
+            path: path.to_string(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(id, Some(options), bollard::body_full(tar))
+            .await
+            .map_err(|e| self.error("put archive", e, no_such_container(id)))
+    }
+
+    /// Streams the file instead of reading it into memory first.
+    async fn put_archive_file(&self, id: &str, path: &str, tar: PathBuf) -> EngineResult<()> {
+        let file = tokio::fs::File::open(&tar).await.map_err(|e| {
+            refused(
+                "put archive",
+                format!("cannot open `{}`: {e}", tar.display()),
+            )
+        })?;
+        let options = UploadToContainerOptions {
+            path: path.to_string(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(
+                id,
+                Some(options),
+                bollard::body_try_stream(file_chunks(file)),
+            )
+            .await
+            .map_err(|e| self.error("put archive", e, no_such_container(id)))
+    }
+
+    async fn get_archive(&self, id: &str, path: &str) -> EngineResult<Option<Bytes>> {
+        let options = DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let result: Result<Vec<Bytes>, BollardError> = self
+            .docker
+            .download_from_container(id, Some(options))
+            .try_collect()
+            .await;
+        match result {
+            Ok(chunks) => Ok(Some(chunks.concat().into())),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404,
+                message,
+            }) if !message.contains("No such container") => Ok(None),
+            Err(e) => Err(self.error("get archive", e, no_such_container(id))),
+        }
+    }
+
+    /// Docker's commit API MERGES: every field left empty in the config sent is
+    /// filled from the container's own config (env entries whose key is missing
+    /// are appended, labels added, cmd/entrypoint/user/working dir filled when
+    /// empty). So every field of `spec.config` is sent explicitly, with
+    /// `Entrypoint: []` (empty, not null) when there is none, so a container's
+    /// entrypoint never leaks into the image. What cannot be prevented that way
+    /// (env keys, labels, user, working dir or cmd the container has and the
+    /// config lacks) is checked after the commit: such an image is removed and
+    /// the commit refused, since a leaked env entry may be a secret.
+    async fn commit(&self, spec: &CommitSpec) -> EngineResult<String> {
+        let c = &spec.config;
+        let config = ContainerConfig {
+            user: Some(c.user.clone().unwrap_or_default()),
+            env: Some(c.env.clone()),
+            cmd: Some(c.cmd.clone().unwrap_or_default()),
+            entrypoint: Some(c.entrypoint.clone().unwrap_or_default()),
+            working_dir: Some(c.working_dir.clone().unwrap_or_default()),
+            exposed_ports: Some(c.exposed_ports.iter().map(|p| normalize_port(p)).collect()),
+            labels: Some(
+                c.labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        let options = CommitContainerOptions {
+            container: Some(spec.container.clone()),
+            comment: spec.comment.clone(),
+            pause: true,
+            ..Default::default()
+        };
+        let committed = self
+            .docker
+            .commit_container(options, config)
+            .await
+            .map_err(|e| self.error("commit", e, no_such_container(&spec.container)))?;
+        let id = committed.id;
+        let got = self
+            .image_inspect(&id)
+            .await?
+            .ok_or_else(|| refused("commit", format!("committed image `{id}` vanished")))?;
+        let leaks = commit_leaks(c, &got.config);
+        if !leaks.is_empty() {
+            let _ = self.remove_image(&id).await;
+            return Err(leak_error(&spec.container, &leaks));
+        }
+        Ok(id)
+    }
+
+    async fn remove_container(&self, id: &str) -> EngineResult<()> {
+        let options = RemoveContainerOptions {
+            force: true,
+            v: false,
+            ..Default::default()
+        };
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            // An auto-removed container may already be on its way out.
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            }) if message.contains("already in progress") => Ok(()),
+            Err(e) => Err(self.error("remove container", e, |_| None)),
+        }
+    }
+
+    async fn containers_with_label(&self, label: &str, value: &str) -> EngineResult<Vec<String>> {
+        let filters = HashMap::from([("label".to_string(), vec![format!("{label}={value}")])]);
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.error("list containers", e, |_| None))?;
+        Ok(containers.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    async fn list_containers(
+        &self,
+        label: &str,
+        value: &str,
+    ) -> EngineResult<Vec<super::ContainerSummary>> {
+        let filters = HashMap::from([("label".to_string(), vec![format!("{label}={value}")])]);
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.error("list containers", e, |_| None))?;
+        Ok(containers
+            .into_iter()
+            .filter_map(|c| {
+                Some(super::ContainerSummary {
+                    id: c.id?,
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .map(|n| n.trim_start_matches('/').to_string())
+                        .unwrap_or_default(),
+                    image: c.image.unwrap_or_default(),
+                    state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                    labels: c
+                        .labels
+                        .map(|l| l.into_iter().collect())
+                        .unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn references_get_an_explicit_tag() {
+        let cases = [
+            ("debian", ("debian", Some("latest"))),
+            ("debian:bookworm", ("debian", Some("bookworm"))),
+            ("localhost:5000/a/b", ("localhost:5000/a/b", Some("latest"))),
+            ("localhost:5000/a/b:1", ("localhost:5000/a/b", Some("1"))),
+            ("a@sha256:00", ("a@sha256:00", None)),
+        ];
+        for (input, (name, tag)) in cases {
+            let (n, t) = split_reference(input);
+            assert_eq!((n.as_str(), t.as_deref()), (name, tag), "{input}");
+        }
+    }
+
+    #[test]
+    fn lines_are_split_across_frames_and_partial_tails_kept() {
+        let mut lines = Vec::new();
+        let mut on_line = |s: Stream, l: &str| lines.push((s, l.to_string()));
+        let mut sp = LineSplitter::default();
+        sp.push(Stream::Stdout, b"a\nb", &mut on_line);
+        sp.push(Stream::Stderr, b"x\r\n", &mut on_line);
+        sp.push(Stream::Stdout, b"c\n\nd", &mut on_line);
+        sp.finish(&mut on_line);
+        let expected = [
+            (Stream::Stdout, "a"),
+            (Stream::Stderr, "x"),
+            (Stream::Stdout, "bc"),
+            (Stream::Stdout, ""),
+            (Stream::Stdout, "d"),
+        ];
+        let expected: Vec<(Stream, String)> =
+            expected.iter().map(|(s, l)| (*s, l.to_string())).collect();
+        assert_eq!(lines, expected);
+    }
+
+    #[test]
+    fn import_changes_quote_values() {
+        let config = ImageConfig {
+            env: vec!["PATH=/bin:/usr/bin".into(), "A=b c $X".into()],
+            cmd: Some(vec!["sh".into(), "-c".into(), "echo hi".into()]),
+            exposed_ports: vec!["3000/tcp".into()],
+            labels: BTreeMap::from([("k".into(), "v w".into())]),
+            ..Default::default()
+        };
+        assert_eq!(
+            import_changes(&config),
+            [
+                r#"ENV PATH="/bin:/usr/bin""#,
+                r#"ENV A="b c \$X""#,
+                r#"CMD ["sh","-c","echo hi"]"#,
+                "EXPOSE 3000/tcp",
+                r#"LABEL "k"="v w""#,
+            ]
+        );
+    }
+
+    #[test]
+    fn commit_leaks_name_keys_not_values() {
+        let want = ImageConfig {
+            env: vec!["A=1".into()],
+            cmd: Some(vec!["sh".into()]),
+            ..Default::default()
+        };
+        let got = ImageConfig {
+            env: vec!["A=1".into(), "TOKEN=hunter2".into()],
+            cmd: Some(vec!["sh".into()]),
+            user: Some("dev".into()),
+            ..Default::default()
+        };
+        let leaks = commit_leaks(&want, &got);
+        assert_eq!(leaks, ["env `TOKEN`", "user"]);
+        assert!(!leak_error("c", &leaks).to_string().contains("hunter2"));
+    }
+}

@@ -1,0 +1,650 @@
+//! One contract suite for every `Engine`: each check is written once, generic
+//! over the engine, and run against both `FakeEngine` and the real Docker
+//! Engine, so the fake cannot drift from what Docker does.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use bytes::Bytes;
+use kiln::engine::docker::DockerEngine;
+use kiln::engine::fake::{FakeEngine, FakeRun};
+use kiln::engine::{
+    CommitSpec, ContainerSpec, Engine, EngineError, ImageConfig, LABEL_HABITAT, LABEL_PHASE, Stream,
+};
+use kiln::testing::{BUSYBOX_PATH, TestScope, busybox_image, scoped, unique};
+
+async fn docker() -> DockerEngine {
+    match DockerEngine::connect().await {
+        Ok(engine) => engine,
+        Err(e) => panic!("the contract suite needs a Docker Engine: {e}"),
+    }
+}
+
+/// The fake, scripted with what the suite's commands print on a real engine.
+async fn fake() -> FakeEngine {
+    let engine = FakeEngine::new();
+    engine.script(
+        "exit 3",
+        FakeRun::exit(3)
+            .line(Stream::Stdout, "out1")
+            .line(Stream::Stderr, "err1")
+            .line(Stream::Stdout, "out2")
+            .line(Stream::Stdout, "tail"),
+    );
+    engine
+}
+
+/// Writes each contract check once and runs it against both engines.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod fake_engine {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let engine = super::fake().await;
+                    super::$name(&engine).await;
+                }
+            )*
+        }
+        mod docker_engine {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let engine = super::docker().await;
+                    super::$name(&engine).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    ping_answers,
+    missing_image_inspects_as_none,
+    archive_round_trip_keeps_mode_and_owner,
+    get_archive_of_missing_path_is_none,
+    run_streams_lines_and_returns_exit_codes,
+    commit_gives_exactly_the_config,
+    commit_does_not_leak_the_container_entrypoint,
+    commit_refuses_to_leak_container_env,
+    commit_keeps_the_files,
+    tag_moves,
+    images_are_found_by_label,
+    remove_container_removes_and_is_idempotent,
+    containers_are_found_by_label,
+    import_applies_the_config,
+    list_containers_describes_them,
+    list_images_gives_tags_and_labels,
+    put_archive_file_streams_a_host_tar,
+);
+
+fn spec(image: &str, scope: &TestScope, cmd: &[&str]) -> ContainerSpec {
+    ContainerSpec {
+        image: image.to_string(),
+        cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+        labels: scope.labels(),
+        network_host: true,
+        ..ContainerSpec::default()
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+async fn ping_answers<E: Engine>(engine: &E) {
+    let info = engine.ping().await.expect("ping");
+    assert!(!info.api_version.is_empty());
+}
+
+async fn missing_image_inspects_as_none<E: Engine>(engine: &E) {
+    let missing = unique("kiln-test/missing");
+    assert_eq!(engine.image_inspect(&missing).await.expect("inspect"), None);
+}
+
+/// A one-file tar with the given mode and owner.
+fn one_file_tar(name: &str, content: &[u8], mode: u32, uid: u64, gid: u64) -> Bytes {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(mode);
+    h.set_uid(uid);
+    h.set_gid(gid);
+    h.set_size(content.len() as u64);
+    h.set_mtime(0);
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_data(&mut h, name, content).expect("tar");
+    Bytes::from(b.into_inner().expect("tar"))
+}
+
+/// `(path, mode, uid, gid, content)` of every entry in a tar.
+fn entries(tar_bytes: &[u8]) -> Vec<(String, u32, u64, u64, Vec<u8>)> {
+    let mut archive = tar::Archive::new(tar_bytes);
+    let mut out = Vec::new();
+    for entry in archive.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        let path = entry.path().expect("path").to_string_lossy().into_owned();
+        let h = entry.header();
+        let (mode, uid, gid) = (
+            h.mode().expect("mode") & 0o7777,
+            h.uid().expect("uid"),
+            h.gid().expect("gid"),
+        );
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).expect("read");
+        out.push((path, mode, uid, gid, content));
+    }
+    out
+}
+
+async fn archive_round_trip_keeps_mode_and_owner<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let id = engine
+            .create_container(&spec(&base, &scope, &["true"]))
+            .await
+            .expect("create");
+        let tar = one_file_tar("kiln-probe.txt", b"hello\n", 0o640, 1000, 1001);
+        engine.put_archive(&id, "/tmp", tar).await.expect("put");
+        let got = engine
+            .get_archive(&id, "/tmp/kiln-probe.txt")
+            .await
+            .expect("get")
+            .expect("the file exists");
+        assert_eq!(
+            entries(&got),
+            [(
+                "kiln-probe.txt".to_string(),
+                0o640,
+                1000,
+                1001,
+                b"hello\n".to_vec()
+            )]
+        );
+    })
+    .await;
+}
+
+async fn get_archive_of_missing_path_is_none<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let id = engine
+            .create_container(&spec(&base, &scope, &["true"]))
+            .await
+            .expect("create");
+        let got = engine.get_archive(&id, "/no/such/file").await.expect("get");
+        assert_eq!(got, None);
+    })
+    .await;
+}
+
+async fn run_streams_lines_and_returns_exit_codes<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let script = "echo out1; echo err1 >&2; echo out2; printf tail; exit 3";
+        let id = engine
+            .create_container(&spec(&base, &scope, &["sh", "-c", script]))
+            .await
+            .expect("create");
+        let mut lines = Vec::new();
+        let code = engine
+            .run_container(&id, &mut |s, l| lines.push((s, l.to_string())))
+            .await
+            .expect("run");
+        assert_eq!(code, 3);
+        let of = |stream: Stream| -> Vec<String> {
+            lines
+                .iter()
+                .filter(|(s, _)| *s == stream)
+                .map(|(_, l)| l.clone())
+                .collect()
+        };
+        assert_eq!(of(Stream::Stdout), ["out1", "out2", "tail"]);
+        assert_eq!(of(Stream::Stderr), ["err1"]);
+
+        let ok = engine
+            .create_container(&spec(&base, &scope, &["true"]))
+            .await
+            .expect("create");
+        let code = engine
+            .run_container(&ok, &mut |_, _| {})
+            .await
+            .expect("run");
+        assert_eq!(code, 0);
+    })
+    .await;
+}
+
+async fn commit_gives_exactly_the_config<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let id = engine
+            .create_container(&spec(&base, &scope, &["true"]))
+            .await
+            .expect("create");
+        let mut labels = scope.labels();
+        labels.insert(LABEL_PHASE.to_string(), "3-env".to_string());
+        let config = ImageConfig {
+            user: Some("nobody".to_string()),
+            env: strings(&[&format!("PATH={BUSYBOX_PATH}"), "A=1", "B=two words"]),
+            cmd: Some(strings(&["sh", "-c", "echo hi"])),
+            entrypoint: None,
+            working_dir: Some("/tmp".to_string()),
+            exposed_ports: strings(&["3000/tcp", "53/udp"]),
+            labels,
+        };
+        let image = engine
+            .commit(&CommitSpec {
+                container: id,
+                config: config.clone(),
+                comment: Some("contract".to_string()),
+            })
+            .await
+            .expect("commit");
+        assert!(image.starts_with("sha256:"), "{image}");
+        let info = engine
+            .image_inspect(&image)
+            .await
+            .expect("inspect")
+            .expect("committed image exists");
+        assert_eq!(info.id, image);
+        let mut want = config;
+        want.exposed_ports.sort();
+        assert_eq!(info.config, want);
+    })
+    .await;
+}
+
+async fn commit_does_not_leak_the_container_entrypoint<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    let base_config = engine
+        .image_inspect(&base)
+        .await
+        .expect("inspect")
+        .expect("busybox exists")
+        .config;
+    assert_eq!(base_config.entrypoint, None);
+    scoped(engine, "kiln-contract", |scope| async move {
+        let mut container = spec(&base, &scope, &[]);
+        container.cmd = None;
+        container.entrypoint = Some(strings(&["/bin/sh", "-c", "echo hi"]));
+        let id = engine.create_container(&container).await.expect("create");
+        let mut config = base_config.clone();
+        config.labels = scope.labels();
+        let image = engine
+            .commit(&CommitSpec {
+                container: id,
+                config,
+                comment: None,
+            })
+            .await
+            .expect("commit");
+        let info = engine
+            .image_inspect(&image)
+            .await
+            .expect("inspect")
+            .expect("committed image exists");
+        assert_eq!(info.config.entrypoint, None);
+        assert_eq!(info.config.cmd, base_config.cmd);
+    })
+    .await;
+}
+
+async fn commit_refuses_to_leak_container_env<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let mut container = spec(&base, &scope, &["true"]);
+        container.env = strings(&["SHARED=from-container", "KILN_TEST_TOKEN=s3cret"]);
+        let id = engine.create_container(&container).await.expect("create");
+
+        // A different value for a key the config has: the config's wins.
+        let config = ImageConfig {
+            env: strings(&[&format!("PATH={BUSYBOX_PATH}"), "SHARED=from-config"]),
+            cmd: Some(strings(&["sh"])),
+            labels: scope.labels(),
+            ..ImageConfig::default()
+        };
+        let err = engine
+            .commit(&CommitSpec {
+                container: id.clone(),
+                config: config.clone(),
+                comment: None,
+            })
+            .await
+            .expect_err("a container-only env key would leak");
+        let text = err.to_string();
+        assert!(text.contains("KILN_TEST_TOKEN"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+        assert_eq!(
+            engine
+                .images_with_labels(&[(LABEL_HABITAT, &scope.habitat)])
+                .await
+                .expect("list"),
+            Vec::<String>::new(),
+            "a refused commit leaves no image behind"
+        );
+
+        // With every container key in the config, the config's values win.
+        let mut full = config;
+        full.env.push("KILN_TEST_TOKEN=".to_string());
+        let image = engine
+            .commit(&CommitSpec {
+                container: id,
+                config: full.clone(),
+                comment: None,
+            })
+            .await
+            .expect("commit");
+        let info = engine.image_inspect(&image).await.expect("inspect");
+        assert_eq!(info.expect("exists").config.env, full.env);
+    })
+    .await;
+}
+
+async fn commit_keeps_the_files<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let id = engine
+            .create_container(&spec(&base, &scope, &["true"]))
+            .await
+            .expect("create");
+        let tar = one_file_tar("kept.txt", b"kept\n", 0o600, 0, 0);
+        engine.put_archive(&id, "/root", tar).await.expect("put");
+        let mut config = kiln::testing::busybox_config();
+        config.labels = scope.labels();
+        let image = engine
+            .commit(&CommitSpec {
+                container: id,
+                config,
+                comment: None,
+            })
+            .await
+            .expect("commit");
+        let next = engine
+            .create_container(&spec(&image, &scope, &["true"]))
+            .await
+            .expect("create from the committed image");
+        let got = engine
+            .get_archive(&next, "/root/kept.txt")
+            .await
+            .expect("get")
+            .expect("the file was committed");
+        assert_eq!(entries(&got)[0].4, b"kept\n");
+    })
+    .await;
+}
+
+/// An image of its own for this scope (labelled, so the scope removes it).
+async fn scoped_image<E: Engine>(engine: &E, base: &str, scope: &TestScope, phase: &str) -> String {
+    let id = engine
+        .create_container(&spec(base, scope, &["true"]))
+        .await
+        .expect("create");
+    let mut config = kiln::testing::busybox_config();
+    config.labels = scope.labels();
+    config
+        .labels
+        .insert(LABEL_PHASE.to_string(), phase.to_string());
+    engine
+        .commit(&CommitSpec {
+            container: id,
+            config,
+            comment: None,
+        })
+        .await
+        .expect("commit")
+}
+
+async fn tag_moves<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let first = scoped_image(engine, &base, &scope, "1-base").await;
+        let second = scoped_image(engine, &base, &scope, "2-users").await;
+        let repo = format!("kiln-test/{}", scope.habitat);
+        engine.tag(&first, &repo, "snap").await.expect("tag");
+        let reference = format!("{repo}:snap");
+        let info = engine.image_inspect(&reference).await.expect("inspect");
+        assert_eq!(info.expect("tagged").id, first);
+        engine.tag(&second, &repo, "snap").await.expect("retag");
+        let info = engine.image_inspect(&reference).await.expect("inspect");
+        let info = info.expect("tagged");
+        assert_eq!(info.id, second);
+        assert!(info.repo_tags.contains(&reference), "{:?}", info.repo_tags);
+        let old = engine.image_inspect(&first).await.expect("inspect");
+        assert!(!old.expect("still there").repo_tags.contains(&reference));
+        let missing = engine.tag(&unique("kiln-test/none"), &repo, "x").await;
+        assert!(
+            matches!(missing, Err(EngineError::NoSuchImage(_))),
+            "{missing:?}"
+        );
+        engine.remove_image(&reference).await.expect("untag");
+    })
+    .await;
+}
+
+async fn images_are_found_by_label<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let first = scoped_image(engine, &base, &scope, "1-base").await;
+        let second = scoped_image(engine, &base, &scope, "2-users").await;
+        let habitat = scope.habitat.as_str();
+        let mut both = engine
+            .images_with_labels(&[(LABEL_HABITAT, habitat)])
+            .await
+            .expect("list");
+        both.sort();
+        let mut want = vec![first.clone(), second];
+        want.sort();
+        assert_eq!(both, want);
+        let one = engine
+            .images_with_labels(&[(LABEL_HABITAT, habitat), (LABEL_PHASE, "1-base")])
+            .await
+            .expect("list");
+        assert_eq!(one, [first]);
+        let none = engine
+            .images_with_labels(&[(LABEL_HABITAT, &unique("nobody"))])
+            .await
+            .expect("list");
+        assert!(none.is_empty());
+    })
+    .await;
+}
+
+async fn remove_container_removes_and_is_idempotent<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let id = engine
+            .create_container(&spec(&base, &scope, &["true"]))
+            .await
+            .expect("create");
+        engine.remove_container(&id).await.expect("remove");
+        let listed = engine
+            .containers_with_label(LABEL_HABITAT, &scope.habitat)
+            .await
+            .expect("list");
+        assert!(listed.is_empty(), "{listed:?}");
+        let gone = engine.get_archive(&id, "/").await;
+        assert!(
+            matches!(gone, Err(EngineError::NoSuchContainer(_))),
+            "{gone:?}"
+        );
+        engine.remove_container(&id).await.expect("second remove");
+    })
+    .await;
+}
+
+async fn containers_are_found_by_label<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let a = engine
+            .create_container(&spec(&base, &scope, &["true"]))
+            .await
+            .expect("create");
+        let b = engine
+            .create_container(&spec(&base, &scope, &["true"]))
+            .await
+            .expect("create");
+        let mut found = engine
+            .containers_with_label(LABEL_HABITAT, &scope.habitat)
+            .await
+            .expect("list");
+        found.sort();
+        let mut want = vec![a, b];
+        want.sort();
+        assert_eq!(found, want);
+    })
+    .await;
+}
+
+async fn import_applies_the_config<E: Engine>(engine: &E) {
+    // The busybox image is itself an import; its config must be exactly the one given.
+    let base = busybox_image(engine).await.expect("busybox image");
+    let info = engine
+        .image_inspect(kiln::testing::BUSYBOX_IMAGE)
+        .await
+        .expect("inspect")
+        .expect("tagged");
+    assert_eq!(info.id, base);
+    assert_eq!(info.config, kiln::testing::busybox_config());
+    let labels: BTreeMap<String, String> = BTreeMap::new();
+    assert_eq!(info.config.labels, labels);
+}
+
+async fn list_containers_describes_them<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let name = unique("kiln-contract-c");
+        let mut container = spec(&base, &scope, &["true"]);
+        container.name = Some(name.clone());
+        let id = engine.create_container(&container).await.expect("create");
+        let listed = engine
+            .list_containers(LABEL_HABITAT, &scope.habitat)
+            .await
+            .expect("list");
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        let c = &listed[0];
+        assert_eq!(
+            (c.id.as_str(), c.name.as_str()),
+            (id.as_str(), name.as_str())
+        );
+        assert_eq!(c.image, base);
+        assert_eq!(c.state, "created");
+        assert_eq!(c.labels, scope.labels());
+        engine
+            .run_container(&id, &mut |_, _| {})
+            .await
+            .expect("run");
+        let listed = engine
+            .list_containers(LABEL_HABITAT, &scope.habitat)
+            .await
+            .expect("list");
+        assert_eq!(listed[0].state, "exited");
+    })
+    .await;
+}
+
+async fn list_images_gives_tags_and_labels<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let tagged = scoped_image(engine, &base, &scope, "1-base").await;
+        let untagged = scoped_image(engine, &base, &scope, "2-users").await;
+        let repo = format!("kiln-test/{}", scope.habitat);
+        engine.tag(&tagged, &repo, "1-base").await.expect("tag");
+        let mut listed = engine
+            .list_images(&[(LABEL_HABITAT, &scope.habitat)])
+            .await
+            .expect("list");
+        listed.sort_by(|a, b| a.labels[LABEL_PHASE].cmp(&b.labels[LABEL_PHASE]));
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert_eq!(listed[0].id, tagged);
+        assert_eq!(listed[0].repo_tags, [format!("{repo}:1-base")]);
+        assert_eq!(listed[1].id, untagged);
+        assert_eq!(listed[1].repo_tags, Vec::<String>::new());
+        let mut labels = scope.labels();
+        labels.insert(LABEL_PHASE.to_string(), "2-users".to_string());
+        assert_eq!(listed[1].labels, labels);
+        engine
+            .remove_image(&format!("{repo}:1-base"))
+            .await
+            .expect("untag");
+    })
+    .await;
+}
+
+async fn put_archive_file_streams_a_host_tar<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let id = engine
+            .create_container(&spec(&base, &scope, &["true"]))
+            .await
+            .expect("create");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("probe.tar");
+        let content = vec![7u8; 600 * 1024];
+        let tar = one_file_tar("big.bin", &content, 0o600, 0, 0);
+        std::fs::write(&path, &tar).expect("write tar");
+        engine
+            .put_archive_file(&id, "/tmp", path)
+            .await
+            .expect("put");
+        let got = engine
+            .get_archive(&id, "/tmp/big.bin")
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(entries(&got)[0].4, content);
+    })
+    .await;
+}
+
+/// Real engine only: with `DOCKER_HOST` at a socket nobody listens on,
+/// `connect` says the engine is unreachable and where it looked. The variable
+/// is set for a child run of this test binary (setting it here would race the
+/// other tests' threads).
+#[test]
+fn connect_with_a_dead_docker_host_is_unreachable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("nobody.sock");
+    // A socket file with no listener: bound, then the listener is dropped.
+    drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind"));
+    let endpoint = format!("unix://{}", socket.display());
+    let exe = std::env::current_exe().expect("test binary");
+    let output = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "dead_docker_host_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("DOCKER_HOST", &endpoint)
+        .env("KILN_CONTRACT_CHILD", "1")
+        .output()
+        .expect("run child");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the child test did not run: {stdout}"
+    );
+}
+
+#[tokio::test]
+async fn dead_docker_host_child() {
+    if std::env::var_os("KILN_CONTRACT_CHILD").is_none() {
+        return;
+    }
+    let endpoint = std::env::var("DOCKER_HOST").expect("DOCKER_HOST");
+    match DockerEngine::connect().await {
+        Err(EngineError::Unreachable {
+            endpoint: e,
+            reason,
+        }) => {
+            assert_eq!(e, endpoint);
+            assert!(!reason.is_empty());
+        }
+        other => panic!("expected unreachable, got {other:?}"),
+    }
+}
