@@ -492,6 +492,35 @@ build:
 }
 
 #[test]
+fn shape_and_meaning_errors_come_in_one_run() {
+    let yaml = "\
+name: Bad
+build:
+  base: { image: debian }
+  users: [{ name: dev, shel: /bin/sh }]
+  habitat: { work_dir: work }
+  files:
+    copies: [{ source: f, dest: /f, owner: dev }]
+";
+    let d = parse_in(Path::new("/nonexistent"), yaml).unwrap_err();
+    let got: Vec<String> = d
+        .iter()
+        .map(|d| format!("{}:{}: {}", d.line(), d.column(), d.message()))
+        .collect();
+    // Checks across entries (like the copy owner) wait until the shape is right,
+    // so a misspelt key is never reported twice; all the others run.
+    assert_eq!(
+        got,
+        [
+            "1:7: invalid habitat name `Bad`",
+            "4:24: unknown key `shel` in `build.users[0]`",
+            "5:24: `build.habitat.work_dir` must be an absolute path, found `work`",
+            "7:24: copy source `f` does not exist",
+        ]
+    );
+}
+
+#[test]
 fn all_semantic_errors_come_in_one_run() {
     let dir = habitat();
     let yaml = "\

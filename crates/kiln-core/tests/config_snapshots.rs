@@ -53,13 +53,15 @@ build:
     );
 }
 
+/// Shape errors (unknown keys, wrong types) and meaning errors (the name, the
+/// mode) together: one run reports them all.
 #[test]
-fn several_structural_errors_at_once() {
+fn several_errors_at_once() {
     assert_rendered(
-        "several_structural_errors_at_once",
+        "several_errors_at_once",
         render(
             "\
-name: demo
+name: Demo
 bild: {}
 build:
   base:
@@ -72,6 +74,8 @@ build:
     commands:
       root: [ls]
       root: [pwd]
+  files:
+    copies: [{ source: ../f, dest: /f, mode: \"888\" }]
   final:
     expose: [3000, [1]]
 secrets:

@@ -3,8 +3,9 @@
 //!
 //! Three passes: YAML into a located node tree ([`node`]), that tree checked
 //! against the JSON Schema of the model ([`shape`]), then the typed config checked
-//! for meaning ([`validate`]). The typed config is read only from a tree that has
-//! the right shape, so serde never has to report an error itself.
+//! for meaning ([`validate`]). The typed config is read from the parts of the tree
+//! that have the right shape, so serde never has to report an error itself, and
+//! the meaning checks run even when some parts were wrong.
 
 mod diagnostic;
 pub mod model;
@@ -97,14 +98,16 @@ pub fn parse(file_name: &str, text: &str, habitat_dir: &Path) -> Result<Config, 
         }
     };
     let schema = schema();
-    let Some(value) = shape::check(&root, &schema, &mut sink) else {
+    let value = shape::check(&root, &schema, &mut sink);
+    // With structural errors the value leaves out what was wrong; the meaning
+    // checks still run on the rest, so one run reports everything it can.
+    let complete = sink.is_empty();
+    let Some(value) = value else {
         return Err(sink.finish());
     };
-    if !sink.is_empty() {
-        return Err(sink.finish());
-    }
     let config: Config = match serde_json::from_value(value) {
         Ok(config) => config,
+        Err(_) if !complete => return Err(sink.finish()),
         Err(err) => {
             // The shape check should have caught this; say so rather than hide it.
             sink.error(
@@ -115,7 +118,7 @@ pub fn parse(file_name: &str, text: &str, habitat_dir: &Path) -> Result<Config, 
         }
     };
     let dir = std::fs::canonicalize(habitat_dir).unwrap_or_else(|_| habitat_dir.to_path_buf());
-    validate::check(&config, &root, &dir, &mut sink);
+    validate::check(&config, &root, &dir, complete, &mut sink);
     if sink.is_empty() {
         Ok(config)
     } else {

@@ -158,15 +158,15 @@ impl<'s> Walker<'s> {
             }
             NodeKind::Seq(items) if types.contains(&"array") => {
                 let item_schema = schema.get("items").unwrap_or(&Value::Bool(true));
-                let mut out = Vec::with_capacity(items.len());
-                let mut ok = true;
-                for (i, item) in items.iter().enumerate() {
-                    match self.walk(item, item_schema, &path.index(i), item.loc, sink) {
-                        Some(v) => out.push(v),
-                        None => ok = false,
-                    }
-                }
-                ok.then_some(Value::Array(out))
+                // A bad item is left out (and reported), so the rest can still be checked.
+                let out = items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, item)| {
+                        self.walk(item, item_schema, &path.index(i), item.loc, sink)
+                    })
+                    .collect();
+                Some(Value::Array(out))
             }
             NodeKind::Scalar { text, typed } => self.scalar(node, text, *typed, schema, path, sink),
             other => {
@@ -259,6 +259,8 @@ impl<'s> Walker<'s> {
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         let mut out = Map::new();
+        // Only a bad or missing required key makes the whole mapping unusable; a
+        // bad optional key is left out (and reported) so the rest can be checked.
         let mut ok = true;
         let mut seen: Vec<(&str, usize)> = Vec::new();
         for (key, value) in entries {
@@ -271,7 +273,6 @@ impl<'s> Walker<'s> {
                         path.place()
                     ),
                 );
-                ok = false;
                 continue;
             };
             if let Some((_, first)) = seen.iter().find(|(s, _)| *s == k) {
@@ -280,7 +281,6 @@ impl<'s> Walker<'s> {
                     format!("duplicate key `{k}` {}", path.place()),
                     format!("it is already set on line {first}; remove one of them"),
                 );
-                ok = false;
                 continue;
             }
             seen.push((k, key.loc.line));
@@ -289,7 +289,6 @@ impl<'s> Walker<'s> {
                 None => match additional {
                     Some(Value::Bool(false)) => {
                         self.unknown_key(key, k, properties, path, sink);
-                        ok = false;
                         continue;
                     }
                     Some(s) => s,
@@ -308,7 +307,8 @@ impl<'s> Walker<'s> {
                 Some(v) => {
                     out.insert(k.to_string(), v);
                 }
-                None => ok = false,
+                None if required.contains(&k) => ok = false,
+                None => {}
             }
         }
         for r in &required {

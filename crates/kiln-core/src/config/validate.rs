@@ -14,14 +14,28 @@ use Seg::{Index as I, Key as K};
 
 /// Run every semantic check on `config`, whose YAML tree is `root`.
 /// `habitat_dir` resolves copy sources; it should be canonical.
-pub(crate) fn check(config: &Config, root: &Node, habitat_dir: &Path, sink: &mut Sink<'_>) {
+///
+/// `complete` is false when the structure check left bad parts out of `config`.
+/// Then the checks that look across entries (exactly one base, user references,
+/// duplicates, a secret's source) are skipped: a misspelt key left out would
+/// only make them report a second, misleading error about the same mistake.
+pub(crate) fn check(
+    config: &Config,
+    root: &Node,
+    habitat_dir: &Path,
+    complete: bool,
+    sink: &mut Sink<'_>,
+) {
     let mut c = Checker {
         root,
         sink,
         dir: habitat_dir,
+        complete,
     };
     c.name(config);
-    c.base(config);
+    if complete {
+        c.base(config);
+    }
     c.users(config);
     c.env(config);
     c.habitat(config);
@@ -29,7 +43,9 @@ pub(crate) fn check(config: &Config, root: &Node, habitat_dir: &Path, sink: &mut
     c.setup(config);
     c.repos(config);
     c.tools(config);
-    c.destinations(config);
+    if complete {
+        c.destinations(config);
+    }
     c.final_(config);
     c.secrets(config);
 }
@@ -38,6 +54,7 @@ struct Checker<'a, 't> {
     root: &'a Node,
     sink: &'a mut Sink<'t>,
     dir: &'a Path,
+    complete: bool,
 }
 
 impl Checker<'_, '_> {
@@ -143,7 +160,9 @@ impl Checker<'_, '_> {
                     USER_NAME_RULE,
                 );
             }
-            if let Some(first) = names.insert(&user.name, i) {
+            if let Some(first) = names.insert(&user.name, i)
+                && self.complete
+            {
                 let loc = self.at(&here("name"));
                 let line = self.at(&[K("build"), K("users"), I(first)]).line;
                 self.error(
@@ -156,6 +175,7 @@ impl Checker<'_, '_> {
             }
             if let Some(uid) = user.uid
                 && let Some(first) = uids.insert(uid, i)
+                && self.complete
             {
                 let loc = self.at(&here("uid"));
                 let other = &config.build.users[first].name;
@@ -430,7 +450,9 @@ impl Checker<'_, '_> {
                     format!("invalid secret id `{}`", secret.id),
                     "use letters, digits, `_`, `.` and `-`, starting with a letter, digit or `_`",
                 );
-            } else if let Some(first) = ids.insert(&secret.id, i) {
+            } else if let Some(first) = ids.insert(&secret.id, i)
+                && self.complete
+            {
                 let loc = self.at(&here("id"));
                 let line = self.at(&[K("secrets"), I(first)]).line;
                 self.error(
@@ -442,6 +464,7 @@ impl Checker<'_, '_> {
                 );
             }
             match (&secret.env, &secret.file) {
+                _ if !self.complete => {}
                 (Some(_), Some(_)) => {
                     let loc = self.key_at(&here("file"));
                     self.error_hint(
@@ -489,7 +512,11 @@ impl Checker<'_, '_> {
     /// base image's own users (other than `root`) are unknown until build time,
     /// so only `root`, numeric ids and users declared in `build.users` pass.
     fn user_ref(&mut self, config: &Config, user: &str, path: &[Seg<'_>], name: &str) {
-        if user == "root" || is_numeric(user) || config.build.users.iter().any(|u| u.name == user) {
+        if !self.complete
+            || user == "root"
+            || is_numeric(user)
+            || config.build.users.iter().any(|u| u.name == user)
+        {
             return;
         }
         let loc = self.at(path);
