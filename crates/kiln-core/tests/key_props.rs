@@ -1,0 +1,267 @@
+//! Property tests of the key chain (SPEC §5): an edit to one phase's config
+//! changes exactly that phase's key and every later one; reorderings of
+//! order-insensitive lists, comments, YAML style and `description` change none.
+
+use kiln::Phase;
+use kiln::config::{self, Config};
+use kiln::inputs::{BaseFact, Facts};
+use kiln::key_chain::KeyChain;
+use proptest::prelude::*;
+
+const BASE: &str = r#"
+name: props
+description: a habitat for property tests
+build:
+  base:
+    image: debian:bookworm-slim
+  users:
+    - { name: dev, uid: 1000, groups: [sudo, adm], shell: /bin/bash }
+  env:
+    - A=1
+    - B=2
+  habitat:
+    dirs: [/habitat/a, /habitat/b]
+    work_dir: /work
+  files:
+    copies:
+      - { source: kiln.yaml, dest: /etc/kiln.yaml, owner: root, mode: "0644" }
+    volumes:
+      - { source: ./shared, dest: /shared, readonly: true }
+  setup:
+    packages:
+      apt: [curl, git, unzip]
+      pip: [httpie, rich]
+    commands:
+      root: ["echo root"]
+      user: dev
+      scripts: ["echo user"]
+  repos:
+    - { url: https://example.invalid/app.git, path: /work/app, ref: main, owner: dev }
+  tools:
+    - { name: jq, source: https://example.invalid/jq, sha256: "0000000000000000000000000000000000000000000000000000000000000000" }
+  verify:
+    files: [/work/app/README.md]
+    commands: ["git --version"]
+  final:
+    user: dev
+    workdir: /work/app
+    command: ["bash"]
+    expose: [3000]
+"#;
+
+fn parse(text: &str) -> Config {
+    let dir = std::env::temp_dir().join(format!("kiln-key-props-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("kiln.yaml"), "name: x\n").unwrap();
+    match config::parse("kiln.yaml", text, &dir) {
+        Ok(c) => c,
+        Err(d) => panic!("{d}\n---\n{text}"),
+    }
+}
+
+fn facts() -> Facts {
+    Facts {
+        base: BaseFact::Image {
+            reference: "debian:bookworm-slim".into(),
+            id: Some("sha256:aaaa".into()),
+        },
+        copies: vec!["c0".into()],
+        repos: vec!["1111111111111111111111111111111111111111".into()],
+    }
+}
+
+fn keys(c: &Config, f: &Facts) -> Vec<String> {
+    KeyChain::compute(c, f)
+        .0
+        .iter()
+        .map(|p| p.key.to_string())
+        .collect()
+}
+
+/// The index of the first key that differs, asserting all later ones differ too.
+fn first_changed(a: &[String], b: &[String]) -> Option<usize> {
+    let first = a.iter().zip(b).position(|(x, y)| x != y)?;
+    for i in first..a.len() {
+        assert_ne!(
+            a[i],
+            b[i],
+            "phase {} kept its key after phase {} changed",
+            i + 1,
+            first + 1
+        );
+    }
+    Some(first)
+}
+
+/// Edits of one phase's config, each with the phase it belongs to. (The base
+/// is keyed by the image's id, a fact: see `facts_invalidate_their_phase`.)
+fn edits() -> Vec<(Phase, &'static str, &'static str)> {
+    vec![
+        (Phase::Users, "uid: 1000", "uid: 1001"),
+        (Phase::Users, "groups: [sudo, adm]", "groups: [sudo]"),
+        (Phase::Env, "- B=2", "- B=3"),
+        (Phase::Habitat, "work_dir: /work", "work_dir: /srv"),
+        (
+            Phase::Habitat,
+            "dirs: [/habitat/a, /habitat/b]",
+            "dirs: [/habitat/a]",
+        ),
+        (Phase::Files, "mode: \"0644\"", "mode: \"0600\""),
+        (
+            Phase::Files,
+            "dest: /etc/kiln.yaml",
+            "dest: /etc/kiln2.yaml",
+        ),
+        (Phase::Setup, "apt: [curl, git, unzip]", "apt: [curl, git]"),
+        (
+            Phase::Setup,
+            "root: [\"echo root\"]",
+            "root: [\"echo ROOT\"]",
+        ),
+        (
+            Phase::Setup,
+            "scripts: [\"echo user\"]",
+            "scripts: [\"echo USER\"]",
+        ),
+        (Phase::Repos, "ref: main", "ref: dev"),
+        (Phase::Repos, "path: /work/app", "path: /work/app2"),
+        (
+            Phase::Tools,
+            "\"0000000000000000000000000000000000000000000000000000000000000000\"",
+            "\"1111111111111111111111111111111111111111111111111111111111111111\"",
+        ),
+        (
+            Phase::Verify,
+            "commands: [\"git --version\"]",
+            "commands: [\"git --help\"]",
+        ),
+        (Phase::Final, "command: [\"bash\"]", "command: [\"sh\"]"),
+        (Phase::Final, "expose: [3000]", "expose: [3000, 4000]"),
+    ]
+}
+
+#[test]
+fn every_single_edit_invalidates_its_phase_and_those_after() {
+    let base = keys(&parse(BASE), &facts());
+    for (phase, from, to) in edits() {
+        assert!(BASE.contains(from), "edit {from:?} does not apply");
+        let edited = keys(&parse(&BASE.replacen(from, to, 1)), &facts());
+        assert_eq!(
+            first_changed(&base, &edited),
+            Some(phase.index()),
+            "editing {from:?} -> {to:?}"
+        );
+    }
+}
+
+#[test]
+fn facts_invalidate_their_phase() {
+    let c = parse(BASE);
+    let base = keys(&c, &facts());
+    let mut f = facts();
+    f.base = BaseFact::Image {
+        reference: "debian:bookworm-slim".into(),
+        id: Some("sha256:bbbb".into()),
+    };
+    assert_eq!(
+        first_changed(&base, &keys(&c, &f)),
+        Some(Phase::Base.index())
+    );
+    let mut f = facts();
+    f.copies[0] = "c1".into();
+    assert_eq!(
+        first_changed(&base, &keys(&c, &f)),
+        Some(Phase::Files.index())
+    );
+    let mut f = facts();
+    f.repos[0] = "2222222222222222222222222222222222222222".into();
+    assert_eq!(
+        first_changed(&base, &keys(&c, &f)),
+        Some(Phase::Repos.index())
+    );
+}
+
+#[test]
+fn keys_are_deterministic_and_pinned() {
+    let a = keys(&parse(BASE), &facts());
+    let b = keys(&parse(BASE), &facts());
+    assert_eq!(a, b);
+}
+
+fn neutral_rewrites() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (
+            "description: a habitat for property tests",
+            "description: something else entirely",
+        ),
+        ("apt: [curl, git, unzip]", "apt: [unzip, curl, git]"),
+        (
+            "apt: [curl, git, unzip]",
+            "apt:\n        - git\n        - unzip\n        - curl",
+        ),
+        ("pip: [httpie, rich]", "pip: [rich, httpie]"),
+        ("groups: [sudo, adm]", "groups: [adm, sudo]"),
+        ("- A=1\n    - B=2", "- B=2\n    - A=1"),
+        (
+            "dirs: [/habitat/a, /habitat/b]",
+            "dirs: [/habitat/b, /habitat/a]",
+        ),
+        (
+            "{ source: ./shared, dest: /shared, readonly: true }",
+            "{ source: ./other, dest: /other }",
+        ),
+        (
+            "name: props\n",
+            "name: props # a comment\n# another comment\n",
+        ),
+        (
+            "{ name: dev, uid: 1000, groups: [sudo, adm], shell: /bin/bash }",
+            "{ shell: /bin/bash, groups: [sudo, adm], uid: 1000, name: dev }",
+        ),
+        ("command: [\"bash\"]", "command:\n      - 'bash'"),
+    ]
+}
+
+#[test]
+fn neutral_rewrites_change_no_key() {
+    let base = keys(&parse(BASE), &facts());
+    for (from, to) in neutral_rewrites() {
+        assert!(BASE.contains(from), "rewrite {from:?} does not apply");
+        let edited = keys(&parse(&BASE.replacen(from, to, 1)), &facts());
+        assert_eq!(
+            first_changed(&base, &edited),
+            None,
+            "rewriting {from:?} -> {to:?}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Any subset of edits, applied together, invalidates from the earliest
+    /// edited phase; any shuffle of the apt list changes nothing.
+    #[test]
+    fn random_edits_invalidate_from_the_earliest(mask in 1u32..(1 << 16), seed in any::<u64>()) {
+        let base = keys(&parse(BASE), &facts());
+        let mut text = BASE.to_string();
+        let mut earliest: Option<Phase> = None;
+        for (i, (phase, from, to)) in edits().into_iter().enumerate() {
+            if mask & (1 << i) != 0 && text.contains(from) {
+                text = text.replacen(from, to, 1);
+                earliest = Some(earliest.map_or(phase, |e| e.min(phase)));
+            }
+        }
+        // A neutral shuffle on top never matters.
+        let mut apt = vec!["curl", "git", "unzip"];
+        let mut s = seed;
+        for i in (1..apt.len()).rev() {
+            let j = (s % (i as u64 + 1)) as usize;
+            s /= 3;
+            apt.swap(i, j);
+        }
+        let shuffled = text.replacen("apt: [curl, git, unzip]", &format!("apt: [{}]", apt.join(", ")), 1);
+        let edited = keys(&parse(&shuffled), &facts());
+        prop_assert_eq!(first_changed(&base, &edited), earliest.map(Phase::index));
+    }
+}
