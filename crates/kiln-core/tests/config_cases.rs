@@ -154,6 +154,18 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "2:8: invalid YAML: mapping values are not allowed in this context",
         "",
     ),
+    (
+        "two documents",
+        "name: x\n---\nname: y\n",
+        "3:1: invalid YAML: more than one YAML document",
+        "a `kiln.yaml` holds one document: remove the `---` separator",
+    ),
+    (
+        "tab indentation",
+        "name: x\nbuild:\n\tbase: {}\n",
+        "3:2: invalid YAML: tabs disallowed within this context (block indentation)",
+        "indent with spaces, not tabs",
+    ),
     // --- semantics
     (
         "habitat name with capitals",

@@ -93,7 +93,22 @@ pub fn parse(file_name: &str, text: &str, habitat_dir: &Path) -> Result<Config, 
     let root = match node::parse_yaml(text) {
         Ok(root) => root,
         Err(err) => {
-            sink.error(err.loc, format!("invalid YAML: {}", err.message));
+            // Reword the parser's messages that speak to its API rather than the user.
+            let (message, hint) = if err.message.contains("multiple YAML documents") {
+                (
+                    "more than one YAML document".to_string(),
+                    Some("a `kiln.yaml` holds one document: remove the `---` separator"),
+                )
+            } else if err.message.contains("tabs disallowed") {
+                (err.message.clone(), Some("indent with spaces, not tabs"))
+            } else {
+                (err.message.clone(), None)
+            };
+            sink.push(
+                err.loc,
+                format!("invalid YAML: {message}"),
+                hint.map(str::to_string),
+            );
             return Err(sink.finish());
         }
     };
