@@ -1,0 +1,221 @@
+//! Bootstrap bases: the cache hit against the fake engine, and one real
+//! debootstrap of bookworm minbase imported into the real Docker Engine
+//! (a few minutes the first time on a machine, a label lookup after that).
+
+use std::collections::BTreeMap;
+
+use kiln::bootstrap::{self, LABEL_BOOTSTRAP};
+use kiln::config::Bootstrap;
+use kiln::engine::docker::DockerEngine;
+use kiln::engine::fake::FakeEngine;
+use kiln::engine::{ContainerSpec, Engine, ImageConfig, LABEL_HABITAT};
+
+fn bookworm() -> Bootstrap {
+    Bootstrap {
+        distro: "debian".into(),
+        suite: "bookworm".into(),
+        variant: "minbase".into(),
+        mirror: None,
+        include: vec![],
+    }
+}
+
+#[tokio::test]
+async fn an_image_with_the_key_label_is_reused_without_debootstrap() {
+    let engine = FakeEngine::new();
+    let b = bookworm();
+    let mut labels = BTreeMap::new();
+    labels.insert(LABEL_BOOTSTRAP.to_string(), bootstrap::bootstrap_key(&b));
+    let id = engine.seed_image(
+        None,
+        ImageConfig {
+            labels,
+            ..ImageConfig::default()
+        },
+        BTreeMap::new(),
+    );
+    let mut lines = Vec::new();
+    let got = bootstrap::ensure_image(&engine, &b, &mut |l: &str| lines.push(l.to_string()))
+        .await
+        .expect("cached image");
+    assert_eq!(got, id);
+    assert_eq!(engine.counters().imports, 0);
+    assert!(lines.is_empty(), "{lines:?}");
+}
+
+#[tokio::test]
+async fn bad_parameters_fail_before_any_work() {
+    let engine = FakeEngine::new();
+    let mut b = bookworm();
+    b.distro = "arch".into();
+    let err = bootstrap::ensure_image(&engine, &b, &mut |_: &str| {})
+        .await
+        .expect_err("unsupported distro");
+    assert!(err.to_string().contains("`arch`"), "{err}");
+    assert_eq!(engine.counters().imports, 0);
+}
+
+#[tokio::test]
+async fn a_failed_debootstrap_reports_its_output_and_leaves_nothing_behind() {
+    let engine = FakeEngine::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut b = bookworm();
+    // No such suite: debootstrap fails at once, before any download.
+    b.suite = "kiln-no-such-suite".into();
+    let mut lines = Vec::new();
+    let err = bootstrap::ensure_image_in(&engine, &b, work.path(), &mut |l: &str| {
+        lines.push(l.to_string())
+    })
+    .await
+    .expect_err("unknown suite");
+    let msg = err.to_string();
+    assert!(
+        matches!(err, bootstrap::BootstrapError::Failed { .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("`kiln-no-such-suite`") && msg.contains("exit code"),
+        "{msg}"
+    );
+    eprintln!("{msg}");
+    assert!(!lines.is_empty(), "debootstrap's output was not streamed");
+    let left: Vec<_> = std::fs::read_dir(work.path()).expect("read_dir").collect();
+    assert!(left.is_empty(), "scratch left behind: {left:?}");
+    assert_eq!(engine.counters().imports, 0);
+}
+
+#[tokio::test]
+async fn a_cancelled_bootstrap_kills_debootstrap_and_cleans_up() {
+    let engine = FakeEngine::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut b = bookworm();
+    // Parameters no image has, so the bootstrap really starts.
+    b.include = vec!["kiln-cancel-test-marker".into()];
+    let mut lines = 0usize;
+    let mut on_line = |_: &str| lines += 1;
+    let run = bootstrap::ensure_image_in(&engine, &b, work.path(), &mut on_line);
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(3), run).await;
+    assert!(
+        outcome.is_err(),
+        "the bootstrap ended before it was cancelled: {outcome:?}"
+    );
+    let left: Vec<_> = std::fs::read_dir(work.path()).expect("read_dir").collect();
+    assert!(left.is_empty(), "scratch left behind: {left:?}");
+    let procs = std::process::Command::new("pgrep")
+        .args(["-f", "kiln-cancel-test-marker"])
+        .output()
+        .expect("pgrep");
+    assert!(procs.stdout.is_empty(), "debootstrap still runs: {procs:?}");
+}
+
+/// Runs `script` in a throwaway container of `image` and returns its exit
+/// code and output; the container is removed whatever happens.
+async fn run_in(engine: &DockerEngine, image: &str, script: &str) -> (i64, String) {
+    let mut labels = BTreeMap::new();
+    labels.insert(
+        LABEL_HABITAT.to_string(),
+        "kiln-test-host-bootstrap".to_string(),
+    );
+    let spec = ContainerSpec {
+        image: image.to_string(),
+        cmd: Some(vec!["sh".into(), "-c".into(), script.into()]),
+        labels,
+        ..ContainerSpec::default()
+    };
+    let id = engine
+        .create_container(&spec)
+        .await
+        .expect("create container");
+    let mut out = String::new();
+    let code = engine
+        .run_container(&id, &mut |_, line| {
+            out.push_str(line);
+            out.push('\n');
+        })
+        .await;
+    engine
+        .remove_container(&id)
+        .await
+        .expect("remove container");
+    (code.expect("run container"), out)
+}
+
+#[tokio::test]
+async fn bookworm_minbase_is_bootstrapped_once_and_works() {
+    let engine = DockerEngine::connect().await.expect("docker engine");
+    let b = bookworm();
+    let start = std::time::Instant::now();
+    let mut lines = Vec::new();
+    let result =
+        bootstrap::ensure_image(&engine, &b, &mut |l: &str| lines.push(l.to_string())).await;
+    let id = match result {
+        Ok(id) => id,
+        Err(e) => panic!(
+            "bootstrap failed: {e}\n--- output ---\n{}",
+            lines.join("\n")
+        ),
+    };
+    eprintln!(
+        "ensure_image (first call): {:?}, {} output lines",
+        start.elapsed(),
+        lines.len()
+    );
+
+    // The second call is one label lookup.
+    let start = std::time::Instant::now();
+    let mut again_lines = Vec::new();
+    let again =
+        bootstrap::ensure_image(&engine, &b, &mut |l: &str| again_lines.push(l.to_string()))
+            .await
+            .expect("cached");
+    eprintln!("ensure_image (cached): {:?}", start.elapsed());
+    assert_eq!(again, id);
+    assert!(again_lines.is_empty(), "{again_lines:?}");
+
+    let info = engine
+        .image_inspect(&bootstrap::image_ref(&b))
+        .await
+        .expect("inspect")
+        .expect("the image is tagged");
+    assert_eq!(info.id, id);
+    assert_eq!(info.config.cmd, Some(vec!["bash".to_string()]));
+    assert!(
+        info.config
+            .env
+            .iter()
+            .any(|e| e.starts_with("PATH=/usr/local/sbin")),
+        "{:?}",
+        info.config.env
+    );
+    assert_eq!(
+        info.config.labels.get(LABEL_BOOTSTRAP),
+        Some(&bootstrap::bootstrap_key(&b))
+    );
+
+    let (code, out) = run_in(
+        &engine,
+        &id,
+        "cat /etc/debian_version && /usr/sbin/policy-rc.d; echo policy=$?; \
+         ls /var/lib/apt/lists | grep -c InRelease; \
+         test -f /etc/apt/apt.conf.d/docker-clean && echo clean-config; \
+         grep -c security /etc/apt/sources.list; \
+         stat -c '%U %a' /usr/bin/passwd /etc/shadow",
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.lines().next().is_some_and(|l| l.starts_with("12.")),
+        "{out}"
+    );
+    assert!(out.contains("policy=101"), "{out}");
+    assert!(out.contains("\n0\n"), "apt lists were not cleared: {out}");
+    assert!(out.contains("clean-config"), "{out}");
+    // Owners and setuid bits survive the tar round trip.
+    assert!(out.contains("root 4755"), "{out}");
+    assert!(out.contains("root 640"), "{out}");
+
+    // Nothing is left mounted in kiln's scratch space.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
+    let scratch = kiln::cache_dir::bootstrap_dir();
+    assert!(!mounts.contains(&*scratch.to_string_lossy()), "{mounts}");
+}
