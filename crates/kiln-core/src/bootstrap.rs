@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use crate::config::Bootstrap;
-use crate::engine::{Engine, EngineError, ImageConfig};
+use crate::engine::{Engine, EngineError, ImageConfig, ImageInfo, LABEL_HABITAT, LABEL_PHASE};
 
 /// The label carrying [`bootstrap_key`] on every bootstrap image.
 pub const LABEL_BOOTSTRAP: &str = "dev.kiln.bootstrap";
@@ -180,10 +180,7 @@ pub async fn ensure_image_in<E: Engine>(
 ) -> Result<String, BootstrapError> {
     validate(b)?;
     let key = bootstrap_key(b);
-    let existing = engine
-        .images_with_labels(&[(LABEL_BOOTSTRAP, key.as_str())])
-        .await?;
-    if let Some(id) = existing.into_iter().next() {
+    if let Some(id) = find_image(engine, b, &key).await? {
         return Ok(id);
     }
     let debootstrap = find_debootstrap().ok_or(BootstrapError::DebootstrapMissing)?;
@@ -217,6 +214,38 @@ pub async fn ensure_image_in<E: Engine>(
     engine.tag(&id, &image_repo(b), &key[..12]).await?;
     on_line(&format!("kiln: made {}", image_ref(b)));
     Ok(id)
+}
+
+/// The bootstrap image for `key`: by its tag (one engine call, the usual
+/// case), else by label, re-tagging what it finds.
+///
+/// A label alone is not enough: images committed on top of a bootstrap
+/// image inherit its labels, so habitat snapshots carry the key too.
+async fn find_image<E: Engine>(
+    engine: &E,
+    b: &Bootstrap,
+    key: &str,
+) -> Result<Option<String>, BootstrapError> {
+    let is_base = |info: &ImageInfo| {
+        let labels = &info.config.labels;
+        labels.get(LABEL_BOOTSTRAP).map(String::as_str) == Some(key)
+            && !labels.contains_key(LABEL_PHASE)
+            && !labels.contains_key(LABEL_HABITAT)
+    };
+    if let Some(info) = engine.image_inspect(&image_ref(b)).await?
+        && is_base(&info)
+    {
+        return Ok(Some(info.id));
+    }
+    for id in engine.images_with_labels(&[(LABEL_BOOTSTRAP, key)]).await? {
+        if let Some(info) = engine.image_inspect(&id).await?
+            && is_base(&info)
+        {
+            engine.tag(&info.id, &image_repo(b), &key[..12]).await?;
+            return Ok(Some(info.id));
+        }
+    }
+    Ok(None)
 }
 
 fn find_debootstrap() -> Option<PathBuf> {

@@ -8,7 +8,7 @@ use kiln::bootstrap::{self, LABEL_BOOTSTRAP};
 use kiln::config::Bootstrap;
 use kiln::engine::docker::DockerEngine;
 use kiln::engine::fake::FakeEngine;
-use kiln::engine::{ContainerSpec, Engine, ImageConfig, LABEL_HABITAT};
+use kiln::engine::{ContainerSpec, Engine, ImageConfig, LABEL_HABITAT, LABEL_PHASE};
 
 fn bookworm() -> Bootstrap {
     Bootstrap {
@@ -20,27 +20,69 @@ fn bookworm() -> Bootstrap {
     }
 }
 
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[tokio::test]
-async fn an_image_with_the_key_label_is_reused_without_debootstrap() {
+async fn the_tagged_image_is_reused_with_one_engine_call() {
     let engine = FakeEngine::new();
     let b = bookworm();
-    let mut labels = BTreeMap::new();
-    labels.insert(LABEL_BOOTSTRAP.to_string(), bootstrap::bootstrap_key(&b));
-    let id = engine.seed_image(
-        None,
-        ImageConfig {
-            labels,
-            ..ImageConfig::default()
-        },
-        BTreeMap::new(),
-    );
+    let key = bootstrap::bootstrap_key(&b);
+    let config = ImageConfig {
+        labels: labels(&[(LABEL_BOOTSTRAP, &key)]),
+        ..ImageConfig::default()
+    };
+    let id = engine.seed_image(Some(&bootstrap::image_ref(&b)), config, BTreeMap::new());
     let mut lines = Vec::new();
     let got = bootstrap::ensure_image(&engine, &b, &mut |l: &str| lines.push(l.to_string()))
         .await
         .expect("cached image");
     assert_eq!(got, id);
     assert_eq!(engine.counters().imports, 0);
+    assert_eq!(engine.counters().tags, 0);
     assert!(lines.is_empty(), "{lines:?}");
+}
+
+/// Snapshots committed on a bootstrap image inherit its labels; only the
+/// bootstrap image itself is a base. An untagged one is found by label and
+/// tagged again.
+#[tokio::test]
+async fn an_untagged_base_is_found_by_label_and_snapshots_are_not_bases() {
+    let engine = FakeEngine::new();
+    let b = bookworm();
+    let key = bootstrap::bootstrap_key(&b);
+    let snapshot = ImageConfig {
+        labels: labels(&[
+            (LABEL_BOOTSTRAP, &key),
+            (LABEL_HABITAT, "h"),
+            (LABEL_PHASE, "4-habitat"),
+        ]),
+        ..ImageConfig::default()
+    };
+    let base = ImageConfig {
+        labels: labels(&[(LABEL_BOOTSTRAP, &key)]),
+        ..ImageConfig::default()
+    };
+    let mut ids = vec![
+        engine.seed_image(None, snapshot.clone(), BTreeMap::new()),
+        engine.seed_image(None, snapshot, BTreeMap::new()),
+    ];
+    let base_id = engine.seed_image(None, base, BTreeMap::new());
+    ids.push(base_id.clone());
+    let got = bootstrap::ensure_image(&engine, &b, &mut |_: &str| {})
+        .await
+        .expect("found by label");
+    assert_eq!(got, base_id, "of {ids:?}");
+    assert_eq!(
+        engine.tags().get(&bootstrap::image_ref(&b)),
+        Some(&base_id),
+        "not re-tagged"
+    );
+    assert_eq!(engine.counters().imports, 0);
 }
 
 #[tokio::test]
