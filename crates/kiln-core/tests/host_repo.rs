@@ -293,3 +293,29 @@ fn resolve_cost_on_a_local_repo() {
         start.elapsed() / n
     );
 }
+
+/// The quickstart ships its repository as a git bundle beside kiln.yaml.
+#[test]
+fn a_git_bundle_in_the_habitat_is_a_repository() {
+    let f = Fixture::new();
+    let head = f.head();
+    let bundle = f.habitat.join("app.bundle");
+    git(
+        &f.repo,
+        &["bundle", "create", &bundle.to_string_lossy(), "--all"],
+    );
+    let got = f
+        .cache
+        .resolve("app.bundle", Some("main"), &f.habitat)
+        .expect("resolve");
+    assert_eq!(got, head);
+    let tar = f
+        .cache
+        .archive("app.bundle", &got, &f.habitat, "/work/app", 1000, 1000)
+        .expect("archive");
+    assert!(
+        entries(tar.path())
+            .iter()
+            .any(|e| e.path == "work/app/README.md")
+    );
+}
