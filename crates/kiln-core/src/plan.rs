@@ -63,7 +63,11 @@ impl Plan {
                     None => (
                         Action::Build,
                         why_changed(pk, snaps).unwrap_or_else(|| {
-                            "its previous phase returned to an older config".to_string()
+                            if phase == Phase::Verify {
+                                "its inputs changed since it last passed".to_string()
+                            } else {
+                                "its previous phase returned to an older config".to_string()
+                            }
                         }),
                     ),
                 }
@@ -96,7 +100,8 @@ fn forced(phase: Phase, opts: PlanOptions, first_built: Option<Phase>) -> Option
         return Some("forced by --no-cache".to_string());
     }
     match opts.rebuild_from {
-        Some(from) if phase >= from && first_built.is_none_or(|b| b >= from) => {
+        // Only the first phase built says it was forced; later ones say after which.
+        Some(from) if phase >= from && first_built.is_none() => {
             Some(format!("forced by --rebuild {from}"))
         }
         _ => None,
@@ -125,6 +130,12 @@ fn cached_image(pk: &PhaseKey, snaps: &Snapshots, chain: &KeyChain) -> Option<St
 /// when its own inputs are unchanged (so only an earlier phase changed).
 fn why_changed(pk: &PhaseKey, snaps: &Snapshots) -> Option<String> {
     let Some(tagged) = snaps.tagged(pk.phase) else {
+        // Verify commits no image of its own (its tag points at the previous
+        // phase's image), so no tag ever carries verify's inputs. Once a final
+        // image exists verify has run before; only its key records that.
+        if pk.phase == Phase::Verify && snaps.tagged(Phase::Final).is_some() {
+            return None;
+        }
         return Some("no snapshot yet".to_string());
     };
     if tagged.inputs == pk.inputs {
@@ -202,8 +213,18 @@ fn short_base(v: &Value) -> String {
 /// The `kiln.yaml` path of a changed input field, e.g. `setup.packages.apt`.
 fn config_path(phase: Phase, field: &str) -> String {
     let field = match (phase, field) {
-        (Phase::Setup, f @ ("apt" | "npm" | "pip")) => format!("packages.{f}"),
-        (Phase::Setup, f @ ("root" | "scripts" | "user")) => format!("commands.{f}"),
+        // Fields may carry an index (`root[0]`): match on the name before it.
+        (Phase::Setup, f) if matches!(f.split(['[', '.']).next(), Some("apt" | "npm" | "pip")) => {
+            format!("packages.{f}")
+        }
+        (Phase::Setup, f)
+            if matches!(
+                f.split(['[', '.']).next(),
+                Some("root" | "scripts" | "user")
+            ) =>
+        {
+            format!("commands.{f}")
+        }
         (Phase::Files, f) => format!("copies{f}"),
         (Phase::Env | Phase::Users | Phase::Repos | Phase::Tools, "(all)") => String::new(),
         (Phase::Env, f) => f.to_string(),
