@@ -22,6 +22,7 @@ use crate::engine::{
     LABEL_KEY, LABEL_PARENT, LABEL_PHASE, Mount,
 };
 use crate::event::{Event, PhaseStatus, Reporter};
+use crate::image_archive::{self, ParentImage};
 use crate::inputs::{BaseFact, Facts};
 use crate::key_chain::KeyChain;
 use crate::names;
@@ -489,7 +490,7 @@ impl<E: Engine> Executor<'_, E> {
         if phase == Phase::Base {
             let image = self.resolve_base().await?;
             let config = self.inspect_config(&image).await?;
-            return self.commit_phase(phase, &image, config, |_| Ok(())).await;
+            return self.load_phase(phase, &image, config).await;
         }
         let parent = parent.ok_or_else(|| fail(phase, "no parent image"))?;
         let parent_config = match parent.config {
@@ -509,7 +510,7 @@ impl<E: Engine> Executor<'_, E> {
                 config
                     .env
                     .extend(vars.iter().map(|(k, v)| format!("{k}={v}")));
-                self.commit_phase(phase, &image, config, |_| Ok(())).await
+                self.load_phase(phase, &image, config).await
             }
             Phase::Habitat => self.run_habitat(&image, parent_config).await,
             Phase::Files => self.run_files(&image, parent_config).await,
@@ -546,7 +547,7 @@ impl<E: Engine> Executor<'_, E> {
                 config.labels.extend(f.labels);
                 let verify_key = self.chain.get(Phase::Verify).key.to_string();
                 config.labels.insert(LABEL_VERIFIED.to_string(), verify_key);
-                self.commit_phase(phase, &image, config, |_| Ok(())).await
+                self.load_phase(phase, &image, config).await
             }
         }
     }
@@ -582,9 +583,14 @@ impl<E: Engine> Executor<'_, E> {
                         line: line.to_string(),
                     });
                 };
-                bootstrap::ensure_image(self.engine, b, &mut on_line)
-                    .await
-                    .map_err(|e| fail(Phase::Base, e.to_string()))
+                bootstrap::ensure_image_in(
+                    self.engine,
+                    b,
+                    &self.opts.cache_root().join("bootstrap"),
+                    &mut on_line,
+                )
+                .await
+                .map_err(|e| fail(Phase::Base, e.to_string()))
             }
             Some(BaseSource::Habitat(path)) => {
                 let BaseFact::Habitat { final_key } = &self.facts.base else {
@@ -631,6 +637,35 @@ impl<E: Engine> Executor<'_, E> {
             network_host: true,
             ..Default::default()
         }
+    }
+
+    /// A phase that changes only image config: one `docker load` of an archive
+    /// reusing the parent's layers; no container, no commit.
+    async fn load_phase(
+        &mut self,
+        phase: Phase,
+        parent: &str,
+        config: ImageConfig,
+    ) -> Result<Produced, BuildError> {
+        let info = self
+            .engine
+            .image_inspect(parent)
+            .await?
+            .ok_or_else(|| BuildError::Engine(EngineError::NoSuchImage(parent.to_string())))?;
+        let parent = ParentImage {
+            layers: info.layers,
+            architecture: info.architecture,
+            os: info.os,
+            created: info.created,
+        };
+        let config = self.snapshot_config(phase, config);
+        let archive =
+            image_archive::config_only(&parent, &config, &format!("kiln {}", phase.tag()), &[]);
+        self.engine.load(Bytes::from(archive.tar)).await?;
+        Ok(Produced {
+            image: archive.image_id,
+            config: Some(config),
+        })
     }
 
     /// Creates a container of `image`, lets `prepare` change its files, commits

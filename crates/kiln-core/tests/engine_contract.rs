@@ -76,6 +76,7 @@ contract!(
     list_containers_describes_them,
     list_images_gives_tags_and_labels,
     put_archive_file_streams_a_host_tar,
+    load_of_a_config_only_archive_reuses_the_parent_layers,
 );
 
 fn spec(image: &str, scope: &TestScope, cmd: &[&str]) -> ContainerSpec {
@@ -647,4 +648,53 @@ async fn dead_docker_host_child() {
         }
         other => panic!("expected unreachable, got {other:?}"),
     }
+}
+
+/// kiln's config-only snapshots: an archive naming the parent's layers loads
+/// as a new image with the new config and the parent's files, at the id the
+/// archive predicts.
+async fn load_of_a_config_only_archive_reuses_the_parent_layers<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let parent = engine
+            .image_inspect(&base)
+            .await
+            .expect("inspect")
+            .expect("exists");
+        let mut config = parent.config.clone();
+        config.env.push("LOADED=yes".to_string());
+        config.labels = scope.labels();
+        let archive = kiln::image_archive::config_only(
+            &kiln::image_archive::ParentImage {
+                layers: parent.layers.clone(),
+                architecture: parent.architecture.clone(),
+                os: parent.os.clone(),
+                created: parent.created.clone(),
+            },
+            &config,
+            "contract",
+            &[],
+        );
+        engine.load(archive.tar.clone().into()).await.expect("load");
+        let loaded = engine
+            .image_inspect(&archive.image_id)
+            .await
+            .expect("inspect")
+            .expect("the image has the predicted id");
+        assert!(loaded.config.env.contains(&"LOADED=yes".to_string()));
+        assert_eq!(loaded.layers, parent.layers);
+        let id = engine
+            .create_container(&spec(&archive.image_id, &scope, &["true"]))
+            .await
+            .expect("create from the loaded image");
+        assert!(
+            engine
+                .get_archive(&id, "/bin/busybox")
+                .await
+                .expect("get")
+                .is_some(),
+            "the parent's files are there"
+        );
+    })
+    .await;
 }

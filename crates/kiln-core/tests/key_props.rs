@@ -253,7 +253,7 @@ proptest! {
             }
         }
         // A neutral shuffle on top never matters.
-        let mut apt = vec!["curl", "git", "unzip"];
+        let mut apt = ["curl", "git", "unzip"];
         let mut s = seed;
         for i in (1..apt.len()).rev() {
             let j = (s % (i as u64 + 1)) as usize;

@@ -509,6 +509,10 @@ impl Engine for DockerEngine {
                 repo_tags: i.repo_tags.unwrap_or_default(),
                 repo_digests: i.repo_digests.unwrap_or_default(),
                 config: image_config_from_docker(i.config),
+                layers: i.root_fs.and_then(|r| r.layers).unwrap_or_default(),
+                architecture: i.architecture.unwrap_or_default(),
+                os: i.os.unwrap_or_default(),
+                created: i.created.map(|c| c.to_string()).unwrap_or_default(),
             })),
             Err(BollardError::DockerResponseServerError {
                 status_code: 404, ..
@@ -610,6 +614,20 @@ impl Engine for DockerEngine {
             }
         }
         id.ok_or_else(|| refused("import", "the engine returned no image id".to_string()))
+    }
+
+    async fn load(&self, tar: Bytes) -> EngineResult<()> {
+        let options = bollard::query_parameters::ImportImageOptions {
+            quiet: true,
+            ..Default::default()
+        };
+        let mut progress = self
+            .docker
+            .import_image(options, bollard::body_full(tar), None);
+        while let Some(item) = progress.next().await {
+            item.map_err(|e| self.error("load", e, |_| None))?;
+        }
+        Ok(())
     }
 
     async fn tag(&self, image: &str, repo: &str, tag: &str) -> EngineResult<()> {

@@ -81,6 +81,8 @@ pub struct FakeCounters {
 struct FakeImage {
     config: ImageConfig,
     files: FakeTree,
+    /// Synthetic diff ids: one per image unless loaded onto another's layers.
+    layers: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -355,7 +357,12 @@ impl State {
     }
 
     fn add_image(&mut self, image: FakeImage) -> String {
-        let id = format!("sha256:{}", self.next_hex("image"));
+        let hex = self.next_hex("image");
+        let id = format!("sha256:{hex}");
+        let mut image = image;
+        if image.layers.is_empty() {
+            image.layers = vec![format!("sha256:layer{hex}")];
+        }
         self.images.insert(id.clone(), image);
         id
     }
@@ -432,6 +439,7 @@ impl FakeEngine {
         let id = state.add_image(FakeImage {
             config: normalize_config(&config),
             files,
+            layers: Vec::new(),
         });
         if let Some(reference) = reference {
             state.tags.insert(full_tag(reference), id.clone());
@@ -448,6 +456,7 @@ impl FakeEngine {
             FakeImage {
                 config: normalize_config(&config),
                 files,
+                layers: Vec::new(),
             },
         );
     }
@@ -518,6 +527,10 @@ impl Engine for FakeEngine {
             repo_tags,
             repo_digests: Vec::new(),
             config: image.config.clone(),
+            layers: image.layers.clone(),
+            architecture: "amd64".to_string(),
+            os: "linux".to_string(),
+            created: "2026-01-01T00:00:00Z".to_string(),
         }))
     }
 
@@ -565,7 +578,109 @@ impl Engine for FakeEngine {
         Ok(state.add_image(FakeImage {
             config: normalize_config(config),
             files,
+            layers: Vec::new(),
         }))
+    }
+
+    /// Loads a `docker save` archive whose layers are those of an image the
+    /// fake already has (what kiln's config-only snapshots are).
+    async fn load(&self, tar: Bytes) -> EngineResult<()> {
+        let mut files = BTreeMap::new();
+        let mut ar = tar::Archive::new(&tar[..]);
+        for entry in ar.entries().map_err(|e| refused("load", e.to_string()))? {
+            let mut entry = entry.map_err(|e| refused("load", e.to_string()))?;
+            let name = entry
+                .path()
+                .map_err(|e| refused("load", e.to_string()))?
+                .display()
+                .to_string();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data)
+                .map_err(|e| refused("load", e.to_string()))?;
+            files.insert(name, data);
+        }
+        let manifest: serde_json::Value = files
+            .get("manifest.json")
+            .and_then(|m| serde_json::from_slice(m).ok())
+            .ok_or_else(|| refused("load", "no manifest.json".to_string()))?;
+        let config_name = manifest[0]["Config"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let config_bytes = files
+            .get(&config_name)
+            .ok_or_else(|| refused("load", format!("no `{config_name}`")))?;
+        let image: serde_json::Value =
+            serde_json::from_slice(config_bytes).map_err(|e| refused("load", e.to_string()))?;
+        let diff_ids: Vec<String> = image["rootfs"]["diff_ids"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let c = &image["config"];
+        let strings = |v: &serde_json::Value| -> Option<Vec<String>> {
+            v.as_array().map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+        };
+        let config = ImageConfig {
+            user: c["User"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            env: strings(&c["Env"]).unwrap_or_default(),
+            cmd: strings(&c["Cmd"]),
+            entrypoint: strings(&c["Entrypoint"]),
+            working_dir: c["WorkingDir"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            exposed_ports: c["ExposedPorts"]
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default(),
+            labels: c["Labels"]
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let mut state = self.state();
+        let parent = state
+            .images
+            .values()
+            .find(|i| i.layers == diff_ids)
+            .cloned()
+            .ok_or_else(|| {
+                refused(
+                    "load",
+                    "the archive's layers are not in the engine".to_string(),
+                )
+            })?;
+        let id = format!("sha256:{}", hex::encode(sha2::Sha256::digest(config_bytes)));
+        state.images.insert(
+            id.clone(),
+            FakeImage {
+                config: normalize_config(&config),
+                files: parent.files,
+                layers: diff_ids,
+            },
+        );
+        for t in manifest[0]["RepoTags"].as_array().into_iter().flatten() {
+            if let Some(t) = t.as_str() {
+                state.tags.insert(full_tag(t), id.clone());
+            }
+        }
+        state.counters.imports += 1;
+        Ok(())
     }
 
     async fn tag(&self, image: &str, repo: &str, tag: &str) -> EngineResult<()> {
@@ -704,6 +819,7 @@ impl Engine for FakeEngine {
         Ok(state.add_image(FakeImage {
             config: merged,
             files: container.files,
+            layers: Vec::new(),
         }))
     }
 

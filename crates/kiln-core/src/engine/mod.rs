@@ -61,6 +61,12 @@ pub struct ImageInfo {
     pub repo_tags: Vec<String>,
     pub repo_digests: Vec<String>,
     pub config: ImageConfig,
+    /// Layer diff ids (`sha256:…`), bottom first.
+    pub layers: Vec<String>,
+    pub architecture: String,
+    pub os: String,
+    /// When the image was made, RFC 3339.
+    pub created: String,
 }
 
 /// A bind or named-volume mount for a container.
@@ -168,6 +174,9 @@ pub trait Engine: Send + Sync {
         config: &ImageConfig,
     ) -> impl Future<Output = EngineResult<String>> + Send;
 
+    /// Loads an image archive in `docker save` form (tags in its manifest are applied).
+    fn load(&self, tar: Bytes) -> impl Future<Output = EngineResult<()>> + Send;
+
     /// Points `repo:tag` at `image`.
     fn tag(
         &self,
@@ -241,7 +250,11 @@ pub trait Engine: Send + Sync {
             let mut out = Vec::new();
             for id in self.images_with_labels(labels).await? {
                 if let Some(info) = self.image_inspect(&id).await? {
-                    out.push(ImageSummary { id: info.id, repo_tags: info.repo_tags, labels: info.config.labels });
+                    out.push(ImageSummary {
+                        id: info.id,
+                        repo_tags: info.repo_tags,
+                        labels: info.config.labels,
+                    });
                 }
             }
             Ok(out)
