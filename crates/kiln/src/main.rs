@@ -206,9 +206,22 @@ async fn interruptible<T>(
         _ = sigterm => 143,
     };
     // The build future is dropped by now; its phase container may remain.
-    let removed = build::remove_build_containers(engine, habitat)
-        .await
-        .unwrap_or(0);
+    // A create request may still be in flight: the engine finishes it even
+    // though the future that sent it is gone, so its container can appear
+    // after a first sweep. Sweep until three listings in a row find nothing.
+    let mut removed = 0;
+    let mut quiet = 0;
+    for _ in 0..20 {
+        let n = build::remove_build_containers(engine, habitat)
+            .await
+            .unwrap_or(0);
+        removed += n;
+        quiet = if n == 0 { quiet + 1 } else { 0 };
+        if quiet == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     eprintln!("interrupted: removed {removed} build container(s); snapshots so far are kept");
     Err(code)
 }

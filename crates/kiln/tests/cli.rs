@@ -800,3 +800,37 @@ fn regression_verify_reason_is_not_no_snapshot_yet_on_a_rebuild() {
         "its inputs changed since it last passed"
     );
 }
+
+/// Bug: SIGINT while the phase container's create request was in flight left
+/// that container behind: the engine finished the create after kiln had
+/// already swept for build containers.
+#[test]
+fn regression_an_interrupt_during_container_create_leaves_no_container() {
+    let h = Habitat::new("reg-intr");
+    h.config(&SPARSE.replace("echo built > /setup-marker", "sleep 30"));
+    for _ in 0..3 {
+        let mut child = h.kiln(&["build", ".", "--progress", "json"]).spawn();
+        let stdout = child.stdout.take().expect("stdout");
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("a line");
+            if line.contains("\"phase_start\"") && line.contains("\"setup\"") {
+                break;
+            }
+        }
+        // At once: the setup container's create request is likely in flight.
+        let pid = child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let out = child.wait_with_output().expect("kiln ends");
+        assert_eq!(out.status.code(), Some(130));
+        let left = support::containers_of(&h.name);
+        assert!(
+            left.is_empty(),
+            "left behind: {left:?}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
