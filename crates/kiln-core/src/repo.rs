@@ -118,6 +118,11 @@ impl RepoCache {
     ) -> Result<String, RepoError> {
         let remote = locate(url, habitat_dir);
         check_safe(url, "url", &remote)?;
+        // A local repository's branches are read from its files: this runs on
+        // every build, and a `git` process costs more than the rest of a no-op.
+        if let Some(sha) = local_branch(Path::new(&remote), git_ref) {
+            return Ok(sha);
+        }
         let Some(r) = git_ref else {
             let out = self.git_ok(url, None, "ls-remote", None, |c| {
                 c.args(["ls-remote", &remote, "HEAD"]);
@@ -490,6 +495,96 @@ fn pick_ref(refs: &[(String, String)], r: &str) -> Option<String> {
         ]
     };
     candidates.iter().find_map(|c| find(c))
+}
+
+/// The commit a local repository's HEAD (`git_ref` None) or branch points
+/// at, read from its files without running git. `None` whenever anything is
+/// not plain (a tag, which may need peeling; a linked worktree; reftable; an
+/// unreadable file): the caller then asks `git ls-remote`, which is exact.
+fn local_branch(remote: &Path, git_ref: Option<&str>) -> Option<String> {
+    if !remote.is_absolute() {
+        return None;
+    }
+    let meta = std::fs::metadata(remote).ok()?;
+    if meta.is_file() {
+        return bundle_branch(remote, git_ref);
+    }
+    let dotgit = remote.join(".git");
+    let gitdir = if dotgit.is_dir() {
+        dotgit
+    } else if remote.join("HEAD").is_file() {
+        remote.to_path_buf()
+    } else {
+        return None;
+    };
+    if gitdir.join("reftable").exists() || gitdir.join("commondir").exists() {
+        return None;
+    }
+    let name = match git_ref {
+        None => {
+            let head = std::fs::read_to_string(gitdir.join("HEAD")).ok()?;
+            let head = head.trim();
+            match head.strip_prefix("ref: ") {
+                Some(r) => r.to_string(),
+                None if is_full_sha(head) => return Some(head.to_string()),
+                None => return None,
+            }
+        }
+        Some(r) if r.starts_with("refs/heads/") => r.to_string(),
+        Some(r) if !r.starts_with("refs/") && r != "HEAD" && !is_hex(r) => {
+            format!("refs/heads/{r}")
+        }
+        Some(_) => return None,
+    };
+    if !name.starts_with("refs/heads/") || name.contains("..") {
+        return None;
+    }
+    if let Ok(loose) = std::fs::read_to_string(gitdir.join(&name)) {
+        let sha = loose.trim();
+        return is_full_sha(sha).then(|| sha.to_string());
+    }
+    let packed = std::fs::read_to_string(gitdir.join("packed-refs")).ok()?;
+    packed.lines().find_map(|l| {
+        let (sha, r) = l.split_once(' ')?;
+        (r == name && is_full_sha(sha)).then(|| sha.to_string())
+    })
+}
+
+/// The same from a git bundle's header: `SHA REFNAME` lines after the signature.
+fn bundle_branch(bundle: &Path, git_ref: Option<&str>) -> Option<String> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(bundle).ok()?;
+    let mut lines = std::io::BufReader::new(file).lines();
+    let sig = lines.next()?.ok()?;
+    if sig != "# v2 git bundle" && sig != "# v3 git bundle" {
+        return None;
+    }
+    let wanted = match git_ref {
+        None => "HEAD".to_string(),
+        Some(r) if r.starts_with("refs/heads/") => r.to_string(),
+        Some(r) if !r.starts_with("refs/") && r != "HEAD" && !is_hex(r) => {
+            format!("refs/heads/{r}")
+        }
+        Some(_) => return None,
+    };
+    for line in lines {
+        let line = line.ok()?;
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with('@') || line.starts_with('-') {
+            continue;
+        }
+        let (sha, r) = line.split_once(' ')?;
+        if r == wanted && is_full_sha(sha) {
+            return Some(sha.to_string());
+        }
+    }
+    None
+}
+
+fn is_full_sha(s: &str) -> bool {
+    (s.len() == 40 || s.len() == 64) && is_hex(s)
 }
 
 /// `https://user:secret@host/…` → `https://user@host/…`: the image's

@@ -319,3 +319,71 @@ fn a_git_bundle_in_the_habitat_is_a_repository() {
             .any(|e| e.path == "work/app/README.md")
     );
 }
+
+/// The file-reading fast path for local repositories must agree with git in
+/// every layout it accepts: loose refs, packed refs, a bare repository, a
+/// detached HEAD and a bundle, before and after a branch moves.
+#[test]
+fn local_refs_read_from_files_agree_with_git() {
+    let f = Fixture::new();
+    git(&f.repo, &["branch", "feature"]);
+    let check = |f: &Fixture, label: &str| {
+        for r in [
+            None,
+            Some("main"),
+            Some("feature"),
+            Some("refs/heads/feature"),
+        ] {
+            let want = git(&f.repo, &["rev-parse", r.unwrap_or("HEAD")]);
+            let got = f.cache.resolve("app", r, &f.habitat).expect("resolve");
+            assert_eq!(got, want, "{label}: ref {r:?}");
+        }
+    };
+    check(&f, "loose refs");
+    git(&f.repo, &["pack-refs", "--all"]);
+    check(&f, "packed refs");
+    std::fs::write(f.repo.join("README.md"), "moved\n").expect("write");
+    git(&f.repo, &["commit", "--quiet", "-am", "second"]);
+    check(&f, "loose ref over a packed one");
+    let head = git(&f.repo, &["rev-parse", "HEAD"]);
+    git(&f.repo, &["checkout", "--quiet", "--detach", "HEAD~1"]);
+    let detached = f.cache.resolve("app", None, &f.habitat).expect("resolve");
+    assert_eq!(detached, git(&f.repo, &["rev-parse", "HEAD"]));
+    assert_ne!(detached, head);
+    git(&f.repo, &["checkout", "--quiet", "main"]);
+
+    let bare = f.habitat.join("bare.git");
+    git(
+        &f.habitat,
+        &["clone", "--quiet", "--bare", "app", "bare.git"],
+    );
+    assert_eq!(
+        f.cache
+            .resolve("bare.git", Some("main"), &f.habitat)
+            .expect("bare"),
+        head
+    );
+    assert_eq!(
+        f.cache
+            .resolve("bare.git", None, &f.habitat)
+            .expect("bare HEAD"),
+        head
+    );
+
+    git(
+        &f.repo,
+        &["bundle", "create", "--quiet", "../app.bundle", "--all"],
+    );
+    assert_eq!(
+        f.cache
+            .resolve("app.bundle", None, &f.habitat)
+            .expect("bundle HEAD"),
+        head
+    );
+    assert_eq!(
+        f.cache
+            .resolve("app.bundle", Some("main"), &f.habitat)
+            .expect("bundle main"),
+        head
+    );
+}
