@@ -4,6 +4,15 @@
 
 mod output;
 
+/// Writes a line of data to stdout. A reader that went away (`kiln schema |
+/// head`) ends the output quietly, where `println!` would panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -133,7 +142,7 @@ async fn run(command: Command) -> i32 {
 
 fn phases() -> i32 {
     for p in Phase::ALL {
-        println!("{:>2}  {:<8} {}", p.id(), p.name(), p.description());
+        out!("{:>2}  {:<8} {}", p.id(), p.name(), p.description());
     }
     0
 }
@@ -141,7 +150,7 @@ fn phases() -> i32 {
 fn schema() -> i32 {
     match serde_json::to_string_pretty(&config::schema()) {
         Ok(s) => {
-            println!("{s}");
+            out!("{s}");
             0
         }
         Err(e) => {
@@ -241,7 +250,7 @@ async fn build_cmd(args: &BuildArgs, progress: Progress) -> i32 {
     match interruptible(&engine, &habitat.config.name, fut).await {
         Ok(Ok(built)) => {
             if progress.resolve() != Progress::Json {
-                println!("{}", built.image);
+                out!("{}", built.image);
             }
             0
         }
@@ -270,7 +279,7 @@ async fn plan_cmd(args: &BuildArgs, json: bool) -> i32 {
             Action::Skip => ("skip", String::new()),
         };
         if json {
-            println!(
+            out!(
                 "{}",
                 serde_json::json!({
                     "id": p.phase.id().to_string(), "phase": p.phase.name(), "action": action,
@@ -283,7 +292,7 @@ async fn plan_cmd(args: &BuildArgs, json: bool) -> i32 {
             } else {
                 format!("  ({})", p.reason)
             };
-            println!(
+            out!(
                 "{:<10} {:<6} {}{reason}",
                 p.phase.tag(),
                 action,

@@ -834,3 +834,23 @@ fn regression_an_interrupt_during_container_create_leaves_no_container() {
         );
     }
 }
+
+/// Bug: `kiln schema | head` panicked ("failed printing to stdout: Broken
+/// pipe") with a backtrace once the reader went away.
+#[test]
+fn regression_a_closed_stdout_pipe_does_not_panic() {
+    for cmd in ["schema", "phases"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .arg(cmd)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kiln starts");
+        // Close the read end before kiln writes.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("kiln ends");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "kiln {cmd}: {stderr}");
+        assert_ne!(out.status.code(), Some(101), "kiln {cmd}: {stderr}");
+    }
+}
