@@ -352,7 +352,6 @@ fn local_refs_read_from_files_agree_with_git() {
     assert_ne!(detached, head);
     git(&f.repo, &["checkout", "--quiet", "main"]);
 
-    let bare = f.habitat.join("bare.git");
     git(
         &f.habitat,
         &["clone", "--quiet", "--bare", "app", "bare.git"],
