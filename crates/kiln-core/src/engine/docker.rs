@@ -489,6 +489,55 @@ fn emit(stream: Stream, line: &[u8], on_line: &mut (dyn FnMut(Stream, &str) + Se
     on_line(stream, &String::from_utf8_lossy(line));
 }
 
+fn restart_policy(name: &str) -> bollard::models::RestartPolicy {
+    use bollard::models::RestartPolicyNameEnum as N;
+    let name = match name {
+        "always" => N::ALWAYS,
+        "unless-stopped" => N::UNLESS_STOPPED,
+        "on-failure" => N::ON_FAILURE,
+        _ => N::NO,
+    };
+    bollard::models::RestartPolicy {
+        name: Some(name),
+        maximum_retry_count: None,
+    }
+}
+
+/// The configured port bindings of a container (known even while it is stopped).
+fn ports_from_docker(map: Option<bollard::models::PortMap>) -> Vec<super::PortBinding> {
+    let mut out = Vec::new();
+    for (key, bindings) in map.unwrap_or_default() {
+        let (port, protocol) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+        let Ok(container_port) = port.parse::<u16>() else {
+            continue;
+        };
+        for b in bindings.unwrap_or_default() {
+            let Some(host_port) = b.host_port.and_then(|p| p.parse::<u16>().ok()) else {
+                continue;
+            };
+            out.push(super::PortBinding {
+                host_ip: b
+                    .host_ip
+                    .filter(|ip| !ip.is_empty())
+                    .unwrap_or_else(|| "0.0.0.0".to_string()),
+                host_port,
+                container_port,
+                protocol: protocol.to_string(),
+            });
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Whether this process's stdin is a terminal (`docker exec -t` needs one).
+fn stdin_is_tty() -> bool {
+    std::fs::read_link("/proc/self/fd/0").is_ok_and(|p| {
+        let p = p.to_string_lossy();
+        p.starts_with("/dev/pts/") || p.starts_with("/dev/tty")
+    })
+}
+
 impl Engine for DockerEngine {
     async fn ping(&self) -> EngineResult<EngineInfo> {
         let v = self
@@ -669,10 +718,25 @@ impl Engine for DockerEngine {
                 bind
             })
             .collect();
+        let mut port_bindings: HashMap<String, Option<Vec<bollard::models::PortBinding>>> =
+            HashMap::new();
+        for p in &spec.ports {
+            port_bindings
+                .entry(p.container_key())
+                .or_default()
+                .get_or_insert_with(Vec::new)
+                .push(bollard::models::PortBinding {
+                    host_ip: Some(p.host_ip.clone()),
+                    host_port: Some(p.host_port.to_string()),
+                });
+        }
+        let exposed: Vec<String> = port_bindings.keys().cloned().collect();
         let host_config = HostConfig {
             binds: (!binds.is_empty()).then_some(binds),
             network_mode: spec.network_host.then(|| "host".to_string()),
             auto_remove: Some(spec.auto_remove),
+            port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+            restart_policy: spec.restart.as_deref().map(restart_policy),
             ..Default::default()
         };
         let body = ContainerCreateBody {
@@ -695,6 +759,8 @@ impl Engine for DockerEngine {
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             host_config: Some(host_config),
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
+            hostname: spec.hostname.clone(),
             ..Default::default()
         };
         let options = CreateContainerOptions {
@@ -905,6 +971,243 @@ impl Engine for DockerEngine {
                 message,
             }) if message.contains("already in progress") => Ok(()),
             Err(e) => Err(self.error("remove container", e, |_| None)),
+        }
+    }
+
+    async fn start_container(&self, id: &str) -> EngineResult<()> {
+        match self
+            .docker
+            .start_container(id, None::<StartContainerOptions>)
+            .await
+        {
+            Ok(()) => Ok(()),
+            // 304: already started.
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(self.error("start container", e, no_such_container(id))),
+        }
+    }
+
+    async fn stop_container(&self, id: &str, timeout: Duration) -> EngineResult<()> {
+        let options = bollard::query_parameters::StopContainerOptions {
+            t: Some(i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX)),
+            signal: None,
+        };
+        match self.docker.stop_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(self.error("stop container", e, no_such_container(id))),
+        }
+    }
+
+    async fn inspect_container(&self, id: &str) -> EngineResult<Option<super::ContainerInfo>> {
+        let info = match self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(info) => info,
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Ok(None),
+            Err(e) => return Err(self.error("inspect container", e, |_| None)),
+        };
+        let state = info.state.unwrap_or_default();
+        let status = state.status.map(|s| s.to_string()).unwrap_or_default();
+        let started_at = state
+            .started_at
+            .filter(|t| !t.is_empty() && !t.starts_with("0001-"));
+        let exit_code = (status == "exited" || status == "dead")
+            .then_some(state.exit_code)
+            .flatten();
+        Ok(Some(super::ContainerInfo {
+            id: info.id.unwrap_or_default(),
+            name: info
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            state: status,
+            started_at,
+            image: info.image.unwrap_or_default(),
+            labels: info
+                .config
+                .and_then(|c| c.labels)
+                .map(|l| l.into_iter().collect())
+                .unwrap_or_default(),
+            ports: ports_from_docker(info.host_config.and_then(|h| h.port_bindings)),
+            restart_count: info.restart_count.unwrap_or(0),
+            exit_code,
+        }))
+    }
+
+    async fn container_logs(
+        &self,
+        id: &str,
+        follow: bool,
+        tail: Option<usize>,
+        on_line: &mut (dyn FnMut(Stream, &str) + Send),
+    ) -> EngineResult<()> {
+        let options = bollard::query_parameters::LogsOptions {
+            follow,
+            stdout: true,
+            stderr: true,
+            tail: tail.map_or_else(|| "all".to_string(), |n| n.to_string()),
+            ..Default::default()
+        };
+        let mut splitter = LineSplitter::default();
+        let mut output = self.docker.logs(id, Some(options));
+        while let Some(chunk) = output.next().await {
+            match chunk {
+                Ok(LogOutput::StdErr { message }) => {
+                    splitter.push(Stream::Stderr, &message, on_line)
+                }
+                Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                    splitter.push(Stream::Stdout, &message, on_line)
+                }
+                Ok(LogOutput::StdIn { .. }) => {}
+                Err(e) => {
+                    splitter.finish(on_line);
+                    return Err(self.error("container logs", e, no_such_container(id)));
+                }
+            }
+        }
+        splitter.finish(on_line);
+        Ok(())
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        cmd: &[String],
+        on_line: &mut (dyn FnMut(Stream, &str) + Send),
+    ) -> EngineResult<i64> {
+        let config = bollard::exec::CreateExecOptions::<String> {
+            cmd: Some(cmd.to_vec()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_exec(id, config)
+            .await
+            .map_err(|e| self.error("exec", e, no_such_container(id)))?;
+        let started = self
+            .docker
+            .start_exec(&created.id, None::<bollard::exec::StartExecOptions>)
+            .await
+            .map_err(|e| self.error("exec", e, no_such_container(id)))?;
+        if let bollard::exec::StartExecResults::Attached { mut output, .. } = started {
+            let mut splitter = LineSplitter::default();
+            while let Some(chunk) = output.next().await {
+                match chunk {
+                    Ok(LogOutput::StdErr { message }) => {
+                        splitter.push(Stream::Stderr, &message, on_line)
+                    }
+                    Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                        splitter.push(Stream::Stdout, &message, on_line)
+                    }
+                    Ok(LogOutput::StdIn { .. }) => {}
+                    Err(e) => {
+                        splitter.finish(on_line);
+                        return Err(self.error("exec", e, no_such_container(id)));
+                    }
+                }
+            }
+            splitter.finish(on_line);
+        }
+        let inspected = self
+            .docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(|e| self.error("exec", e, no_such_container(id)))?;
+        Ok(inspected.exit_code.unwrap_or(-1))
+    }
+
+    /// `docker exec -i[t]` when the CLI is installed (raw mode, resizes);
+    /// otherwise a non-interactive exec whose output is copied to ours.
+    async fn exec_interactive(&self, id: &str, cmd: &[String]) -> EngineResult<i64> {
+        let has_cli = std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path).any(|dir| dir.join("docker").is_file())
+        });
+        if !has_cli {
+            let mut print = |stream: Stream, line: &str| match stream {
+                Stream::Stdout => println!("{line}"),
+                Stream::Stderr => eprintln!("{line}"),
+            };
+            return self.exec(id, cmd, &mut print).await;
+        }
+        let mut args = vec!["exec".to_string(), "-i".to_string()];
+        if stdin_is_tty() {
+            args.push("-t".to_string());
+        }
+        args.push(id.to_string());
+        args.extend(cmd.iter().cloned());
+        let status = tokio::process::Command::new("docker")
+            .args(&args)
+            .env("DOCKER_HOST", &self.endpoint)
+            .status()
+            .await
+            .map_err(|e| refused("exec", format!("cannot run `docker`: {e}")))?;
+        Ok(status.code().map_or(-1, i64::from))
+    }
+
+    async fn create_volume(
+        &self,
+        name: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> EngineResult<()> {
+        let request = bollard::models::VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("create volume", e, |_| None))
+    }
+
+    async fn list_volumes(
+        &self,
+        label: &str,
+        value: &str,
+    ) -> EngineResult<Vec<super::VolumeSummary>> {
+        let filters = HashMap::from([("label".to_string(), vec![format!("{label}={value}")])]);
+        let options = bollard::query_parameters::ListVolumesOptions {
+            filters: Some(filters),
+        };
+        let listed = self
+            .docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(|e| self.error("list volumes", e, |_| None))?;
+        let mut out: Vec<super::VolumeSummary> = listed
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| super::VolumeSummary {
+                name: v.name,
+                labels: v.labels.into_iter().collect(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn remove_volume(&self, name: &str) -> EngineResult<()> {
+        let options = bollard::query_parameters::RemoveVolumeOptions { force: false };
+        match self.docker.remove_volume(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(self.error("remove volume", e, |_| None)),
         }
     }
 

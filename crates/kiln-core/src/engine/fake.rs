@@ -96,8 +96,16 @@ struct FakeContainer {
     argv: Vec<String>,
     /// The image reference it was created from, as given.
     image: String,
-    /// `created` until it has run, then `exited`.
+    /// `created` until it has run or started, then `running` or `exited`.
     state: &'static str,
+    /// The id of the image it was created from.
+    image_id: String,
+    mounts: Vec<super::Mount>,
+    ports: Vec<super::PortBinding>,
+    started_at: Option<String>,
+    exit_code: Option<i64>,
+    /// Everything it printed, for `container_logs`.
+    logs: Vec<(Stream, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -109,6 +117,8 @@ struct State {
     /// Images `pull` can fetch: reference → image.
     remote: BTreeMap<String, FakeImage>,
     scripts: Vec<(String, FakeRun)>,
+    /// Named volumes: name → labels.
+    volumes: BTreeMap<String, BTreeMap<String, String>>,
     counters: FakeCounters,
     serial: u64,
 }
@@ -303,6 +313,9 @@ fn archive_of(tree: &FakeTree, path: &str) -> Result<Vec<u8>, String> {
     builder.into_inner().map_err(|e| e.to_string())
 }
 
+/// The time every fake event happens at.
+const FAKE_TIME: &str = "2026-01-01T00:00:00Z";
+
 fn refused(op: &str, message: impl Into<String>) -> EngineError {
     EngineError::Refused {
         op: op.to_string(),
@@ -391,6 +404,9 @@ impl State {
         self.counters.containers_run += 1;
         let container = self.container_mut(&key)?;
         container.state = "exited";
+        container.started_at = Some(FAKE_TIME.to_string());
+        container.exit_code = Some(run.exit_code);
+        container.logs.extend(run.lines.iter().cloned());
         for (path, content) in &run.writes {
             container.files.insert(
                 clean_path(path),
@@ -752,6 +768,18 @@ impl Engine for FakeEngine {
                 argv,
                 image: spec.image.clone(),
                 state: "created",
+                image_id,
+                mounts: spec.mounts.clone(),
+                ports: if spec.network_host {
+                    Vec::new()
+                } else {
+                    let mut ports = spec.ports.clone();
+                    ports.sort();
+                    ports
+                },
+                started_at: None,
+                exit_code: None,
+                logs: Vec::new(),
             },
         );
         Ok(id)
@@ -828,6 +856,168 @@ impl Engine for FakeEngine {
         if let Some(key) = state.resolve_container(id) {
             state.containers.remove(&key);
         }
+        Ok(())
+    }
+
+    /// A container whose argv matches a script runs it and exits; any other
+    /// keeps running, as a long-running instance does.
+    async fn start_container(&self, id: &str) -> EngineResult<()> {
+        let mut state = self.state();
+        let key = state
+            .resolve_container(id)
+            .ok_or_else(|| EngineError::NoSuchContainer(id.to_string()))?;
+        let container = &state.containers[&key];
+        if container.state == "running" {
+            return Ok(());
+        }
+        let wanted = container.ports.clone();
+        let busy = state.containers.iter().any(|(k, c)| {
+            *k != key && c.state == "running" && c.ports.iter().any(|p| wanted.contains(p))
+        });
+        if busy {
+            return Err(refused(
+                "start container",
+                "driver failed programming external connectivity: port is already allocated",
+            ));
+        }
+        let command = container.argv.join(" ");
+        let scripted = state
+            .scripts
+            .iter()
+            .any(|(needle, _)| command.contains(needle.as_str()));
+        if scripted {
+            state.run(&key)?;
+            return Ok(());
+        }
+        let container = state.container_mut(&key)?;
+        container.state = "running";
+        container.started_at = Some(FAKE_TIME.to_string());
+        container.exit_code = None;
+        Ok(())
+    }
+
+    async fn stop_container(&self, id: &str, _timeout: std::time::Duration) -> EngineResult<()> {
+        let mut state = self.state();
+        let container = state.container_mut(id)?;
+        if container.state == "running" {
+            container.state = "exited";
+            container.exit_code = Some(137);
+        }
+        Ok(())
+    }
+
+    async fn inspect_container(&self, id: &str) -> EngineResult<Option<super::ContainerInfo>> {
+        let state = self.state();
+        let Some(key) = state.resolve_container(id) else {
+            return Ok(None);
+        };
+        let c = &state.containers[&key];
+        Ok(Some(super::ContainerInfo {
+            id: key.clone(),
+            name: c.name.clone().unwrap_or_default(),
+            state: c.state.to_string(),
+            started_at: c.started_at.clone(),
+            image: c.image_id.clone(),
+            labels: c.config.labels.clone(),
+            ports: c.ports.clone(),
+            restart_count: 0,
+            exit_code: if c.state == "exited" {
+                c.exit_code
+            } else {
+                None
+            },
+        }))
+    }
+
+    async fn container_logs(
+        &self,
+        id: &str,
+        _follow: bool,
+        tail: Option<usize>,
+        on_line: &mut (dyn FnMut(Stream, &str) + Send),
+    ) -> EngineResult<()> {
+        let logs = {
+            let mut state = self.state();
+            state.container_mut(id)?.logs.clone()
+        };
+        let skip = tail.map_or(0, |n| logs.len().saturating_sub(n));
+        for (stream, line) in &logs[skip..] {
+            on_line(*stream, line);
+        }
+        Ok(())
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        cmd: &[String],
+        on_line: &mut (dyn FnMut(Stream, &str) + Send),
+    ) -> EngineResult<i64> {
+        let run = {
+            let mut state = self.state();
+            let container = state.container_mut(id)?;
+            if container.state != "running" {
+                return Err(refused(
+                    "exec",
+                    format!("Container {id} is not running"),
+                ));
+            }
+            let command = cmd.join(" ");
+            state
+                .scripts
+                .iter()
+                .find(|(needle, _)| command.contains(needle.as_str()))
+                .map(|(_, run)| run.clone())
+                .unwrap_or_default()
+        };
+        for (stream, line) in &run.lines {
+            on_line(*stream, line);
+        }
+        Ok(run.exit_code)
+    }
+
+    async fn exec_interactive(&self, id: &str, cmd: &[String]) -> EngineResult<i64> {
+        self.exec(id, cmd, &mut |_, _| {}).await
+    }
+
+    async fn create_volume(&self, name: &str, labels: &BTreeMap<String, String>) -> EngineResult<()> {
+        self.state()
+            .volumes
+            .entry(name.to_string())
+            .or_insert_with(|| labels.clone());
+        Ok(())
+    }
+
+    async fn list_volumes(
+        &self,
+        label: &str,
+        value: &str,
+    ) -> EngineResult<Vec<super::VolumeSummary>> {
+        Ok(self
+            .state()
+            .volumes
+            .iter()
+            .filter(|(_, l)| l.get(label).map(String::as_str) == Some(value))
+            .map(|(name, labels)| super::VolumeSummary {
+                name: name.clone(),
+                labels: labels.clone(),
+            })
+            .collect())
+    }
+
+    async fn remove_volume(&self, name: &str) -> EngineResult<()> {
+        let mut state = self.state();
+        if let Some(user) = state
+            .containers
+            .keys()
+            .find(|k| state.containers[*k].mounts.iter().any(|m| m.source == name))
+        {
+            return Err(refused(
+                "remove volume",
+                format!("remove {name}: volume is in use - [{user}]"),
+            ));
+        }
+        state.volumes.remove(name);
         Ok(())
     }
 

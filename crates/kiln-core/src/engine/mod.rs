@@ -17,6 +17,14 @@ pub const LABEL_PHASE: &str = "dev.kiln.phase";
 pub const LABEL_KEY: &str = "dev.kiln.key";
 pub const LABEL_PARENT: &str = "dev.kiln.parent";
 pub const LABEL_INPUTS: &str = "dev.kiln.inputs";
+/// On an instance container: the member's name (its container is `HABITAT-MEMBER`).
+pub const LABEL_INSTANCE: &str = "dev.kiln.instance";
+/// On an instance container: the final key of the image it runs.
+pub const LABEL_IMAGE_KEY: &str = "dev.kiln.image-key";
+/// On an instance container: the hash of the member's resolved config.
+pub const LABEL_CONFIG_HASH: &str = "dev.kiln.config-hash";
+/// On a persisted volume: the path in the container it is mounted at.
+pub const LABEL_PERSIST: &str = "dev.kiln.persist";
 
 /// One row of an image listing: enough to index snapshots without an inspect each.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +104,66 @@ pub struct ContainerSpec {
     pub interactive: bool,
     /// Remove the container when it exits.
     pub auto_remove: bool,
+    /// Ports published on the host (needs the bridge network, not `network_host`).
+    pub ports: Vec<PortBinding>,
+    /// Docker's restart policy name: `no`, `on-failure`, `always`, `unless-stopped`.
+    pub restart: Option<String>,
+    pub hostname: Option<String>,
+}
+
+/// One published port: `HOST_IP:HOST_PORT->CONTAINER_PORT/PROTOCOL`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PortBinding {
+    /// `0.0.0.0` for every interface.
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_port: u16,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+}
+
+impl PortBinding {
+    /// Docker's key for the container side: `3000/tcp`.
+    pub fn container_key(&self) -> String {
+        format!("{}/{}", self.container_port, self.protocol)
+    }
+}
+
+impl std::fmt::Display for PortBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}->{}/{}",
+            self.host_ip, self.host_port, self.container_port, self.protocol
+        )
+    }
+}
+
+/// What `inspect_container` tells kiln of one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: String,
+    /// Without Docker's leading `/`.
+    pub name: String,
+    /// `created`, `running`, `restarting`, `exited`, ...
+    pub state: String,
+    /// When it last started, RFC 3339; `None` when it never has.
+    pub started_at: Option<String>,
+    /// The id (`sha256:…`) of the image it runs.
+    pub image: String,
+    pub labels: BTreeMap<String, String>,
+    /// The ports it publishes, sorted.
+    pub ports: Vec<PortBinding>,
+    pub restart_count: i64,
+    /// The exit code of its last run, when it has exited.
+    pub exit_code: Option<i64>,
+}
+
+/// One row of a volume listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSummary {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Which stream a line of container output came from.
@@ -239,6 +307,65 @@ pub trait Engine: Send + Sync {
         label: &str,
         value: &str,
     ) -> impl Future<Output = EngineResult<Vec<ContainerSummary>>> + Send;
+
+    /// Starts a created or stopped container, detached; no error when it already runs.
+    fn start_container(&self, id: &str) -> impl Future<Output = EngineResult<()>> + Send;
+
+    /// Stops a running container (SIGTERM, then SIGKILL after `timeout`); no
+    /// error when it is not running.
+    fn stop_container(
+        &self,
+        id: &str,
+        timeout: std::time::Duration,
+    ) -> impl Future<Output = EngineResult<()>> + Send;
+
+    /// `Ok(None)` when no such container exists (by id or name).
+    fn inspect_container(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = EngineResult<Option<ContainerInfo>>> + Send;
+
+    /// The container's output: the last `tail` lines (all when `None`), then,
+    /// with `follow`, new lines until it stops.
+    fn container_logs(
+        &self,
+        id: &str,
+        follow: bool,
+        tail: Option<usize>,
+        on_line: &mut (dyn FnMut(Stream, &str) + Send),
+    ) -> impl Future<Output = EngineResult<()>> + Send;
+
+    /// Runs `cmd` in a running container, streams its output, returns its exit code.
+    fn exec(
+        &self,
+        id: &str,
+        cmd: &[String],
+        on_line: &mut (dyn FnMut(Stream, &str) + Send),
+    ) -> impl Future<Output = EngineResult<i64>> + Send;
+
+    /// Runs `cmd` in a running container attached to this process's terminal.
+    fn exec_interactive(
+        &self,
+        id: &str,
+        cmd: &[String],
+    ) -> impl Future<Output = EngineResult<i64>> + Send;
+
+    /// Creates a named volume with `labels`; an existing volume of that name is kept.
+    fn create_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> impl Future<Output = EngineResult<()>> + Send;
+
+    /// Every volume carrying `label=value`.
+    fn list_volumes(
+        &self,
+        label: &str,
+        value: &str,
+    ) -> impl Future<Output = EngineResult<Vec<VolumeSummary>>> + Send;
+
+    /// Removes a volume; no error when it is already gone, `Refused` while in use.
+    fn remove_volume(&self, name: &str) -> impl Future<Output = EngineResult<()>> + Send;
 
     /// Every local image carrying all the given `label=value`s, with its tags
     /// and labels, in one listing (the whole-build cache check is this one call).
