@@ -337,11 +337,22 @@ async fn resolve_facts<E: Engine>(
             ));
         }
     };
+    let digests_path = opts
+        .cache_root()
+        .join("digests")
+        .join(format!("{}.json", c.name));
+    let mut digests = copy_source::DigestCache::load(&digests_path);
     let mut copies = Vec::new();
     for copy in c.build.files.iter().flat_map(|f| &f.copies) {
         let src = habitat.dir.join(&copy.source);
-        copies.push(copy_source::digest(&src).map_err(|e| fail(Phase::Files, e.to_string()))?);
+        copies.push(
+            digests
+                .digest(&src)
+                .map_err(|e| fail(Phase::Files, e.to_string()))?,
+        );
     }
+    // A cache that cannot be written only costs time next build.
+    let _ = digests.save(&digests_path);
     let repos_cache = repo::RepoCache::new(opts.cache_root().join("repos"));
     let mut repos = Vec::new();
     for r in &c.build.repos {

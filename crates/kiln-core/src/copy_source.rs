@@ -78,10 +78,14 @@ fn walk(root: &Path) -> Result<Vec<Entry>, CopyError> {
 /// The content digest of a copy source: paths, kinds, modes, bytes and link
 /// targets of everything under it.
 pub fn digest(source: &Path) -> Result<String, CopyError> {
+    digest_entries(&walk(source)?)
+}
+
+fn digest_entries(entries: &[Entry]) -> Result<String, CopyError> {
     let mut h = Sha256::new();
     h.update(DIGEST_VERSION);
     let mut buf = vec![0u8; 256 * 1024];
-    for e in walk(source)? {
+    for e in entries {
         let mode = e.meta.permissions().mode() & 0o7777;
         let ft = e.meta.file_type();
         if ft.is_symlink() {
@@ -103,6 +107,97 @@ pub fn digest(source: &Path) -> Result<String, CopyError> {
         // Sockets, fifos and devices are not copied and so not hashed.
     }
     Ok(hex::encode(h.finalize()))
+}
+
+/// A fingerprint of a tree's metadata: every entry's path, kind, mode, size,
+/// inode, mtime and ctime. Content cannot change without changing the ctime
+/// (which no user can set), so an equal fingerprint proves equal content.
+fn fingerprint(entries: &[Entry]) -> (String, i128) {
+    let mut h = Sha256::new();
+    let mut newest: i128 = 0;
+    for e in entries {
+        let m = &e.meta;
+        let ctime = i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec());
+        let mtime = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
+        newest = newest.max(ctime).max(mtime);
+        h.update(
+            format!(
+                "{}\0{}\0{}\0{}\0{}\0{}\0{mtime}\0{ctime}\n",
+                e.rel,
+                m.mode(),
+                m.len(),
+                m.dev(),
+                m.ino(),
+                m.nlink()
+            )
+            .as_bytes(),
+        );
+    }
+    (hex::encode(h.finalize()), newest)
+}
+
+/// Remembers copy digests by metadata fingerprint, so a build whose inputs
+/// did not change reads no file content (a stat of each entry instead).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct DigestCache {
+    /// Source path → (fingerprint, digest).
+    entries: std::collections::BTreeMap<String, (String, String)>,
+    #[serde(skip)]
+    dirty: bool,
+}
+
+/// A change within this long of the hashing could share its timestamp with
+/// a later change (timestamps are coarse); such trees are hashed every time.
+const RACY_NS: i128 = 2_000_000_000;
+
+impl DigestCache {
+    /// Reads the cache at `path`; an unreadable or corrupt cache is empty.
+    pub fn load(path: &Path) -> DigestCache {
+        fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Writes the cache if it changed (atomically: a temp file renamed over it).
+    pub fn save(&self, path: &Path) -> io::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        fs::write(&tmp, serde_json::to_vec(self).map_err(io::Error::other)?)?;
+        fs::rename(tmp, path)
+    }
+
+    /// The digest of `source`, from the cache when its fingerprint proves it.
+    pub fn digest(&mut self, source: &Path) -> Result<String, CopyError> {
+        let started = now_ns();
+        let entries = walk(source)?;
+        let (print, newest) = fingerprint(&entries);
+        let key = source.display().to_string();
+        if let Some((p, d)) = self.entries.get(&key)
+            && *p == print
+        {
+            return Ok(d.clone());
+        }
+        let digest = digest_entries(&entries)?;
+        if newest < started - RACY_NS {
+            self.entries.insert(key, (print, digest.clone()));
+            self.dirty = true;
+        } else if self.entries.remove(&key).is_some() {
+            self.dirty = true;
+        }
+        Ok(digest)
+    }
+}
+
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 /// How copied entries are owned and moded in the image.
@@ -195,6 +290,46 @@ mod tests {
             .set_modified(std::time::SystemTime::UNIX_EPOCH)
             .unwrap();
         assert_eq!(renamed, digest(d.path()).unwrap(), "mtime is not content");
+    }
+
+    #[test]
+    fn the_digest_cache_never_serves_a_changed_file() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("a");
+        fs::write(&f, "hello").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let mut cache = DigestCache::default();
+        let first = cache.digest(d.path()).unwrap();
+        // The file was just written, so its ctime is recent: not cached yet.
+        assert!(cache.entries.is_empty(), "a racily new tree is not cached");
+        assert_eq!(first, digest(d.path()).unwrap());
+        // Pretend the cache was made long after the change.
+        let (print, _) = fingerprint(&walk(d.path()).unwrap());
+        cache
+            .entries
+            .insert(d.path().display().to_string(), (print, "cached".into()));
+        assert_eq!(
+            cache.digest(d.path()).unwrap(),
+            "cached",
+            "an unchanged tree is served from the cache"
+        );
+        // Same size, same mtime, other bytes: the ctime moves, so it is re-hashed.
+        fs::write(&f, "jello").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let after = cache.digest(d.path()).unwrap();
+        assert_eq!(after, digest(d.path()).unwrap());
+        assert_ne!(after, first);
     }
 
     #[test]
