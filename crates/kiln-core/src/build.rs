@@ -93,7 +93,8 @@ impl fmt::Display for BuildError {
             BuildError::Usage(m) => write!(f, "error: {m}"),
             BuildError::Engine(e @ EngineError::Unreachable { .. }) => write!(
                 f,
-                "error: {e}\nhint: start the Docker Engine (`systemctl start docker`, or `dockerd &`), or set `DOCKER_HOST` to where it listens"
+                // One line (SPEC §1): where kiln looked and how to start an engine.
+                "error: {e}; hint: start the Docker Engine (`systemctl start docker`, or `dockerd &`), or set `DOCKER_HOST` to where it listens"
             ),
             BuildError::Engine(e) => write!(f, "error: {e}"),
             BuildError::Phase(p) => {
