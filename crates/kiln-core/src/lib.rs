@@ -19,6 +19,7 @@ pub mod canonical;
 pub mod copy_source;
 pub mod image_archive;
 pub mod inputs;
+pub mod instances;
 pub mod key_chain;
 pub mod names;
 pub mod phase_script;

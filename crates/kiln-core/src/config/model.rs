@@ -20,6 +20,10 @@ pub struct Config {
     /// Build-time secrets, given to setup commands; never baked into an image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<Secret>,
+    /// Long-running containers of the built image, one per member; not a
+    /// cache-key input: changing this section rebuilds nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<Instances>,
 }
 
 /// The `build:` section: one optional subsection per phase.
@@ -407,4 +411,67 @@ pub struct Secret {
     /// A host file holding the value, relative to the habitat directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+}
+
+/// The `instances:` section: members run from the habitat's final image.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Instances {
+    /// Applied to every member. A member's `command` and `restart` replace
+    /// these, its `env` entries override these by key, and its `ports`,
+    /// `volumes` and `persist` are added to these.
+    #[serde(default)]
+    pub defaults: InstanceSpec,
+    /// Member name → its own settings. A member's container is `HABITAT-MEMBER`;
+    /// names follow the habitat name rules.
+    #[serde(default)]
+    pub members: BTreeMap<String, Option<InstanceSpec>>,
+}
+
+/// The settings of one instance (or the defaults of all).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSpec {
+    /// The command to run instead of the image's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Env::is_empty")]
+    pub env: Env,
+    /// What the engine does when the container exits; `no` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartPolicy>,
+    /// Absolute paths in the container kept in a named volume per member,
+    /// which survives `down`, `up` and image upgrades (`down --volumes` removes it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub persist: Vec<String>,
+    /// Published ports, `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]`,
+    /// e.g. `"127.0.0.1:8081:3000"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+    /// Extra mounts, `SOURCE:DEST[:ro]`: a host path (relative to the habitat
+    /// directory) or a named volume.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+}
+
+/// The engine's restart policy for an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    No,
+    OnFailure,
+    Always,
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    /// Docker's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::Always => "always",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+        }
+    }
 }

@@ -737,6 +737,7 @@ impl Engine for DockerEngine {
             auto_remove: Some(spec.auto_remove),
             port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
             restart_policy: spec.restart.as_deref().map(restart_policy),
+            init: spec.init.then_some(true),
             ..Default::default()
         };
         let body = ContainerCreateBody {

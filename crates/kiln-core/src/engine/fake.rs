@@ -957,10 +957,7 @@ impl Engine for FakeEngine {
             let mut state = self.state();
             let container = state.container_mut(id)?;
             if container.state != "running" {
-                return Err(refused(
-                    "exec",
-                    format!("Container {id} is not running"),
-                ));
+                return Err(refused("exec", format!("Container {id} is not running")));
             }
             let command = cmd.join(" ");
             state
@@ -980,7 +977,11 @@ impl Engine for FakeEngine {
         self.exec(id, cmd, &mut |_, _| {}).await
     }
 
-    async fn create_volume(&self, name: &str, labels: &BTreeMap<String, String>) -> EngineResult<()> {
+    async fn create_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> EngineResult<()> {
         self.state()
             .volumes
             .entry(name.to_string())

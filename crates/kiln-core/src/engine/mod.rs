@@ -109,6 +109,8 @@ pub struct ContainerSpec {
     /// Docker's restart policy name: `no`, `on-failure`, `always`, `unless-stopped`.
     pub restart: Option<String>,
     pub hostname: Option<String>,
+    /// Run an init process as PID 1 (it forwards signals, so a stop is prompt).
+    pub init: bool,
 }
 
 /// One published port: `HOST_IP:HOST_PORT->CONTAINER_PORT/PROTOCOL`.

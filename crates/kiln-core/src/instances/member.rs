@@ -1,0 +1,464 @@
+//! One member of `instances:` resolved from the config (defaults merged in,
+//! host paths made absolute) and the hash of that resolution, which says
+//! whether a running container still matches its member. Pure.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::canonical;
+use crate::config::{Config, InstanceSpec, RestartPolicy};
+use crate::engine::{
+    ContainerSpec, LABEL_CONFIG_HASH, LABEL_HABITAT, LABEL_IMAGE_KEY, LABEL_INSTANCE,
+    LABEL_PERSIST, Mount, PortBinding,
+};
+
+/// Bumped when the meaning of the hashed fields changes, so every container
+/// made under the old meaning is recreated once.
+const HASH_VERSION: u32 = 1;
+
+/// A path of the container kept in a named volume of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Persist {
+    /// Absolute path in the container.
+    pub path: String,
+    /// `HABITAT-MEMBER-SLUG`
+    pub volume: String,
+}
+
+/// Everything that decides a member's container, apart from its image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub habitat: String,
+    pub name: String,
+    pub command: Option<Vec<String>>,
+    pub env: BTreeMap<String, String>,
+    /// Docker's name: `no`, `on-failure`, `always`, `unless-stopped`.
+    pub restart: String,
+    /// Sorted.
+    pub ports: Vec<PortBinding>,
+    /// The habitat's runtime volumes, then the member's own; bind sources absolute.
+    pub mounts: Vec<Mount>,
+    pub persist: Vec<Persist>,
+}
+
+impl Member {
+    /// The member `name` of `config`, with `build.files.volumes` and the
+    /// defaults merged in; `Err` for an unknown member or an entry the config
+    /// check would reject.
+    pub fn resolve(config: &Config, habitat_dir: &Path, name: &str) -> Result<Member, String> {
+        let instances = config
+            .instances
+            .as_ref()
+            .ok_or_else(|| format!("`{}` has no `instances` section", config.name))?;
+        let own = instances
+            .members
+            .get(name)
+            .ok_or_else(|| format!("unknown member `{name}`"))?
+            .clone()
+            .unwrap_or_default();
+        let defaults = &instances.defaults;
+        let mut env = defaults.env.to_map();
+        env.extend(own.env.to_map());
+        let mut ports = Vec::new();
+        for p in defaults.ports.iter().chain(&own.ports) {
+            ports.push(parse_port(p)?);
+        }
+        ports.sort();
+        ports.dedup();
+        let mut mounts: Vec<Mount> = config
+            .build
+            .files
+            .iter()
+            .flat_map(|f| &f.volumes)
+            .map(|v| Mount {
+                source: volume_source(habitat_dir, &v.source),
+                target: v.dest.clone(),
+                readonly: v.readonly,
+            })
+            .collect();
+        for v in defaults.volumes.iter().chain(&own.volumes) {
+            let (source, target, readonly) = parse_volume(v)?;
+            mounts.push(Mount {
+                source: volume_source(habitat_dir, &source),
+                target,
+                readonly,
+            });
+        }
+        let mut persist: Vec<Persist> = Vec::new();
+        for path in defaults.persist.iter().chain(&own.persist) {
+            if !persist.iter().any(|p| p.path == *path) {
+                persist.push(Persist {
+                    path: path.clone(),
+                    volume: persist_volume(&config.name, name, path),
+                });
+            }
+        }
+        let restart = own
+            .restart
+            .or(defaults.restart)
+            .unwrap_or(RestartPolicy::No)
+            .as_str()
+            .to_string();
+        Ok(Member {
+            habitat: config.name.clone(),
+            name: name.to_string(),
+            command: own.command.clone().or_else(|| defaults.command.clone()),
+            env,
+            restart,
+            ports,
+            mounts,
+            persist,
+        })
+    }
+
+    /// Every member of `config`, in name order.
+    pub fn resolve_all(config: &Config, habitat_dir: &Path) -> Result<Vec<Member>, String> {
+        member_names(config)
+            .iter()
+            .map(|name| Member::resolve(config, habitat_dir, name))
+            .collect()
+    }
+
+    /// `HABITAT-MEMBER`
+    pub fn container_name(&self) -> String {
+        container_name(&self.habitat, &self.name)
+    }
+
+    /// sha256 (hex) of the canonical form of this resolved member.
+    pub fn config_hash(&self) -> String {
+        let ports: Vec<String> = self.ports.iter().map(ToString::to_string).collect();
+        let mounts: Vec<serde_json::Value> = self
+            .mounts
+            .iter()
+            .map(|m| serde_json::json!([m.source, m.target, m.readonly]))
+            .collect();
+        let persist: Vec<serde_json::Value> = self
+            .persist
+            .iter()
+            .map(|p| serde_json::json!([p.path, p.volume]))
+            .collect();
+        let value = serde_json::json!({
+            "v": HASH_VERSION,
+            "habitat": self.habitat,
+            "name": self.name,
+            "command": self.command,
+            "env": self.env,
+            "restart": self.restart,
+            "ports": ports,
+            "mounts": mounts,
+            "persist": persist,
+        });
+        hex::encode(Sha256::digest(canonical::to_string(&value).as_bytes()))
+    }
+
+    /// The host paths bind-mounted into the container (not named volumes).
+    pub fn bind_sources(&self) -> impl Iterator<Item = &str> {
+        self.mounts
+            .iter()
+            .map(|m| m.source.as_str())
+            .filter(|s| s.starts_with('/'))
+    }
+
+    /// The labels a persisted volume of this member carries.
+    pub fn volume_labels(&self, persist: &Persist) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (LABEL_HABITAT.to_string(), self.habitat.clone()),
+            (LABEL_INSTANCE.to_string(), self.name.clone()),
+            (LABEL_PERSIST.to_string(), persist.path.clone()),
+        ])
+    }
+
+    /// The container of this member running `image` (whose final key is `image_key`).
+    pub fn container_spec(&self, image: &str, image_key: &str) -> ContainerSpec {
+        let labels = BTreeMap::from([
+            (LABEL_HABITAT.to_string(), self.habitat.clone()),
+            (LABEL_INSTANCE.to_string(), self.name.clone()),
+            (LABEL_IMAGE_KEY.to_string(), image_key.to_string()),
+            (LABEL_CONFIG_HASH.to_string(), self.config_hash()),
+        ]);
+        let mut mounts = self.mounts.clone();
+        mounts.extend(self.persist.iter().map(|p| Mount {
+            source: p.volume.clone(),
+            target: p.path.clone(),
+            readonly: false,
+        }));
+        ContainerSpec {
+            image: image.to_string(),
+            name: Some(self.container_name()),
+            cmd: self.command.clone(),
+            env: self.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            labels,
+            mounts,
+            ports: self.ports.clone(),
+            restart: Some(self.restart.clone()),
+            hostname: Some(self.name.clone()),
+            init: true,
+            ..Default::default()
+        }
+    }
+}
+
+/// The member names of `config`, sorted; empty without `instances:`.
+pub fn member_names(config: &Config) -> Vec<String> {
+    config
+        .instances
+        .as_ref()
+        .map(|i| i.members.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// `HABITAT-MEMBER`
+pub fn container_name(habitat: &str, member: &str) -> String {
+    format!("{habitat}-{member}")
+}
+
+/// `HABITAT-MEMBER-SLUG`, where the slug is the path with `/` as `-`
+/// (`/home/dev` → `home-dev`).
+pub fn persist_volume(habitat: &str, member: &str, path: &str) -> String {
+    let slug: String = path
+        .trim_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let slug = if slug.is_empty() { "root" } else { &slug };
+    format!("{habitat}-{member}-{slug}")
+}
+
+/// `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]`; the host ip is `0.0.0.0`
+/// (every interface) when left out.
+pub fn parse_port(text: &str) -> Result<PortBinding, String> {
+    let bad = |why: &str| format!("invalid port `{text}`: {why}");
+    let (rest, protocol) = match text.rsplit_once('/') {
+        Some((rest, proto)) if matches!(proto, "tcp" | "udp" | "sctp") => (rest, proto),
+        Some(_) => return Err(bad("the protocol is `tcp`, `udp` or `sctp`")),
+        None => (text, "tcp"),
+    };
+    let number = |s: &str| {
+        s.parse::<u16>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| bad(&format!("`{s}` is not a port number (1 to 65535)")))
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    let (ip, host, container) = match parts.as_slice() {
+        [host, container] => ("0.0.0.0", *host, *container),
+        [ip, host, container] => (*ip, *host, *container),
+        _ => {
+            return Err(bad(
+                "write `HOST_PORT:CONTAINER_PORT` or `IP:HOST_PORT:CONTAINER_PORT`",
+            ));
+        }
+    };
+    if ip.parse::<Ipv4Addr>().is_err() {
+        return Err(bad(&format!("`{ip}` is not an IPv4 address")));
+    }
+    Ok(PortBinding {
+        host_ip: ip.to_string(),
+        host_port: number(host)?,
+        container_port: number(container)?,
+        protocol: protocol.to_string(),
+    })
+}
+
+/// Two bindings want the same host port (an unspecified ip takes every interface).
+pub fn ports_clash(a: &PortBinding, b: &PortBinding) -> bool {
+    a.host_port == b.host_port
+        && a.protocol == b.protocol
+        && (a.host_ip == b.host_ip || a.host_ip == "0.0.0.0" || b.host_ip == "0.0.0.0")
+}
+
+/// `SOURCE:DEST[:ro|:rw]` → (source, dest, readonly).
+pub fn parse_volume(text: &str) -> Result<(String, String, bool), String> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let (source, dest, readonly) = match parts.as_slice() {
+        [s, d] => (*s, *d, false),
+        [s, d, "ro"] => (*s, *d, true),
+        [s, d, "rw"] => (*s, *d, false),
+        _ => {
+            return Err(format!(
+                "invalid volume `{text}`: write `SOURCE:DEST`, `SOURCE:DEST:ro` or `SOURCE:DEST:rw`"
+            ));
+        }
+    };
+    if source.is_empty() {
+        return Err(format!("invalid volume `{text}`: the source is empty"));
+    }
+    if !dest.starts_with('/') {
+        return Err(format!(
+            "invalid volume `{text}`: the destination `{dest}` must be an absolute path"
+        ));
+    }
+    Ok((source.to_string(), dest.to_string(), readonly))
+}
+
+/// A volume source that looks like a path is a bind mount of that host path
+/// (relative to the habitat); anything else names a volume.
+pub fn volume_source(dir: &Path, source: &str) -> String {
+    if source.starts_with('/') {
+        source.to_string()
+    } else if source.starts_with('.') || source.contains('/') {
+        let joined = dir.join(source);
+        // `./a/../b` → `DIR/b`: Docker wants a clean absolute path.
+        let mut clean = std::path::PathBuf::new();
+        for c in joined.components() {
+            match c {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    clean.pop();
+                }
+                other => clean.push(other),
+            }
+        }
+        clean.display().to_string()
+    } else {
+        source.to_string()
+    }
+}
+
+/// The settings of the defaults and one member, for callers that report on
+/// the config itself (the config check).
+pub fn specs(config: &Config) -> Vec<(Option<&str>, &InstanceSpec)> {
+    let Some(i) = &config.instances else {
+        return Vec::new();
+    };
+    static EMPTY: InstanceSpec = InstanceSpec {
+        command: None,
+        env: crate::config::Env::List(Vec::new()),
+        restart: None,
+        persist: Vec::new(),
+        ports: Vec::new(),
+        volumes: Vec::new(),
+    };
+    std::iter::once((None, &i.defaults))
+        .chain(
+            i.members
+                .iter()
+                .map(|(n, s)| (Some(n.as_str()), s.as_ref().unwrap_or(&EMPTY))),
+        )
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str) -> Config {
+        crate::config::parse("kiln.yaml", yaml, Path::new("/tmp")).expect("valid config")
+    }
+
+    const BASE: &str = "name: web\nbuild: { base: { image: x } }\n";
+
+    #[test]
+    fn ports_parse() {
+        let cases = [
+            ("8081:3000", Ok(("0.0.0.0", 8081, 3000, "tcp"))),
+            ("127.0.0.1:8081:3000", Ok(("127.0.0.1", 8081, 3000, "tcp"))),
+            ("53:53/udp", Ok(("0.0.0.0", 53, 53, "udp"))),
+            ("3000", Err(())),
+            ("0:3000", Err(())),
+            ("x:1:2", Err(())),
+            ("1:2/icmp", Err(())),
+            ("70000:1", Err(())),
+        ];
+        for (text, want) in cases {
+            let got = parse_port(text).map(|p| {
+                (
+                    p.host_ip.clone(),
+                    p.host_port,
+                    p.container_port,
+                    p.protocol.clone(),
+                )
+            });
+            match (got, want) {
+                (Ok(g), Ok(w)) => {
+                    assert_eq!(g, (w.0.to_string(), w.1, w.2, w.3.to_string()), "{text}")
+                }
+                (Err(_), Err(())) => {}
+                (g, w) => panic!("{text}: got {g:?}, want {w:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn clashes_account_for_every_interface() {
+        let p = |s| parse_port(s).expect("port");
+        assert!(ports_clash(&p("8081:1"), &p("127.0.0.1:8081:2")));
+        assert!(ports_clash(&p("1.2.3.4:8081:1"), &p("1.2.3.4:8081:2")));
+        assert!(!ports_clash(&p("1.2.3.4:8081:1"), &p("127.0.0.1:8081:2")));
+        assert!(!ports_clash(&p("8081:1"), &p("8081:1/udp")));
+        assert!(!ports_clash(&p("8081:1"), &p("8082:1")));
+    }
+
+    #[test]
+    fn volumes_and_slugs() {
+        assert_eq!(
+            parse_volume("./a:/b:ro"),
+            Ok(("./a".into(), "/b".into(), true))
+        );
+        assert!(parse_volume("./a:b").is_err());
+        assert!(parse_volume("a").is_err());
+        assert_eq!(persist_volume("h", "m", "/home/dev"), "h-m-home-dev");
+        assert_eq!(persist_volume("h", "m", "/"), "h-m-root");
+        assert_eq!(
+            volume_source(Path::new("/hab"), "./x/../y"),
+            "/hab/y".to_string()
+        );
+        assert_eq!(volume_source(Path::new("/hab"), "cache"), "cache");
+    }
+
+    #[test]
+    fn defaults_merge_into_members() {
+        let c = config(&format!(
+            "{BASE}instances:\n  defaults:\n    command: [sleep, infinity]\n    env: {{ TZ: UTC, A: '1' }}\n    restart: unless-stopped\n    persist: [/home/dev]\n  members:\n    alice:\n      env: {{ A: '2' }}\n      ports: ['127.0.0.1:8081:3000']\n      volumes: ['./ssh:/home/dev/.ssh:ro']\n      restart: always\n    bob:\n"
+        ));
+        let all = Member::resolve_all(&c, Path::new("/hab")).expect("members");
+        let names: Vec<&str> = all.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["alice", "bob"]);
+        let (alice, bob) = (&all[0], &all[1]);
+        assert_eq!(alice.env["A"], "2");
+        assert_eq!(alice.env["TZ"], "UTC");
+        assert_eq!(alice.restart, "always");
+        assert_eq!(bob.restart, "unless-stopped");
+        assert_eq!(
+            bob.command,
+            Some(vec!["sleep".to_string(), "infinity".to_string()])
+        );
+        assert_eq!(alice.mounts[0].source, "/hab/ssh");
+        assert_eq!(alice.persist[0].volume, "web-alice-home-dev");
+        assert_eq!(bob.persist[0].volume, "web-bob-home-dev");
+        assert_eq!(alice.container_name(), "web-alice");
+        let spec = alice.container_spec("img", "key");
+        assert_eq!(spec.labels[LABEL_INSTANCE], "alice");
+        assert!(spec.mounts.iter().any(|m| m.source == "web-alice-home-dev"));
+        assert!(Member::resolve(&c, Path::new("/hab"), "carol").is_err());
+    }
+
+    #[test]
+    fn the_hash_moves_with_the_member_and_only_it() {
+        let yaml = |tz: &str| {
+            format!(
+                "{BASE}instances:\n  defaults: {{ env: {{ TZ: UTC }} }}\n  members:\n    a: {{ env: {{ X: '{tz}' }} }}\n    b: {{}}\n"
+            )
+        };
+        let dir = Path::new("/hab");
+        let one = Member::resolve_all(&config(&yaml("1")), dir).expect("members");
+        let two = Member::resolve_all(&config(&yaml("2")), dir).expect("members");
+        assert_ne!(one[0].config_hash(), two[0].config_hash());
+        assert_eq!(one[1].config_hash(), two[1].config_hash());
+        // Key order in the YAML does not matter.
+        let reordered = config(&format!(
+            "{BASE}instances:\n  members:\n    b: {{}}\n    a: {{ env: {{ X: '1' }} }}\n  defaults: {{ env: {{ TZ: UTC }} }}\n"
+        ));
+        let again = Member::resolve_all(&reordered, dir).expect("members");
+        assert_eq!(one[0].config_hash(), again[0].config_hash());
+    }
+}
