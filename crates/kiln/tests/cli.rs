@@ -389,10 +389,7 @@ fn rebuild_flag_by_id_or_name_forces_from_repos() {
         );
         // The first phase built says it was forced; later ones say after which.
         let head = run.end("repos");
-        assert_eq!(
-            head.reason, "forced by --rebuild repos",
-            "--rebuild {flag}"
-        );
+        assert_eq!(head.reason, "forced by --rebuild repos", "--rebuild {flag}");
         for p in &from("repos")[1..] {
             let e = run.end(p);
             assert_eq!(e.reason, "after repos rebuilt", "--rebuild {flag}: {e:?}");
