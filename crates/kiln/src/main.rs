@@ -2,6 +2,7 @@
 //! events, and maps outcomes to exit codes (SPEC §7). Each subcommand is a
 //! short function; the work is in the `kiln` library.
 
+mod instances;
 mod output;
 
 /// Writes a line of data to stdout. A reader that went away (`kiln schema |
@@ -101,6 +102,8 @@ enum Command {
     },
     /// Print the JSON Schema of kiln.yaml.
     Schema,
+    #[command(flatten)]
+    Instances(instances::InstanceCommand),
 }
 
 fn parse_phase(s: &str) -> Result<Phase, String> {
@@ -136,6 +139,7 @@ async fn run(command: Command) -> i32 {
         Command::Build { args, progress, .. } => build_cmd(&args, progress).await,
         Command::Plan { args, json } => plan_cmd(&args, json).await,
         Command::Start { args, cmd } => start_cmd(&args, cmd).await,
+        Command::Instances(c) => instances::run(c).await,
         Command::Phases | Command::Schema | Command::Check { .. } => 0,
     }
 }
