@@ -308,18 +308,19 @@ async fn check<E: Engine>(
         }
     }
     // Names: a new member's container name may belong to someone else.
-    let named = members.iter().zip(steps).filter_map(|(m, s)| {
-        matches!(s.action, Action::Create)
-            .then(|| async move { (m, engine.inspect_container(&m.container_name()).await) })
-    });
+    let named = members
+        .iter()
+        .zip(steps)
+        .filter(|(_, s)| matches!(s.action, Action::Create))
+        .map(|(m, _)| async move { (m, engine.inspect_container(&m.container_name()).await) });
     for (m, found) in join_all(named).await {
-        if let Some(info) = found? {
-            if is_foreign(&info, &m.habitat, &m.name) {
-                clashes.push(format!(
-                    "a container named `{}` exists that kiln did not create for member `{}`; it is left alone\n    hint: remove or rename it (`docker rm -f {}`)",
-                    info.name, m.name, info.name
-                ));
-            }
+        if let Some(info) = found?
+            && is_foreign(&info, &m.habitat, &m.name)
+        {
+            clashes.push(format!(
+                "a container named `{}` exists that kiln did not create for member `{}`; it is left alone\n    hint: remove or rename it (`docker rm -f {}`)",
+                info.name, m.name, info.name
+            ));
         }
     }
     // Ports held by containers about to be replaced are not a clash.
