@@ -77,6 +77,10 @@ contract!(
     list_images_gives_tags_and_labels,
     put_archive_file_streams_a_host_tar,
     load_of_a_config_only_archive_reuses_the_parent_layers,
+    start_stop_and_inspect_a_long_running_container,
+    logs_give_the_last_lines,
+    exec_runs_in_a_running_container,
+    volumes_are_created_listed_and_removed,
 );
 
 fn spec(image: &str, scope: &TestScope, cmd: &[&str]) -> ContainerSpec {
@@ -697,4 +701,175 @@ async fn load_of_a_config_only_archive_reuses_the_parent_layers<E: Engine>(engin
         );
     })
     .await;
+}
+
+/// A host port nothing listens on right now.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+const SCRIPTED: &str = "echo out1; echo err1 >&2; echo out2; echo tail; exit 3";
+
+async fn start_stop_and_inspect_a_long_running_container<E: Engine>(engine: &E) {
+    let image = busybox_image(engine).await.expect("busybox");
+    scoped(engine, "kiln-test-start", |scope| async move {
+        let port = kiln::engine::PortBinding {
+            host_ip: "127.0.0.1".into(),
+            host_port: free_port(),
+            container_port: 3000,
+            protocol: "tcp".into(),
+        };
+        let spec = ContainerSpec {
+            ports: vec![port.clone()],
+            network_host: false,
+            init: true,
+            restart: Some("no".into()),
+            hostname: Some("member".into()),
+            ..spec(&image, &scope, &["sleep", "30"])
+        };
+        let id = engine.create_container(&spec).await.expect("create");
+        let info = engine
+            .inspect_container(&id)
+            .await
+            .expect("inspect")
+            .expect("exists");
+        assert_eq!(info.state, "created");
+        assert_eq!(info.started_at, None);
+        assert_eq!(info.ports, std::slice::from_ref(&port));
+        assert_eq!(info.labels.get(LABEL_HABITAT), Some(&scope.habitat));
+        assert_eq!(info.image, image);
+        engine.start_container(&id).await.expect("start");
+        engine
+            .start_container(&id)
+            .await
+            .expect("a second start is no error");
+        let info = engine
+            .inspect_container(&id)
+            .await
+            .expect("inspect")
+            .expect("exists");
+        assert_eq!(info.state, "running");
+        assert!(info.started_at.is_some());
+        assert_eq!(info.exit_code, None);
+        engine
+            .stop_container(&id, std::time::Duration::from_secs(5))
+            .await
+            .expect("stop");
+        let info = engine
+            .inspect_container(&id)
+            .await
+            .expect("inspect")
+            .expect("exists");
+        assert_eq!(info.state, "exited");
+        assert!(info.exit_code.is_some());
+        engine
+            .stop_container(&id, std::time::Duration::from_secs(5))
+            .await
+            .expect("stopping a stopped container is no error");
+        engine.remove_container(&id).await.expect("remove");
+        assert_eq!(engine.inspect_container(&id).await.expect("inspect"), None);
+    })
+    .await;
+}
+
+async fn logs_give_the_last_lines<E: Engine>(engine: &E) {
+    let image = busybox_image(engine).await.expect("busybox");
+    scoped(engine, "kiln-test-logs", |scope| async move {
+        let id = engine
+            .create_container(&spec(&image, &scope, &["sh", "-c", SCRIPTED]))
+            .await
+            .expect("create");
+        let code = engine
+            .run_container(&id, &mut |_, _| {})
+            .await
+            .expect("run");
+        assert_eq!(code, 3);
+        let mut lines = Vec::new();
+        engine
+            .container_logs(&id, false, Some(2), &mut |s, l| {
+                lines.push((s, l.to_string()))
+            })
+            .await
+            .expect("logs");
+        // Docker copies stdout and stderr into its log separately, so which
+        // lines are last across the two streams is not fixed; the count is.
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        for (_, l) in &lines {
+            assert!(
+                ["out1", "err1", "out2", "tail"].contains(&l.as_str()),
+                "{l}"
+            );
+        }
+        let mut all = Vec::new();
+        engine
+            .container_logs(&id, true, None, &mut |_, l| all.push(l.to_string()))
+            .await
+            .expect("following an exited container ends");
+        all.sort();
+        assert_eq!(all, strings(&["err1", "out1", "out2", "tail"]));
+    })
+    .await;
+}
+
+async fn exec_runs_in_a_running_container<E: Engine>(engine: &E) {
+    let image = busybox_image(engine).await.expect("busybox");
+    scoped(engine, "kiln-test-exec", |scope| async move {
+        let id = engine
+            .create_container(&spec(&image, &scope, &["sleep", "30"]))
+            .await
+            .expect("create");
+        let cmd = strings(&["sh", "-c", SCRIPTED]);
+        assert!(
+            engine.exec(&id, &cmd, &mut |_, _| {}).await.is_err(),
+            "exec needs a running container"
+        );
+        engine.start_container(&id).await.expect("start");
+        let mut out = Vec::new();
+        let code = engine
+            .exec(&id, &cmd, &mut |s, l| {
+                if s == Stream::Stdout {
+                    out.push(l.to_string())
+                }
+            })
+            .await
+            .expect("exec");
+        assert_eq!(code, 3);
+        assert_eq!(out, strings(&["out1", "out2", "tail"]));
+    })
+    .await;
+}
+
+async fn volumes_are_created_listed_and_removed<E: Engine>(engine: &E) {
+    let scope = TestScope::new("kiln-test-volume");
+    let name = unique("kiln-test-vol");
+    let mut labels = scope.labels();
+    labels.insert("dev.kiln.persist".into(), "/data".into());
+    engine.create_volume(&name, &labels).await.expect("create");
+    engine
+        .create_volume(&name, &labels)
+        .await
+        .expect("creating an existing volume is no error");
+    let listed = engine
+        .list_volumes(LABEL_HABITAT, &scope.habitat)
+        .await
+        .expect("list");
+    let result = std::panic::catch_unwind(|| {
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].name, name);
+        assert_eq!(listed[0].labels, labels);
+    });
+    engine.remove_volume(&name).await.expect("remove");
+    engine
+        .remove_volume(&name)
+        .await
+        .expect("removing a missing volume is no error");
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+    let listed = engine
+        .list_volumes(LABEL_HABITAT, &scope.habitat)
+        .await
+        .expect("list");
+    assert!(listed.is_empty());
 }
