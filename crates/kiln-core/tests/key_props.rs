@@ -215,6 +215,10 @@ fn neutral_rewrites() -> Vec<(&'static str, &'static str)> {
             "name: props # a comment\n# another comment\n",
         ),
         (
+            "name: props\n",
+            "name: props\ninstances:\n  defaults: { restart: always, persist: [/home/dev] }\n  members:\n    alice: { ports: [\"127.0.0.1:8081:3000\"] }\n",
+        ),
+        (
             "{ name: dev, uid: 1000, groups: [sudo, adm], shell: /bin/bash }",
             "{ shell: /bin/bash, groups: [sudo, adm], uid: 1000, name: dev }",
         ),
