@@ -698,7 +698,10 @@ fn schema_has_the_top_level_properties_and_descriptions() {
     let schema = config::schema();
     let props = schema["properties"].as_object().expect("properties");
     let keys: Vec<&str> = props.keys().map(String::as_str).collect();
-    assert_eq!(keys, ["name", "description", "build", "secrets", "instances"]);
+    assert_eq!(
+        keys,
+        ["name", "description", "build", "secrets", "instances"]
+    );
     assert_eq!(schema["required"], serde_json::json!(["name"]));
     assert_eq!(schema["additionalProperties"], serde_json::json!(false));
     assert!(
