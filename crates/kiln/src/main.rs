@@ -15,6 +15,7 @@ macro_rules! out {
 }
 
 use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -344,14 +345,26 @@ async fn start_cmd(args: &BuildArgs, cmd: Vec<String>) -> i32 {
         cmd: (!cmd.is_empty()).then_some(cmd),
         labels,
         mounts,
-        interactive: true,
+        // A terminal gets a tty; a pipe or /dev/null gets the output streamed
+        // (a tty container attached to a non-terminal shows nothing).
+        interactive: std::io::stdin().is_terminal(),
         ..Default::default()
     };
     let id = match engine.create_container(&spec).await {
         Ok(id) => id,
         Err(e) => return report(&BuildError::Engine(e)),
     };
-    let code = engine.run_interactive(&id).await;
+    let code = if spec.interactive {
+        engine.run_interactive(&id).await
+    } else {
+        let mut on_line = |stream: kiln::engine::Stream, line: &str| match stream {
+            kiln::engine::Stream::Stdout => {
+                let _ = writeln!(std::io::stdout(), "{line}");
+            }
+            kiln::engine::Stream::Stderr => eprintln!("{line}"),
+        };
+        engine.run_container(&id, &mut on_line).await
+    };
     let _ = engine.remove_container(&id).await;
     match code {
         Ok(c) => i32::try_from(c).unwrap_or(1),

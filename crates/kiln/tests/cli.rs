@@ -877,3 +877,38 @@ fn a_failed_phase_shows_its_last_50_lines() {
         run.stderr
     );
 }
+
+/// `kiln start` off a terminal: builds, runs the given command in the final
+/// image with the runtime volumes mounted, passes its exit code on, and
+/// removes the container.
+#[test]
+fn start_runs_a_command_with_runtime_volumes_and_removes_the_container() {
+    let h = Habitat::new("start");
+    h.write("shared/note.txt", "from the host\n");
+    h.config(
+        r#"name: @NAME@
+build:
+  base: { image: "kiln-test/busybox:latest" }
+  files:
+    volumes:
+      - { source: ./shared, dest: /shared, readonly: true }
+  final:
+    command: ["sh"]
+"#,
+    );
+    let run = h
+        .kiln(&["start", ".", "--", "cat", "/shared/note.txt"])
+        .run();
+    run.assert_code(0);
+    assert!(run.stdout.contains("from the host"), "{}", run.stdout);
+    let run = h
+        .kiln(&["start", ".", "--", "sh", "-c", "touch /shared/x"])
+        .run();
+    assert_ne!(run.code, 0, "the volume is read-only: {}", run.stderr);
+    let run = h.kiln(&["start", ".", "--", "sh", "-c", "exit 7"]).run();
+    run.assert_code(7);
+    assert!(
+        support::containers_of(&h.name).is_empty(),
+        "start leaves no container"
+    );
+}
