@@ -25,6 +25,7 @@ use crate::event::{Event, PhaseStatus, Reporter};
 use crate::image_archive::{self, ParentImage};
 use crate::inputs::{BaseFact, Facts};
 use crate::key_chain::KeyChain;
+use crate::layer_tar;
 use crate::names;
 use crate::phase::Phase;
 use crate::phase_script::{PhaseScript, SCRIPT_DIR, SECRETS_DIR};
@@ -715,23 +716,110 @@ impl<E: Engine> Executor<'_, E> {
             for tar in file_uploads {
                 self.engine.put_archive_file(&id, "/", tar).await?;
             }
-            let config = self.snapshot_config(phase, config);
-            let new = self
-                .engine
-                .commit(&CommitSpec {
-                    container: id.clone(),
-                    config: config.clone(),
-                    comment: Some(format!("kiln {}", phase.tag())),
-                })
-                .await?;
-            Ok::<_, BuildError>(Produced {
-                image: new,
-                config: Some(config),
-            })
+            self.snapshot(phase, &id, image, config).await
         }
         .await;
         self.engine.remove_container(&id).await?;
         result
+    }
+
+    /// Makes the snapshot image of a phase from its container: the container's
+    /// writable layer read from the host as a new layer on the parent's, then
+    /// one `docker load`; or, when the engine's layer dir cannot be read (a
+    /// remote engine, another storage driver), `docker commit`.
+    async fn snapshot(
+        &self,
+        phase: Phase,
+        container: &str,
+        parent: &str,
+        config: ImageConfig,
+    ) -> Result<Produced, BuildError> {
+        let config = self.snapshot_config(phase, config);
+        let comment = format!("kiln {}", phase.tag());
+        if let Some(image) = self
+            .load_upper_dir(container, parent, &config, &comment)
+            .await?
+        {
+            return Ok(Produced {
+                image,
+                config: Some(config),
+            });
+        }
+        let image = self
+            .engine
+            .commit(&CommitSpec {
+                container: container.to_string(),
+                config: config.clone(),
+                comment: Some(comment),
+            })
+            .await?;
+        Ok(Produced {
+            image,
+            config: Some(config),
+        })
+    }
+
+    /// `Ok(None)` when the upper dir is not readable here (use commit instead).
+    async fn load_upper_dir(
+        &self,
+        container: &str,
+        parent: &str,
+        config: &ImageConfig,
+        comment: &str,
+    ) -> Result<Option<String>, BuildError> {
+        let Some(upper) = self
+            .engine
+            .inspect_container(container)
+            .await?
+            .and_then(|c| c.upper_dir)
+        else {
+            return Ok(None);
+        };
+        let upper = PathBuf::from(upper);
+        if std::fs::read_dir(&upper).is_err() {
+            return Ok(None);
+        }
+        let info = self
+            .engine
+            .image_inspect(parent)
+            .await?
+            .ok_or_else(|| BuildError::Engine(EngineError::NoSuchImage(parent.to_string())))?;
+        let parent = ParentImage {
+            layers: info.layers,
+            architecture: info.architecture,
+            os: info.os,
+            created: info.created,
+        };
+        let config = config.clone();
+        let comment = comment.to_string();
+        // Reading and writing the layer is blocking file work.
+        let written = tokio::task::spawn_blocking(
+            move || -> std::io::Result<(tempfile::TempDir, PathBuf, String)> {
+                let dir = tempfile::Builder::new().prefix("kiln-layer-").tempdir()?;
+                let layer_path = dir.path().join("layer.tar");
+                let file = std::io::BufWriter::new(std::fs::File::create(&layer_path)?);
+                let layer = layer_tar::write_layer(&upper, file)?;
+                let archive = dir.path().join("image.tar");
+                let id = image_archive::with_layer(
+                    &parent,
+                    &config,
+                    &comment,
+                    &layer,
+                    &layer_path,
+                    &archive,
+                )?;
+                std::fs::remove_file(&layer_path)?;
+                Ok((dir, archive, id))
+            },
+        )
+        .await
+        .map_err(|e| BuildError::Usage(format!("layer task failed: {e}")))?;
+        let Ok((_dir, archive, id)) = written else {
+            // An unreadable upper dir is not an error: commit does the same work.
+            return Ok(None);
+        };
+        self.engine.load_file(archive).await?;
+        Ok(Some(id))
     }
 
     /// Reads the image's accounts files through a created (never started) container.
@@ -822,19 +910,7 @@ impl<E: Engine> Executor<'_, E> {
             self.engine
                 .put_archive(&id, "/", Bytes::from(bytes))
                 .await?;
-            let config = self.snapshot_config(phase, config);
-            let new = self
-                .engine
-                .commit(&CommitSpec {
-                    container: id.clone(),
-                    config: config.clone(),
-                    comment: Some("kiln 2-users".into()),
-                })
-                .await?;
-            Ok::<_, BuildError>(Produced {
-                image: new,
-                config: Some(config),
-            })
+            self.snapshot(phase, &id, image, config).await
         }
         .await;
         self.engine.remove_container(&id).await?;
@@ -917,19 +993,7 @@ impl<E: Engine> Executor<'_, E> {
             self.engine
                 .put_archive_file(&id, "/", file.path().to_path_buf())
                 .await?;
-            let config = self.snapshot_config(phase, config);
-            let new = self
-                .engine
-                .commit(&CommitSpec {
-                    container: id.clone(),
-                    config: config.clone(),
-                    comment: Some("kiln 5-files".into()),
-                })
-                .await?;
-            Ok::<_, BuildError>(Produced {
-                image: new,
-                config: Some(config),
-            })
+            self.snapshot(phase, &id, image, config).await
         }
         .await;
         self.engine.remove_container(&id).await?;
@@ -969,19 +1033,7 @@ impl<E: Engine> Executor<'_, E> {
                     .put_archive_file(&id, "/", tar.path().to_path_buf())
                     .await?;
             }
-            let config = self.snapshot_config(phase, config);
-            let new = self
-                .engine
-                .commit(&CommitSpec {
-                    container: id.clone(),
-                    config: config.clone(),
-                    comment: Some("kiln 7-repos".into()),
-                })
-                .await?;
-            Ok::<_, BuildError>(Produced {
-                image: new,
-                config: Some(config),
-            })
+            self.snapshot(phase, &id, image, config).await
         }
         .await;
         self.engine.remove_container(&id).await?;
@@ -1070,22 +1122,7 @@ impl<E: Engine> Executor<'_, E> {
         config: ImageConfig,
     ) -> Result<Produced, BuildError> {
         let id = self.start_script(phase, image, &config).await?;
-        let result = async {
-            let config = self.snapshot_config(phase, config);
-            let new = self
-                .engine
-                .commit(&CommitSpec {
-                    container: id.clone(),
-                    config: config.clone(),
-                    comment: Some(format!("kiln {}", phase.tag())),
-                })
-                .await?;
-            Ok::<_, BuildError>(Produced {
-                image: new,
-                config: Some(config),
-            })
-        }
-        .await;
+        let result = async { self.snapshot(phase, &id, image, config).await }.await;
         self.engine.remove_container(&id).await?;
         result
     }

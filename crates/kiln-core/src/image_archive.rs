@@ -97,6 +97,53 @@ pub fn config_only(
     }
 }
 
+/// Writes to `out` an image with `parent`'s layers plus one new layer (the
+/// tar at `layer_file`, whose diff id is `layer.diff_id`); returns the image id.
+pub fn with_layer(
+    parent: &ParentImage,
+    config: &ImageConfig,
+    comment: &str,
+    layer: &crate::layer_tar::Layer,
+    layer_file: &std::path::Path,
+    out: &std::path::Path,
+) -> std::io::Result<String> {
+    let mut diff_ids = parent.layers.clone();
+    diff_ids.push(layer.diff_id.clone());
+    let image = json!({
+        "architecture": parent.architecture,
+        "os": parent.os,
+        "created": parent.created,
+        "config": config_json(config),
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [{"created": parent.created, "created_by": comment}],
+    });
+    let config_bytes = crate::canonical::to_string(&image).into_bytes();
+    let digest = hex::encode(Sha256::digest(&config_bytes));
+    let new_layer = format!("{}/layer.tar", layer.diff_id.trim_start_matches("sha256:"));
+    let mut layers: Vec<String> = (0..parent.layers.len())
+        .map(|i| format!("layer{i}/layer.tar"))
+        .collect();
+    layers.push(new_layer.clone());
+    let manifest = json!([{"Config": format!("{digest}.json"), "RepoTags": [], "Layers": layers}]);
+    let file = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let mut tar = tar::Builder::new(file);
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(config_bytes.len() as u64);
+    tar.append_data(&mut h.clone(), format!("{digest}.json"), &config_bytes[..])?;
+    let manifest = manifest.to_string();
+    h.set_size(manifest.len() as u64);
+    tar.append_data(&mut h.clone(), "manifest.json", manifest.as_bytes())?;
+    h.set_size(layer.size);
+    tar.append_data(&mut h, &new_layer, std::fs::File::open(layer_file)?)?;
+    tar.into_inner()?
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()?;
+    Ok(format!("sha256:{digest}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

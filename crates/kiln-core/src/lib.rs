@@ -21,6 +21,7 @@ pub mod image_archive;
 pub mod inputs;
 pub mod instances;
 pub mod key_chain;
+pub mod layer_tar;
 pub mod names;
 pub mod phase_script;
 pub mod plan;

@@ -912,3 +912,44 @@ build:
         "start leaves no container"
     );
 }
+
+/// Snapshots are made from the container's writable layer (read on the host)
+/// where the engine allows: deletions and replaced directories must come out
+/// as the image layer's whiteouts, so nothing deleted comes back.
+#[test]
+fn regression_deleted_and_replaced_paths_stay_gone_in_the_snapshot() {
+    let h = Habitat::new("whiteout");
+    h.write("tree/a.txt", "a\n");
+    h.write("tree/b.txt", "b\n");
+    h.config(
+        r#"name: @NAME@
+build:
+  base: { image: "kiln-test/busybox:latest" }
+  files:
+    copies:
+      - { source: tree, dest: /opt/tree }
+  setup:
+    commands:
+      root:
+        - "rm -rf /opt/tree && mkdir /opt/tree && echo new > /opt/tree/c.txt"
+        - "rm /bin/vi"
+  final:
+    command: ["sh"]
+"#,
+    );
+    h.build_ok(&[]);
+    let image = format!("habitat-{}:latest", h.name);
+    let listing = docker(&[
+        "run",
+        "--rm",
+        &image,
+        "sh",
+        "-c",
+        "ls /opt/tree; test -e /bin/vi && echo vi-is-back; true",
+    ]);
+    assert_eq!(
+        listing.trim(),
+        "c.txt",
+        "only the new file is left: {listing}"
+    );
+}

@@ -679,6 +679,23 @@ impl Engine for DockerEngine {
         Ok(())
     }
 
+    async fn load_file(&self, tar: PathBuf) -> EngineResult<()> {
+        let file = tokio::fs::File::open(&tar)
+            .await
+            .map_err(|e| refused("load", format!("cannot open `{}`: {e}", tar.display())))?;
+        let options = bollard::query_parameters::ImportImageOptions {
+            quiet: true,
+            ..Default::default()
+        };
+        let mut progress = self
+            .docker
+            .import_image_stream(options, file_chunks(file), None);
+        while let Some(item) = progress.next().await {
+            item.map_err(|e| self.error("load", e, |_| None))?;
+        }
+        Ok(())
+    }
+
     async fn tag(&self, image: &str, repo: &str, tag: &str) -> EngineResult<()> {
         let options = TagImageOptions {
             repo: Some(repo.to_string()),
@@ -1042,6 +1059,10 @@ impl Engine for DockerEngine {
             ports: ports_from_docker(info.host_config.and_then(|h| h.port_bindings)),
             restart_count: info.restart_count.unwrap_or(0),
             exit_code,
+            upper_dir: info
+                .graph_driver
+                .and_then(|g| g.data.get("UpperDir").cloned())
+                .filter(|d| !d.is_empty()),
         }))
     }
 

@@ -926,6 +926,8 @@ impl Engine for FakeEngine {
             } else {
                 None
             },
+            // The fake keeps no layers on disk: kiln commits through it instead.
+            upper_dir: None,
         }))
     }
 

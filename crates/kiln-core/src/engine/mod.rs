@@ -159,6 +159,9 @@ pub struct ContainerInfo {
     pub restart_count: i64,
     /// The exit code of its last run, when it has exited.
     pub exit_code: Option<i64>,
+    /// Its writable layer's directory on the engine's host, when the storage
+    /// driver says (overlay-style drivers do).
+    pub upper_dir: Option<String>,
 }
 
 /// One row of a volume listing.
@@ -246,6 +249,17 @@ pub trait Engine: Send + Sync {
 
     /// Loads an image archive in `docker save` form (tags in its manifest are applied).
     fn load(&self, tar: Bytes) -> impl Future<Output = EngineResult<()>> + Send;
+
+    /// Like `load`, from an archive file on the host (archives with layers are large).
+    fn load_file(&self, tar: PathBuf) -> impl Future<Output = EngineResult<()>> + Send {
+        async move {
+            let bytes = std::fs::read(&tar).map_err(|e| EngineError::Refused {
+                op: "load".to_string(),
+                message: format!("cannot read `{}`: {e}", tar.display()),
+            })?;
+            self.load(Bytes::from(bytes)).await
+        }
+    }
 
     /// Points `repo:tag` at `image`.
     fn tag(

@@ -287,6 +287,7 @@ mod tests {
             ports: Vec::new(),
             restart_count: 0,
             exit_code: None,
+            upper_dir: None,
         };
         assert!(is_foreign(&info(&[]), "h", "a"));
         assert!(is_foreign(&info(&[(LABEL_HABITAT, "h")]), "h", "a"));
