@@ -272,12 +272,16 @@ async fn build_locked<E: Engine>(
             holder,
         });
     }
-    remove_build_containers(engine, &name).await?;
 
     let facts = resolve_facts(engine, habitat, opts, Some(&mut *reporter)).await?;
     let chain = KeyChain::compute(&habitat.config, &facts);
     let snaps = list_snapshots(engine, &name).await?;
     let plan = Plan::new(&chain, &snaps, opts.plan);
+    // Containers a crashed build left are removed before building again (a
+    // no-op build skips the listing: it creates nothing to collide with).
+    if !plan.all_cached() {
+        remove_build_containers(engine, &name).await?;
+    }
     let mut exec = Executor {
         engine,
         habitat,
