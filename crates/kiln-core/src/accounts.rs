@@ -103,8 +103,10 @@ impl Accounts {
     /// Resolves an owner given as a name or a number to `(uid, gid)`; a
     /// numeric owner not in the image keeps its number as its gid.
     pub fn resolve_owner(&self, owner: Option<&str>) -> Result<(u32, u32), AccountsError> {
-        let Some(owner) = owner else {
-            return Ok((0, 0));
+        let owner = match owner {
+            // root is uid 0 in every image: no lookup needed.
+            None | Some("root") => return Ok((0, 0)),
+            Some(o) => o,
         };
         if let Ok(uid) = owner.parse::<u32>() {
             let gid = self
@@ -120,6 +122,9 @@ impl Accounts {
     }
 
     pub fn resolve_group(&self, group: &str) -> Result<u32, AccountsError> {
+        if group == "root" {
+            return Ok(0);
+        }
         if let Ok(gid) = group.parse::<u32>() {
             return Ok(gid);
         }

@@ -685,40 +685,43 @@ impl<E: Engine> Executor<'_, E> {
         })
     }
 
-    /// Creates a container of `image`, lets `prepare` change its files, commits
-    /// it with `config` plus the snapshot labels, and removes the container.
-    async fn commit_phase<F>(
+    /// An archive phase (habitat, files, repos, tools): tars made on the host,
+    /// extracted into a created (never started) container of `image`, which
+    /// becomes the snapshot. `make` gets the image's accounts when
+    /// `needs_accounts`, to resolve owners; it returns the tars and log lines.
+    async fn archive_phase<F>(
         &mut self,
         phase: Phase,
         image: &str,
         config: ImageConfig,
-        prepare: F,
+        needs_accounts: bool,
+        make: F,
     ) -> Result<Produced, BuildError>
     where
-        F: FnOnce(&mut Vec<(String, Bytes)>) -> Result<(), BuildError>,
+        F: FnOnce(&Accounts) -> Result<Uploads, BuildError>,
     {
-        let mut uploads = Vec::new();
-        prepare(&mut uploads)?;
-        self.commit_with_uploads(phase, image, config, uploads, Vec::new())
-            .await
-    }
-
-    async fn commit_with_uploads(
-        &mut self,
-        phase: Phase,
-        image: &str,
-        config: ImageConfig,
-        uploads: Vec<(String, Bytes)>,
-        file_uploads: Vec<PathBuf>,
-    ) -> Result<Produced, BuildError> {
         let spec = self.container_spec(image);
         let id = self.engine.create_container(&spec).await?;
         let result = async {
-            for (path, tar) in uploads {
-                self.engine.put_archive(&id, &path, tar).await?;
+            let accounts = match needs_accounts {
+                true => self.read_accounts(&id).await?.0,
+                false => Accounts::default(),
+            };
+            let uploads = make(&accounts)?;
+            for line in uploads.log {
+                self.reporter.report(Event::PhaseLog {
+                    phase,
+                    stream: "stdout",
+                    line,
+                });
             }
-            for tar in file_uploads {
-                self.engine.put_archive_file(&id, "/", tar).await?;
+            for tar in uploads.tars {
+                self.engine.put_archive(&id, "/", tar).await?;
+            }
+            for file in &uploads.files {
+                self.engine
+                    .put_archive_file(&id, "/", file.to_path_buf())
+                    .await?;
             }
             self.snapshot(phase, &id, image, config).await
         }
@@ -928,21 +931,21 @@ impl<E: Engine> Executor<'_, E> {
     ) -> Result<Produced, BuildError> {
         let phase = Phase::Habitat;
         let h = self.config().build.habitat.clone().unwrap_or_default();
-        let mut tar = tar::Builder::new(Vec::new());
-        // Only the listed directories: the engine creates missing parents
-        // (root, 0755) and existing parents keep their modes.
-        for dir in h.dirs.iter().chain(h.work_dir.iter()) {
-            append_dir(&mut tar, dir.trim_start_matches('/'), 0o755, 0, 0)?;
+        if let Some(w) = &h.work_dir {
+            config.working_dir = Some(w.clone());
         }
-        let bytes = tar
-            .into_inner()
-            .map_err(|e| fail(phase, format!("cannot build archive: {e}")))?;
-        if let Some(w) = h.work_dir {
-            config.working_dir = Some(w);
-        }
-        self.commit_phase(phase, image, config, |u| {
-            u.push(("/".to_string(), Bytes::from(bytes)));
-            Ok(())
+        self.archive_phase(phase, image, config, false, |_| {
+            let mut tar = tar::Builder::new(Vec::new());
+            // Only the listed directories: the engine creates missing parents
+            // (root, 0755) and existing parents keep their modes.
+            for dir in h.dirs.iter().chain(h.work_dir.iter()) {
+                append_dir(&mut tar, dir.trim_start_matches('/'), 0o755, 0, 0)?;
+            }
+            let bytes = tar.into_inner().map_err(archive_error)?;
+            Ok(Uploads {
+                tars: vec![Bytes::from(bytes)],
+                ..Uploads::default()
+            })
         })
         .await
     }
@@ -954,21 +957,20 @@ impl<E: Engine> Executor<'_, E> {
     ) -> Result<Produced, BuildError> {
         let phase = Phase::Files;
         let copies = self.config().build.files.clone().unwrap_or_default().copies;
-        let spec = self.container_spec(image);
-        let id = self.engine.create_container(&spec).await?;
-        let result = async {
-            let (accounts, _) = self.read_accounts(&id).await?;
-            let file = tempfile::NamedTempFile::new()
-                .map_err(|e| fail(phase, format!("cannot create a temporary file: {e}")))?;
+        let dir = self.habitat.dir.clone();
+        let needs_accounts = copies
+            .iter()
+            .any(|c| names_an_account(c.owner.as_deref()) || names_an_account(c.group.as_deref()));
+        self.archive_phase(phase, image, config, needs_accounts, |accounts| {
+            let file = tempfile::NamedTempFile::new().map_err(archive_error)?;
             let mut tar = tar::Builder::new(std::io::BufWriter::new(file.as_file()));
             for c in &copies {
+                let in_copy = |e: AccountsError| fail(phase, format!("copy to `{}`: {e}", c.dest));
                 let (uid, mut gid) = accounts
                     .resolve_owner(c.owner.as_deref())
-                    .map_err(|e| fail(phase, format!("copy to `{}`: {e}", c.dest)))?;
+                    .map_err(in_copy)?;
                 if let Some(g) = &c.group {
-                    gid = accounts
-                        .resolve_group(g)
-                        .map_err(|e| fail(phase, format!("copy to `{}`: {e}", c.dest)))?;
+                    gid = accounts.resolve_group(g).map_err(in_copy)?;
                 }
                 let file_mode = match &c.mode {
                     Some(m) => Some(
@@ -977,10 +979,9 @@ impl<E: Engine> Executor<'_, E> {
                     ),
                     None => None,
                 };
-                let src = self.habitat.dir.join(&c.source);
                 copy_source::append_to_tar(
                     &mut tar,
-                    &src,
+                    &dir.join(&c.source),
                     &c.dest,
                     Ownership {
                         uid,
@@ -991,17 +992,15 @@ impl<E: Engine> Executor<'_, E> {
                 .map_err(|e| fail(phase, e.to_string()))?;
             }
             tar.into_inner()
-                .map_err(|e| fail(phase, format!("cannot write archive: {e}")))?
+                .map_err(archive_error)?
                 .into_inner()
-                .map_err(|e| fail(phase, format!("cannot write archive: {}", e.error())))?;
-            self.engine
-                .put_archive_file(&id, "/", file.path().to_path_buf())
-                .await?;
-            self.snapshot(phase, &id, image, config).await
-        }
-        .await;
-        self.engine.remove_container(&id).await?;
-        result
+                .map_err(|e| archive_error(e.into_error()))?;
+            Ok(Uploads {
+                files: vec![file.into_temp_path()],
+                ..Uploads::default()
+            })
+        })
+        .await
     }
 
     async fn run_repos(
@@ -1011,37 +1010,30 @@ impl<E: Engine> Executor<'_, E> {
     ) -> Result<Produced, BuildError> {
         let phase = Phase::Repos;
         let repos = self.config().build.repos.clone();
+        let commits = self.facts.repos.clone();
+        let dir = self.habitat.dir.clone();
         let cache = repo::RepoCache::new(self.opts.cache_root().join("repos"));
-        let spec = self.container_spec(image);
-        let id = self.engine.create_container(&spec).await?;
-        let result = async {
-            let (accounts, _) = self.read_accounts(&id).await?;
-            for (r, commit) in repos.iter().zip(&self.facts.repos) {
+        let needs_accounts = repos.iter().any(|r| names_an_account(r.owner.as_deref()));
+        self.archive_phase(phase, image, config, needs_accounts, |accounts| {
+            let mut uploads = Uploads::default();
+            for (r, commit) in repos.iter().zip(&commits) {
                 let (uid, gid) = accounts
                     .resolve_owner(r.owner.as_deref())
                     .map_err(|e| fail(phase, format!("repo `{}`: {e}", r.url)))?;
-                self.reporter.report(Event::PhaseLog {
-                    phase,
-                    stream: "stdout",
-                    line: format!(
-                        "{} @ {} -> {}",
-                        r.url,
-                        &commit[..commit.len().min(12)],
-                        r.path
-                    ),
-                });
                 let tar = cache
-                    .archive(&r.url, commit, &self.habitat.dir, &r.path, uid, gid)
+                    .archive(&r.url, commit, &dir, &r.path, uid, gid)
                     .map_err(|e| fail(phase, e.to_string()))?;
-                self.engine
-                    .put_archive_file(&id, "/", tar.path().to_path_buf())
-                    .await?;
+                uploads.log.push(format!(
+                    "{} @ {} -> {}",
+                    r.url,
+                    &commit[..commit.len().min(12)],
+                    r.path
+                ));
+                uploads.files.push(tar.into_temp_path());
             }
-            self.snapshot(phase, &id, image, config).await
-        }
-        .await;
-        self.engine.remove_container(&id).await?;
-        result
+            Ok(uploads)
+        })
+        .await
     }
 
     async fn run_tools(
@@ -1052,21 +1044,17 @@ impl<E: Engine> Executor<'_, E> {
         let phase = Phase::Tools;
         let tools = self.config().build.tools.clone();
         let cache = self.opts.cache_root().join("tools");
-        let mut uploads = Vec::new();
+        let mut uploads = Uploads::default();
         // Every checksum is checked before the container is even created.
         for t in &tools {
             let path = tool::fetch_tool(t, &self.habitat.dir, &cache)
                 .map_err(|e| fail(phase, e.to_string()))?;
             let tar =
                 tool::tool_archive(&path, &t.dest()).map_err(|e| fail(phase, e.to_string()))?;
-            self.reporter.report(Event::PhaseLog {
-                phase,
-                stream: "stdout",
-                line: format!("{} -> {}", t.name, t.dest()),
-            });
-            uploads.push(("/".to_string(), Bytes::from(tar)));
+            uploads.log.push(format!("{} -> {}", t.name, t.dest()));
+            uploads.tars.push(Bytes::from(tar));
         }
-        self.commit_with_uploads(phase, image, config, uploads, Vec::new())
+        self.archive_phase(phase, image, config, false, |_| Ok(uploads))
             .await
     }
 
@@ -1263,6 +1251,21 @@ impl<E: Engine> Executor<'_, E> {
             line,
         });
     }
+}
+
+/// What an archive phase extracts into its container, and what it says.
+#[derive(Default)]
+struct Uploads {
+    tars: Vec<Bytes>,
+    /// Large tars, as files on the host (removed when dropped).
+    files: Vec<tempfile::TempPath>,
+    log: Vec<String>,
+}
+
+/// Whether an owner or group names an account that must be looked up in the
+/// image (a name other than root); numbers and `root` need no lookup.
+fn names_an_account(owner: Option<&str>) -> bool {
+    owner.is_some_and(|o| o != "root" && o.parse::<u32>().is_err())
 }
 
 fn unreachable_phase(phase: Phase) -> Result<Produced, BuildError> {
