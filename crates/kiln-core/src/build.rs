@@ -431,7 +431,7 @@ impl<E: Engine> Executor<'_, E> {
                 Action::Build => {
                     self.reporter.report(Event::PhaseStart { phase });
                     let parent = current.take();
-                    match self.build_phase(phase, parent, &planned.reason).await {
+                    match self.build_phase(phase, parent).await {
                         Ok(p) => p,
                         Err(e) => {
                             self.reporter.report(Event::PhaseEnd {
@@ -501,9 +501,7 @@ impl<E: Engine> Executor<'_, E> {
         &mut self,
         phase: Phase,
         parent: Option<Produced>,
-        reason: &str,
     ) -> Result<Produced, BuildError> {
-        let _ = reason;
         if phase == Phase::Base {
             let image = self.resolve_base().await?;
             let config = self.inspect_config(&image).await?;

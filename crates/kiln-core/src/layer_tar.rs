@@ -116,12 +116,12 @@ fn header(meta: &fs::Metadata, kind: tar::EntryType) -> tar::Header {
     h
 }
 
-fn empty_file(name: &str) -> tar::Header {
+/// The header of a whiteout or opaque marker: an empty regular file.
+fn marker() -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Regular);
     h.set_mode(0o600);
     h.set_size(0);
-    let _ = name;
     h
 }
 
@@ -151,7 +151,7 @@ fn append<W: Write>(
             }
         };
         if seen.insert(wh.clone()) {
-            tar.append_data(&mut empty_file(&wh), &wh, io::empty())?;
+            tar.append_data(&mut marker(), &wh, io::empty())?;
             return Ok(1);
         }
         return Ok(0);
@@ -165,9 +165,9 @@ fn append<W: Write>(
                 .flatten()
                 .is_some_and(|v| v == b"y")
         });
-        let marker = format!("{name}/{OPAQUE_MARKER}");
-        if opaque && seen.insert(marker.clone()) {
-            tar.append_data(&mut empty_file(&marker), &marker, io::empty())?;
+        let opq = format!("{name}/{OPAQUE_MARKER}");
+        if opaque && seen.insert(opq.clone()) {
+            tar.append_data(&mut marker(), &opq, io::empty())?;
             return Ok(2);
         }
         return Ok(1);
