@@ -28,7 +28,7 @@ use crate::key_chain::KeyChain;
 use crate::layer_tar;
 use crate::names;
 use crate::phase::Phase;
-use crate::phase_script::{PhaseScript, SCRIPT_DIR, SECRETS_DIR};
+use crate::phase_script::{PhaseScript, SECRETS_DIR};
 use crate::plan::{Action, Plan, PlanOptions};
 use crate::snapshots::{LABEL_VERIFIED, Snapshots};
 use crate::{bootstrap, cache_dir, canonical, repo, tool};
@@ -1141,7 +1141,7 @@ impl<E: Engine> Executor<'_, E> {
             None
         };
         let mut spec = self.container_spec(image);
-        spec.entrypoint = Some(vec!["/bin/sh".into(), format!("{SCRIPT_DIR}/run.sh")]);
+        spec.entrypoint = Some(vec!["/bin/sh".into(), "-c".into(), script.script()]);
         // Steps start as root. Set only when the image names another user: a
         // user set here would otherwise be merged into the committed config.
         if config.user.as_deref().is_some_and(|u| !u.is_empty()) {
@@ -1170,24 +1170,6 @@ impl<E: Engine> Executor<'_, E> {
         id: &str,
         script: &PhaseScript,
     ) -> Result<(), BuildError> {
-        let mut tar = tar::Builder::new(Vec::new());
-        let dir = SCRIPT_DIR.trim_start_matches('/');
-        append_dir(&mut tar, dir, 0o755, 0, 0)?;
-        for (name, content) in script.files() {
-            append_file(
-                &mut tar,
-                &format!("{dir}/{name}"),
-                content.as_bytes(),
-                0o755,
-                0,
-                0,
-            )?;
-        }
-        let bytes = tar
-            .into_inner()
-            .map_err(|e| fail(phase, format!("cannot build archive: {e}")))?;
-        self.engine.put_archive(id, "/", Bytes::from(bytes)).await?;
-
         let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
         let mut failed: Option<(usize, i64)> = None;
         let (tx, mut rx) =
