@@ -148,8 +148,6 @@ pub struct Built {
     pub image: String,
     pub final_key: CacheKey,
     pub plan: Plan,
-    /// The final image's config (for `kiln start`).
-    pub config: ImageConfig,
 }
 
 /// Options of one build.
@@ -292,13 +290,12 @@ async fn build_locked<E: Engine>(
         reporter,
         secrets: Vec::new(),
     };
-    let config = exec.run(&plan).await?;
+    exec.run(&plan).await?;
     let final_key = chain.final_key().clone();
     Ok(Built {
         image: names::final_image(&name, final_key.as_str()),
         final_key,
         plan,
-        config,
     })
 }
 
@@ -412,7 +409,7 @@ impl<E: Engine> Executor<'_, E> {
         &self.habitat.config
     }
 
-    async fn run(&mut self, plan: &Plan) -> Result<ImageConfig, BuildError> {
+    async fn run(&mut self, plan: &Plan) -> Result<(), BuildError> {
         // The image each phase's successor builds on, and its config once known.
         let mut current: Option<Produced> = None;
         for planned in &plan.phases {
@@ -472,10 +469,7 @@ impl<E: Engine> Executor<'_, E> {
         )
         .await?;
         self.tag(&last.image, &format!("{repo}:latest")).await?;
-        match last.config {
-            Some(c) => Ok(c),
-            None => Ok(self.inspect_config(&last.image).await?),
-        }
+        Ok(())
     }
 
     /// Tags `image` as `reference` unless the listing shows it already is.
