@@ -92,7 +92,7 @@ def render(out):
                            ("remove", "remove the container")]:
             rows = [{"ms": x} for x in f.get(key, [])]
             lines.append(f"| {label} | {cell(rows)} |")
-        lines.append(f"| **least any tool can spend per phase snapshot that runs a command** (sum of medians) | "
+        lines.append(f"| **least a tool can spend per phase snapshot that runs a command, with `docker commit`** (sum of medians) | "
                      f"**{fmt_ms(f['phase_floor_ms'])}** |")
         lines.append(f"| least for one image without running anything (create + commit unchanged) | "
                      f"{fmt_ms(med(f['create']) + med(f['commit_unchanged']))} |")
