@@ -88,14 +88,15 @@ def render(out):
         for key, label in [("create", "create a container"), ("start_wait", "start it and wait for `true` to exit"),
                            ("commit_after_run", "commit it (an image)"),
                            ("commit_unchanged", "commit an unchanged, never-started container"),
+                           ("load_config_only", "one image without a container: `docker load` of a new config over the base's layers"),
                            ("commit_unchanged_busybox", "the same from `kiln-test/busybox` (2 MB) instead of the base"),
                            ("remove", "remove the container")]:
             rows = [{"ms": x} for x in f.get(key, [])]
             lines.append(f"| {label} | {cell(rows)} |")
         lines.append(f"| **least a tool can spend per phase snapshot that runs a command, with `docker commit`** (sum of medians) | "
                      f"**{fmt_ms(f['phase_floor_ms'])}** |")
-        lines.append(f"| least for one image without running anything (create + commit unchanged) | "
-                     f"{fmt_ms(med(f['create']) + med(f['commit_unchanged']))} |")
+        lines.append(f"| least for one image without running anything | "
+                     f"{fmt_ms(one_image_floor(f))} |")
     o = res.get("overhead")
     h = res.get("hash")
     lines.append("\n**kiln itself**:\n")
@@ -118,6 +119,13 @@ def render(out):
     return "\n".join(lines) + "\n"
 
 
+def one_image_floor(f):
+    """The cheaper of committing an unchanged container and loading a config-only image."""
+    commit = med(f["create"]) + med(f["commit_unchanged"])
+    load = med(f.get("load_config_only", []))
+    return min(commit, load) if load == load else commit
+
+
 def goals(res):
     out = []
 
@@ -133,7 +141,7 @@ def goals(res):
         k, b = m("S3", "kiln"), m("S3", "buildkit")
         out.append(("S3 ≤0.8x BuildKit", f"{k / b:.2f}x", k / b <= 0.8))
         if f:
-            fl = med(f["create"]) + med(f["commit_unchanged"])
+            fl = one_image_floor(f)
             out.append(("S3 within 15 ms of the engine's floor for one image",
                         f"{fmt_ms(k)} vs floor {fmt_ms(fl)} ({k - fl:+.0f} ms)", k - fl <= 15))
     for s in ("S1", "S4"):
