@@ -172,9 +172,12 @@ pub async fn plan<E: Engine>(
     habitat: &Habitat,
     opts: &BuildOptions,
 ) -> Result<(Plan, KeyChain, Snapshots), BuildError> {
-    let facts = resolve_facts(engine, habitat, opts, None).await?;
+    let (facts, snaps) = tokio::join!(
+        resolve_facts(engine, habitat, opts, None),
+        list_snapshots(engine, &habitat.config.name)
+    );
+    let (facts, snaps) = (facts?, snaps?);
     let chain = KeyChain::compute(&habitat.config, &facts);
-    let snaps = list_snapshots(engine, &habitat.config.name).await?;
     let plan = Plan::new(&chain, &snaps, opts.plan);
     Ok((plan, chain, snaps))
 }
@@ -190,10 +193,22 @@ pub async fn remove_build_containers<E: Engine>(
     engine: &E,
     habitat: &str,
 ) -> Result<usize, EngineError> {
+    remove_build_containers_but(engine, habitat, None).await
+}
+
+/// Like [`remove_build_containers`], sparing those of process `spare` (this
+/// build's own, which may be created while the sweep runs).
+async fn remove_build_containers_but<E: Engine>(
+    engine: &E,
+    habitat: &str,
+    spare: Option<u32>,
+) -> Result<usize, EngineError> {
     let prefix = format!("{BUILD_CONTAINER_PREFIX}{habitat}-");
+    let own = spare.map(|pid| format!("{prefix}{pid}-"));
     let mut removed = 0;
     for c in engine.list_containers(LABEL_HABITAT, habitat).await? {
-        if c.name.trim_start_matches('/').starts_with(&prefix) {
+        let name = c.name.trim_start_matches('/');
+        if name.starts_with(&prefix) && !own.as_ref().is_some_and(|o| name.starts_with(o)) {
             engine.remove_container(&c.id).await?;
             removed += 1;
         }
@@ -271,15 +286,22 @@ async fn build_locked<E: Engine>(
         });
     }
 
-    let facts = resolve_facts(engine, habitat, opts, Some(&mut *reporter)).await?;
+    // The facts and the snapshot listing are independent: one wait for both.
+    let (facts, snaps) = tokio::join!(
+        resolve_facts(engine, habitat, opts, Some(&mut *reporter)),
+        list_snapshots(engine, &name)
+    );
+    let (facts, snaps) = (facts?, snaps?);
     let chain = KeyChain::compute(&habitat.config, &facts);
-    let snaps = list_snapshots(engine, &name).await?;
     let plan = Plan::new(&chain, &snaps, opts.plan);
-    // Containers a crashed build left are removed before building again (a
-    // no-op build skips the listing: it creates nothing to collide with).
-    if !plan.all_cached() {
-        remove_build_containers(engine, &name).await?;
-    }
+    // Containers a crashed build left are removed while this one builds (a
+    // no-op build skips the listing: it leaves nothing to clean up after).
+    let sweep = async {
+        match plan.all_cached() {
+            true => Ok(0),
+            false => remove_build_containers_but(engine, &name, Some(std::process::id())).await,
+        }
+    };
     let mut exec = Executor {
         engine,
         habitat,
@@ -289,8 +311,11 @@ async fn build_locked<E: Engine>(
         facts: &facts,
         reporter,
         secrets: Vec::new(),
+        tags: Vec::new(),
     };
-    exec.run(&plan).await?;
+    let (ran, swept) = tokio::join!(exec.run(&plan), sweep);
+    ran?;
+    swept?;
     let final_key = chain.final_key().clone();
     Ok(Built {
         image: names::final_image(&name, final_key.as_str()),
@@ -392,12 +417,42 @@ struct Executor<'a, E: Engine> {
     reporter: &'a mut dyn Reporter,
     /// Secret values, redacted from every line of output shown.
     secrets: Vec<String>,
+    /// The references the phase being built tags its image with: its own, those
+    /// of the skipped phases after it, and the final ones when nothing follows.
+    /// A load applies them all in the same request.
+    tags: Vec<String>,
 }
 
-/// The image a phase produced and that image's config.
+/// An image the build holds for the next phase to build on.
 struct Produced {
     image: String,
-    config: Option<ImageConfig>,
+    /// Known for an image this build made; read with one inspect otherwise.
+    state: Option<ImageState>,
+    /// References the engine already points at `image` (its load set them).
+    tagged: Vec<String>,
+}
+
+impl Produced {
+    fn listed(image: String) -> Produced {
+        Produced {
+            image,
+            state: None,
+            tagged: Vec::new(),
+        }
+    }
+}
+
+/// What a child image needs of its parent: its layers and its config.
+#[derive(Clone)]
+struct ImageState {
+    layers: ParentImage,
+    config: ImageConfig,
+}
+
+/// The image a phase builds on.
+struct Parent {
+    id: String,
+    layers: ParentImage,
 }
 
 impl<E: Engine> Executor<'_, E> {
@@ -412,21 +467,19 @@ impl<E: Engine> Executor<'_, E> {
     async fn run(&mut self, plan: &Plan) -> Result<(), BuildError> {
         // The image each phase's successor builds on, and its config once known.
         let mut current: Option<Produced> = None;
-        for planned in &plan.phases {
+        for (index, planned) in plan.phases.iter().enumerate() {
             let phase = planned.phase;
             let started = Instant::now();
             let key = planned.key.key.clone();
             let produced = match &planned.action {
-                Action::Cached { image } => Produced {
-                    image: image.clone(),
-                    config: None,
-                },
+                Action::Cached { image } => Produced::listed(image.clone()),
                 Action::Skip => match current.take() {
                     Some(p) => p,
                     None => return Err(fail(phase, "the base phase produced no image")),
                 },
                 Action::Build => {
                     self.reporter.report(Event::PhaseStart { phase });
+                    self.tags = self.tags_from(plan, index);
                     let parent = current.take();
                     match self.build_phase(phase, parent).await {
                         Ok(p) => p,
@@ -445,7 +498,7 @@ impl<E: Engine> Executor<'_, E> {
                 }
             };
             let tag = names::snapshot(self.name(), phase);
-            self.tag(&produced.image, &tag).await?;
+            self.tag(&produced, &tag).await?;
             let status = match planned.action {
                 Action::Build => PhaseStatus::Built,
                 _ => PhaseStatus::Cached,
@@ -461,34 +514,70 @@ impl<E: Engine> Executor<'_, E> {
             current = Some(produced);
         }
         let last = current.ok_or_else(|| fail(Phase::Final, "no final image"))?;
-        let final_key = self.chain.final_key().clone();
-        let repo = names::repository(self.name());
-        self.tag(
-            &last.image,
-            &format!("{repo}:{}", names::final_tag(final_key.as_str())),
-        )
-        .await?;
-        self.tag(&last.image, &format!("{repo}:latest")).await?;
+        for reference in self.final_tags() {
+            self.tag(&last, &reference).await?;
+        }
         Ok(())
     }
 
-    /// Tags `image` as `reference` unless the listing shows it already is.
-    async fn tag(&self, image: &str, reference: &str) -> Result<(), BuildError> {
-        if self.snaps.tag_target(reference) == Some(image) {
+    /// `habitat-NAME:final-KEY12` and `habitat-NAME:latest`.
+    fn final_tags(&self) -> [String; 2] {
+        let repo = names::repository(self.name());
+        let key = self.chain.final_key();
+        [
+            format!("{repo}:{}", names::final_tag(key.as_str())),
+            format!("{repo}:latest"),
+        ]
+    }
+
+    /// The references the image of `plan.phases[index]` gets: its own tag,
+    /// the tags of the skipped phases after it (they point at the same
+    /// image), and the final tags when only skipped phases follow.
+    fn tags_from(&self, plan: &Plan, index: usize) -> Vec<String> {
+        let rest = &plan.phases[index..];
+        let own = rest
+            .iter()
+            .enumerate()
+            .take_while(|(i, p)| *i == 0 || p.action == Action::Skip)
+            .count();
+        let mut tags: Vec<String> = rest[..own]
+            .iter()
+            .map(|p| names::snapshot(self.name(), p.phase))
+            .collect();
+        if own == rest.len() {
+            tags.extend(self.final_tags());
+        }
+        tags
+    }
+
+    /// Tags `image` as `reference` unless its load or the listing already did.
+    async fn tag(&self, image: &Produced, reference: &str) -> Result<(), BuildError> {
+        if image.tagged.iter().any(|t| t == reference)
+            || self.snaps.tag_target(reference) == Some(image.image.as_str())
+        {
             return Ok(());
         }
         let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
-        self.engine.tag(image, repo, tag).await?;
+        self.engine.tag(&image.image, repo, tag).await?;
         Ok(())
     }
 
-    async fn inspect_config(&self, image: &str) -> Result<ImageConfig, BuildError> {
-        match self.engine.image_inspect(image).await? {
-            Some(info) => Ok(info.config),
-            None => Err(BuildError::Engine(EngineError::NoSuchImage(
-                image.to_string(),
-            ))),
-        }
+    /// The layers and config of an image the build did not make itself.
+    async fn image_state(&self, image: &str) -> Result<ImageState, BuildError> {
+        let info = self
+            .engine
+            .image_inspect(image)
+            .await?
+            .ok_or_else(|| BuildError::Engine(EngineError::NoSuchImage(image.to_string())))?;
+        Ok(ImageState {
+            layers: ParentImage {
+                layers: info.layers,
+                architecture: info.architecture,
+                os: info.os,
+                created: info.created,
+            },
+            config: info.config,
+        })
     }
 
     async fn build_phase(
@@ -497,16 +586,24 @@ impl<E: Engine> Executor<'_, E> {
         parent: Option<Produced>,
     ) -> Result<Produced, BuildError> {
         if phase == Phase::Base {
-            let image = self.resolve_base().await?;
-            let config = self.inspect_config(&image).await?;
-            return self.load_phase(phase, &image, config).await;
+            let id = self.resolve_base().await?;
+            let state = self.image_state(&id).await?;
+            let parent = Parent {
+                id,
+                layers: state.layers,
+            };
+            return self.load_phase(phase, &parent, state.config).await;
         }
         let parent = parent.ok_or_else(|| fail(phase, "no parent image"))?;
-        let parent_config = match parent.config {
-            Some(c) => c,
-            None => self.inspect_config(&parent.image).await?,
+        let state = match parent.state {
+            Some(s) => s,
+            None => self.image_state(&parent.image).await?,
         };
-        let image = parent.image;
+        let parent_config = state.config.clone();
+        let image = Parent {
+            id: parent.image,
+            layers: state.layers.clone(),
+        };
         match phase {
             Phase::Base => unreachable_phase(phase),
             Phase::Users => self.run_users(&image, parent_config).await,
@@ -527,10 +624,11 @@ impl<E: Engine> Executor<'_, E> {
             Phase::Repos => self.run_repos(&image, parent_config).await,
             Phase::Tools => self.run_tools(&image, parent_config).await,
             Phase::Verify => {
-                self.run_verify(&image, &parent_config).await?;
+                self.run_verify(&image.id, &parent_config).await?;
                 Ok(Produced {
-                    image,
-                    config: Some(parent_config),
+                    image: image.id,
+                    state: Some(state),
+                    tagged: parent.tagged,
                 })
             }
             Phase::Final => {
@@ -653,27 +751,33 @@ impl<E: Engine> Executor<'_, E> {
     async fn load_phase(
         &mut self,
         phase: Phase,
-        parent: &str,
+        parent: &Parent,
         config: ImageConfig,
     ) -> Result<Produced, BuildError> {
-        let info = self
-            .engine
-            .image_inspect(parent)
-            .await?
-            .ok_or_else(|| BuildError::Engine(EngineError::NoSuchImage(parent.to_string())))?;
-        let parent = ParentImage {
-            layers: info.layers,
-            architecture: info.architecture,
-            os: info.os,
-            created: info.created,
-        };
         let config = self.snapshot_config(phase, config);
-        let archive =
-            image_archive::config_only(&parent, &config, &format!("kiln {}", phase.tag()), &[]);
+        self.load_config_only(phase, &parent.layers, config).await
+    }
+
+    async fn load_config_only(
+        &self,
+        phase: Phase,
+        layers: &ParentImage,
+        config: ImageConfig,
+    ) -> Result<Produced, BuildError> {
+        let archive = image_archive::config_only(
+            layers,
+            &config,
+            &format!("kiln {}", phase.tag()),
+            &self.tags,
+        );
         self.engine.load(Bytes::from(archive.tar)).await?;
         Ok(Produced {
             image: archive.image_id,
-            config: Some(config),
+            state: Some(ImageState {
+                layers: layers.clone(),
+                config,
+            }),
+            tagged: self.tags.clone(),
         })
     }
 
@@ -684,7 +788,7 @@ impl<E: Engine> Executor<'_, E> {
     async fn archive_phase<F>(
         &mut self,
         phase: Phase,
-        image: &str,
+        image: &Parent,
         config: ImageConfig,
         needs_accounts: bool,
         make: F,
@@ -692,9 +796,9 @@ impl<E: Engine> Executor<'_, E> {
     where
         F: FnOnce(&Accounts) -> Result<Uploads, BuildError>,
     {
-        let spec = self.container_spec(image);
+        let spec = self.container_spec(&image.id);
         let id = self.engine.create_container(&spec).await?;
-        let result = async {
+        let filled = async {
             let accounts = match needs_accounts {
                 true => self.read_accounts(&id).await?.0,
                 false => Accounts::default(),
@@ -715,57 +819,118 @@ impl<E: Engine> Executor<'_, E> {
                     .put_archive_file(&id, "/", file.to_path_buf())
                     .await?;
             }
-            self.snapshot(phase, &id, image, config).await
+            Ok(())
         }
         .await;
-        self.engine.remove_container(&id).await?;
-        result
+        self.snapshot_or_discard(phase, &id, image, config, filled)
+            .await
     }
 
-    /// Makes the snapshot image of a phase from its container: the container's
-    /// writable layer read from the host as a new layer on the parent's, then
-    /// one `docker load`; or, when the engine's layer dir cannot be read (a
-    /// remote engine, another storage driver), `docker commit`.
+    /// Snapshots container `id` when `ready` (the phase's work in it
+    /// succeeded); removes the container either way.
+    async fn snapshot_or_discard(
+        &self,
+        phase: Phase,
+        id: &str,
+        parent: &Parent,
+        config: ImageConfig,
+        ready: Result<(), BuildError>,
+    ) -> Result<Produced, BuildError> {
+        match ready {
+            Ok(()) => self.snapshot(phase, id, parent, config).await,
+            Err(e) => {
+                // The phase's own error says more than a failed clean-up would.
+                let _ = self.engine.remove_container(id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes the snapshot image of a phase from its container, and removes the
+    /// container: the container's writable layer read from the host as a new
+    /// layer on the parent's, then one `docker load` (while the container is
+    /// removed); or, when the engine's layer dir cannot be read (a remote
+    /// engine, another storage driver), `docker commit`.
     async fn snapshot(
         &self,
         phase: Phase,
         container: &str,
-        parent: &str,
+        parent: &Parent,
         config: ImageConfig,
     ) -> Result<Produced, BuildError> {
         let config = self.snapshot_config(phase, config);
         let comment = format!("kiln {}", phase.tag());
-        if let Some(image) = self
-            .load_upper_dir(container, parent, &config, &comment)
-            .await?
+        let layered = match self
+            .write_upper_dir(container, parent, &config, &comment)
+            .await
         {
-            return Ok(Produced {
+            Ok(layered) => layered,
+            Err(e) => {
+                let _ = self.engine.remove_container(container).await;
+                return Err(e);
+            }
+        };
+        match layered {
+            Some(UpperDirArchive::Layer {
+                _dir,
+                archive,
                 image,
-                config: Some(config),
-            });
+                layers,
+            }) => {
+                // The layer is in the archive: the container is not needed
+                // any more, and removing it costs the load nothing.
+                let (loaded, removed) = tokio::join!(
+                    self.engine.load_file(archive),
+                    self.engine.remove_container(container)
+                );
+                loaded?;
+                removed?;
+                Ok(Produced {
+                    image,
+                    state: Some(ImageState { layers, config }),
+                    tagged: self.tags.clone(),
+                })
+            }
+            Some(UpperDirArchive::Empty) => {
+                // Nothing changed in the container: a config-only image, as
+                // Docker makes for an instruction that changes no file.
+                let (loaded, removed) = tokio::join!(
+                    self.load_config_only(phase, &parent.layers, config),
+                    self.engine.remove_container(container)
+                );
+                removed?;
+                loaded
+            }
+            None => {
+                let committed = self
+                    .engine
+                    .commit(&CommitSpec {
+                        container: container.to_string(),
+                        config: config.clone(),
+                        comment: Some(comment),
+                    })
+                    .await;
+                self.engine.remove_container(container).await?;
+                // A commit's layers are the engine's to say: read when needed.
+                Ok(Produced {
+                    image: committed?,
+                    state: None,
+                    tagged: Vec::new(),
+                })
+            }
         }
-        let image = self
-            .engine
-            .commit(&CommitSpec {
-                container: container.to_string(),
-                config: config.clone(),
-                comment: Some(comment),
-            })
-            .await?;
-        Ok(Produced {
-            image,
-            config: Some(config),
-        })
     }
 
-    /// `Ok(None)` when the upper dir is not readable here (use commit instead).
-    async fn load_upper_dir(
+    /// The archive of the container's writable layer over the parent's
+    /// layers; `Ok(None)` when the upper dir is not readable here (commit
+    /// instead).
+    async fn write_upper_dir(
         &self,
         container: &str,
-        parent: &str,
+        parent: &Parent,
         config: &ImageConfig,
         comment: &str,
-    ) -> Result<Option<String>, BuildError> {
+    ) -> Result<Option<UpperDirArchive>, BuildError> {
         let Some(upper) = self
             .engine
             .inspect_container(container)
@@ -778,47 +943,38 @@ impl<E: Engine> Executor<'_, E> {
         if std::fs::read_dir(&upper).is_err() {
             return Ok(None);
         }
-        let info = self
-            .engine
-            .image_inspect(parent)
-            .await?
-            .ok_or_else(|| BuildError::Engine(EngineError::NoSuchImage(parent.to_string())))?;
-        let parent = ParentImage {
-            layers: info.layers,
-            architecture: info.architecture,
-            os: info.os,
-            created: info.created,
-        };
+        let layers = parent.layers.clone();
         let config = config.clone();
         let comment = comment.to_string();
-        // Reading and writing the layer is blocking file work.
-        let written = tokio::task::spawn_blocking(
-            move || -> std::io::Result<(tempfile::TempDir, PathBuf, String)> {
-                let dir = tempfile::Builder::new().prefix("kiln-layer-").tempdir()?;
-                let layer_path = dir.path().join("layer.tar");
-                let file = std::io::BufWriter::new(std::fs::File::create(&layer_path)?);
-                let layer = layer_tar::write_layer(&upper, file)?;
-                let archive = dir.path().join("image.tar");
-                let id = image_archive::with_layer(
-                    &parent,
-                    &config,
-                    &comment,
-                    &layer,
-                    &layer_path,
-                    &archive,
-                )?;
-                std::fs::remove_file(&layer_path)?;
-                Ok((dir, archive, id))
-            },
-        )
+        let tags = self.tags.clone();
+        // Reading the upper dir and writing the archive is blocking file work.
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<UpperDirArchive> {
+            let dir = tempfile::Builder::new().prefix("kiln-layer-").tempdir()?;
+            let archive = dir.path().join("image.tar");
+            let (image, layer) = image_archive::write_with_layer(
+                &layers,
+                &config,
+                &comment,
+                &tags,
+                &archive,
+                |out| layer_tar::write_layer(&upper, out),
+            )?;
+            if layer.entries == 0 {
+                return Ok(UpperDirArchive::Empty);
+            }
+            let mut child = layers;
+            child.layers.push(layer.diff_id);
+            Ok(UpperDirArchive::Layer {
+                _dir: dir,
+                archive,
+                image,
+                layers: child,
+            })
+        })
         .await
         .map_err(|e| BuildError::Usage(format!("layer task failed: {e}")))?;
-        let Ok((_dir, archive, id)) = written else {
-            // An unreadable upper dir is not an error: commit does the same work.
-            return Ok(None);
-        };
-        self.engine.load_file(archive).await?;
-        Ok(Some(id))
+        // An unreadable upper dir is not an error: commit does the same work.
+        Ok(written.ok())
     }
 
     /// Reads the image's accounts files through a created (never started) container.
@@ -853,14 +1009,14 @@ impl<E: Engine> Executor<'_, E> {
 
     async fn run_users(
         &mut self,
-        image: &str,
+        image: &Parent,
         config: ImageConfig,
     ) -> Result<Produced, BuildError> {
         let phase = Phase::Users;
         let users = self.config().build.users.clone();
-        let spec = self.container_spec(image);
+        let spec = self.container_spec(&image.id);
         let id = self.engine.create_container(&spec).await?;
-        let result = async {
+        let filled = async {
             let (mut accounts, modes) = self.read_accounts(&id).await?;
             let created = accounts
                 .add_users(&users)
@@ -909,16 +1065,16 @@ impl<E: Engine> Executor<'_, E> {
             self.engine
                 .put_archive(&id, "/", Bytes::from(bytes))
                 .await?;
-            self.snapshot(phase, &id, image, config).await
+            Ok(())
         }
         .await;
-        self.engine.remove_container(&id).await?;
-        result
+        self.snapshot_or_discard(phase, &id, image, config, filled)
+            .await
     }
 
     async fn run_habitat(
         &mut self,
-        image: &str,
+        image: &Parent,
         mut config: ImageConfig,
     ) -> Result<Produced, BuildError> {
         let phase = Phase::Habitat;
@@ -944,7 +1100,7 @@ impl<E: Engine> Executor<'_, E> {
 
     async fn run_files(
         &mut self,
-        image: &str,
+        image: &Parent,
         config: ImageConfig,
     ) -> Result<Produced, BuildError> {
         let phase = Phase::Files;
@@ -997,7 +1153,7 @@ impl<E: Engine> Executor<'_, E> {
 
     async fn run_repos(
         &mut self,
-        image: &str,
+        image: &Parent,
         config: ImageConfig,
     ) -> Result<Produced, BuildError> {
         let phase = Phase::Repos;
@@ -1030,7 +1186,7 @@ impl<E: Engine> Executor<'_, E> {
 
     async fn run_tools(
         &mut self,
-        image: &str,
+        image: &Parent,
         config: ImageConfig,
     ) -> Result<Produced, BuildError> {
         let phase = Phase::Tools;
@@ -1102,13 +1258,11 @@ impl<E: Engine> Executor<'_, E> {
     async fn run_script(
         &mut self,
         phase: Phase,
-        image: &str,
+        image: &Parent,
         config: ImageConfig,
     ) -> Result<Produced, BuildError> {
-        let id = self.start_script(phase, image, &config).await?;
-        let result = async { self.snapshot(phase, &id, image, config).await }.await;
-        self.engine.remove_container(&id).await?;
-        result
+        let id = self.start_script(phase, &image.id, &config).await?;
+        self.snapshot(phase, &id, image, config).await
     }
 
     async fn run_verify(&mut self, image: &str, config: &ImageConfig) -> Result<(), BuildError> {
@@ -1225,6 +1379,20 @@ impl<E: Engine> Executor<'_, E> {
             line,
         });
     }
+}
+
+/// A container's writable layer, read from the host.
+enum UpperDirArchive {
+    /// A loadable archive of the parent's layers plus this one.
+    Layer {
+        /// Holds `archive`; removed when dropped.
+        _dir: tempfile::TempDir,
+        archive: PathBuf,
+        image: String,
+        layers: ParentImage,
+    },
+    /// The container changed no file.
+    Empty,
 }
 
 /// What an archive phase extracts into its container, and what it says.

@@ -97,16 +97,32 @@ pub fn config_only(
     }
 }
 
-/// Writes to `out` an image with `parent`'s layers plus one new layer (the
-/// tar at `layer_file`, whose diff id is `layer.diff_id`); returns the image id.
-pub fn with_layer(
+/// Writes to `out` an image with `parent`'s layers plus one new layer, which
+/// `write_layer` streams straight into the archive (returning its diff id and
+/// size): the layer is written once, never copied from a file of its own.
+/// Tagged `repo_tags` on load. Returns the image id and the layer.
+///
+/// The layer comes first in the archive, its header filled in afterwards, and
+/// the config after it: `docker load` unpacks the whole archive before it reads
+/// the manifest, so entry order does not matter to it.
+pub fn write_with_layer<F>(
     parent: &ParentImage,
     config: &ImageConfig,
     comment: &str,
-    layer: &crate::layer_tar::Layer,
-    layer_file: &std::path::Path,
+    repo_tags: &[String],
     out: &std::path::Path,
-) -> std::io::Result<String> {
+    write_layer: F,
+) -> std::io::Result<(String, crate::layer_tar::Layer)>
+where
+    F: FnOnce(&mut dyn std::io::Write) -> std::io::Result<crate::layer_tar::Layer>,
+{
+    use std::io::{Seek, SeekFrom, Write};
+    let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
+    file.write_all(&[0u8; 512])?;
+    let layer = write_layer(&mut file)?;
+    let pad = (512 - (layer.size % 512) as usize) % 512;
+    file.write_all(&vec![0u8; pad])?;
+
     let mut diff_ids = parent.layers.clone();
     diff_ids.push(layer.diff_id.clone());
     let image = json!({
@@ -124,28 +140,42 @@ pub fn with_layer(
         .map(|i| format!("layer{i}/layer.tar"))
         .collect();
     layers.push(new_layer.clone());
-    let manifest = json!([{"Config": format!("{digest}.json"), "RepoTags": [], "Layers": layers}]);
-    let file = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let manifest =
+        json!([{"Config": format!("{digest}.json"), "RepoTags": repo_tags, "Layers": layers}])
+            .to_string();
     let mut tar = tar::Builder::new(file);
+    tar.append_data(
+        &mut file_header(config_bytes.len()),
+        format!("{digest}.json"),
+        &config_bytes[..],
+    )?;
+    tar.append_data(
+        &mut file_header(manifest.len()),
+        "manifest.json",
+        manifest.as_bytes(),
+    )?;
+    let mut file = tar.into_inner()?;
+    let mut h = file_header(layer.size as usize);
+    h.set_path(&new_layer)?;
+    h.set_cksum();
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(h.as_bytes())?;
+    file.into_inner().map_err(|e| e.into_error())?;
+    Ok((format!("sha256:{digest}"), layer))
+}
+
+fn file_header(size: usize) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Regular);
     h.set_mode(0o644);
-    h.set_size(config_bytes.len() as u64);
-    tar.append_data(&mut h.clone(), format!("{digest}.json"), &config_bytes[..])?;
-    let manifest = manifest.to_string();
-    h.set_size(manifest.len() as u64);
-    tar.append_data(&mut h.clone(), "manifest.json", manifest.as_bytes())?;
-    h.set_size(layer.size);
-    tar.append_data(&mut h, &new_layer, std::fs::File::open(layer_file)?)?;
-    tar.into_inner()?
-        .into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()?;
-    Ok(format!("sha256:{digest}"))
+    h.set_size(size as u64);
+    h
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn parent() -> ParentImage {
@@ -171,6 +201,55 @@ mod tests {
             ..Default::default()
         };
         assert_ne!(a.image_id, config_only(&parent(), &c2, "x", &[]).image_id);
+    }
+
+    #[test]
+    fn a_layer_streamed_into_the_archive_is_its_first_entry_with_a_true_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("image.tar");
+        let content = b"a layer of 21 bytes!\n".to_vec();
+        let (id, layer) = write_with_layer(
+            &parent(),
+            &ImageConfig::default(),
+            "x",
+            &["r:t".into()],
+            &out,
+            |w| {
+                w.write_all(&content)?;
+                Ok(crate::layer_tar::Layer {
+                    diff_id: "sha256:cc".into(),
+                    size: content.len() as u64,
+                    entries: 1,
+                })
+            },
+        )
+        .unwrap();
+        assert_eq!(layer.size, 21);
+        let bytes = std::fs::read(&out).unwrap();
+        let mut ar = tar::Archive::new(&bytes[..]);
+        let mut seen = BTreeMap::new();
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().display().to_string();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            seen.insert(name, data);
+        }
+        assert_eq!(seen.get("cc/layer.tar"), Some(&content));
+        let config_name = format!("{}.json", id.trim_start_matches("sha256:"));
+        let config: Value = serde_json::from_slice(&seen[&config_name]).unwrap();
+        assert_eq!(
+            config["rootfs"]["diff_ids"],
+            json!(["sha256:aa", "sha256:bb", "sha256:cc"])
+        );
+        let m: Value = serde_json::from_slice(&seen["manifest.json"]).unwrap();
+        assert_eq!(m[0]["Layers"][2], "cc/layer.tar");
+        assert_eq!(m[0]["RepoTags"], json!(["r:t"]));
+        assert_eq!(
+            hex::encode(Sha256::digest(&seen[&config_name])),
+            id.trim_start_matches("sha256:"),
+            "the id is the digest of the config"
+        );
     }
 
     #[test]
