@@ -30,8 +30,9 @@ use crate::names;
 use crate::phase::Phase;
 use crate::phase_script::{PhaseScript, SECRETS_DIR};
 use crate::plan::{Action, Plan, PlanOptions};
+use crate::rootfs::RootFs;
 use crate::snapshots::{LABEL_VERIFIED, Snapshots};
-use crate::{bootstrap, cache_dir, canonical, repo, tool};
+use crate::{bootstrap, cache_dir, canonical, host_layer, repo, tool};
 
 /// Build containers are named `kiln-build-HABITAT-…`, so a crashed or
 /// interrupted build's containers can be found and removed. (Not a label: the
@@ -156,6 +157,10 @@ pub struct BuildOptions {
     pub plan: PlanOptions,
     /// Where repos, tools, bootstrap and locks are cached; [`cache_dir::cache_root`] by default.
     pub cache_root: Option<PathBuf>,
+    /// Extract archive phases into a container even where the parent's
+    /// layers can be read on the host (how an engine elsewhere is served; tests
+    /// compare the two).
+    pub archive_in_container: bool,
 }
 
 impl BuildOptions {
@@ -781,36 +786,42 @@ impl<E: Engine> Executor<'_, E> {
         })
     }
 
-    /// An archive phase (habitat, files, repos, tools): tars made on the host,
-    /// extracted into a created (never started) container of `image`, which
-    /// becomes the snapshot. `make` gets the image's accounts when
-    /// `needs_accounts`, to resolve owners; it returns the tars and log lines.
+    /// An archive phase (users, habitat, files, repos, tools): tars made on
+    /// the host that become the phase's layer. Where the parent's layer
+    /// directories can be read here, the layer is written on the host against
+    /// them ([`host_layer`]); otherwise the tars are extracted into a created
+    /// (never started) container of `image`, which becomes the snapshot.
+    /// `make` gets what `needs` asks of the image (its accounts, to resolve
+    /// owners; `/etc/skel`); it returns the tars and log lines.
     async fn archive_phase<F>(
         &mut self,
         phase: Phase,
         image: &Parent,
         config: ImageConfig,
-        needs_accounts: bool,
+        needs: Needs,
         make: F,
     ) -> Result<Produced, BuildError>
     where
-        F: FnOnce(&Accounts) -> Result<Uploads, BuildError>,
+        F: FnOnce(&ImageFacts) -> Result<Uploads, BuildError>,
     {
+        if let Some(rootfs) = self.host_rootfs(&image.id).await? {
+            let source = FileSource::Host(rootfs);
+            let facts = self.image_facts(&source, needs).await?;
+            let mut uploads = make(&facts)?;
+            self.report_log(phase, std::mem::take(&mut uploads.log));
+            let FileSource::Host(rootfs) = source else {
+                return Err(fail(phase, "internal error: lost the image's layers"));
+            };
+            return self.host_layer(phase, image, config, rootfs, uploads).await;
+        }
         let spec = self.container_spec(&image.id);
         let id = self.engine.create_container(&spec).await?;
         let filled = async {
-            let accounts = match needs_accounts {
-                true => self.read_accounts(&id).await?.0,
-                false => Accounts::default(),
-            };
-            let uploads = make(&accounts)?;
-            for line in uploads.log {
-                self.reporter.report(Event::PhaseLog {
-                    phase,
-                    stream: "stdout",
-                    line,
-                });
-            }
+            let facts = self
+                .image_facts(&FileSource::Container(id.clone()), needs)
+                .await?;
+            let mut uploads = make(&facts)?;
+            self.report_log(phase, std::mem::take(&mut uploads.log));
             for tar in uploads.tars {
                 self.engine.put_archive(&id, "/", tar).await?;
             }
@@ -824,6 +835,79 @@ impl<E: Engine> Executor<'_, E> {
         .await;
         self.snapshot_or_discard(phase, &id, image, config, filled)
             .await
+    }
+
+    fn report_log(&mut self, phase: Phase, lines: Vec<String>) {
+        for line in lines {
+            self.reporter.report(Event::PhaseLog {
+                phase,
+                stream: "stdout",
+                line,
+            });
+        }
+    }
+
+    /// The parent's file system on the host, when its storage driver keeps
+    /// layers as directories this process can read.
+    async fn host_rootfs(&self, image: &str) -> Result<Option<RootFs>, BuildError> {
+        if self.opts.archive_in_container {
+            return Ok(None);
+        }
+        let Some(info) = self.engine.image_inspect(image).await? else {
+            return Err(BuildError::Engine(EngineError::NoSuchImage(
+                image.to_string(),
+            )));
+        };
+        Ok(RootFs::open(
+            info.layer_dirs.into_iter().map(PathBuf::from).collect(),
+        ))
+    }
+
+    /// Writes the layer of `uploads` over `rootfs` on the host and loads it
+    /// as the phase's snapshot.
+    async fn host_layer(
+        &self,
+        phase: Phase,
+        parent: &Parent,
+        config: ImageConfig,
+        rootfs: RootFs,
+        uploads: Uploads,
+    ) -> Result<Produced, BuildError> {
+        let config = self.snapshot_config(phase, config);
+        let layers = parent.layers.clone();
+        let image_config = config.clone();
+        let comment = format!("kiln {}", phase.tag());
+        let tags = self.tags.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let sources: Vec<host_layer::Source> = uploads
+                .tars
+                .iter()
+                .map(|t| host_layer::Source::Bytes(t))
+                .chain(uploads.files.iter().map(|f| host_layer::Source::File(f)))
+                .collect();
+            write_layer_archive(&layers, &image_config, &comment, &tags, |out| {
+                host_layer::write_layer(&rootfs, &sources, out)
+            })
+        })
+        .await
+        .map_err(|e| BuildError::Usage(format!("layer task failed: {e}")))?
+        .map_err(|e| fail(phase, format!("cannot write the layer: {e}")))?;
+        match written {
+            WrittenLayer::Layer {
+                _dir,
+                archive,
+                image,
+                layers,
+            } => {
+                self.engine.load_file(archive).await?;
+                Ok(Produced {
+                    image,
+                    state: Some(ImageState { layers, config }),
+                    tagged: self.tags.clone(),
+                })
+            }
+            WrittenLayer::Empty => self.load_config_only(phase, &parent.layers, config).await,
+        }
     }
 
     /// Snapshots container `id` when `ready` (the phase's work in it
@@ -871,7 +955,7 @@ impl<E: Engine> Executor<'_, E> {
             }
         };
         match layered {
-            Some(UpperDirArchive::Layer {
+            Some(WrittenLayer::Layer {
                 _dir,
                 archive,
                 image,
@@ -891,7 +975,7 @@ impl<E: Engine> Executor<'_, E> {
                     tagged: self.tags.clone(),
                 })
             }
-            Some(UpperDirArchive::Empty) => {
+            Some(WrittenLayer::Empty) => {
                 // Nothing changed in the container: a config-only image, as
                 // Docker makes for an instruction that changes no file.
                 let (loaded, removed) = tokio::join!(
@@ -930,7 +1014,7 @@ impl<E: Engine> Executor<'_, E> {
         parent: &Parent,
         config: &ImageConfig,
         comment: &str,
-    ) -> Result<Option<UpperDirArchive>, BuildError> {
+    ) -> Result<Option<WrittenLayer>, BuildError> {
         let Some(upper) = self
             .engine
             .inspect_container(container)
@@ -948,27 +1032,9 @@ impl<E: Engine> Executor<'_, E> {
         let comment = comment.to_string();
         let tags = self.tags.clone();
         // Reading the upper dir and writing the archive is blocking file work.
-        let written = tokio::task::spawn_blocking(move || -> std::io::Result<UpperDirArchive> {
-            let dir = tempfile::Builder::new().prefix("kiln-layer-").tempdir()?;
-            let archive = dir.path().join("image.tar");
-            let (image, layer) = image_archive::write_with_layer(
-                &layers,
-                &config,
-                &comment,
-                &tags,
-                &archive,
-                |out| layer_tar::write_layer(&upper, out),
-            )?;
-            if layer.entries == 0 {
-                return Ok(UpperDirArchive::Empty);
-            }
-            let mut child = layers;
-            child.layers.push(layer.diff_id);
-            Ok(UpperDirArchive::Layer {
-                _dir: dir,
-                archive,
-                image,
-                layers: child,
+        let written = tokio::task::spawn_blocking(move || {
+            write_layer_archive(&layers, &config, &comment, &tags, |out| {
+                layer_tar::write_layer(&upper, out)
             })
         })
         .await
@@ -977,34 +1043,65 @@ impl<E: Engine> Executor<'_, E> {
         Ok(written.ok())
     }
 
-    /// Reads the image's accounts files through a created (never started) container.
-    async fn read_accounts(
+    /// A regular file of the parent image and its mode.
+    async fn image_file(
         &self,
-        container: &str,
-    ) -> Result<(Accounts, BTreeMap<String, u32>), BuildError> {
-        let mut files = BTreeMap::new();
-        let mut modes = BTreeMap::new();
-        for path in ["/etc/passwd", "/etc/group", "/etc/shadow"] {
-            if let Some(tar) = self.engine.get_archive(container, path).await?
-                && let Some((content, mode)) = first_file(&tar)
-            {
-                files.insert(path, content);
-                modes.insert(path.to_string(), mode);
-            }
+        source: &FileSource,
+        path: &str,
+    ) -> Result<Option<(Vec<u8>, u32)>, BuildError> {
+        match source {
+            FileSource::Host(rootfs) => rootfs
+                .read_file(path)
+                .map_err(|e| BuildError::Usage(format!("cannot read `{path}` of the image: {e}"))),
+            FileSource::Container(id) => Ok(self
+                .engine
+                .get_archive(id, path)
+                .await?
+                .and_then(|tar| first_file(&tar))),
         }
-        let text = |p: &str| {
-            files
-                .get(p)
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-        };
-        Ok((
-            Accounts {
+    }
+
+    /// What an archive phase needs to know of its parent image.
+    async fn image_facts(
+        &self,
+        source: &FileSource,
+        needs: Needs,
+    ) -> Result<ImageFacts, BuildError> {
+        let mut facts = ImageFacts::default();
+        if needs.accounts {
+            let mut files = BTreeMap::new();
+            for path in ["/etc/passwd", "/etc/group", "/etc/shadow"] {
+                if let Some((content, mode)) = self.image_file(source, path).await? {
+                    files.insert(path, content);
+                    facts.modes.insert(path.to_string(), mode);
+                }
+            }
+            let text = |p: &str| {
+                files
+                    .get(p)
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+            };
+            facts.accounts = Accounts {
                 passwd: text("/etc/passwd").unwrap_or_default(),
                 group: text("/etc/group").unwrap_or_default(),
                 shadow: text("/etc/shadow"),
-            },
-            modes,
-        ))
+            };
+        }
+        if needs.skel {
+            facts.skel = match source {
+                FileSource::Host(rootfs) => {
+                    host_layer::archive_of(rootfs, "/etc/skel").map_err(|e| {
+                        BuildError::Usage(format!("cannot read `/etc/skel` of the image: {e}"))
+                    })?
+                }
+                FileSource::Container(id) => self
+                    .engine
+                    .get_archive(id, "/etc/skel")
+                    .await?
+                    .map(|b| b.to_vec()),
+            };
+        }
+        Ok(facts)
     }
 
     async fn run_users(
@@ -1014,14 +1111,16 @@ impl<E: Engine> Executor<'_, E> {
     ) -> Result<Produced, BuildError> {
         let phase = Phase::Users;
         let users = self.config().build.users.clone();
-        let spec = self.container_spec(&image.id);
-        let id = self.engine.create_container(&spec).await?;
-        let filled = async {
-            let (mut accounts, modes) = self.read_accounts(&id).await?;
+        let needs = Needs {
+            accounts: true,
+            skel: true,
+        };
+        self.archive_phase(phase, image, config, needs, |facts| {
+            let mut accounts = facts.accounts.clone();
+            let modes = &facts.modes;
             let created = accounts
                 .add_users(&users)
                 .map_err(|e: AccountsError| fail(phase, e.to_string()))?;
-            let skel = self.engine.get_archive(&id, "/etc/skel").await?;
             let mut tar = tar::Builder::new(Vec::new());
             let shadow_gid = accounts.resolve_group("shadow").unwrap_or(0);
             let mut put = |path: &str, content: &str, mode: u32, gid: u32| {
@@ -1055,21 +1154,19 @@ impl<E: Engine> Executor<'_, E> {
                     u.uid,
                     u.gid,
                 )?;
-                if let Some(skel) = &skel {
+                if let Some(skel) = &facts.skel {
                     append_skel(&mut tar, skel, u.home.trim_start_matches('/'), u.uid, u.gid)?;
                 }
             }
             let bytes = tar
                 .into_inner()
                 .map_err(|e| fail(phase, format!("cannot build archive: {e}")))?;
-            self.engine
-                .put_archive(&id, "/", Bytes::from(bytes))
-                .await?;
-            Ok(())
-        }
-        .await;
-        self.snapshot_or_discard(phase, &id, image, config, filled)
-            .await
+            Ok(Uploads {
+                tars: vec![Bytes::from(bytes)],
+                ..Uploads::default()
+            })
+        })
+        .await
     }
 
     async fn run_habitat(
@@ -1082,7 +1179,7 @@ impl<E: Engine> Executor<'_, E> {
         if let Some(w) = &h.work_dir {
             config.working_dir = Some(w.clone());
         }
-        self.archive_phase(phase, image, config, false, |_| {
+        self.archive_phase(phase, image, config, Needs::default(), |_| {
             let mut tar = tar::Builder::new(Vec::new());
             // Only the listed directories: the engine creates missing parents
             // (root, 0755) and existing parents keep their modes.
@@ -1109,7 +1206,12 @@ impl<E: Engine> Executor<'_, E> {
         let needs_accounts = copies
             .iter()
             .any(|c| names_an_account(c.owner.as_deref()) || names_an_account(c.group.as_deref()));
-        self.archive_phase(phase, image, config, needs_accounts, |accounts| {
+        let needs = Needs {
+            accounts: needs_accounts,
+            skel: false,
+        };
+        self.archive_phase(phase, image, config, needs, |facts| {
+            let accounts = &facts.accounts;
             let file = tempfile::NamedTempFile::new().map_err(archive_error)?;
             let mut tar = tar::Builder::new(std::io::BufWriter::new(file.as_file()));
             for c in &copies {
@@ -1162,7 +1264,12 @@ impl<E: Engine> Executor<'_, E> {
         let dir = self.habitat.dir.clone();
         let cache = repo::RepoCache::new(self.opts.cache_root().join("repos"));
         let needs_accounts = repos.iter().any(|r| names_an_account(r.owner.as_deref()));
-        self.archive_phase(phase, image, config, needs_accounts, |accounts| {
+        let needs = Needs {
+            accounts: needs_accounts,
+            skel: false,
+        };
+        self.archive_phase(phase, image, config, needs, |facts| {
+            let accounts = &facts.accounts;
             let mut uploads = Uploads::default();
             for (r, commit) in repos.iter().zip(&commits) {
                 let (uid, gid) = accounts
@@ -1202,7 +1309,7 @@ impl<E: Engine> Executor<'_, E> {
             uploads.log.push(format!("{} -> {}", t.name, t.dest()));
             uploads.tars.push(Bytes::from(tar));
         }
-        self.archive_phase(phase, image, config, false, |_| Ok(uploads))
+        self.archive_phase(phase, image, config, Needs::default(), |_| Ok(uploads))
             .await
     }
 
@@ -1381,9 +1488,34 @@ impl<E: Engine> Executor<'_, E> {
     }
 }
 
-/// A container's writable layer, read from the host.
-enum UpperDirArchive {
-    /// A loadable archive of the parent's layers plus this one.
+/// Where an archive phase reads its parent image's files.
+enum FileSource {
+    /// The parent's layer directories, on the host.
+    Host(RootFs),
+    /// A created (never started) container of the parent.
+    Container(String),
+}
+
+/// What an archive phase asks of its parent image.
+#[derive(Debug, Clone, Copy, Default)]
+struct Needs {
+    /// `/etc/passwd`, `/etc/group` and `/etc/shadow`, to resolve owners.
+    accounts: bool,
+    /// `/etc/skel`, for new users' homes.
+    skel: bool,
+}
+
+#[derive(Default)]
+struct ImageFacts {
+    accounts: Accounts,
+    /// The modes of the accounts files.
+    modes: BTreeMap<String, u32>,
+    /// `/etc/skel` as an archive of the engine's form.
+    skel: Option<Vec<u8>>,
+}
+
+/// A phase's new layer, in a loadable archive over its parent's layers.
+enum WrittenLayer {
     Layer {
         /// Holds `archive`; removed when dropped.
         _dir: tempfile::TempDir,
@@ -1391,8 +1523,37 @@ enum UpperDirArchive {
         image: String,
         layers: ParentImage,
     },
-    /// The container changed no file.
+    /// The layer would be empty: the phase changed no file.
     Empty,
+}
+
+/// Writes the archive of an image with `parent`'s layers plus the one
+/// `write` makes, in a temporary directory. Blocking.
+fn write_layer_archive<F>(
+    parent: &ParentImage,
+    config: &ImageConfig,
+    comment: &str,
+    tags: &[String],
+    write: F,
+) -> std::io::Result<WrittenLayer>
+where
+    F: FnOnce(&mut dyn std::io::Write) -> std::io::Result<layer_tar::Layer>,
+{
+    let dir = tempfile::Builder::new().prefix("kiln-layer-").tempdir()?;
+    let archive = dir.path().join("image.tar");
+    let (image, layer) =
+        image_archive::write_with_layer(parent, config, comment, tags, &archive, write)?;
+    if layer.entries == 0 {
+        return Ok(WrittenLayer::Empty);
+    }
+    let mut layers = parent.clone();
+    layers.layers.push(layer.diff_id);
+    Ok(WrittenLayer::Layer {
+        _dir: dir,
+        archive,
+        image,
+        layers,
+    })
 }
 
 /// What an archive phase extracts into its container, and what it says.

@@ -23,10 +23,30 @@ const OPAQUE_XATTRS: [&str; 3] = [
 ];
 
 /// A writer that hashes what passes through: the layer's diff id.
-struct Hashing<W> {
+pub(crate) struct Hashing<W> {
     inner: W,
     hash: Sha256,
     len: u64,
+}
+
+impl<W: Write> Hashing<W> {
+    pub(crate) fn new(inner: W) -> Hashing<W> {
+        Hashing {
+            inner,
+            hash: Sha256::new(),
+            len: 0,
+        }
+    }
+
+    /// Flushes and describes what was written; `entries` is the caller's count.
+    pub(crate) fn finish(mut self, entries: usize) -> io::Result<Layer> {
+        self.inner.flush()?;
+        Ok(Layer {
+            diff_id: format!("sha256:{}", hex::encode(self.hash.finalize())),
+            size: self.len,
+            entries,
+        })
+    }
 }
 
 impl<W: Write> Write for Hashing<W> {
@@ -52,11 +72,7 @@ pub struct Layer {
 
 /// Writes the contents of `upper` as a layer tar to `out`.
 pub fn write_layer<W: Write>(upper: &Path, out: W) -> io::Result<Layer> {
-    let mut hashing = Hashing {
-        inner: out,
-        hash: Sha256::new(),
-        len: 0,
-    };
+    let mut hashing = Hashing::new(out);
     let mut tar = tar::Builder::new(&mut hashing);
     let mut links: HashMap<(u64, u64), String> = HashMap::new();
     // Overlays may mark a directory opaque twice (an xattr and a marker file).
@@ -97,12 +113,7 @@ pub fn write_layer<W: Write>(upper: &Path, out: W) -> io::Result<Layer> {
     }
     tar.finish()?;
     drop(tar);
-    hashing.flush()?;
-    Ok(Layer {
-        diff_id: format!("sha256:{}", hex::encode(hashing.hash.finalize())),
-        size: hashing.len,
-        entries,
-    })
+    hashing.finish(entries)
 }
 
 fn header(meta: &fs::Metadata, kind: tar::EntryType) -> tar::Header {

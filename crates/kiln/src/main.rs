@@ -60,7 +60,7 @@ impl BuildArgs {
                 rebuild_from: self.rebuild,
                 no_cache: self.no_cache,
             },
-            cache_root: None,
+            ..BuildOptions::default()
         }
     }
 }

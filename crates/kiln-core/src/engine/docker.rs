@@ -279,6 +279,25 @@ fn parse_api_version(head: &str) -> Result<ClientVersion, String> {
     })
 }
 
+/// An image's layer directories, top first, from its graph driver data:
+/// overlay-style drivers name the top layer `UpperDir` and the others, top
+/// first, in `LowerDir` (`:`-separated).
+fn layer_dirs(driver: &bollard::models::DriverData) -> Vec<String> {
+    let Some(upper) = driver.data.get("UpperDir").filter(|d| !d.is_empty()) else {
+        return Vec::new();
+    };
+    let mut dirs = vec![upper.clone()];
+    if let Some(lower) = driver.data.get("LowerDir") {
+        dirs.extend(
+            lower
+                .split(':')
+                .filter(|d| !d.is_empty())
+                .map(str::to_string),
+        );
+    }
+    dirs
+}
+
 fn refused(op: &str, message: String) -> EngineError {
     EngineError::Refused {
         op: op.to_string(),
@@ -622,6 +641,7 @@ impl Engine for DockerEngine {
     async fn image_inspect(&self, reference: &str) -> EngineResult<Option<ImageInfo>> {
         match self.docker.inspect_image(reference).await {
             Ok(i) => Ok(Some(ImageInfo {
+                layer_dirs: i.graph_driver.as_ref().map(layer_dirs).unwrap_or_default(),
                 id: i.id.unwrap_or_default(),
                 repo_tags: i.repo_tags.unwrap_or_default(),
                 repo_digests: i.repo_digests.unwrap_or_default(),

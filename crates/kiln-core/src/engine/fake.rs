@@ -547,6 +547,8 @@ impl Engine for FakeEngine {
             architecture: "amd64".to_string(),
             os: "linux".to_string(),
             created: "2026-01-01T00:00:00Z".to_string(),
+            // The fake keeps files in memory: archive phases use a container.
+            layer_dirs: Vec::new(),
         }))
     }
 

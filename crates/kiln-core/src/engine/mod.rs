@@ -75,6 +75,9 @@ pub struct ImageInfo {
     pub os: String,
     /// When the image was made, RFC 3339.
     pub created: String,
+    /// Its layers' directories on the engine's host, top first, when the
+    /// storage driver keeps layers as directories (overlay-style drivers).
+    pub layer_dirs: Vec<String>,
 }
 
 /// A bind or named-volume mount for a container.

@@ -1,0 +1,396 @@
+//! `RootFs`: an image's file system read straight from its layer directories
+//! on the host (overlay-style storage drivers keep each layer as a plain
+//! directory), without a container. Archive phases use it to read the
+//! parent's accounts and to learn the metadata and symlinks of the
+//! directories their files land in, so they can write their layer on the
+//! host: no container to create, mount, fill and remove.
+//!
+//! Layers are merged as overlay does: the topmost layer holding a path wins;
+//! a whiteout (a `0/0` character device or a `.wh.NAME` file) deletes the
+//! path below it; an opaque directory (an overlay xattr, or a `.wh..wh..opq`
+//! marker) hides everything below it in lower layers.
+
+use std::fs::{self, Metadata};
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+/// Opaque-directory markers in layer form (and fuse-overlayfs's own).
+const OPAQUE_MARKERS: [&str; 2] = [".wh..wh..opq", ".wh..opq"];
+/// Where overlay implementations mark a directory opaque.
+const OPAQUE_XATTRS: [&str; 3] = [
+    "trusted.overlay.opaque",
+    "user.overlay.opaque",
+    "user.fuseoverlayfs.opaque",
+];
+/// As in the kernel: a chain of more links than this is a loop.
+const MAX_LINKS: usize = 40;
+
+/// One path of the merged view: where it is on the host, and its metadata.
+#[derive(Debug)]
+pub struct Found {
+    pub host: PathBuf,
+    pub meta: Metadata,
+}
+
+/// The merged view of an image's layer directories.
+#[derive(Debug, Clone)]
+pub struct RootFs {
+    /// Top layer first.
+    layers: Vec<PathBuf>,
+}
+
+impl RootFs {
+    /// `layers` top first, as `docker image inspect` lists them (`UpperDir`,
+    /// then `LowerDir`). `None` unless every one is a readable directory.
+    pub fn open(layers: Vec<PathBuf>) -> Option<RootFs> {
+        if layers.is_empty() || layers.iter().any(|l| fs::read_dir(l).is_err()) {
+            return None;
+        }
+        Some(RootFs { layers })
+    }
+
+    /// The entry at `path` (absolute in the image, already free of symlinked
+    /// ancestors: see [`RootFs::resolve_parents`]), not following a symlink at
+    /// the last component. `None` when the merged view has nothing there.
+    pub fn lstat(&self, path: &str) -> io::Result<Option<Found>> {
+        let parts = components(path);
+        if parts.is_empty() {
+            let host = self.layers[0].clone();
+            let meta = fs::symlink_metadata(&host)?;
+            return Ok(Some(Found { host, meta }));
+        }
+        'layers: for layer in &self.layers {
+            let mut dir = layer.clone();
+            let mut opaque = false;
+            for (i, part) in parts.iter().enumerate() {
+                if dir.join(format!("{WHITEOUT_PREFIX}{part}")).exists() {
+                    return Ok(None);
+                }
+                let host = dir.join(part);
+                let meta = match fs::symlink_metadata(&host) {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        if opaque {
+                            return Ok(None);
+                        }
+                        continue 'layers;
+                    }
+                    Err(e) => return Err(e),
+                };
+                if is_whiteout(&meta) {
+                    return Ok(None);
+                }
+                if i + 1 == parts.len() {
+                    return Ok(Some(Found { host, meta }));
+                }
+                if !meta.is_dir() {
+                    // A file here hides whatever lower layers have below it.
+                    return Ok(None);
+                }
+                opaque |= is_opaque(&host);
+                dir = host;
+            }
+        }
+        Ok(None)
+    }
+
+    /// `path` with every symlink among its ancestors followed (within the
+    /// image's root), as extracting an archive into the image would: `/bin/x`
+    /// becomes `/usr/bin/x` on a merged-`/usr` system. The last component is
+    /// kept as it is. Fails when an ancestor is not a directory.
+    pub fn resolve_parents(&self, path: &str) -> io::Result<String> {
+        let parts = components(path);
+        let Some((last, parents)) = parts.split_last() else {
+            return Ok("/".to_string());
+        };
+        let mut resolved = self.resolve_dir(parents, 0)?;
+        resolved.push(last.to_string());
+        Ok(join(&resolved))
+    }
+
+    /// Resolves a directory path given as components; missing directories are
+    /// kept as named (extracting creates them).
+    fn resolve_dir(&self, parts: &[&str], depth: usize) -> io::Result<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        let mut rest: Vec<String> = parts.iter().rev().map(|s| s.to_string()).collect();
+        let mut links = depth;
+        let mut missing = false;
+        while let Some(part) = rest.pop() {
+            match part.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    out.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            if missing {
+                out.push(part);
+                continue;
+            }
+            let mut candidate = out.clone();
+            candidate.push(part.clone());
+            match self.lstat(&join(&candidate))? {
+                None => {
+                    missing = true;
+                    out.push(part);
+                }
+                Some(f) if f.meta.file_type().is_symlink() => {
+                    links += 1;
+                    if links > MAX_LINKS {
+                        return Err(io::Error::other(format!(
+                            "too many levels of symbolic links at `{}`",
+                            join(&candidate)
+                        )));
+                    }
+                    let target = fs::read_link(&f.host)?;
+                    let target = target.to_string_lossy().into_owned();
+                    if target.starts_with('/') {
+                        out.clear();
+                    }
+                    // The link's target replaces it; what followed it comes after.
+                    rest.extend(target.split('/').rev().map(str::to_string));
+                }
+                Some(f) if f.meta.is_dir() => out.push(part),
+                Some(_) => {
+                    return Err(io::Error::other(format!(
+                        "`{}` in the image is not a directory",
+                        join(&candidate)
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The content and permission bits of the regular file at `path`
+    /// (symlinks followed); `None` when there is none.
+    pub fn read_file(&self, path: &str) -> io::Result<Option<(Vec<u8>, u32)>> {
+        let Some(found) = self.follow(path)? else {
+            return Ok(None);
+        };
+        if !found.meta.is_file() {
+            return Ok(None);
+        }
+        let data = fs::read(&found.host)?;
+        Ok(Some((data, found.meta.mode() & 0o7777)))
+    }
+
+    /// The entry at `path` with symlinks followed everywhere, the last
+    /// component included.
+    pub fn follow(&self, path: &str) -> io::Result<Option<Found>> {
+        let mut path = self.resolve_parents(path)?;
+        for _ in 0..MAX_LINKS {
+            let Some(found) = self.lstat(&path)? else {
+                return Ok(None);
+            };
+            if !found.meta.file_type().is_symlink() {
+                return Ok(Some(found));
+            }
+            let target = fs::read_link(&found.host)?.to_string_lossy().into_owned();
+            let next = if target.starts_with('/') {
+                target
+            } else {
+                let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+                format!("{dir}/{target}")
+            };
+            path = self.resolve_parents(&next)?;
+        }
+        Err(io::Error::other(format!(
+            "too many levels of symbolic links at `{path}`"
+        )))
+    }
+
+    /// The names in the merged directory at `path` (no symlinks followed),
+    /// sorted; `None` when it is not a directory.
+    pub fn read_dir(&self, path: &str) -> io::Result<Option<Vec<String>>> {
+        let parts = components(path);
+        let mut names = std::collections::BTreeSet::new();
+        let mut hidden = std::collections::BTreeSet::new();
+        let mut any = false;
+        for layer in &self.layers {
+            let dir = parts.iter().fold(layer.clone(), |d, p| d.join(p));
+            // Whether this layer has the directory (as a directory) at all.
+            let meta = match fs::symlink_metadata(&dir) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if !meta.is_dir() {
+                break;
+            }
+            any = true;
+            for entry in fs::read_dir(&dir)? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if OPAQUE_MARKERS.contains(&name.as_str()) {
+                    continue;
+                }
+                if let Some(gone) = name.strip_prefix(WHITEOUT_PREFIX) {
+                    hidden.insert(gone.to_string());
+                    continue;
+                }
+                if hidden.contains(&name) || names.contains(&name) {
+                    continue;
+                }
+                if is_whiteout(&entry.metadata()?) {
+                    hidden.insert(name);
+                    continue;
+                }
+                names.insert(name);
+            }
+            if is_opaque(&dir) {
+                break;
+            }
+        }
+        if !any || self.lstat(path)?.is_none_or(|f| !f.meta.is_dir()) {
+            return Ok(None);
+        }
+        Ok(Some(names.into_iter().collect()))
+    }
+}
+
+/// A path's components, without empty ones and `.`.
+fn components(path: &str) -> Vec<&str> {
+    path.split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect()
+}
+
+fn join(parts: &[String]) -> String {
+    format!("/{}", parts.join("/"))
+}
+
+fn is_whiteout(meta: &Metadata) -> bool {
+    meta.file_type().is_char_device() && meta.rdev() == 0
+}
+
+fn is_opaque(dir: &Path) -> bool {
+    OPAQUE_MARKERS.iter().any(|m| dir.join(m).exists())
+        || OPAQUE_XATTRS
+            .iter()
+            .any(|x| xattr::get(dir, x).ok().flatten().is_some_and(|v| v == b"y"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// Layers as directories under one temp dir; `layers[0]` is the top.
+    struct Stack {
+        _dir: tempfile::TempDir,
+        layers: Vec<PathBuf>,
+    }
+
+    fn stack(n: usize) -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let layers: Vec<PathBuf> = (0..n).map(|i| dir.path().join(format!("l{i}"))).collect();
+        for l in &layers {
+            fs::create_dir(l).unwrap();
+        }
+        Stack { _dir: dir, layers }
+    }
+
+    fn write(layer: &Path, path: &str, content: &str) {
+        let p = layer.join(path.trim_start_matches('/'));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+
+    fn rootfs(s: &Stack) -> RootFs {
+        RootFs::open(s.layers.clone()).unwrap()
+    }
+
+    fn content(fs: &RootFs, path: &str) -> Option<String> {
+        fs.read_file(path)
+            .unwrap()
+            .map(|(d, _)| String::from_utf8(d).unwrap())
+    }
+
+    #[test]
+    fn the_top_layer_wins_and_lower_layers_show_through() {
+        let s = stack(2);
+        write(&s.layers[1], "/etc/passwd", "old");
+        write(&s.layers[1], "/etc/group", "lower");
+        write(&s.layers[0], "/etc/passwd", "new");
+        let r = rootfs(&s);
+        assert_eq!(content(&r, "/etc/passwd").as_deref(), Some("new"));
+        assert_eq!(content(&r, "/etc/group").as_deref(), Some("lower"));
+        assert_eq!(content(&r, "/etc/shadow"), None);
+        assert_eq!(
+            r.read_dir("/etc").unwrap(),
+            Some(vec!["group".to_string(), "passwd".to_string()])
+        );
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_dirs_hide_what_is_below() {
+        let s = stack(2);
+        write(&s.layers[1], "/a/gone", "x");
+        write(&s.layers[1], "/a/kept", "x");
+        write(&s.layers[1], "/o/hidden", "x");
+        write(&s.layers[0], "/a/.wh.gone", "");
+        write(&s.layers[0], "/o/.wh..wh..opq", "");
+        write(&s.layers[0], "/o/new", "y");
+        let r = rootfs(&s);
+        assert!(r.lstat("/a/gone").unwrap().is_none());
+        assert!(r.lstat("/a/kept").unwrap().is_some());
+        assert!(r.lstat("/o/hidden").unwrap().is_none());
+        assert_eq!(content(&r, "/o/new").as_deref(), Some("y"));
+        assert_eq!(r.read_dir("/a").unwrap(), Some(vec!["kept".to_string()]));
+        assert_eq!(r.read_dir("/o").unwrap(), Some(vec!["new".to_string()]));
+    }
+
+    #[test]
+    fn a_file_in_an_upper_layer_hides_a_lower_directory() {
+        let s = stack(2);
+        write(&s.layers[1], "/d/inner", "x");
+        write(&s.layers[0], "/d", "now a file");
+        let r = rootfs(&s);
+        assert!(r.lstat("/d/inner").unwrap().is_none());
+        assert_eq!(r.read_dir("/d").unwrap(), None);
+    }
+
+    #[test]
+    fn symlinked_parents_are_followed_within_the_root() {
+        let s = stack(2);
+        fs::create_dir_all(s.layers[1].join("usr/bin")).unwrap();
+        symlink("usr/bin", s.layers[1].join("bin")).unwrap();
+        fs::create_dir_all(s.layers[0].join("var")).unwrap();
+        symlink("/run", s.layers[0].join("var/run")).unwrap();
+        symlink("../../..", s.layers[0].join("var/up")).unwrap();
+        let r = rootfs(&s);
+        assert_eq!(r.resolve_parents("/bin/tool").unwrap(), "/usr/bin/tool");
+        assert_eq!(r.resolve_parents("/var/run/x/y").unwrap(), "/run/x/y");
+        assert_eq!(
+            r.resolve_parents("/var/up/etc/f").unwrap(),
+            "/etc/f",
+            "`..` never climbs out of the root"
+        );
+        assert_eq!(
+            r.resolve_parents("/bin").unwrap(),
+            "/bin",
+            "the last component is not followed"
+        );
+        assert_eq!(r.resolve_parents("/new/dir/f").unwrap(), "/new/dir/f");
+    }
+
+    #[test]
+    fn a_file_among_the_parents_is_an_error_and_loops_end() {
+        let s = stack(1);
+        write(&s.layers[0], "/f", "x");
+        symlink("loop", s.layers[0].join("loop")).unwrap();
+        let r = rootfs(&s);
+        assert!(r.resolve_parents("/f/x").is_err());
+        assert!(r.resolve_parents("/loop/x").is_err());
+    }
+
+    #[test]
+    fn an_unreadable_layer_gives_no_view() {
+        assert!(RootFs::open(vec![PathBuf::from("/nonexistent/kiln/layer")]).is_none());
+        assert!(RootFs::open(Vec::new()).is_none());
+    }
+}
