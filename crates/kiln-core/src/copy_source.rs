@@ -3,15 +3,16 @@
 //! The digest covers every byte, mode and path, so a file changed without a
 //! change of size or mtime still changes the key.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 /// Version of the digest encoding below.
-const DIGEST_VERSION: &[u8] = b"kiln-copy-v1\n";
+const DIGEST_VERSION: &[u8] = b"kiln-copy-v2\n";
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read `{}`: {source}", path.display())]
@@ -33,76 +34,190 @@ fn err(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {
 struct Entry {
     rel: String,
     path: PathBuf,
-    meta: fs::Metadata,
+    meta: Stat,
+}
+
+/// What kiln keeps of an entry's metadata: a tenth of `fs::Metadata`'s
+/// size, which matters when a walk sorts ten thousand entries.
+#[derive(Debug, Clone, Copy)]
+struct Stat {
+    /// Type and permission bits, as `st_mode`.
+    mode: u32,
+    len: u64,
+    dev: u64,
+    ino: u64,
+    nlink: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+    ctime: i64,
+    ctime_nsec: i64,
+}
+
+impl Stat {
+    fn of(m: &fs::Metadata) -> Stat {
+        Stat {
+            mode: m.mode(),
+            len: m.len(),
+            dev: m.dev(),
+            ino: m.ino(),
+            nlink: m.nlink(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+            ctime: m.ctime(),
+            ctime_nsec: m.ctime_nsec(),
+        }
+    }
+
+    fn kind(&self) -> u32 {
+        self.mode & 0o170000
+    }
+
+    fn is_dir(&self) -> bool {
+        self.kind() == 0o040000
+    }
+
+    fn is_file(&self) -> bool {
+        self.kind() == 0o100000
+    }
+
+    fn is_symlink(&self) -> bool {
+        self.kind() == 0o120000
+    }
+
+    /// The permission bits.
+    fn perm(&self) -> u32 {
+        self.mode & 0o7777
+    }
 }
 
 /// Walks `root` (following `root` itself if it is a symlink, never links
-/// below it), in sorted order so digests and archives are deterministic.
+/// below it), in sorted order so digests and archives are deterministic. The
+/// subtrees under `root` are walked on several threads: a no-op build of a
+/// large tree is mostly this walk (a stat per entry).
 fn walk(root: &Path) -> Result<Vec<Entry>, CopyError> {
-    let meta = fs::metadata(root).map_err(err(root))?;
+    let meta = Stat::of(&fs::metadata(root).map_err(err(root))?);
     let mut out = vec![Entry {
         rel: String::new(),
         path: root.to_path_buf(),
         meta,
     }];
-    let mut i = 0;
-    while i < out.len() {
-        if out[i].meta.is_dir() {
-            let dir = out[i].path.clone();
-            let prefix = out[i].rel.clone();
-            let mut children: Vec<_> = fs::read_dir(&dir)
-                .map_err(err(&dir))?
-                .map(|e| e.map(|e| e.path()).map_err(err(&dir)))
-                .collect::<Result<_, _>>()?;
-            children.sort();
-            for path in children {
-                let meta = fs::symlink_metadata(&path).map_err(err(&path))?;
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let rel = if prefix.is_empty() {
-                    name
-                } else {
-                    format!("{prefix}/{name}")
-                };
-                out.push(Entry { rel, path, meta });
-            }
-        }
-        i += 1;
+    if !out[0].meta.is_dir() {
+        return Ok(out);
     }
-    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    let top = children(root, "")?;
+    let subdirs: Vec<&Entry> = top.iter().filter(|e| e.meta.is_dir()).collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(subdirs.len())
+        .min(8);
+    if threads > 1 {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let walked: Vec<Result<Vec<Entry>, CopyError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(dir) = subdirs.get(i) else {
+                                return Ok(mine);
+                            };
+                            walk_below(dir, &mut mine)?;
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        for w in walked {
+            out.extend(w?);
+        }
+    } else {
+        for dir in &subdirs {
+            walk_below(dir, &mut out)?;
+        }
+    }
+    out.extend(top);
+    out.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(out)
+}
+
+/// Everything below the directory `dir` (not `dir` itself), in any order.
+fn walk_below(dir: &Entry, out: &mut Vec<Entry>) -> Result<(), CopyError> {
+    let mut stack = vec![children(&dir.path, &dir.rel)?];
+    while let Some(level) = stack.pop() {
+        for e in level {
+            if e.meta.is_dir() {
+                stack.push(children(&e.path, &e.rel)?);
+            }
+            out.push(e);
+        }
+    }
+    Ok(())
+}
+
+/// The entries of the directory `dir`, whose path under the root is `prefix`.
+/// `DirEntry::metadata` stats relative to the open directory, not by a walk
+/// of the whole path.
+fn children(dir: &Path, prefix: &str) -> Result<Vec<Entry>, CopyError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(err(dir))? {
+        let entry = entry.map_err(err(dir))?;
+        let path = entry.path();
+        let meta = Stat::of(&entry.metadata().map_err(err(&path))?);
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let rel = if prefix.is_empty() {
+            name.into_owned()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        out.push(Entry { rel, path, meta });
+    }
     Ok(out)
 }
 
 /// The content digest of a copy source: paths, kinds, modes, bytes and link
 /// targets of everything under it.
 pub fn digest(source: &Path) -> Result<String, CopyError> {
-    digest_entries(&walk(source)?)
+    digest_entries(&walk(source)?, &mut |e| file_digest(&e.path))
 }
 
-fn digest_entries(entries: &[Entry]) -> Result<String, CopyError> {
+/// The sha256 of a file's bytes.
+fn file_digest(path: &Path) -> Result<String, CopyError> {
+    let mut h = Sha256::new();
+    let mut f = fs::File::open(path).map_err(err(path))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(err(path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The tree's digest, each regular file's content digest given by `content`.
+fn digest_entries(
+    entries: &[Entry],
+    content: &mut dyn FnMut(&Entry) -> Result<String, CopyError>,
+) -> Result<String, CopyError> {
     let mut h = Sha256::new();
     h.update(DIGEST_VERSION);
-    let mut buf = vec![0u8; 256 * 1024];
     for e in entries {
-        let mode = e.meta.permissions().mode() & 0o7777;
-        let ft = e.meta.file_type();
-        if ft.is_symlink() {
+        let mode = e.meta.perm();
+        if e.meta.is_symlink() {
             let target = fs::read_link(&e.path).map_err(err(&e.path))?;
             h.update(format!("l {} {mode:o} {}\n", e.rel, target.display()).as_bytes());
-        } else if ft.is_dir() {
+        } else if e.meta.is_dir() {
             h.update(format!("d {} {mode:o}\n", e.rel).as_bytes());
-        } else if ft.is_file() {
-            h.update(format!("f {} {mode:o} {}\n", e.rel, e.meta.len()).as_bytes());
-            let mut f = fs::File::open(&e.path).map_err(err(&e.path))?;
-            loop {
-                let n = f.read(&mut buf).map_err(err(&e.path))?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
+        } else if e.meta.is_file() {
+            let sha = content(e)?;
+            h.update(format!("f {} {mode:o} {} {sha}\n", e.rel, e.meta.len).as_bytes());
         }
         // Sockets, fifos and devices are not copied and so not hashed.
     }
@@ -117,31 +232,57 @@ fn fingerprint(entries: &[Entry]) -> (String, i128) {
     let mut newest: i128 = 0;
     for e in entries {
         let m = &e.meta;
-        let ctime = i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec());
-        let mtime = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
+        let ctime = i128::from(m.ctime) * 1_000_000_000 + i128::from(m.ctime_nsec);
+        let mtime = i128::from(m.mtime) * 1_000_000_000 + i128::from(m.mtime_nsec);
         newest = newest.max(ctime).max(mtime);
-        h.update(
-            format!(
-                "{}\0{}\0{}\0{}\0{}\0{}\0{mtime}\0{ctime}\n",
-                e.rel,
-                m.mode(),
-                m.len(),
-                m.dev(),
-                m.ino(),
-                m.nlink()
-            )
-            .as_bytes(),
-        );
+        // Fixed-width fields after a NUL-terminated path: unambiguous, and no
+        // formatting in the loop.
+        h.update(e.rel.as_bytes());
+        h.update([0]);
+        for field in [u64::from(m.mode), m.len, m.dev, m.ino, m.nlink] {
+            h.update(field.to_le_bytes());
+        }
+        h.update(mtime.to_le_bytes());
+        h.update(ctime.to_le_bytes());
     }
     (hex::encode(h.finalize()), newest)
 }
 
+/// A file's metadata fingerprint (what `fingerprint` covers, for one file),
+/// and its newest timestamp.
+fn file_print(m: &Stat) -> (String, i128) {
+    let ctime = i128::from(m.ctime) * 1_000_000_000 + i128::from(m.ctime_nsec);
+    let mtime = i128::from(m.mtime) * 1_000_000_000 + i128::from(m.mtime_nsec);
+    (
+        format!(
+            "{}:{}:{}:{}:{}:{mtime}:{ctime}",
+            m.mode, m.len, m.dev, m.ino, m.nlink
+        ),
+        ctime.max(mtime),
+    )
+}
+
 /// Remembers copy digests by metadata fingerprint, so a build whose inputs
-/// did not change reads no file content (a stat of each entry instead).
+/// did not change reads no file content (a stat of each entry instead), and
+/// one whose tree changed reads only the files that did.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct DigestCache {
     /// Source path → (fingerprint, digest).
-    entries: std::collections::BTreeMap<String, (String, String)>,
+    entries: BTreeMap<String, (String, String)>,
+    #[serde(skip)]
+    dirty: bool,
+    /// Per-file digests, in a file of their own (`PATH.files`): read only
+    /// when a tree's fingerprint misses.
+    #[serde(skip)]
+    files: Option<FileDigests>,
+    #[serde(skip)]
+    path: Option<PathBuf>,
+}
+
+/// Host file path → (file fingerprint, content digest).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct FileDigests {
+    files: BTreeMap<String, (String, String)>,
     #[serde(skip)]
     dirty: bool,
 }
@@ -153,23 +294,32 @@ const RACY_NS: i128 = 2_000_000_000;
 impl DigestCache {
     /// Reads the cache at `path`; an unreadable or corrupt cache is empty.
     pub fn load(path: &Path) -> DigestCache {
-        fs::read(path)
+        let mut cache: DigestCache = fs::read(path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        cache.path = Some(path.to_path_buf());
+        cache
+    }
+
+    fn files_path(path: &Path) -> PathBuf {
+        let mut p = path.as_os_str().to_owned();
+        p.push(".files");
+        PathBuf::from(p)
     }
 
     /// Writes the cache if it changed (atomically: a temp file renamed over it).
     pub fn save(&self, path: &Path) -> io::Result<()> {
+        if let Some(files) = self.files.as_ref().filter(|f| f.dirty) {
+            write_atomically(
+                &Self::files_path(path),
+                &serde_json::to_vec(files).map_err(io::Error::other)?,
+            )?;
+        }
         if !self.dirty {
             return Ok(());
         }
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        fs::write(&tmp, serde_json::to_vec(self).map_err(io::Error::other)?)?;
-        fs::rename(tmp, path)
+        write_atomically(path, &serde_json::to_vec(self).map_err(io::Error::other)?)
     }
 
     /// The digest of `source`, from the cache when its fingerprint proves it.
@@ -183,7 +333,38 @@ impl DigestCache {
         {
             return Ok(d.clone());
         }
-        let digest = digest_entries(&entries)?;
+        let path = self.path.clone();
+        let files = self.files.get_or_insert_with(|| {
+            path.and_then(|p| fs::read(Self::files_path(&p)).ok())
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default()
+        });
+        let mut seen = std::collections::BTreeSet::new();
+        let digest = digest_entries(&entries, &mut |e| {
+            let name = e.path.display().to_string();
+            let (fp, newest) = file_print(&e.meta);
+            seen.insert(name.clone());
+            if let Some((p, d)) = files.files.get(&name)
+                && *p == fp
+            {
+                return Ok(d.clone());
+            }
+            let d = file_digest(&e.path)?;
+            if newest < started - RACY_NS {
+                files.files.insert(name, (fp, d.clone()));
+            } else {
+                files.files.remove(&name);
+            }
+            files.dirty = true;
+            Ok(d)
+        })?;
+        // Files no longer under this source are forgotten.
+        let prefix = format!("{}/", key.trim_end_matches('/'));
+        let before = files.files.len();
+        files
+            .files
+            .retain(|k, _| !(k.starts_with(&prefix) || *k == key) || seen.contains(k));
+        files.dirty |= files.files.len() != before;
         if newest < started - RACY_NS {
             self.entries.insert(key, (print, digest.clone()));
             self.dirty = true;
@@ -192,6 +373,16 @@ impl DigestCache {
         }
         Ok(digest)
     }
+}
+
+fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    fs::write(&tmp, data)?;
+    fs::rename(tmp, path)
 }
 
 fn now_ns() -> i128 {
@@ -225,30 +416,29 @@ pub fn append_to_tar<W: io::Write>(
         } else {
             format!("{base}/{}", e.rel)
         };
-        let ft = e.meta.file_type();
         let mut header = tar::Header::new_gnu();
         header.set_uid(u64::from(own.uid));
         header.set_gid(u64::from(own.gid));
-        header.set_mtime(e.meta.mtime().max(0) as u64);
-        let mode = e.meta.permissions().mode() & 0o7777;
+        header.set_mtime(e.meta.mtime.max(0) as u64);
+        let mode = e.meta.perm();
         let io_err = err(&e.path);
-        if ft.is_symlink() {
+        if e.meta.is_symlink() {
             let target = fs::read_link(&e.path).map_err(err(&e.path))?;
             header.set_entry_type(tar::EntryType::Symlink);
             header.set_mode(0o777);
             header.set_size(0);
             tar.append_link(&mut header, &name, &target)
                 .map_err(io_err)?;
-        } else if ft.is_dir() {
+        } else if e.meta.is_dir() {
             header.set_entry_type(tar::EntryType::Directory);
             header.set_mode(mode);
             header.set_size(0);
             tar.append_data(&mut header, format!("{name}/"), io::empty())
                 .map_err(io_err)?;
-        } else if ft.is_file() {
+        } else if e.meta.is_file() {
             header.set_entry_type(tar::EntryType::Regular);
             header.set_mode(own.file_mode.unwrap_or(mode));
-            header.set_size(e.meta.len());
+            header.set_size(e.meta.len);
             let f = fs::File::open(&e.path).map_err(err(&e.path))?;
             tar.append_data(&mut header, &name, f).map_err(io_err)?;
         }
@@ -259,7 +449,7 @@ pub fn append_to_tar<W: io::Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::os::unix::fs::{PermissionsExt, symlink};
 
     #[test]
     fn digest_sees_content_mode_and_names_but_not_mtime() {
@@ -330,6 +520,67 @@ mod tests {
         let after = cache.digest(d.path()).unwrap();
         assert_eq!(after, digest(d.path()).unwrap());
         assert_ne!(after, first);
+    }
+
+    #[test]
+    fn a_changed_tree_rereads_only_its_changed_files() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        fs::write(&a, "aaa").unwrap();
+        fs::write(&b, "bbb").unwrap();
+        let stat = |p: &Path| Stat::of(&fs::symlink_metadata(p).unwrap());
+        // Pretend `a` was hashed long after its last change, to a marker.
+        let mut cache = DigestCache::default();
+        let mut files = FileDigests::default();
+        files.files.insert(
+            a.display().to_string(),
+            (file_print(&stat(&a)).0, "cached-a".into()),
+        );
+        cache.files = Some(files);
+        fs::write(&b, "BBB").unwrap();
+        let served = cache.digest(d.path()).unwrap();
+        assert_ne!(
+            served,
+            digest(d.path()).unwrap(),
+            "the unchanged `a` is served from the per-file cache"
+        );
+        // `a` changes, even keeping its size: its fingerprint no longer matches.
+        fs::write(&a, "AAA").unwrap();
+        assert_eq!(cache.digest(d.path()).unwrap(), digest(d.path()).unwrap());
+        let files = cache.files.as_ref().unwrap();
+        assert!(
+            files.files.is_empty(),
+            "racily new files are not remembered: {files:?}"
+        );
+    }
+
+    #[test]
+    fn the_per_file_cache_survives_a_save_and_forgets_removed_files() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        fs::create_dir(&src).unwrap();
+        fs::write(src.join("keep"), "k").unwrap();
+        fs::write(src.join("gone"), "g").unwrap();
+        let path = d.path().join("cache/digests.json");
+        let mut cache = DigestCache::load(&path);
+        let mut files = FileDigests::default();
+        for name in ["keep", "gone"] {
+            let p = src.join(name);
+            let print = file_print(&Stat::of(&fs::symlink_metadata(&p).unwrap())).0;
+            files
+                .files
+                .insert(p.display().to_string(), (print, format!("cached-{name}")));
+        }
+        cache.files = Some(files);
+        fs::remove_file(src.join("gone")).unwrap();
+        cache.digest(&src).unwrap();
+        cache.save(&path).unwrap();
+        let mut again = DigestCache::load(&path);
+        fs::write(src.join("new"), "n").unwrap();
+        again.digest(&src).unwrap();
+        let files = again.files.as_ref().unwrap();
+        let names: Vec<&String> = files.files.keys().collect();
+        assert_eq!(names, [&src.join("keep").display().to_string()]);
     }
 
     #[test]
