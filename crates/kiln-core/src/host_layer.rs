@@ -62,12 +62,17 @@ impl<W: Write> LayerWriter<'_, W> {
         let mut archive = tar::Archive::new(source);
         for entry in archive.entries()? {
             let mut entry = entry?;
+            let mut header = entry.header().clone();
+            let kind = header.entry_type();
+            // Archive metadata (a pax global header, as `git archive` writes),
+            // not a file: extraction ignores it, and so does the layer.
+            if kind == tar::EntryType::XGlobalHeader {
+                continue;
+            }
             let name = entry.path()?.to_string_lossy().into_owned();
             let Some(path) = self.place(&name)? else {
                 continue;
             };
-            let mut header = entry.header().clone();
-            let kind = header.entry_type();
             self.parents(&path, header.mtime().unwrap_or(0))?;
             let rel = path.trim_start_matches('/').to_string();
             if kind.is_dir() {
