@@ -1373,6 +1373,29 @@ impl<E: Engine> Executor<'_, E> {
     }
 
     async fn run_verify(&mut self, image: &str, config: &ImageConfig) -> Result<(), BuildError> {
+        // A verify of files alone is a lookup in the image's layers: no
+        // container to start, where they can be read here.
+        let script = PhaseScript::verify(self.config());
+        let verify = self.config().build.verify.clone().unwrap_or_default();
+        if verify.commands.is_empty()
+            && !verify.files.iter().any(|f| engine_provided(f))
+            && let Some(rootfs) = self.host_rootfs(image).await?
+        {
+            for (file, step) in verify.files.iter().zip(&script.steps) {
+                // `test -e` follows symlinks; a dangling one, or a path through
+                // a file, does not exist.
+                if !matches!(rootfs.follow(file), Ok(Some(_))) {
+                    return Err(BuildError::Phase(PhaseFailure {
+                        phase: Phase::Verify,
+                        message: "a command failed".to_string(),
+                        command: Some(step.command.clone()),
+                        exit_code: Some(1),
+                        output: vec![format!("`{file}` does not exist in the image")],
+                    }));
+                }
+            }
+            return Ok(());
+        }
         let id = self.start_script(Phase::Verify, image, config).await?;
         self.engine.remove_container(&id).await?;
         Ok(())
@@ -1563,6 +1586,23 @@ struct Uploads {
     /// Large tars, as files on the host (removed when dropped).
     files: Vec<tempfile::TempPath>,
     log: Vec<String>,
+}
+
+/// Paths a container has that its image does not: the engine mounts or
+/// makes them in every container (`/proc`, `/etc/hosts`, ...), so only a
+/// container can say whether they exist.
+fn engine_provided(path: &str) -> bool {
+    let p = format!("/{}", path.trim_start_matches('/'));
+    ["/proc", "/sys", "/dev", "/run/secrets"]
+        .iter()
+        .any(|d| p == *d || p.starts_with(&format!("{d}/")))
+        || [
+            "/etc/hosts",
+            "/etc/hostname",
+            "/etc/resolv.conf",
+            "/.dockerenv",
+        ]
+        .contains(&p.as_str())
 }
 
 /// Whether an owner or group names an account that must be looked up in the

@@ -801,6 +801,40 @@ fn regression_verify_reason_is_not_no_snapshot_yet_on_a_rebuild() {
     );
 }
 
+/// A verify of files alone is checked in the image's layers, with no
+/// container: it follows symlinks as `test -e` would, and a missing file
+/// fails the phase with the check that failed.
+#[test]
+fn a_files_only_verify_checks_the_image_without_a_container() {
+    let h = Habitat::new("verify-files");
+    h.config(&SPARSE.replace(
+        "  final:",
+        "  verify:\n    files: [/setup-marker, /bin/sh]\n  final:",
+    ));
+    // `/bin/sh` is busybox's symlink to `busybox`.
+    assert_eq!(h.build_ok(&[]).end("verify").status, "built");
+    h.edit(
+        "files: [/setup-marker, /bin/sh]",
+        "files: [/setup-marker, /no/such/file]",
+    );
+    let since = docker_now();
+    let run = h.build(&[]);
+    let until = docker_now();
+    run.assert_code(1);
+    assert_eq!(run.end("verify").status, "failed");
+    assert!(
+        run.stderr.contains("command: test -e /no/such/file"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("exit code: 1"), "{}", run.stderr);
+    assert_eq!(
+        containers_created(&h.name, &since, &until),
+        Vec::<String>::new(),
+        "no container for a files-only verify"
+    );
+}
+
 /// Bug: SIGINT while the phase container's create request was in flight left
 /// that container behind: the engine finished the create after kiln had
 /// already swept for build containers.
