@@ -830,6 +830,19 @@ impl<E: Engine> Executor<'_, E> {
                     .put_archive_file(&id, "/", file.to_path_buf())
                     .await?;
             }
+            for produce in uploads.streams {
+                let file = tokio::task::spawn_blocking(move || {
+                    let mut file = tempfile::NamedTempFile::new()?;
+                    produce(&mut std::io::BufWriter::new(file.as_file_mut()))?;
+                    Ok::<_, std::io::Error>(file.into_temp_path())
+                })
+                .await
+                .map_err(|e| BuildError::Usage(format!("archive task failed: {e}")))?
+                .map_err(|e| fail(phase, e.to_string()))?;
+                self.engine
+                    .put_archive_file(&id, "/", file.to_path_buf())
+                    .await?;
+            }
             Ok(())
         }
         .await;
@@ -879,14 +892,20 @@ impl<E: Engine> Executor<'_, E> {
         let comment = format!("kiln {}", phase.tag());
         let tags = self.tags.clone();
         let written = tokio::task::spawn_blocking(move || {
-            let sources: Vec<host_layer::Source> = uploads
-                .tars
+            let Uploads {
+                tars,
+                files,
+                streams,
+                ..
+            } = uploads;
+            let sources: Vec<host_layer::Source> = tars
                 .iter()
                 .map(|t| host_layer::Source::Bytes(t))
-                .chain(uploads.files.iter().map(|f| host_layer::Source::File(f)))
+                .chain(files.iter().map(|f| host_layer::Source::File(f)))
+                .chain(streams.into_iter().map(host_layer::Source::Stream))
                 .collect();
             write_layer_archive(&layers, &image_config, &comment, &tags, |out| {
-                host_layer::write_layer(&rootfs, &sources, out)
+                host_layer::write_layer(&rootfs, sources, out)
             })
         })
         .await
@@ -1212,8 +1231,8 @@ impl<E: Engine> Executor<'_, E> {
         };
         self.archive_phase(phase, image, config, needs, |facts| {
             let accounts = &facts.accounts;
-            let file = tempfile::NamedTempFile::new().map_err(archive_error)?;
-            let mut tar = tar::Builder::new(std::io::BufWriter::new(file.as_file()));
+            // Every owner and mode is resolved before a byte is written.
+            let mut placed = Vec::new();
             for c in &copies {
                 let in_copy = |e: AccountsError| fail(phase, format!("copy to `{}`: {e}", c.dest));
                 let (uid, mut gid) = accounts
@@ -1229,24 +1248,23 @@ impl<E: Engine> Executor<'_, E> {
                     ),
                     None => None,
                 };
-                copy_source::append_to_tar(
-                    &mut tar,
-                    &dir.join(&c.source),
-                    &c.dest,
-                    Ownership {
-                        uid,
-                        gid,
-                        file_mode,
-                    },
-                )
-                .map_err(|e| fail(phase, e.to_string()))?;
+                let own = Ownership {
+                    uid,
+                    gid,
+                    file_mode,
+                };
+                placed.push((dir.join(&c.source), c.dest.clone(), own));
             }
-            tar.into_inner()
-                .map_err(archive_error)?
-                .into_inner()
-                .map_err(|e| archive_error(e.into_error()))?;
+            let produce: host_layer::Producer = Box::new(move |out| {
+                let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(256 * 1024, out));
+                for (source, dest, own) in &placed {
+                    copy_source::append_to_tar(&mut tar, source, dest, *own)
+                        .map_err(std::io::Error::other)?;
+                }
+                std::io::Write::flush(&mut tar.into_inner()?)
+            });
             Ok(Uploads {
-                files: vec![file.into_temp_path()],
+                streams: vec![produce],
                 ..Uploads::default()
             })
         })
@@ -1585,6 +1603,9 @@ struct Uploads {
     tars: Vec<Bytes>,
     /// Large tars, as files on the host (removed when dropped).
     files: Vec<tempfile::TempPath>,
+    /// Tars written on demand: streamed into a layer written on the host, or
+    /// stored in a file first for a container.
+    streams: Vec<host_layer::Producer>,
     log: Vec<String>,
 }
 

@@ -183,7 +183,50 @@ fn children(dir: &Path, prefix: &str) -> Result<Vec<Entry>, CopyError> {
 /// The content digest of a copy source: paths, kinds, modes, bytes and link
 /// targets of everything under it.
 pub fn digest(source: &Path) -> Result<String, CopyError> {
-    digest_entries(&walk(source)?, &mut |e| file_digest(&e.path))
+    let entries = walk(source)?;
+    let all: Vec<&Entry> = entries.iter().filter(|e| e.meta.is_file()).collect();
+    let mut hashed = hash_files(&all)?.into_iter();
+    digest_entries(&entries, &mut |_| {
+        hashed.next().ok_or_else(|| CopyError {
+            path: source.to_path_buf(),
+            source: io::Error::other("the tree changed while it was hashed"),
+        })
+    })
+}
+
+/// The content digests of `files`, in order, read on several threads (hashing
+/// a large tree is bound by one core's sha256 otherwise).
+fn hash_files(files: &[&Entry]) -> Result<Vec<String>, CopyError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len())
+        .min(8);
+    if threads <= 1 {
+        return files.iter().map(|e| file_digest(&e.path)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, Result<String, CopyError>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(e) = files.get(i) else {
+                            return mine;
+                        };
+                        mine.push((i, file_digest(&e.path)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, d)| d).collect()
 }
 
 /// The sha256 of a file's bytes.
@@ -340,23 +383,37 @@ impl DigestCache {
                 .unwrap_or_default()
         });
         let mut seen = std::collections::BTreeSet::new();
+        // Files whose fingerprint the cache does not prove are read, all at once.
+        let mut misses = Vec::new();
+        for e in entries.iter().filter(|e| e.meta.is_file()) {
+            let name = e.path.display().to_string();
+            let fp = file_print(&e.meta).0;
+            if !files.files.get(&name).is_some_and(|(p, _)| *p == fp) {
+                misses.push(e);
+            }
+            seen.insert(name);
+        }
+        let mut hashed = misses
+            .iter()
+            .map(|e| e.path.display().to_string())
+            .zip(hash_files(&misses)?)
+            .collect::<std::collections::HashMap<String, String>>();
         let digest = digest_entries(&entries, &mut |e| {
             let name = e.path.display().to_string();
             let (fp, newest) = file_print(&e.meta);
-            seen.insert(name.clone());
-            if let Some((p, d)) = files.files.get(&name)
-                && *p == fp
-            {
-                return Ok(d.clone());
+            if let Some(d) = hashed.remove(&name) {
+                if newest < started - RACY_NS {
+                    files.files.insert(name, (fp, d.clone()));
+                } else {
+                    files.files.remove(&name);
+                }
+                files.dirty = true;
+                return Ok(d);
             }
-            let d = file_digest(&e.path)?;
-            if newest < started - RACY_NS {
-                files.files.insert(name, (fp, d.clone()));
-            } else {
-                files.files.remove(&name);
+            match files.files.get(&name) {
+                Some((_, d)) => Ok(d.clone()),
+                None => file_digest(&e.path),
             }
-            files.dirty = true;
-            Ok(d)
         })?;
         // Files no longer under this source are forgotten.
         let prefix = format!("{}/", key.trim_end_matches('/'));

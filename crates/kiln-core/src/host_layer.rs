@@ -16,16 +16,21 @@ use std::path::Path;
 use crate::layer_tar::{Hashing, Layer};
 use crate::rootfs::RootFs;
 
+/// Writes a tar to the writer it is given: a phase's copies, streamed into
+/// the layer through a pipe instead of stored first.
+pub type Producer = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send>;
+
 /// One tar the phase extracts at `/`.
 pub enum Source<'a> {
     Bytes(&'a [u8]),
     File(&'a Path),
+    Stream(Producer),
 }
 
 /// Writes the layer of `sources` (extracted in order) over `rootfs` to `out`.
 pub fn write_layer(
     rootfs: &RootFs,
-    sources: &[Source<'_>],
+    sources: Vec<Source<'_>>,
     out: &mut dyn Write,
 ) -> io::Result<Layer> {
     let mut hashing = Hashing::new(out);
@@ -39,8 +44,9 @@ pub fn write_layer(
         };
         for source in sources {
             match source {
-                Source::Bytes(b) => layer.extract(*b)?,
+                Source::Bytes(b) => layer.extract(b)?,
                 Source::File(p) => layer.extract(io::BufReader::new(std::fs::File::open(p)?))?,
+                Source::Stream(produce) => layer.extract_stream(produce)?,
             }
         }
         entries += layer.entries;
@@ -58,6 +64,25 @@ struct LayerWriter<'r, W: Write> {
 }
 
 impl<W: Write> LayerWriter<'_, W> {
+    /// Extracts the tar `produce` writes, as it writes it.
+    fn extract_stream(&mut self, produce: Producer) -> io::Result<()> {
+        let (reader, mut writer) = io::pipe()?;
+        std::thread::scope(|scope| {
+            let producer = scope.spawn(move || produce(&mut writer));
+            let extracted = self.extract(io::BufReader::with_capacity(256 * 1024, reader));
+            let produced = producer
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            match (produced, extracted) {
+                // The producer's failure is the cause; a cut-off archive its effect.
+                (Err(e), _) if e.kind() != io::ErrorKind::BrokenPipe => Err(e),
+                (_, Err(e)) => Err(e),
+                (Err(e), Ok(())) => Err(e),
+                (Ok(()), Ok(())) => Ok(()),
+            }
+        })
+    }
+
     fn extract<R: Read>(&mut self, source: R) -> io::Result<()> {
         let mut archive = tar::Archive::new(source);
         for entry in archive.entries()? {
@@ -278,7 +303,7 @@ mod tests {
         let rootfs = RootFs::open(s.layers.clone()).unwrap();
         let tar = tar_of(&[("work/app/a.txt", Some("a")), ("work/app/b.txt", Some("b"))]);
         let mut out = Vec::new();
-        let layer = write_layer(&rootfs, &[Source::Bytes(&tar)], &mut out).unwrap();
+        let layer = write_layer(&rootfs, vec![Source::Bytes(&tar)], &mut out).unwrap();
         assert_eq!(
             listing(&out),
             [
@@ -304,7 +329,7 @@ mod tests {
             ("opt/tools/x", Some("x")),
         ]);
         let mut out = Vec::new();
-        write_layer(&rootfs, &[Source::Bytes(&tar)], &mut out).unwrap();
+        write_layer(&rootfs, vec![Source::Bytes(&tar)], &mut out).unwrap();
         let names: Vec<String> = listing(&out).into_iter().map(|e| e.0).collect();
         assert_eq!(
             names,
@@ -328,6 +353,26 @@ mod tests {
     }
 
     #[test]
+    fn a_streamed_tar_gives_the_same_layer_and_its_errors() {
+        let s = stack();
+        let rootfs = RootFs::open(s.layers.clone()).unwrap();
+        let tar = tar_of(&[("opt/a", Some("a")), ("opt/b", Some("bb"))]);
+        let mut direct = Vec::new();
+        write_layer(&rootfs, vec![Source::Bytes(&tar)], &mut direct).unwrap();
+        let copy = tar.clone();
+        let produce: Producer = Box::new(move |w| w.write_all(&copy));
+        let mut streamed = Vec::new();
+        write_layer(&rootfs, vec![Source::Stream(produce)], &mut streamed).unwrap();
+        assert_eq!(direct, streamed);
+        let failing: Producer = Box::new(|w| {
+            w.write_all(&[0u8; 100])?;
+            Err(io::Error::other("source vanished"))
+        });
+        let err = write_layer(&rootfs, vec![Source::Stream(failing)], &mut Vec::new()).unwrap_err();
+        assert_eq!(err.to_string(), "source vanished");
+    }
+
+    #[test]
     fn an_entry_that_climbs_out_is_refused() {
         let s = stack();
         let rootfs = RootFs::open(s.layers.clone()).unwrap();
@@ -341,7 +386,7 @@ mod tests {
         tar.append(&h, &b"x"[..]).unwrap();
         let tar = tar.into_inner().unwrap();
         let mut out = Vec::new();
-        assert!(write_layer(&rootfs, &[Source::Bytes(&tar)], &mut out).is_err());
+        assert!(write_layer(&rootfs, vec![Source::Bytes(&tar)], &mut out).is_err());
     }
 
     #[test]
