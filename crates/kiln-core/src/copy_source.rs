@@ -388,7 +388,7 @@ impl DigestCache {
         for e in entries.iter().filter(|e| e.meta.is_file()) {
             let name = e.path.display().to_string();
             let fp = file_print(&e.meta).0;
-            if !files.files.get(&name).is_some_and(|(p, _)| *p == fp) {
+            if files.files.get(&name).is_none_or(|(p, _)| *p != fp) {
                 misses.push(e);
             }
             seen.insert(name);
