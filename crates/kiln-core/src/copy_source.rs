@@ -106,39 +106,12 @@ fn walk(root: &Path) -> Result<Vec<Entry>, CopyError> {
     }
     let top = children(root, "")?;
     let subdirs: Vec<&Entry> = top.iter().filter(|e| e.meta.is_dir()).collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(subdirs.len())
-        .min(8);
-    if threads > 1 {
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let walked: Vec<Result<Vec<Entry>, CopyError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut mine = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(dir) = subdirs.get(i) else {
-                                return Ok(mine);
-                            };
-                            walk_below(dir, &mut mine)?;
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        });
-        for w in walked {
-            out.extend(w?);
-        }
-    } else {
-        for dir in &subdirs {
-            walk_below(dir, &mut out)?;
-        }
+    let below = on_threads(&subdirs, |dir| {
+        let mut entries = Vec::new();
+        walk_below(dir, &mut entries).map(|()| entries)
+    });
+    for entries in below {
+        out.extend(entries?);
     }
     out.extend(top);
     out.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
@@ -197,25 +170,33 @@ pub fn digest(source: &Path) -> Result<String, CopyError> {
 /// The content digests of `files`, in order, read on several threads (hashing
 /// a large tree is bound by one core's sha256 otherwise).
 fn hash_files(files: &[&Entry]) -> Result<Vec<String>, CopyError> {
+    on_threads(files, |e| file_digest(&e.path))
+        .into_iter()
+        .collect()
+}
+
+/// `work` applied to every item, on as many threads as there are cores (at
+/// most eight), each taking the next item when it is done; results in order.
+fn on_threads<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(files.len())
+        .min(items.len())
         .min(8);
     if threads <= 1 {
-        return files.iter().map(|e| file_digest(&e.path)).collect();
+        return items.iter().map(work).collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut done: Vec<(usize, Result<String, CopyError>)> = std::thread::scope(|scope| {
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
                     let mut mine = Vec::new();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(e) = files.get(i) else {
+                        let Some(item) = items.get(i) else {
                             return mine;
                         };
-                        mine.push((i, file_digest(&e.path)));
+                        mine.push((i, work(item)));
                     }
                 })
             })
@@ -226,7 +207,7 @@ fn hash_files(files: &[&Entry]) -> Result<Vec<String>, CopyError> {
             .collect()
     });
     done.sort_unstable_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, d)| d).collect()
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The sha256 of a file's bytes.
