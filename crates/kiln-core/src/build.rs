@@ -30,7 +30,7 @@ use crate::names;
 use crate::phase::Phase;
 use crate::phase_script::{PhaseScript, SECRETS_DIR};
 use crate::plan::{Action, Plan, PlanOptions};
-use crate::rootfs::RootFs;
+use crate::rootfs::{self, RootFs};
 use crate::snapshots::{LABEL_VERIFIED, Snapshots};
 use crate::{bootstrap, cache_dir, canonical, host_layer, repo, tool};
 
@@ -871,9 +871,11 @@ impl<E: Engine> Executor<'_, E> {
                 image.to_string(),
             )));
         };
-        Ok(RootFs::open(
-            info.layer_dirs.into_iter().map(PathBuf::from).collect(),
-        ))
+        let dirs: Vec<PathBuf> = info.layer_dirs.into_iter().map(PathBuf::from).collect();
+        if !dirs.iter().all(|d| rootfs::owners_are_real(d)) {
+            return Ok(None);
+        }
+        Ok(RootFs::open(dirs))
     }
 
     /// Writes the layer of `uploads` over `rootfs` on the host and loads it
@@ -1043,7 +1045,7 @@ impl<E: Engine> Executor<'_, E> {
             return Ok(None);
         };
         let upper = PathBuf::from(upper);
-        if std::fs::read_dir(&upper).is_err() {
+        if std::fs::read_dir(&upper).is_err() || !rootfs::owners_are_real(&upper) {
             return Ok(None);
         }
         let layers = parent.layers.clone();

@@ -252,6 +252,14 @@ impl RootFs {
     }
 }
 
+/// Whether the engine keeps the files under its layer directory `dir` with
+/// the image's own owners: the directory belongs to root. Under user
+/// namespace remapping, or with a rootless engine, it belongs to a shifted
+/// uid, and owners read there are not the image's.
+pub fn owners_are_real(dir: &Path) -> bool {
+    fs::metadata(dir).is_ok_and(|m| m.uid() == 0)
+}
+
 /// A path's components, without empty ones and `.`.
 fn components(path: &str) -> Vec<&str> {
     path.split('/')
