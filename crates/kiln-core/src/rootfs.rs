@@ -105,17 +105,17 @@ impl RootFs {
         let Some((last, parents)) = parts.split_last() else {
             return Ok("/".to_string());
         };
-        let mut resolved = self.resolve_dir(parents, 0)?;
+        let mut resolved = self.resolve_dir(parents)?;
         resolved.push(last.to_string());
         Ok(join(&resolved))
     }
 
     /// Resolves a directory path given as components; missing directories are
     /// kept as named (extracting creates them).
-    fn resolve_dir(&self, parts: &[&str], depth: usize) -> io::Result<Vec<String>> {
+    fn resolve_dir(&self, parts: &[&str]) -> io::Result<Vec<String>> {
         let mut out: Vec<String> = Vec::new();
         let mut rest: Vec<String> = parts.iter().rev().map(|s| s.to_string()).collect();
-        let mut links = depth;
+        let mut links = 0;
         let mut missing = false;
         while let Some(part) = rest.pop() {
             match part.as_str() {
@@ -215,7 +215,12 @@ impl RootFs {
             // Whether this layer has the directory (as a directory) at all.
             let meta = match fs::symlink_metadata(&dir) {
                 Ok(m) => m,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if hides_below(layer, &parts) {
+                        break;
+                    }
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
             if !meta.is_dir() {
@@ -241,7 +246,7 @@ impl RootFs {
                 }
                 names.insert(name);
             }
-            if is_opaque(&dir) {
+            if is_opaque(&dir) || hides_below(layer, &parts) {
                 break;
             }
         }
@@ -258,6 +263,26 @@ impl RootFs {
 /// uid, and owners read there are not the image's.
 pub fn owners_are_real(dir: &Path) -> bool {
     fs::metadata(dir).is_ok_and(|m| m.uid() == 0)
+}
+
+/// Whether `layer` hides the lower layers' `parts` (a directory's path)
+/// through one of its ancestors: a whiteout of it, something other than a
+/// directory in its place, or an opaque directory.
+fn hides_below(layer: &Path, parts: &[&str]) -> bool {
+    let mut dir = layer.to_path_buf();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        if dir.join(format!("{WHITEOUT_PREFIX}{part}")).exists() {
+            return true;
+        }
+        dir.push(part);
+        match fs::symlink_metadata(&dir) {
+            Err(_) => return false,
+            Ok(m) if is_whiteout(&m) || !m.is_dir() => return true,
+            Ok(_) if is_opaque(&dir) => return true,
+            Ok(_) => {}
+        }
+    }
+    false
 }
 
 /// A path's components, without empty ones and `.`.
@@ -350,6 +375,19 @@ mod tests {
         assert_eq!(content(&r, "/o/new").as_deref(), Some("y"));
         assert_eq!(r.read_dir("/a").unwrap(), Some(vec!["kept".to_string()]));
         assert_eq!(r.read_dir("/o").unwrap(), Some(vec!["new".to_string()]));
+    }
+
+    #[test]
+    fn an_opaque_parent_hides_a_lower_layers_directory_below_it() {
+        let s = stack(2);
+        write(&s.layers[1], "/etc/skel/.old", "x");
+        write(&s.layers[0], "/etc/.wh..wh..opq", "");
+        write(&s.layers[0], "/etc/skel/.new", "y");
+        let r = rootfs(&s);
+        assert_eq!(
+            r.read_dir("/etc/skel").unwrap(),
+            Some(vec![".new".to_string()])
+        );
     }
 
     #[test]
