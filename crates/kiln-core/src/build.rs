@@ -452,12 +452,17 @@ impl Produced {
 struct ImageState {
     layers: ParentImage,
     config: ImageConfig,
+    /// The layers' directories on the host, when an inspect said (the
+    /// engine names them; an image this build loaded is inspected for them
+    /// only if a phase reads its files).
+    layer_dirs: Option<Vec<String>>,
 }
 
 /// The image a phase builds on.
 struct Parent {
     id: String,
     layers: ParentImage,
+    layer_dirs: Option<Vec<String>>,
 }
 
 impl<E: Engine> Executor<'_, E> {
@@ -582,6 +587,7 @@ impl<E: Engine> Executor<'_, E> {
                 created: info.created,
             },
             config: info.config,
+            layer_dirs: Some(info.layer_dirs),
         })
     }
 
@@ -596,6 +602,7 @@ impl<E: Engine> Executor<'_, E> {
             let parent = Parent {
                 id,
                 layers: state.layers,
+                layer_dirs: state.layer_dirs,
             };
             return self.load_phase(phase, &parent, state.config).await;
         }
@@ -608,6 +615,7 @@ impl<E: Engine> Executor<'_, E> {
         let image = Parent {
             id: parent.image,
             layers: state.layers.clone(),
+            layer_dirs: state.layer_dirs.clone(),
         };
         match phase {
             Phase::Base => unreachable_phase(phase),
@@ -629,7 +637,7 @@ impl<E: Engine> Executor<'_, E> {
             Phase::Repos => self.run_repos(&image, parent_config).await,
             Phase::Tools => self.run_tools(&image, parent_config).await,
             Phase::Verify => {
-                self.run_verify(&image.id, &parent_config).await?;
+                self.run_verify(&image, &parent_config).await?;
                 Ok(Produced {
                     image: image.id,
                     state: Some(state),
@@ -781,6 +789,7 @@ impl<E: Engine> Executor<'_, E> {
             state: Some(ImageState {
                 layers: layers.clone(),
                 config,
+                layer_dirs: None,
             }),
             tagged: self.tags.clone(),
         })
@@ -804,22 +813,16 @@ impl<E: Engine> Executor<'_, E> {
     where
         F: FnOnce(&ImageFacts) -> Result<Uploads, BuildError>,
     {
-        if let Some(rootfs) = self.host_rootfs(&image.id).await? {
-            let source = FileSource::Host(rootfs);
-            let facts = self.image_facts(&source, needs).await?;
+        if let Some(rootfs) = self.host_rootfs(image).await? {
+            let facts = self.image_facts(FileSource::Host(&rootfs), needs).await?;
             let mut uploads = make(&facts)?;
             self.report_log(phase, std::mem::take(&mut uploads.log));
-            let FileSource::Host(rootfs) = source else {
-                return Err(fail(phase, "internal error: lost the image's layers"));
-            };
             return self.host_layer(phase, image, config, rootfs, uploads).await;
         }
         let spec = self.container_spec(&image.id);
         let id = self.engine.create_container(&spec).await?;
         let filled = async {
-            let facts = self
-                .image_facts(&FileSource::Container(id.clone()), needs)
-                .await?;
+            let facts = self.image_facts(FileSource::Container(&id), needs).await?;
             let mut uploads = make(&facts)?;
             self.report_log(phase, std::mem::take(&mut uploads.log));
             for tar in uploads.tars {
@@ -862,16 +865,19 @@ impl<E: Engine> Executor<'_, E> {
 
     /// The parent's file system on the host, when its storage driver keeps
     /// layers as directories this process can read.
-    async fn host_rootfs(&self, image: &str) -> Result<Option<RootFs>, BuildError> {
+    async fn host_rootfs(&self, image: &Parent) -> Result<Option<RootFs>, BuildError> {
         if self.opts.archive_in_container {
             return Ok(None);
         }
-        let Some(info) = self.engine.image_inspect(image).await? else {
-            return Err(BuildError::Engine(EngineError::NoSuchImage(
-                image.to_string(),
-            )));
+        let dirs = match &image.layer_dirs {
+            Some(dirs) => dirs.clone(),
+            None => self
+                .image_state(&image.id)
+                .await?
+                .layer_dirs
+                .unwrap_or_default(),
         };
-        let dirs: Vec<PathBuf> = info.layer_dirs.into_iter().map(PathBuf::from).collect();
+        let dirs: Vec<PathBuf> = dirs.into_iter().map(PathBuf::from).collect();
         if !dirs.iter().all(|d| rootfs::owners_are_real(d)) {
             return Ok(None);
         }
@@ -923,7 +929,11 @@ impl<E: Engine> Executor<'_, E> {
                 self.engine.load_file(archive).await?;
                 Ok(Produced {
                     image,
-                    state: Some(ImageState { layers, config }),
+                    state: Some(ImageState {
+                        layers,
+                        config,
+                        layer_dirs: None,
+                    }),
                     tagged: self.tags.clone(),
                 })
             }
@@ -992,7 +1002,11 @@ impl<E: Engine> Executor<'_, E> {
                 removed?;
                 Ok(Produced {
                     image,
-                    state: Some(ImageState { layers, config }),
+                    state: Some(ImageState {
+                        layers,
+                        config,
+                        layer_dirs: None,
+                    }),
                     tagged: self.tags.clone(),
                 })
             }
@@ -1067,7 +1081,7 @@ impl<E: Engine> Executor<'_, E> {
     /// A regular file of the parent image and its mode.
     async fn image_file(
         &self,
-        source: &FileSource,
+        source: FileSource<'_>,
         path: &str,
     ) -> Result<Option<(Vec<u8>, u32)>, BuildError> {
         match source {
@@ -1085,7 +1099,7 @@ impl<E: Engine> Executor<'_, E> {
     /// What an archive phase needs to know of its parent image.
     async fn image_facts(
         &self,
-        source: &FileSource,
+        source: FileSource<'_>,
         needs: Needs,
     ) -> Result<ImageFacts, BuildError> {
         let mut facts = ImageFacts::default();
@@ -1392,7 +1406,7 @@ impl<E: Engine> Executor<'_, E> {
         self.snapshot(phase, &id, image, config).await
     }
 
-    async fn run_verify(&mut self, image: &str, config: &ImageConfig) -> Result<(), BuildError> {
+    async fn run_verify(&mut self, image: &Parent, config: &ImageConfig) -> Result<(), BuildError> {
         // A verify of files alone is a lookup in the image's layers: no
         // container to start, where they can be read here.
         let script = PhaseScript::verify(self.config());
@@ -1404,19 +1418,22 @@ impl<E: Engine> Executor<'_, E> {
             for (file, step) in verify.files.iter().zip(&script.steps) {
                 // `test -e` follows symlinks; a dangling one, or a path through
                 // a file, does not exist.
-                if !matches!(rootfs.follow(file), Ok(Some(_))) {
-                    return Err(BuildError::Phase(PhaseFailure {
-                        phase: Phase::Verify,
-                        message: "a command failed".to_string(),
-                        command: Some(step.command.clone()),
-                        exit_code: Some(1),
-                        output: vec![format!("`{file}` does not exist in the image")],
-                    }));
-                }
+                let missing = match rootfs.follow(file) {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => format!("`{file}` does not exist in the image"),
+                    Err(e) => format!("`{file}` is not in the image: {e}"),
+                };
+                return Err(BuildError::Phase(PhaseFailure {
+                    phase: Phase::Verify,
+                    message: "a command failed".to_string(),
+                    command: Some(step.command.clone()),
+                    exit_code: Some(1),
+                    output: vec![missing],
+                }));
             }
             return Ok(());
         }
-        let id = self.start_script(Phase::Verify, image, config).await?;
+        let id = self.start_script(Phase::Verify, &image.id, config).await?;
         self.engine.remove_container(&id).await?;
         Ok(())
     }
@@ -1532,11 +1549,12 @@ impl<E: Engine> Executor<'_, E> {
 }
 
 /// Where an archive phase reads its parent image's files.
-enum FileSource {
+#[derive(Clone, Copy)]
+enum FileSource<'a> {
     /// The parent's layer directories, on the host.
-    Host(RootFs),
+    Host(&'a RootFs),
     /// A created (never started) container of the parent.
-    Container(String),
+    Container(&'a str),
 }
 
 /// What an archive phase asks of its parent image.

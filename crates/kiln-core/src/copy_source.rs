@@ -157,14 +157,8 @@ fn children(dir: &Path, prefix: &str) -> Result<Vec<Entry>, CopyError> {
 /// targets of everything under it.
 pub fn digest(source: &Path) -> Result<String, CopyError> {
     let entries = walk(source)?;
-    let all: Vec<&Entry> = entries.iter().filter(|e| e.meta.is_file()).collect();
-    let mut hashed = hash_files(&all)?.into_iter();
-    digest_entries(&entries, &mut |_| {
-        hashed.next().ok_or_else(|| CopyError {
-            path: source.to_path_buf(),
-            source: io::Error::other("the tree changed while it was hashed"),
-        })
-    })
+    let files: Vec<&Entry> = entries.iter().filter(|e| e.meta.is_file()).collect();
+    digest_entries(&entries, hash_files(&files)?)
 }
 
 /// The content digests of `files`, in order, read on several threads (hashing
@@ -225,13 +219,12 @@ fn file_digest(path: &Path) -> Result<String, CopyError> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// The tree's digest, each regular file's content digest given by `content`.
-fn digest_entries(
-    entries: &[Entry],
-    content: &mut dyn FnMut(&Entry) -> Result<String, CopyError>,
-) -> Result<String, CopyError> {
+/// The tree's digest; `contents` holds the content digest of each regular
+/// file, in the order of `entries`.
+fn digest_entries(entries: &[Entry], contents: Vec<String>) -> Result<String, CopyError> {
     let mut h = Sha256::new();
     h.update(DIGEST_VERSION);
+    let mut contents = contents.into_iter();
     for e in entries {
         let mode = e.meta.perm();
         if e.meta.is_symlink() {
@@ -240,7 +233,7 @@ fn digest_entries(
         } else if e.meta.is_dir() {
             h.update(format!("d {} {mode:o}\n", e.rel).as_bytes());
         } else if e.meta.is_file() {
-            let sha = content(e)?;
+            let sha = contents.next().unwrap_or_default();
             h.update(format!("f {} {mode:o} {} {sha}\n", e.rel, e.meta.len).as_bytes());
         }
         // Sockets, fifos and devices are not copied and so not hashed.
@@ -363,39 +356,46 @@ impl DigestCache {
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .unwrap_or_default()
         });
-        let mut seen = std::collections::BTreeSet::new();
         // Files whose fingerprint the cache does not prove are read, all at once.
-        let mut misses = Vec::new();
-        for e in entries.iter().filter(|e| e.meta.is_file()) {
-            let name = e.path.display().to_string();
-            let fp = file_print(&e.meta).0;
-            if files.files.get(&name).is_none_or(|(p, _)| *p != fp) {
-                misses.push(e);
-            }
-            seen.insert(name);
-        }
-        let mut hashed = misses
+        let files_here: Vec<&Entry> = entries.iter().filter(|e| e.meta.is_file()).collect();
+        let prints: Vec<(String, String, i128)> = files_here
             .iter()
-            .map(|e| e.path.display().to_string())
-            .zip(hash_files(&misses)?)
-            .collect::<std::collections::HashMap<String, String>>();
-        let digest = digest_entries(&entries, &mut |e| {
-            let name = e.path.display().to_string();
-            let (fp, newest) = file_print(&e.meta);
-            if let Some(d) = hashed.remove(&name) {
-                if newest < started - RACY_NS {
-                    files.files.insert(name, (fp, d.clone()));
-                } else {
-                    files.files.remove(&name);
-                }
-                files.dirty = true;
-                return Ok(d);
+            .map(|e| {
+                let (fp, newest) = file_print(&e.meta);
+                (e.path.display().to_string(), fp, newest)
+            })
+            .collect();
+        let known: Vec<Option<String>> = prints
+            .iter()
+            .map(|(name, fp, _)| {
+                let cached = files.files.get(name).filter(|(p, _)| p == fp);
+                cached.map(|(_, d)| d.clone())
+            })
+            .collect();
+        let misses: Vec<&Entry> = files_here
+            .iter()
+            .zip(&known)
+            .filter(|(_, k)| k.is_none())
+            .map(|(e, _)| *e)
+            .collect();
+        let mut hashed = hash_files(&misses)?.into_iter();
+        let mut contents = Vec::with_capacity(prints.len());
+        for ((name, fp, newest), known) in prints.iter().zip(known) {
+            if let Some(d) = known {
+                contents.push(d);
+                continue;
             }
-            match files.files.get(&name) {
-                Some((_, d)) => Ok(d.clone()),
-                None => file_digest(&e.path),
+            let d = hashed.next().unwrap_or_default();
+            if *newest < started - RACY_NS {
+                files.files.insert(name.clone(), (fp.clone(), d.clone()));
+            } else {
+                files.files.remove(name);
             }
-        })?;
+            files.dirty = true;
+            contents.push(d);
+        }
+        let digest = digest_entries(&entries, contents)?;
+        let seen: std::collections::BTreeSet<&String> = prints.iter().map(|p| &p.0).collect();
         // Files no longer under this source are forgotten.
         let prefix = format!("{}/", key.trim_end_matches('/'));
         let before = files.files.len();

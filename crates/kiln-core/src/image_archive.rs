@@ -63,33 +63,13 @@ pub fn config_only(
     comment: &str,
     repo_tags: &[String],
 ) -> ImageArchive {
-    let image = json!({
-        "architecture": parent.architecture,
-        "os": parent.os,
-        "created": parent.created,
-        "config": config_json(config),
-        "rootfs": {"type": "layers", "diff_ids": parent.layers},
-        "history": [{"created": parent.created, "created_by": comment, "empty_layer": true}],
-    });
-    let config_bytes = crate::canonical::to_string(&image).into_bytes();
-    let digest = hex::encode(Sha256::digest(&config_bytes));
-    // Layer paths are never read: the engine has every layer by its chain id.
-    let layers: Vec<String> = (0..parent.layers.len())
-        .map(|i| format!("layer{i}/layer.tar"))
-        .collect();
-    let manifest =
-        json!([{"Config": format!("{digest}.json"), "RepoTags": repo_tags, "Layers": layers}]);
+    let (config_bytes, digest, manifest) = image_files(parent, config, comment, repo_tags, None);
     let mut tar = tar::Builder::new(Vec::new());
-    let mut add = |name: &str, data: &[u8]| {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut h, name, data)
-    };
+    let mut add =
+        |name: &str, data: &[u8]| tar.append_data(&mut file_header(data.len()), name, data);
     // Writing to a Vec cannot fail.
     let _ = add(&format!("{digest}.json"), &config_bytes);
-    let _ = add("manifest.json", manifest.to_string().as_bytes());
+    let _ = add("manifest.json", manifest.as_bytes());
     let tar = tar.into_inner().unwrap_or_default();
     ImageArchive {
         tar,
@@ -123,26 +103,9 @@ where
     let pad = (512 - (layer.size % 512) as usize) % 512;
     file.write_all(&vec![0u8; pad])?;
 
-    let mut diff_ids = parent.layers.clone();
-    diff_ids.push(layer.diff_id.clone());
-    let image = json!({
-        "architecture": parent.architecture,
-        "os": parent.os,
-        "created": parent.created,
-        "config": config_json(config),
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": [{"created": parent.created, "created_by": comment}],
-    });
-    let config_bytes = crate::canonical::to_string(&image).into_bytes();
-    let digest = hex::encode(Sha256::digest(&config_bytes));
-    let new_layer = format!("{}/layer.tar", layer.diff_id.trim_start_matches("sha256:"));
-    let mut layers: Vec<String> = (0..parent.layers.len())
-        .map(|i| format!("layer{i}/layer.tar"))
-        .collect();
-    layers.push(new_layer.clone());
-    let manifest =
-        json!([{"Config": format!("{digest}.json"), "RepoTags": repo_tags, "Layers": layers}])
-            .to_string();
+    let (config_bytes, digest, manifest) =
+        image_files(parent, config, comment, repo_tags, Some(&layer.diff_id));
+    let new_layer = layer_path(&layer.diff_id);
     let mut tar = tar::Builder::new(file);
     tar.append_data(
         &mut file_header(config_bytes.len()),
@@ -162,6 +125,48 @@ where
     file.write_all(h.as_bytes())?;
     file.into_inner().map_err(|e| e.into_error())?;
     Ok((format!("sha256:{digest}"), layer))
+}
+
+/// The image config JSON of `parent`'s layers (plus `new_layer`, a diff id),
+/// its digest (the image id), and the manifest that loads it as `repo_tags`.
+fn image_files(
+    parent: &ParentImage,
+    config: &ImageConfig,
+    comment: &str,
+    repo_tags: &[String],
+    new_layer: Option<&str>,
+) -> (Vec<u8>, String, String) {
+    let mut diff_ids = parent.layers.clone();
+    diff_ids.extend(new_layer.map(str::to_string));
+    let history = match new_layer {
+        Some(_) => json!({"created": parent.created, "created_by": comment}),
+        None => json!({"created": parent.created, "created_by": comment, "empty_layer": true}),
+    };
+    let image = json!({
+        "architecture": parent.architecture,
+        "os": parent.os,
+        "created": parent.created,
+        "config": config_json(config),
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [history],
+    });
+    let config_bytes = crate::canonical::to_string(&image).into_bytes();
+    let digest = hex::encode(Sha256::digest(&config_bytes));
+    // The parent's layer paths are never read: the engine has every layer by
+    // its chain id.
+    let mut layers: Vec<String> = (0..parent.layers.len())
+        .map(|i| format!("layer{i}/layer.tar"))
+        .collect();
+    layers.extend(new_layer.map(layer_path));
+    let manifest =
+        json!([{"Config": format!("{digest}.json"), "RepoTags": repo_tags, "Layers": layers}])
+            .to_string();
+    (config_bytes, digest, manifest)
+}
+
+/// Where the archive holds the new layer with this diff id.
+fn layer_path(diff_id: &str) -> String {
+    format!("{}/layer.tar", diff_id.trim_start_matches("sha256:"))
 }
 
 fn file_header(size: usize) -> tar::Header {

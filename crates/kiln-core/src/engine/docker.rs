@@ -242,8 +242,9 @@ async fn ping_api_version(path: &str) -> Result<ClientVersion, String> {
         .map_err(|e| e.to_string())?;
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 512];
-    // HTTP/1.0: the engine closes the connection after the short body.
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+    // HTTP/1.0: the engine closes the connection after the short body. A
+    // head that never ends is not an engine's.
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
         let n = sock.read(&mut buf).await.map_err(|e| e.to_string())?;
         if n == 0 {
             break;
