@@ -1,32 +1,29 @@
-//! kiln's library: the functional core (config → keys → plan) and the
-//! imperative shell (engine, host I/O, executor) that carries a plan out.
+//! kiln's library. The data path, in order, is the folder names:
+//!
+//! - [`config`]: `kiln.yaml` → [`config::Config`] or located diagnostics;
+//! - [`keys`]: config + facts → every phase's canonical inputs and chained key;
+//! - [`plan`]: keys + the snapshots the engine holds → what to build, and why;
+//! - [`executor`]: carries a plan out on an engine, phase by phase;
+//! - [`engine`]: the single seam to the Docker Engine (and its fake);
+//! - [`report`]: the events a build emits, for the CLI to render.
+//!
+//! Beside them: [`image`] (what kiln's images look like: names, labels,
+//! archives, layers), [`sources`] (inputs read on the host), [`cache`] (what
+//! is kept on the host) and [`instances`] (what runs from a built image).
+//! The library never prints.
 
+pub mod cache;
 pub mod config;
 pub mod engine;
-pub mod event;
+pub mod executor;
+pub mod image;
+pub mod instances;
+pub mod keys;
 pub mod phase;
+pub mod plan;
+pub mod report;
+pub mod sources;
 #[doc(hidden)]
 pub mod testing;
 
 pub use phase::Phase;
-pub mod accounts;
-pub mod bootstrap;
-pub mod build;
-pub mod build_lock;
-pub mod cache_dir;
-pub mod cache_key;
-pub mod canonical;
-pub mod copy_source;
-pub mod host_layer;
-pub mod image_archive;
-pub mod inputs;
-pub mod instances;
-pub mod key_chain;
-pub mod layer_tar;
-pub mod names;
-pub mod phase_script;
-pub mod plan;
-pub mod repo;
-pub mod rootfs;
-pub mod snapshots;
-pub mod tool;

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::FutureExt;
 
-use crate::engine::{Engine, ImageConfig, LABEL_HABITAT};
+use crate::engine::{Engine, ImageConfig};
+
+use crate::image::labels::LABEL_HABITAT;
 
 /// The error type of these helpers: they serve tests, which only report it.
 pub type TestError = Box<dyn std::error::Error + Send + Sync>;

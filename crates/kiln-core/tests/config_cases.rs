@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use kiln::config::{self, Config, Diagnostics, Env, NpmPackage, Port};
+use kiln_core::config::{self, Config, Diagnostics, Env, NpmPackage, Port};
 
 /// A habitat directory with one copyable file, `f`, and a subdirectory `sub`.
 fn habitat() -> tempfile::TempDir {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use kiln::config;
+use kiln_core::config;
 
 /// The rendered diagnostics of a config that must fail. The habitat directory
 /// does not exist, so no temporary path can leak into a snapshot.

@@ -6,12 +6,11 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use bytes::Bytes;
-use kiln::engine::docker::DockerEngine;
-use kiln::engine::fake::{FakeEngine, FakeRun};
-use kiln::engine::{
-    CommitSpec, ContainerSpec, Engine, EngineError, ImageConfig, LABEL_HABITAT, LABEL_PHASE, Stream,
-};
-use kiln::testing::{BUSYBOX_PATH, TestScope, busybox_image, scoped, unique};
+use kiln_core::engine::docker::DockerEngine;
+use kiln_core::engine::fake::{FakeEngine, FakeRun};
+use kiln_core::engine::{CommitSpec, ContainerSpec, Engine, EngineError, ImageConfig, Stream};
+use kiln_core::image::labels::{LABEL_HABITAT, LABEL_PHASE};
+use kiln_core::testing::{BUSYBOX_PATH, TestScope, busybox_image, scoped, unique};
 
 async fn docker() -> DockerEngine {
     match DockerEngine::connect().await {
@@ -354,7 +353,7 @@ async fn commit_keeps_the_files<E: Engine>(engine: &E) {
             .expect("create");
         let tar = one_file_tar("kept.txt", b"kept\n", 0o600, 0, 0);
         engine.put_archive(&id, "/root", tar).await.expect("put");
-        let mut config = kiln::testing::busybox_config();
+        let mut config = kiln_core::testing::busybox_config();
         config.labels = scope.labels();
         let image = engine
             .commit(&CommitSpec {
@@ -384,7 +383,7 @@ async fn scoped_image<E: Engine>(engine: &E, base: &str, scope: &TestScope, phas
         .create_container(&spec(base, scope, &["true"]))
         .await
         .expect("create");
-    let mut config = kiln::testing::busybox_config();
+    let mut config = kiln_core::testing::busybox_config();
     config.labels = scope.labels();
     config
         .labels
@@ -504,12 +503,12 @@ async fn import_applies_the_config<E: Engine>(engine: &E) {
     // The busybox image is itself an import; its config must be exactly the one given.
     let base = busybox_image(engine).await.expect("busybox image");
     let info = engine
-        .image_inspect(kiln::testing::BUSYBOX_IMAGE)
+        .image_inspect(kiln_core::testing::BUSYBOX_IMAGE)
         .await
         .expect("inspect")
         .expect("tagged");
     assert_eq!(info.id, base);
-    assert_eq!(info.config, kiln::testing::busybox_config());
+    assert_eq!(info.config, kiln_core::testing::busybox_config());
     let labels: BTreeMap<String, String> = BTreeMap::new();
     assert_eq!(info.config.labels, labels);
 }
@@ -668,8 +667,8 @@ async fn load_of_a_config_only_archive_reuses_the_parent_layers<E: Engine>(engin
         let mut config = parent.config.clone();
         config.env.push("LOADED=yes".to_string());
         config.labels = scope.labels();
-        let archive = kiln::image_archive::config_only(
-            &kiln::image_archive::ParentImage {
+        let archive = kiln_core::image::archive::config_only(
+            &kiln_core::image::archive::ParentImage {
                 layers: parent.layers.clone(),
                 architecture: parent.architecture.clone(),
                 os: parent.os.clone(),
@@ -714,7 +713,7 @@ const SCRIPTED: &str = "echo out1; echo err1 >&2; echo out2; echo tail; exit 3";
 async fn start_stop_and_inspect_a_long_running_container<E: Engine>(engine: &E) {
     let image = busybox_image(engine).await.expect("busybox");
     scoped(engine, "kiln-test-start", |scope| async move {
-        let port = kiln::engine::PortBinding {
+        let port = kiln_core::engine::PortBinding {
             host_ip: "127.0.0.1".into(),
             host_port: free_port(),
             container_port: 3000,

@@ -4,11 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use kiln::bootstrap::{self, LABEL_BOOTSTRAP};
-use kiln::config::Bootstrap;
-use kiln::engine::docker::DockerEngine;
-use kiln::engine::fake::FakeEngine;
-use kiln::engine::{ContainerSpec, Engine, ImageConfig, LABEL_HABITAT, LABEL_PHASE};
+use kiln_core::sources::bootstrap;
+
+use kiln_core::config::Bootstrap;
+use kiln_core::engine::docker::DockerEngine;
+use kiln_core::engine::fake::FakeEngine;
+use kiln_core::engine::{ContainerSpec, Engine, ImageConfig};
+use kiln_core::image::labels::LABEL_BOOTSTRAP;
+use kiln_core::image::labels::{LABEL_HABITAT, LABEL_PHASE};
 
 fn bookworm() -> Bootstrap {
     Bootstrap {
@@ -258,6 +261,6 @@ async fn bookworm_minbase_is_bootstrapped_once_and_works() {
 
     // Nothing is left mounted in kiln's scratch space.
     let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
-    let scratch = kiln::cache_dir::bootstrap_dir();
+    let scratch = kiln_core::cache::dir::bootstrap_dir();
     assert!(!mounts.contains(&*scratch.to_string_lossy()), "{mounts}");
 }

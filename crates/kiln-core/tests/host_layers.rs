@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use kiln::build::{self, BuildOptions};
-use kiln::engine::docker::DockerEngine;
-use kiln::engine::{ContainerSpec, Engine};
-use kiln::event::{Event, Reporter};
-use kiln::testing::{self, TestError};
+use kiln_core::engine::docker::DockerEngine;
+use kiln_core::engine::{ContainerSpec, Engine};
+use kiln_core::executor::{self, BuildOptions};
+use kiln_core::report::{Event, Reporter};
+use kiln_core::testing::{self, TestError};
 
 struct Quiet;
 
@@ -103,7 +103,10 @@ async fn tree_of(engine: &DockerEngine, image: &str, scope: &str) -> Result<Tree
     let spec = ContainerSpec {
         image: image.to_string(),
         entrypoint: Some(vec!["/bin/sh".into()]),
-        labels: BTreeMap::from([(kiln::engine::LABEL_HABITAT.to_string(), scope.to_string())]),
+        labels: BTreeMap::from([(
+            kiln_core::image::labels::LABEL_HABITAT.to_string(),
+            scope.to_string(),
+        )]),
         ..ContainerSpec::default()
     };
     let id = engine.create_container(&spec).await?;
@@ -158,13 +161,13 @@ async fn host_written_layers_give_the_file_system_a_container_gives() {
         write_habitats(tmp.path(), &scope.habitat, &cont_name);
         let mut trees = Vec::new();
         for (name, in_container) in [(&host_name, false), (&cont_name, true)] {
-            let habitat = kiln::config::load(&tmp.path().join(name)).expect("config");
+            let habitat = kiln_core::config::load(&tmp.path().join(name)).expect("config");
             let opts = BuildOptions {
                 cache_root: Some(tmp.path().join("cache")),
                 archive_in_container: in_container,
                 ..BuildOptions::default()
             };
-            let built = build::build(engine, &habitat, &opts, &mut Quiet)
+            let built = executor::build(engine, &habitat, &opts, &mut Quiet)
                 .await
                 .unwrap_or_else(|e| panic!("build of {name}: {e}"));
             trees.push(tree_of(engine, &built.image, &scope.habitat).await.unwrap());
@@ -224,7 +227,7 @@ async fn host_written_layers_give_the_file_system_a_container_gives() {
 
 async fn remove_images_of(engine: &DockerEngine, habitat: &str) {
     for id in engine
-        .images_with_labels(&[(kiln::engine::LABEL_HABITAT, habitat)])
+        .images_with_labels(&[(kiln_core::image::labels::LABEL_HABITAT, habitat)])
         .await
         .unwrap_or_default()
     {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use kiln::repo::{RepoCache, RepoError};
+use kiln_core::sources::repo::{RepoCache, RepoError};
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use kiln::config::Tool;
-use kiln::tool::{ToolError, fetch_tool, tool_archive};
+use kiln_core::config::Tool;
+use kiln_core::sources::tool::{ToolError, fetch_tool, tool_archive};
 use sha2::{Digest, Sha256};
 
 const BODY: &[u8] = b"#!/bin/sh\necho jq\n";

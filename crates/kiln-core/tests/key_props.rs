@@ -2,10 +2,10 @@
 //! changes exactly that phase's key and every later one; reorderings of
 //! order-insensitive lists, comments, YAML style and `description` change none.
 
-use kiln::Phase;
-use kiln::config::{self, Config};
-use kiln::inputs::{BaseFact, Facts};
-use kiln::key_chain::KeyChain;
+use kiln_core::Phase;
+use kiln_core::config::{self, Config};
+use kiln_core::keys::chain::KeyChain;
+use kiln_core::keys::{BaseFact, Facts};
 use proptest::prelude::*;
 
 const BASE: &str = r#"

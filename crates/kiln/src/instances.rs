@@ -1,17 +1,17 @@
 //! The instance commands (`up`, `down`, `ps`, `logs`, `exec`, `shell`,
 //! `restart`): each resolves its habitat and members, calls
-//! `kiln::instances`, and renders the result. Exit codes: 0 ok, 1 a member
+//! `kiln_core::instances`, and renders the result. Exit codes: 0 ok, 1 a member
 //! failed, 2 bad usage / clash / unknown member / invalid config, 3 engine.
 
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use kiln::build::{self, BuildOptions};
-use kiln::config::Habitat;
-use kiln::engine::docker::DockerEngine;
-use kiln::engine::{Engine, Stream};
-use kiln::instances::reconcile::short;
-use kiln::instances::runner::{self, InstanceError, MemberStatus, Outcome, UpOptions};
+use kiln_core::config::Habitat;
+use kiln_core::engine::docker::DockerEngine;
+use kiln_core::engine::{Engine, Stream};
+use kiln_core::executor::{self, BuildOptions};
+use kiln_core::instances::reconcile::short;
+use kiln_core::instances::runner::{self, InstanceError, MemberStatus, Outcome, UpOptions};
 
 use crate::output::Progress;
 
@@ -169,7 +169,7 @@ async fn up(args: Vec<String>, habitat: Option<PathBuf>, progress: Progress) -> 
     }
     let mut reporter = progress.reporter();
     let build_opts = BuildOptions::default();
-    let fut = build::build(&engine, &habitat, &build_opts, reporter.as_mut());
+    let fut = executor::build(&engine, &habitat, &build_opts, reporter.as_mut());
     let built = match crate::interruptible(&engine, &habitat.config.name, fut).await {
         Ok(Ok(b)) => b,
         Ok(Err(e)) => return crate::report(&e),

@@ -20,12 +20,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kiln::Phase;
-use kiln::build::{self, BuildError, BuildOptions};
-use kiln::config::{self, Habitat};
-use kiln::engine::docker::DockerEngine;
-use kiln::engine::{ContainerSpec, Engine, LABEL_HABITAT, Mount};
-use kiln::plan::{Action, PlanOptions};
+use kiln_core::Phase;
+use kiln_core::config::{self, Habitat};
+use kiln_core::engine::docker::DockerEngine;
+use kiln_core::engine::{ContainerSpec, Engine, Mount};
+use kiln_core::executor::{self, BuildError, BuildOptions};
+use kiln_core::image::labels::LABEL_HABITAT;
+use kiln_core::plan::{Action, PlanOptions};
 
 use output::Progress;
 
@@ -226,7 +227,7 @@ async fn interruptible<T>(
     let mut removed = 0;
     let mut quiet = 0;
     for _ in 0..20 {
-        let n = build::remove_build_containers(engine, habitat)
+        let n = executor::remove_build_containers(engine, habitat)
             .await
             .unwrap_or(0);
         removed += n;
@@ -251,7 +252,7 @@ async fn build_cmd(args: &BuildArgs, progress: Progress) -> i32 {
     };
     let mut reporter = progress.reporter();
     let opts = args.options();
-    let fut = build::build(&engine, &habitat, &opts, reporter.as_mut());
+    let fut = executor::build(&engine, &habitat, &opts, reporter.as_mut());
     match interruptible(&engine, &habitat.config.name, fut).await {
         Ok(Ok(built)) => {
             if progress.resolve() != Progress::Json {
@@ -273,7 +274,7 @@ async fn plan_cmd(args: &BuildArgs, json: bool) -> i32 {
         Ok(e) => e,
         Err(code) => return code,
     };
-    let (plan, _, _) = match build::plan(&engine, &habitat, &args.options()).await {
+    let (plan, _, _) = match executor::plan(&engine, &habitat, &args.options()).await {
         Ok(p) => p,
         Err(e) => return report(&e),
     };
@@ -319,7 +320,7 @@ async fn start_cmd(args: &BuildArgs, cmd: Vec<String>) -> i32 {
     };
     let mut reporter = Progress::Auto.reporter();
     let opts = args.options();
-    let fut = build::build(&engine, &habitat, &opts, reporter.as_mut());
+    let fut = executor::build(&engine, &habitat, &opts, reporter.as_mut());
     let built = match interruptible(&engine, &habitat.config.name, fut).await {
         Ok(Ok(b)) => b,
         Ok(Err(e)) => return report(&e),
@@ -357,11 +358,11 @@ async fn start_cmd(args: &BuildArgs, cmd: Vec<String>) -> i32 {
     let code = if spec.interactive {
         engine.run_interactive(&id).await
     } else {
-        let mut on_line = |stream: kiln::engine::Stream, line: &str| match stream {
-            kiln::engine::Stream::Stdout => {
+        let mut on_line = |stream: kiln_core::engine::Stream, line: &str| match stream {
+            kiln_core::engine::Stream::Stdout => {
                 let _ = writeln!(std::io::stdout(), "{line}");
             }
-            kiln::engine::Stream::Stderr => eprintln!("{line}"),
+            kiln_core::engine::Stream::Stderr => eprintln!("{line}"),
         };
         engine.run_container(&id, &mut on_line).await
     };

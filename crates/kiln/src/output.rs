@@ -6,8 +6,8 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kiln::Phase;
-use kiln::event::{Event, PhaseStatus, Reporter};
+use kiln_core::Phase;
+use kiln_core::report::{Event, PhaseStatus, Reporter};
 use serde_json::json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -11,21 +11,6 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 
-/// The label every container and image kiln makes carries.
-pub const LABEL_HABITAT: &str = "dev.kiln.habitat";
-pub const LABEL_PHASE: &str = "dev.kiln.phase";
-pub const LABEL_KEY: &str = "dev.kiln.key";
-pub const LABEL_PARENT: &str = "dev.kiln.parent";
-pub const LABEL_INPUTS: &str = "dev.kiln.inputs";
-/// On an instance container: the member's name (its container is `HABITAT-MEMBER`).
-pub const LABEL_INSTANCE: &str = "dev.kiln.instance";
-/// On an instance container: the final key of the image it runs.
-pub const LABEL_IMAGE_KEY: &str = "dev.kiln.image-key";
-/// On an instance container: the hash of the member's resolved config.
-pub const LABEL_CONFIG_HASH: &str = "dev.kiln.config-hash";
-/// On a persisted volume: the path in the container it is mounted at.
-pub const LABEL_PERSIST: &str = "dev.kiln.persist";
-
 /// One row of an image listing: enough to index snapshots without an inspect each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSummary {

@@ -8,12 +8,12 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::canonical;
 use crate::config::{Config, InstanceSpec, RestartPolicy};
-use crate::engine::{
-    ContainerSpec, LABEL_CONFIG_HASH, LABEL_HABITAT, LABEL_IMAGE_KEY, LABEL_INSTANCE,
-    LABEL_PERSIST, Mount, PortBinding,
+use crate::engine::{ContainerSpec, Mount, PortBinding};
+use crate::image::labels::{
+    LABEL_CONFIG_HASH, LABEL_HABITAT, LABEL_IMAGE_KEY, LABEL_INSTANCE, LABEL_PERSIST,
 };
+use crate::keys::canonical;
 
 /// Bumped when the meaning of the hashed fields changes, so every container
 /// made under the old meaning is recreated once.

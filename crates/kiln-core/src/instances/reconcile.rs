@@ -5,10 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::engine::{
-    ContainerInfo, ContainerSummary, LABEL_CONFIG_HASH, LABEL_HABITAT, LABEL_IMAGE_KEY,
-    LABEL_INSTANCE,
-};
+use crate::engine::{ContainerInfo, ContainerSummary};
+
+use crate::image::labels::{LABEL_CONFIG_HASH, LABEL_HABITAT, LABEL_IMAGE_KEY, LABEL_INSTANCE};
 
 /// What a member needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

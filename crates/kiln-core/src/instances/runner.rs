@@ -12,11 +12,11 @@ use futures_util::future::join_all;
 use super::member::{Member, member_names, ports_clash};
 use super::reconcile::{self, Action, Desired, Step, instance_containers, is_foreign};
 use crate::config::Habitat;
-use crate::engine::{
-    ContainerSummary, Engine, EngineError, LABEL_HABITAT, LABEL_IMAGE_KEY, LABEL_INSTANCE,
-    LABEL_KEY, LABEL_PERSIST, PortBinding,
+use crate::engine::{ContainerSummary, Engine, EngineError, PortBinding};
+use crate::image::labels::{
+    LABEL_HABITAT, LABEL_IMAGE_KEY, LABEL_INSTANCE, LABEL_KEY, LABEL_PERSIST,
 };
-use crate::names;
+use crate::image::names;
 
 /// How long a stopping container gets before it is killed. Members run under
 /// an init process, so a stop is usually prompt.

@@ -24,10 +24,10 @@ pub fn ensure_busybox() {
             .build()
             .map_err(|e| e.to_string())?;
         rt.block_on(async {
-            let engine = kiln::engine::docker::DockerEngine::connect()
+            let engine = kiln_core::engine::docker::DockerEngine::connect()
                 .await
                 .map_err(|e| e.to_string())?;
-            kiln::testing::busybox_image(&engine)
+            kiln_core::testing::busybox_image(&engine)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())

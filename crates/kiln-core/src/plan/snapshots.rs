@@ -5,11 +5,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
-use crate::engine::{ImageSummary, LABEL_INPUTS, LABEL_KEY, LABEL_PHASE};
-use crate::phase::Phase;
+use crate::engine::ImageSummary;
 
-/// Marks a final image whose build passed verify with this verify key.
-pub const LABEL_VERIFIED: &str = "dev.kiln.verified";
+use crate::image::labels::{LABEL_INPUTS, LABEL_KEY, LABEL_PHASE, LABEL_VERIFIED};
+use crate::phase::Phase;
 
 /// The snapshot a phase tag currently points at, with the inputs it was built from.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +28,7 @@ pub struct Snapshots {
 impl Snapshots {
     /// Indexes the images carrying `dev.kiln.habitat=habitat`.
     pub fn from_images(habitat: &str, images: &[ImageSummary]) -> Snapshots {
-        let repo = crate::names::repository(habitat);
+        let repo = crate::image::names::repository(habitat);
         let mut s = Snapshots::default();
         for img in images {
             let labels = &img.labels;

@@ -3,6 +3,8 @@
 //! phase does to the engine is in this file's `run_*` functions; what they run
 //! is decided by the pure modules (`phase_script`, `accounts`, `copy_source`).
 
+pub mod phases;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
@@ -12,27 +14,30 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::accounts::{Accounts, AccountsError};
-use crate::build_lock::BuildLock;
-use crate::cache_key::CacheKey;
+use crate::cache::dir as cache_dir;
+use crate::cache::lock::BuildLock;
 use crate::config::{self, BaseSource, Config, Habitat};
-use crate::copy_source::{self, Ownership};
-use crate::engine::{
-    CommitSpec, ContainerSpec, Engine, EngineError, ImageConfig, LABEL_HABITAT, LABEL_INPUTS,
-    LABEL_KEY, LABEL_PARENT, LABEL_PHASE, Mount,
-};
-use crate::event::{Event, PhaseStatus, Reporter};
-use crate::image_archive::{self, ParentImage};
-use crate::inputs::{BaseFact, Facts};
-use crate::key_chain::KeyChain;
-use crate::layer_tar;
-use crate::names;
+use crate::engine::{CommitSpec, ContainerSpec, Engine, EngineError, ImageConfig, Mount};
+use crate::executor::phases::accounts::{Accounts, AccountsError};
+use crate::executor::phases::script::{PhaseScript, SECRETS_DIR};
+use crate::image::archive::{self, ParentImage};
+use crate::image::labels::LABEL_VERIFIED;
+use crate::image::labels::{LABEL_HABITAT, LABEL_INPUTS, LABEL_KEY, LABEL_PARENT, LABEL_PHASE};
+use crate::image::layer_from_tars as host_layer;
+use crate::image::layer_from_upper as layer_tar;
+use crate::image::names;
+use crate::image::rootfs::{self, RootFs};
+use crate::image::tar::{append_dir, append_file, append_skel, first_file};
+use crate::keys::cache_key::CacheKey;
+use crate::keys::canonical;
+use crate::keys::chain::KeyChain;
+use crate::keys::{BaseFact, Facts};
 use crate::phase::Phase;
-use crate::phase_script::{PhaseScript, SECRETS_DIR};
+use crate::plan::snapshots::Snapshots;
 use crate::plan::{Action, Plan, PlanOptions};
-use crate::rootfs::{self, RootFs};
-use crate::snapshots::{LABEL_VERIFIED, Snapshots};
-use crate::{bootstrap, cache_dir, canonical, host_layer, repo, tool};
+use crate::report::{Event, PhaseStatus, Reporter};
+use crate::sources::copies::Ownership;
+use crate::sources::{bootstrap, copies as copy_source, repo, tool};
 
 /// Build containers are named `kiln-build-HABITAT-…`, so a crashed or
 /// interrupted build's containers can be found and removed. (Not a label: the
@@ -777,7 +782,7 @@ impl<E: Engine> Executor<'_, E> {
         layers: &ParentImage,
         config: ImageConfig,
     ) -> Result<Produced, BuildError> {
-        let archive = image_archive::config_only(
+        let archive = archive::config_only(
             layers,
             &config,
             &format!("kiln {}", phase.tag()),
@@ -1159,7 +1164,7 @@ impl<E: Engine> Executor<'_, E> {
             let mut tar = tar::Builder::new(Vec::new());
             let shadow_gid = accounts.resolve_group("shadow").unwrap_or(0);
             let mut put = |path: &str, content: &str, mode: u32, gid: u32| {
-                append_file(&mut tar, path, content.as_bytes(), mode, 0, gid)
+                append_file(&mut tar, path, content.as_bytes(), mode, 0, gid).map_err(archive_error)
             };
             put(
                 "etc/passwd",
@@ -1188,9 +1193,11 @@ impl<E: Engine> Executor<'_, E> {
                     0o755,
                     u.uid,
                     u.gid,
-                )?;
+                )
+                .map_err(archive_error)?;
                 if let Some(skel) = &facts.skel {
-                    append_skel(&mut tar, skel, u.home.trim_start_matches('/'), u.uid, u.gid)?;
+                    append_skel(&mut tar, skel, u.home.trim_start_matches('/'), u.uid, u.gid)
+                        .map_err(archive_error)?;
                 }
             }
             let bytes = tar
@@ -1219,7 +1226,8 @@ impl<E: Engine> Executor<'_, E> {
             // Only the listed directories: the engine creates missing parents
             // (root, 0755) and existing parents keep their modes.
             for dir in h.dirs.iter().chain(h.work_dir.iter()) {
-                append_dir(&mut tar, dir.trim_start_matches('/'), 0o755, 0, 0)?;
+                append_dir(&mut tar, dir.trim_start_matches('/'), 0o755, 0, 0)
+                    .map_err(archive_error)?;
             }
             let bytes = tar.into_inner().map_err(archive_error)?;
             Ok(Uploads {
@@ -1598,12 +1606,11 @@ fn write_layer_archive<F>(
     write: F,
 ) -> std::io::Result<WrittenLayer>
 where
-    F: FnOnce(&mut dyn std::io::Write) -> std::io::Result<layer_tar::Layer>,
+    F: FnOnce(&mut dyn std::io::Write) -> std::io::Result<crate::image::layer::Layer>,
 {
     let dir = tempfile::Builder::new().prefix("kiln-layer-").tempdir()?;
     let archive = dir.path().join("image.tar");
-    let (image, layer) =
-        image_archive::write_with_layer(parent, config, comment, tags, &archive, write)?;
+    let (image, layer) = archive::write_with_layer(parent, config, comment, tags, &archive, write)?;
     if layer.entries == 0 {
         return Ok(WrittenLayer::Empty);
     }
@@ -1663,102 +1670,4 @@ fn set_mode(path: &Path, mode: u32) {
 
 fn archive_error(e: std::io::Error) -> BuildError {
     BuildError::Usage(format!("cannot build an archive: {e}"))
-}
-
-fn append_file<W: std::io::Write>(
-    tar: &mut tar::Builder<W>,
-    path: &str,
-    content: &[u8],
-    mode: u32,
-    uid: u32,
-    gid: u32,
-) -> Result<(), BuildError> {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_size(content.len() as u64);
-    h.set_mode(mode);
-    h.set_uid(u64::from(uid));
-    h.set_gid(u64::from(gid));
-    tar.append_data(&mut h, path, content)
-        .map_err(archive_error)
-}
-
-fn append_dir<W: std::io::Write>(
-    tar: &mut tar::Builder<W>,
-    path: &str,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-) -> Result<(), BuildError> {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(tar::EntryType::Directory);
-    h.set_size(0);
-    h.set_mode(mode);
-    h.set_uid(u64::from(uid));
-    h.set_gid(u64::from(gid));
-    tar.append_data(
-        &mut h,
-        format!("{}/", path.trim_end_matches('/')),
-        std::io::empty(),
-    )
-    .map_err(archive_error)
-}
-
-/// Re-roots the entries of an `/etc/skel` archive at `home`, owned by the user.
-fn append_skel<W: std::io::Write>(
-    tar: &mut tar::Builder<W>,
-    skel: &[u8],
-    home: &str,
-    uid: u32,
-    gid: u32,
-) -> Result<(), BuildError> {
-    let mut ar = tar::Archive::new(skel);
-    for entry in ar.entries().map_err(archive_error)? {
-        let mut entry = entry.map_err(archive_error)?;
-        let path = entry.path().map_err(archive_error)?.display().to_string();
-        // Entries are `skel`, `skel/.bashrc`, ...
-        let Some(rest) = path
-            .strip_prefix("skel")
-            .map(|r| r.trim_start_matches('/').to_string())
-        else {
-            continue;
-        };
-        if rest.is_empty() {
-            continue;
-        }
-        let mut h = entry.header().clone();
-        h.set_uid(u64::from(uid));
-        h.set_gid(u64::from(gid));
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut data).map_err(archive_error)?;
-        let target = format!("{home}/{rest}");
-        if h.entry_type().is_symlink() {
-            let link = entry
-                .link_name()
-                .map_err(archive_error)?
-                .map(|l| l.into_owned())
-                .unwrap_or_default();
-            tar.append_link(&mut h, &target, link)
-                .map_err(archive_error)?;
-        } else {
-            tar.append_data(&mut h, &target, &data[..])
-                .map_err(archive_error)?;
-        }
-    }
-    Ok(())
-}
-
-/// The content and mode of the first regular file in a tar archive.
-fn first_file(tar: &[u8]) -> Option<(Vec<u8>, u32)> {
-    let mut ar = tar::Archive::new(tar);
-    for entry in ar.entries().ok()? {
-        let mut entry = entry.ok()?;
-        if entry.header().entry_type().is_file() {
-            let mode = entry.header().mode().ok()? & 0o7777;
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut entry, &mut data).ok()?;
-            return Some((data, mode));
-        }
-    }
-    None
 }

@@ -2,9 +2,9 @@
 
 use serde_json::Value;
 
-use crate::cache_key::CacheKey;
 use crate::config::Config;
-use crate::inputs::{Facts, phase_inputs};
+use crate::keys::cache_key::CacheKey;
+use crate::keys::{Facts, inputs::phase_inputs};
 use crate::phase::Phase;
 
 /// One phase's key and the inputs it was computed from.

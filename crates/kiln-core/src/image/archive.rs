@@ -92,9 +92,9 @@ pub fn write_with_layer<F>(
     repo_tags: &[String],
     out: &std::path::Path,
     write_layer: F,
-) -> std::io::Result<(String, crate::layer_tar::Layer)>
+) -> std::io::Result<(String, crate::image::layer::Layer)>
 where
-    F: FnOnce(&mut dyn std::io::Write) -> std::io::Result<crate::layer_tar::Layer>,
+    F: FnOnce(&mut dyn std::io::Write) -> std::io::Result<crate::image::layer::Layer>,
 {
     use std::io::{Seek, SeekFrom, Write};
     let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
@@ -150,7 +150,7 @@ fn image_files(
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": [history],
     });
-    let config_bytes = crate::canonical::to_string(&image).into_bytes();
+    let config_bytes = crate::keys::canonical::to_string(&image).into_bytes();
     let digest = hex::encode(Sha256::digest(&config_bytes));
     // The parent's layer paths are never read: the engine has every layer by
     // its chain id.
@@ -221,7 +221,7 @@ mod tests {
             &out,
             |w| {
                 w.write_all(&content)?;
-                Ok(crate::layer_tar::Layer {
+                Ok(crate::image::layer::Layer {
                     diff_id: "sha256:cc".into(),
                     size: content.len() as u64,
                     entries: 1,

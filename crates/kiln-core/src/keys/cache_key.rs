@@ -7,7 +7,7 @@ use std::fmt;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::canonical;
+use crate::keys::canonical;
 use crate::phase::Phase;
 
 /// Bumped whenever the encoding below or the meaning of an input changes, so

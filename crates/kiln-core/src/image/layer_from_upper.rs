@@ -1,4 +1,4 @@
-//! `layer_tar`: a container's changes as an image layer, read from its
+//! `layer_from_upper`: a container's changes as an image layer, read from its
 //! writable layer's directory on the host (the overlay "upper" dir) instead of
 //! through `docker commit`. On drivers whose commit walks the whole image to
 //! find what changed (fuse-overlayfs: seconds per snapshot), reading the upper
@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use crate::image::layer::{Hashing, Layer};
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
@@ -21,54 +21,6 @@ const OPAQUE_XATTRS: [&str; 3] = [
     "user.overlay.opaque",
     "user.fuseoverlayfs.opaque",
 ];
-
-/// A writer that hashes what passes through: the layer's diff id.
-pub(crate) struct Hashing<W> {
-    inner: W,
-    hash: Sha256,
-    len: u64,
-}
-
-impl<W: Write> Hashing<W> {
-    pub(crate) fn new(inner: W) -> Hashing<W> {
-        Hashing {
-            inner,
-            hash: Sha256::new(),
-            len: 0,
-        }
-    }
-
-    /// Flushes and describes what was written; `entries` is the caller's count.
-    pub(crate) fn finish(mut self, entries: usize) -> io::Result<Layer> {
-        self.inner.flush()?;
-        Ok(Layer {
-            diff_id: format!("sha256:{}", hex::encode(self.hash.finalize())),
-            size: self.len,
-            entries,
-        })
-    }
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// A written layer: its diff id (`sha256:` of the uncompressed tar) and size.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layer {
-    pub diff_id: String,
-    pub size: u64,
-    pub entries: usize,
-}
 
 /// Writes the contents of `upper` as a layer tar to `out`.
 pub fn write_layer<W: Write>(upper: &Path, out: W) -> io::Result<Layer> {
@@ -260,7 +212,10 @@ mod tests {
         );
         assert_eq!(
             layer.diff_id,
-            format!("sha256:{}", hex::encode(Sha256::digest(&out)))
+            format!(
+                "sha256:{}",
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&out))
+            )
         );
         assert_eq!(layer.size, out.len() as u64);
         let mut ar = tar::Archive::new(&out[..]);

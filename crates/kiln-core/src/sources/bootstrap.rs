@@ -11,12 +11,9 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use crate::config::Bootstrap;
-use crate::engine::{Engine, EngineError, ImageConfig, ImageInfo, LABEL_HABITAT, LABEL_PHASE};
+use crate::engine::{Engine, EngineError, ImageConfig, ImageInfo};
+use crate::image::labels::{LABEL_BOOTSTRAP, LABEL_BOOTSTRAP_PARAMS, LABEL_HABITAT, LABEL_PHASE};
 
-/// The label carrying [`bootstrap_key`] on every bootstrap image.
-pub const LABEL_BOOTSTRAP: &str = "dev.kiln.bootstrap";
-/// The label carrying the canonical parameters the key was computed from.
-pub const LABEL_BOOTSTRAP_PARAMS: &str = "dev.kiln.bootstrap.params";
 /// The mirror used when `mirror:` is absent (not the host's: keys must not
 /// depend on the machine).
 pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
@@ -161,14 +158,14 @@ pub fn validate(b: &Bootstrap) -> Result<(), BootstrapError> {
 }
 
 /// Returns a local image for `b`, making it with debootstrap when none
-/// carries its key yet (scratch space under [`crate::cache_dir::bootstrap_dir`]).
+/// carries its key yet (scratch space under [`crate::cache::dir::bootstrap_dir`]).
 /// The result is the image id. `on_line` gets debootstrap's output.
 pub async fn ensure_image<E: Engine>(
     engine: &E,
     b: &Bootstrap,
     on_line: &mut (dyn FnMut(&str) + Send),
 ) -> Result<String, BootstrapError> {
-    ensure_image_in(engine, b, &crate::cache_dir::bootstrap_dir(), on_line).await
+    ensure_image_in(engine, b, &crate::cache::dir::bootstrap_dir(), on_line).await
 }
 
 /// [`ensure_image`] with the scratch directory given.

@@ -94,9 +94,9 @@ impl RepoCache {
         RepoCache { root }
     }
 
-    /// The cache at [`crate::cache_dir::repos_dir`].
+    /// The cache at [`crate::cache::dir::repos_dir`].
     pub fn default_location() -> Self {
-        RepoCache::new(crate::cache_dir::repos_dir())
+        RepoCache::new(crate::cache::dir::repos_dir())
     }
 
     pub fn root(&self) -> &Path {

@@ -7,32 +7,8 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use crate::config::{Config, NpmPackage};
+use crate::keys::facts::{BaseFact, Facts};
 use crate::phase::Phase;
-
-/// What the base phase resolved to: the thing whose identity enters the key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BaseFact {
-    /// A local image; `id` is its content-addressed id, `None` when it is not
-    /// present locally yet (it will be pulled).
-    Image {
-        reference: String,
-        id: Option<String>,
-    },
-    /// Another habitat's final key.
-    Habitat { final_key: String },
-    /// The bootstrap parameters' key.
-    Bootstrap { key: String },
-}
-
-/// Facts read from outside the config that phases depend on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Facts {
-    pub base: BaseFact,
-    /// Content digest of each `files.copies` entry, in config order.
-    pub copies: Vec<String>,
-    /// Commit each `repos` entry resolved to, in config order.
-    pub repos: Vec<String>,
-}
 
 /// The canonical inputs of `phase`; `Value::Null` when the phase is absent
 /// from the config (it does nothing, and its tag points at the previous image).
@@ -143,47 +119,4 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
 
 fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {
     items.collect::<BTreeSet<_>>().into_iter().collect()
-}
-
-/// Top-level fields of two inputs that differ, for "why did this rebuild".
-/// Lists are compared by index (`[2].dest`), objects by key.
-pub fn changed_fields(old: &Value, new: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    diff("", old, new, &mut out, 0);
-    out
-}
-
-fn diff(path: &str, old: &Value, new: &Value, out: &mut Vec<String>, depth: usize) {
-    if old == new {
-        return;
-    }
-    match (old, new) {
-        (Value::Object(a), Value::Object(b)) if depth < 2 => {
-            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-            for k in keys {
-                let sub = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                diff(
-                    &sub,
-                    a.get(k).unwrap_or(&Value::Null),
-                    b.get(k).unwrap_or(&Value::Null),
-                    out,
-                    depth + 1,
-                );
-            }
-        }
-        (Value::Array(a), Value::Array(b)) if depth < 2 && a.len() == b.len() => {
-            for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                diff(&format!("{path}[{i}]"), x, y, out, depth + 1);
-            }
-        }
-        _ => out.push(if path.is_empty() {
-            "(all)".to_string()
-        } else {
-            path.to_string()
-        }),
-    }
 }

@@ -1,4 +1,4 @@
-//! `host_layer`: an archive phase's tars (users, habitat, files, repos,
+//! `layer_from_tars`: an archive phase's tars (users, habitat, files, repos,
 //! tools) turned into an image layer on the host, against the parent's file
 //! system as [`RootFs`] shows it. This is what extracting the tars into a
 //! container and reading back its writable layer would give, without the
@@ -13,8 +13,8 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::layer_tar::{Hashing, Layer};
-use crate::rootfs::RootFs;
+use crate::image::layer::{Hashing, Layer};
+use crate::image::rootfs::RootFs;
 
 /// Writes a tar to the writer it is given: a phase's copies, streamed into
 /// the layer through a pipe instead of stored first.

@@ -1,0 +1,28 @@
+//! The labels of SPEC §4, in one place: what kiln writes on its images,
+//! containers and volumes, and reads back to find its snapshots and members.
+//! The executor and instances put them into specs; the engine never names one.
+
+/// On every image, container and volume kiln makes: the habitat's name.
+pub const LABEL_HABITAT: &str = "dev.kiln.habitat";
+/// On a snapshot: its phase's tag (`6-setup`).
+pub const LABEL_PHASE: &str = "dev.kiln.phase";
+/// On a snapshot: the phase's full key.
+pub const LABEL_KEY: &str = "dev.kiln.key";
+/// On a snapshot: the previous phase's key.
+pub const LABEL_PARENT: &str = "dev.kiln.parent";
+/// On a snapshot: the canonical inputs its key was computed from.
+pub const LABEL_INPUTS: &str = "dev.kiln.inputs";
+/// Marks a final image whose build passed verify with this verify key.
+pub const LABEL_VERIFIED: &str = "dev.kiln.verified";
+/// On every bootstrap image: its parameters' key.
+pub const LABEL_BOOTSTRAP: &str = "dev.kiln.bootstrap";
+/// On every bootstrap image: the canonical parameters the key was computed from.
+pub const LABEL_BOOTSTRAP_PARAMS: &str = "dev.kiln.bootstrap.params";
+/// On an instance container: the member's name (its container is `HABITAT-MEMBER`).
+pub const LABEL_INSTANCE: &str = "dev.kiln.instance";
+/// On an instance container: the final key of the image it runs.
+pub const LABEL_IMAGE_KEY: &str = "dev.kiln.image-key";
+/// On an instance container: the hash of the member's resolved config.
+pub const LABEL_CONFIG_HASH: &str = "dev.kiln.config-hash";
+/// On a persisted volume: the path in the container it is mounted at.
+pub const LABEL_PERSIST: &str = "dev.kiln.persist";

@@ -1,0 +1,129 @@
+//! `Plan`: what a build will do, phase by phase, and why. Pure: the key chain
+//! plus the snapshots the engine already holds in, a plan out.
+
+use crate::keys::{KeyChain, PhaseKey};
+use crate::phase::Phase;
+
+pub mod reason;
+pub mod snapshots;
+
+use reason::why_changed;
+pub use snapshots::Snapshots;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A snapshot with this key exists: reuse this image.
+    Cached { image: String },
+    /// Run the phase and commit a new snapshot.
+    Build,
+    /// The phase is not configured: its tag points at the previous image.
+    Skip,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedPhase {
+    pub phase: Phase,
+    pub key: PhaseKey,
+    pub action: Action,
+    /// Why the phase builds (or why it is skipped); empty when cached.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// `--rebuild PHASE`: build from this phase on, whatever the cache says.
+    pub rebuild_from: Option<Phase>,
+    /// `--no-cache`: build every phase.
+    pub no_cache: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub phases: Vec<PlannedPhase>,
+}
+
+impl Plan {
+    pub fn new(chain: &KeyChain, snaps: &Snapshots, opts: PlanOptions) -> Plan {
+        let mut phases = Vec::with_capacity(chain.0.len());
+        // The first phase that builds: every later phase builds after it.
+        let mut first_built: Option<Phase> = None;
+        for pk in &chain.0 {
+            let phase = pk.phase;
+            let (action, reason) = if !pk.present() {
+                (Action::Skip, "not configured".to_string())
+            } else if let Some(reason) = forced(phase, opts, first_built) {
+                (Action::Build, reason)
+            } else if let Some(after) = first_built {
+                let own = why_changed(pk, snaps);
+                (
+                    Action::Build,
+                    own.unwrap_or_else(|| format!("after {after} rebuilt")),
+                )
+            } else {
+                match cached_image(pk, snaps, chain) {
+                    Some(image) => (Action::Cached { image }, String::new()),
+                    None => (
+                        Action::Build,
+                        why_changed(pk, snaps).unwrap_or_else(|| {
+                            if phase == Phase::Verify {
+                                "its inputs changed since it last passed".to_string()
+                            } else {
+                                "its previous phase returned to an older config".to_string()
+                            }
+                        }),
+                    ),
+                }
+            };
+            if action == Action::Build && first_built.is_none() {
+                first_built = Some(phase);
+            }
+            phases.push(PlannedPhase {
+                phase,
+                key: pk.clone(),
+                action,
+                reason,
+            });
+        }
+        Plan { phases }
+    }
+
+    pub fn get(&self, phase: Phase) -> &PlannedPhase {
+        &self.phases[phase.index()]
+    }
+
+    /// True when nothing needs building.
+    pub fn all_cached(&self) -> bool {
+        self.phases.iter().all(|p| p.action != Action::Build)
+    }
+}
+
+fn forced(phase: Phase, opts: PlanOptions, first_built: Option<Phase>) -> Option<String> {
+    if opts.no_cache {
+        return Some("forced by --no-cache".to_string());
+    }
+    match opts.rebuild_from {
+        // Only the first phase built says it was forced; later ones say after which.
+        Some(from) if phase >= from && first_built.is_none() => {
+            Some(format!("forced by --rebuild {from}"))
+        }
+        _ => None,
+    }
+}
+
+fn cached_image(pk: &PhaseKey, snaps: &Snapshots, chain: &KeyChain) -> Option<String> {
+    if pk.phase == Phase::Verify {
+        // Verify commits no image of its own: a passed verify is recorded on the
+        // final image it led to. Its snapshot is the previous phase's image.
+        if !snaps.verified(pk.key.as_str()) {
+            return None;
+        }
+        let prev = Phase::ALL[..pk.phase.index()]
+            .iter()
+            .rev()
+            .find(|p| chain.get(**p).present())?;
+        return snaps
+            .image_for(chain.get(*prev).key.as_str())
+            .map(str::to_string);
+    }
+    snaps.image_for(pk.key.as_str()).map(str::to_string)
+}

@@ -1,0 +1,8 @@
+//! Inputs read on the host: copied files, repositories, tools and bootstrap
+//! bases. Each gives the fact its phase's key reads and the tar that places
+//! it in the image.
+
+pub mod bootstrap;
+pub mod copies;
+pub mod repo;
+pub mod tool;
