@@ -261,6 +261,6 @@ async fn bookworm_minbase_is_bootstrapped_once_and_works() {
 
     // Nothing is left mounted in kiln's scratch space.
     let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
-    let scratch = kiln_core::cache::dir::bootstrap_dir();
+    let scratch = kiln_core::cache::CacheDir::from_env().bootstrap();
     assert!(!mounts.contains(&*scratch.to_string_lossy()), "{mounts}");
 }

@@ -1,29 +1,64 @@
 //! Where kiln keeps what it fetches on the host (repository mirrors, tool
-//! downloads, bootstrap scratch space), so a second build fetches nothing.
+//! downloads, bootstrap scratch space, per-file digests, build locks), so a
+//! second build fetches nothing.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// kiln's host cache and every subdirectory in it: the one place that names
+/// them, so status, prune and the build agree on what lives where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheDir {
+    root: PathBuf,
+}
+
+impl CacheDir {
+    /// The cache at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> CacheDir {
+        CacheDir { root: root.into() }
+    }
+
+    /// The cache at [`cache_root`]: `$KILN_CACHE_DIR`, `$XDG_CACHE_HOME/kiln`
+    /// or `~/.cache/kiln`.
+    pub fn from_env() -> CacheDir {
+        CacheDir::new(cache_root())
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Bare mirrors of the repositories named under `repos:`.
+    pub fn repos(&self) -> PathBuf {
+        self.root.join("repos")
+    }
+
+    /// Downloaded tools, one file per expected sha256.
+    pub fn tools(&self) -> PathBuf {
+        self.root.join("tools")
+    }
+
+    /// Scratch space for `debootstrap` (on disk rather than in `/tmp`, which
+    /// is often a small `noexec`/`nodev` tmpfs that debootstrap cannot use).
+    pub fn bootstrap(&self) -> PathBuf {
+        self.root.join("bootstrap")
+    }
+
+    /// The per-file digests of one habitat's copies (its stat cache).
+    pub fn digests(&self, habitat: &str) -> PathBuf {
+        self.root.join("digests").join(format!("{habitat}.json"))
+    }
+
+    /// The build locks, one file per habitat.
+    pub fn locks(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+}
 
 /// The root of kiln's host cache: `$KILN_CACHE_DIR`, else
 /// `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`.
 pub fn cache_root() -> PathBuf {
     cache_root_from(|name| std::env::var_os(name))
-}
-
-/// Bare mirrors of the repositories named under `repos:`.
-pub fn repos_dir() -> PathBuf {
-    cache_root().join("repos")
-}
-
-/// Downloaded tools, one file per expected sha256.
-pub fn tools_dir() -> PathBuf {
-    cache_root().join("tools")
-}
-
-/// Scratch space for `debootstrap` (on disk rather than in `/tmp`, which is
-/// often a small `noexec`/`nodev` tmpfs that debootstrap cannot use).
-pub fn bootstrap_dir() -> PathBuf {
-    cache_root().join("bootstrap")
 }
 
 /// [`cache_root`] with the environment passed in, so it can be tested

@@ -4,4 +4,5 @@
 pub mod dir;
 pub mod lock;
 
+pub use dir::CacheDir;
 pub use lock::BuildLock;

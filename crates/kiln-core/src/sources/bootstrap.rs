@@ -13,6 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use crate::config::Bootstrap;
 use crate::engine::{Engine, EngineError, ImageConfig, ImageInfo};
 use crate::image::labels::{LABEL_BOOTSTRAP, LABEL_BOOTSTRAP_PARAMS, LABEL_HABITAT, LABEL_PHASE};
+use crate::sources::io::{HostIo, io_err};
 
 /// The mirror used when `mirror:` is absent (not the host's: keys must not
 /// depend on the machine).
@@ -52,22 +53,8 @@ pub enum BootstrapError {
     Mounted { dir: PathBuf, mounts: Vec<String> },
     #[error(transparent)]
     Engine(#[from] EngineError),
-    #[error("{context} `{}`: {source}", .path.display())]
-    Io {
-        context: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-}
-
-fn io_err(context: &'static str, path: &Path) -> impl FnOnce(io::Error) -> BootstrapError + use<> {
-    let path = path.to_path_buf();
-    move |source| BootstrapError::Io {
-        context,
-        path,
-        source,
-    }
+    #[error(transparent)]
+    Io(#[from] HostIo),
 }
 
 /// The canonical parameters of a bootstrap, as JSON with sorted keys: what
@@ -158,14 +145,20 @@ pub fn validate(b: &Bootstrap) -> Result<(), BootstrapError> {
 }
 
 /// Returns a local image for `b`, making it with debootstrap when none
-/// carries its key yet (scratch space under [`crate::cache::dir::bootstrap_dir`]).
+/// carries its key yet (scratch space under [`crate::cache::CacheDir::bootstrap`]).
 /// The result is the image id. `on_line` gets debootstrap's output.
 pub async fn ensure_image<E: Engine>(
     engine: &E,
     b: &Bootstrap,
     on_line: &mut (dyn FnMut(&str) + Send),
 ) -> Result<String, BootstrapError> {
-    ensure_image_in(engine, b, &crate::cache::dir::bootstrap_dir(), on_line).await
+    ensure_image_in(
+        engine,
+        b,
+        &crate::cache::CacheDir::from_env().bootstrap(),
+        on_line,
+    )
+    .await
 }
 
 /// [`ensure_image`] with the scratch directory given.
@@ -515,11 +508,11 @@ fn clear_files(
 fn write_file(rootfs: &Path, rel: &str, content: &str, mode: u32) -> Result<(), BootstrapError> {
     use std::os::unix::fs::PermissionsExt;
     let Some(path) = inside(rootfs, rel) else {
-        return Err(BootstrapError::Io {
+        return Err(BootstrapError::Io(HostIo {
             context: "refusing to write through a symlink at",
             path: rootfs.join(rel),
             source: io::Error::other("symlink in path"),
-        });
+        }));
     };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io_err("cannot create", parent))?;
@@ -527,6 +520,7 @@ fn write_file(rootfs: &Path, rel: &str, content: &str, mode: u32) -> Result<(), 
     std::fs::write(&path, content).map_err(io_err("cannot write", &path))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
         .map_err(io_err("cannot set the mode of", &path))
+        .map_err(BootstrapError::from)
 }
 
 /// Trims the new root the way Debian's official container images are

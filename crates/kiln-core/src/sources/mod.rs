@@ -4,5 +4,6 @@
 
 pub mod bootstrap;
 pub mod copies;
+pub mod io;
 pub mod repo;
 pub mod tool;

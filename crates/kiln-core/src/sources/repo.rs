@@ -12,6 +12,8 @@ use std::process::{Command, Output, Stdio};
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 
+use crate::sources::io::{HostIo, io_err};
+
 /// A repository failure. Every variant names the repository as written.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -50,13 +52,8 @@ pub enum RepoError {
     },
     #[error("repository path `{dest}` for `{url}` must be an absolute path without `..`")]
     BadDest { url: String, dest: String },
-    #[error("{context} `{}`: {source}", .path.display())]
-    Io {
-        context: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] HostIo),
 }
 
 fn at_ref(git_ref: &Option<String>) -> String {
@@ -74,15 +71,6 @@ fn git_hint(op: &str) -> &'static str {
     }
 }
 
-fn io_err(context: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RepoError + use<> {
-    let path = path.to_path_buf();
-    move |source| RepoError::Io {
-        context,
-        path,
-        source,
-    }
-}
-
 /// Bare mirrors of repositories, one per URL, under `root`.
 #[derive(Debug, Clone)]
 pub struct RepoCache {
@@ -94,9 +82,9 @@ impl RepoCache {
         RepoCache { root }
     }
 
-    /// The cache at [`crate::cache::dir::repos_dir`].
+    /// The cache at [`crate::cache::CacheDir::repos`].
     pub fn default_location() -> Self {
-        RepoCache::new(crate::cache::dir::repos_dir())
+        RepoCache::new(crate::cache::CacheDir::from_env().repos())
     }
 
     pub fn root(&self) -> &Path {
@@ -657,10 +645,12 @@ fn append_tree<W: io::Write>(
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs()),
     );
-    let write_err = |e: io::Error| RepoError::Io {
-        context: "cannot add to the repository archive",
-        path: src.to_path_buf(),
-        source: e,
+    let write_err = |e: io::Error| {
+        RepoError::Io(HostIo {
+            context: "cannot add to the repository archive",
+            path: src.to_path_buf(),
+            source: e,
+        })
     };
     if ft.is_symlink() {
         let target = std::fs::read_link(src).map_err(io_err("cannot read the link", src))?;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::config::Tool;
+use crate::sources::io::{HostIo, io_err};
 
 /// A tool failure; every variant names the tool.
 #[derive(Debug, thiserror::Error)]
@@ -47,22 +48,8 @@ pub enum ToolError {
     UnsupportedScheme { tool: String, source_: String },
     #[error("tool destination `{dest}` must be an absolute file path without `..`")]
     BadDest { dest: String },
-    #[error("{context} `{}`: {source}", .path.display())]
-    Io {
-        context: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-}
-
-fn io_err(context: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ToolError + use<> {
-    let path = path.to_path_buf();
-    move |source| ToolError::Io {
-        context,
-        path,
-        source,
-    }
+    #[error(transparent)]
+    Io(#[from] HostIo),
 }
 
 /// Returns a host path holding the tool's file, its sha256 already checked.
@@ -132,7 +119,9 @@ pub fn tool_archive(path: &Path, dest: &str) -> Result<Vec<u8>, ToolError> {
     builder
         .append_data(&mut header, &entry, file)
         .map_err(io_err("cannot archive", path))?;
-    builder.into_inner().map_err(io_err("cannot archive", path))
+    Ok(builder
+        .into_inner()
+        .map_err(io_err("cannot archive", path))?)
 }
 
 /// The hex sha256 of a file's content.

@@ -289,6 +289,12 @@ fn replace_or_push(text: &str, name: &str, line: &str) -> String {
     }
 }
 
+/// Whether an owner or group names an account that must be looked up in the
+/// image (a name other than root); numbers and `root` need no lookup.
+pub fn names_an_account(owner: Option<&str>) -> bool {
+    owner.is_some_and(|o| o != "root" && o.parse::<u32>().is_err())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,167 @@
+//! The executor's state: what one build holds while it runs ([`Executor`]),
+//! what each phase gets ([`PhaseCtx`]) and what it hands on ([`Produced`]).
+//! The bottom of the executor's modules: everything else builds on these.
+
+use std::collections::BTreeMap;
+
+use crate::config::{Config, Habitat};
+use crate::engine::{ContainerSpec, Engine, EngineError, ImageConfig};
+use crate::image::archive::ParentImage;
+use crate::image::labels::{
+    LABEL_HABITAT, LABEL_INPUTS, LABEL_KEY, LABEL_PARENT, LABEL_PHASE, LABEL_VERIFIED,
+};
+use crate::keys::{Facts, KeyChain, canonical};
+use crate::phase::Phase;
+use crate::plan::Snapshots;
+use crate::report::Reporter;
+
+use super::BuildOptions;
+use super::error::BuildError;
+
+/// Build containers are named `kiln-build-HABITAT-…`, so a crashed or
+/// interrupted build's containers can be found and removed. (Not a label: the
+/// engine's commit would copy a container label into the snapshot.)
+pub const BUILD_CONTAINER_PREFIX: &str = "kiln-build-";
+
+fn build_container_name(habitat: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{BUILD_CONTAINER_PREFIX}{habitat}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// One build of one habitat, for the length of its run.
+pub(super) struct Executor<'a, E: Engine> {
+    pub(super) engine: &'a E,
+    pub(super) habitat: &'a Habitat,
+    pub(super) opts: &'a BuildOptions,
+    pub(super) chain: &'a KeyChain,
+    pub(super) snaps: &'a Snapshots,
+    pub(super) facts: &'a Facts,
+    pub(super) reporter: &'a mut dyn Reporter,
+    /// Secret values, redacted from every line of output shown.
+    pub(super) secrets: Vec<String>,
+}
+
+/// What a phase gets: which phase it is, the image it builds on, the config
+/// its image will have, and the references that image gets.
+pub(super) struct PhaseCtx {
+    pub(super) phase: Phase,
+    pub(super) parent: ImageState,
+    /// The new image's config, the parent's until the phase changes it.
+    pub(super) config: ImageConfig,
+    /// The references the phase's image is tagged with: its own, those of the
+    /// skipped phases after it, and the final ones when nothing follows. A
+    /// load applies them all in the same request.
+    pub(super) tags: Vec<String>,
+}
+
+/// An image the build holds for the next phase to build on.
+pub(super) struct Produced {
+    pub(super) image: String,
+    /// Known for an image this build made; read with one inspect otherwise.
+    pub(super) state: Option<ImageState>,
+    /// References the engine already points at `image` (its load set them).
+    pub(super) tagged: Vec<String>,
+}
+
+impl Produced {
+    pub(super) fn listed(image: String) -> Produced {
+        Produced {
+            image,
+            state: None,
+            tagged: Vec::new(),
+        }
+    }
+
+    /// An image this build made, tagged as `tags` by its load.
+    pub(super) fn made(state: ImageState, tags: &[String]) -> Produced {
+        Produced {
+            image: state.id.clone(),
+            state: Some(state),
+            tagged: tags.to_vec(),
+        }
+    }
+}
+
+/// What a child image needs of its parent: its id, layers and config.
+#[derive(Clone)]
+pub(super) struct ImageState {
+    pub(super) id: String,
+    pub(super) layers: ParentImage,
+    pub(super) config: ImageConfig,
+    /// The layers' directories on the host, when an inspect said (the
+    /// engine names them; an image this build loaded is inspected for them
+    /// only if a phase reads its files).
+    pub(super) layer_dirs: Option<Vec<String>>,
+}
+
+impl<E: Engine> Executor<'_, E> {
+    pub(super) fn name(&self) -> &str {
+        &self.habitat.config.name
+    }
+
+    pub(super) fn config(&self) -> &Config {
+        &self.habitat.config
+    }
+
+    /// The layers and config of an image the build did not make itself.
+    pub(super) async fn image_state(&self, image: &str) -> Result<ImageState, BuildError> {
+        let info = self
+            .engine
+            .image_inspect(image)
+            .await?
+            .ok_or_else(|| BuildError::Engine(EngineError::NoSuchImage(image.to_string())))?;
+        Ok(ImageState {
+            id: image.to_string(),
+            layers: ParentImage {
+                layers: info.layers,
+                architecture: info.architecture,
+                os: info.os,
+                created: info.created,
+            },
+            config: info.config,
+            layer_dirs: Some(info.layer_dirs),
+        })
+    }
+
+    /// The labels every snapshot carries (SPEC §4), on top of `config`'s own.
+    pub(super) fn snapshot_config(&self, phase: Phase, mut config: ImageConfig) -> ImageConfig {
+        let pk = self.chain.get(phase);
+        let parent = phase
+            .previous()
+            .map(|p| self.chain.get(p).key.to_string())
+            .unwrap_or_default();
+        if phase != Phase::Final {
+            config.labels.remove(LABEL_VERIFIED);
+        }
+        config
+            .labels
+            .insert(LABEL_HABITAT.into(), self.name().to_string());
+        config.labels.insert(LABEL_PHASE.into(), phase.tag());
+        config.labels.insert(LABEL_KEY.into(), pk.key.to_string());
+        config.labels.insert(LABEL_PARENT.into(), parent);
+        config
+            .labels
+            .insert(LABEL_INPUTS.into(), canonical::to_string(&pk.inputs));
+        config
+    }
+
+    /// A build container of `image`, labelled and named so a sweep finds it.
+    pub(super) fn container_spec(&self, image: &str) -> ContainerSpec {
+        let mut labels = BTreeMap::new();
+        labels.insert(LABEL_HABITAT.to_string(), self.name().to_string());
+        ContainerSpec {
+            image: image.to_string(),
+            name: Some(build_container_name(self.name())),
+            // Never started; a command is still needed where the image has none.
+            entrypoint: Some(vec!["/bin/sh".into()]),
+            labels,
+            network_host: true,
+            ..Default::default()
+        }
+    }
+}

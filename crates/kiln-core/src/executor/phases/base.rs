@@ -1,0 +1,68 @@
+//! The base phase's image: a local or pulled image, a bootstrap image made on
+//! the host, or another habitat's final image (built first by `resolve`).
+
+use crate::config::BaseSource;
+use crate::engine::{Engine, EngineError};
+use crate::image::names;
+use crate::keys::BaseFact;
+use crate::phase::Phase;
+use crate::report::Event;
+use crate::sources::bootstrap;
+
+use crate::executor::context::Executor;
+use crate::executor::error::{BuildError, fail};
+use crate::executor::resolve::load_base_habitat;
+
+impl<E: Engine> Executor<'_, E> {
+    /// The id (or reference) of the image the base phase builds on.
+    pub(in crate::executor) async fn resolve_base(&mut self) -> Result<String, BuildError> {
+        let config = self.config().clone();
+        match config.build.base.source() {
+            Some(BaseSource::Image(r)) => {
+                if let Some(info) = self.engine.image_inspect(r).await? {
+                    return Ok(info.id);
+                }
+                self.reporter.report(Event::Note {
+                    message: format!("pulling `{r}`"),
+                });
+                self.engine.pull(r).await.map_err(|e| match e {
+                    EngineError::Unreachable { .. } => BuildError::Engine(e),
+                    other => fail(Phase::Base, format!("cannot pull base image `{r}`: {other}\nhint: check the name, or make the image locally (`docker import`, or use `base: {{ bootstrap: ... }}`)")),
+                })?;
+                match self.engine.image_inspect(r).await? {
+                    Some(info) => Ok(info.id),
+                    None => Err(fail(
+                        Phase::Base,
+                        format!("base image `{r}` is missing after its pull"),
+                    )),
+                }
+            }
+            Some(BaseSource::Bootstrap(b)) => {
+                let reporter = &mut *self.reporter;
+                let mut on_line = |line: &str| {
+                    reporter.report(Event::PhaseLog {
+                        phase: Phase::Base,
+                        stream: "stdout",
+                        line: line.to_string(),
+                    });
+                };
+                bootstrap::ensure_image_in(
+                    self.engine,
+                    b,
+                    &self.opts.cache().bootstrap(),
+                    &mut on_line,
+                )
+                .await
+                .map_err(|e| fail(Phase::Base, e.to_string()))
+            }
+            Some(BaseSource::Habitat(path)) => {
+                let BaseFact::Habitat { final_key } = &self.facts.base else {
+                    return Err(fail(Phase::Base, "base habitat was not resolved"));
+                };
+                let other = load_base_habitat(self.habitat, path)?;
+                Ok(names::final_image(&other.config.name, final_key))
+            }
+            None => Err(fail(Phase::Base, "no base")),
+        }
+    }
+}

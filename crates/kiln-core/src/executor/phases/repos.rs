@@ -1,0 +1,50 @@
+//! Repos: each repository's clone, checked out at the commit its key names,
+//! archived from the host mirror into one layer.
+
+use crate::engine::Engine;
+use crate::sources::repo;
+
+use crate::executor::context::{Executor, PhaseCtx, Produced};
+use crate::executor::error::{BuildError, fail};
+use crate::executor::snapshot::{Needs, Uploads};
+
+use super::accounts::names_an_account;
+
+impl<E: Engine> Executor<'_, E> {
+    pub(in crate::executor) async fn run_repos(
+        &mut self,
+        ctx: PhaseCtx,
+    ) -> Result<Produced, BuildError> {
+        let phase = ctx.phase;
+        let repos = self.config().build.repos.clone();
+        let commits = self.facts.repos.clone();
+        let dir = self.habitat.dir.clone();
+        let cache = repo::RepoCache::new(self.opts.cache().repos());
+        let needs_accounts = repos.iter().any(|r| names_an_account(r.owner.as_deref()));
+        let needs = Needs {
+            accounts: needs_accounts,
+            skel: false,
+        };
+        self.archive_phase(ctx, needs, |facts| {
+            let accounts = &facts.accounts;
+            let mut uploads = Uploads::default();
+            for (r, commit) in repos.iter().zip(&commits) {
+                let (uid, gid) = accounts
+                    .resolve_owner(r.owner.as_deref())
+                    .map_err(|e| fail(phase, format!("repo `{}`: {e}", r.url)))?;
+                let tar = cache
+                    .archive(&r.url, commit, &dir, &r.path, uid, gid)
+                    .map_err(|e| fail(phase, e.to_string()))?;
+                uploads.log.push(format!(
+                    "{} @ {} -> {}",
+                    r.url,
+                    &commit[..commit.len().min(12)],
+                    r.path
+                ));
+                uploads.files.push(tar.into_temp_path());
+            }
+            Ok(uploads)
+        })
+        .await
+    }
+}

@@ -1,0 +1,34 @@
+//! Tools: each file fetched (or read) on the host and checked against its
+//! sha256 before anything is written, then placed with mode 0755.
+
+use bytes::Bytes;
+
+use crate::engine::Engine;
+use crate::sources::tool;
+
+use crate::executor::context::{Executor, PhaseCtx, Produced};
+use crate::executor::error::{BuildError, fail};
+use crate::executor::snapshot::{Needs, Uploads};
+
+impl<E: Engine> Executor<'_, E> {
+    pub(in crate::executor) async fn run_tools(
+        &mut self,
+        ctx: PhaseCtx,
+    ) -> Result<Produced, BuildError> {
+        let phase = ctx.phase;
+        let tools = self.config().build.tools.clone();
+        let cache = self.opts.cache().tools();
+        let mut uploads = Uploads::default();
+        // Every checksum is checked before the container is even created.
+        for t in &tools {
+            let path = tool::fetch_tool(t, &self.habitat.dir, &cache)
+                .map_err(|e| fail(phase, e.to_string()))?;
+            let tar =
+                tool::tool_archive(&path, &t.dest()).map_err(|e| fail(phase, e.to_string()))?;
+            uploads.log.push(format!("{} -> {}", t.name, t.dest()));
+            uploads.tars.push(Bytes::from(tar));
+        }
+        self.archive_phase(ctx, Needs::default(), |_| Ok(uploads))
+            .await
+    }
+}

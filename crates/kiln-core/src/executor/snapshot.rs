@@ -1,0 +1,478 @@
+//! How a phase's image is made, cheapest first: a config-only load over the
+//! parent's layers; a layer written on the host from the phase's tars; the
+//! container's writable layer read on the host; `docker commit` where
+//! nothing on the host can be read. Also what archive phases read of their
+//! parent image (its accounts, `/etc/skel`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::engine::{CommitSpec, Engine, ImageConfig};
+use crate::image::archive::{self, ParentImage};
+use crate::image::layer::Layer;
+use crate::image::layer_from_tars as host_layer;
+use crate::image::layer_from_upper;
+use crate::image::rootfs::{self, RootFs};
+use crate::image::tar::first_file;
+use crate::phase::Phase;
+use crate::report::Event;
+use crate::sources::io::HostIo;
+
+use super::context::{Executor, ImageState, PhaseCtx, Produced};
+use super::error::{BuildError, fail, task_failed};
+use super::phases::accounts::Accounts;
+
+impl<E: Engine> Executor<'_, E> {
+    /// A phase that changes only image config: one `docker load` of an archive
+    /// reusing the parent's layers; no container, no commit.
+    pub(super) async fn load_phase(&mut self, ctx: PhaseCtx) -> Result<Produced, BuildError> {
+        let config = self.snapshot_config(ctx.phase, ctx.config);
+        self.load_config_only(ctx.phase, &ctx.parent.layers, config, &ctx.tags)
+            .await
+    }
+
+    async fn load_config_only(
+        &self,
+        phase: Phase,
+        layers: &ParentImage,
+        config: ImageConfig,
+        tags: &[String],
+    ) -> Result<Produced, BuildError> {
+        let archive = archive::config_only(layers, &config, &format!("kiln {}", phase.tag()), tags);
+        self.engine.load(Bytes::from(archive.tar)).await?;
+        let state = ImageState {
+            id: archive.image_id,
+            layers: layers.clone(),
+            config,
+            layer_dirs: None,
+        };
+        Ok(Produced::made(state, tags))
+    }
+
+    /// An archive phase (users, habitat, files, repos, tools): tars made on
+    /// the host that become the phase's layer. Where the parent's layer
+    /// directories can be read here, the layer is written on the host against
+    /// them ([`host_layer`]); otherwise the tars are extracted into a created
+    /// (never started) container of the parent, which becomes the snapshot.
+    /// `make` gets what `needs` asks of the image (its accounts, to resolve
+    /// owners; `/etc/skel`); it returns the tars and log lines.
+    pub(super) async fn archive_phase<F>(
+        &mut self,
+        ctx: PhaseCtx,
+        needs: Needs,
+        make: F,
+    ) -> Result<Produced, BuildError>
+    where
+        F: FnOnce(&ImageFacts) -> Result<Uploads, BuildError>,
+    {
+        let phase = ctx.phase;
+        if let Some(rootfs) = self.host_rootfs(&ctx.parent).await? {
+            let facts = self.image_facts(FileSource::Host(&rootfs), needs).await?;
+            let mut uploads = make(&facts)?;
+            self.report_log(phase, std::mem::take(&mut uploads.log));
+            return self.host_layer(ctx, rootfs, uploads).await;
+        }
+        let spec = self.container_spec(&ctx.parent.id);
+        let id = self.engine.create_container(&spec).await?;
+        let filled = async {
+            let facts = self.image_facts(FileSource::Container(&id), needs).await?;
+            let mut uploads = make(&facts)?;
+            self.report_log(phase, std::mem::take(&mut uploads.log));
+            for tar in uploads.tars {
+                self.engine.put_archive(&id, "/", tar).await?;
+            }
+            for file in &uploads.files {
+                self.engine
+                    .put_archive_file(&id, "/", file.to_path_buf())
+                    .await?;
+            }
+            for produce in uploads.streams {
+                let file = tokio::task::spawn_blocking(move || {
+                    let mut file = tempfile::NamedTempFile::new()?;
+                    produce(&mut std::io::BufWriter::new(file.as_file_mut()))?;
+                    Ok::<_, std::io::Error>(file.into_temp_path())
+                })
+                .await
+                .map_err(|e| task_failed("archive", e))?
+                .map_err(|e| fail(phase, e.to_string()))?;
+                self.engine
+                    .put_archive_file(&id, "/", file.to_path_buf())
+                    .await?;
+            }
+            Ok(())
+        }
+        .await;
+        self.snapshot_or_discard(ctx, &id, filled).await
+    }
+
+    pub(super) fn report_log(&mut self, phase: Phase, lines: Vec<String>) {
+        for line in lines {
+            self.reporter.report(Event::PhaseLog {
+                phase,
+                stream: "stdout",
+                line,
+            });
+        }
+    }
+
+    /// The parent's file system on the host, when its storage driver keeps
+    /// layers as directories this process can read.
+    pub(super) async fn host_rootfs(
+        &self,
+        image: &ImageState,
+    ) -> Result<Option<RootFs>, BuildError> {
+        if self.opts.archive_in_container {
+            return Ok(None);
+        }
+        let dirs = match &image.layer_dirs {
+            Some(dirs) => dirs.clone(),
+            None => self
+                .image_state(&image.id)
+                .await?
+                .layer_dirs
+                .unwrap_or_default(),
+        };
+        let dirs: Vec<PathBuf> = dirs.into_iter().map(PathBuf::from).collect();
+        if !dirs.iter().all(|d| rootfs::owners_are_real(d)) {
+            return Ok(None);
+        }
+        Ok(RootFs::open(dirs))
+    }
+
+    /// Writes the layer of `uploads` over `rootfs` on the host and loads it
+    /// as the phase's snapshot.
+    async fn host_layer(
+        &self,
+        ctx: PhaseCtx,
+        rootfs: RootFs,
+        uploads: Uploads,
+    ) -> Result<Produced, BuildError> {
+        let phase = ctx.phase;
+        let config = self.snapshot_config(phase, ctx.config);
+        let layers = ctx.parent.layers.clone();
+        let image_config = config.clone();
+        let comment = format!("kiln {}", phase.tag());
+        let tags = ctx.tags.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let Uploads {
+                tars,
+                files,
+                streams,
+                ..
+            } = uploads;
+            let sources: Vec<host_layer::Source> = tars
+                .iter()
+                .map(|t| host_layer::Source::Bytes(t))
+                .chain(files.iter().map(|f| host_layer::Source::File(f)))
+                .chain(streams.into_iter().map(host_layer::Source::Stream))
+                .collect();
+            write_layer_archive(&layers, &image_config, &comment, &tags, |out| {
+                host_layer::write_layer(&rootfs, sources, out)
+            })
+        })
+        .await
+        .map_err(|e| task_failed("layer", e))?
+        .map_err(|e| fail(phase, format!("cannot write the layer: {e}")))?;
+        match written {
+            WrittenLayer::Layer {
+                _dir,
+                archive,
+                image,
+                layers,
+            } => {
+                self.engine.load_file(archive).await?;
+                let state = ImageState {
+                    id: image,
+                    layers,
+                    config,
+                    layer_dirs: None,
+                };
+                Ok(Produced::made(state, &ctx.tags))
+            }
+            WrittenLayer::Empty => {
+                self.load_config_only(phase, &ctx.parent.layers, config, &ctx.tags)
+                    .await
+            }
+        }
+    }
+
+    /// Snapshots container `id` when `ready` (the phase's work in it
+    /// succeeded); removes the container either way.
+    async fn snapshot_or_discard(
+        &self,
+        ctx: PhaseCtx,
+        id: &str,
+        ready: Result<(), BuildError>,
+    ) -> Result<Produced, BuildError> {
+        match ready {
+            Ok(()) => self.snapshot(ctx, id).await,
+            Err(e) => {
+                // The phase's own error says more than a failed clean-up would.
+                let _ = self.engine.remove_container(id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes the snapshot image of a phase from its container, and removes the
+    /// container: the container's writable layer read from the host as a new
+    /// layer on the parent's, then one `docker load` (while the container is
+    /// removed); or, when the engine's layer dir cannot be read (a remote
+    /// engine, another storage driver), `docker commit`.
+    pub(super) async fn snapshot(
+        &self,
+        ctx: PhaseCtx,
+        container: &str,
+    ) -> Result<Produced, BuildError> {
+        let phase = ctx.phase;
+        let config = self.snapshot_config(phase, ctx.config);
+        let comment = format!("kiln {}", phase.tag());
+        let layered = match self
+            .write_upper_dir(container, &ctx.parent, &config, &comment, &ctx.tags)
+            .await
+        {
+            Ok(layered) => layered,
+            Err(e) => {
+                let _ = self.engine.remove_container(container).await;
+                return Err(e);
+            }
+        };
+        match layered {
+            Some(WrittenLayer::Layer {
+                _dir,
+                archive,
+                image,
+                layers,
+            }) => {
+                // The layer is in the archive: the container is not needed
+                // any more, and removing it costs the load nothing.
+                let (loaded, removed) = tokio::join!(
+                    self.engine.load_file(archive),
+                    self.engine.remove_container(container)
+                );
+                loaded?;
+                removed?;
+                let state = ImageState {
+                    id: image,
+                    layers,
+                    config,
+                    layer_dirs: None,
+                };
+                Ok(Produced::made(state, &ctx.tags))
+            }
+            Some(WrittenLayer::Empty) => {
+                // Nothing changed in the container: a config-only image, as
+                // Docker makes for an instruction that changes no file.
+                let (loaded, removed) = tokio::join!(
+                    self.load_config_only(phase, &ctx.parent.layers, config, &ctx.tags),
+                    self.engine.remove_container(container)
+                );
+                removed?;
+                loaded
+            }
+            None => {
+                let committed = self
+                    .engine
+                    .commit(&CommitSpec {
+                        container: container.to_string(),
+                        config: config.clone(),
+                        comment: Some(comment),
+                    })
+                    .await;
+                self.engine.remove_container(container).await?;
+                // A commit's layers are the engine's to say: read when needed.
+                Ok(Produced::listed(committed?))
+            }
+        }
+    }
+
+    /// The archive of the container's writable layer over the parent's
+    /// layers; `Ok(None)` when the upper dir is not readable here (commit
+    /// instead).
+    async fn write_upper_dir(
+        &self,
+        container: &str,
+        parent: &ImageState,
+        config: &ImageConfig,
+        comment: &str,
+        tags: &[String],
+    ) -> Result<Option<WrittenLayer>, BuildError> {
+        let Some(upper) = self
+            .engine
+            .inspect_container(container)
+            .await?
+            .and_then(|c| c.upper_dir)
+        else {
+            return Ok(None);
+        };
+        let upper = PathBuf::from(upper);
+        if std::fs::read_dir(&upper).is_err() || !rootfs::owners_are_real(&upper) {
+            return Ok(None);
+        }
+        let layers = parent.layers.clone();
+        let config = config.clone();
+        let comment = comment.to_string();
+        let tags = tags.to_vec();
+        // Reading the upper dir and writing the archive is blocking file work.
+        let written = tokio::task::spawn_blocking(move || {
+            write_layer_archive(&layers, &config, &comment, &tags, |out| {
+                layer_from_upper::write_layer(&upper, out)
+            })
+        })
+        .await
+        .map_err(|e| task_failed("layer", e))?;
+        // An unreadable upper dir is not an error: commit does the same work.
+        Ok(written.ok())
+    }
+
+    /// A regular file of the parent image and its mode.
+    async fn image_file(
+        &self,
+        source: FileSource<'_>,
+        path: &str,
+    ) -> Result<Option<(Vec<u8>, u32)>, BuildError> {
+        match source {
+            FileSource::Host(rootfs) => Ok(rootfs
+                .read_file(path)
+                .map_err(image_read("cannot read the image's file", path))?),
+            FileSource::Container(id) => Ok(self
+                .engine
+                .get_archive(id, path)
+                .await?
+                .and_then(|tar| first_file(&tar))),
+        }
+    }
+
+    /// What an archive phase needs to know of its parent image.
+    async fn image_facts(
+        &self,
+        source: FileSource<'_>,
+        needs: Needs,
+    ) -> Result<ImageFacts, BuildError> {
+        let mut facts = ImageFacts::default();
+        if needs.accounts {
+            let mut files = BTreeMap::new();
+            for path in ["/etc/passwd", "/etc/group", "/etc/shadow"] {
+                if let Some((content, mode)) = self.image_file(source, path).await? {
+                    files.insert(path, content);
+                    facts.modes.insert(path.to_string(), mode);
+                }
+            }
+            let text = |p: &str| {
+                files
+                    .get(p)
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+            };
+            facts.accounts = Accounts {
+                passwd: text("/etc/passwd").unwrap_or_default(),
+                group: text("/etc/group").unwrap_or_default(),
+                shadow: text("/etc/shadow"),
+            };
+        }
+        if needs.skel {
+            facts.skel = match source {
+                FileSource::Host(rootfs) => host_layer::archive_of(rootfs, "/etc/skel")
+                    .map_err(image_read("cannot read the image's directory", "/etc/skel"))?,
+                FileSource::Container(id) => self
+                    .engine
+                    .get_archive(id, "/etc/skel")
+                    .await?
+                    .map(|b| b.to_vec()),
+            };
+        }
+        Ok(facts)
+    }
+}
+
+/// A path of the parent image, read through its layer directories on the
+/// host, could not be read.
+fn image_read(context: &'static str, path: &str) -> impl FnOnce(std::io::Error) -> HostIo {
+    let path = Path::new(path).to_path_buf();
+    move |source| HostIo {
+        context,
+        path,
+        source,
+    }
+}
+
+/// Where an archive phase reads its parent image's files.
+#[derive(Clone, Copy)]
+enum FileSource<'a> {
+    /// The parent's layer directories, on the host.
+    Host(&'a RootFs),
+    /// A created (never started) container of the parent.
+    Container(&'a str),
+}
+
+/// What an archive phase asks of its parent image.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Needs {
+    /// `/etc/passwd`, `/etc/group` and `/etc/shadow`, to resolve owners.
+    pub(super) accounts: bool,
+    /// `/etc/skel`, for new users' homes.
+    pub(super) skel: bool,
+}
+
+#[derive(Default)]
+pub(super) struct ImageFacts {
+    pub(super) accounts: Accounts,
+    /// The modes of the accounts files.
+    pub(super) modes: BTreeMap<String, u32>,
+    /// `/etc/skel` as an archive of the engine's form.
+    pub(super) skel: Option<Vec<u8>>,
+}
+
+/// A phase's new layer, in a loadable archive over its parent's layers.
+enum WrittenLayer {
+    Layer {
+        /// Holds `archive`; removed when dropped.
+        _dir: tempfile::TempDir,
+        archive: PathBuf,
+        image: String,
+        layers: ParentImage,
+    },
+    /// The layer would be empty: the phase changed no file.
+    Empty,
+}
+
+/// Writes the archive of an image with `parent`'s layers plus the one
+/// `write` makes, in a temporary directory. Blocking.
+fn write_layer_archive<F>(
+    parent: &ParentImage,
+    config: &ImageConfig,
+    comment: &str,
+    tags: &[String],
+    write: F,
+) -> std::io::Result<WrittenLayer>
+where
+    F: FnOnce(&mut dyn std::io::Write) -> std::io::Result<Layer>,
+{
+    let dir = tempfile::Builder::new().prefix("kiln-layer-").tempdir()?;
+    let archive = dir.path().join("image.tar");
+    let (image, layer) = archive::write_with_layer(parent, config, comment, tags, &archive, write)?;
+    if layer.entries == 0 {
+        return Ok(WrittenLayer::Empty);
+    }
+    let mut layers = parent.clone();
+    layers.layers.push(layer.diff_id);
+    Ok(WrittenLayer::Layer {
+        _dir: dir,
+        archive,
+        image,
+        layers,
+    })
+}
+
+/// What an archive phase extracts into its container, and what it says.
+#[derive(Default)]
+pub(super) struct Uploads {
+    pub(super) tars: Vec<Bytes>,
+    /// Large tars, as files on the host (removed when dropped).
+    pub(super) files: Vec<tempfile::TempPath>,
+    /// Tars written on demand: streamed into a layer written on the host, or
+    /// stored in a file first for a container.
+    pub(super) streams: Vec<host_layer::Producer>,
+    pub(super) log: Vec<String>,
+}
