@@ -2,6 +2,10 @@
 //! own `git` (so their credentials and config apply and no credential ever
 //! enters an image), mirrored in kiln's cache, and handed to the engine as a
 //! tar of a real clone checked out at the resolved commit.
+//!
+//! Over 600 lines: one type, [`RepoCache`], and the git plumbing that only it
+//! uses (ref resolution, mirrors, bundles, the checkout's archive); split, the
+//! git invocations and their error hints would be scattered.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
