@@ -500,7 +500,7 @@ impl Checker<'_, '_> {
     /// Member names, port and volume syntax, absolute persist paths, env
     /// names, and host ports two members would both publish.
     fn instances(&mut self, config: &Config) {
-        use crate::instances::member::{parse_port, parse_volume, ports_clash, specs};
+        use super::runtime::{parse_port, parse_volume, ports_clash, specs};
         if config.instances.is_none() {
             return;
         }

@@ -9,9 +9,10 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::future::join_all;
 
-use super::member::{Member, member_names, ports_clash};
+use super::member::{Member, member_names};
 use super::reconcile::{self, Action, Desired, Step, instance_containers, is_foreign};
 use crate::config::Habitat;
+use crate::config::runtime::ports_clash;
 use crate::engine::{ContainerSummary, Engine, EngineError, PortBinding};
 use crate::image::labels::{
     LABEL_HABITAT, LABEL_IMAGE_KEY, LABEL_INSTANCE, LABEL_KEY, LABEL_PERSIST,
