@@ -7,6 +7,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use super::error::InstanceError;
 use crate::config::runtime::{parse_port, parse_volume, volume_source};
 use crate::config::{Config, RestartPolicy};
 use crate::engine::{ContainerSpec, Mount, PortBinding};
@@ -210,6 +211,39 @@ pub fn member_names(config: &Config) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The members of `wanted` (in its order, without repeats), or all of `all`
+/// when `wanted` is empty; an unknown member is an error.
+pub fn selection(
+    all: &[String],
+    wanted: &[String],
+    habitat: &str,
+) -> Result<Vec<String>, InstanceError> {
+    if wanted.is_empty() {
+        return Ok(all.to_vec());
+    }
+    let unknown: Vec<&String> = wanted.iter().filter(|w| !all.contains(w)).collect();
+    if let Some(first) = unknown.first() {
+        let known = if all.is_empty() {
+            "none".to_string()
+        } else {
+            all.iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(InstanceError::Usage(format!(
+            "unknown member `{first}` of habitat `{habitat}`\nhint: the members in `instances.members` are {known}"
+        )));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for w in wanted {
+        if !out.contains(w) {
+            out.push(w.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// `HABITAT-MEMBER`
 pub fn container_name(habitat: &str, member: &str) -> String {
     format!("{habitat}-{member}")
@@ -247,6 +281,19 @@ mod tests {
     fn persist_slugs() {
         assert_eq!(persist_volume("h", "m", "/home/dev"), "h-m-home-dev");
         assert_eq!(persist_volume("h", "m", "/"), "h-m-root");
+    }
+
+    #[test]
+    fn unknown_members_are_named() {
+        let all = vec!["a".to_string(), "b".to_string()];
+        let err = selection(&all, &["c".to_string()], "h").expect_err("unknown");
+        assert!(err.to_string().contains("unknown member `c`"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+        assert_eq!(
+            selection(&all, &["b".to_string(), "b".to_string()], "h").expect("ok"),
+            ["b"]
+        );
+        assert_eq!(selection(&all, &[], "h").expect("ok"), all);
     }
 
     #[test]

@@ -1,90 +1,22 @@
-//! The imperative side of instances: checks the host and the engine, then
-//! carries out what `reconcile` decided, all members at once. Also `down`,
-//! the status behind `ps`, and `restart`. Returns data; never prints.
+//! `up`: checks the host and the engine, then carries out what `reconcile`
+//! decided, all members at once. Returns data; never prints.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use super::member::{Member, member_names};
-use super::reconcile::{self, Action, Desired, Step, instance_containers, is_foreign};
+use super::down::stop_and_remove;
+use super::error::InstanceError;
+use super::member::{Member, selection};
+use super::reconcile::{self, Action, Desired, Step, is_foreign};
 use crate::config::Habitat;
 use crate::config::runtime::ports_clash;
-use crate::engine::{ContainerSummary, Engine, EngineError, PortBinding};
-use crate::image::labels::{
-    LABEL_HABITAT, LABEL_IMAGE_KEY, LABEL_INSTANCE, LABEL_KEY, LABEL_PERSIST,
-};
-use crate::image::names;
-
-/// How long a stopping container gets before it is killed. Members run under
-/// an init process, so a stop is usually prompt.
-pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::engine::{Engine, PortBinding};
+use crate::image::labels::{LABEL_HABITAT, LABEL_INSTANCE};
 
 /// How many lines of a failed member's log are reported.
 pub const FAILURE_LOG_LINES: usize = 20;
-
-/// Why an instance command changed nothing.
-#[derive(Debug)]
-pub enum InstanceError {
-    /// Unknown member, no `instances:` section, and the like. Exit 2.
-    Usage(String),
-    /// `up` found clashes (ports, names, bind sources) and changed nothing. Exit 2.
-    Clash(Vec<String>),
-    /// The engine is unreachable or refused. Exit 3.
-    Engine(EngineError),
-}
-
-impl InstanceError {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            InstanceError::Usage(_) | InstanceError::Clash(_) => 2,
-            InstanceError::Engine(_) => 3,
-        }
-    }
-}
-
-impl fmt::Display for InstanceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            InstanceError::Usage(m) => write!(f, "error: {m}"),
-            InstanceError::Clash(clashes) => {
-                writeln!(
-                    f,
-                    "error: `up` changed nothing: {} clash(es)",
-                    clashes.len()
-                )?;
-                for c in clashes {
-                    writeln!(f, "  - {c}")?;
-                }
-                write!(
-                    f,
-                    "hint: free the ports or paths named above, or change them in `instances:`"
-                )
-            }
-            InstanceError::Engine(e) => {
-                write!(f, "error: {e}")?;
-                if matches!(e, EngineError::Unreachable { .. }) {
-                    write!(
-                        f,
-                        "\nhint: start Docker (`sudo systemctl start docker`) or point `DOCKER_HOST` at a running engine"
-                    )?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-impl std::error::Error for InstanceError {}
-
-impl From<EngineError> for InstanceError {
-    fn from(e: EngineError) -> Self {
-        InstanceError::Engine(e)
-    }
-}
 
 /// Options of `up`.
 #[derive(Debug, Clone)]
@@ -157,37 +89,6 @@ impl UpReport {
             .iter()
             .any(|m| matches!(m.outcome, Outcome::Failed { .. }))
     }
-}
-
-fn selection(
-    all: &[String],
-    wanted: &[String],
-    habitat: &str,
-) -> Result<Vec<String>, InstanceError> {
-    if wanted.is_empty() {
-        return Ok(all.to_vec());
-    }
-    let unknown: Vec<&String> = wanted.iter().filter(|w| !all.contains(w)).collect();
-    if let Some(first) = unknown.first() {
-        let known = if all.is_empty() {
-            "none".to_string()
-        } else {
-            all.iter()
-                .map(|m| format!("`{m}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        return Err(InstanceError::Usage(format!(
-            "unknown member `{first}` of habitat `{habitat}`\nhint: the members in `instances.members` are {known}"
-        )));
-    }
-    let mut out: Vec<String> = Vec::new();
-    for w in wanted {
-        if !out.contains(w) {
-            out.push(w.clone());
-        }
-    }
-    Ok(out)
 }
 
 /// Makes the selected members of `habitat` run `image` (final key
@@ -400,14 +301,6 @@ fn creatable(path: &Path) -> Result<(), String> {
     Err("no existing parent directory".to_string())
 }
 
-async fn stop_and_remove<E: Engine>(engine: &E, id: &str) -> Result<(), EngineError> {
-    match engine.stop_container(id, STOP_TIMEOUT).await {
-        Ok(()) | Err(EngineError::NoSuchContainer(_)) => {}
-        Err(e) => return Err(e),
-    }
-    engine.remove_container(id).await
-}
-
 /// Carries out one member's step; `Err` holds the `Failed` outcome.
 async fn apply<E: Engine>(
     engine: &E,
@@ -493,258 +386,9 @@ pub async fn tail<E: Engine>(engine: &E, id: &str) -> Vec<String> {
     lines
 }
 
-/// What `down` removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DownReport {
-    /// Container names.
-    pub containers: Vec<String>,
-    /// Volume names.
-    pub volumes: Vec<String>,
-}
-
-/// Stops and removes the selected members' containers (all instance
-/// containers of `habitat` when `members` is empty, orphans included); their
-/// persisted volumes too with `volumes`. `known` are the config's members.
-pub async fn down<E: Engine>(
-    engine: &E,
-    habitat: &str,
-    known: &[String],
-    members: &[String],
-    volumes: bool,
-) -> Result<DownReport, InstanceError> {
-    let containers = engine.list_containers(LABEL_HABITAT, habitat).await?;
-    let existing = instance_containers(habitat, &containers);
-    let mut all: Vec<String> = known.to_vec();
-    all.extend(existing.keys().map(|k| k.to_string()));
-    all.sort();
-    all.dedup();
-    let selected = selection(&all, members, habitat)?;
-    let chosen: Vec<&ContainerSummary> = existing
-        .iter()
-        .filter(|(m, _)| selected.iter().any(|s| s == *m))
-        .map(|(_, c)| *c)
-        .collect();
-    for result in join_all(chosen.iter().map(|c| stop_and_remove(engine, &c.id))).await {
-        result?;
-    }
-    let mut report = DownReport {
-        containers: chosen.iter().map(|c| c.name.clone()).collect(),
-        volumes: Vec::new(),
-    };
-    if volumes {
-        for v in engine.list_volumes(LABEL_HABITAT, habitat).await? {
-            let owner = v.labels.get(LABEL_INSTANCE).map(String::as_str);
-            if owner.is_some_and(|o| selected.iter().any(|s| s == o))
-                && v.labels.contains_key(LABEL_PERSIST)
-            {
-                engine.remove_volume(&v.name).await?;
-                report.volumes.push(v.name);
-            }
-        }
-    }
-    Ok(report)
-}
-
-/// One row of `ps`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberStatus {
-    pub member: String,
-    /// `HABITAT-MEMBER`
-    pub container: String,
-    /// The engine's state, or `absent` when the member has no container.
-    pub state: String,
-    /// The final key of the image it runs (empty when absent).
-    pub image_key: String,
-    /// Whether it runs the habitat's current image; `None` when unknown.
-    pub current: Option<bool>,
-    pub ports: Vec<PortBinding>,
-    /// Seconds since it started, when it runs.
-    pub uptime: Option<u64>,
-    /// (path in the container, volume name) of its persisted volumes.
-    pub volumes: Vec<(String, String)>,
-    /// False for an orphan: a container of a member no longer in the config.
-    pub in_config: bool,
-}
-
-/// The final key of `habitat-HABITAT:latest`, the image the last build made.
-pub async fn current_image_key<E: Engine>(
-    engine: &E,
-    habitat: &str,
-) -> Result<Option<String>, EngineError> {
-    let latest = format!("{}:latest", names::repository(habitat));
-    Ok(engine
-        .image_inspect(&latest)
-        .await?
-        .and_then(|i| i.config.labels.get(LABEL_KEY).cloned()))
-}
-
-/// Every member of the config and every instance container of `habitat`,
-/// sorted by member. `current_key` is the final key members should run.
-pub async fn status<E: Engine>(
-    engine: &E,
-    habitat: &str,
-    known: &[String],
-    current_key: Option<&str>,
-) -> Result<Vec<MemberStatus>, InstanceError> {
-    let containers = engine.list_containers(LABEL_HABITAT, habitat).await?;
-    let existing = instance_containers(habitat, &containers);
-    let mut volumes: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    for v in engine.list_volumes(LABEL_HABITAT, habitat).await? {
-        if let (Some(m), Some(p)) = (v.labels.get(LABEL_INSTANCE), v.labels.get(LABEL_PERSIST)) {
-            volumes
-                .entry(m.clone())
-                .or_default()
-                .push((p.clone(), v.name.clone()));
-        }
-    }
-    let mut members: BTreeSet<String> = known.iter().cloned().collect();
-    members.extend(existing.keys().map(|k| k.to_string()));
-    let infos = join_all(members.iter().map(|m| {
-        let id = existing.get(m.as_str()).map(|c| c.id.clone());
-        async move {
-            match id {
-                Some(id) => engine.inspect_container(&id).await,
-                None => Ok(None),
-            }
-        }
-    }))
-    .await;
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let mut rows = Vec::new();
-    for (m, info) in members.iter().zip(infos) {
-        let info = info?;
-        let image_key = info
-            .as_ref()
-            .and_then(|i| i.labels.get(LABEL_IMAGE_KEY).cloned())
-            .unwrap_or_default();
-        let current = match (&info, current_key) {
-            (Some(_), Some(k)) => Some(image_key == k),
-            _ => None,
-        };
-        let uptime = info
-            .as_ref()
-            .filter(|i| i.state == "running")
-            .and_then(|i| i.started_at.as_deref())
-            .and_then(unix_seconds)
-            .map(|started| now.saturating_sub(started));
-        rows.push(MemberStatus {
-            member: m.clone(),
-            container: info.as_ref().map_or_else(
-                || super::member::container_name(habitat, m),
-                |i| i.name.clone(),
-            ),
-            state: info
-                .as_ref()
-                .map_or_else(|| "absent".to_string(), |i| i.state.clone()),
-            image_key,
-            current,
-            ports: info.as_ref().map(|i| i.ports.clone()).unwrap_or_default(),
-            uptime,
-            volumes: volumes.remove(m).unwrap_or_default(),
-            in_config: known.contains(m),
-        });
-    }
-    Ok(rows)
-}
-
-/// The container of `member`, for `logs`, `exec` and `shell`.
-pub async fn container_of<E: Engine>(
-    engine: &E,
-    habitat: &str,
-    member: &str,
-) -> Result<ContainerSummary, InstanceError> {
-    let containers = engine.list_containers(LABEL_HABITAT, habitat).await?;
-    instance_containers(habitat, &containers)
-        .get(member)
-        .map(|c| (*c).clone())
-        .ok_or_else(|| {
-            InstanceError::Usage(format!(
-                "member `{member}` of habitat `{habitat}` has no container\nhint: `kiln up . {member}` creates it"
-            ))
-        })
-}
-
-/// Stops and starts the selected members' containers (all when `members` is
-/// empty); per member, `Err` holds why it failed.
-pub async fn restart<E: Engine>(
-    engine: &E,
-    habitat: &str,
-    members: &[String],
-) -> Result<Vec<(String, Result<(), String>)>, InstanceError> {
-    let containers = engine.list_containers(LABEL_HABITAT, habitat).await?;
-    let existing = instance_containers(habitat, &containers);
-    let all: Vec<String> = existing.keys().map(|k| k.to_string()).collect();
-    let selected = selection(&all, members, habitat)?;
-    let runs = selected.iter().map(|m| {
-        let id = existing[m.as_str()].id.clone();
-        async move {
-            let result = async {
-                engine.stop_container(&id, STOP_TIMEOUT).await?;
-                engine.start_container(&id).await
-            }
-            .await;
-            (m.clone(), result.map_err(|e| e.to_string()))
-        }
-    });
-    Ok(join_all(runs).await)
-}
-
-/// The member names of a loaded habitat.
-pub fn known_members(habitat: &Habitat) -> Vec<String> {
-    member_names(&habitat.config)
-}
-
-/// Seconds since the epoch of an RFC 3339 UTC time (`2026-01-02T03:04:05.678Z`).
-pub fn unix_seconds(text: &str) -> Option<u64> {
-    let (date, time) = text.split_once('T')?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, mo, da) = (d.next()??, d.next()??, d.next()??);
-    let time = time.trim_end_matches('Z');
-    // Offsets other than Z are not what the engine reports; ignore them.
-    let time = time.split(['+']).next()?;
-    let mut t = time.split(':');
-    let h = t.next()?.parse::<i64>().ok()?;
-    let mi = t.next()?.parse::<i64>().ok()?;
-    let s = t.next()?.split('.').next()?.parse::<i64>().ok()?;
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + da - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + h * 3600 + mi * 60 + s).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_times() {
-        assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            unix_seconds("2024-02-29T12:00:01.123456789Z"),
-            Some(1_709_208_001)
-        );
-        assert_eq!(unix_seconds("garbage"), None);
-    }
-
-    #[test]
-    fn unknown_members_are_named() {
-        let all = vec!["a".to_string(), "b".to_string()];
-        let err = selection(&all, &["c".to_string()], "h").expect_err("unknown");
-        assert!(err.to_string().contains("unknown member `c`"), "{err}");
-        assert_eq!(err.exit_code(), 2);
-        assert_eq!(
-            selection(&all, &["b".to_string(), "b".to_string()], "h").expect("ok"),
-            ["b"]
-        );
-        assert_eq!(selection(&all, &[], "h").expect("ok"), all);
-    }
 
     #[test]
     fn missing_paths_under_a_file_cannot_be_created() {
