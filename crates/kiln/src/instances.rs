@@ -127,7 +127,16 @@ pub async fn run(command: InstanceCommand) -> i32 {
 
 fn fail(e: &InstanceError) -> i32 {
     eprintln!("{e}");
-    e.exit_code()
+    match e {
+        InstanceError::Usage(_)
+        | InstanceError::NoInstances { .. }
+        | InstanceError::UnknownMember { .. }
+        | InstanceError::InvalidMember { .. }
+        | InstanceError::NoContainer { .. }
+        | InstanceError::NotRunning { .. }
+        | InstanceError::Clash(_) => 2,
+        InstanceError::Engine(_) => 3,
+    }
 }
 
 async fn open(path: &Path) -> Result<(Habitat, DockerEngine), i32> {
@@ -155,17 +164,8 @@ async fn up(args: Vec<String>, habitat: Option<PathBuf>, progress: Progress) -> 
     };
     // Unknown members are a usage error before anything is built.
     let known = instances::known_members(&habitat);
-    if let Some(unknown) = members.iter().find(|m| !known.contains(m)) {
-        let err = InstanceError::Usage(format!(
-            "unknown member `{unknown}` of habitat `{}`\nhint: the members are: {}",
-            habitat.config.name,
-            if known.is_empty() {
-                "none (add `instances.members` to `kiln.yaml`)".to_string()
-            } else {
-                known.join(", ")
-            }
-        ));
-        return fail(&err);
+    if let Err(e) = instances::member::selection(&known, &members, &habitat.config.name) {
+        return fail(&e);
     }
     let mut reporter = progress.reporter();
     let build_opts = BuildOptions::default();
@@ -370,10 +370,11 @@ async fn exec(path: &Path, member: &str, cmd: &[String]) -> i32 {
         Err(e) => return fail(&e),
     };
     if c.state != "running" {
-        return fail(&InstanceError::Usage(format!(
-            "member `{member}` is not running (it is `{}`)\nhint: `kiln up . {member}` starts it",
-            c.state
-        )));
+        return fail(&InstanceError::NotRunning {
+            habitat: habitat.config.name.clone(),
+            member: member.to_string(),
+            state: c.state,
+        });
     }
     match engine.exec_interactive(&c.id, cmd).await {
         Ok(code) => i32::try_from(code).unwrap_or(1),

@@ -49,23 +49,38 @@ impl Member {
     /// The member `name` of `config`, with `build.files.volumes` and the
     /// defaults merged in; `Err` for an unknown member or an entry the config
     /// check would reject.
-    pub fn resolve(config: &Config, habitat_dir: &Path, name: &str) -> Result<Member, String> {
+    pub fn resolve(
+        config: &Config,
+        habitat_dir: &Path,
+        name: &str,
+    ) -> Result<Member, InstanceError> {
         let instances = config
             .instances
             .as_ref()
-            .ok_or_else(|| format!("`{}` has no `instances` section", config.name))?;
+            .ok_or_else(|| InstanceError::NoInstances {
+                habitat: config.name.clone(),
+            })?;
         let own = instances
             .members
             .get(name)
-            .ok_or_else(|| format!("unknown member `{name}`"))?
+            .ok_or_else(|| InstanceError::UnknownMember {
+                habitat: config.name.clone(),
+                name: name.to_string(),
+                known: member_names(config),
+            })?
             .clone()
             .unwrap_or_default();
+        let invalid = |message| InstanceError::InvalidMember {
+            habitat: config.name.clone(),
+            member: name.to_string(),
+            message,
+        };
         let defaults = &instances.defaults;
         let mut env = defaults.env.to_map();
         env.extend(own.env.to_map());
         let mut ports = Vec::new();
         for p in defaults.ports.iter().chain(&own.ports) {
-            ports.push(parse_port(p)?);
+            ports.push(parse_port(p).map_err(invalid)?);
         }
         ports.sort();
         ports.dedup();
@@ -81,7 +96,7 @@ impl Member {
             })
             .collect();
         for v in defaults.volumes.iter().chain(&own.volumes) {
-            let (source, target, readonly) = parse_volume(v)?;
+            let (source, target, readonly) = parse_volume(v).map_err(invalid)?;
             mounts.push(Mount {
                 source: volume_source(habitat_dir, &source),
                 target,
@@ -116,7 +131,7 @@ impl Member {
     }
 
     /// Every member of `config`, in name order.
-    pub fn resolve_all(config: &Config, habitat_dir: &Path) -> Result<Vec<Member>, String> {
+    pub fn resolve_all(config: &Config, habitat_dir: &Path) -> Result<Vec<Member>, InstanceError> {
         member_names(config)
             .iter()
             .map(|name| Member::resolve(config, habitat_dir, name))
@@ -221,19 +236,12 @@ pub fn selection(
     if wanted.is_empty() {
         return Ok(all.to_vec());
     }
-    let unknown: Vec<&String> = wanted.iter().filter(|w| !all.contains(w)).collect();
-    if let Some(first) = unknown.first() {
-        let known = if all.is_empty() {
-            "none".to_string()
-        } else {
-            all.iter()
-                .map(|m| format!("`{m}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        return Err(InstanceError::Usage(format!(
-            "unknown member `{first}` of habitat `{habitat}`\nhint: the members in `instances.members` are {known}"
-        )));
+    if let Some(first) = wanted.iter().find(|w| !all.contains(w)) {
+        return Err(InstanceError::UnknownMember {
+            habitat: habitat.to_string(),
+            name: first.clone(),
+            known: all.to_vec(),
+        });
     }
     let mut out: Vec<String> = Vec::new();
     for w in wanted {
@@ -287,8 +295,11 @@ mod tests {
     fn unknown_members_are_named() {
         let all = vec!["a".to_string(), "b".to_string()];
         let err = selection(&all, &["c".to_string()], "h").expect_err("unknown");
-        assert!(err.to_string().contains("unknown member `c`"), "{err}");
-        assert_eq!(err.exit_code(), 2);
+        assert!(
+            matches!(&err, InstanceError::UnknownMember { habitat, name, known }
+                if habitat == "h" && name == "c" && *known == all),
+            "{err:?}"
+        );
         assert_eq!(
             selection(&all, &["b".to_string(), "b".to_string()], "h").expect("ok"),
             ["b"]
@@ -320,7 +331,10 @@ mod tests {
         let spec = alice.container_spec("img", "key");
         assert_eq!(spec.labels[LABEL_INSTANCE], "alice");
         assert!(spec.mounts.iter().any(|m| m.source == "web-alice-home-dev"));
-        assert!(Member::resolve(&c, Path::new("/hab"), "carol").is_err());
+        assert!(matches!(
+            Member::resolve(&c, Path::new("/hab"), "carol"),
+            Err(InstanceError::UnknownMember { .. })
+        ));
     }
 
     #[test]

@@ -131,10 +131,9 @@ pub async fn container_of<E: Engine>(
     instance_containers(habitat, &containers)
         .get(member)
         .map(|c| (*c).clone())
-        .ok_or_else(|| {
-            InstanceError::Usage(format!(
-                "member `{member}` of habitat `{habitat}` has no container\nhint: `kiln up . {member}` creates it"
-            ))
+        .ok_or_else(|| InstanceError::NoContainer {
+            habitat: habitat.to_string(),
+            member: member.to_string(),
         })
 }
 

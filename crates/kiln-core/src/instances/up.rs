@@ -104,11 +104,11 @@ pub async fn up<E: Engine>(
     let config = &habitat.config;
     let name = config.name.as_str();
     if config.instances.is_none() {
-        return Err(InstanceError::Usage(format!(
-            "habitat `{name}` has no `instances` section\nhint: add `instances: {{ members: {{ NAME: {{}} }} }}` to `kiln.yaml`"
-        )));
+        return Err(InstanceError::NoInstances {
+            habitat: name.to_string(),
+        });
     }
-    let all = Member::resolve_all(config, &habitat.dir).map_err(InstanceError::Usage)?;
+    let all = Member::resolve_all(config, &habitat.dir)?;
     let all_names: Vec<String> = all.iter().map(|m| m.name.clone()).collect();
     let selected = selection(&all_names, &opts.members, name)?;
     let members: Vec<&Member> = all.iter().filter(|m| selected.contains(&m.name)).collect();
