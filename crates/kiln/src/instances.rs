@@ -11,7 +11,7 @@ use kiln_core::engine::docker::DockerEngine;
 use kiln_core::engine::{Engine, Stream};
 use kiln_core::executor::{self, BuildOptions};
 use kiln_core::instances::reconcile::short;
-use kiln_core::instances::runner::{self, InstanceError, MemberStatus, Outcome, UpOptions};
+use kiln_core::instances::{self, InstanceError, MemberStatus, Outcome, UpOptions};
 
 use crate::output::Progress;
 
@@ -127,7 +127,16 @@ pub async fn run(command: InstanceCommand) -> i32 {
 
 fn fail(e: &InstanceError) -> i32 {
     eprintln!("{e}");
-    e.exit_code()
+    match e {
+        InstanceError::Usage(_)
+        | InstanceError::NoInstances { .. }
+        | InstanceError::UnknownMember { .. }
+        | InstanceError::InvalidMember { .. }
+        | InstanceError::NoContainer { .. }
+        | InstanceError::NotRunning { .. }
+        | InstanceError::Clash(_) => 2,
+        InstanceError::Engine(_) => 3,
+    }
 }
 
 async fn open(path: &Path) -> Result<(Habitat, DockerEngine), i32> {
@@ -154,18 +163,9 @@ async fn up(args: Vec<String>, habitat: Option<PathBuf>, progress: Progress) -> 
         Err(code) => return code,
     };
     // Unknown members are a usage error before anything is built.
-    let known = runner::known_members(&habitat);
-    if let Some(unknown) = members.iter().find(|m| !known.contains(m)) {
-        let err = InstanceError::Usage(format!(
-            "unknown member `{unknown}` of habitat `{}`\nhint: the members are: {}",
-            habitat.config.name,
-            if known.is_empty() {
-                "none (add `instances.members` to `kiln.yaml`)".to_string()
-            } else {
-                known.join(", ")
-            }
-        ));
-        return fail(&err);
+    let known = instances::known_members(&habitat);
+    if let Err(e) = instances::member::selection(&known, &members, &habitat.config.name) {
+        return fail(&e);
     }
     let mut reporter = progress.reporter();
     let build_opts = BuildOptions::default();
@@ -180,7 +180,7 @@ async fn up(args: Vec<String>, habitat: Option<PathBuf>, progress: Progress) -> 
         members,
         ..UpOptions::default()
     };
-    let report = match runner::up(
+    let report = match instances::up(
         &engine,
         &habitat,
         &built.image,
@@ -230,8 +230,8 @@ async fn down(path: &Path, members: &[String], volumes: bool) -> i32 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let known = runner::known_members(&habitat);
-    match runner::down(&engine, &habitat.config.name, &known, members, volumes).await {
+    let known = instances::known_members(&habitat);
+    match instances::down(&engine, &habitat.config.name, &known, members, volumes).await {
         Ok(report) => {
             for c in &report.containers {
                 println!("removed container {c}");
@@ -273,12 +273,12 @@ async fn ps(path: &Path, json: bool) -> i32 {
         Err(code) => return code,
     };
     let name = &habitat.config.name;
-    let current = match runner::current_image_key(&engine, name).await {
+    let current = match instances::current_image_key(&engine, name).await {
         Ok(k) => k,
         Err(e) => return fail(&InstanceError::Engine(e)),
     };
-    let known = runner::known_members(&habitat);
-    let rows = match runner::status(&engine, name, &known, current.as_deref()).await {
+    let known = instances::known_members(&habitat);
+    let rows = match instances::status(&engine, name, &known, current.as_deref()).await {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
@@ -346,7 +346,7 @@ async fn logs(path: &Path, member: &str, follow: bool, tail: Option<usize>) -> i
         Ok(x) => x,
         Err(code) => return code,
     };
-    let c = match runner::container_of(&engine, &habitat.config.name, member).await {
+    let c = match instances::container_of(&engine, &habitat.config.name, member).await {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
@@ -365,15 +365,16 @@ async fn exec(path: &Path, member: &str, cmd: &[String]) -> i32 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let c = match runner::container_of(&engine, &habitat.config.name, member).await {
+    let c = match instances::container_of(&engine, &habitat.config.name, member).await {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
     if c.state != "running" {
-        return fail(&InstanceError::Usage(format!(
-            "member `{member}` is not running (it is `{}`)\nhint: `kiln up . {member}` starts it",
-            c.state
-        )));
+        return fail(&InstanceError::NotRunning {
+            habitat: habitat.config.name.clone(),
+            member: member.to_string(),
+            state: c.state,
+        });
     }
     match engine.exec_interactive(&c.id, cmd).await {
         Ok(code) => i32::try_from(code).unwrap_or(1),
@@ -386,7 +387,7 @@ async fn restart(path: &Path, members: &[String]) -> i32 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    match runner::restart(&engine, &habitat.config.name, members).await {
+    match instances::restart(&engine, &habitat.config.name, members).await {
         Ok(results) => {
             let mut code = 0;
             for (m, r) in results {

@@ -334,7 +334,7 @@ async fn start_cmd(args: &BuildArgs, cmd: Vec<String>) -> i32 {
         .iter()
         .flat_map(|f| &f.volumes)
         .map(|v| Mount {
-            source: volume_source(&habitat.dir, &v.source),
+            source: config::runtime::volume_source(&habitat.dir, &v.source),
             target: v.dest.clone(),
             readonly: v.readonly,
         })
@@ -370,17 +370,5 @@ async fn start_cmd(args: &BuildArgs, cmd: Vec<String>) -> i32 {
     match code {
         Ok(c) => i32::try_from(c).unwrap_or(1),
         Err(e) => report(&BuildError::Engine(e)),
-    }
-}
-
-/// A volume source that looks like a path is a bind mount of that host path
-/// (relative to the habitat); anything else names a volume.
-fn volume_source(dir: &Path, source: &str) -> String {
-    if source.starts_with('/') {
-        source.to_string()
-    } else if source.starts_with('.') || source.contains('/') {
-        dir.join(source).display().to_string()
-    } else {
-        source.to_string()
     }
 }

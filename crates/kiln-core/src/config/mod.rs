@@ -10,6 +10,7 @@
 mod diagnostic;
 pub mod model;
 mod node;
+pub mod runtime;
 mod schema;
 mod shape;
 mod validate;

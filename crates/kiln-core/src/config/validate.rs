@@ -2,13 +2,20 @@
 //! base, duplicates, user references and copy sources. Each points back at the
 //! YAML node it is about, and all are reported together.
 
+mod instances;
+mod rules;
+
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use super::diagnostic::Sink;
 use super::model::{Config, Env, Port};
 use super::node::{Loc, Node, Seg};
 use super::shape::suggest;
+use rules::{
+    ENV_NAME_RULE, USER_NAME_RULE, is_env_name, is_habitat_name, is_numeric, is_octal_mode,
+    is_port, is_secret_id, is_user_name, normalize_image_path,
+};
 
 use Seg::{Index as I, Key as K};
 
@@ -497,120 +504,6 @@ impl Checker<'_, '_> {
         }
     }
 
-    /// Member names, port and volume syntax, absolute persist paths, env
-    /// names, and host ports two members would both publish.
-    fn instances(&mut self, config: &Config) {
-        use crate::instances::member::{parse_port, parse_volume, ports_clash, specs};
-        if config.instances.is_none() {
-            return;
-        }
-        let mut published: Vec<(String, crate::engine::PortBinding, Loc)> = Vec::new();
-        for (member, spec) in specs(config) {
-            let base: Vec<Seg<'_>> = match member {
-                Some(m) => vec![K("instances"), K("members"), K(m)],
-                None => vec![K("instances"), K("defaults")],
-            };
-            let here = |rest: &[Seg<'static>]| -> Vec<Seg<'_>> {
-                let mut p = base.clone();
-                p.extend_from_slice(rest);
-                p
-            };
-            let shown = member.map_or_else(
-                || "instances.defaults".to_string(),
-                |m| format!("instances.members.{m}"),
-            );
-            if let Some(m) = member
-                && !is_habitat_name(m)
-            {
-                let loc = self.key_at(&base);
-                self.error_hint(
-                    loc,
-                    format!("invalid member name `{m}`"),
-                    "use lowercase letters, digits, `_`, `.` and `-`, starting with a letter or digit",
-                );
-            }
-            for (i, text) in spec.ports.iter().enumerate() {
-                let path = here(&[K("ports"), I(i)]);
-                match parse_port(text) {
-                    Err(e) => {
-                        let loc = self.at(&path);
-                        self.error_hint(
-                            loc,
-                            e,
-                            "write a port as `\"HOST_PORT:CONTAINER_PORT\"` or `\"IP:HOST_PORT:CONTAINER_PORT[/udp]\"`",
-                        );
-                    }
-                    Ok(p) => published.push((shown.clone(), p, self.at(&path))),
-                }
-            }
-            for (i, text) in spec.volumes.iter().enumerate() {
-                if let Err(e) = parse_volume(text) {
-                    let loc = self.at(&here(&[K("volumes"), I(i)]));
-                    self.error(loc, e);
-                }
-            }
-            for (i, path) in spec.persist.iter().enumerate() {
-                self.absolute(
-                    path,
-                    &here(&[K("persist"), I(i)]),
-                    &format!("{shown}.persist[{i}]"),
-                );
-            }
-            for key in spec.env.to_map().keys() {
-                if !is_env_name(key) {
-                    let loc = self.at(&here(&[K("env")]));
-                    self.error_hint(
-                        loc,
-                        format!("invalid environment variable name `{key}`"),
-                        ENV_NAME_RULE,
-                    );
-                }
-            }
-        }
-        if !self.complete {
-            return;
-        }
-        for (i, (owner, port, loc)) in published.iter().enumerate() {
-            if let Some((first, other, other_loc)) =
-                published[..i].iter().find(|(_, p, _)| ports_clash(p, port))
-            {
-                let message = if owner == first {
-                    format!(
-                        "`{owner}` publishes host port {}/{} twice (`{other}` on line {})",
-                        port.host_port, port.protocol, other_loc.line
-                    )
-                } else if first == "instances.defaults" || owner == "instances.defaults" {
-                    format!(
-                        "host port {}/{} is published by every member through `instances.defaults`",
-                        port.host_port, port.protocol
-                    )
-                } else {
-                    format!(
-                        "duplicate host port {}/{} in `{owner}`: `{first}` publishes it too (line {})",
-                        port.host_port, port.protocol, other_loc.line
-                    )
-                };
-                self.error_hint(*loc, message, "give each member its own host port");
-            }
-        }
-        // Defaults' ports are published by every member: two or more clash.
-        let members = config.instances.as_ref().map_or(0, |i| i.members.len());
-        if members > 1 {
-            for (owner, port, loc) in &published {
-                if owner == "instances.defaults" {
-                    self.error_hint(
-                        *loc,
-                        format!(
-                            "host port {}/{} in `instances.defaults` would be published by all {members} members",
-                            port.host_port, port.protocol
-                        ),
-                        "publish host ports per member, in `instances.members`",
-                    );
-                }
-            }
-        }
-    }
-
     /// `path` names a place in the image, which only an absolute path does.
     fn absolute(&mut self, value: &str, path: &[Seg<'_>], name: &str) {
         if !value.starts_with('/') {
@@ -701,109 +594,5 @@ impl Checker<'_, '_> {
                 format!("copy source `{source}` cannot be resolved: {err}"),
             ),
         }
-    }
-}
-
-const USER_NAME_RULE: &str =
-    "a user or group name is `[a-z_][a-z0-9_-]*`, optionally ending in `$`, at most 32 characters";
-const ENV_NAME_RULE: &str = "a variable name is letters, digits and `_`, not starting with a digit";
-
-/// `[a-z0-9][a-z0-9_.-]*`
-pub(crate) fn is_habitat_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some('a'..='z' | '0'..='9'))
-        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '.' | '-'))
-}
-
-/// `[a-z_][a-z0-9_-]*[$]?`, at most 32 characters, as useradd accepts.
-pub(crate) fn is_user_name(s: &str) -> bool {
-    let body = s.strip_suffix('$').unwrap_or(s);
-    let mut chars = body.chars();
-    s.len() <= 32
-        && matches!(chars.next(), Some('a'..='z' | '_'))
-        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '-'))
-}
-
-fn is_env_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some('A'..='Z' | 'a'..='z' | '_'))
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-fn is_secret_id(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
-
-fn is_numeric(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u32>().is_ok()
-}
-
-/// "0644", "755", "4755": three or four octal digits.
-pub(crate) fn is_octal_mode(s: &str) -> bool {
-    (3..=4).contains(&s.len()) && s.bytes().all(|b| (b'0'..=b'7').contains(&b))
-}
-
-fn is_port(port: &Port) -> bool {
-    let valid_number = |n: &str| n.parse::<u16>().is_ok_and(|n| n > 0);
-    match port {
-        Port::Number(n) => *n > 0,
-        Port::Spec(s) => match s.split_once('/') {
-            Some((n, proto)) => valid_number(n) && matches!(proto, "tcp" | "udp" | "sctp"),
-            None => valid_number(s),
-        },
-    }
-}
-
-/// `/usr/local/bin/` and `/usr//local/./bin` are the same place as `/usr/local/bin`.
-fn normalize_image_path(p: &str) -> String {
-    let parts: Vec<&str> = p
-        .split('/')
-        .filter(|s| !s.is_empty() && *s != ".")
-        .collect();
-    let mut out = PathBuf::from("/");
-    out.extend(parts);
-    out.to_string_lossy().into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn name_rules() {
-        assert!(is_habitat_name("discourse"));
-        assert!(is_habitat_name("0a_b.c-d"));
-        assert!(!is_habitat_name("Discourse"));
-        assert!(!is_habitat_name("-x"));
-        assert!(!is_habitat_name(""));
-        assert!(is_user_name("dev"));
-        assert!(is_user_name("_apt"));
-        assert!(is_user_name("host$"));
-        assert!(!is_user_name("Dev"));
-        assert!(!is_user_name("1dev"));
-        assert!(!is_user_name(&"a".repeat(33)));
-        assert!(is_user_name(&"a".repeat(32)));
-    }
-
-    #[test]
-    fn mode_and_port_rules() {
-        assert!(is_octal_mode("0644"));
-        assert!(is_octal_mode("755"));
-        assert!(!is_octal_mode("0888"));
-        assert!(!is_octal_mode("64"));
-        assert!(!is_octal_mode("rw-r--r--"));
-        assert!(is_port(&Port::Number(3000)));
-        assert!(!is_port(&Port::Number(0)));
-        assert!(is_port(&Port::Spec("53/udp".into())));
-        assert!(!is_port(&Port::Spec("53/xyz".into())));
-        assert!(!is_port(&Port::Spec("http".into())));
-    }
-
-    #[test]
-    fn image_paths_normalize() {
-        assert_eq!(normalize_image_path("/usr//local/./bin/"), "/usr/local/bin");
-        assert_eq!(normalize_image_path("/"), "/");
     }
 }

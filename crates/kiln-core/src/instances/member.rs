@@ -3,12 +3,13 @@
 //! whether a running container still matches its member. Pure.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, InstanceSpec, RestartPolicy};
+use super::error::InstanceError;
+use crate::config::runtime::{parse_port, parse_volume, volume_source};
+use crate::config::{Config, RestartPolicy};
 use crate::engine::{ContainerSpec, Mount, PortBinding};
 use crate::image::labels::{
     LABEL_CONFIG_HASH, LABEL_HABITAT, LABEL_IMAGE_KEY, LABEL_INSTANCE, LABEL_PERSIST,
@@ -48,23 +49,38 @@ impl Member {
     /// The member `name` of `config`, with `build.files.volumes` and the
     /// defaults merged in; `Err` for an unknown member or an entry the config
     /// check would reject.
-    pub fn resolve(config: &Config, habitat_dir: &Path, name: &str) -> Result<Member, String> {
+    pub fn resolve(
+        config: &Config,
+        habitat_dir: &Path,
+        name: &str,
+    ) -> Result<Member, InstanceError> {
         let instances = config
             .instances
             .as_ref()
-            .ok_or_else(|| format!("`{}` has no `instances` section", config.name))?;
+            .ok_or_else(|| InstanceError::NoInstances {
+                habitat: config.name.clone(),
+            })?;
         let own = instances
             .members
             .get(name)
-            .ok_or_else(|| format!("unknown member `{name}`"))?
+            .ok_or_else(|| InstanceError::UnknownMember {
+                habitat: config.name.clone(),
+                name: name.to_string(),
+                known: member_names(config),
+            })?
             .clone()
             .unwrap_or_default();
+        let invalid = |message| InstanceError::InvalidMember {
+            habitat: config.name.clone(),
+            member: name.to_string(),
+            message,
+        };
         let defaults = &instances.defaults;
         let mut env = defaults.env.to_map();
         env.extend(own.env.to_map());
         let mut ports = Vec::new();
         for p in defaults.ports.iter().chain(&own.ports) {
-            ports.push(parse_port(p)?);
+            ports.push(parse_port(p).map_err(invalid)?);
         }
         ports.sort();
         ports.dedup();
@@ -80,7 +96,7 @@ impl Member {
             })
             .collect();
         for v in defaults.volumes.iter().chain(&own.volumes) {
-            let (source, target, readonly) = parse_volume(v)?;
+            let (source, target, readonly) = parse_volume(v).map_err(invalid)?;
             mounts.push(Mount {
                 source: volume_source(habitat_dir, &source),
                 target,
@@ -115,7 +131,7 @@ impl Member {
     }
 
     /// Every member of `config`, in name order.
-    pub fn resolve_all(config: &Config, habitat_dir: &Path) -> Result<Vec<Member>, String> {
+    pub fn resolve_all(config: &Config, habitat_dir: &Path) -> Result<Vec<Member>, InstanceError> {
         member_names(config)
             .iter()
             .map(|name| Member::resolve(config, habitat_dir, name))
@@ -210,6 +226,32 @@ pub fn member_names(config: &Config) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The members of `wanted` (in its order, without repeats), or all of `all`
+/// when `wanted` is empty; an unknown member is an error.
+pub fn selection(
+    all: &[String],
+    wanted: &[String],
+    habitat: &str,
+) -> Result<Vec<String>, InstanceError> {
+    if wanted.is_empty() {
+        return Ok(all.to_vec());
+    }
+    if let Some(first) = wanted.iter().find(|w| !all.contains(w)) {
+        return Err(InstanceError::UnknownMember {
+            habitat: habitat.to_string(),
+            name: first.clone(),
+            known: all.to_vec(),
+        });
+    }
+    let mut out: Vec<String> = Vec::new();
+    for w in wanted {
+        if !out.contains(w) {
+            out.push(w.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// `HABITAT-MEMBER`
 pub fn container_name(habitat: &str, member: &str) -> String {
     format!("{habitat}-{member}")
@@ -233,120 +275,6 @@ pub fn persist_volume(habitat: &str, member: &str, path: &str) -> String {
     format!("{habitat}-{member}-{slug}")
 }
 
-/// `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]`; the host ip is `0.0.0.0`
-/// (every interface) when left out.
-pub fn parse_port(text: &str) -> Result<PortBinding, String> {
-    let bad = |why: &str| format!("invalid port `{text}`: {why}");
-    let (rest, protocol) = match text.rsplit_once('/') {
-        Some((rest, proto)) if matches!(proto, "tcp" | "udp" | "sctp") => (rest, proto),
-        Some(_) => return Err(bad("the protocol is `tcp`, `udp` or `sctp`")),
-        None => (text, "tcp"),
-    };
-    let number = |s: &str| {
-        s.parse::<u16>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| bad(&format!("`{s}` is not a port number (1 to 65535)")))
-    };
-    let parts: Vec<&str> = rest.split(':').collect();
-    let (ip, host, container) = match parts.as_slice() {
-        [host, container] => ("0.0.0.0", *host, *container),
-        [ip, host, container] => (*ip, *host, *container),
-        _ => {
-            return Err(bad(
-                "write `HOST_PORT:CONTAINER_PORT` or `IP:HOST_PORT:CONTAINER_PORT`",
-            ));
-        }
-    };
-    if ip.parse::<Ipv4Addr>().is_err() {
-        return Err(bad(&format!("`{ip}` is not an IPv4 address")));
-    }
-    Ok(PortBinding {
-        host_ip: ip.to_string(),
-        host_port: number(host)?,
-        container_port: number(container)?,
-        protocol: protocol.to_string(),
-    })
-}
-
-/// Two bindings want the same host port (an unspecified ip takes every interface).
-pub fn ports_clash(a: &PortBinding, b: &PortBinding) -> bool {
-    a.host_port == b.host_port
-        && a.protocol == b.protocol
-        && (a.host_ip == b.host_ip || a.host_ip == "0.0.0.0" || b.host_ip == "0.0.0.0")
-}
-
-/// `SOURCE:DEST[:ro|:rw]` → (source, dest, readonly).
-pub fn parse_volume(text: &str) -> Result<(String, String, bool), String> {
-    let parts: Vec<&str> = text.split(':').collect();
-    let (source, dest, readonly) = match parts.as_slice() {
-        [s, d] => (*s, *d, false),
-        [s, d, "ro"] => (*s, *d, true),
-        [s, d, "rw"] => (*s, *d, false),
-        _ => {
-            return Err(format!(
-                "invalid volume `{text}`: write `SOURCE:DEST`, `SOURCE:DEST:ro` or `SOURCE:DEST:rw`"
-            ));
-        }
-    };
-    if source.is_empty() {
-        return Err(format!("invalid volume `{text}`: the source is empty"));
-    }
-    if !dest.starts_with('/') {
-        return Err(format!(
-            "invalid volume `{text}`: the destination `{dest}` must be an absolute path"
-        ));
-    }
-    Ok((source.to_string(), dest.to_string(), readonly))
-}
-
-/// A volume source that looks like a path is a bind mount of that host path
-/// (relative to the habitat); anything else names a volume.
-pub fn volume_source(dir: &Path, source: &str) -> String {
-    if source.starts_with('/') {
-        source.to_string()
-    } else if source.starts_with('.') || source.contains('/') {
-        let joined = dir.join(source);
-        // `./a/../b` → `DIR/b`: Docker wants a clean absolute path.
-        let mut clean = std::path::PathBuf::new();
-        for c in joined.components() {
-            match c {
-                std::path::Component::CurDir => {}
-                std::path::Component::ParentDir => {
-                    clean.pop();
-                }
-                other => clean.push(other),
-            }
-        }
-        clean.display().to_string()
-    } else {
-        source.to_string()
-    }
-}
-
-/// The settings of the defaults and one member, for callers that report on
-/// the config itself (the config check).
-pub fn specs(config: &Config) -> Vec<(Option<&str>, &InstanceSpec)> {
-    let Some(i) = &config.instances else {
-        return Vec::new();
-    };
-    static EMPTY: InstanceSpec = InstanceSpec {
-        command: None,
-        env: crate::config::Env::List(Vec::new()),
-        restart: None,
-        persist: Vec::new(),
-        ports: Vec::new(),
-        volumes: Vec::new(),
-    };
-    std::iter::once((None, &i.defaults))
-        .chain(
-            i.members
-                .iter()
-                .map(|(n, s)| (Some(n.as_str()), s.as_ref().unwrap_or(&EMPTY))),
-        )
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,61 +286,25 @@ mod tests {
     const BASE: &str = "name: web\nbuild: { base: { image: x } }\n";
 
     #[test]
-    fn ports_parse() {
-        let cases = [
-            ("8081:3000", Ok(("0.0.0.0", 8081, 3000, "tcp"))),
-            ("127.0.0.1:8081:3000", Ok(("127.0.0.1", 8081, 3000, "tcp"))),
-            ("53:53/udp", Ok(("0.0.0.0", 53, 53, "udp"))),
-            ("3000", Err(())),
-            ("0:3000", Err(())),
-            ("x:1:2", Err(())),
-            ("1:2/icmp", Err(())),
-            ("70000:1", Err(())),
-        ];
-        for (text, want) in cases {
-            let got = parse_port(text).map(|p| {
-                (
-                    p.host_ip.clone(),
-                    p.host_port,
-                    p.container_port,
-                    p.protocol.clone(),
-                )
-            });
-            match (got, want) {
-                (Ok(g), Ok(w)) => {
-                    assert_eq!(g, (w.0.to_string(), w.1, w.2, w.3.to_string()), "{text}")
-                }
-                (Err(_), Err(())) => {}
-                (g, w) => panic!("{text}: got {g:?}, want {w:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn clashes_account_for_every_interface() {
-        let p = |s| parse_port(s).expect("port");
-        assert!(ports_clash(&p("8081:1"), &p("127.0.0.1:8081:2")));
-        assert!(ports_clash(&p("1.2.3.4:8081:1"), &p("1.2.3.4:8081:2")));
-        assert!(!ports_clash(&p("1.2.3.4:8081:1"), &p("127.0.0.1:8081:2")));
-        assert!(!ports_clash(&p("8081:1"), &p("8081:1/udp")));
-        assert!(!ports_clash(&p("8081:1"), &p("8082:1")));
-    }
-
-    #[test]
-    fn volumes_and_slugs() {
-        assert_eq!(
-            parse_volume("./a:/b:ro"),
-            Ok(("./a".into(), "/b".into(), true))
-        );
-        assert!(parse_volume("./a:b").is_err());
-        assert!(parse_volume("a").is_err());
+    fn persist_slugs() {
         assert_eq!(persist_volume("h", "m", "/home/dev"), "h-m-home-dev");
         assert_eq!(persist_volume("h", "m", "/"), "h-m-root");
-        assert_eq!(
-            volume_source(Path::new("/hab"), "./x/../y"),
-            "/hab/y".to_string()
+    }
+
+    #[test]
+    fn unknown_members_are_named() {
+        let all = vec!["a".to_string(), "b".to_string()];
+        let err = selection(&all, &["c".to_string()], "h").expect_err("unknown");
+        assert!(
+            matches!(&err, InstanceError::UnknownMember { habitat, name, known }
+                if habitat == "h" && name == "c" && *known == all),
+            "{err:?}"
         );
-        assert_eq!(volume_source(Path::new("/hab"), "cache"), "cache");
+        assert_eq!(
+            selection(&all, &["b".to_string(), "b".to_string()], "h").expect("ok"),
+            ["b"]
+        );
+        assert_eq!(selection(&all, &[], "h").expect("ok"), all);
     }
 
     #[test]
@@ -439,7 +331,10 @@ mod tests {
         let spec = alice.container_spec("img", "key");
         assert_eq!(spec.labels[LABEL_INSTANCE], "alice");
         assert!(spec.mounts.iter().any(|m| m.source == "web-alice-home-dev"));
-        assert!(Member::resolve(&c, Path::new("/hab"), "carol").is_err());
+        assert!(matches!(
+            Member::resolve(&c, Path::new("/hab"), "carol"),
+            Err(InstanceError::UnknownMember { .. })
+        ));
     }
 
     #[test]

@@ -1,12 +1,21 @@
 //! Long-running instances of a habitat (`instances:` in `kiln.yaml`): one
 //! container per member from the one built image. `member` resolves the
-//! config and hashes it, `reconcile` decides what to change (both pure), and
-//! `runner` carries that out on an engine.
+//! config and hashes it, `reconcile` decides what to change (both pure);
+//! `up`, `down` and `status` carry that out on an engine, and `error` words
+//! why a command changed nothing.
 
+pub mod down;
+pub mod error;
 pub mod member;
 pub mod reconcile;
-pub mod runner;
+pub mod status;
+pub mod up;
 
+pub use down::{DownReport, STOP_TIMEOUT, down, restart};
+pub use error::InstanceError;
 pub use member::Member;
 pub use reconcile::{Action, Step};
-pub use runner::{InstanceError, UpOptions, UpReport};
+pub use status::{
+    MemberStatus, container_of, current_image_key, known_members, status, unix_seconds,
+};
+pub use up::{FAILURE_LOG_LINES, MemberOutcome, Outcome, UpOptions, UpReport, tail, up};
