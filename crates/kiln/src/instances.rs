@@ -13,7 +13,8 @@ use kiln_core::executor::{self, BuildOptions};
 use kiln_core::instances::reconcile::short;
 use kiln_core::instances::runner::{self, InstanceError, MemberStatus, Outcome, UpOptions};
 
-use crate::output::Progress;
+use crate::render::progress::Progress;
+use crate::render::stdout::{self as stdio, err, out};
 
 #[derive(Subcommand)]
 pub enum InstanceCommand {
@@ -126,7 +127,7 @@ pub async fn run(command: InstanceCommand) -> i32 {
 }
 
 fn fail(e: &InstanceError) -> i32 {
-    eprintln!("{e}");
+    err!("{e}");
     e.exit_code()
 }
 
@@ -198,7 +199,7 @@ async fn up(args: Vec<String>, habitat: Option<PathBuf>, progress: Progress) -> 
             Outcome::Failed { message, .. } => format!("  ({message})"),
             _ => String::new(),
         };
-        println!(
+        out!(
             "{:<24} {:<10} {}{detail}",
             m.container,
             m.outcome.word(),
@@ -207,18 +208,18 @@ async fn up(args: Vec<String>, habitat: Option<PathBuf>, progress: Progress) -> 
     }
     for m in &report.members {
         if let Outcome::Failed { message, logs } = &m.outcome {
-            eprintln!("error: member `{}` failed to start: {message}", m.member);
+            err!("error: member `{}` failed to start: {message}", m.member);
             if logs.is_empty() {
-                eprintln!("  (no output)");
+                err!("  (no output)");
             }
             for line in logs {
-                eprintln!("  | {line}");
+                err!("  | {line}");
             }
-            eprintln!("  hint: `kiln logs {}` shows all of its output", m.member);
+            err!("  hint: `kiln logs {}` shows all of its output", m.member);
         }
     }
     for o in &report.orphans {
-        eprintln!(
+        err!(
             "warning: member `{o}` has a container but is not in `kiln.yaml`; `kiln down {o}` removes it"
         );
     }
@@ -234,10 +235,10 @@ async fn down(path: &Path, members: &[String], volumes: bool) -> i32 {
     match runner::down(&engine, &habitat.config.name, &known, members, volumes).await {
         Ok(report) => {
             for c in &report.containers {
-                println!("removed container {c}");
+                out!("removed container {c}");
             }
             for v in &report.volumes {
-                println!("removed volume {v}");
+                out!("removed volume {v}");
             }
             0
         }
@@ -289,7 +290,7 @@ async fn ps(path: &Path, json: bool) -> i32 {
                 .iter()
                 .map(|(p, v)| (p.clone(), serde_json::Value::String(v.clone())))
                 .collect();
-            println!(
+            out!(
                 "{}",
                 serde_json::json!({
                     "member": r.member, "container": r.container, "state": r.state,
@@ -301,9 +302,13 @@ async fn ps(path: &Path, json: bool) -> i32 {
         }
         return 0;
     }
-    println!(
+    out!(
         "{:<16} {:<10} {:<24} {:<28} {:<8} VOLUMES",
-        "MEMBER", "STATE", "IMAGE", "PORTS", "UPTIME"
+        "MEMBER",
+        "STATE",
+        "IMAGE",
+        "PORTS",
+        "UPTIME"
     );
     for r in &rows {
         let ports = if r.ports.is_empty() {
@@ -329,7 +334,7 @@ async fn ps(path: &Path, json: bool) -> i32 {
         } else {
             format!("{} (orphan)", r.member)
         };
-        println!(
+        out!(
             "{:<16} {:<10} {:<24} {:<28} {:<8} {volumes}",
             member,
             r.state,
@@ -350,10 +355,7 @@ async fn logs(path: &Path, member: &str, follow: bool, tail: Option<usize>) -> i
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    let mut print = |stream: Stream, line: &str| match stream {
-        Stream::Stdout => println!("{line}"),
-        Stream::Stderr => eprintln!("{line}"),
-    };
+    let mut print = |stream: Stream, line: &str| stdio::stream_line(stream, line);
     match engine.container_logs(&c.id, follow, tail, &mut print).await {
         Ok(()) => 0,
         Err(e) => fail(&InstanceError::Engine(e)),
@@ -391,9 +393,9 @@ async fn restart(path: &Path, members: &[String]) -> i32 {
             let mut code = 0;
             for (m, r) in results {
                 match r {
-                    Ok(()) => println!("restarted {m}"),
+                    Ok(()) => out!("restarted {m}"),
                     Err(e) => {
-                        eprintln!("error: member `{m}` did not restart: {e}");
+                        err!("error: member `{m}` did not restart: {e}");
                         code = 1;
                     }
                 }

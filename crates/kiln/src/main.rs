@@ -2,20 +2,14 @@
 //! events, and maps outcomes to exit codes (SPEC §7). Each subcommand is a
 //! short function; the work is in the `kiln` library.
 
-mod instances;
-mod output;
+// Output goes through `render::stdout`, which a closed pipe cannot panic.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
-/// Writes a line of data to stdout. A reader that went away (`kiln schema |
-/// head`) ends the output quietly, where `println!` would panic.
-macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
-    }};
-}
+mod instances;
+mod render;
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -28,7 +22,8 @@ use kiln_core::executor::{self, BuildError, BuildOptions};
 use kiln_core::image::labels::LABEL_HABITAT;
 use kiln_core::plan::{Action, PlanOptions};
 
-use output::Progress;
+use render::progress::Progress;
+use render::stdout::{self as stdio, err, out};
 
 #[derive(Parser)]
 #[command(
@@ -128,7 +123,7 @@ fn main() -> ExitCode {
         {
             Ok(rt) => rt.block_on(run(command)),
             Err(e) => {
-                eprintln!("error: cannot start the async runtime: {e}");
+                err!("error: cannot start the async runtime: {e}");
                 1
             }
         },
@@ -160,7 +155,7 @@ fn schema() -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("error: cannot render the schema: {e}");
+            err!("error: cannot render the schema: {e}");
             1
         }
     }
@@ -168,7 +163,7 @@ fn schema() -> i32 {
 
 fn load(path: &Path) -> Result<Habitat, i32> {
     config::load(path).map_err(|d| {
-        eprint!("{d}");
+        stdio::message(format_args!("{d}"));
         2
     })
 }
@@ -176,7 +171,7 @@ fn load(path: &Path) -> Result<Habitat, i32> {
 fn check(path: &Path) -> i32 {
     match load(path) {
         Ok(h) => {
-            eprintln!(
+            err!(
                 "ok: `{}` is a valid habitat `{}`",
                 h.file.display(),
                 h.config.name
@@ -194,7 +189,7 @@ async fn connect() -> Result<DockerEngine, i32> {
 }
 
 fn report(e: &BuildError) -> i32 {
-    eprintln!("{e}");
+    err!("{e}");
     e.exit_code()
 }
 
@@ -237,7 +232,7 @@ async fn interruptible<T>(
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    eprintln!("interrupted: removed {removed} build container(s); snapshots so far are kept");
+    err!("interrupted: removed {removed} build container(s); snapshots so far are kept");
     Err(code)
 }
 
@@ -358,12 +353,8 @@ async fn start_cmd(args: &BuildArgs, cmd: Vec<String>) -> i32 {
     let code = if spec.interactive {
         engine.run_interactive(&id).await
     } else {
-        let mut on_line = |stream: kiln_core::engine::Stream, line: &str| match stream {
-            kiln_core::engine::Stream::Stdout => {
-                let _ = writeln!(std::io::stdout(), "{line}");
-            }
-            kiln_core::engine::Stream::Stderr => eprintln!("{line}"),
-        };
+        let mut on_line =
+            |stream: kiln_core::engine::Stream, line: &str| stdio::stream_line(stream, line);
         engine.run_container(&id, &mut on_line).await
     };
     let _ = engine.remove_container(&id).await;
