@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Subcommand;
 use kiln_core::config::Habitat;
 use kiln_core::engine::docker::DockerEngine;
 use kiln_core::engine::{Engine, Stream};
@@ -13,77 +12,9 @@ use kiln_core::executor::{self, BuildOptions};
 use kiln_core::instances::reconcile::short;
 use kiln_core::instances::runner::{self, InstanceError, MemberStatus, Outcome, UpOptions};
 
+use crate::cli::InstanceCommand;
 use crate::render::progress::Progress;
 use crate::render::stdout::{self as stdio, err, out};
-
-#[derive(Subcommand)]
-pub enum InstanceCommand {
-    /// Build if needed, then make the running members match `instances:`.
-    Up {
-        /// A habitat directory or its kiln.yaml, then member names (all when none).
-        /// The first argument is the habitat when it is an existing path.
-        #[arg(value_name = "[PATH] MEMBER")]
-        args: Vec<String>,
-        /// The habitat directory or its kiln.yaml.
-        #[arg(long, short = 'C', value_name = "PATH")]
-        habitat: Option<PathBuf>,
-        /// How to show build progress.
-        #[arg(long, value_enum, default_value = "auto")]
-        progress: Progress,
-    },
-    /// Stop and remove members (all when none); persisted volumes stay unless `--volumes`.
-    Down {
-        members: Vec<String>,
-        #[arg(long, short = 'C', value_name = "PATH", default_value = ".")]
-        habitat: PathBuf,
-        /// Also remove the members' persisted volumes.
-        #[arg(long)]
-        volumes: bool,
-    },
-    /// List members: state, image, ports, uptime, volumes.
-    Ps {
-        #[arg(long, short = 'C', value_name = "PATH", default_value = ".")]
-        habitat: PathBuf,
-        /// One JSON object per member on stdout.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print a member's output.
-    Logs {
-        member: String,
-        #[arg(long, short = 'C', value_name = "PATH", default_value = ".")]
-        habitat: PathBuf,
-        /// Keep printing new output.
-        #[arg(long, short = 'f')]
-        follow: bool,
-        /// Only the last N lines.
-        #[arg(long, value_name = "N")]
-        tail: Option<usize>,
-    },
-    /// Run a command in a member's container.
-    Exec {
-        member: String,
-        #[arg(long, short = 'C', value_name = "PATH", default_value = ".")]
-        habitat: PathBuf,
-        #[arg(last = true, required = true)]
-        cmd: Vec<String>,
-    },
-    /// Open a shell in a member's container.
-    Shell {
-        member: String,
-        #[arg(long, short = 'C', value_name = "PATH", default_value = ".")]
-        habitat: PathBuf,
-    },
-    /// Restart members' containers.
-    Restart {
-        members: Vec<String>,
-        #[arg(long, short = 'C', value_name = "PATH", default_value = ".")]
-        habitat: PathBuf,
-        /// Every member.
-        #[arg(long, conflicts_with = "members")]
-        all: bool,
-    },
-}
 
 pub async fn run(command: InstanceCommand) -> i32 {
     match command {

@@ -5,107 +5,27 @@
 // Output goes through `render::stdout`, which a closed pipe cannot panic.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod cli;
 mod instances;
 mod render;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use kiln_core::Phase;
 use kiln_core::config::{self, Habitat};
 use kiln_core::engine::docker::DockerEngine;
 use kiln_core::engine::{ContainerSpec, Engine, Mount};
-use kiln_core::executor::{self, BuildError, BuildOptions};
+use kiln_core::executor::{self, BuildError};
 use kiln_core::image::labels::LABEL_HABITAT;
-use kiln_core::plan::{Action, PlanOptions};
+use kiln_core::plan::Action;
 
+use cli::{BuildArgs, Cli, Command};
 use render::progress::Progress;
 use render::stdout::{self as stdio, err, out};
-
-#[derive(Parser)]
-#[command(
-    name = "kiln",
-    version,
-    about = "Build container habitats from one declarative kiln.yaml"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(clap::Args)]
-struct BuildArgs {
-    /// A habitat directory or its kiln.yaml.
-    #[arg(default_value = ".")]
-    path: PathBuf,
-    /// Rebuild from this phase on (an id 1-10 or a name).
-    #[arg(long, value_name = "PHASE", value_parser = parse_phase)]
-    rebuild: Option<Phase>,
-    /// Rebuild every phase.
-    #[arg(long)]
-    no_cache: bool,
-}
-
-impl BuildArgs {
-    fn options(&self) -> BuildOptions {
-        BuildOptions {
-            plan: PlanOptions {
-                rebuild_from: self.rebuild,
-                no_cache: self.no_cache,
-            },
-            ..BuildOptions::default()
-        }
-    }
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Build the habitat, resuming from the deepest valid snapshot.
-    Build {
-        #[command(flatten)]
-        args: BuildArgs,
-        /// How to show progress.
-        #[arg(long, value_enum, default_value = "auto")]
-        progress: Progress,
-        /// List the phases and exit.
-        #[arg(long)]
-        show_phases: bool,
-    },
-    /// Show what `build` would do, phase by phase, and why; runs nothing.
-    Plan {
-        #[command(flatten)]
-        args: BuildArgs,
-        /// One JSON object per phase on stdout.
-        #[arg(long)]
-        json: bool,
-    },
-    /// List the ten phases with their ids.
-    Phases,
-    /// Validate the config and report every problem.
-    Check {
-        #[arg(default_value = ".")]
-        path: PathBuf,
-    },
-    /// Build, then run an interactive container of the final image.
-    Start {
-        #[command(flatten)]
-        args: BuildArgs,
-        /// The command to run instead of the image's.
-        #[arg(last = true)]
-        cmd: Vec<String>,
-    },
-    /// Print the JSON Schema of kiln.yaml.
-    Schema,
-    #[command(flatten)]
-    Instances(instances::InstanceCommand),
-}
-
-fn parse_phase(s: &str) -> Result<Phase, String> {
-    s.parse::<Phase>().map_err(|e| e.to_string())
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
