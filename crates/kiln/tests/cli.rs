@@ -987,3 +987,37 @@ build:
         "only the new file is left: {listing}"
     );
 }
+
+/// Bug: `kiln ps | head -1` panicked ("failed printing to stdout: Broken
+/// pipe"): its table was written with `println!`. Every command that writes
+/// data ends quietly when its reader goes away, after the first line or
+/// before any.
+#[test]
+fn regression_a_reader_that_leaves_after_one_line_does_not_panic() {
+    let h = Habitat::new("pipe");
+    h.config(&format!(
+        "name: \"@NAME@\"\nbuild:\n  base: {{ image: \"{}\" }}\ninstances:\n  members:\n    a: {{}}\n    b: {{}}\n    c: {{}}\n",
+        support::BUSYBOX
+    ));
+    let commands: [&[&str]; 4] = [&["phases"], &["schema"], &["ps"], &["ps", "--json"]];
+    for args in commands {
+        for read_first in [true, false] {
+            let mut child = h.kiln(args).spawn();
+            let stdout = child.stdout.take().expect("piped stdout");
+            if read_first {
+                let mut line = String::new();
+                BufReader::new(stdout)
+                    .read_line(&mut line)
+                    .expect("read a line");
+                assert!(!line.trim().is_empty(), "kiln {args:?} printed nothing");
+            } else {
+                drop(stdout);
+            }
+            let out = child.wait_with_output().expect("kiln ends");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!stderr.contains("panicked"), "kiln {args:?}: {stderr}");
+            assert_ne!(out.status.code(), Some(101), "kiln {args:?}: {stderr}");
+            assert_eq!(out.status.code(), Some(0), "kiln {args:?}: {stderr}");
+        }
+    }
+}

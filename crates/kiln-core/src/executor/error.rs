@@ -40,17 +40,6 @@ pub struct PhaseFailure {
     pub output: Vec<String>,
 }
 
-impl BuildError {
-    /// The process exit code for this error (SPEC §7).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            BuildError::Config(_) | BuildError::Usage(_) => 2,
-            BuildError::Engine(_) => 3,
-            BuildError::Phase(_) | BuildError::Host(_) | BuildError::Internal(_) => 1,
-        }
-    }
-}
-
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -8,9 +8,6 @@ use crate::engine::EngineError;
 /// exit code.
 #[derive(Debug)]
 pub enum InstanceError {
-    /// The user's own mistake in calling a command, worded by the caller.
-    /// kiln_core names each mistake it finds with a variant of its own.
-    Usage(String),
     /// `up` on a habitat without an `instances:` section.
     NoInstances { habitat: String },
     /// A member asked for that neither the config nor the engine knows;
@@ -45,7 +42,6 @@ pub enum InstanceError {
 impl fmt::Display for InstanceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InstanceError::Usage(m) => write!(f, "error: {m}"),
             InstanceError::NoInstances { habitat } => write!(
                 f,
                 "error: habitat `{habitat}` has no `instances` section\nhint: add `instances: {{ members: {{ NAME: {{}} }} }}` to `kiln.yaml`"

@@ -2,13 +2,15 @@
 //! line per phase), `plain` (a line per event) and `json` (an object per line
 //! on stdout). All human output goes to stderr.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kiln_core::Phase;
 use kiln_core::report::{Event, PhaseStatus, Reporter};
 use serde_json::json;
+
+use crate::render::stdout::{err, out};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Progress {
@@ -115,7 +117,7 @@ impl Reporter for PlainReporter {
             return;
         }
         if let Some(l) = Self::line(&event) {
-            let _ = writeln!(std::io::stderr().lock(), "{l}");
+            err!("{l}");
         }
     }
 }
@@ -168,7 +170,7 @@ impl JsonReporter {
 
 impl Reporter for JsonReporter {
     fn report(&mut self, event: Event) {
-        let _ = writeln!(std::io::stdout().lock(), "{}", Self::value(&event));
+        out!("{}", Self::value(&event));
     }
 }
 

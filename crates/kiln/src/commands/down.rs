@@ -1,0 +1,20 @@
+//! `kiln down`: stop and remove members; their persisted volumes too with
+//! `--volumes`.
+
+use std::path::Path;
+
+use kiln_core::instances;
+
+use super::Outcome;
+use crate::exit::{ExitStatus, Failure};
+use crate::render;
+
+pub async fn run(path: &Path, members: &[String], volumes: bool) -> Outcome {
+    let (habitat, engine) = super::open(path).await?;
+    let known = instances::known_members(&habitat);
+    let report = instances::down(&engine, &habitat.config.name, &known, members, volumes)
+        .await
+        .map_err(Failure::Instance)?;
+    render::up::down(&report);
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,118 @@
+//! One file per subcommand. Each resolves its settings, calls the library and
+//! hands what it returns to `render`; a failure comes back as a [`Failure`],
+//! which [`run`] prints, once, and maps to the exit status.
+
+mod build;
+mod check;
+mod down;
+mod exec;
+mod interrupt;
+mod logs;
+mod phases;
+mod plan;
+mod ps;
+mod restart;
+mod schema;
+mod start;
+mod up;
+
+use std::path::Path;
+
+use kiln_core::config::{self, Habitat};
+use kiln_core::engine::docker::DockerEngine;
+use kiln_core::executor::BuildError;
+
+use crate::cli::{Command, InstanceCommand};
+use crate::exit::{ExitStatus, Failure};
+use crate::render;
+
+/// What a command returns: how it ended, or why it failed.
+pub type Outcome = Result<ExitStatus, Failure>;
+
+/// Runs `command`. Those that need no engine run without the async runtime.
+pub fn run(command: Command) -> ExitStatus {
+    match command {
+        Command::Phases
+        | Command::Build {
+            show_phases: true, ..
+        } => finish(phases::run()),
+        Command::Schema => finish(schema::run()),
+        Command::Check { path } => finish(check::run(&path)),
+        command => match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        {
+            // `finish` prints while the runtime is up: dropping it waits for
+            // blocking tasks (a stdin read), which must not hold the message back.
+            Ok(rt) => finish(rt.block_on(run_async(command))),
+            Err(e) => finish(Err(Failure::Runtime(e))),
+        },
+    }
+}
+
+async fn run_async(command: Command) -> Outcome {
+    match command {
+        Command::Build { args, progress, .. } => build::run(&args, progress).await,
+        Command::Plan { args, json } => plan::run(&args, json).await,
+        Command::Start { args, cmd } => start::run(&args, cmd).await,
+        Command::Instances(c) => run_instances(c).await,
+        // Ran in `run`, without the runtime.
+        Command::Phases | Command::Schema | Command::Check { .. } => Ok(ExitStatus::Success),
+    }
+}
+
+async fn run_instances(command: InstanceCommand) -> Outcome {
+    match command {
+        InstanceCommand::Up {
+            args,
+            habitat,
+            progress,
+        } => up::run(args, habitat, progress).await,
+        InstanceCommand::Down {
+            members,
+            habitat,
+            volumes,
+        } => down::run(&habitat, &members, volumes).await,
+        InstanceCommand::Ps { habitat, json } => ps::run(&habitat, json).await,
+        InstanceCommand::Logs {
+            member,
+            habitat,
+            follow,
+            tail,
+        } => logs::run(&habitat, &member, follow, tail).await,
+        InstanceCommand::Exec {
+            member,
+            habitat,
+            cmd,
+        } => exec::run(&habitat, &member, &cmd).await,
+        InstanceCommand::Shell { member, habitat } => exec::shell(&habitat, &member).await,
+        InstanceCommand::Restart {
+            members,
+            habitat,
+            all: _,
+        } => restart::run(&habitat, &members).await,
+    }
+}
+
+/// The one place a failure is printed.
+fn finish(outcome: Outcome) -> ExitStatus {
+    outcome.unwrap_or_else(|failure| {
+        render::error::print(&failure);
+        ExitStatus::from(&failure)
+    })
+}
+
+/// Loads the habitat at `path` (a directory or its kiln.yaml).
+fn load(path: &Path) -> Result<Habitat, Failure> {
+    config::load(path).map_err(Failure::Config)
+}
+
+/// Loads the habitat, then connects to the engine.
+async fn open(path: &Path) -> Result<(Habitat, DockerEngine), Failure> {
+    let habitat = load(path)?;
+    let engine = DockerEngine::connect()
+        .await
+        .map_err(|e| Failure::Build(BuildError::Engine(e)))?;
+    Ok((habitat, engine))
+}

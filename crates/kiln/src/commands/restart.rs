@@ -1,0 +1,22 @@
+//! `kiln restart`: stop and start members' containers. Exit 1 when one did
+//! not restart.
+
+use std::path::Path;
+
+use kiln_core::instances;
+
+use super::Outcome;
+use crate::exit::{ExitStatus, Failure};
+use crate::render;
+
+pub async fn run(path: &Path, members: &[String]) -> Outcome {
+    let (habitat, engine) = super::open(path).await?;
+    let results = instances::restart(&engine, &habitat.config.name, members)
+        .await
+        .map_err(Failure::Instance)?;
+    Ok(if render::up::restart(&results) {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
+}

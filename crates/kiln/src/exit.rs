@@ -1,0 +1,113 @@
+//! How `kiln` ends: the single map from an outcome to the process exit code
+//! (SPEC §7). 0 success, 1 a phase, member or the host failed, 2 bad usage or
+//! an invalid config, 3 the engine, 130/143 SIGINT/SIGTERM, or the code of the
+//! child that `kiln start` / `kiln exec` ran. The library's errors are mapped
+//! here, variant by variant, so a code is decided in one place.
+
+use std::process::ExitCode;
+
+use kiln_core::config::Diagnostics;
+use kiln_core::executor::BuildError;
+use kiln_core::instances::InstanceError;
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Exit 0.
+    Success,
+    /// A phase, a member or the host failed. Exit 1.
+    Failure,
+    /// Bad usage or an invalid config. Exit 2.
+    Usage,
+    /// The engine is unreachable or refused. Exit 3.
+    Engine,
+    /// The user interrupted. Exit 130 (SIGINT) or 143 (SIGTERM).
+    Interrupted(Signal),
+    /// The child of `kiln start` / `kiln exec` ended with this code.
+    Child(i64),
+}
+
+/// The signals that interrupt a build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Int,
+    Term,
+}
+
+/// Why a command did not succeed. `render::error` prints it, once; its
+/// status comes from `ExitStatus::from`.
+#[derive(Debug)]
+pub enum Failure {
+    /// The habitat's config is invalid.
+    Config(Diagnostics),
+    Build(BuildError),
+    Instance(InstanceError),
+    /// Interrupted; `removed` build containers were swept.
+    Interrupted {
+        signal: Signal,
+        removed: usize,
+    },
+    /// The async runtime did not start.
+    Runtime(std::io::Error),
+    /// The schema did not render.
+    Schema(serde_json::Error),
+}
+
+impl ExitStatus {
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::Usage => 2,
+            ExitStatus::Engine => 3,
+            ExitStatus::Interrupted(Signal::Int) => 130,
+            ExitStatus::Interrupted(Signal::Term) => 143,
+            // A code no process can exit with (e.g. -1: the engine has none) is a failure.
+            ExitStatus::Child(code) => u8::try_from(code).unwrap_or(1),
+        }
+    }
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> ExitCode {
+        ExitCode::from(status.code())
+    }
+}
+
+impl From<&Failure> for ExitStatus {
+    fn from(failure: &Failure) -> ExitStatus {
+        match failure {
+            Failure::Config(_) => ExitStatus::Usage,
+            Failure::Build(e) => ExitStatus::from(e),
+            Failure::Instance(e) => ExitStatus::from(e),
+            Failure::Interrupted { signal, .. } => ExitStatus::Interrupted(*signal),
+            Failure::Runtime(_) | Failure::Schema(_) => ExitStatus::Failure,
+        }
+    }
+}
+
+impl From<&BuildError> for ExitStatus {
+    fn from(e: &BuildError) -> ExitStatus {
+        match e {
+            BuildError::Config(_) | BuildError::Usage(_) => ExitStatus::Usage,
+            BuildError::Engine(_) => ExitStatus::Engine,
+            BuildError::Phase(_) | BuildError::Host(_) | BuildError::Internal(_) => {
+                ExitStatus::Failure
+            }
+        }
+    }
+}
+
+impl From<&InstanceError> for ExitStatus {
+    fn from(e: &InstanceError) -> ExitStatus {
+        match e {
+            InstanceError::NoInstances { .. }
+            | InstanceError::UnknownMember { .. }
+            | InstanceError::InvalidMember { .. }
+            | InstanceError::NoContainer { .. }
+            | InstanceError::NotRunning { .. }
+            | InstanceError::Clash(_) => ExitStatus::Usage,
+            InstanceError::Engine(_) => ExitStatus::Engine,
+        }
+    }
+}
