@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::docker::{commit_leaks, leak_error, normalize_config};
+use super::semantics::{commit_leaks, env_key, leak_error, normalize_config};
 use super::{
     CommitSpec, ContainerSpec, Engine, EngineError, EngineInfo, EngineResult, ImageConfig,
     ImageInfo, Stream,
@@ -136,10 +136,6 @@ fn full_tag(reference: &str) -> String {
     } else {
         format!("{reference}:latest")
     }
-}
-
-fn env_key(entry: &str) -> &str {
-    entry.split_once('=').map_or(entry, |(k, _)| k)
 }
 
 /// Docker's `merge(userConf, imageConf)` (daemon/commit.go), used both when a

@@ -5,6 +5,7 @@
 
 pub mod docker;
 pub mod fake;
+mod semantics;
 pub mod types;
 
 pub use types::*;

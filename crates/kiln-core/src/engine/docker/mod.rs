@@ -1,11 +1,14 @@
 //! The Docker Engine implementation of [`super::Engine`], over bollard: the only
 //! place in kiln that knows the engine speaks HTTP.
 
+mod convert;
+mod interactive;
+mod stream;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerConfig, ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
@@ -18,10 +21,17 @@ use bollard::{ClientVersion, Docker};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 
+use super::semantics::{commit_leaks, leak_error, normalize_port};
 use super::{
     CommitSpec, ContainerSpec, Engine, EngineError, EngineInfo, EngineResult, ImageConfig,
     ImageInfo, ImageSummary, Stream,
 };
+use convert::{
+    image_config_from_docker, layer_dirs, ports_from_docker, restart_policy, split_reference,
+};
+use stream::{file_chunks, pump_output};
+
+pub use convert::import_changes;
 
 /// Where bollard looks when `DOCKER_HOST` is unset.
 pub const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
@@ -152,81 +162,6 @@ impl DockerEngine {
             None => Err(refused("wait container", "no exit status".to_string())),
         }
     }
-
-    /// The interactive fallback used when the `docker` CLI is on PATH: it
-    /// already knows raw mode, window resizes and detach keys, so kiln reuses it.
-    async fn run_interactive_cli(&self, id: &str) -> EngineResult<i64> {
-        let status = tokio::process::Command::new("docker")
-            .args(["start", "--attach", "--interactive", id])
-            .env("DOCKER_HOST", &self.endpoint)
-            .status()
-            .await
-            .map_err(|e| refused("start container", format!("cannot run `docker`: {e}")))?;
-        Ok(status.code().map_or(-1, i64::from))
-    }
-
-    /// Without the CLI: attach (no raw mode, so line-buffered input), pipe
-    /// stdin → container and container → stdout, wait for the exit code.
-    async fn run_interactive_api(&self, id: &str) -> EngineResult<i64> {
-        use tokio::io::AsyncWriteExt;
-        let options = AttachContainerOptions {
-            stdin: true,
-            stdout: true,
-            stderr: true,
-            stream: true,
-            ..Default::default()
-        };
-        let attached = self
-            .docker
-            .attach_container(id, Some(options))
-            .await
-            .map_err(|e| self.error("attach container", e, no_such_container(id)))?;
-        self.docker
-            .start_container(id, None::<StartContainerOptions>)
-            .await
-            .map_err(|e| self.error("start container", e, no_such_container(id)))?;
-        // Read stdin on a plain thread (a blocking read cannot be cancelled; the
-        // thread ends with the process) and forward it through a channel.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut stdin = std::io::stdin();
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdin.read(&mut buf) {
-                if n == 0 || tx.blocking_send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut input = attached.input;
-        let pump = tokio::spawn(async move {
-            while let Some(bytes) = rx.recv().await {
-                if input.write_all(&bytes).await.is_err() {
-                    break;
-                }
-            }
-            let _ = input.shutdown().await;
-        });
-        let mut output = attached.output;
-        while let Some(chunk) = output.next().await {
-            use std::io::Write;
-            match chunk {
-                Ok(LogOutput::StdErr { message }) => {
-                    let mut stderr = std::io::stderr();
-                    let _ = stderr.write_all(&message);
-                    let _ = stderr.flush();
-                }
-                Ok(other) => {
-                    let mut stdout = std::io::stdout();
-                    let _ = stdout.write_all(other.as_ref());
-                    let _ = stdout.flush();
-                }
-                Err(_) => break,
-            }
-        }
-        pump.abort();
-        self.exit_code(id).await
-    }
 }
 
 /// The API version an engine on a unix socket speaks, from the `Api-Version`
@@ -280,25 +215,6 @@ fn parse_api_version(head: &str) -> Result<ClientVersion, String> {
     })
 }
 
-/// An image's layer directories, top first, from its graph driver data:
-/// overlay-style drivers name the top layer `UpperDir` and the others, top
-/// first, in `LowerDir` (`:`-separated).
-fn layer_dirs(driver: &bollard::models::DriverData) -> Vec<String> {
-    let Some(upper) = driver.data.get("UpperDir").filter(|d| !d.is_empty()) else {
-        return Vec::new();
-    };
-    let mut dirs = vec![upper.clone()];
-    if let Some(lower) = driver.data.get("LowerDir") {
-        dirs.extend(
-            lower
-                .split(':')
-                .filter(|d| !d.is_empty())
-                .map(str::to_string),
-        );
-    }
-    dirs
-}
-
 fn refused(op: &str, message: String) -> EngineError {
     EngineError::Refused {
         op: op.to_string(),
@@ -346,284 +262,6 @@ fn describe(e: &BollardError) -> String {
         source = s.source();
     }
     text
-}
-
-/// `3000` → `3000/tcp`, as Docker stores exposed ports.
-pub(crate) fn normalize_port(port: &str) -> String {
-    if port.contains('/') {
-        port.to_string()
-    } else {
-        format!("{port}/tcp")
-    }
-}
-
-/// The config as Docker will report it back: empty entrypoint/cmd mean unset,
-/// ports carry their protocol, and neither order nor duplicates of ports matter.
-pub(crate) fn normalize_config(config: &ImageConfig) -> ImageConfig {
-    let mut ports: Vec<String> = config
-        .exposed_ports
-        .iter()
-        .map(|p| normalize_port(p))
-        .collect();
-    ports.sort();
-    ports.dedup();
-    ImageConfig {
-        user: config.user.clone().filter(|u| !u.is_empty()),
-        env: config.env.clone(),
-        cmd: config.cmd.clone().filter(|c| !c.is_empty()),
-        entrypoint: config.entrypoint.clone().filter(|c| !c.is_empty()),
-        working_dir: config.working_dir.clone().filter(|w| !w.is_empty()),
-        exposed_ports: ports,
-        labels: config.labels.clone(),
-    }
-}
-
-fn env_key(entry: &str) -> &str {
-    entry.split_once('=').map_or(entry, |(k, _)| k)
-}
-
-/// What the engine added to a committed image's config beyond what kiln asked
-/// for: keys only, never values, since a leaked value may be a secret.
-pub(crate) fn commit_leaks(requested: &ImageConfig, got: &ImageConfig) -> Vec<String> {
-    let want = normalize_config(requested);
-    let got = normalize_config(got);
-    let mut leaks = Vec::new();
-    for entry in &got.env {
-        if !want.env.iter().any(|w| env_key(w) == env_key(entry)) {
-            leaks.push(format!("env `{}`", env_key(entry)));
-        }
-    }
-    for key in got.labels.keys() {
-        if !want.labels.contains_key(key) {
-            leaks.push(format!("label `{key}`"));
-        }
-    }
-    for port in &got.exposed_ports {
-        if !want.exposed_ports.contains(port) {
-            leaks.push(format!("exposed port `{port}`"));
-        }
-    }
-    if want.user.is_none() && got.user.is_some() {
-        leaks.push("user".to_string());
-    }
-    if want.working_dir.is_none() && got.working_dir.is_some() {
-        leaks.push("working dir".to_string());
-    }
-    if want.cmd.is_none() && got.cmd.is_some() {
-        leaks.push("cmd".to_string());
-    }
-    if want.entrypoint.is_none() && got.entrypoint.is_some() {
-        leaks.push("entrypoint".to_string());
-    }
-    leaks
-}
-
-/// The error for a commit whose result would not be exactly the requested config.
-pub(crate) fn leak_error(container: &str, leaks: &[String]) -> EngineError {
-    refused(
-        "commit",
-        format!(
-            "committing container `{container}` would carry over its own {} into the image \
-             (Docker's commit merges the container's config into the one given)\n\
-             hint: create build containers with no env, labels, user, working dir or cmd \
-             beyond what the snapshot's config sets; pass secrets as files or in the command",
-            leaks.join(", ")
-        ),
-    )
-}
-
-fn image_config_from_docker(c: Option<bollard::models::ImageConfig>) -> ImageConfig {
-    let Some(c) = c else {
-        return ImageConfig::default();
-    };
-    let mut ports = c.exposed_ports.unwrap_or_default();
-    ports.sort();
-    ImageConfig {
-        user: c.user.filter(|u| !u.is_empty()),
-        env: c.env.unwrap_or_default(),
-        cmd: c.cmd.filter(|v| !v.is_empty()),
-        entrypoint: c.entrypoint.filter(|v| !v.is_empty()),
-        working_dir: c.working_dir.filter(|w| !w.is_empty()),
-        exposed_ports: ports,
-        labels: c.labels.unwrap_or_default().into_iter().collect(),
-    }
-}
-
-/// Dockerfile instructions that give an imported image `config`. JSON form
-/// keeps arguments with spaces intact.
-pub fn import_changes(config: &ImageConfig) -> Vec<String> {
-    let json = |v: &[String]| serde_json::to_string(v).unwrap_or_default();
-    let mut changes = Vec::new();
-    for entry in &config.env {
-        if let Some((k, v)) = entry.split_once('=') {
-            changes.push(format!("ENV {k}={}", dockerfile_quote(v)));
-        }
-    }
-    if let Some(user) = &config.user {
-        changes.push(format!("USER {user}"));
-    }
-    if let Some(dir) = &config.working_dir {
-        changes.push(format!("WORKDIR {dir}"));
-    }
-    if let Some(entrypoint) = &config.entrypoint {
-        changes.push(format!("ENTRYPOINT {}", json(entrypoint)));
-    }
-    if let Some(cmd) = &config.cmd {
-        changes.push(format!("CMD {}", json(cmd)));
-    }
-    for port in &config.exposed_ports {
-        changes.push(format!("EXPOSE {port}"));
-    }
-    for (k, v) in &config.labels {
-        changes.push(format!(
-            "LABEL {}={}",
-            dockerfile_quote(k),
-            dockerfile_quote(v)
-        ));
-    }
-    changes
-}
-
-/// A double-quoted Dockerfile word: `\\`, `"` and `$` escaped, so values are
-/// taken literally (no variable expansion).
-fn dockerfile_quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for ch in value.chars() {
-        if matches!(ch, '\\' | '"' | '$') {
-            out.push('\\');
-        }
-        out.push(ch);
-    }
-    out.push('"');
-    out
-}
-
-/// Splits a reference into what the pull API wants: without a tag Docker
-/// would pull every tag of the repository, so `latest` is made explicit.
-fn split_reference(reference: &str) -> (String, Option<String>) {
-    if reference.contains('@') {
-        return (reference.to_string(), None);
-    }
-    let name_start = reference.rfind('/').map_or(0, |i| i + 1);
-    match reference[name_start..].rfind(':') {
-        Some(i) => (
-            reference[..name_start + i].to_string(),
-            Some(reference[name_start + i + 1..].to_string()),
-        ),
-        None => (reference.to_string(), Some("latest".to_string())),
-    }
-}
-
-/// A file as a stream of chunks, to send large archives without holding them
-/// in memory.
-fn file_chunks(
-    file: tokio::fs::File,
-) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    futures_util::stream::try_unfold(file, |mut file| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 256 * 1024];
-        let n = file.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.truncate(n);
-        Ok(Some((Bytes::from(buf), file)))
-    })
-}
-
-/// Splits multiplexed container output into lines per stream; frames may cut
-/// a line anywhere, so each stream keeps its own unfinished tail.
-#[derive(Default)]
-pub(crate) struct LineSplitter {
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-}
-
-impl LineSplitter {
-    pub(crate) fn push(
-        &mut self,
-        stream: Stream,
-        bytes: &[u8],
-        on_line: &mut (dyn FnMut(Stream, &str) + Send),
-    ) {
-        let buf = match stream {
-            Stream::Stdout => &mut self.stdout,
-            Stream::Stderr => &mut self.stderr,
-        };
-        buf.extend_from_slice(bytes);
-        while let Some(i) = buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=i).collect();
-            emit(stream, &line[..i], on_line);
-        }
-    }
-
-    /// Emits the partial last lines (output that did not end in a newline).
-    pub(crate) fn finish(&mut self, on_line: &mut (dyn FnMut(Stream, &str) + Send)) {
-        for (stream, buf) in [
-            (Stream::Stdout, &mut self.stdout),
-            (Stream::Stderr, &mut self.stderr),
-        ] {
-            if !buf.is_empty() {
-                let line = std::mem::take(buf);
-                emit(stream, &line, on_line);
-            }
-        }
-    }
-}
-
-fn emit(stream: Stream, line: &[u8], on_line: &mut (dyn FnMut(Stream, &str) + Send)) {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    on_line(stream, &String::from_utf8_lossy(line));
-}
-
-fn restart_policy(name: &str) -> bollard::models::RestartPolicy {
-    use bollard::models::RestartPolicyNameEnum as N;
-    let name = match name {
-        "always" => N::ALWAYS,
-        "unless-stopped" => N::UNLESS_STOPPED,
-        "on-failure" => N::ON_FAILURE,
-        _ => N::NO,
-    };
-    bollard::models::RestartPolicy {
-        name: Some(name),
-        maximum_retry_count: None,
-    }
-}
-
-/// The configured port bindings of a container (known even while it is stopped).
-fn ports_from_docker(map: Option<bollard::models::PortMap>) -> Vec<super::PortBinding> {
-    let mut out = Vec::new();
-    for (key, bindings) in map.unwrap_or_default() {
-        let (port, protocol) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
-        let Ok(container_port) = port.parse::<u16>() else {
-            continue;
-        };
-        for b in bindings.unwrap_or_default() {
-            let Some(host_port) = b.host_port.and_then(|p| p.parse::<u16>().ok()) else {
-                continue;
-            };
-            out.push(super::PortBinding {
-                host_ip: b
-                    .host_ip
-                    .filter(|ip| !ip.is_empty())
-                    .unwrap_or_else(|| "0.0.0.0".to_string()),
-                host_port,
-                container_port,
-                protocol: protocol.to_string(),
-            });
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Whether this process's stdin is a terminal (`docker exec -t` needs one).
-fn stdin_is_tty() -> bool {
-    std::fs::read_link("/proc/self/fd/0").is_ok_and(|p| {
-        let p = p.to_string_lossy();
-        p.starts_with("/dev/pts/") || p.starts_with("/dev/tty")
-    })
 }
 
 impl Engine for DockerEngine {
@@ -916,24 +554,9 @@ impl Engine for DockerEngine {
             .start_container(id, None::<StartContainerOptions>)
             .await
             .map_err(|e| self.error("start container", e, no_such_container(id)))?;
-        let mut splitter = LineSplitter::default();
-        let mut output = attached.output;
-        while let Some(chunk) = output.next().await {
-            match chunk {
-                Ok(LogOutput::StdErr { message }) => {
-                    splitter.push(Stream::Stderr, &message, on_line)
-                }
-                Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
-                    splitter.push(Stream::Stdout, &message, on_line)
-                }
-                Ok(LogOutput::StdIn { .. }) => {}
-                Err(e) => {
-                    splitter.finish(on_line);
-                    return Err(self.error("attach container", e, no_such_container(id)));
-                }
-            }
-        }
-        splitter.finish(on_line);
+        pump_output(attached.output, on_line)
+            .await
+            .map_err(|e| self.error("attach container", e, no_such_container(id)))?;
         match removed_wait {
             None => self.exit_code(id).await,
             Some(handle) => match handle.await {
@@ -945,18 +568,8 @@ impl Engine for DockerEngine {
         }
     }
 
-    /// Uses the `docker` CLI (`docker start -ai`) when it is installed, which
-    /// handles raw mode and resizes; otherwise attaches through the API with the
-    /// terminal left in line mode.
     async fn run_interactive(&self, id: &str) -> EngineResult<i64> {
-        let has_cli = std::env::var_os("PATH").is_some_and(|path| {
-            std::env::split_paths(&path).any(|dir| dir.join("docker").is_file())
-        });
-        if has_cli {
-            self.run_interactive_cli(id).await
-        } else {
-            self.run_interactive_api(id).await
-        }
+        self.run_on_terminal(id).await
     }
 
     async fn put_archive(&self, id: &str, path: &str, tar: Bytes) -> EngineResult<()> {
@@ -1169,25 +782,9 @@ impl Engine for DockerEngine {
             tail: tail.map_or_else(|| "all".to_string(), |n| n.to_string()),
             ..Default::default()
         };
-        let mut splitter = LineSplitter::default();
-        let mut output = self.docker.logs(id, Some(options));
-        while let Some(chunk) = output.next().await {
-            match chunk {
-                Ok(LogOutput::StdErr { message }) => {
-                    splitter.push(Stream::Stderr, &message, on_line)
-                }
-                Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
-                    splitter.push(Stream::Stdout, &message, on_line)
-                }
-                Ok(LogOutput::StdIn { .. }) => {}
-                Err(e) => {
-                    splitter.finish(on_line);
-                    return Err(self.error("container logs", e, no_such_container(id)));
-                }
-            }
-        }
-        splitter.finish(on_line);
-        Ok(())
+        pump_output(self.docker.logs(id, Some(options)), on_line)
+            .await
+            .map_err(|e| self.error("container logs", e, no_such_container(id)))
     }
 
     async fn exec(
@@ -1212,24 +809,10 @@ impl Engine for DockerEngine {
             .start_exec(&created.id, None::<bollard::exec::StartExecOptions>)
             .await
             .map_err(|e| self.error("exec", e, no_such_container(id)))?;
-        if let bollard::exec::StartExecResults::Attached { mut output, .. } = started {
-            let mut splitter = LineSplitter::default();
-            while let Some(chunk) = output.next().await {
-                match chunk {
-                    Ok(LogOutput::StdErr { message }) => {
-                        splitter.push(Stream::Stderr, &message, on_line)
-                    }
-                    Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
-                        splitter.push(Stream::Stdout, &message, on_line)
-                    }
-                    Ok(LogOutput::StdIn { .. }) => {}
-                    Err(e) => {
-                        splitter.finish(on_line);
-                        return Err(self.error("exec", e, no_such_container(id)));
-                    }
-                }
-            }
-            splitter.finish(on_line);
+        if let bollard::exec::StartExecResults::Attached { output, .. } = started {
+            pump_output(output, on_line)
+                .await
+                .map_err(|e| self.error("exec", e, no_such_container(id)))?;
         }
         let inspected = self
             .docker
@@ -1239,32 +822,8 @@ impl Engine for DockerEngine {
         Ok(inspected.exit_code.unwrap_or(-1))
     }
 
-    /// `docker exec -i[t]` when the CLI is installed (raw mode, resizes);
-    /// otherwise a non-interactive exec whose output is copied to ours.
     async fn exec_interactive(&self, id: &str, cmd: &[String]) -> EngineResult<i64> {
-        let has_cli = std::env::var_os("PATH").is_some_and(|path| {
-            std::env::split_paths(&path).any(|dir| dir.join("docker").is_file())
-        });
-        if !has_cli {
-            let mut print = |stream: Stream, line: &str| match stream {
-                Stream::Stdout => println!("{line}"),
-                Stream::Stderr => eprintln!("{line}"),
-            };
-            return self.exec(id, cmd, &mut print).await;
-        }
-        let mut args = vec!["exec".to_string(), "-i".to_string()];
-        if stdin_is_tty() {
-            args.push("-t".to_string());
-        }
-        args.push(id.to_string());
-        args.extend(cmd.iter().cloned());
-        let status = tokio::process::Command::new("docker")
-            .args(&args)
-            .env("DOCKER_HOST", &self.endpoint)
-            .status()
-            .await
-            .map_err(|e| refused("exec", format!("cannot run `docker`: {e}")))?;
-        Ok(status.code().map_or(-1, i64::from))
+        self.exec_on_terminal(id, cmd).await
     }
 
     async fn create_volume(
@@ -1377,8 +936,6 @@ impl Engine for DockerEngine {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
 
     #[test]
@@ -1391,80 +948,5 @@ mod tests {
         assert!(parse_api_version("HTTP/1.1 500 Internal\r\n\r\n").is_err());
         assert!(parse_api_version("HTTP/1.1 200 OK\r\nServer: x\r\n\r\n").is_err());
         assert!(parse_api_version("HTTP/1.1 200 OK\r\nApi-Version: v2\r\n\r\n").is_err());
-    }
-
-    #[test]
-    fn references_get_an_explicit_tag() {
-        let cases = [
-            ("debian", ("debian", Some("latest"))),
-            ("debian:bookworm", ("debian", Some("bookworm"))),
-            ("localhost:5000/a/b", ("localhost:5000/a/b", Some("latest"))),
-            ("localhost:5000/a/b:1", ("localhost:5000/a/b", Some("1"))),
-            ("a@sha256:00", ("a@sha256:00", None)),
-        ];
-        for (input, (name, tag)) in cases {
-            let (n, t) = split_reference(input);
-            assert_eq!((n.as_str(), t.as_deref()), (name, tag), "{input}");
-        }
-    }
-
-    #[test]
-    fn lines_are_split_across_frames_and_partial_tails_kept() {
-        let mut lines = Vec::new();
-        let mut on_line = |s: Stream, l: &str| lines.push((s, l.to_string()));
-        let mut sp = LineSplitter::default();
-        sp.push(Stream::Stdout, b"a\nb", &mut on_line);
-        sp.push(Stream::Stderr, b"x\r\n", &mut on_line);
-        sp.push(Stream::Stdout, b"c\n\nd", &mut on_line);
-        sp.finish(&mut on_line);
-        let expected = [
-            (Stream::Stdout, "a"),
-            (Stream::Stderr, "x"),
-            (Stream::Stdout, "bc"),
-            (Stream::Stdout, ""),
-            (Stream::Stdout, "d"),
-        ];
-        let expected: Vec<(Stream, String)> =
-            expected.iter().map(|(s, l)| (*s, l.to_string())).collect();
-        assert_eq!(lines, expected);
-    }
-
-    #[test]
-    fn import_changes_quote_values() {
-        let config = ImageConfig {
-            env: vec!["PATH=/bin:/usr/bin".into(), "A=b c $X".into()],
-            cmd: Some(vec!["sh".into(), "-c".into(), "echo hi".into()]),
-            exposed_ports: vec!["3000/tcp".into()],
-            labels: BTreeMap::from([("k".into(), "v w".into())]),
-            ..Default::default()
-        };
-        assert_eq!(
-            import_changes(&config),
-            [
-                r#"ENV PATH="/bin:/usr/bin""#,
-                r#"ENV A="b c \$X""#,
-                r#"CMD ["sh","-c","echo hi"]"#,
-                "EXPOSE 3000/tcp",
-                r#"LABEL "k"="v w""#,
-            ]
-        );
-    }
-
-    #[test]
-    fn commit_leaks_name_keys_not_values() {
-        let want = ImageConfig {
-            env: vec!["A=1".into()],
-            cmd: Some(vec!["sh".into()]),
-            ..Default::default()
-        };
-        let got = ImageConfig {
-            env: vec!["A=1".into(), "TOKEN=hunter2".into()],
-            cmd: Some(vec!["sh".into()]),
-            user: Some("dev".into()),
-            ..Default::default()
-        };
-        let leaks = commit_leaks(&want, &got);
-        assert_eq!(leaks, ["env `TOKEN`", "user"]);
-        assert!(!leak_error("c", &leaks).to_string().contains("hunter2"));
     }
 }
