@@ -1,47 +1,44 @@
 //! The Docker Engine implementation of [`super::Engine`], over bollard: the only
-//! place in kiln that knows the engine speaks HTTP.
+//! place in kiln that knows the engine speaks HTTP. This file holds the engine
+//! calls, one per trait method; beside it are how an engine is reached
+//! ([`connect`]), bollard's errors as kiln's (`error`), the conversions between
+//! kiln's types and bollard's (`convert`), container output as lines
+//! (`stream`), and the terminal attach of interactive runs (`interactive`).
 
+mod connect;
 mod convert;
+mod error;
 mod interactive;
 mod stream;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bollard::Docker;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerConfig, ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     AttachContainerOptions, CommitContainerOptions, CreateContainerOptions, CreateImageOptions,
     DownloadFromContainerOptions, InspectContainerOptions, ListContainersOptions,
     ListImagesOptions, RemoveContainerOptions, RemoveImageOptions, StartContainerOptions,
     TagImageOptions, UploadToContainerOptions, WaitContainerOptions,
 };
-use bollard::{ClientVersion, Docker};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::semantics::{commit_leaks, leak_error, normalize_port};
+use super::semantics::{commit_leaks, leak_error};
 use super::{
-    CommitSpec, ContainerSpec, Engine, EngineError, EngineInfo, EngineResult, ImageConfig,
-    ImageInfo, ImageSummary, Stream,
+    CommitSpec, ContainerInfo, ContainerSpec, ContainerSummary, Engine, EngineInfo, EngineResult,
+    ImageConfig, ImageInfo, ImageSummary, Stream, VolumeSummary,
 };
 use convert::{
-    image_config_from_docker, layer_dirs, ports_from_docker, restart_policy, split_reference,
+    commit_config, container_body, container_info_from_docker, container_summary_from_docker,
+    image_info_from_docker, image_summary_from_docker, label_filters, split_reference,
 };
+use error::{no_such_container, no_such_image, refused};
 use stream::{file_chunks, pump_output};
 
+pub use connect::DEFAULT_ENDPOINT;
 pub use convert::import_changes;
-
-/// Where bollard looks when `DOCKER_HOST` is unset.
-pub const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
-
-/// How long `connect` waits for the engine to answer before calling it unreachable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// bollard's default of 2 minutes is measured until the response headers arrive;
-/// committing or importing a multi-gigabyte filesystem can take longer than that.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
 /// A connection to a Docker (or Podman) engine.
 #[derive(Debug, Clone)]
@@ -51,59 +48,6 @@ pub struct DockerEngine {
 }
 
 impl DockerEngine {
-    /// Connects at `DOCKER_HOST` or the default socket and negotiates the API
-    /// version (so Docker 20.10, API 1.41, works). `Unreachable` when nothing answers.
-    pub async fn connect() -> Result<DockerEngine, EngineError> {
-        let endpoint = std::env::var("DOCKER_HOST")
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
-        Self::connect_to(&endpoint).await
-    }
-
-    /// Connects at an explicit endpoint (`unix://…`, `tcp://…`, `http://…`).
-    pub async fn connect_to(endpoint: &str) -> Result<DockerEngine, EngineError> {
-        let unreachable = |reason: String| EngineError::Unreachable {
-            endpoint: endpoint.to_string(),
-            reason,
-        };
-        let timed_out = || unreachable(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()));
-        let mut docker = match endpoint.strip_prefix("unix://") {
-            // The engine states its API version in every response's headers;
-            // reading it off `/_ping` costs a fraction of the `/version` call
-            // bollard negotiates with (0.3 ms against 4 ms here), which a
-            // no-op build would otherwise spend most of its time on.
-            Some(path) => match tokio::time::timeout(CONNECT_TIMEOUT, ping_api_version(path)).await
-            {
-                Ok(Ok(server)) => {
-                    let version = if server < *bollard::API_DEFAULT_VERSION {
-                        server
-                    } else {
-                        *bollard::API_DEFAULT_VERSION
-                    };
-                    Docker::connect_with_unix(endpoint, REQUEST_TIMEOUT.as_secs(), &version)
-                        .map_err(|e| unreachable(e.to_string()))?
-                }
-                Ok(Err(reason)) => return Err(unreachable(reason)),
-                Err(_) => return Err(timed_out()),
-            },
-            None => {
-                let docker =
-                    Docker::connect_with_host(endpoint).map_err(|e| unreachable(e.to_string()))?;
-                match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await {
-                    Ok(Ok(docker)) => docker,
-                    Ok(Err(e)) => return Err(unreachable(describe(&e))),
-                    Err(_) => return Err(timed_out()),
-                }
-            }
-        };
-        docker.set_timeout(REQUEST_TIMEOUT);
-        Ok(DockerEngine {
-            docker,
-            endpoint: endpoint.to_string(),
-        })
-    }
-
     /// The endpoint this engine was reached at.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
@@ -112,28 +56,6 @@ impl DockerEngine {
     /// The bollard client, for the rare caller that needs an API kiln's trait lacks.
     pub fn client(&self) -> &Docker {
         &self.docker
-    }
-
-    /// Maps a bollard error: transport failures become `Unreachable`, 404s the
-    /// matching `NoSuch*` (decided by `not_found`), everything else `Refused`.
-    fn error(
-        &self,
-        op: &str,
-        e: BollardError,
-        not_found: impl FnOnce(&str) -> Option<EngineError>,
-    ) -> EngineError {
-        match e {
-            BollardError::DockerResponseServerError {
-                status_code: 404,
-                ref message,
-            } => not_found(message).unwrap_or_else(|| refused(op, message.clone())),
-            BollardError::DockerResponseServerError { message, .. } => refused(op, message),
-            e if is_transport(&e) => EngineError::Unreachable {
-                endpoint: self.endpoint.clone(),
-                reason: describe(&e),
-            },
-            e => refused(op, e.to_string()),
-        }
     }
 
     async fn inspect_auto_remove(&self, id: &str) -> EngineResult<bool> {
@@ -164,106 +86,6 @@ impl DockerEngine {
     }
 }
 
-/// The API version an engine on a unix socket speaks, from the `Api-Version`
-/// header of `GET /_ping` (how the docker CLI negotiates). `Err` says why the
-/// engine is unreachable.
-async fn ping_api_version(path: &str) -> Result<ClientVersion, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut sock = tokio::net::UnixStream::connect(path)
-        .await
-        .map_err(|e| e.to_string())?;
-    sock.write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 512];
-    // HTTP/1.0: the engine closes the connection after the short body. A
-    // head that never ends is not an engine's.
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
-        let n = sock.read(&mut buf).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    parse_api_version(&String::from_utf8_lossy(&head))
-}
-
-/// The `Api-Version` of a response head, when its status is 200.
-fn parse_api_version(head: &str) -> Result<ClientVersion, String> {
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap_or_default();
-    if status.split_whitespace().nth(1) != Some("200") {
-        return Err(format!("`/_ping` answered `{}`", status.trim()));
-    }
-    let value = lines
-        .take_while(|l| !l.is_empty())
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case("api-version")
-                .then(|| v.trim())
-        })
-        .ok_or("`/_ping` names no API version")?;
-    let (major, minor) = value
-        .split_once('.')
-        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-        .ok_or_else(|| format!("the engine's API version `{value}` is not MAJOR.MINOR"))?;
-    Ok(ClientVersion {
-        major_version: major,
-        minor_version: minor,
-    })
-}
-
-fn refused(op: &str, message: String) -> EngineError {
-    EngineError::Refused {
-        op: op.to_string(),
-        message,
-    }
-}
-
-fn no_such_container(id: &str) -> impl FnOnce(&str) -> Option<EngineError> + '_ {
-    move |message: &str| {
-        message
-            .contains("No such container")
-            .then(|| EngineError::NoSuchContainer(id.to_string()))
-    }
-}
-
-fn no_such_image(reference: &str) -> impl FnOnce(&str) -> Option<EngineError> + '_ {
-    move |_| Some(EngineError::NoSuchImage(reference.to_string()))
-}
-
-/// Errors that mean "nothing (sane) answered", as opposed to an answer that said no.
-fn is_transport(e: &BollardError) -> bool {
-    matches!(
-        e,
-        BollardError::HyperLegacyError { .. }
-            | BollardError::HyperResponseError { .. }
-            | BollardError::IOError { .. }
-            | BollardError::SocketNotFoundError(_)
-            | BollardError::RequestTimeoutError
-            | BollardError::HttpClientError { .. }
-            | BollardError::UnsupportedURISchemeError { .. }
-    )
-}
-
-/// A one-line description of a bollard error including its source chain, so
-/// "connection refused" or "No such file or directory" reaches the user.
-fn describe(e: &BollardError) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
-}
-
 impl Engine for DockerEngine {
     async fn ping(&self) -> EngineResult<EngineInfo> {
         let v = self
@@ -279,17 +101,7 @@ impl Engine for DockerEngine {
 
     async fn image_inspect(&self, reference: &str) -> EngineResult<Option<ImageInfo>> {
         match self.docker.inspect_image(reference).await {
-            Ok(i) => Ok(Some(ImageInfo {
-                layer_dirs: i.graph_driver.as_ref().map(layer_dirs).unwrap_or_default(),
-                id: i.id.unwrap_or_default(),
-                repo_tags: i.repo_tags.unwrap_or_default(),
-                repo_digests: i.repo_digests.unwrap_or_default(),
-                config: image_config_from_docker(i.config),
-                layers: i.root_fs.and_then(|r| r.layers).unwrap_or_default(),
-                architecture: i.architecture.unwrap_or_default(),
-                os: i.os.unwrap_or_default(),
-                created: i.created.map(|c| c.to_string()).unwrap_or_default(),
-            })),
+            Ok(i) => Ok(Some(image_info_from_docker(i))),
             Err(BollardError::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(None),
@@ -298,12 +110,8 @@ impl Engine for DockerEngine {
     }
 
     async fn images_with_labels(&self, labels: &[(&str, &str)]) -> EngineResult<Vec<String>> {
-        let filters = HashMap::from([(
-            "label".to_string(),
-            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        )]);
         let options = ListImagesOptions {
-            filters: Some(filters),
+            filters: Some(label_filters(labels)),
             ..Default::default()
         };
         let images = self
@@ -319,12 +127,8 @@ impl Engine for DockerEngine {
 
     /// One listing call (the default would inspect every image).
     async fn list_images(&self, labels: &[(&str, &str)]) -> EngineResult<Vec<ImageSummary>> {
-        let filters = HashMap::from([(
-            "label".to_string(),
-            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        )]);
         let options = ListImagesOptions {
-            filters: Some(filters),
+            filters: Some(label_filters(labels)),
             ..Default::default()
         };
         let images = self
@@ -332,19 +136,8 @@ impl Engine for DockerEngine {
             .list_images(Some(options))
             .await
             .map_err(|e| self.error("list images", e, |_| None))?;
-        let mut out: Vec<ImageSummary> = images
-            .into_iter()
-            .map(|i| ImageSummary {
-                id: i.id,
-                // Docker lists an untagged image as `<none>:<none>`.
-                repo_tags: i
-                    .repo_tags
-                    .into_iter()
-                    .filter(|t| t != "<none>:<none>")
-                    .collect(),
-                labels: i.labels.into_iter().collect(),
-            })
-            .collect();
+        let mut out: Vec<ImageSummary> =
+            images.into_iter().map(image_summary_from_docker).collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out.dedup_by(|a, b| a.id == b.id);
         Ok(out)
@@ -449,72 +242,13 @@ impl Engine for DockerEngine {
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> EngineResult<String> {
-        // Bind strings take both absolute host paths and volume names
-        // (`name:/dst`), so one form serves both kinds of mount.
-        let binds: Vec<String> = spec
-            .mounts
-            .iter()
-            .map(|m| {
-                let mut bind = format!("{}:{}", m.source, m.target);
-                if m.readonly {
-                    bind.push_str(":ro");
-                }
-                bind
-            })
-            .collect();
-        let mut port_bindings: HashMap<String, Option<Vec<bollard::models::PortBinding>>> =
-            HashMap::new();
-        for p in &spec.ports {
-            port_bindings
-                .entry(p.container_key())
-                .or_default()
-                .get_or_insert_with(Vec::new)
-                .push(bollard::models::PortBinding {
-                    host_ip: Some(p.host_ip.clone()),
-                    host_port: Some(p.host_port.to_string()),
-                });
-        }
-        let exposed: Vec<String> = port_bindings.keys().cloned().collect();
-        let host_config = HostConfig {
-            binds: (!binds.is_empty()).then_some(binds),
-            network_mode: spec.network_host.then(|| "host".to_string()),
-            auto_remove: Some(spec.auto_remove),
-            port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
-            restart_policy: spec.restart.as_deref().map(restart_policy),
-            init: spec.init.then_some(true),
-            ..Default::default()
-        };
-        let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            cmd: spec.cmd.clone(),
-            entrypoint: spec.entrypoint.clone(),
-            env: (!spec.env.is_empty()).then(|| spec.env.clone()),
-            user: spec.user.clone(),
-            working_dir: spec.working_dir.clone(),
-            labels: Some(
-                spec.labels
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ),
-            tty: Some(spec.interactive),
-            open_stdin: Some(spec.interactive),
-            stdin_once: Some(spec.interactive),
-            attach_stdin: Some(spec.interactive),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            host_config: Some(host_config),
-            exposed_ports: (!exposed.is_empty()).then_some(exposed),
-            hostname: spec.hostname.clone(),
-            ..Default::default()
-        };
         let options = CreateContainerOptions {
             name: spec.name.clone(),
             ..Default::default()
         };
         let created = self
             .docker
-            .create_container(Some(options), body)
+            .create_container(Some(options), container_body(spec))
             .await
             .map_err(|e| self.error("create container", e, no_such_image(&spec.image)))?;
         Ok(created.id)
@@ -635,21 +369,7 @@ impl Engine for DockerEngine {
     /// the commit refused, since a leaked env entry may be a secret.
     async fn commit(&self, spec: &CommitSpec) -> EngineResult<String> {
         let c = &spec.config;
-        let config = ContainerConfig {
-            user: Some(c.user.clone().unwrap_or_default()),
-            env: Some(c.env.clone()),
-            cmd: Some(c.cmd.clone().unwrap_or_default()),
-            entrypoint: Some(c.entrypoint.clone().unwrap_or_default()),
-            working_dir: Some(c.working_dir.clone().unwrap_or_default()),
-            exposed_ports: Some(c.exposed_ports.iter().map(|p| normalize_port(p)).collect()),
-            labels: Some(
-                c.labels
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ),
-            ..Default::default()
-        };
+        let config = commit_config(c);
         let options = CommitContainerOptions {
             container: Some(spec.container.clone()),
             comment: spec.comment.clone(),
@@ -723,7 +443,7 @@ impl Engine for DockerEngine {
         }
     }
 
-    async fn inspect_container(&self, id: &str) -> EngineResult<Option<super::ContainerInfo>> {
+    async fn inspect_container(&self, id: &str) -> EngineResult<Option<ContainerInfo>> {
         let info = match self
             .docker
             .inspect_container(id, None::<InspectContainerOptions>)
@@ -735,37 +455,7 @@ impl Engine for DockerEngine {
             }) => return Ok(None),
             Err(e) => return Err(self.error("inspect container", e, |_| None)),
         };
-        let state = info.state.unwrap_or_default();
-        let status = state.status.map(|s| s.to_string()).unwrap_or_default();
-        let started_at = state
-            .started_at
-            .filter(|t| !t.is_empty() && !t.starts_with("0001-"));
-        let exit_code = (status == "exited" || status == "dead")
-            .then_some(state.exit_code)
-            .flatten();
-        Ok(Some(super::ContainerInfo {
-            id: info.id.unwrap_or_default(),
-            name: info
-                .name
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_string(),
-            state: status,
-            started_at,
-            image: info.image.unwrap_or_default(),
-            labels: info
-                .config
-                .and_then(|c| c.labels)
-                .map(|l| l.into_iter().collect())
-                .unwrap_or_default(),
-            ports: ports_from_docker(info.host_config.and_then(|h| h.port_bindings)),
-            restart_count: info.restart_count.unwrap_or(0),
-            exit_code,
-            upper_dir: info
-                .graph_driver
-                .and_then(|g| g.data.get("UpperDir").cloned())
-                .filter(|d| !d.is_empty()),
-        }))
+        Ok(Some(container_info_from_docker(info)))
     }
 
     async fn container_logs(
@@ -843,25 +533,20 @@ impl Engine for DockerEngine {
             .map_err(|e| self.error("create volume", e, |_| None))
     }
 
-    async fn list_volumes(
-        &self,
-        label: &str,
-        value: &str,
-    ) -> EngineResult<Vec<super::VolumeSummary>> {
-        let filters = HashMap::from([("label".to_string(), vec![format!("{label}={value}")])]);
+    async fn list_volumes(&self, label: &str, value: &str) -> EngineResult<Vec<VolumeSummary>> {
         let options = bollard::query_parameters::ListVolumesOptions {
-            filters: Some(filters),
+            filters: Some(label_filters(&[(label, value)])),
         };
         let listed = self
             .docker
             .list_volumes(Some(options))
             .await
             .map_err(|e| self.error("list volumes", e, |_| None))?;
-        let mut out: Vec<super::VolumeSummary> = listed
+        let mut out: Vec<VolumeSummary> = listed
             .volumes
             .unwrap_or_default()
             .into_iter()
-            .map(|v| super::VolumeSummary {
+            .map(|v| VolumeSummary {
                 name: v.name,
                 labels: v.labels.into_iter().collect(),
             })
@@ -882,10 +567,9 @@ impl Engine for DockerEngine {
     }
 
     async fn containers_with_label(&self, label: &str, value: &str) -> EngineResult<Vec<String>> {
-        let filters = HashMap::from([("label".to_string(), vec![format!("{label}={value}")])]);
         let options = ListContainersOptions {
             all: true,
-            filters: Some(filters),
+            filters: Some(label_filters(&[(label, value)])),
             ..Default::default()
         };
         let containers = self
@@ -900,11 +584,10 @@ impl Engine for DockerEngine {
         &self,
         label: &str,
         value: &str,
-    ) -> EngineResult<Vec<super::ContainerSummary>> {
-        let filters = HashMap::from([("label".to_string(), vec![format!("{label}={value}")])]);
+    ) -> EngineResult<Vec<ContainerSummary>> {
         let options = ListContainersOptions {
             all: true,
-            filters: Some(filters),
+            filters: Some(label_filters(&[(label, value)])),
             ..Default::default()
         };
         let containers = self
@@ -914,39 +597,7 @@ impl Engine for DockerEngine {
             .map_err(|e| self.error("list containers", e, |_| None))?;
         Ok(containers
             .into_iter()
-            .filter_map(|c| {
-                Some(super::ContainerSummary {
-                    id: c.id?,
-                    name: c
-                        .names
-                        .and_then(|n| n.into_iter().next())
-                        .map(|n| n.trim_start_matches('/').to_string())
-                        .unwrap_or_default(),
-                    image: c.image.unwrap_or_default(),
-                    state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-                    labels: c
-                        .labels
-                        .map(|l| l.into_iter().collect())
-                        .unwrap_or_default(),
-                })
-            })
+            .filter_map(container_summary_from_docker)
             .collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_api_version_is_read_off_the_ping_headers() {
-        let head = "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nDocker-Experimental: false\r\n\r\nOK";
-        let v = parse_api_version(head).unwrap();
-        assert_eq!((v.major_version, v.minor_version), (1, 41));
-        let lower = "HTTP/1.1 200 OK\r\napi-version:1.40\r\n\r\n";
-        assert_eq!(parse_api_version(lower).unwrap().minor_version, 40);
-        assert!(parse_api_version("HTTP/1.1 500 Internal\r\n\r\n").is_err());
-        assert!(parse_api_version("HTTP/1.1 200 OK\r\nServer: x\r\n\r\n").is_err());
-        assert!(parse_api_version("HTTP/1.1 200 OK\r\nApi-Version: v2\r\n\r\n").is_err());
     }
 }
