@@ -188,7 +188,11 @@ pub struct EngineInfo {
 /// An engine failure. `Unreachable` maps to exit code 3 in the CLI.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("cannot reach the container engine at `{endpoint}`: {reason}")]
+    /// Worded here once, hint included, for every command that needs an
+    /// engine. One line (SPEC §1): where kiln looked and how to start one.
+    #[error(
+        "cannot reach the container engine at `{endpoint}`: {reason}; hint: start the Docker Engine (`systemctl start docker`, or `dockerd &`), or set `DOCKER_HOST` to where it listens"
+    )]
     Unreachable { endpoint: String, reason: String },
     #[error("no such image `{0}`")]
     NoSuchImage(String),
@@ -199,3 +203,21 @@ pub enum EngineError {
 }
 
 pub type EngineResult<T> = Result<T, EngineError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_names_where_and_hints_on_one_line() {
+        let e = EngineError::Unreachable {
+            endpoint: "unix:///nonexistent.sock".to_string(),
+            reason: "No such file or directory".to_string(),
+        };
+        let text = e.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.contains("`unix:///nonexistent.sock`"), "{text}");
+        assert_eq!(text.matches("hint: ").count(), 1, "{text}");
+        assert!(text.ends_with("or set `DOCKER_HOST` to where it listens"), "{text}");
+    }
+}
