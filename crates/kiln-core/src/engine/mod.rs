@@ -1,9 +1,12 @@
 //! The one seam to the container engine. Everything kiln asks of Docker (or
 //! Podman) goes through [`Engine`]; only `docker/` knows HTTP. Tests pass a
-//! [`fake::FakeEngine`] explicitly where the engine is not what they test.
-//! The data that crosses the seam lives in [`types`], re-exported here.
+//! `fake::FakeEngine` (feature `testing`) explicitly where the engine is not
+//! what they test. The data that crosses the seam lives in [`types`],
+//! re-exported here; what Docker does to configs, which the fake mimics, in
+//! `semantics`.
 
 pub mod docker;
+#[cfg(any(test, feature = "testing"))]
 pub mod fake;
 mod semantics;
 pub mod types;
