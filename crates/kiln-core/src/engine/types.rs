@@ -218,6 +218,9 @@ mod tests {
         assert!(!text.contains('\n'), "{text}");
         assert!(text.contains("`unix:///nonexistent.sock`"), "{text}");
         assert_eq!(text.matches("hint: ").count(), 1, "{text}");
-        assert!(text.ends_with("or set `DOCKER_HOST` to where it listens"), "{text}");
+        assert!(
+            text.ends_with("or set `DOCKER_HOST` to where it listens"),
+            "{text}"
+        );
     }
 }
