@@ -1,9 +1,6 @@
 //! The Docker Engine implementation of [`super::Engine`], over bollard: the only
-//! place in kiln that knows the engine speaks HTTP. This file holds the engine
-//! calls, one per trait method; beside it are how an engine is reached
-//! ([`connect`]), bollard's errors as kiln's (`error`), the conversions between
-//! kiln's types and bollard's (`convert`), container output as lines
-//! (`stream`), and the terminal attach of interactive runs (`interactive`).
+//! place in kiln that knows the engine speaks HTTP. Here, the calls; beside them
+//! `connect`, `error`, `convert`, `stream` and `interactive` (terminal attach).
 
 mod connect;
 mod convert;
