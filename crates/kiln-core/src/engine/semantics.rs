@@ -1,7 +1,7 @@
 //! What a Docker-compatible engine does to the configs kiln gives it, known to
 //! both the real engine and the fake: how Docker reports a config back, and
-//! the check that a commit carried nothing over from the container. No bollard
-//! here, so the fake needs none.
+//! the check that a commit carried nothing over from the container. No Docker
+//! client here, so the fake needs none.
 
 use super::{EngineError, ImageConfig};
 
