@@ -25,9 +25,14 @@ impl DockerEngine {
     /// otherwise a non-interactive exec whose output is copied to ours.
     pub(super) async fn exec_on_terminal(&self, id: &str, cmd: &[String]) -> EngineResult<i64> {
         if !docker_cli_on_path() {
-            let mut print = |stream: Stream, line: &str| match stream {
-                Stream::Stdout => println!("{line}"),
-                Stream::Stderr => eprintln!("{line}"),
+            // Straight to this process's own streams: this is the terminal
+            // attach, the one place below the CLI that may write to them.
+            let mut print = |stream: Stream, line: &str| {
+                use std::io::Write;
+                let _ = match stream {
+                    Stream::Stdout => writeln!(std::io::stdout(), "{line}"),
+                    Stream::Stderr => writeln!(std::io::stderr(), "{line}"),
+                };
             };
             return self.exec(id, cmd, &mut print).await;
         }
