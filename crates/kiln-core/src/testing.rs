@@ -1,6 +1,10 @@
 //! Helpers shared by tests across the repository: a tiny busybox base image
 //! that needs no registry, unique names, and a scope that removes every
 //! container and image a test made, even when the test fails.
+//!
+//! Only in tests: behind the `testing` feature, which the dev-dependencies
+//! turn on.
+#![cfg(any(test, feature = "testing"))]
 
 use std::collections::BTreeMap;
 use std::future::Future;

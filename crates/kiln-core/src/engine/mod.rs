@@ -1,210 +1,23 @@
 //! The one seam to the container engine. Everything kiln asks of Docker (or
-//! Podman) goes through [`Engine`]; only `docker.rs` knows HTTP. Tests pass a
-//! [`fake::FakeEngine`] explicitly where the engine is not what they test.
+//! Podman) goes through [`Engine`]; only `docker/` knows HTTP. Tests pass a
+//! `fake::FakeEngine` (feature `testing`) explicitly where the engine is not
+//! what they test. The data that crosses the seam lives in [`types`],
+//! re-exported here; what Docker does to configs, which the fake mimics, in
+//! `semantics`.
 
 pub mod docker;
+#[cfg(any(test, feature = "testing"))]
 pub mod fake;
+mod semantics;
+pub mod types;
+
+pub use types::*;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 
 use bytes::Bytes;
-
-/// One row of an image listing: enough to index snapshots without an inspect each.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageSummary {
-    pub id: String,
-    pub repo_tags: Vec<String>,
-    pub labels: BTreeMap<String, String>,
-}
-
-/// One row of a container listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerSummary {
-    pub id: String,
-    /// Without Docker's leading `/`.
-    pub name: String,
-    pub image: String,
-    /// `created`, `running`, `exited`, ...
-    pub state: String,
-    pub labels: BTreeMap<String, String>,
-}
-
-/// The runtime config of an image, as kiln reads and writes it.
-/// `None` means "not set"; an empty vec means "set to empty".
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImageConfig {
-    pub user: Option<String>,
-    /// `KEY=VALUE` entries, in the image's order.
-    pub env: Vec<String>,
-    pub cmd: Option<Vec<String>>,
-    pub entrypoint: Option<Vec<String>>,
-    pub working_dir: Option<String>,
-    /// Docker's form, e.g. `3000/tcp`.
-    pub exposed_ports: Vec<String>,
-    pub labels: BTreeMap<String, String>,
-}
-
-/// What `image_inspect` tells kiln of one image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageInfo {
-    /// `sha256:…`
-    pub id: String,
-    pub repo_tags: Vec<String>,
-    pub repo_digests: Vec<String>,
-    pub config: ImageConfig,
-    /// Layer diff ids (`sha256:…`), bottom first.
-    pub layers: Vec<String>,
-    pub architecture: String,
-    pub os: String,
-    /// When the image was made, RFC 3339.
-    pub created: String,
-    /// Its layers' directories on the engine's host, top first, when the
-    /// storage driver keeps layers as directories (overlay-style drivers).
-    pub layer_dirs: Vec<String>,
-}
-
-/// A bind or named-volume mount for a container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
-    /// An absolute host path (bind) or a volume name.
-    pub source: String,
-    pub target: String,
-    pub readonly: bool,
-}
-
-/// Everything needed to create a container.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContainerSpec {
-    pub image: String,
-    pub name: Option<String>,
-    pub entrypoint: Option<Vec<String>>,
-    pub cmd: Option<Vec<String>>,
-    pub env: Vec<String>,
-    pub user: Option<String>,
-    pub working_dir: Option<String>,
-    pub labels: BTreeMap<String, String>,
-    pub mounts: Vec<Mount>,
-    /// Use the host's network (starts about twice as fast as the bridge).
-    pub network_host: bool,
-    /// Allocate a tty and keep stdin open (interactive `kiln start`).
-    pub interactive: bool,
-    /// Remove the container when it exits.
-    pub auto_remove: bool,
-    /// Ports published on the host (needs the bridge network, not `network_host`).
-    pub ports: Vec<PortBinding>,
-    /// Docker's restart policy name: `no`, `on-failure`, `always`, `unless-stopped`.
-    pub restart: Option<String>,
-    pub hostname: Option<String>,
-    /// Run an init process as PID 1 (it forwards signals, so a stop is prompt).
-    pub init: bool,
-}
-
-/// One published port: `HOST_IP:HOST_PORT->CONTAINER_PORT/PROTOCOL`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PortBinding {
-    /// `0.0.0.0` for every interface.
-    pub host_ip: String,
-    pub host_port: u16,
-    pub container_port: u16,
-    /// `tcp`, `udp` or `sctp`.
-    pub protocol: String,
-}
-
-impl PortBinding {
-    /// Docker's key for the container side: `3000/tcp`.
-    pub fn container_key(&self) -> String {
-        format!("{}/{}", self.container_port, self.protocol)
-    }
-}
-
-impl std::fmt::Display for PortBinding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}:{}->{}/{}",
-            self.host_ip, self.host_port, self.container_port, self.protocol
-        )
-    }
-}
-
-/// What `inspect_container` tells kiln of one container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerInfo {
-    pub id: String,
-    /// Without Docker's leading `/`.
-    pub name: String,
-    /// `created`, `running`, `restarting`, `exited`, ...
-    pub state: String,
-    /// When it last started, RFC 3339; `None` when it never has.
-    pub started_at: Option<String>,
-    /// The id (`sha256:…`) of the image it runs.
-    pub image: String,
-    pub labels: BTreeMap<String, String>,
-    /// The ports it publishes, sorted.
-    pub ports: Vec<PortBinding>,
-    pub restart_count: i64,
-    /// The exit code of its last run, when it has exited.
-    pub exit_code: Option<i64>,
-    /// Its writable layer's directory on the engine's host, when the storage
-    /// driver says (overlay-style drivers do).
-    pub upper_dir: Option<String>,
-}
-
-/// One row of a volume listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VolumeSummary {
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-}
-
-/// Which stream a line of container output came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-impl Stream {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        }
-    }
-}
-
-/// What to commit: the container, the image config to give the new image
-/// (it replaces the container's config), and an optional comment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CommitSpec {
-    pub container: String,
-    pub config: ImageConfig,
-    pub comment: Option<String>,
-}
-
-/// Facts about the engine, from `ping`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineInfo {
-    pub version: String,
-    pub api_version: String,
-}
-
-/// An engine failure. `Unreachable` maps to exit code 3 in the CLI.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("cannot reach the container engine at `{endpoint}`: {reason}")]
-    Unreachable { endpoint: String, reason: String },
-    #[error("no such image `{0}`")]
-    NoSuchImage(String),
-    #[error("no such container `{0}`")]
-    NoSuchContainer(String),
-    #[error("the engine refused `{op}`: {message}")]
-    Refused { op: String, message: String },
-}
-
-pub type EngineResult<T> = Result<T, EngineError>;
 
 /// The container engine, as kiln uses it. Methods are coarse on purpose: one
 /// call per thing kiln needs, so the fake stays small and true to the real one.

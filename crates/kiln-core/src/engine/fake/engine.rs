@@ -1,522 +1,20 @@
-//! An in-memory engine for planner and executor tests. It keeps images (config,
-//! labels, tags, a file tree) and containers, runs nothing, and can be scripted;
-//! `tests/engine_contract.rs` runs the same suite against it and Docker so the
-//! two cannot drift.
+//! How the fake answers each [`Engine`] call, the way Docker would: the same
+//! errors for the same mistakes, the same merge and refusal on commit.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
-use super::docker::{commit_leaks, leak_error, normalize_config};
-use super::{
-    CommitSpec, ContainerSpec, Engine, EngineError, EngineInfo, EngineResult, ImageConfig,
-    ImageInfo, Stream,
+use super::super::semantics::{commit_leaks, leak_error, normalize_config};
+use super::super::{
+    CommitSpec, ContainerInfo, ContainerSpec, ContainerSummary, Engine, EngineError, EngineInfo,
+    EngineResult, ImageConfig, ImageInfo, Stream, VolumeSummary,
 };
-
-/// One entry of a fake file tree.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FakeFile {
-    pub kind: FakeFileKind,
-    /// Permission bits, e.g. `0o644`.
-    pub mode: u32,
-    pub uid: u64,
-    pub gid: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FakeFileKind {
-    File(Vec<u8>),
-    Dir,
-    Symlink(String),
-}
-
-/// A file tree: absolute path (no trailing slash; `/` is the root) → entry.
-pub type FakeTree = BTreeMap<String, FakeFile>;
-
-/// What a scripted run does: output lines, exit code, and files it writes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FakeRun {
-    pub exit_code: i64,
-    pub lines: Vec<(Stream, String)>,
-    pub writes: Vec<(String, Vec<u8>)>,
-}
-
-impl FakeRun {
-    pub fn exit(code: i64) -> FakeRun {
-        FakeRun {
-            exit_code: code,
-            ..FakeRun::default()
-        }
-    }
-
-    pub fn line(mut self, stream: Stream, line: &str) -> FakeRun {
-        self.lines.push((stream, line.to_string()));
-        self
-    }
-
-    /// The run leaves a file (mode 0644, root) at `path` in the container.
-    pub fn writes(mut self, path: &str, content: &[u8]) -> FakeRun {
-        self.writes.push((path.to_string(), content.to_vec()));
-        self
-    }
-}
-
-/// How many times each kind of work was done, so tests can check that a
-/// cached build creates and commits nothing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FakeCounters {
-    pub containers_created: usize,
-    pub containers_run: usize,
-    pub commits: usize,
-    pub imports: usize,
-    pub pulls: usize,
-    pub tags: usize,
-}
-
-#[derive(Debug, Clone)]
-struct FakeImage {
-    config: ImageConfig,
-    files: FakeTree,
-    /// Synthetic diff ids: one per image unless loaded onto another's layers.
-    layers: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-struct FakeContainer {
-    name: Option<String>,
-    /// The container's own config, merged with its image's the way Docker does.
-    config: ImageConfig,
-    auto_remove: bool,
-    files: FakeTree,
-    /// The argv the container runs (entrypoint + cmd).
-    argv: Vec<String>,
-    /// The image reference it was created from, as given.
-    image: String,
-    /// `created` until it has run or started, then `running` or `exited`.
-    state: &'static str,
-    /// The id of the image it was created from.
-    image_id: String,
-    mounts: Vec<super::Mount>,
-    ports: Vec<super::PortBinding>,
-    started_at: Option<String>,
-    exit_code: Option<i64>,
-    /// Everything it printed, for `container_logs`.
-    logs: Vec<(Stream, String)>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    images: BTreeMap<String, FakeImage>,
-    /// `repo:tag` → image id.
-    tags: BTreeMap<String, String>,
-    containers: BTreeMap<String, FakeContainer>,
-    /// Images `pull` can fetch: reference → image.
-    remote: BTreeMap<String, FakeImage>,
-    scripts: Vec<(String, FakeRun)>,
-    /// Named volumes: name → labels.
-    volumes: BTreeMap<String, BTreeMap<String, String>>,
-    counters: FakeCounters,
-    serial: u64,
-}
-
-/// The in-memory engine. Cheap to clone; clones share state.
-#[derive(Debug, Clone, Default)]
-pub struct FakeEngine {
-    state: Arc<Mutex<State>>,
-}
-
-fn full_tag(reference: &str) -> String {
-    let name_start = reference.rfind('/').map_or(0, |i| i + 1);
-    if reference[name_start..].contains(':') || reference.contains('@') {
-        reference.to_string()
-    } else {
-        format!("{reference}:latest")
-    }
-}
-
-fn env_key(entry: &str) -> &str {
-    entry.split_once('=').map_or(entry, |(k, _)| k)
-}
-
-/// Docker's `merge(userConf, imageConf)` (daemon/commit.go), used both when a
-/// container is created from an image and when a container is committed.
-fn docker_merge(user: &ImageConfig, base: &ImageConfig) -> ImageConfig {
-    let mut out = user.clone();
-    if out.user.as_deref().unwrap_or("").is_empty() {
-        out.user = base.user.clone();
-    }
-    for port in &base.exposed_ports {
-        if !out.exposed_ports.contains(port) {
-            out.exposed_ports.push(port.clone());
-        }
-    }
-    for entry in &base.env {
-        if !out.env.iter().any(|e| env_key(e) == env_key(entry)) {
-            out.env.push(entry.clone());
-        }
-    }
-    for (k, v) in &base.labels {
-        out.labels.entry(k.clone()).or_insert_with(|| v.clone());
-    }
-    if out.entrypoint.as_ref().is_none_or(|e| e.is_empty()) {
-        if out.cmd.as_ref().is_none_or(|c| c.is_empty()) {
-            out.cmd = base.cmd.clone();
-        }
-        if out.entrypoint.is_none() {
-            out.entrypoint = base.entrypoint.clone();
-        }
-    }
-    if out.working_dir.as_deref().unwrap_or("").is_empty() {
-        out.working_dir = base.working_dir.clone();
-    }
-    out
-}
-
-fn clean_path(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
-
-fn join(base: &str, rel: &str) -> String {
-    clean_path(&format!("{base}/{rel}"))
-}
-
-fn root_dir() -> FakeFile {
-    FakeFile {
-        kind: FakeFileKind::Dir,
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-    }
-}
-
-/// Adds every entry of a tar archive to `tree` under `dest`.
-fn extract_into(tree: &mut FakeTree, dest: &str, archive: impl Read) -> Result<(), String> {
-    let mut archive = tar::Archive::new(archive);
-    let entries = archive.entries().map_err(|e| e.to_string())?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| e.to_string())?;
-        let path = entry.path().map_err(|e| e.to_string())?;
-        let path = join(dest, &path.to_string_lossy());
-        let header = entry.header();
-        // Docker reads an empty numeric field as 0; so does the fake.
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
-        let uid = header.uid().unwrap_or(0);
-        let gid = header.gid().unwrap_or(0);
-        let kind = match header.entry_type() {
-            tar::EntryType::Directory => FakeFileKind::Dir,
-            tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .map_err(|e| e.to_string())?
-                    .map(|t| t.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                FakeFileKind::Symlink(target)
-            }
-            tar::EntryType::Link => {
-                let target = entry
-                    .link_name()
-                    .map_err(|e| e.to_string())?
-                    .map(|t| join(dest, &t.to_string_lossy()))
-                    .unwrap_or_default();
-                match tree.get(&target) {
-                    Some(f) => f.kind.clone(),
-                    None => return Err(format!("hard link to missing `{target}`")),
-                }
-            }
-            _ => {
-                let mut content = Vec::new();
-                entry.read_to_end(&mut content).map_err(|e| e.to_string())?;
-                FakeFileKind::File(content)
-            }
-        };
-        // A file replacing a directory drops what was under it, as in Docker.
-        if !matches!(kind, FakeFileKind::Dir) {
-            let prefix = format!("{path}/");
-            tree.retain(|p, _| !p.starts_with(&prefix));
-        }
-        tree.insert(
-            path,
-            FakeFile {
-                kind,
-                mode,
-                uid,
-                gid,
-            },
-        );
-    }
-    Ok(())
-}
-
-/// A tar of `path` and everything under it, named from its basename, the way
-/// Docker's archive API returns it.
-fn archive_of(tree: &FakeTree, path: &str) -> Result<Vec<u8>, String> {
-    let base = path.rsplit('/').next().filter(|b| !b.is_empty());
-    let prefix = if path == "/" {
-        "/".to_string()
-    } else {
-        format!("{path}/")
-    };
-    let mut builder = tar::Builder::new(Vec::new());
-    for (p, f) in tree.range(path.to_string()..) {
-        if p != path && !p.starts_with(&prefix) {
-            if p.as_str() > prefix.as_str() {
-                break;
-            }
-            continue;
-        }
-        let rel = &p[path.len().min(p.len())..];
-        let name = match base {
-            Some(b) => format!("{b}{rel}"),
-            None => rel.trim_start_matches('/').to_string(),
-        };
-        if name.is_empty() {
-            continue;
-        }
-        let mut header = tar::Header::new_gnu();
-        header.set_mode(f.mode);
-        header.set_uid(f.uid);
-        header.set_gid(f.gid);
-        header.set_mtime(0);
-        let result = match &f.kind {
-            FakeFileKind::File(content) => {
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_size(content.len() as u64);
-                builder.append_data(&mut header, &name, content.as_slice())
-            }
-            FakeFileKind::Dir => {
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_size(0);
-                builder.append_data(&mut header, format!("{name}/"), std::io::empty())
-            }
-            FakeFileKind::Symlink(target) => {
-                header.set_entry_type(tar::EntryType::Symlink);
-                header.set_size(0);
-                builder.append_link(&mut header, &name, target)
-            }
-        };
-        result.map_err(|e| e.to_string())?;
-    }
-    builder.into_inner().map_err(|e| e.to_string())
-}
-
-/// The time every fake event happens at.
-const FAKE_TIME: &str = "2026-01-01T00:00:00Z";
-
-fn refused(op: &str, message: impl Into<String>) -> EngineError {
-    EngineError::Refused {
-        op: op.to_string(),
-        message: message.into(),
-    }
-}
-
-impl State {
-    fn next_hex(&mut self, what: &str) -> String {
-        self.serial += 1;
-        hex::encode(Sha256::digest(format!("{what}-{}", self.serial)))
-    }
-
-    /// Resolves an id (with or without `sha256:`, or a unique prefix) or a tag.
-    fn resolve_image(&self, reference: &str) -> Option<String> {
-        if let Some(id) = self.tags.get(&full_tag(reference)) {
-            return Some(id.clone());
-        }
-        let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
-        if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            return None;
-        }
-        let mut found = self
-            .images
-            .keys()
-            .filter(|id| id.trim_start_matches("sha256:").starts_with(hex));
-        match (found.next(), found.next()) {
-            (Some(id), None) => Some(id.clone()),
-            _ => None,
-        }
-    }
-
-    fn resolve_container(&self, reference: &str) -> Option<String> {
-        if self.containers.contains_key(reference) {
-            return Some(reference.to_string());
-        }
-        if let Some((id, _)) = self
-            .containers
-            .iter()
-            .find(|(_, c)| c.name.as_deref() == Some(reference.trim_start_matches('/')))
-        {
-            return Some(id.clone());
-        }
-        let mut found = self
-            .containers
-            .keys()
-            .filter(|id| !reference.is_empty() && id.starts_with(reference));
-        match (found.next(), found.next()) {
-            (Some(id), None) => Some(id.clone()),
-            _ => None,
-        }
-    }
-
-    fn add_image(&mut self, image: FakeImage) -> String {
-        let hex = self.next_hex("image");
-        let id = format!("sha256:{hex}");
-        let mut image = image;
-        if image.layers.is_empty() {
-            image.layers = vec![format!("sha256:layer{hex}")];
-        }
-        self.images.insert(id.clone(), image);
-        id
-    }
-
-    fn container_mut(&mut self, id: &str) -> EngineResult<&mut FakeContainer> {
-        let key = self
-            .resolve_container(id)
-            .ok_or_else(|| EngineError::NoSuchContainer(id.to_string()))?;
-        self.containers
-            .get_mut(&key)
-            .ok_or_else(|| EngineError::NoSuchContainer(id.to_string()))
-    }
-
-    /// Runs a container: the first script whose needle occurs in its argv decides.
-    fn run(&mut self, id: &str) -> EngineResult<(i64, Vec<(Stream, String)>)> {
-        let key = self
-            .resolve_container(id)
-            .ok_or_else(|| EngineError::NoSuchContainer(id.to_string()))?;
-        let command = self.containers[&key].argv.join(" ");
-        let run = self
-            .scripts
-            .iter()
-            .find(|(needle, _)| command.contains(needle.as_str()))
-            .map(|(_, run)| run.clone())
-            .unwrap_or_default();
-        self.counters.containers_run += 1;
-        let container = self.container_mut(&key)?;
-        container.state = "exited";
-        container.started_at = Some(FAKE_TIME.to_string());
-        container.exit_code = Some(run.exit_code);
-        container.logs.extend(run.lines.iter().cloned());
-        for (path, content) in &run.writes {
-            container.files.insert(
-                clean_path(path),
-                FakeFile {
-                    kind: FakeFileKind::File(content.clone()),
-                    mode: 0o644,
-                    uid: 0,
-                    gid: 0,
-                },
-            );
-        }
-        if container.auto_remove {
-            self.containers.remove(&key);
-        }
-        Ok((run.exit_code, run.lines))
-    }
-}
-
-impl FakeEngine {
-    pub fn new() -> FakeEngine {
-        FakeEngine::default()
-    }
-
-    fn state(&self) -> MutexGuard<'_, State> {
-        // A test that panicked while holding the lock leaves usable state behind.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A container whose entrypoint + cmd contain `needle` does `run` (the
-    /// first matching script wins; the default is exit 0 with no output).
-    pub fn script(&self, needle: &str, run: FakeRun) {
-        self.state().scripts.push((needle.to_string(), run));
-    }
-
-    /// Puts an image straight into the local store (tagged `reference` when
-    /// given) and returns its id.
-    pub fn seed_image(
-        &self,
-        reference: Option<&str>,
-        config: ImageConfig,
-        files: FakeTree,
-    ) -> String {
-        let mut state = self.state();
-        let mut files = files;
-        files.entry("/".to_string()).or_insert_with(root_dir);
-        let id = state.add_image(FakeImage {
-            config: normalize_config(&config),
-            files,
-            layers: Vec::new(),
-        });
-        if let Some(reference) = reference {
-            state.tags.insert(full_tag(reference), id.clone());
-        }
-        id
-    }
-
-    /// Makes `reference` available to `pull`, as if a registry had it.
-    pub fn add_remote_image(&self, reference: &str, config: ImageConfig, files: FakeTree) {
-        let mut files = files;
-        files.entry("/".to_string()).or_insert_with(root_dir);
-        self.state().remote.insert(
-            full_tag(reference),
-            FakeImage {
-                config: normalize_config(&config),
-                files,
-                layers: Vec::new(),
-            },
-        );
-    }
-
-    pub fn counters(&self) -> FakeCounters {
-        self.state().counters
-    }
-
-    /// Ids of all containers that exist now.
-    pub fn container_ids(&self) -> Vec<String> {
-        self.state().containers.keys().cloned().collect()
-    }
-
-    /// Ids of all local images.
-    pub fn image_ids(&self) -> Vec<String> {
-        self.state().images.keys().cloned().collect()
-    }
-
-    /// `repo:tag` → image id, for every tag.
-    pub fn tags(&self) -> BTreeMap<String, String> {
-        self.state().tags.clone()
-    }
-
-    /// The file tree of an image, by id or tag.
-    pub fn image_files(&self, reference: &str) -> Option<FakeTree> {
-        let state = self.state();
-        let id = state.resolve_image(reference)?;
-        state.images.get(&id).map(|i| i.files.clone())
-    }
-
-    /// The file tree of a container.
-    pub fn container_files(&self, id: &str) -> Option<FakeTree> {
-        let state = self.state();
-        let key = state.resolve_container(id)?;
-        state.containers.get(&key).map(|c| c.files.clone())
-    }
-
-    /// The argv a container runs (entrypoint + cmd), to check what was asked.
-    pub fn container_argv(&self, id: &str) -> Option<Vec<String>> {
-        let state = self.state();
-        let key = state.resolve_container(id)?;
-        state.containers.get(&key).map(|c| c.argv.clone())
-    }
-}
+use super::FakeEngine;
+use super::state::{FAKE_TIME, FakeContainer, FakeImage, docker_merge, full_tag, refused};
+use super::tree::{FakeFileKind, FakeTree, archive_of, clean_path, extract_into, root_dir};
 
 impl Engine for FakeEngine {
     async fn ping(&self) -> EngineResult<EngineInfo> {
@@ -908,13 +406,13 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
-    async fn inspect_container(&self, id: &str) -> EngineResult<Option<super::ContainerInfo>> {
+    async fn inspect_container(&self, id: &str) -> EngineResult<Option<ContainerInfo>> {
         let state = self.state();
         let Some(key) = state.resolve_container(id) else {
             return Ok(None);
         };
         let c = &state.containers[&key];
-        Ok(Some(super::ContainerInfo {
+        Ok(Some(ContainerInfo {
             id: key.clone(),
             name: c.name.clone().unwrap_or_default(),
             state: c.state.to_string(),
@@ -993,17 +491,13 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
-    async fn list_volumes(
-        &self,
-        label: &str,
-        value: &str,
-    ) -> EngineResult<Vec<super::VolumeSummary>> {
+    async fn list_volumes(&self, label: &str, value: &str) -> EngineResult<Vec<VolumeSummary>> {
         Ok(self
             .state()
             .volumes
             .iter()
             .filter(|(_, l)| l.get(label).map(String::as_str) == Some(value))
-            .map(|(name, labels)| super::VolumeSummary {
+            .map(|(name, labels)| VolumeSummary {
                 name: name.clone(),
                 labels: labels.clone(),
             })
@@ -1040,13 +534,13 @@ impl Engine for FakeEngine {
         &self,
         label: &str,
         value: &str,
-    ) -> EngineResult<Vec<super::ContainerSummary>> {
+    ) -> EngineResult<Vec<ContainerSummary>> {
         let state = self.state();
         Ok(state
             .containers
             .iter()
             .filter(|(_, c)| c.config.labels.get(label).map(String::as_str) == Some(value))
-            .map(|(id, c)| super::ContainerSummary {
+            .map(|(id, c)| ContainerSummary {
                 id: id.clone(),
                 name: c.name.clone().unwrap_or_default(),
                 image: c.image.clone(),
@@ -1054,38 +548,5 @@ impl Engine for FakeEngine {
                 labels: c.config.labels.clone(),
             })
             .collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_are_cleaned() {
-        assert_eq!(clean_path("/a//b/./c/../d/"), "/a/b/d");
-        assert_eq!(clean_path("/"), "/");
-        assert_eq!(join("/tmp", "./x"), "/tmp/x");
-    }
-
-    #[test]
-    fn merge_follows_docker() {
-        let user = ImageConfig {
-            env: vec!["A=1".into()],
-            entrypoint: Some(vec![]),
-            ..Default::default()
-        };
-        let base = ImageConfig {
-            env: vec!["A=0".into(), "B=2".into()],
-            cmd: Some(vec!["sh".into()]),
-            entrypoint: Some(vec!["/init".into()]),
-            user: Some("dev".into()),
-            ..Default::default()
-        };
-        let merged = docker_merge(&user, &base);
-        assert_eq!(merged.env, ["A=1", "B=2"]);
-        assert_eq!(merged.cmd, Some(vec!["sh".to_string()]));
-        assert_eq!(merged.entrypoint, Some(vec![]));
-        assert_eq!(merged.user.as_deref(), Some("dev"));
     }
 }
