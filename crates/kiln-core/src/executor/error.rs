@@ -45,11 +45,6 @@ impl fmt::Display for BuildError {
         match self {
             BuildError::Config(d) => write!(f, "{d}"),
             BuildError::Usage(m) => write!(f, "error: {m}"),
-            BuildError::Engine(e @ EngineError::Unreachable { .. }) => write!(
-                f,
-                // One line (SPEC §1): where kiln looked and how to start an engine.
-                "error: {e}; hint: start the Docker Engine (`systemctl start docker`, or `dockerd &`), or set `DOCKER_HOST` to where it listens"
-            ),
             BuildError::Engine(e) => write!(f, "error: {e}"),
             BuildError::Host(e) => write!(f, "error: {e}"),
             BuildError::Internal(m) => {

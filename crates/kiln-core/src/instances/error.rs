@@ -95,16 +95,7 @@ impl fmt::Display for InstanceError {
                     "hint: free the ports or paths named above, or change them in `instances:`"
                 )
             }
-            InstanceError::Engine(e) => {
-                write!(f, "error: {e}")?;
-                if matches!(e, EngineError::Unreachable { .. }) {
-                    write!(
-                        f,
-                        "\nhint: start Docker (`sudo systemctl start docker`) or point `DOCKER_HOST` at a running engine"
-                    )?;
-                }
-                Ok(())
-            }
+            InstanceError::Engine(e) => write!(f, "error: {e}"),
         }
     }
 }
