@@ -2,7 +2,7 @@
 //! test writes a habitat into a temp dir, runs `kiln`, and checks the whole
 //! output, the json events, and what the engine holds afterwards.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::process::Command;
