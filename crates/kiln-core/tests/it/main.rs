@@ -6,6 +6,7 @@
 mod config_cases;
 mod config_snapshots;
 mod key_props;
+mod plan_cases;
 
 mod engine_contract;
 
