@@ -5,6 +5,7 @@
 
 mod config_cases;
 mod config_snapshots;
+mod executor_fake;
 mod key_props;
 mod plan_cases;
 
