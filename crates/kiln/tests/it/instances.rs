@@ -2,7 +2,7 @@
 //! `ps`, `exec` on busybox habitats. Every `kiln` run is a new process, so
 //! each step also checks that kiln finds its containers again from labels.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

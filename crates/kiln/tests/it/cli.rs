@@ -2,7 +2,7 @@
 //! test writes a habitat into a temp dir, runs `kiln`, and checks the whole
 //! output, the json events, and what the engine holds afterwards.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::process::Command;
@@ -764,6 +764,8 @@ fn a_second_build_of_the_same_habitat_waits_for_the_first() {
 
 /// Bug: a changed root command was reported as `setup.root[0]`, a path that
 /// is not in kiln.yaml (indexed fields missed the `commands.` prefix).
+/// kiln-core's `plan_cases` has the planner's case; this one checks that a
+/// real build's `phase_end` events carry it.
 #[test]
 fn regression_setup_reason_names_the_kiln_yaml_path_of_an_indexed_command() {
     let h = Habitat::new("reg-root");
@@ -780,6 +782,8 @@ fn regression_setup_reason_names_the_kiln_yaml_path_of_an_indexed_command() {
 
 /// Bug: verify has no snapshot of its own, so once anything before it
 /// rebuilt its reason was "no snapshot yet" instead of "after X rebuilt".
+/// kiln-core's `plan_cases` has the planner's case; this one checks it on the
+/// labels (`dev.kiln.verified`) a real build writes.
 #[test]
 fn regression_verify_reason_is_not_no_snapshot_yet_on_a_rebuild() {
     let h = Habitat::new("reg-verify");

@@ -612,13 +612,13 @@ fn connect_with_a_dead_docker_host_is_unreachable() {
     drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind"));
     let endpoint = format!("unix://{}", socket.display());
     let exe = std::env::current_exe().expect("test binary");
+    // The child's name as libtest knows it: this module's path without the crate.
+    let child = match module_path!().split_once("::") {
+        Some((_, module)) => format!("{module}::dead_docker_host_child"),
+        None => "dead_docker_host_child".to_string(),
+    };
     let output = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "dead_docker_host_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", &child, "--nocapture", "--test-threads=1"])
         .env("DOCKER_HOST", &endpoint)
         .env("KILN_CONTRACT_CHILD", "1")
         .output()

@@ -1,0 +1,17 @@
+//! kiln-core's one integration-test binary (`cargo test -p kiln-core --test it`),
+//! one module per room, in data order: config, keys, plan, executor, then the
+//! engine seam and what is read on the host. Filter by module, e.g.
+//! `cargo test -p kiln-core --test it plan_cases`.
+
+mod config_cases;
+mod config_snapshots;
+mod executor_fake;
+mod key_props;
+mod plan_cases;
+
+mod engine_contract;
+
+mod host_bootstrap;
+mod host_layers;
+mod host_repo;
+mod host_tool;

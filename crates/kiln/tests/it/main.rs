@@ -1,0 +1,11 @@
+//! The CLI's one integration-test binary (`cargo test -p kiln --test it`): the
+//! real `kiln` binary run against the real Docker Engine. `support` is the
+//! `Habitat`/`Test`/`Run` builder the others share. Filter by module, e.g.
+//! `cargo test -p kiln --test it cli::`; `quickstart` builds
+//! `examples/quickstart` and needs Debian's apt mirror.
+
+mod support;
+
+mod cli;
+mod instances;
+mod quickstart;
