@@ -10,7 +10,9 @@
 //! Beside them: [`image`] (what kiln's images look like: names, labels,
 //! archives, layers), [`sources`] (inputs read on the host), [`cache`] (what
 //! is kept on the host) and [`instances`] (what runs from a built image).
-//! The library never prints.
+//! The library never prints: it reports events, and the CLI renders them.
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cache;
 pub mod config;
@@ -23,7 +25,7 @@ pub mod phase;
 pub mod plan;
 pub mod report;
 pub mod sources;
-#[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use phase::Phase;

@@ -4,7 +4,6 @@
 //!
 //! Only in tests: behind the `testing` feature, which the dev-dependencies
 //! turn on.
-#![cfg(any(test, feature = "testing"))]
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -1,6 +1,6 @@
 //! An in-memory engine for planner and executor tests. It keeps images (config,
 //! labels, tags, a file tree) and containers, runs nothing, and can be scripted;
-//! `tests/engine_contract.rs` runs the same suite against it and Docker so the
+//! `tests/it/engine_contract.rs` runs the same suite against it and Docker so the
 //! two cannot drift.
 //!
 //! `tree` holds the fake's file trees and their tars, `state` the store and
