@@ -8,6 +8,8 @@
 //! a skipped phase's tag (and verify's) on the image before it; the final
 //! image marked with the verify key it passed. `executor_fake` checks that the
 //! executor really leaves that behind.
+//!
+//! Over 600 lines: a table of planner cases, one row each.
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,9 @@
 //! End-to-end tests of the `kiln` binary against the real Docker Engine: each
 //! test writes a habitat into a temp dir, runs `kiln`, and checks the whole
 //! output, the json events, and what the engine holds afterwards.
+//!
+//! Over 600 lines: one test per user-visible promise of the CLI, sharing the
+//! habitat builder in `support`; each test stands alone.
 
 use crate::support;
 
