@@ -14,6 +14,7 @@ use crate::keys::{Facts, KeyChain, canonical};
 use crate::phase::Phase;
 use crate::plan::Snapshots;
 use crate::report::Reporter;
+use crate::sources::copies;
 
 use super::BuildOptions;
 use super::error::BuildError;
@@ -41,6 +42,9 @@ pub(super) struct Executor<'a, E: Engine> {
     pub(super) chain: &'a KeyChain,
     pub(super) snaps: &'a Snapshots,
     pub(super) facts: &'a Facts,
+    /// What each copy's key was computed from, for the files phase to check
+    /// it streams the same.
+    pub(super) copies: &'a [copies::Keyed],
     pub(super) reporter: &'a mut dyn Reporter,
     /// Secret values, redacted from every line of output shown.
     pub(super) secrets: Vec<String>,

@@ -76,8 +76,8 @@ pub async fn plan<E: Engine>(
         resolve_facts(engine, habitat, opts, None),
         list_snapshots(engine, &habitat.config.name)
     );
-    let (facts, snaps) = (facts?, snaps?);
-    let chain = KeyChain::compute(&habitat.config, &facts);
+    let (resolved, snaps) = (facts?, snaps?);
+    let chain = KeyChain::compute(&habitat.config, &resolved.facts);
     let plan = Plan::new(&chain, &snaps, opts.plan);
     Ok((plan, chain, snaps))
 }
@@ -192,8 +192,8 @@ async fn build_locked<E: Engine>(
         resolve_facts(engine, habitat, opts, Some(&mut *reporter)),
         list_snapshots(engine, &name)
     );
-    let (facts, snaps) = (facts?, snaps?);
-    let chain = KeyChain::compute(&habitat.config, &facts);
+    let (resolved, snaps) = (facts?, snaps?);
+    let chain = KeyChain::compute(&habitat.config, &resolved.facts);
     let plan = Plan::new(&chain, &snaps, opts.plan);
     // Containers a crashed build left are removed while this one builds (a
     // no-op build skips the listing: it leaves nothing to clean up after).
@@ -209,7 +209,8 @@ async fn build_locked<E: Engine>(
         opts,
         chain: &chain,
         snaps: &snaps,
-        facts: &facts,
+        facts: &resolved.facts,
+        copies: &resolved.copies,
         reporter,
         secrets: Vec::new(),
     };

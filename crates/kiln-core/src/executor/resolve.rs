@@ -12,6 +12,14 @@ use crate::sources::{bootstrap, copies, repo};
 use super::error::{BuildError, fail};
 use super::{BuildOptions, build_boxed};
 
+/// The facts keys read, and what the phases that read the same inputs again
+/// check they read the same: each copy's keyed content.
+pub(super) struct Resolved {
+    pub(super) facts: Facts,
+    /// In config order, beside `facts.copies`.
+    pub(super) copies: Vec<copies::Keyed>,
+}
+
 /// Reads everything outside the config that keys depend on. With a reporter
 /// (a build), a habitat base is built first; without (a plan), only planned.
 pub(super) async fn resolve_facts<E: Engine>(
@@ -19,7 +27,7 @@ pub(super) async fn resolve_facts<E: Engine>(
     habitat: &Habitat,
     opts: &BuildOptions,
     reporter: Option<&mut dyn Reporter>,
-) -> Result<Facts, BuildError> {
+) -> Result<Resolved, BuildError> {
     let c = &habitat.config;
     let base = match c.build.base.source() {
         Some(BaseSource::Image(r)) => BaseFact::Image {
@@ -40,7 +48,9 @@ pub(super) async fn resolve_facts<E: Engine>(
                 }
                 None => {
                     let inner = Box::pin(resolve_facts(engine, &other, opts, None)).await?;
-                    KeyChain::compute(&other.config, &inner).final_key().clone()
+                    KeyChain::compute(&other.config, &inner.facts)
+                        .final_key()
+                        .clone()
                 }
             };
             BaseFact::Habitat {
@@ -55,12 +65,12 @@ pub(super) async fn resolve_facts<E: Engine>(
     };
     let digests_path = opts.cache().digests(&c.name);
     let mut digests = copies::DigestCache::load(&digests_path);
-    let mut copies = Vec::new();
+    let mut keyed = Vec::new();
     for copy in c.build.files.iter().flat_map(|f| &f.copies) {
         let src = habitat.dir.join(&copy.source);
-        copies.push(
+        keyed.push(
             digests
-                .digest(&src)
+                .keyed(&src)
                 .map_err(|e| fail(Phase::Files, e.to_string()))?,
         );
     }
@@ -74,10 +84,13 @@ pub(super) async fn resolve_facts<E: Engine>(
             .map_err(|e| fail(Phase::Repos, e.to_string()))?;
         repos.push(commit);
     }
-    Ok(Facts {
-        base,
-        copies,
-        repos,
+    Ok(Resolved {
+        facts: Facts {
+            base,
+            copies: keyed.iter().map(|k| k.digest.clone()).collect(),
+            repos,
+        },
+        copies: keyed,
     })
 }
 

@@ -18,6 +18,7 @@ use crate::image::rootfs::{self, RootFs};
 use crate::image::tar::first_file;
 use crate::phase::Phase;
 use crate::report::Event;
+use crate::sources::copies::CopyError;
 use crate::sources::io::HostIo;
 
 use super::context::{Executor, ImageState, PhaseCtx, Produced};
@@ -174,7 +175,13 @@ impl<E: Engine> Executor<'_, E> {
         })
         .await
         .map_err(|e| task_failed("layer", e))?
-        .map_err(|e| fail(phase, format!("cannot write the layer: {e}")))?;
+        .map_err(
+            |e| match e.get_ref().and_then(|i| i.downcast_ref::<CopyError>()) {
+                // A copy that changed under kiln says so itself.
+                Some(changed @ CopyError::Changed { .. }) => fail(phase, changed.to_string()),
+                _ => fail(phase, format!("cannot write the layer: {e}")),
+            },
+        )?;
         match written {
             WrittenLayer::Layer {
                 _dir,

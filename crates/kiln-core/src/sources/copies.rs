@@ -19,15 +19,21 @@ use sha2::{Digest, Sha256};
 const DIGEST_VERSION: &[u8] = b"kiln-copy-v2\n";
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read `{}`: {source}", path.display())]
-pub struct CopyError {
-    pub path: PathBuf,
-    #[source]
-    pub source: io::Error,
+pub enum CopyError {
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// What kiln streamed into the image is not what the copy's key was
+    /// computed from: `path` changed after it was keyed, or while it was read.
+    #[error("`{}` changed while kiln read it; build again", path.display())]
+    Changed { path: PathBuf },
 }
 
 fn err(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {
-    move |source| CopyError {
+    move |source| CopyError::Read {
         path: path.to_path_buf(),
         source,
     }
@@ -160,9 +166,34 @@ fn children(dir: &Path, prefix: &str) -> Result<Vec<Entry>, CopyError> {
 /// The content digest of a copy source: paths, kinds, modes, bytes and link
 /// targets of everything under it.
 pub fn digest(source: &Path) -> Result<String, CopyError> {
+    keyed(source).map(|k| k.digest)
+}
+
+/// [`digest`], with the lines it hashed: what [`append_to_tar`] checks what
+/// it streams against.
+pub fn keyed(source: &Path) -> Result<Keyed, CopyError> {
     let entries = walk(source)?;
     let files: Vec<&Entry> = entries.iter().filter(|e| e.meta.is_file()).collect();
-    digest_entries(&entries, hash_files(&files)?)
+    let lines = entry_lines(&entries, hash_files(&files)?)?;
+    Ok(Keyed {
+        digest: digest_lines(&lines),
+        lines: Some(lines),
+        files_cache: None,
+    })
+}
+
+/// What a copy's key was computed from: its digest and, when this run read
+/// the tree (the stat cache did not prove it), the line of each entry the
+/// digest hashed, so that a mismatch found while streaming names the entry
+/// that changed. A tree the stat cache served names it from the cache's
+/// per-file digests instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyed {
+    pub digest: String,
+    /// (path under the source, its line), in walk order.
+    lines: Option<Vec<(String, String)>>,
+    /// The stat cache's per-file digests (`DIGESTS.files`).
+    files_cache: Option<PathBuf>,
 }
 
 /// The content digests of `files`, in order, read on several threads (hashing
@@ -223,26 +254,51 @@ fn file_digest(path: &Path) -> Result<String, CopyError> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// The tree's digest; `contents` holds the content digest of each regular
-/// file, in the order of `entries`.
-fn digest_entries(entries: &[Entry], contents: Vec<String>) -> Result<String, CopyError> {
+/// The line of each entry in a tree's digest, with its path under the root;
+/// `contents` holds the content digest of each regular file, in the order
+/// of `entries`.
+fn entry_lines(
+    entries: &[Entry],
+    contents: Vec<String>,
+) -> Result<Vec<(String, String)>, CopyError> {
+    let mut contents = contents.into_iter();
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        let line = if e.meta.is_symlink() {
+            link_line(e, &fs::read_link(&e.path).map_err(err(&e.path))?)
+        } else if e.meta.is_dir() {
+            dir_line(e)
+        } else if e.meta.is_file() {
+            file_line(e, &contents.next().unwrap_or_default())
+        } else {
+            // Sockets, fifos and devices are not copied and so not hashed.
+            continue;
+        };
+        out.push((e.rel.clone(), line));
+    }
+    Ok(out)
+}
+
+fn link_line(e: &Entry, target: &Path) -> String {
+    format!("l {} {:o} {}\n", e.rel, e.meta.perm(), target.display())
+}
+
+fn dir_line(e: &Entry) -> String {
+    format!("d {} {:o}\n", e.rel, e.meta.perm())
+}
+
+fn file_line(e: &Entry, sha: &str) -> String {
+    format!("f {} {:o} {} {sha}\n", e.rel, e.meta.perm(), e.meta.len)
+}
+
+/// The tree's digest: the hash of its entries' lines.
+fn digest_lines(lines: &[(String, String)]) -> String {
     let mut h = Sha256::new();
     h.update(DIGEST_VERSION);
-    let mut contents = contents.into_iter();
-    for e in entries {
-        let mode = e.meta.perm();
-        if e.meta.is_symlink() {
-            let target = fs::read_link(&e.path).map_err(err(&e.path))?;
-            h.update(format!("l {} {mode:o} {}\n", e.rel, target.display()).as_bytes());
-        } else if e.meta.is_dir() {
-            h.update(format!("d {} {mode:o}\n", e.rel).as_bytes());
-        } else if e.meta.is_file() {
-            let sha = contents.next().unwrap_or_default();
-            h.update(format!("f {} {mode:o} {} {sha}\n", e.rel, e.meta.len).as_bytes());
-        }
-        // Sockets, fifos and devices are not copied and so not hashed.
+    for (_, line) in lines {
+        h.update(line.as_bytes());
     }
-    Ok(hex::encode(h.finalize()))
+    hex::encode(h.finalize())
 }
 
 /// A fingerprint of a tree's metadata: every entry's path, kind, mode, size,
@@ -345,6 +401,12 @@ impl DigestCache {
 
     /// The digest of `source`, from the cache when its fingerprint proves it.
     pub fn digest(&mut self, source: &Path) -> Result<String, CopyError> {
+        self.keyed(source).map(|k| k.digest)
+    }
+
+    /// [`DigestCache::digest`], with what [`append_to_tar`] needs to check
+    /// that it streams what was keyed.
+    pub fn keyed(&mut self, source: &Path) -> Result<Keyed, CopyError> {
         let started = now_ns();
         let entries = walk(source)?;
         let (print, newest) = fingerprint(&entries);
@@ -352,7 +414,11 @@ impl DigestCache {
         if let Some((p, d)) = self.entries.get(&key)
             && *p == print
         {
-            return Ok(d.clone());
+            return Ok(Keyed {
+                digest: d.clone(),
+                lines: None,
+                files_cache: self.path.as_deref().map(Self::files_path),
+            });
         }
         let path = self.path.clone();
         let files = self.files.get_or_insert_with(|| {
@@ -398,7 +464,8 @@ impl DigestCache {
             files.dirty = true;
             contents.push(d);
         }
-        let digest = digest_entries(&entries, contents)?;
+        let lines = entry_lines(&entries, contents)?;
+        let digest = digest_lines(&lines);
         let seen: std::collections::BTreeSet<&String> = prints.iter().map(|p| &p.0).collect();
         // Files no longer under this source are forgotten.
         let prefix = format!("{}/", key.trim_end_matches('/'));
@@ -413,7 +480,11 @@ impl DigestCache {
         } else if self.entries.remove(&key).is_some() {
             self.dirty = true;
         }
-        Ok(digest)
+        Ok(Keyed {
+            digest,
+            lines: Some(lines),
+            files_cache: None,
+        })
     }
 }
 
@@ -445,14 +516,24 @@ pub struct Ownership {
 
 /// Appends `source` to `tar` at `dest` (absolute in the image). A file lands
 /// at `dest`; a directory's contents land under `dest`.
+///
+/// The key was computed from an earlier read of `source` (`keyed`); what is
+/// streamed here is hashed as it goes and checked against it, so a snapshot
+/// never holds content its key does not name. A file that changed since it
+/// was keyed, or while it is read, is [`CopyError::Changed`]: the caller
+/// throws the archive away.
 pub fn append_to_tar<W: io::Write>(
     tar: &mut tar::Builder<W>,
     source: &Path,
     dest: &str,
     own: Ownership,
+    keyed: &Keyed,
 ) -> Result<(), CopyError> {
     let base = dest.trim_start_matches('/').trim_end_matches('/');
-    for e in walk(source)? {
+    let entries = walk(source)?;
+    let mut lines = Vec::with_capacity(entries.len());
+    let mut shas = BTreeMap::new();
+    for e in &entries {
         let name = if e.rel.is_empty() {
             base.to_string()
         } else {
@@ -464,28 +545,139 @@ pub fn append_to_tar<W: io::Write>(
         header.set_mtime(e.meta.mtime.max(0) as u64);
         let mode = e.meta.perm();
         let io_err = err(&e.path);
-        if e.meta.is_symlink() {
+        let line = if e.meta.is_symlink() {
+            // Read once: the target written is the target hashed.
             let target = fs::read_link(&e.path).map_err(err(&e.path))?;
             header.set_entry_type(tar::EntryType::Symlink);
             header.set_mode(0o777);
             header.set_size(0);
             tar.append_link(&mut header, &name, &target)
                 .map_err(io_err)?;
+            link_line(e, &target)
         } else if e.meta.is_dir() {
             header.set_entry_type(tar::EntryType::Directory);
             header.set_mode(mode);
             header.set_size(0);
             tar.append_data(&mut header, format!("{name}/"), io::empty())
                 .map_err(io_err)?;
+            dir_line(e)
         } else if e.meta.is_file() {
             header.set_entry_type(tar::EntryType::Regular);
             header.set_mode(own.file_mode.unwrap_or(mode));
             header.set_size(e.meta.len);
-            let f = fs::File::open(&e.path).map_err(err(&e.path))?;
-            tar.append_data(&mut header, &name, f).map_err(io_err)?;
-        }
+            let sha = stream_file(tar, &mut header, &name, e)?;
+            let line = file_line(e, &sha);
+            shas.insert(e.rel.clone(), sha);
+            line
+        } else {
+            continue;
+        };
+        lines.push((e.rel.clone(), line));
+    }
+    if digest_lines(&lines) != keyed.digest {
+        return Err(CopyError::Changed {
+            path: changed_entry(source, keyed, &lines, &shas),
+        });
     }
     Ok(())
+}
+
+/// Appends the regular file `e` as exactly the `e.meta.len` bytes its header
+/// says, and returns the sha256 of the bytes appended. The file opened must
+/// be the one walked (a link or another file put in its place is not
+/// followed into the image), and must not change while it is read.
+fn stream_file<W: io::Write>(
+    tar: &mut tar::Builder<W>,
+    header: &mut tar::Header,
+    name: &str,
+    e: &Entry,
+) -> Result<String, CopyError> {
+    let changed = || CopyError::Changed {
+        path: e.path.clone(),
+    };
+    let mut f = fs::File::open(&e.path).map_err(err(&e.path))?;
+    let before = Stat::of(&f.metadata().map_err(err(&e.path))?);
+    if !before.is_file()
+        || (before.dev, before.ino, before.len) != (e.meta.dev, e.meta.ino, e.meta.len)
+    {
+        return Err(changed());
+    }
+    let mut reader = HashingReader {
+        inner: (&mut f).take(e.meta.len),
+        hash: Sha256::new(),
+        read: 0,
+    };
+    tar.append_data(header, name, &mut reader)
+        .map_err(err(&e.path))?;
+    let (read, sha) = (reader.read, hex::encode(reader.hash.finalize()));
+    let after = Stat::of(&f.metadata().map_err(err(&e.path))?);
+    let grew = f.read(&mut [0u8; 1]).map_err(err(&e.path))? != 0;
+    let times = |s: &Stat| (s.len, s.mtime, s.mtime_nsec, s.ctime, s.ctime_nsec);
+    if read != e.meta.len || grew || times(&after) != times(&before) {
+        return Err(changed());
+    }
+    Ok(sha)
+}
+
+/// A reader that hashes and counts what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hash: Sha256,
+    read: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// The path of the first entry whose streamed line differs from the keyed
+/// one (or, for a tree the stat cache served, the first file whose content
+/// differs from the cache's record); `source` itself when nothing narrower
+/// can be named.
+fn changed_entry(
+    source: &Path,
+    keyed: &Keyed,
+    streamed: &[(String, String)],
+    shas: &BTreeMap<String, String>,
+) -> PathBuf {
+    let at = |rel: &str| match rel {
+        "" => source.to_path_buf(),
+        rel => source.join(rel),
+    };
+    if let Some(lines) = &keyed.lines {
+        let old: BTreeMap<&str, &str> = lines
+            .iter()
+            .map(|(r, l)| (r.as_str(), l.as_str()))
+            .collect();
+        let new: BTreeMap<&str, &str> = streamed
+            .iter()
+            .map(|(r, l)| (r.as_str(), l.as_str()))
+            .collect();
+        let rels: std::collections::BTreeSet<&str> =
+            old.keys().chain(new.keys()).copied().collect();
+        if let Some(rel) = rels.into_iter().find(|r| old.get(r) != new.get(r)) {
+            return at(rel);
+        }
+    } else if let Some(files) = keyed
+        .files_cache
+        .as_ref()
+        .and_then(|p| fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice::<FileDigests>(&b).ok())
+    {
+        let differs = |(rel, sha): &(&String, &String)| {
+            let path = at(rel).display().to_string();
+            files.files.get(&path).map(|(_, d)| d) != Some(*sha)
+        };
+        if let Some((rel, _)) = shas.iter().find(differs) {
+            return at(rel);
+        }
+    }
+    source.to_path_buf()
 }
 
 #[cfg(test)]
@@ -641,6 +833,7 @@ mod tests {
                 gid: 1000,
                 file_mode: Some(0o640),
             },
+            &keyed(d.path()).unwrap(),
         )
         .unwrap();
         let bytes = tar.into_inner().unwrap();
@@ -664,5 +857,127 @@ mod tests {
             seen.iter()
                 .any(|s| s.0.trim_end_matches('/') == "opt/app/sub")
         );
+    }
+
+    const ROOT: Ownership = Ownership {
+        uid: 0,
+        gid: 0,
+        file_mode: None,
+    };
+
+    /// Streams `source` into a tar as the files phase does, against `keyed`.
+    fn stream(source: &Path, keyed: &Keyed) -> Result<Vec<u8>, CopyError> {
+        let mut tar = tar::Builder::new(Vec::new());
+        append_to_tar(&mut tar, source, "/dest", ROOT, keyed)?;
+        Ok(tar.into_inner().unwrap())
+    }
+
+    fn changed_path(r: Result<Vec<u8>, CopyError>) -> PathBuf {
+        match r {
+            Err(CopyError::Changed { path }) => path,
+            other => panic!("expected a change, got {other:?}"),
+        }
+    }
+
+    /// Sets the mtime of `f` back to `t`, so only content (and ctime) differ.
+    fn set_mtime(f: &Path, t: std::time::SystemTime) {
+        fs::File::options()
+            .write(true)
+            .open(f)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    #[test]
+    fn regression_a_file_edited_after_it_was_keyed_is_never_streamed_under_the_old_key() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("motd");
+        fs::write(&f, "old\n").unwrap();
+        let mtime = fs::metadata(&f).unwrap().modified().unwrap();
+        let mut cache = DigestCache::default();
+        let keyed = cache.keyed(&f).unwrap();
+        // The edit lands between the key and the stream: same size, same mtime.
+        fs::write(&f, "new\n").unwrap();
+        set_mtime(&f, mtime);
+        assert_eq!(changed_path(stream(&f, &keyed)), f);
+        // Reverted, the stream is what was keyed again.
+        fs::write(&f, "old\n").unwrap();
+        let tar = stream(&f, &keyed).expect("the keyed content streams");
+        assert!(tar.windows(4).any(|w| w == b"old\n"));
+    }
+
+    #[test]
+    fn a_change_in_a_keyed_tree_names_the_entry_that_changed() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("sub")).unwrap();
+        fs::write(d.path().join("a"), "a").unwrap();
+        fs::write(d.path().join("sub/b"), "b").unwrap();
+        let keyed = keyed(d.path()).unwrap();
+        stream(d.path(), &keyed).expect("unchanged");
+
+        fs::write(d.path().join("sub/b"), "B").unwrap();
+        assert_eq!(
+            changed_path(stream(d.path(), &keyed)),
+            d.path().join("sub/b")
+        );
+        fs::write(d.path().join("sub/b"), "b").unwrap();
+
+        fs::write(d.path().join("sub/new"), "n").unwrap();
+        assert_eq!(
+            changed_path(stream(d.path(), &keyed)),
+            d.path().join("sub/new")
+        );
+        fs::remove_file(d.path().join("sub/new")).unwrap();
+
+        fs::set_permissions(d.path().join("a"), fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(changed_path(stream(d.path(), &keyed)), d.path().join("a"));
+    }
+
+    #[test]
+    fn a_file_swapped_for_a_link_is_not_followed_into_the_stream() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        fs::create_dir(&src).unwrap();
+        fs::write(src.join("a"), "a").unwrap();
+        fs::write(d.path().join("host-secret"), "s").unwrap();
+        let keyed = keyed(&src).unwrap();
+        fs::remove_file(src.join("a")).unwrap();
+        symlink(d.path().join("host-secret"), src.join("a")).unwrap();
+        assert_eq!(changed_path(stream(&src, &keyed)), src.join("a"));
+    }
+
+    #[test]
+    fn a_change_in_a_tree_the_stat_cache_served_names_the_changed_file() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        fs::create_dir(&src).unwrap();
+        fs::write(src.join("a"), "a").unwrap();
+        fs::write(src.join("b"), "b").unwrap();
+        let path = d.path().join("cache/digests.json");
+        // A cache made long after the tree last changed: every record stands.
+        let entries = walk(&src).unwrap();
+        let mut files = FileDigests::default();
+        for e in entries.iter().filter(|e| e.meta.is_file()) {
+            let sha = file_digest(&e.path).unwrap();
+            files
+                .files
+                .insert(e.path.display().to_string(), (file_print(&e.meta).0, sha));
+        }
+        files.dirty = true;
+        let mut cache = DigestCache::load(&path);
+        cache.entries.insert(
+            src.display().to_string(),
+            (fingerprint(&entries).0, digest(&src).unwrap()),
+        );
+        cache.dirty = true;
+        cache.files = Some(files);
+        cache.save(&path).unwrap();
+
+        let mut cache = DigestCache::load(&path);
+        let keyed = cache.keyed(&src).unwrap();
+        assert!(keyed.lines.is_none(), "served by the stat cache");
+        fs::write(src.join("b"), "B").unwrap();
+        assert_eq!(changed_path(stream(&src, &keyed)), src.join("b"));
     }
 }

@@ -15,3 +15,5 @@ mod host_bootstrap;
 mod host_layers;
 mod host_repo;
 mod host_tool;
+
+mod never_stale;

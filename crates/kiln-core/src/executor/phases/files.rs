@@ -19,6 +19,10 @@ impl<E: Engine> Executor<'_, E> {
         let phase = ctx.phase;
         let copies = self.config().build.files.clone().unwrap_or_default().copies;
         let dir = self.habitat.dir.clone();
+        let keyed = self.copies.to_vec();
+        if keyed.len() != copies.len() {
+            return Err(fail(phase, "the copies were not all keyed"));
+        }
         let needs_accounts = copies
             .iter()
             .any(|c| names_an_account(c.owner.as_deref()) || names_an_account(c.group.as_deref()));
@@ -30,7 +34,7 @@ impl<E: Engine> Executor<'_, E> {
             let accounts = &facts.accounts;
             // Every owner and mode is resolved before a byte is written.
             let mut placed = Vec::new();
-            for c in &copies {
+            for (c, keyed) in copies.iter().zip(keyed) {
                 let in_copy = |e: AccountsError| fail(phase, format!("copy to `{}`: {e}", c.dest));
                 let (uid, mut gid) = accounts
                     .resolve_owner(c.owner.as_deref())
@@ -50,12 +54,15 @@ impl<E: Engine> Executor<'_, E> {
                     gid,
                     file_mode,
                 };
-                placed.push((dir.join(&c.source), c.dest.clone(), own));
+                placed.push((dir.join(&c.source), c.dest.clone(), own, keyed));
             }
             let produce: Producer = Box::new(move |out| {
                 let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(256 * 1024, out));
-                for (source, dest, own) in &placed {
-                    copies::append_to_tar(&mut tar, source, dest, *own)
+                // Each copy is checked against its key as it streams: a
+                // change since it was keyed fails the phase, and the layer
+                // is thrown away.
+                for (source, dest, own, keyed) in &placed {
+                    copies::append_to_tar(&mut tar, source, dest, *own, keyed)
                         .map_err(std::io::Error::other)?;
                 }
                 std::io::Write::flush(&mut tar.into_inner()?)
