@@ -1,6 +1,6 @@
 //! Where kiln keeps what it fetches on the host (repository mirrors, tool
-//! downloads, bootstrap scratch space, per-file digests, build locks), so a
-//! second build fetches nothing.
+//! downloads, bootstrap scratch space, per-file digests, the images kiln
+//! made, build locks), so a second build fetches nothing.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -47,6 +47,12 @@ impl CacheDir {
     /// The per-file digests of one habitat's copies (its stat cache).
     pub fn digests(&self, habitat: &str) -> PathBuf {
         self.root.join("digests").join(format!("{habitat}.json"))
+    }
+
+    /// The ids of the images kiln made for one habitat (its snapshots), and
+    /// of those it found it did not make.
+    pub fn made(&self, habitat: &str) -> PathBuf {
+        self.root.join("made").join(format!("{habitat}.json"))
     }
 
     /// The build locks, one file per habitat.

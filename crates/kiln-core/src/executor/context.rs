@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::cache::MadeIndex;
 use crate::config::{Config, Habitat};
 use crate::engine::{ContainerSpec, Engine, EngineError, ImageConfig};
 use crate::image::archive::ParentImage;
@@ -34,6 +35,12 @@ fn build_container_name(habitat: &str) -> String {
     )
 }
 
+/// The history comment of the snapshot images of `phase`: part of their
+/// config, so [`crate::image::archive::is_kiln_image`] needs it to rebuild one.
+pub(super) fn snapshot_comment(phase: Phase) -> String {
+    format!("kiln {}", phase.tag())
+}
+
 /// One build of one habitat, for the length of its run.
 pub(super) struct Executor<'a, E: Engine> {
     pub(super) engine: &'a E,
@@ -45,6 +52,9 @@ pub(super) struct Executor<'a, E: Engine> {
     /// What each copy's key was computed from, for the files phase to check
     /// it streams the same.
     pub(super) copies: &'a [copies::Keyed],
+    /// The images kiln made for this habitat; each snapshot the build makes
+    /// is recorded in it.
+    pub(super) made: &'a mut MadeIndex,
     pub(super) reporter: &'a mut dyn Reporter,
     /// Secret values, redacted from every line of output shown.
     pub(super) secrets: Vec<String>,

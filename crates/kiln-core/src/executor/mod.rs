@@ -5,11 +5,13 @@
 //!
 //! Modules, top to bottom: `run` (the plan, phase by phase) → `phases/` (one
 //! file each) → `snapshot` (how an image is made) → `context` (the state they
-//! share); `resolve` (facts), `secrets` and `error` beside them.
+//! share); `resolve` (facts), `provenance` (which listed images kiln made),
+//! `secrets` and `error` beside them.
 
 mod context;
 mod error;
 pub mod phases;
+mod provenance;
 mod resolve;
 mod run;
 mod secrets;
@@ -34,6 +36,7 @@ pub use context::BUILD_CONTAINER_PREFIX;
 use context::Executor;
 use error::task_failed;
 pub use error::{BuildError, PhaseFailure};
+use provenance::list_snapshots;
 use resolve::resolve_facts;
 
 /// A finished build.
@@ -72,19 +75,17 @@ pub async fn plan<E: Engine>(
     habitat: &Habitat,
     opts: &BuildOptions,
 ) -> Result<(Plan, KeyChain, Snapshots), BuildError> {
+    let cache = opts.cache();
     let (facts, snaps) = tokio::join!(
         resolve_facts(engine, habitat, opts, None),
-        list_snapshots(engine, &habitat.config.name)
+        list_snapshots(engine, &habitat.config.name, &cache)
     );
-    let (resolved, snaps) = (facts?, snaps?);
+    // A plan runs nothing and writes no index: only builds, under the
+    // habitat's lock, record what they made or checked.
+    let (resolved, (snaps, _)) = (facts?, snaps?);
     let chain = KeyChain::compute(&habitat.config, &resolved.facts);
     let plan = Plan::new(&chain, &snaps, opts.plan);
     Ok((plan, chain, snaps))
-}
-
-async fn list_snapshots<E: Engine>(engine: &E, habitat: &str) -> Result<Snapshots, BuildError> {
-    let images = engine.list_images(&[(LABEL_HABITAT, habitat)]).await?;
-    Ok(Snapshots::from_images(habitat, &images))
 }
 
 /// Removes the containers an earlier build of `habitat` left (crashed or
@@ -188,11 +189,15 @@ async fn build_locked<E: Engine>(
     }
 
     // The facts and the snapshot listing are independent: one wait for both.
+    let cache = opts.cache();
     let (facts, snaps) = tokio::join!(
         resolve_facts(engine, habitat, opts, Some(&mut *reporter)),
-        list_snapshots(engine, &name)
+        list_snapshots(engine, &name, &cache)
     );
-    let (resolved, snaps) = (facts?, snaps?);
+    let (resolved, (snaps, mut made)) = (facts?, snaps?);
+    // What the listing checked is kept, so it is checked once; an index
+    // that cannot be written only costs those checks again.
+    let _ = made.save();
     let chain = KeyChain::compute(&habitat.config, &resolved.facts);
     let plan = Plan::new(&chain, &snaps, opts.plan);
     // Containers a crashed build left are removed while this one builds (a
@@ -211,6 +216,7 @@ async fn build_locked<E: Engine>(
         snaps: &snaps,
         facts: &resolved.facts,
         copies: &resolved.copies,
+        made: &mut made,
         reporter,
         secrets: Vec::new(),
     };

@@ -21,7 +21,7 @@ use crate::report::Event;
 use crate::sources::copies::CopyError;
 use crate::sources::io::HostIo;
 
-use super::context::{Executor, ImageState, PhaseCtx, Produced};
+use super::context::{Executor, ImageState, PhaseCtx, Produced, snapshot_comment};
 use super::error::{BuildError, fail, task_failed};
 use super::phases::accounts::Accounts;
 
@@ -41,7 +41,7 @@ impl<E: Engine> Executor<'_, E> {
         config: ImageConfig,
         tags: &[String],
     ) -> Result<Produced, BuildError> {
-        let archive = archive::config_only(layers, &config, &format!("kiln {}", phase.tag()), tags);
+        let archive = archive::config_only(layers, &config, &snapshot_comment(phase), tags);
         self.engine.load(Bytes::from(archive.tar)).await?;
         let state = ImageState {
             id: archive.image_id,
@@ -154,7 +154,7 @@ impl<E: Engine> Executor<'_, E> {
         let config = self.snapshot_config(phase, ctx.config);
         let layers = ctx.parent.layers.clone();
         let image_config = config.clone();
-        let comment = format!("kiln {}", phase.tag());
+        let comment = snapshot_comment(phase);
         let tags = ctx.tags.clone();
         let written = tokio::task::spawn_blocking(move || {
             let Uploads {
@@ -235,7 +235,7 @@ impl<E: Engine> Executor<'_, E> {
     ) -> Result<Produced, BuildError> {
         let phase = ctx.phase;
         let config = self.snapshot_config(phase, ctx.config);
-        let comment = format!("kiln {}", phase.tag());
+        let comment = snapshot_comment(phase);
         let layered = match self
             .write_upper_dir(container, &ctx.parent, &config, &comment, &ctx.tags)
             .await

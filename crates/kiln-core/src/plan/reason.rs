@@ -13,6 +13,11 @@ use crate::plan::snapshots::Snapshots;
 /// when its own inputs are unchanged (so only an earlier phase changed).
 pub(crate) fn why_changed(pk: &PhaseKey, snaps: &Snapshots) -> Option<String> {
     let Some(tagged) = snaps.tagged(pk.phase) else {
+        if let Some(name) = snaps.foreign(pk.phase, pk.key.as_str()) {
+            return Some(format!(
+                "`{name}` carries kiln's labels but is not an image kiln made"
+            ));
+        }
         // Verify commits no image of its own (its tag points at the previous
         // phase's image), so no tag ever carries verify's inputs. Once a final
         // image exists verify has run before; only its key records that.

@@ -461,3 +461,48 @@ async fn a_failing_phase_keeps_earlier_snapshots_and_the_next_build_resumes_ther
         ])
     );
 }
+
+/// An image another tool made in place of the final one (it copied every
+/// label, the verify mark included) is neither the final image nor proof
+/// that verify passed: both run again, and the reason names it.
+#[tokio::test]
+async fn regression_a_foreign_image_with_the_verify_mark_neither_passes_verify_nor_is_final() {
+    let f = Fixture::new().await;
+    let (built, _) = f.build_ok().await;
+    let kiln_final = f.tags()["latest"].clone();
+    let info = f
+        .engine
+        .image_inspect(&kiln_final)
+        .await
+        .unwrap()
+        .expect("the final image");
+    assert!(info.config.labels.contains_key(LABEL_VERIFIED));
+    let mut files = f.engine.image_files(&kiln_final).expect("its files");
+    files.get_mut("/etc/motd").expect("/etc/motd").kind = FakeFileKind::File(b"other\n".to_vec());
+    f.engine.remove_image(&kiln_final).await.unwrap();
+    let foreign = f
+        .engine
+        .seed_image(Some(&format!("{REPO}:latest")), info.config.clone(), files);
+    for reference in [snapshot(Phase::Final), built.image.clone()] {
+        let (repo, tag) = reference.rsplit_once(':').unwrap();
+        f.engine.tag(&foreign, repo, tag).await.unwrap();
+    }
+
+    let (again, events) = f.build_ok().await;
+    let foreign_named = format!(
+        "`{}` carries kiln's labels but is not an image kiln made",
+        snapshot(Phase::Final)
+    );
+    assert_eq!(
+        only_ends(&events)[8..],
+        [
+            format!("end 9-verify built ({foreign_named}) -> habitat-fake:9-verify"),
+            format!("end 10-final built ({foreign_named}) -> habitat-fake:10-final"),
+        ]
+    );
+    assert_ne!(f.tags()["latest"], foreign);
+    assert_eq!(
+        f.file(&again.image, "/etc/motd").as_deref(),
+        Some("welcome\n")
+    );
+}
