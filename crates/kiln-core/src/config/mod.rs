@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use model::*;
+pub use node::Seg;
 pub use schema::schema;
 
 use diagnostic::Sink;
@@ -85,6 +86,31 @@ pub fn load(path: &Path) -> Result<Habitat, Diagnostics> {
         file: canonical_file,
         config,
     })
+}
+
+/// A problem a build found with the value at `path` (map keys and list
+/// indexes from the top of the habitat's `kiln.yaml`, e.g. a tool's
+/// `sha256` that its file no longer matches), located in the file as every
+/// diagnostic of `check` is.
+pub fn diagnostic_at(
+    habitat: &Habitat,
+    path: &[Seg<'_>],
+    message: String,
+    hint: Option<String>,
+) -> Diagnostics {
+    let shown = habitat.file.display().to_string();
+    let Ok(text) = std::fs::read_to_string(&habitat.file) else {
+        return Diagnostics::unlocated(&shown, message, hint);
+    };
+    let Some(loc) = node::parse_yaml(&text)
+        .ok()
+        .and_then(|root| root.get(path).map(|n| n.loc))
+    else {
+        return Diagnostics::unlocated(&shown, message, hint);
+    };
+    let mut sink = Sink::new(&shown, &text);
+    sink.push(loc, message, hint);
+    sink.finish()
 }
 
 /// Parse and validate the text of a `kiln.yaml`. `file_name` is how diagnostics

@@ -1,12 +1,14 @@
 //! Everything outside the config that keys read, resolved before planning:
 //! the base's identity (a habitat base is built first), the copies' digests
-//! and the commits the repo refs name.
+//! and the commits the repo refs name; and the local tools, checked against
+//! their sha256 (the key names only that).
 
 use crate::config::{self, BaseSource, Habitat};
 use crate::engine::Engine;
 use crate::keys::{BaseFact, Facts, KeyChain};
 use crate::phase::Phase;
 use crate::report::{Event, Reporter};
+use crate::sources::tool::{self, ToolError};
 use crate::sources::{bootstrap, copies, repo};
 
 use super::error::{BuildError, fail};
@@ -74,8 +76,14 @@ pub(super) async fn resolve_facts<E: Engine>(
                 .map_err(|e| fail(Phase::Files, e.to_string()))?,
         );
     }
+    // Local tools are checked on every build and plan: their key is their
+    // sha256, so a changed file would pass as cached otherwise.
+    let tools = c.build.tools.iter().enumerate().try_for_each(|(i, t)| {
+        tool::check_local(t, &habitat.dir, &mut digests).map_err(|e| tool_error(habitat, i, &e))
+    });
     // A cache that cannot be written only costs time next build.
     let _ = digests.save(&digests_path);
+    tools?;
     let repos_cache = repo::RepoCache::new(opts.cache().repos());
     let mut repos = Vec::new();
     for r in &c.build.repos {
@@ -92,6 +100,26 @@ pub(super) async fn resolve_facts<E: Engine>(
         },
         copies: keyed,
     })
+}
+
+/// A local tool's problem, located at the field of `build.tools[i]` it is about.
+fn tool_error(habitat: &Habitat, i: usize, e: &ToolError) -> BuildError {
+    use config::Seg::{Index, Key};
+    let field = match e {
+        ToolError::Checksum { .. } | ToolError::BadChecksum { .. } => "sha256",
+        _ => "source",
+    };
+    let text = e.to_string();
+    let (message, hint) = match text.split_once("\nhint: ") {
+        Some((m, h)) => (m.to_string(), Some(h.to_string())),
+        None => (text, None),
+    };
+    BuildError::Config(config::diagnostic_at(
+        habitat,
+        &[Key("build"), Key("tools"), Index(i), Key(field)],
+        message,
+        hint,
+    ))
 }
 
 pub(super) fn load_base_habitat(habitat: &Habitat, path: &str) -> Result<Habitat, BuildError> {

@@ -346,6 +346,10 @@ fn file_print(m: &Stat) -> (String, i128) {
 pub struct DigestCache {
     /// Source path → (fingerprint, digest).
     entries: BTreeMap<String, (String, String)>,
+    /// Single files hashed whole (local tools): path → (file fingerprint,
+    /// the sha256 of its bytes). Few, so kept in the file every build reads.
+    #[serde(default)]
+    singles: BTreeMap<String, (String, String)>,
     #[serde(skip)]
     dirty: bool,
     /// Per-file digests, in a file of their own (`PATH.files`): read only
@@ -402,6 +406,30 @@ impl DigestCache {
     /// The digest of `source`, from the cache when its fingerprint proves it.
     pub fn digest(&mut self, source: &Path) -> Result<String, CopyError> {
         self.keyed(source).map(|k| k.digest)
+    }
+
+    /// The sha256 of the bytes of the regular file `path` (symlinks
+    /// followed), from the cache when the file's fingerprint proves it.
+    pub fn file_sha256(&mut self, path: &Path) -> Result<String, CopyError> {
+        let started = now_ns();
+        let meta = Stat::of(&fs::metadata(path).map_err(err(path))?);
+        let (print, newest) = file_print(&meta);
+        let key = path.display().to_string();
+        if let Some((p, d)) = self.singles.get(&key)
+            && *p == print
+        {
+            return Ok(d.clone());
+        }
+        // Fingerprinted before the read: a change during it moves the
+        // ctime, so the next build reads the file again.
+        let sha = file_digest(path)?;
+        if newest < started - RACY_NS {
+            self.singles.insert(key, (print, sha.clone()));
+            self.dirty = true;
+        } else if self.singles.remove(&key).is_some() {
+            self.dirty = true;
+        }
+        Ok(sha)
     }
 
     /// [`DigestCache::digest`], with what [`append_to_tar`] needs to check

@@ -1,6 +1,9 @@
 //! Tools named under `tools:` are single files fetched on the host (a URL,
 //! downloaded once into the cache keyed by its expected sha256, or a file in
-//! the habitat) and checked against that sha256 before anything uses them.
+//! the habitat) and checked against that sha256 before anything uses them:
+//! a file in the habitat on every build and plan (the key names only the
+//! sha256, so a changed file would otherwise pass as cached), and every
+//! tool's bytes once more as they are packed into the image.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -10,6 +13,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::config::Tool;
+use crate::sources::copies::DigestCache;
 use crate::sources::io::{HostIo, io_err};
 
 /// A tool failure; every variant names the tool.
@@ -58,6 +62,41 @@ pub enum ToolError {
 /// build downloads nothing); a habitat path is used in place and must not
 /// leave the habitat directory (symlinks included).
 pub fn fetch_tool(tool: &Tool, habitat_dir: &Path, cache: &Path) -> Result<PathBuf, ToolError> {
+    let expected = expected_sha256(tool)?;
+    if is_url(tool)? {
+        return download(tool, &expected, cache);
+    }
+    let path = habitat_file(tool, habitat_dir)?;
+    check(tool, &path, &expected)?;
+    Ok(path)
+}
+
+/// Checks a tool whose source is a file in the habitat against its sha256,
+/// through the stat cache (so an unchanged file is not read again); a URL
+/// is checked when the tools phase downloads it. Every build and plan runs
+/// this: the key holds the sha256, not the file, so nothing else would see
+/// the file change while the phase is cached.
+pub fn check_local(
+    tool: &Tool,
+    habitat_dir: &Path,
+    digests: &mut DigestCache,
+) -> Result<(), ToolError> {
+    let expected = expected_sha256(tool)?;
+    if is_url(tool)? {
+        return Ok(());
+    }
+    let path = habitat_file(tool, habitat_dir)?;
+    let actual = digests
+        .file_sha256(&path)
+        .map_err(|e| ToolError::NotAFile {
+            tool: tool.name.clone(),
+            source_: tool.source.clone(),
+            reason: e.to_string(),
+        })?;
+    mismatch(tool, &expected, actual)
+}
+
+fn expected_sha256(tool: &Tool) -> Result<String, ToolError> {
     let expected = tool.sha256.trim().to_ascii_lowercase();
     if expected.len() != 64 || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ToolError::BadChecksum {
@@ -65,10 +104,15 @@ pub fn fetch_tool(tool: &Tool, habitat_dir: &Path, cache: &Path) -> Result<PathB
             sha256: tool.sha256.clone(),
         });
     }
+    Ok(expected)
+}
+
+/// Whether the tool is fetched from a URL (else it is a habitat path).
+fn is_url(tool: &Tool) -> Result<bool, ToolError> {
     let source = tool.source.as_str();
     let lower = source.to_ascii_lowercase();
     if lower.starts_with("http://") || lower.starts_with("https://") {
-        return download(tool, &expected, cache);
+        return Ok(true);
     }
     if source.contains("://") {
         return Err(ToolError::UnsupportedScheme {
@@ -76,23 +120,34 @@ pub fn fetch_tool(tool: &Tool, habitat_dir: &Path, cache: &Path) -> Result<PathB
             source_: source.to_string(),
         });
     }
-    let path = habitat_file(tool, habitat_dir)?;
-    check(tool, &path, &expected)?;
-    Ok(path)
+    Ok(false)
 }
 
-/// A tar holding the file at `path` as `dest` (relative entry path), mode
-/// 0755, owned by root. Parent directories are not included; the engine
-/// creates them.
-pub fn tool_archive(path: &Path, dest: &str) -> Result<Vec<u8>, ToolError> {
-    let bad_dest = || ToolError::BadDest {
-        dest: dest.to_string(),
-    };
+fn mismatch(tool: &Tool, expected: &str, actual: String) -> Result<(), ToolError> {
+    if actual != expected {
+        return Err(ToolError::Checksum {
+            tool: tool.name.clone(),
+            source_: tool.source.clone(),
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// A tar holding the tool's file at `path` as its `dest` (relative entry
+/// path), mode 0755, owned by root. Parent directories are not included;
+/// the engine creates them. The file is read once, and those bytes are
+/// checked against the tool's sha256 before they are packed: a file that
+/// changed since [`fetch_tool`] checked it never reaches the image.
+pub fn tool_archive(tool: &Tool, path: &Path) -> Result<Vec<u8>, ToolError> {
+    let dest = tool.dest();
+    let bad_dest = || ToolError::BadDest { dest: dest.clone() };
     if !dest.starts_with('/') || dest.ends_with('/') {
         return Err(bad_dest());
     }
     let mut entry = PathBuf::new();
-    for c in Path::new(dest).components() {
+    for c in Path::new(&dest).components() {
         match c {
             Component::RootDir | Component::CurDir => {}
             Component::Normal(p) => entry.push(p),
@@ -102,8 +157,13 @@ pub fn tool_archive(path: &Path, dest: &str) -> Result<Vec<u8>, ToolError> {
     if entry.as_os_str().is_empty() {
         return Err(bad_dest());
     }
-    let file = File::open(path).map_err(io_err("cannot read", path))?;
-    let len = file.metadata().map_err(io_err("cannot read", path))?.len();
+    let bytes = std::fs::read(path).map_err(io_err("cannot read", path))?;
+    mismatch(
+        tool,
+        &expected_sha256(tool)?,
+        hex::encode(Sha256::digest(&bytes)),
+    )?;
+    let len = bytes.len() as u64;
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Regular);
     header.set_size(len);
@@ -117,7 +177,7 @@ pub fn tool_archive(path: &Path, dest: &str) -> Result<Vec<u8>, ToolError> {
     header.set_mtime(0);
     let mut builder = tar::Builder::new(Vec::with_capacity(len as usize + 2048));
     builder
-        .append_data(&mut header, &entry, file)
+        .append_data(&mut header, &entry, &bytes[..])
         .map_err(io_err("cannot archive", path))?;
     Ok(builder
         .into_inner()
@@ -141,15 +201,7 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
 
 fn check(tool: &Tool, path: &Path, expected: &str) -> Result<(), ToolError> {
     let actual = sha256_file(path).map_err(io_err("cannot read", path))?;
-    if actual != expected {
-        return Err(ToolError::Checksum {
-            tool: tool.name.clone(),
-            source_: tool.source.clone(),
-            expected: expected.to_string(),
-            actual,
-        });
-    }
-    Ok(())
+    mismatch(tool, expected, actual)
 }
 
 fn habitat_file(tool: &Tool, habitat_dir: &Path) -> Result<PathBuf, ToolError> {

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kiln_core::config::Tool;
-use kiln_core::sources::tool::{ToolError, fetch_tool, tool_archive};
+use kiln_core::sources::copies::DigestCache;
+use kiln_core::sources::tool::{ToolError, check_local, fetch_tool, tool_archive};
 use sha2::{Digest, Sha256};
 
 const BODY: &[u8] = b"#!/bin/sh\necho jq\n";
@@ -191,7 +192,7 @@ fn tool_archive_holds_one_root_owned_executable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("jq");
     std::fs::write(&file, BODY).expect("write");
-    let bytes = tool_archive(&file, "/usr/local/bin/jq").expect("archive");
+    let bytes = tool_archive(&tool("jq", &sha(BODY)), &file).expect("archive");
     let mut ar = tar::Archive::new(bytes.as_slice());
     let mut entries = ar.entries().expect("entries");
     let mut e = entries.next().expect("one entry").expect("entry");
@@ -208,8 +209,62 @@ fn tool_archive_holds_one_root_owned_executable() {
     drop(e);
     assert!(entries.next().is_none());
 
-    assert!(tool_archive(&file, "usr/bin/jq").is_err());
-    assert!(tool_archive(&file, "/usr/../etc/jq").is_err());
+    let at = |dest: &str| Tool {
+        dest: Some(dest.into()),
+        ..tool("jq", &sha(BODY))
+    };
+    assert!(tool_archive(&at("usr/bin/jq"), &file).is_err());
+    assert!(tool_archive(&at("/usr/../etc/jq"), &file).is_err());
+}
+
+/// The tools phase checks a tool, then packs it: a file changed in between
+/// is caught by the bytes packed, never placed in the image.
+#[test]
+fn regression_a_tool_changed_after_its_check_is_never_packed() {
+    let habitat = tempfile::tempdir().expect("tempdir");
+    let cache = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(habitat.path().join("bin")).expect("mkdir");
+    let file = habitat.path().join("bin/jq");
+    std::fs::write(&file, BODY).expect("write");
+    let t = tool("bin/jq", &sha(BODY));
+    let path = fetch_tool(&t, habitat.path(), cache.path()).expect("checked");
+    std::fs::write(&file, b"changed").expect("write");
+    let err = tool_archive(&t, &path).expect_err("changed since its check");
+    assert!(matches!(err, ToolError::Checksum { .. }), "{err:?}");
+}
+
+/// Local tools are checked on every build through the stat cache: an
+/// unchanged file is not read again, a changed one (even with its size and
+/// mtime kept) is.
+#[test]
+fn a_local_tool_is_checked_through_the_stat_cache() {
+    let habitat = tempfile::tempdir().expect("tempdir");
+    let cache = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(habitat.path().join("bin")).expect("mkdir");
+    let file = habitat.path().join("bin/jq");
+    std::fs::write(&file, BODY).expect("write");
+    let t = tool("bin/jq", &sha(BODY));
+    let digests = cache.path().join("digests.json");
+    let mut cache_now = DigestCache::load(&digests);
+    check_local(&t, habitat.path(), &mut cache_now).expect("matches");
+    let mtime = std::fs::metadata(&file)
+        .expect("stat")
+        .modified()
+        .expect("mtime");
+    let mut same_size = BODY.to_vec();
+    same_size[0] ^= 1;
+    std::fs::write(&file, &same_size).expect("write");
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .expect("open")
+        .set_modified(mtime)
+        .expect("set mtime");
+    let err = check_local(&t, habitat.path(), &mut cache_now).expect_err("changed");
+    assert!(matches!(err, ToolError::Checksum { .. }), "{err:?}");
+    // A URL is checked when the tools phase downloads it, not here.
+    let url = tool("https://example.invalid/jq", &sha(BODY));
+    check_local(&url, habitat.path(), &mut cache_now).expect("not read");
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
