@@ -506,3 +506,118 @@ async fn regression_a_foreign_image_with_the_verify_mark_neither_passes_verify_n
         Some("welcome\n")
     );
 }
+
+/// Calls `on` with each event, after keeping it.
+struct Hook<F: FnMut(&Event) + Send + Sync> {
+    events: Vec<Event>,
+    on: F,
+}
+
+impl<F: FnMut(&Event) + Send + Sync> kiln_core::report::Reporter for Hook<F> {
+    fn report(&mut self, event: Event) {
+        (self.on)(&event);
+        self.events.push(event);
+    }
+}
+
+/// The base's reference is read once, for the key; a reference moved to
+/// another image before the base phase runs does not put that image under
+/// a key computed from the first.
+#[tokio::test]
+async fn regression_a_base_reference_moved_during_the_build_is_not_built_on() {
+    let f = Fixture::new().await;
+    let engine = f.engine.clone();
+    let mut moved = false;
+    let mut hook = Hook {
+        events: Vec::new(),
+        on: |e: &Event| {
+            if matches!(e, Event::PhaseStart { phase: Phase::Base }) && !moved {
+                moved = true;
+                let mut files = engine.image_files(testing::BUSYBOX_IMAGE).expect("busybox");
+                let mut marker = files["/etc/passwd"].clone();
+                marker.kind = FakeFileKind::File(b"moved\n".to_vec());
+                files.insert("/moved".to_string(), marker);
+                engine.seed_image(
+                    Some(testing::BUSYBOX_IMAGE),
+                    testing::busybox_config(),
+                    files,
+                );
+            }
+        },
+    };
+    let built = executor::build(&f.engine, &f.habitat(), &f.options(), &mut hook)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        f.file(&built.image, "/moved"),
+        None,
+        "built on the moved reference"
+    );
+    // The next build keys the image the reference names now, and rebuilds.
+    let (_, events) = f.build_ok().await;
+    assert!(
+        events
+            .iter()
+            .any(|l| l.starts_with("end 1-base built (the base moved")),
+        "{events:#?}"
+    );
+}
+
+/// A habitat built on another habitat builds on the final image kiln made
+/// for it, by key: a final tag moved to another image (after the base
+/// habitat's build set it) is not followed.
+#[tokio::test]
+async fn regression_a_base_habitats_final_tag_moved_during_the_build_is_not_built_on() {
+    let root = tempfile::tempdir().expect("temp dir");
+    for (dir, base) in [
+        ("base", format!("image: \"{}\"", testing::BUSYBOX_IMAGE)),
+        ("top", "habitat: ../base".to_string()),
+    ] {
+        let d = root.path().join(dir);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        std::fs::write(
+            d.join("kiln.yaml"),
+            format!("name: fake-{dir}\nbuild:\n  base: {{ {base} }}\n  env: [AT={dir}]\n"),
+        )
+        .expect("write");
+    }
+    let engine = FakeEngine::new();
+    testing::busybox_image(&engine).await.expect("busybox");
+    let top = config::load(&root.path().join("top")).expect("config");
+    let opts = BuildOptions {
+        cache_root: Some(root.path().join("cache")),
+        ..BuildOptions::default()
+    };
+    let other = engine.clone();
+    let mut moved = false;
+    let mut hook = Hook {
+        events: Vec::new(),
+        on: |e: &Event| {
+            // The base habitat's build has just tagged its final image.
+            if let Event::BuildEnd {
+                image: Some(image), ..
+            } = e
+                && !moved
+            {
+                moved = true;
+                let mut files = other.image_files(testing::BUSYBOX_IMAGE).expect("busybox");
+                let mut marker = files["/etc/passwd"].clone();
+                marker.kind = FakeFileKind::File(b"moved\n".to_vec());
+                files.insert("/moved".to_string(), marker);
+                other.seed_image(Some(image), testing::busybox_config(), files);
+            }
+        },
+    };
+    let built = executor::build(&engine, &top, &opts, &mut hook)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(moved, "the base habitat was built first");
+    assert!(
+        engine
+            .image_files(&built.image)
+            .expect("built")
+            .get("/moved")
+            .is_none(),
+        "built on the moved tag"
+    );
+}
