@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use crate::config::Bootstrap;
 use crate::engine::{Engine, EngineError, ImageConfig, ImageInfo};
-use crate::image::labels::{LABEL_BOOTSTRAP, LABEL_BOOTSTRAP_PARAMS, LABEL_HABITAT, LABEL_PHASE};
+use crate::image::labels::{LABEL_BOOTSTRAP, LABEL_BOOTSTRAP_PARAMS};
 use crate::sources::io::{HostIo, io_err};
 
 /// The mirror used when `mirror:` is absent (not the host's: keys must not
@@ -195,36 +195,43 @@ pub async fn ensure_image_in<E: Engine>(
     pack(&rootfs, &tar).await?;
 
     on_line("kiln: importing the root filesystem as an image");
-    let mut labels = BTreeMap::new();
-    labels.insert(LABEL_BOOTSTRAP.to_string(), key.clone());
-    labels.insert(LABEL_BOOTSTRAP_PARAMS.to_string(), canonical_params(b));
-    let config = ImageConfig {
-        cmd: Some(vec!["bash".to_string()]),
-        env: vec![PATH.to_string()],
-        labels,
-        ..ImageConfig::default()
-    };
-    let id = engine.import(tar.clone(), &config).await?;
+    let id = engine.import(tar.clone(), &image_config(b)).await?;
     engine.tag(&id, &image_repo(b), &key[..12]).await?;
     on_line(&format!("kiln: made {}", image_ref(b)));
     Ok(id)
 }
 
+/// The config kiln imports the bootstrap image of `b` with: its labels
+/// name the parameters' key.
+pub fn image_config(b: &Bootstrap) -> ImageConfig {
+    let mut labels = BTreeMap::new();
+    labels.insert(LABEL_BOOTSTRAP.to_string(), bootstrap_key(b));
+    labels.insert(LABEL_BOOTSTRAP_PARAMS.to_string(), canonical_params(b));
+    ImageConfig {
+        cmd: Some(vec!["bash".to_string()]),
+        env: vec![PATH.to_string()],
+        labels,
+        ..ImageConfig::default()
+    }
+}
+
 /// The bootstrap image for `key`: by its tag (one engine call, the usual
 /// case), else by label, re-tagging what it finds.
 ///
-/// A label alone is not enough: images committed on top of a bootstrap
-/// image inherit its labels, so habitat snapshots carry the key too.
+/// Labels alone prove nothing: images made on top of a bootstrap image
+/// inherit them (habitat snapshots, a `docker build` or `docker commit` on
+/// it). The bootstrap image is the one an import makes: one layer, and
+/// exactly the config kiln imported it with.
 async fn find_image<E: Engine>(
     engine: &E,
     b: &Bootstrap,
     key: &str,
 ) -> Result<Option<String>, BootstrapError> {
+    let expected = image_config(b);
     let is_base = |info: &ImageInfo| {
-        let labels = &info.config.labels;
-        labels.get(LABEL_BOOTSTRAP).map(String::as_str) == Some(key)
-            && !labels.contains_key(LABEL_PHASE)
-            && !labels.contains_key(LABEL_HABITAT)
+        info.config.labels.get(LABEL_BOOTSTRAP).map(String::as_str) == Some(key)
+            && info.layers.len() == 1
+            && info.config == expected
     };
     if let Some(info) = engine.image_inspect(&image_ref(b)).await?
         && is_base(&info)
