@@ -408,6 +408,28 @@ impl DigestCache {
         self.keyed(source).map(|k| k.digest)
     }
 
+    /// Forgets everything the cache holds of `source` (its tree and its
+    /// files), so the next build reads it all again: after a stream found
+    /// it did not match its key, what the cache served is suspect too.
+    pub fn forget(&mut self, source: &Path) {
+        let key = source.display().to_string();
+        let prefix = format!("{}/", key.trim_end_matches('/'));
+        let under = |k: &String| *k == key || k.starts_with(&prefix);
+        let path = self.path.clone();
+        let files = self.files.get_or_insert_with(|| {
+            path.and_then(|p| fs::read(Self::files_path(&p)).ok())
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default()
+        });
+        let before = files.files.len();
+        files.files.retain(|k, _| !under(k));
+        files.dirty |= files.files.len() != before;
+        let before = self.entries.len() + self.singles.len();
+        self.entries.retain(|k, _| !under(k));
+        self.singles.retain(|k, _| !under(k));
+        self.dirty |= self.entries.len() + self.singles.len() != before;
+    }
+
     /// The sha256 of the bytes of the regular file `path` (symlinks
     /// followed), from the cache when the file's fingerprint proves it.
     pub fn file_sha256(&mut self, path: &Path) -> Result<String, CopyError> {
@@ -1007,5 +1029,22 @@ mod tests {
         assert!(keyed.lines.is_none(), "served by the stat cache");
         fs::write(src.join("b"), "B").unwrap();
         assert_eq!(changed_path(stream(&src, &keyed)), src.join("b"));
+
+        // After such a failure the cache is not trusted with the source again.
+        let mut cache = DigestCache::load(&path);
+        cache.forget(&src);
+        cache.save(&path).unwrap();
+        let mut cache = DigestCache::load(&path);
+        cache.entries.insert(
+            src.display().to_string(),
+            (fingerprint(&walk(&src).unwrap()).0, "stale".into()),
+        );
+        cache.forget(&src);
+        assert_eq!(cache.keyed(&src).unwrap().digest, digest(&src).unwrap());
+        assert!(
+            cache.files.as_ref().unwrap().files.is_empty(),
+            "{:?}",
+            cache.files
+        );
     }
 }
