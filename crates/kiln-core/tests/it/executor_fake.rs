@@ -1,8 +1,12 @@
 //! Builds on the fake engine, driven through `executor::build` as the CLI
 //! drives it: the events a build reports, the tags and labels it leaves, a
 //! second build that is all cached and does no work, and edits that rebuild
-//! from one phase. The fake runs no command: the setup step is scripted with
-//! what it would print and write.
+//! from one phase; and what must never pass as cached (a foreign image in
+//! place of the final one, a base moved during the build). The fake runs no
+//! command: the setup step is scripted with what it would print and write.
+//!
+//! Over 600 lines: one build scenario per test, sharing the `Fixture`; each
+//! test stands alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 
