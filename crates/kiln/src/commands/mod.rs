@@ -4,6 +4,7 @@
 
 mod build;
 mod check;
+mod completions;
 mod down;
 mod exec;
 mod interrupt;
@@ -37,7 +38,10 @@ pub fn run(command: Command) -> ExitStatus {
             show_phases: true, ..
         } => finish(phases::run()),
         Command::Schema => finish(schema::run()),
-        Command::Check { path } => finish(check::run(&path)),
+        Command::Check { path, dir } => {
+            finish(check::run(&crate::cli::in_dir(dir.as_deref(), &path)))
+        }
+        Command::Completions { shell } => finish(completions::run(shell)),
         command => match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -58,7 +62,9 @@ async fn run_async(command: Command) -> Outcome {
         Command::Start { args, cmd } => start::run(&args, cmd).await,
         Command::Instances(c) => run_instances(c).await,
         // Ran in `run`, without the runtime.
-        Command::Phases | Command::Schema | Command::Check { .. } => Ok(ExitStatus::Success),
+        Command::Phases | Command::Schema | Command::Check { .. } | Command::Completions { .. } => {
+            Ok(ExitStatus::Success)
+        }
     }
 }
 

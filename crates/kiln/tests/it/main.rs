@@ -7,5 +7,6 @@
 mod support;
 
 mod cli;
+mod cli_surface;
 mod instances;
 mod quickstart;

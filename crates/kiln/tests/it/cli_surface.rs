@@ -1,0 +1,90 @@
+//! The CLI's surface as a new user meets it (issue 10): `-C DIR` on every
+//! command that reads a habitat, shell completions made from the same clap
+//! types that parse the command line.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::support::Habitat;
+
+fn kiln(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .output()
+        .expect("kiln runs")
+}
+
+/// A config that plans without an engine-side base: the image is missing, so
+/// the plan builds everything and pulls nothing.
+const PLAN_ONLY: &str =
+    "name: @NAME@\nbuild:\n  base: { image: kiln-test-absent:none }\n  env: [A=1]\n";
+
+#[test]
+fn completions_for_bash_zsh_and_fish_name_every_subcommand() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = kiln(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {out:?}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        for sub in ["build", "plan", "check", "up", "ps", "completions"] {
+            assert!(script.contains(sub), "{shell} script lacks `{sub}`");
+        }
+    }
+}
+
+#[test]
+fn the_bash_completion_script_loads_and_completes_subcommands() {
+    let script = kiln(&["completions", "bash"]).stdout;
+    let mut bash = Command::new("bash")
+        .args([
+            "--norc",
+            "-c",
+            // Load the script, then ask it for the words after `kiln pl`.
+            "source /dev/stdin; COMP_WORDS=(kiln pl); COMP_CWORD=1; _kiln kiln pl kiln; printf '%s\\n' \"${COMPREPLY[@]}\"",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("bash runs");
+    bash.stdin
+        .take()
+        .expect("stdin")
+        .write_all(&script)
+        .expect("write the script");
+    let out = bash.wait_with_output().expect("bash ends");
+    assert!(out.status.success(), "{out:?}");
+    let words = String::from_utf8_lossy(&out.stdout);
+    assert!(words.lines().any(|w| w == "plan"), "{words}");
+}
+
+#[test]
+fn check_and_plan_take_dash_c_like_git_and_make() {
+    let h = Habitat::new("dashc");
+    h.config(PLAN_ONLY);
+    let dir = h.dir().display().to_string();
+    let elsewhere = h.root().display().to_string();
+    // `-C DIR` alone, and a PATH read from DIR.
+    let out = kiln(&["check", "-C", &dir]);
+    assert!(out.status.success(), "{out:?}");
+    let rel = h
+        .dir()
+        .strip_prefix(h.root())
+        .expect("the habitat is in its root")
+        .join("kiln.yaml");
+    let out = kiln(&["check", "-C", &elsewhere, &rel.display().to_string()]);
+    assert!(out.status.success(), "{out:?}");
+    let out = kiln(&["plan", "-C", &dir, "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let first: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .expect("a line"),
+    )
+    .expect("json");
+    assert_eq!(first["phase"], "base");
+    // A `-C` that does not exist says so.
+    let out = kiln(&["check", "-C", "/nonexistent-kiln-dir"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent-kiln-dir"), "{err}");
+}
