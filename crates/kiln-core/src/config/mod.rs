@@ -25,6 +25,8 @@ use diagnostic::Sink;
 
 /// The config file's name inside a habitat directory.
 pub const FILE_NAME: &str = "kiln.yaml";
+/// The other spelling, found when `kiln.yaml` is absent.
+pub const ALT_FILE_NAME: &str = "kiln.yml";
 
 /// A loaded, valid habitat.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +43,14 @@ pub struct Habitat {
 pub fn load(path: &Path) -> Result<Habitat, Diagnostics> {
     let shown = path.display().to_string();
     let file = if path.is_dir() {
-        path.join(FILE_NAME)
+        // `kiln.yml` is found as docker compose finds `compose.yml`; when
+        // both exist `kiln.yaml` wins.
+        match path.join(FILE_NAME) {
+            yaml if !yaml.exists() && path.join(ALT_FILE_NAME).is_file() => {
+                path.join(ALT_FILE_NAME)
+            }
+            yaml => yaml,
+        }
     } else {
         path.to_path_buf()
     };
@@ -49,7 +58,7 @@ pub fn load(path: &Path) -> Result<Habitat, Diagnostics> {
     if !path.exists() {
         return Err(Diagnostics::unlocated(
             &shown,
-            format!("no habitat at `{shown}`"),
+            format!("no habitat at `{shown}`: the path does not exist"),
             Some("pass a habitat directory or its `kiln.yaml`".to_string()),
         ));
     }

@@ -691,7 +691,10 @@ fn load_reports_a_missing_habitat() {
     let d = config::load(&gone).unwrap_err();
     assert_eq!(
         d.items()[0].message(),
-        format!("no habitat at `{}`", gone.display())
+        format!(
+            "no habitat at `{}`: the path does not exist",
+            gone.display()
+        )
     );
 }
 

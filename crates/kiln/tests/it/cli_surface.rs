@@ -88,3 +88,43 @@ fn check_and_plan_take_dash_c_like_git_and_make() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent-kiln-dir"), "{err}");
 }
+
+#[test]
+fn kiln_yml_is_found_when_kiln_yaml_is_absent() {
+    let h = Habitat::new("yml");
+    h.write("kiln.yml", &PLAN_ONLY.replace("@NAME@", &h.name));
+    let out = kiln(&["check", &h.dir().display().to_string()]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("kiln.yml`"), "{err}");
+}
+
+#[test]
+fn regression_a_mistyped_path_says_the_path_does_not_exist() {
+    let h = Habitat::new("typo");
+    h.config(PLAN_ONLY);
+    for args in [
+        &["up", "./no-such-dir"][..],
+        &["down", "./no-such-dir"],
+        &["restart", "no/such/dir"],
+        &["logs", "./no-such-dir/kiln.yaml"],
+        &["exec", "./no-such-dir", "--", "true"],
+    ] {
+        let out = h.kiln(args).run();
+        out.assert_code(2);
+        assert!(
+            out.stderr.contains("the path does not exist"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains("unknown member") && !out.stderr.contains("no `kiln.yaml`"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    // A path that exists, where a member was expected, gets `-C` as a hint.
+    let out = h.kiln(&["down", "."]).run();
+    out.assert_code(2);
+    assert!(out.stderr.contains("-C ."), "{}", out.stderr);
+}

@@ -75,7 +75,12 @@ impl Namespace {
 /// Removes every image of habitat `name` (its snapshots and final tags).
 fn remove_images(name: &str) {
     let out = Command::new("docker")
-        .args(["images", "-q", "--filter", &format!("label={LABEL_HABITAT}={name}")])
+        .args([
+            "images",
+            "-q",
+            "--filter",
+            &format!("label={LABEL_HABITAT}={name}"),
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("docker runs");
