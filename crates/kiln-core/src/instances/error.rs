@@ -82,11 +82,9 @@ impl fmt::Display for InstanceError {
                 "error: member `{member}` is not running (it is `{state}`)\nhint: `kiln up . {member}` starts it"
             ),
             InstanceError::Clash(clashes) => {
-                writeln!(
-                    f,
-                    "error: `up` changed nothing: {} clash(es)",
-                    clashes.len()
-                )?;
+                let n = clashes.len();
+                let noun = if n == 1 { "clash" } else { "clashes" };
+                writeln!(f, "error: `up` changed nothing: {n} {noun}")?;
                 for c in clashes {
                     writeln!(f, "  - {c}")?;
                 }

@@ -48,7 +48,7 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
                     .enumerate()
                     .map(|(i, c)| json!({
                         "source": c.source, "dest": c.dest, "owner": c.owner,
-                        "group": c.group, "mode": c.mode,
+                        "group": c.group, "mode": c.mode.as_deref().map(canonical_mode),
                         "content": facts.copies.get(i),
                     }))
                     .collect::<Vec<_>>()
@@ -114,6 +114,15 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
                 "labels": f.labels,
             })
         }
+    }
+}
+
+/// An octal mode in one spelling (`644`, `"0644"` and `"00644"` are one
+/// mode, so they are one key); `check` has refused anything else.
+fn canonical_mode(mode: &str) -> String {
+    match u32::from_str_radix(mode, 8) {
+        Ok(m) => format!("{m:04o}"),
+        Err(_) => mode.to_string(),
     }
 }
 

@@ -128,3 +128,71 @@ fn regression_a_mistyped_path_says_the_path_does_not_exist() {
     out.assert_code(2);
     assert!(out.stderr.contains("-C ."), "{}", out.stderr);
 }
+
+/// A busybox habitat with one setup command, for tests that build.
+const BUSYBOX: &str = r#"name: @NAME@
+build:
+  base: { image: "kiln-test/busybox:latest" }
+  env: [GREETING=hello]
+  setup:
+    commands:
+      root: ["echo built > /setup-marker"]
+  final:
+    command: ["sh"]
+"#;
+
+/// Bug: a missing `verify.files` path checked in a container was reported as
+/// "a command failed: test -e /path", the check kiln wrote, not the user's file.
+#[test]
+fn regression_a_missing_verify_file_is_named_not_its_test_command() {
+    let h = Habitat::new("verify-named");
+    // A command beside the files: the check runs in a container.
+    h.config(&BUSYBOX.replace(
+        "  final:",
+        "  verify:\n    files: [/no/such/file]\n    commands: [\"true\"]\n  final:",
+    ));
+    let run = h.build(&[]);
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("verify.files: `/no/such/file` does not exist in the image"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("test -e"), "{}", run.stderr);
+}
+
+/// Bug: the plain output said "because after env rebuilt", and `plan` put a
+/// reason that has parentheses of its own inside parentheses.
+#[test]
+fn regression_reasons_read_as_sentences_in_plain_and_plan_output() {
+    let h = Habitat::new("because");
+    h.config(BUSYBOX);
+    h.build_ok(&[]);
+    h.edit("GREETING=hello", "GREETING=hi");
+    let plan = h.kiln(&["plan", "."]).run();
+    plan.assert_code(0);
+    let setup = plan
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("6-setup"))
+        .expect("a setup line");
+    assert!(setup.ends_with("  after env rebuilt"), "{setup}");
+    let users = plan
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("2-users"))
+        .expect("a users line");
+    assert!(
+        users.starts_with("2-users    cached ") && users.ends_with("(not configured)"),
+        "plan says what build says for an unconfigured phase: {users}"
+    );
+    let run = h.kiln(&["build", ".", "--progress", "plain"]).run();
+    run.assert_code(0);
+    assert!(!run.stderr.contains("because after"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("-> ") && run.stderr.contains("  after env rebuilt"),
+        "{}",
+        run.stderr
+    );
+}

@@ -43,7 +43,6 @@ fn copy_tree(from: &Path, to: &Path) {
 /// The example under the test's own name, in `root`, with its cache beside it.
 struct Namespace {
     root: tempfile::TempDir,
-    name: String,
 }
 
 impl Namespace {
@@ -60,7 +59,7 @@ impl Namespace {
         let yaml = yaml.replace("\nname: quickstart\n", &format!("\nname: {name}\n"));
         std::fs::write(dir.join("kiln.yaml"), yaml).unwrap();
         remove_images(&name);
-        Namespace { root, name }
+        Namespace { root }
     }
 
     fn dir(&self) -> PathBuf {
