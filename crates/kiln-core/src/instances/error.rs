@@ -123,4 +123,13 @@ mod tests {
         );
         assert!(err(&[]).to_string().ends_with("are none"));
     }
+
+    /// Bug: one clash was "1 clash(es)".
+    #[test]
+    fn regression_clashes_are_counted_in_words() {
+        let one = InstanceError::Clash(vec!["port 8080".into()]).to_string();
+        assert!(one.starts_with("error: `up` changed nothing: 1 clash\n"), "{one}");
+        let two = InstanceError::Clash(vec!["a".into(), "b".into()]).to_string();
+        assert!(two.starts_with("error: `up` changed nothing: 2 clashes\n"), "{two}");
+    }
 }
