@@ -1,8 +1,10 @@
 //! Why an instance command changed nothing, worded once for every command.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::engine::EngineError;
+use crate::image::labels::{LABEL_DIR, LABEL_HABITAT, LABEL_INSTANCE, LABEL_PERSIST};
 
 /// Why an instance command changed nothing. The CLI maps each variant to its
 /// exit code.
@@ -96,6 +98,182 @@ impl fmt::Display for InstanceError {
                 )
             }
             InstanceError::Engine(e) => write!(f, "error: {e}"),
+        }
+    }
+}
+
+/// Whom a container or volume belongs to, as its kiln labels say; all `None`
+/// when kiln did not make it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owner {
+    pub habitat: Option<String>,
+    pub member: Option<String>,
+    /// The persisted path, for a volume.
+    pub path: Option<String>,
+    pub dir: Option<String>,
+}
+
+impl Owner {
+    pub fn of(labels: &BTreeMap<String, String>) -> Owner {
+        let get = |k: &str| labels.get(k).cloned();
+        Owner {
+            habitat: get(LABEL_HABITAT),
+            member: get(LABEL_INSTANCE),
+            path: get(LABEL_PERSIST),
+            dir: get(LABEL_DIR),
+        }
+    }
+}
+
+/// `` `/data` of member `a` of habitat `h` from `/dir` ``, leaving out what is unknown.
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(habitat) = &self.habitat else {
+            return write!(f, "something kiln did not make");
+        };
+        if let Some(path) = &self.path {
+            write!(f, "`{path}` of ")?;
+        }
+        if let Some(member) = &self.member {
+            write!(f, "member `{member}` of ")?;
+        }
+        write!(f, "habitat `{habitat}`")?;
+        if let Some(dir) = &self.dir {
+            write!(f, " from `{dir}`")?;
+        }
+        Ok(())
+    }
+}
+
+/// A container or volume `up` would have to take from someone else, or
+/// cannot tell whose it is; one line of `InstanceError::Clash`, with its hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conflict {
+    /// Member `member`'s container name `container` is taken by a container
+    /// that is not its (`owner` says whose).
+    Name {
+        container: String,
+        habitat: String,
+        member: String,
+        dir: String,
+        owner: Owner,
+    },
+    /// The volume name of `path` of `member` is taken by a volume that is not its.
+    Volume {
+        volume: String,
+        member: String,
+        path: String,
+        owner: Owner,
+    },
+    /// `volume`, of kiln's old naming, is the old name of `path` of `member`
+    /// too, but it may hold another path's files: it was made for
+    /// `made_for`, or several paths of this habitat (`claimants`, member and
+    /// path) map to it.
+    Legacy {
+        volume: String,
+        habitat: String,
+        member: String,
+        path: String,
+        made_for: Owner,
+        claimants: Vec<(String, String)>,
+    },
+    /// `volume` was being filled from the old `from` when kiln stopped.
+    Unfinished {
+        volume: String,
+        from: String,
+        member: String,
+        path: String,
+    },
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Conflict::Name {
+                container,
+                habitat,
+                member,
+                dir,
+                owner,
+            } => match (&owner.habitat, &owner.member) {
+                (Some(h), Some(m)) if h == habitat && m == member => write!(
+                    f,
+                    "container `{container}` of member `{member}` was made from {}, not from `{dir}`; it is left alone\n    hint: `kiln down -C {} {member}` removes it (`docker rm -f {container}` when that directory is gone)",
+                    owner
+                        .dir
+                        .as_deref()
+                        .map_or_else(|| "another directory".to_string(), |d| format!("`{d}`")),
+                    owner.dir.as_deref().unwrap_or("DIR"),
+                ),
+                (Some(h), Some(m)) => write!(
+                    f,
+                    "container `{container}` is member `{m}` of habitat `{h}`, and member `{member}` of habitat `{habitat}` has the same name (`HABITAT-MEMBER`); it is left alone\n    hint: rename member `{member}` (or the habitat) so the names differ"
+                ),
+                _ => write!(
+                    f,
+                    "a container named `{container}` exists that kiln did not create for member `{member}`; it is left alone\n    hint: remove or rename it (`docker rm -f {container}`)"
+                ),
+            },
+            Conflict::Volume {
+                volume,
+                member,
+                path,
+                owner,
+            } => write!(
+                f,
+                "volume `{volume}` for `{path}` of member `{member}` exists but belongs to {owner}; kiln does not share it\n    hint: remove it (`docker volume rm {volume}`) if nothing needs it"
+            ),
+            Conflict::Legacy {
+                volume,
+                habitat,
+                member,
+                path,
+                made_for,
+                claimants,
+            } => {
+                let others: Vec<String> = claimants
+                    .iter()
+                    .filter(|(m, p)| !(m == member && p == path))
+                    .map(|(m, p)| format!("`{p}` of member `{m}`"))
+                    .collect();
+                write!(
+                    f,
+                    "volume `{volume}` is kiln's old name for `{path}` of member `{member}`"
+                )?;
+                if !others.is_empty() {
+                    write!(f, " and for {}", others.join(", "))?;
+                }
+                write!(
+                    f,
+                    "; it was made for {made_for}, and under that naming they share it, so kiln cannot tell whose files it holds and leaves it alone"
+                )?;
+                if !others.is_empty() {
+                    write!(
+                        f,
+                        "\n    hint: if only {made_for} used it, take the others out of `instances:` for one `kiln up` (which moves it to its new name) and put them back; else copy what each needs out of it and remove it (`docker volume rm {volume}`)"
+                    )
+                } else if made_for.habitat.as_deref().is_some_and(|h| h != habitat) {
+                    write!(
+                        f,
+                        "\n    hint: `kiln up` in habitat `{}` moves it to that member's own volume; or copy what member `{member}` needs out of it and remove it (`docker volume rm {volume}`)",
+                        made_for.habitat.as_deref().unwrap_or_default()
+                    )
+                } else {
+                    write!(
+                        f,
+                        "\n    hint: copy what member `{member}` needs out of it, then remove it (`docker volume rm {volume}`)"
+                    )
+                }
+            }
+            Conflict::Unfinished {
+                volume,
+                from,
+                member,
+                path,
+            } => write!(
+                f,
+                "volume `{volume}` for `{path}` of member `{member}` was being filled from `{from}` (kiln's old name for it) when kiln stopped; both exist, and kiln will not guess which holds the member's files\n    hint: if the member has not run since, remove `{volume}` (`docker volume rm {volume}`) and `kiln up` moves it again; else remove `{from}`"
+            ),
         }
     }
 }
