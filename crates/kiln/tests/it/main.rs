@@ -7,5 +7,6 @@
 mod support;
 
 mod cli;
+mod instance_volumes;
 mod instances;
 mod quickstart;
