@@ -94,7 +94,7 @@ impl fmt::Display for InstanceError {
                 }
                 write!(
                     f,
-                    "hint: free the ports or paths named above, or change them in `instances:`"
+                    "hint: free or remove what is named above, or change `instances:`"
                 )
             }
             InstanceError::Engine(e) => write!(f, "error: {e}"),
@@ -103,7 +103,7 @@ impl fmt::Display for InstanceError {
 }
 
 /// Whom a container or volume belongs to, as its kiln labels say; all `None`
-/// when kiln did not make it.
+/// when kiln did not make it (`habitat` is left out where it goes without saying).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Owner {
     pub habitat: Option<String>,
@@ -128,16 +128,16 @@ impl Owner {
 /// `` `/data` of member `a` of habitat `h` from `/dir` ``, leaving out what is unknown.
 impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Some(habitat) = &self.habitat else {
+        let parts = [
+            self.path.as_ref().map(|p| format!("`{p}`")),
+            self.member.as_ref().map(|m| format!("member `{m}`")),
+            self.habitat.as_ref().map(|h| format!("habitat `{h}`")),
+        ];
+        let parts: Vec<String> = parts.into_iter().flatten().collect();
+        if parts.is_empty() {
             return write!(f, "something kiln did not make");
-        };
-        if let Some(path) = &self.path {
-            write!(f, "`{path}` of ")?;
         }
-        if let Some(member) = &self.member {
-            write!(f, "member `{member}` of ")?;
-        }
-        write!(f, "habitat `{habitat}`")?;
+        write!(f, "{}", parts.join(" of "))?;
         if let Some(dir) = &self.dir {
             write!(f, " from `{dir}`")?;
         }
@@ -231,38 +231,46 @@ impl fmt::Display for Conflict {
                 made_for,
                 claimants,
             } => {
-                let others: Vec<String> = claimants
-                    .iter()
-                    .filter(|(m, p)| !(m == member && p == path))
-                    .map(|(m, p)| format!("`{p}` of member `{m}`"))
-                    .collect();
-                write!(
-                    f,
-                    "volume `{volume}` is kiln's old name for `{path}` of member `{member}`"
-                )?;
-                if !others.is_empty() {
-                    write!(f, " and for {}", others.join(", "))?;
-                }
-                write!(
-                    f,
-                    "; it was made for {made_for}, and under that naming they share it, so kiln cannot tell whose files it holds and leaves it alone"
-                )?;
-                if !others.is_empty() {
+                let this = format!("`{path}` of member `{member}`");
+                let mut all = vec![this.clone()];
+                all.extend(
+                    claimants
+                        .iter()
+                        .filter(|(m, p)| !(m == member && p == path))
+                        .map(|(m, p)| format!("`{p}` of member `{m}`")),
+                );
+                // Within this habitat the habitat goes without saying.
+                let made = if made_for.habitat.as_deref() == Some(habitat.as_str()) {
+                    Owner {
+                        habitat: None,
+                        ..made_for.clone()
+                    }
+                    .to_string()
+                } else {
+                    made_for.to_string()
+                };
+                let rm = format!("`docker volume rm {volume}`");
+                if all.len() > 1 {
                     write!(
                         f,
-                        "\n    hint: if only {made_for} used it, take the others out of `instances:` for one `kiln up` (which moves it to its new name) and put them back; else copy what each needs out of it and remove it (`docker volume rm {volume}`)"
-                    )
-                } else if made_for.habitat.as_deref().is_some_and(|h| h != habitat) {
-                    write!(
-                        f,
-                        "\n    hint: `kiln up` in habitat `{}` moves it to that member's own volume; or copy what member `{member}` needs out of it and remove it (`docker volume rm {volume}`)",
-                        made_for.habitat.as_deref().unwrap_or_default()
+                        "volume `{volume}`, kiln's old name for {}, is one volume for all of them; kiln cannot tell whose files it holds and leaves it alone\n    hint: if only {made} used it (kiln made it for that one), take the others out of `instances:` for one `kiln up`, which moves it to its new name, then put them back; else copy what each needs out of it and remove it ({rm})",
+                        all.join(" and ")
                     )
                 } else {
                     write!(
                         f,
-                        "\n    hint: copy what member `{member}` needs out of it, then remove it (`docker volume rm {volume}`)"
-                    )
+                        "volume `{volume}`, kiln's old name for {this}, was made for {made}, which had the same old name; kiln cannot tell whose files it holds and leaves it alone\n    hint: "
+                    )?;
+                    match made_for.habitat.as_deref() {
+                        Some(other) if other != habitat => write!(
+                            f,
+                            "`kiln up` in habitat `{other}` moves it to that member's own volume; or copy what member `{member}` needs out of it and remove it ({rm})"
+                        ),
+                        _ => write!(
+                            f,
+                            "copy what member `{member}` needs out of it, then remove it ({rm})"
+                        ),
+                    }
                 }
             }
             Conflict::Unfinished {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::down::stop_and_remove;
-use super::error::InstanceError;
+use super::error::{Conflict, InstanceError};
 use super::member::{Member, Persist, dir_label, selection};
 use super::reconcile::{self, Action, Desired, Scope, Step, name_conflict};
 use super::volume::{Found, VolumeStep, legacy_volume, migrated_from, volume_step};
@@ -258,12 +258,22 @@ async fn check<E: Engine>(
         Ok::<_, InstanceError>(out)
     });
     let mut volume_steps = Vec::new();
+    let mut shared: Vec<String> = Vec::new();
     for found in join_all(volumes).await {
         let mut member_steps = Vec::new();
         for step in found? {
             match step {
                 Ok(step) => member_steps.push(step),
-                Err(conflict) => clashes.push(conflict.to_string()),
+                // A shared old volume is found by each path that shared it: said once.
+                Err(conflict) => {
+                    if let Conflict::Legacy { volume, .. } = &*conflict {
+                        if shared.contains(volume) {
+                            continue;
+                        }
+                        shared.push(volume.clone());
+                    }
+                    clashes.push(conflict.to_string());
+                }
             }
         }
         volume_steps.push(member_steps);

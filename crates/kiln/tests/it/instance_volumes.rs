@@ -252,7 +252,7 @@ fn regression_an_old_volume_two_paths_shared_is_refused_not_shared() {
     assert!(instance_ids(&h.name).is_empty(), "nothing was created");
     assert_eq!(
         volumes_of(&h.name),
-        [old.clone()],
+        std::slice::from_ref(&old),
         "the old volume is untouched"
     );
 
@@ -374,7 +374,7 @@ fn an_old_volume_another_container_uses_is_not_moved() {
     );
     assert_eq!(
         volumes_of(&h.name),
-        [old.clone()],
+        std::slice::from_ref(&old),
         "the new volume was removed again"
     );
     docker(&["rm", "-f", user.trim()]);
