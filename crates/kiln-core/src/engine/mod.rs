@@ -184,6 +184,36 @@ pub trait Engine: Send + Sync {
     /// Removes a volume; no error when it is already gone, `Refused` while in use.
     fn remove_volume(&self, name: &str) -> impl Future<Output = EngineResult<()>> + Send;
 
+    /// The volume called `name`, whatever its labels; `Ok(None)` when there is none.
+    fn inspect_volume(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = EngineResult<Option<VolumeSummary>>> + Send;
+
+    /// Copies `from_path` of container `from` into `to_dir` of container `to`
+    /// (`get_archive` then `put_archive`: the tar's top entry is `from_path`'s
+    /// last component). Both may be created and never started; volumes mounted
+    /// there are read and written. Implementations may stream instead of
+    /// holding the archive in memory.
+    fn copy_archive(
+        &self,
+        from: &str,
+        from_path: &str,
+        to: &str,
+        to_dir: &str,
+    ) -> impl Future<Output = EngineResult<()>> + Send {
+        async move {
+            let tar =
+                self.get_archive(from, from_path)
+                    .await?
+                    .ok_or_else(|| EngineError::Refused {
+                        op: "copy archive".to_string(),
+                        message: format!("`{from_path}` does not exist in container `{from}`"),
+                    })?;
+            self.put_archive(to, to_dir, tar).await
+        }
+    }
+
     /// Every local image carrying all the given `label=value`s, with its tags
     /// and labels, in one listing (the whole-build cache check is this one call).
     fn list_images(

@@ -65,6 +65,7 @@ contract!(
     missing_image_inspects_as_none,
     archive_round_trip_keeps_mode_and_owner,
     get_archive_of_missing_path_is_none,
+    copy_archive_moves_a_tree_between_containers,
     run_streams_lines_and_returns_exit_codes,
     commit_gives_exactly_the_config,
     commit_does_not_leak_the_container_entrypoint,
@@ -166,6 +167,58 @@ async fn archive_round_trip_keeps_mode_and_owner<E: Engine>(engine: &E) {
                 1001,
                 b"hello\n".to_vec()
             )]
+        );
+    })
+    .await;
+}
+
+async fn copy_archive_moves_a_tree_between_containers<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let from = engine
+            .create_container(&spec(&base, &scope, &["true"]))
+            .await
+            .expect("create");
+        let to = engine
+            .create_container(&spec(&base, &scope, &["true"]))
+            .await
+            .expect("create");
+        let mut b = tar::Builder::new(Vec::new());
+        let mut dir = tar::Header::new_gnu();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_mode(0o750);
+        dir.set_size(0);
+        b.append_data(&mut dir, "kiln-tree/", std::io::empty())
+            .expect("tar");
+        let mut file = tar::Header::new_gnu();
+        file.set_entry_type(tar::EntryType::Regular);
+        file.set_mode(0o600);
+        file.set_uid(1000);
+        file.set_gid(1001);
+        file.set_size(6);
+        b.append_data(&mut file, "kiln-tree/f.txt", &b"moved\n"[..])
+            .expect("tar");
+        let tar = Bytes::from(b.into_inner().expect("tar"));
+        engine.put_archive(&from, "/tmp", tar).await.expect("put");
+        engine
+            .copy_archive(&from, "/tmp/kiln-tree", &to, "/tmp")
+            .await
+            .expect("copy");
+        let got = engine
+            .get_archive(&to, "/tmp/kiln-tree/f.txt")
+            .await
+            .expect("get")
+            .expect("the file was copied");
+        assert_eq!(
+            entries(&got),
+            [("f.txt".to_string(), 0o600, 1000, 1001, b"moved\n".to_vec())]
+        );
+        assert!(
+            engine
+                .copy_archive(&from, "/no/such", &to, "/tmp")
+                .await
+                .is_err(),
+            "a missing source is an error"
         );
     })
     .await;
@@ -856,10 +909,12 @@ async fn volumes_are_created_listed_and_removed<E: Engine>(engine: &E) {
         .list_volumes(LABEL_HABITAT, &scope.habitat)
         .await
         .expect("list");
+    let inspected = engine.inspect_volume(&name).await.expect("inspect");
     let result = std::panic::catch_unwind(|| {
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].name, name);
         assert_eq!(listed[0].labels, labels);
+        assert_eq!(inspected.as_ref(), Some(&listed[0]));
     });
     engine.remove_volume(&name).await.expect("remove");
     engine
@@ -874,4 +929,9 @@ async fn volumes_are_created_listed_and_removed<E: Engine>(engine: &E) {
         .await
         .expect("list");
     assert!(listed.is_empty());
+    assert_eq!(
+        engine.inspect_volume(&name).await.expect("inspect"),
+        None,
+        "a removed volume is not found by name"
+    );
 }

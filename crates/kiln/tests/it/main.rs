@@ -8,5 +8,6 @@ mod support;
 
 mod cli;
 mod cli_surface;
+mod instance_volumes;
 mod instances;
 mod quickstart;

@@ -563,6 +563,47 @@ impl Engine for DockerEngine {
         }
     }
 
+    async fn inspect_volume(&self, name: &str) -> EngineResult<Option<VolumeSummary>> {
+        match self.docker.inspect_volume(name).await {
+            Ok(v) => Ok(Some(VolumeSummary {
+                name: v.name,
+                labels: v.labels.into_iter().collect(),
+            })),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(self.error("inspect volume", e, |_| None)),
+        }
+    }
+
+    /// Streams the archive from one container into the other, so a large
+    /// volume never sits in memory.
+    async fn copy_archive(
+        &self,
+        from: &str,
+        from_path: &str,
+        to: &str,
+        to_dir: &str,
+    ) -> EngineResult<()> {
+        let download = self
+            .docker
+            .download_from_container(
+                from,
+                Some(DownloadFromContainerOptions {
+                    path: from_path.to_string(),
+                }),
+            )
+            .map_err(std::io::Error::other);
+        let options = UploadToContainerOptions {
+            path: to_dir.to_string(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(to, Some(options), bollard::body_try_stream(download))
+            .await
+            .map_err(|e| self.error("copy archive", e, no_such_container(to)))
+    }
+
     async fn containers_with_label(&self, label: &str, value: &str) -> EngineResult<Vec<String>> {
         let options = ListContainersOptions {
             all: true,

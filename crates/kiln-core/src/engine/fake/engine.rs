@@ -520,6 +520,13 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
+    async fn inspect_volume(&self, name: &str) -> EngineResult<Option<VolumeSummary>> {
+        Ok(self.state().volumes.get(name).map(|labels| VolumeSummary {
+            name: name.to_string(),
+            labels: labels.clone(),
+        }))
+    }
+
     async fn containers_with_label(&self, label: &str, value: &str) -> EngineResult<Vec<String>> {
         let state = self.state();
         Ok(state
