@@ -8,6 +8,7 @@
 pub mod docker;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
+pub mod lines;
 mod semantics;
 pub mod types;
 

@@ -456,11 +456,15 @@ async fn forward_lines(
     stream: impl AsyncRead + Unpin,
     tx: tokio::sync::mpsc::UnboundedSender<String>,
 ) {
+    use tokio::io::AsyncReadExt;
     let mut reader = BufReader::new(stream);
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
+        // A line without end is handed on in pieces of the engine's cap, as
+        // container output is, rather than held whole.
+        let mut line = (&mut reader).take(crate::engine::lines::MAX_LINE as u64);
+        match line.read_until(b'\n', &mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {
                 let line = String::from_utf8_lossy(&buf);
