@@ -73,7 +73,7 @@ pub async fn plan<E: Engine>(
     opts: &BuildOptions,
 ) -> Result<(Plan, KeyChain, Snapshots), BuildError> {
     let (facts, snaps) = tokio::join!(
-        resolve_facts(engine, habitat, opts, None),
+        resolve_facts(engine, habitat, opts, None, &[]),
         list_snapshots(engine, &habitat.config.name)
     );
     let (facts, snaps) = (facts?, snaps?);
@@ -123,15 +123,17 @@ pub async fn build<E: Engine>(
     opts: &BuildOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<Built, BuildError> {
-    build_boxed(engine, habitat, opts, reporter).await
+    build_boxed(engine, habitat, opts, reporter, Vec::new()).await
 }
 
-/// Boxed so a habitat whose base is another habitat can build that one first.
+/// Boxed so a habitat whose base is another habitat can build that one
+/// first; `above` holds the directories of the habitats waiting for it.
 fn build_boxed<'a, E: Engine>(
     engine: &'a E,
     habitat: &'a Habitat,
     opts: &'a BuildOptions,
     reporter: &'a mut dyn Reporter,
+    above: Vec<PathBuf>,
 ) -> Pin<Box<dyn Future<Output = Result<Built, BuildError>> + Send + 'a>> {
     Box::pin(async move {
         let started = Instant::now();
@@ -139,7 +141,7 @@ fn build_boxed<'a, E: Engine>(
         reporter.report(Event::BuildStart {
             habitat: name.clone(),
         });
-        let result = build_locked(engine, habitat, opts, reporter).await;
+        let result = build_locked(engine, habitat, opts, reporter, &above).await;
         reporter.report(Event::BuildEnd {
             ok: result.is_ok(),
             duration: started.elapsed(),
@@ -154,6 +156,7 @@ async fn build_locked<E: Engine>(
     habitat: &Habitat,
     opts: &BuildOptions,
     reporter: &mut dyn Reporter,
+    above: &[PathBuf],
 ) -> Result<Built, BuildError> {
     let name = habitat.config.name.clone();
     let locks = opts.cache().locks();
@@ -189,7 +192,7 @@ async fn build_locked<E: Engine>(
 
     // The facts and the snapshot listing are independent: one wait for both.
     let (facts, snaps) = tokio::join!(
-        resolve_facts(engine, habitat, opts, Some(&mut *reporter)),
+        resolve_facts(engine, habitat, opts, Some(&mut *reporter), above),
         list_snapshots(engine, &name)
     );
     let (facts, snaps) = (facts?, snaps?);
