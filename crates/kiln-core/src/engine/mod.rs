@@ -26,6 +26,11 @@ pub trait Engine: Send + Sync {
     /// Connects and negotiates the API version; `Unreachable` when nothing answers.
     fn ping(&self) -> impl Future<Output = EngineResult<EngineInfo>> + Send;
 
+    /// Which engine this is, as one string for every way this machine can
+    /// name it (a symlinked socket, `tcp://` or `http://`), so builds on one
+    /// engine take one lock whatever their environment. Asks the engine nothing.
+    fn identity(&self) -> String;
+
     /// `Ok(None)` when no such image exists locally.
     fn image_inspect(
         &self,

@@ -20,7 +20,8 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use crate::cache::{BuildLock, CacheDir};
+use crate::cache::owner::{self, Liveness, Owner};
+use crate::cache::{BuildLock, CacheDir, lock};
 use crate::config::Habitat;
 use crate::engine::{Engine, EngineError};
 use crate::image::labels::LABEL_HABITAT;
@@ -31,7 +32,7 @@ use crate::report::{Event, Reporter};
 use crate::sources::io::io_err;
 
 pub use context::BUILD_CONTAINER_PREFIX;
-use context::Executor;
+use context::{Executor, Maker};
 use error::task_failed;
 pub use error::{BuildError, PhaseFailure};
 use resolve::resolve_facts;
@@ -49,7 +50,7 @@ pub struct Built {
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
     pub plan: PlanOptions,
-    /// Where repos, tools, bootstrap and locks are cached; [`CacheDir::from_env`] by default.
+    /// Where repos, tools, bootstrap and digests are cached; [`CacheDir::from_env`] by default.
     pub cache_root: Option<PathBuf>,
     /// Extract archive phases into a container even where the parent's
     /// layers can be read on the host (how an engine elsewhere is served; tests
@@ -87,30 +88,42 @@ async fn list_snapshots<E: Engine>(engine: &E, habitat: &str) -> Result<Snapshot
     Ok(Snapshots::from_images(habitat, &images))
 }
 
-/// Removes the containers an earlier build of `habitat` left (crashed or
-/// interrupted). Safe only while holding the habitat's build lock.
-pub async fn remove_build_containers<E: Engine>(
+/// Removes the build containers of `habitat` that builds whose process is
+/// gone left behind (killed, crashed). Those of running builds (this one, one
+/// that waits for the lock, one of another cache directory) are kept, and so
+/// are those a build on another machine made (a remote engine): nothing here
+/// can tell whether it still runs.
+async fn remove_stale_build_containers<E: Engine>(
     engine: &E,
     habitat: &str,
 ) -> Result<usize, EngineError> {
-    remove_build_containers_but(engine, habitat, None).await
-}
-
-/// Like [`remove_build_containers`], sparing those of process `spare` (this
-/// build's own, which may be created while the sweep runs).
-async fn remove_build_containers_but<E: Engine>(
-    engine: &E,
-    habitat: &str,
-    spare: Option<u32>,
-) -> Result<usize, EngineError> {
-    let prefix = format!("{BUILD_CONTAINER_PREFIX}{habitat}-");
-    let own = spare.map(|pid| format!("{prefix}{pid}-"));
     let mut removed = 0;
     for c in engine.list_containers(LABEL_HABITAT, habitat).await? {
-        let name = c.name.trim_start_matches('/');
-        if name.starts_with(&prefix) && !own.as_ref().is_some_and(|o| name.starts_with(o)) {
+        let stale = match context::container_maker(habitat, &c.name) {
+            Some(Maker::Owner(owner)) => owner.liveness() == Liveness::Dead,
+            Some(Maker::Pid(pid)) => !owner::pid_runs(pid),
+            None => false,
+        };
+        if stale {
             engine.remove_container(&c.id).await?;
             removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes the build containers this process made, of every habitat it has
+/// built (a base habitat's too): what an interrupted build leaves, once its
+/// future is dropped. Never another process's.
+pub async fn remove_own_build_containers<E: Engine>(engine: &E) -> Result<usize, EngineError> {
+    let me = Maker::Owner(Owner::current());
+    let mut removed = 0;
+    for habitat in context::habitats_with_containers() {
+        for c in engine.list_containers(LABEL_HABITAT, &habitat).await? {
+            if context::container_maker(&habitat, &c.name).as_ref() == Some(&me) {
+                engine.remove_container(&c.id).await?;
+                removed += 1;
+            }
         }
     }
     Ok(removed)
@@ -159,12 +172,14 @@ async fn build_locked<E: Engine>(
     above: &[PathBuf],
 ) -> Result<Built, BuildError> {
     let name = habitat.config.name.clone();
-    let locks = opts.cache().locks();
+    // Keyed by the engine, not the cache directory: builds of one habitat on
+    // one engine share its tags and containers whatever their environment.
+    let locks = lock::lock_dir();
     let lock_dir = locks.clone();
     let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let lock_name = name.clone();
+    let (lock_engine, lock_name) = (engine.identity(), name.clone());
     let lock = tokio::task::spawn_blocking(move || {
-        BuildLock::acquire(&lock_dir, &lock_name, |holder| {
+        BuildLock::acquire_in(&lock_dir, &lock_engine, &lock_name, |holder| {
             let _ = tx.send(holder.to_string());
         })
     });
@@ -198,12 +213,12 @@ async fn build_locked<E: Engine>(
     let (facts, snaps) = (facts?, snaps?);
     let chain = KeyChain::compute(&habitat.config, &facts);
     let plan = Plan::new(&chain, &snaps, opts.plan);
-    // Containers a crashed build left are removed while this one builds (a
+    // Containers a killed build left are removed while this one builds (a
     // no-op build skips the listing: it leaves nothing to clean up after).
     let sweep = async {
         match plan.all_cached() {
             true => Ok(0),
-            false => remove_build_containers_but(engine, &name, Some(std::process::id())).await,
+            false => remove_stale_build_containers(engine, &name).await,
         }
     };
     let mut exec = Executor {

@@ -4,10 +4,178 @@
 
 use crate::support;
 
-use std::process::{Child, Command, Output};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ChildStdout, Command, Output};
 use std::time::{Duration, Instant};
 
-use support::Habitat;
+use kiln_core::cache::owner::Owner;
+use support::{Habitat, docker, docker_output};
+
+/// A habitat whose setup sleeps `secs`: long enough for a second build to
+/// start while the first's setup container exists.
+fn sleeping(h: &Habitat, secs: u32) {
+    h.config(&format!(
+        r#"name: @NAME@
+build:
+  base: {{ image: "kiln-test/busybox:latest" }}
+  setup:
+    commands:
+      root: ["sleep {secs}; echo slept > /setup-marker"]
+  final:
+    command: ["sh"]
+"#
+    ));
+}
+
+/// A running `kiln build --progress json`, its stdout read line by line.
+struct Running {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    seen: String,
+}
+
+impl Running {
+    fn start(test: support::Test) -> Running {
+        let mut child = test.spawn();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        Running {
+            child,
+            stdout,
+            seen: String::new(),
+        }
+    }
+
+    /// Reads events until one contains every needle.
+    fn until(&mut self, needles: &[&str]) {
+        loop {
+            let mut line = String::new();
+            let n = self.stdout.read_line(&mut line).expect("read");
+            assert!(n > 0, "ended before {needles:?}:\n{}", self.seen);
+            self.seen.push_str(&line);
+            if needles.iter().all(|n| line.contains(n)) {
+                return;
+            }
+        }
+    }
+
+    /// Waits for the end: the exit code and every event.
+    fn finish(mut self) -> (Option<i32>, String, String) {
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).expect("read");
+        self.seen.push_str(&rest);
+        let out = self.child.wait_with_output().expect("ends");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), self.seen, stderr)
+    }
+}
+
+/// Starts a first build and returns once its setup container exists.
+fn first_build_in_setup(h: &Habitat) -> Running {
+    let mut first = Running::start(h.kiln(&["build", ".", "--progress", "json"]));
+    first.until(&["\"phase_start\"", "\"setup\""]);
+    while support::containers_of(&h.name).is_empty() {
+        assert!(
+            first.child.try_wait().expect("wait").is_none(),
+            "the first build ended early: {}",
+            first.seen
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first
+}
+
+fn assert_built_setup(run: (Option<i32>, String, String)) {
+    let (code, events, stderr) = run;
+    assert_eq!(code, Some(0), "the first build failed:\n{events}\n{stderr}");
+    let setup_built = events
+        .lines()
+        .any(|l| l.contains("\"phase_end\"") && l.contains("\"setup\"") && l.contains("\"built\""));
+    assert!(setup_built, "{events}");
+}
+
+/// Bug: Ctrl-C on a build waiting for the lock removed the running build's
+/// container (the interrupt swept every build container of the habitat), so
+/// the build it waited for failed. An interrupt removes only its own.
+#[test]
+fn regression_ctrl_c_while_waiting_for_the_lock_spares_the_running_build() {
+    let h = Habitat::new("wait-intr");
+    sleeping(&h, 6);
+    let first = first_build_in_setup(&h);
+    let mut second = Running::start(h.kiln(&["build", ".", "--progress", "json"]));
+    second.until(&["\"waiting\""]);
+    let status = Command::new("kill")
+        .args(["-INT", &second.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let (code, _, stderr) = second.finish();
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_built_setup(first.finish());
+}
+
+/// Bug: a build with another `KILN_CACHE_DIR` or `$HOME` took another lock
+/// (the lock lived in the cache directory), so it did not wait, and its
+/// sweep removed the running build's container. Builds of one habitat on one
+/// engine wait for each other whatever their cache directory.
+#[test]
+fn regression_a_build_with_another_cache_dir_waits_and_spares_the_running_build() {
+    let h = Habitat::new("wait-cache");
+    sleeping(&h, 6);
+    let first = first_build_in_setup(&h);
+    let other = h.root().join("other");
+    let second = h
+        .kiln(&["build", ".", "--progress", "json"])
+        .env("KILN_CACHE_DIR", &other.join("cache").display().to_string())
+        .env("HOME", &other.join("home").display().to_string())
+        .env("XDG_CACHE_HOME", &other.join("xdg").display().to_string())
+        .env("TMPDIR", &h.root().display().to_string())
+        .run();
+    assert_built_setup(first.finish());
+    second.assert_code(0);
+    assert!(
+        second.events().iter().any(|e| e["event"] == "waiting"),
+        "the second build did not wait:\n{}",
+        second.stdout
+    );
+    // It waited, so it found the first build's snapshots.
+    assert_eq!(second.built(), Vec::<String>::new(), "{}", second.stdout);
+}
+
+/// Bug: a build's sweep removed every build container of its habitat but
+/// its own, a running build's included. It removes only the containers of
+/// builds whose process is gone: here one whose pid now names another
+/// process (this test's pid with another start time), and not one of a
+/// process that runs (this test).
+#[test]
+fn regression_a_build_removes_only_the_containers_of_builds_that_are_gone() {
+    let h = Habitat::new("sweep");
+    sleeping(&h, 0);
+    let me = Owner::current();
+    let dead = Owner {
+        start: me.start + 1,
+        ..me
+    };
+    let create = |owner: &Owner| {
+        let name = format!("kiln-build-{}-{}-0", h.name, owner.token());
+        let label = format!("dev.kiln.habitat={}", h.name);
+        docker(&[
+            "create",
+            "--name",
+            &name,
+            "--label",
+            &label,
+            "kiln-test/busybox:latest",
+            "sh",
+        ]);
+        name
+    };
+    let (dead_one, live_one) = (create(&dead), create(&me));
+    h.build_ok(&[]);
+    let exists = |name: &str| docker_output(&["inspect", name]).status.success();
+    assert!(!exists(&dead_one), "a dead build's container was kept");
+    assert!(exists(&live_one), "a running build's container was removed");
+}
 
 /// Waits for `child`; a child still running after `limit` is killed and the
 /// test fails (a hang guard, not a timing assertion: the bugs it catches

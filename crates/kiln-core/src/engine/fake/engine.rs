@@ -18,6 +18,11 @@ use super::state::{FAKE_TIME, FakeContainer, FakeImage, docker_merge, full_tag, 
 use super::tree::{FakeFileKind, FakeTree, archive_of, clean_path, extract_into, root_dir};
 
 impl Engine for FakeEngine {
+    /// Each fake is an engine of its own; its clones share it.
+    fn identity(&self) -> String {
+        self.engine_id()
+    }
+
     async fn ping(&self) -> EngineResult<EngineInfo> {
         Ok(EngineInfo {
             version: "fake".to_string(),
