@@ -79,6 +79,34 @@ impl BuildLock {
         Ok(BuildLock { file, path })
     }
 
+    /// [`BuildLock::acquire_in`] from async code: the wait blocks a thread
+    /// of its own, and `on_wait` hears of it at once (not when it ends).
+    pub async fn acquire_async(
+        dir: &Path,
+        engine: &str,
+        name: &str,
+        on_wait: &mut (dyn FnMut(&str) + Send),
+    ) -> io::Result<BuildLock> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let (dir, engine, name) = (dir.to_path_buf(), engine.to_string(), name.to_string());
+        let mut lock = tokio::task::spawn_blocking(move || {
+            BuildLock::acquire_in(&dir, &engine, &name, |holder| {
+                let _ = tx.send(holder.to_string());
+            })
+        });
+        loop {
+            tokio::select! {
+                res = &mut lock => {
+                    if let Ok(holder) = rx.try_recv() {
+                        on_wait(&holder);
+                    }
+                    return res.map_err(io::Error::other)?;
+                }
+                Some(holder) = rx.recv() => on_wait(&holder),
+            }
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

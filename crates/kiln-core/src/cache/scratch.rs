@@ -41,8 +41,9 @@ pub fn tempfile(prefix: &str) -> io::Result<NamedTempFile> {
     tempfile_in(&std::env::temp_dir(), prefix)
 }
 
-/// `PREFIX` + this process's token + `.`: the random part follows.
-fn named(prefix: &str) -> String {
+/// `PREFIX` + this process's token + `.`: the random part follows. For a
+/// maker that must sweep in its own way ([`stale`] lists what to sweep).
+pub fn named(prefix: &str) -> String {
     format!("{prefix}{}.", Owner::current().token())
 }
 
@@ -82,7 +83,7 @@ pub fn sweep(parent: &Path, prefix: &str) -> usize {
 
 /// [`sweep`], once per process for each `(parent, prefix)`: a build makes
 /// many temporary files, and a process leaves nothing stale while it runs.
-fn sweep_once(parent: &Path, prefix: &str) {
+pub fn sweep_once(parent: &Path, prefix: &str) {
     static SWEPT: Mutex<Option<HashSet<(PathBuf, String)>>> = Mutex::new(None);
     let first = SWEPT
         .lock()

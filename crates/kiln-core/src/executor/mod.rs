@@ -18,10 +18,10 @@ mod snapshot;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::cache::owner::{self, Liveness, Owner};
-use crate::cache::{BuildLock, CacheDir, lock};
+use crate::cache::{BuildLock, CacheDir, lock, scratch};
 use crate::config::Habitat;
 use crate::engine::{Engine, EngineError};
 use crate::image::labels::LABEL_HABITAT;
@@ -33,9 +33,10 @@ use crate::sources::io::io_err;
 
 pub use context::BUILD_CONTAINER_PREFIX;
 use context::{Executor, Maker};
-use error::task_failed;
 pub use error::{BuildError, PhaseFailure};
 use resolve::resolve_facts;
+use secrets::SECRETS_PREFIX;
+use snapshot::{LAYER_PREFIX, STREAM_PREFIX};
 
 /// A finished build.
 #[derive(Debug, Clone)]
@@ -175,35 +176,15 @@ async fn build_locked<E: Engine>(
     // Keyed by the engine, not the cache directory: builds of one habitat on
     // one engine share its tags and containers whatever their environment.
     let locks = lock::lock_dir();
-    let lock_dir = locks.clone();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let (lock_engine, lock_name) = (engine.identity(), name.clone());
-    let lock = tokio::task::spawn_blocking(move || {
-        BuildLock::acquire_in(&lock_dir, &lock_engine, &lock_name, |holder| {
-            let _ = tx.send(holder.to_string());
-        })
-    });
-    // The waiting notice must reach the user while the lock blocks.
-    let mut lock = lock;
-    let lock = loop {
-        tokio::select! {
-            res = &mut lock => break res,
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {
-                if let Ok(holder) = rx.try_recv() {
-                    reporter.report(Event::Waiting { habitat: name.clone(), holder });
-                }
-            }
-        }
-    };
-    let _lock = lock
-        .map_err(|e| task_failed("build lock", e))?
-        .map_err(io_err("cannot take the build lock in", &locks))?;
-    if let Ok(holder) = rx.try_recv() {
+    let mut on_wait = |holder: &str| {
         reporter.report(Event::Waiting {
             habitat: name.clone(),
-            holder,
-        });
-    }
+            holder: holder.to_string(),
+        })
+    };
+    let _lock = BuildLock::acquire_async(&locks, &engine.identity(), &name, &mut on_wait)
+        .await
+        .map_err(io_err("cannot take the build lock in", &locks))?;
 
     // The facts and the snapshot listing are independent: one wait for both.
     let (facts, snaps) = tokio::join!(
@@ -213,13 +194,23 @@ async fn build_locked<E: Engine>(
     let (facts, snaps) = (facts?, snaps?);
     let chain = KeyChain::compute(&habitat.config, &facts);
     let plan = Plan::new(&chain, &snaps, opts.plan);
-    // Containers a killed build left are removed while this one builds (a
-    // no-op build skips the listing: it leaves nothing to clean up after).
+    // Containers and temporary files a killed build left are removed while
+    // this one builds (a no-op build skips the listing: it leaves nothing to
+    // clean up after).
     let sweep = async {
-        match plan.all_cached() {
-            true => Ok(0),
-            false => remove_stale_build_containers(engine, &name).await,
+        if plan.all_cached() {
+            return Ok(0);
         }
+        let tmp = tokio::task::spawn_blocking(|| {
+            let dir = std::env::temp_dir();
+            for prefix in [LAYER_PREFIX, STREAM_PREFIX, SECRETS_PREFIX] {
+                scratch::sweep_once(&dir, prefix);
+            }
+        });
+        let removed = remove_stale_build_containers(engine, &name).await;
+        // A sweep that could not run costs disk space, not the build.
+        let _ = tmp.await;
+        removed
     };
     let mut exec = Executor {
         engine,

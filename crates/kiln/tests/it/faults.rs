@@ -237,3 +237,118 @@ fn regression_a_cycle_of_base_habitats_is_a_config_error() {
     assert!(stderr.contains("kiln.yaml:3:"), "{stderr}");
     support::remove_habitat(&format!("{}-b", h.name));
 }
+
+/// A habitat that copies `size` bytes into the image (a layer written in
+/// TMPDIR).
+fn copying(h: &Habitat, size: usize) {
+    h.write("big.bin", &"k".repeat(size));
+    h.config(
+        r#"name: @NAME@
+build:
+  base: { image: "kiln-test/busybox:latest" }
+  files:
+    copies:
+      - { source: big.bin, dest: /big.bin }
+  final:
+    command: ["sh"]
+"#,
+    );
+}
+
+/// Bug: a SIGKILLed build left its `kiln-layer-*` directory (as large as
+/// the copy) in TMPDIR for ever. Temporary files are named by their owner,
+/// and a build removes those whose owner is gone, and no others.
+#[test]
+fn regression_a_killed_builds_temporary_files_are_swept() {
+    let h = Habitat::new("tmp-sweep");
+    copying(&h, 1000);
+    let tmp = h.root().join("tmp");
+    std::fs::create_dir(&tmp).expect("mkdir tmp");
+    let me = Owner::current();
+    let dead = Owner {
+        start: me.start + 1,
+        ..me
+    };
+    let mut left = Vec::new();
+    for prefix in ["kiln-layer-", "kiln-secrets-"] {
+        let dir = tmp.join(format!("{prefix}{}.AbCdEf", dead.token()));
+        std::fs::create_dir(&dir).expect("mkdir");
+        std::fs::write(dir.join("image.tar"), "big").expect("write");
+        left.push(dir);
+    }
+    let stream = tmp.join(format!("kiln-stream-{}.AbCdEf", dead.token()));
+    std::fs::write(&stream, "big").expect("write");
+    left.push(stream);
+    let running = tmp.join(format!("kiln-layer-{}.GhIjKl", me.token()));
+    std::fs::create_dir(&running).expect("mkdir");
+    let older = tmp.join("kiln-layer-MnOpQr");
+    std::fs::create_dir(&older).expect("mkdir");
+
+    h.kiln(&["build", ".", "--progress", "json"])
+        .env("TMPDIR", &tmp.display().to_string())
+        .run()
+        .assert_code(0);
+    for path in &left {
+        assert!(!path.exists(), "{} was left", path.display());
+    }
+    assert!(running.exists(), "a running process's directory was swept");
+    assert!(older.exists(), "a directory of unknown owner was swept");
+}
+
+/// A tmpfs of `size` mounted at `dir` for the length of a test.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// `None` when this process may not mount (not root).
+    fn mount(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Bug: a full TMPDIR under a large copy was reported as "Broken pipe" (the
+/// copy's write into the layer's pipe, not the layer's write to the disk).
+/// It is reported as no space, names the file, and says what to do; nothing
+/// is left in TMPDIR.
+#[test]
+fn regression_a_full_tmpdir_is_reported_as_no_space_not_a_broken_pipe() {
+    let h = Habitat::new("enospc");
+    copying(&h, 4 << 20);
+    let tmp = h.root().join("small");
+    let Some(_tmpfs) = Tmpfs::mount(&tmp, "1m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let run = h
+        .kiln(&["build", ".", "--progress", "plain"])
+        .env("TMPDIR", &tmp.display().to_string())
+        .run();
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("No space left on device"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("Broken pipe"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("set TMPDIR to a larger disk"),
+        "{}",
+        run.stderr
+    );
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .expect("list tmp")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+}
