@@ -1,6 +1,7 @@
 //! Where kiln keeps what it fetches on the host (repository mirrors, tool
-//! downloads, bootstrap scratch space, per-file digests, build locks), so a
-//! second build fetches nothing.
+//! downloads, bootstrap scratch space, per-file digests), so a second build
+//! fetches nothing. (Build locks are not here: they are machine-wide, see
+//! `cache::lock`.)
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -47,11 +48,6 @@ impl CacheDir {
     /// The per-file digests of one habitat's copies (its stat cache).
     pub fn digests(&self, habitat: &str) -> PathBuf {
         self.root.join("digests").join(format!("{habitat}.json"))
-    }
-
-    /// The build locks, one file per habitat.
-    pub fn locks(&self) -> PathBuf {
-        self.root.join("locks")
     }
 }
 

@@ -1,8 +1,11 @@
 //! What kiln keeps on the host between builds: the cache directory and its
-//! subdirectories, and the per-habitat build lock.
+//! subdirectories, the build lock, and the names that tell whose leftovers
+//! (containers, temporary files) a later build may sweep.
 
 pub mod dir;
 pub mod lock;
+pub mod owner;
+pub mod scratch;
 
 pub use dir::CacheDir;
 pub use lock::BuildLock;

@@ -7,6 +7,7 @@
 //! that have the right shape, so serde never has to report an error itself, and
 //! the meaning checks run even when some parts were wrong.
 
+mod bases;
 mod diagnostic;
 pub mod model;
 mod node;
@@ -144,9 +145,26 @@ pub fn parse(file_name: &str, text: &str, habitat_dir: &Path) -> Result<Config, 
     };
     let dir = std::fs::canonicalize(habitat_dir).unwrap_or_else(|_| habitat_dir.to_path_buf());
     validate::check(&config, &root, &dir, complete, &mut sink);
+    bases::check(&dir, &config.name, &root, &mut sink, read_base);
     if sink.is_empty() {
         Ok(config)
     } else {
         Err(sink.finish())
     }
+}
+
+/// The habitat at `path` (a directory or its `kiln.yaml`) for the walk of
+/// base habitats: its canonical directory and text; `None` when unreadable.
+fn read_base(path: &Path) -> Option<bases::BaseFile> {
+    let file = if path.is_dir() {
+        path.join(FILE_NAME)
+    } else {
+        path.to_path_buf()
+    };
+    let file = std::fs::canonicalize(file).ok()?;
+    let text = std::fs::read_to_string(&file).ok()?;
+    Some(bases::BaseFile {
+        dir: file.parent()?.to_path_buf(),
+        text,
+    })
 }

@@ -8,6 +8,7 @@
 pub mod docker;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
+pub mod lines;
 mod semantics;
 pub mod types;
 
@@ -24,6 +25,11 @@ use bytes::Bytes;
 pub trait Engine: Send + Sync {
     /// Connects and negotiates the API version; `Unreachable` when nothing answers.
     fn ping(&self) -> impl Future<Output = EngineResult<EngineInfo>> + Send;
+
+    /// Which engine this is, as one string for every way this machine can
+    /// name it (a symlinked socket, `tcp://` or `http://`), so builds on one
+    /// engine take one lock whatever their environment. Asks the engine nothing.
+    fn identity(&self) -> String;
 
     /// `Ok(None)` when no such image exists locally.
     fn image_inspect(

@@ -18,13 +18,11 @@ impl<E: Engine> Executor<'_, E> {
         if secrets.is_empty() {
             return Ok(None);
         }
-        let dir = tempfile::Builder::new()
-            .prefix("kiln-secrets-")
-            .tempdir()
-            .map_err(io_err(
-                "cannot create a directory for secrets in",
-                &std::env::temp_dir(),
-            ))?;
+        // Named by its owner: one a killed build left is swept by the next.
+        let dir = crate::cache::scratch::tempdir(SECRETS_PREFIX).map_err(io_err(
+            "cannot create a directory for secrets in",
+            &std::env::temp_dir(),
+        ))?;
         for s in &secrets {
             let value = match (&s.env, &s.file) {
                 (Some(env), _) => std::env::var(env).map_err(|_| {
@@ -60,6 +58,9 @@ impl<E: Engine> Executor<'_, E> {
         out
     }
 }
+
+/// Where a build's secrets are kept in TMPDIR while it runs.
+pub(super) const SECRETS_PREFIX: &str = "kiln-secrets-";
 
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;

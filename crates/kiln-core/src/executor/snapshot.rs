@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use crate::cache::scratch;
 use crate::engine::{CommitSpec, Engine, ImageConfig};
 use crate::image::archive::{self, ParentImage};
-use crate::image::layer::Layer;
+use crate::image::layer::{Layer, Watched};
 use crate::image::layer_from_tars as host_layer;
 use crate::image::layer_from_upper;
 use crate::image::rootfs::{self, RootFs};
@@ -89,14 +90,10 @@ impl<E: Engine> Executor<'_, E> {
                     .await?;
             }
             for produce in uploads.streams {
-                let file = tokio::task::spawn_blocking(move || {
-                    let mut file = tempfile::NamedTempFile::new()?;
-                    produce(&mut std::io::BufWriter::new(file.as_file_mut()))?;
-                    Ok::<_, std::io::Error>(file.into_temp_path())
-                })
-                .await
-                .map_err(|e| task_failed("archive", e))?
-                .map_err(|e| fail(phase, e.to_string()))?;
+                let file = tokio::task::spawn_blocking(move || stream_to_file(produce))
+                    .await
+                    .map_err(|e| task_failed("archive", e))?
+                    .map_err(|e| write_failed(phase, "cannot store the archive", e))?;
                 self.engine
                     .put_archive_file(&id, "/", file.to_path_buf())
                     .await?;
@@ -174,7 +171,7 @@ impl<E: Engine> Executor<'_, E> {
         })
         .await
         .map_err(|e| task_failed("layer", e))?
-        .map_err(|e| fail(phase, format!("cannot write the layer: {e}")))?;
+        .map_err(|e| write_failed(phase, "cannot write the layer", e))?;
         match written {
             WrittenLayer::Layer {
                 _dir,
@@ -386,6 +383,43 @@ impl<E: Engine> Executor<'_, E> {
     }
 }
 
+/// The tar `produce` writes, stored in a temporary file (for a container:
+/// the engine's archive upload takes a file). A failed write names the file.
+fn stream_to_file(produce: host_layer::Producer) -> std::io::Result<tempfile::TempPath> {
+    use std::io::Write;
+    let file = scratch::tempfile(STREAM_PREFIX)?;
+    let mut out = std::io::BufWriter::new(Watched::new(file.as_file()));
+    match produce(&mut out).and_then(|()| out.flush()) {
+        Err(e) if out.get_ref().failed() => Err(std::io::Error::new(
+            e.kind(),
+            format!("cannot write `{}`: {e}", file.path().display()),
+        )),
+        Err(e) => Err(e),
+        Ok(()) => {
+            drop(out);
+            Ok(file.into_temp_path())
+        }
+    }
+}
+
+/// A phase failed writing a file on the host; a full disk says where to
+/// make room, since the file is only a temporary one.
+fn write_failed(phase: Phase, what: &str, e: std::io::Error) -> BuildError {
+    let hint = match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => format!(
+            "\nhint: kiln writes layers in `{}` (TMPDIR); free space there, or set TMPDIR to a larger disk",
+            std::env::temp_dir().display()
+        ),
+        _ => String::new(),
+    };
+    fail(phase, format!("{what}: {e}{hint}"))
+}
+
+/// Where temporary files of a build go in TMPDIR, named by their owner so a
+/// later build sweeps what a killed one left (`cache::scratch`).
+pub(super) const LAYER_PREFIX: &str = "kiln-layer-";
+pub(super) const STREAM_PREFIX: &str = "kiln-stream-";
+
 /// A path of the parent image, read through its layer directories on the
 /// host, could not be read.
 fn image_read(context: &'static str, path: &str) -> impl FnOnce(std::io::Error) -> HostIo {
@@ -449,7 +483,7 @@ fn write_layer_archive<F>(
 where
     F: FnOnce(&mut dyn std::io::Write) -> std::io::Result<Layer>,
 {
-    let dir = tempfile::Builder::new().prefix("kiln-layer-").tempdir()?;
+    let dir = scratch::tempdir(LAYER_PREFIX)?;
     let archive = dir.path().join("image.tar");
     let (image, layer) = archive::write_with_layer(parent, config, comment, tags, &archive, write)?;
     if layer.entries == 0 {

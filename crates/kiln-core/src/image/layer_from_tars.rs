@@ -13,7 +13,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::image::layer::{Hashing, Layer};
+use crate::image::layer::{Hashing, Layer, Watched};
 use crate::image::rootfs::RootFs;
 
 /// Writes a tar to the writer it is given: a phase's copies, streamed into
@@ -66,18 +66,32 @@ struct LayerWriter<'r, W: Write> {
 impl<W: Write> LayerWriter<'_, W> {
     /// Extracts the tar `produce` writes, as it writes it.
     fn extract_stream(&mut self, produce: Producer) -> io::Result<()> {
-        let (reader, mut writer) = io::pipe()?;
+        let (reader, writer) = io::pipe()?;
         std::thread::scope(|scope| {
-            let producer = scope.spawn(move || produce(&mut writer));
-            let extracted = self.extract(io::BufReader::with_capacity(256 * 1024, reader));
-            let produced = producer
+            let producer = scope.spawn(move || {
+                let mut pipe = Watched::new(writer);
+                let produced = produce(&mut pipe);
+                (produced, pipe.failed())
+            });
+            let extracted = {
+                let mut reader = io::BufReader::with_capacity(256 * 1024, reader);
+                // Read to the end after the archive's end marker too, so the
+                // pipe breaks only when extraction failed.
+                self.extract(&mut reader)
+                    .and_then(|()| io::copy(&mut reader, &mut io::sink()).map(drop))
+            };
+            let (produced, pipe_broke) = producer
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p));
             match (produced, extracted) {
-                // The producer's failure is the cause; a cut-off archive its effect.
-                (Err(e), _) if e.kind() != io::ErrorKind::BrokenPipe => Err(e),
-                (_, Err(e)) => Err(e),
-                (Err(e), Ok(())) => Err(e),
+                // The pipe broke because extraction stopped (the layer could
+                // not be written: a full disk; a bad entry): its error is the
+                // cause, whatever the producer made of the broken pipe.
+                (Err(_), Err(e)) if pipe_broke => Err(e),
+                // Otherwise the producer's failure is the cause; a cut-off
+                // archive its effect.
+                (Err(e), _) => Err(e),
+                (Ok(()), Err(e)) => Err(e),
                 (Ok(()), Ok(())) => Ok(()),
             }
         })
@@ -370,6 +384,51 @@ mod tests {
         });
         let err = write_layer(&rootfs, vec![Source::Stream(failing)], &mut Vec::new()).unwrap_err();
         assert_eq!(err.to_string(), "source vanished");
+    }
+
+    /// A disk that holds `room` bytes, then fails as a full one does.
+    struct FullDisk {
+        room: usize,
+    }
+
+    impl Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Bug: a full disk under a streamed copy was reported as "Broken pipe":
+    /// the layer's writer failed with "no space left", the reader stopped,
+    /// and the producer's write into the closed pipe (wrapped in its own
+    /// error, as the files phase wraps it) was taken for the cause.
+    #[test]
+    fn regression_a_full_disk_under_a_streamed_copy_is_reported_as_such() {
+        let s = stack();
+        let rootfs = RootFs::open(s.layers.clone()).unwrap();
+        let big = vec![7u8; 4 << 20];
+        let produce: Producer = Box::new(move |out| {
+            let mut tar = tar::Builder::new(io::BufWriter::with_capacity(256 * 1024, out));
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(big.len() as u64);
+            h.set_mode(0o644);
+            tar.append_data(&mut h, "opt/big", &big[..])
+                .map_err(|e| io::Error::other(format!("cannot read `/src/big`: {e}")))?;
+            tar.into_inner()?.flush()
+        });
+        let mut disk = FullDisk { room: 64 << 10 };
+        let err = write_layer(&rootfs, vec![Source::Stream(produce)], &mut disk).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(28), "{err}");
+        assert!(!err.to_string().contains("Broken pipe"), "{err}");
     }
 
     #[test]

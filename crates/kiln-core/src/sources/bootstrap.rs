@@ -14,6 +14,7 @@ use std::process::Stdio;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
+use crate::cache::{BuildLock, lock, scratch};
 use crate::config::Bootstrap;
 use crate::engine::{Engine, EngineError, ImageConfig, ImageInfo};
 use crate::image::labels::{LABEL_BOOTSTRAP, LABEL_BOOTSTRAP_PARAMS, LABEL_HABITAT, LABEL_PHASE};
@@ -181,6 +182,26 @@ pub async fn ensure_image_in<E: Engine>(
     if !is_root() {
         return Err(BootstrapError::NotRoot);
     }
+    // Habitats on one bootstrap base, built at once, make it once: the
+    // first makes it, the others wait and find it. (`+` is in no habitat's
+    // name, so this lock is no habitat's.)
+    let locks = lock::lock_dir();
+    let mut on_wait = |holder: &str| {
+        on_line(&format!(
+            "kiln: waiting for another build making this base ({holder})"
+        ))
+    };
+    let _lock = BuildLock::acquire_async(
+        &locks,
+        &engine.identity(),
+        &format!("+bootstrap-{}", &key[..16]),
+        &mut on_wait,
+    )
+    .await
+    .map_err(io_err("cannot take the bootstrap lock in", &locks))?;
+    if let Some(id) = find_image(engine, b, &key).await? {
+        return Ok(id);
+    }
     std::fs::create_dir_all(work_root).map_err(io_err("cannot create", work_root))?;
     let scratch = Scratch::new(work_root)?;
     let rootfs = scratch.dir.join("rootfs");
@@ -263,6 +284,10 @@ fn is_root() -> bool {
         .is_none_or(|euid| euid == "0")
 }
 
+/// How scratch directories are named in the bootstrap cache (then the
+/// owner's token: see `cache::scratch`).
+const SCRATCH_PREFIX: &str = "debootstrap-";
+
 /// A scratch directory that is unmounted and removed however the bootstrap
 /// ends, and never removed while anything is still mounted under it: a
 /// recursive delete through a leftover bind mount would delete host files.
@@ -272,8 +297,17 @@ struct Scratch {
 
 impl Scratch {
     fn new(root: &Path) -> Result<Self, BootstrapError> {
+        // A scratch directory a killed build left (a whole root file system,
+        // perhaps with `/proc` still mounted in it) goes the way every
+        // scratch directory goes: unmounted first, removed only if nothing
+        // is mounted under it any more. Never `remove_dir_all` through a mount.
+        for stale in scratch::stale(root, SCRATCH_PREFIX) {
+            if let Ok(dir) = stale.canonicalize() {
+                drop(Scratch { dir });
+            }
+        }
         let dir = tempfile::Builder::new()
-            .prefix("debootstrap-")
+            .prefix(&scratch::named(SCRATCH_PREFIX))
             .tempdir_in(root)
             .map_err(io_err("cannot create a directory in", root))?
             .keep();
@@ -456,11 +490,15 @@ async fn forward_lines(
     stream: impl AsyncRead + Unpin,
     tx: tokio::sync::mpsc::UnboundedSender<String>,
 ) {
+    use tokio::io::AsyncReadExt;
     let mut reader = BufReader::new(stream);
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
+        // A line without end is handed on in pieces of the engine's cap, as
+        // container output is, rather than held whole.
+        let mut line = (&mut reader).take(crate::engine::lines::MAX_LINE as u64);
+        match line.read_until(b'\n', &mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {
                 let line = String::from_utf8_lossy(&buf);
@@ -753,5 +791,38 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), dir.path().join("usr")).expect("symlink");
         assert!(trim(dir.path(), &b("bookworm")).is_err());
         assert!(!outside.path().join("sbin/policy-rc.d").exists());
+    }
+
+    /// A scratch directory a killed bootstrap left is unmounted, then
+    /// removed, by the next one; one of a running process stays.
+    #[test]
+    fn a_killed_bootstraps_scratch_is_unmounted_then_removed() {
+        use crate::cache::owner::Owner;
+        let root = tempfile::tempdir().expect("tempdir");
+        let me = Owner::current();
+        let dead = Owner {
+            start: me.start + 1,
+            ..me
+        };
+        let stale = root
+            .path()
+            .join(format!("{SCRATCH_PREFIX}{}.AbCdEf", dead.token()));
+        let proc_dir = stale.join("rootfs/proc");
+        std::fs::create_dir_all(&proc_dir).expect("mkdir");
+        std::fs::write(stale.join("rootfs/etc-file"), "x").expect("write");
+        // Where this test may mount (root), a mount stands in for debootstrap's `/proc`.
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(&proc_dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if mounted {
+            std::fs::write(proc_dir.join("inside-the-mount"), "x").expect("write");
+        }
+        let running = Scratch::new(root.path()).expect("scratch");
+        assert!(!stale.exists(), "the stale scratch was left");
+        assert!(mounts_under(root.path()).is_empty());
+        assert!(running.dir.exists());
+        drop(running);
     }
 }

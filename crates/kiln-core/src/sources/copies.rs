@@ -418,13 +418,13 @@ impl DigestCache {
 }
 
 fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    fs::write(&tmp, data)?;
-    fs::rename(tmp, path)
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    // Named by its owner: one a killed build left is swept by the next.
+    let mut tmp = crate::cache::scratch::tempfile_in(dir, ".write-")?;
+    tmp.write_all(data)?;
+    tmp.persist(path).map(drop).map_err(|e| e.error)
 }
 
 fn now_ns() -> i128 {

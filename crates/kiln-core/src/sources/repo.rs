@@ -16,6 +16,7 @@ use std::process::{Command, Output, Stdio};
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 
+use crate::cache::scratch;
 use crate::sources::io::{HostIo, io_err};
 
 /// A repository failure. Every variant names the repository as written.
@@ -179,9 +180,7 @@ impl RepoCache {
         })?;
         let mirror = self.ensure_commit(url, &remote, commit)?;
 
-        let work = tempfile::Builder::new()
-            .prefix(".checkout-")
-            .tempdir_in(&self.root)
+        let work = scratch::tempdir_in(&self.root, ".checkout-")
             .map_err(io_err("cannot create a checkout directory in", &self.root))?;
         let checkout = work.path().join("repo");
         let (checkout_s, mirror_s) = (path_str(&checkout), path_str(&mirror));
@@ -202,7 +201,7 @@ impl RepoCache {
             ]);
         })?;
 
-        let tmp = NamedTempFile::new_in(&self.root)
+        let tmp = scratch::tempfile_in(&self.root, ".archive-")
             .map_err(io_err("cannot create a temporary file in", &self.root))?;
         let write_err = io_err("cannot write", tmp.path());
         let mut builder = tar::Builder::new(BufWriter::new(tmp.as_file()));
@@ -241,9 +240,12 @@ impl RepoCache {
         std::fs::create_dir_all(&self.root)
             .map_err(io_err("cannot create the repository cache", &self.root))?;
         let mirror = self.mirror_path(remote);
-        // Concurrent builds may fetch into one mirror at once: git's own ref
-        // locks keep it consistent, and creation is made atomic below.
-        if !mirror.exists() {
+        // Builds of different habitats may want one mirror at once (builds of
+        // one habitat are serialised already). git's ref locks do not make
+        // two fetches into one repository safe (the loser fails with "cannot
+        // lock ref"), and two clones race for the rename: one at a time.
+        let _lock = mirror_lock(&mirror)?;
+        if !is_mirror(&mirror) {
             self.create_mirror(url, remote, &mirror, commit)?;
         }
         if self.has_commit(&mirror, commit) {
@@ -278,9 +280,7 @@ impl RepoCache {
     ) -> Result<(), RepoError> {
         // Clone beside the final place, then rename: a crash never leaves a
         // half-made mirror that later builds would trust.
-        let tmp = tempfile::Builder::new()
-            .prefix(".mirror-")
-            .tempdir_in(&self.root)
+        let tmp = scratch::tempdir_in(&self.root, ".mirror-")
             .map_err(io_err("cannot create a directory in", &self.root))?;
         let target = tmp.path().join("m.git");
         let target_s = path_str(&target);
@@ -294,8 +294,14 @@ impl RepoCache {
                 c.args(["config", "--add", "remote.origin.fetch", refspec]);
             })?;
         }
-        std::fs::rename(&target, mirror).map_err(io_err("cannot create the mirror", mirror))?;
-        Ok(())
+        match std::fs::rename(&target, mirror) {
+            Ok(()) => Ok(()),
+            // Another build (another habitat, or a kiln without the mirror
+            // lock) made the mirror first: its mirror is as good as this one,
+            // which goes with `tmp`.
+            Err(_) if is_mirror(mirror) => Ok(()),
+            Err(e) => Err(io_err("cannot create the mirror", mirror)(e).into()),
+        }
     }
 
     fn has_commit(&self, mirror: &Path, commit: &str) -> bool {
@@ -328,7 +334,7 @@ impl RepoCache {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         };
-        if mirror.exists()
+        if is_mirror(&mirror)
             && let Some(sha) = rev_parse(&mirror)
         {
             return Ok(Some(sha));
@@ -412,6 +418,29 @@ impl RepoCache {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
+}
+
+/// Whether `path` holds a mirror (a bare repository's `HEAD`): a directory
+/// without one is not, and is not trusted.
+fn is_mirror(path: &Path) -> bool {
+    path.join("HEAD").is_file()
+}
+
+/// Holds the lock of one mirror (`MIRROR.lock` beside it) until dropped.
+fn mirror_lock(mirror: &Path) -> Result<File, RepoError> {
+    let mut path = mirror.as_os_str().to_owned();
+    path.push(".lock");
+    let path = PathBuf::from(path);
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_err("cannot open the mirror's lock", &path))?;
+    file.lock()
+        .map_err(io_err("cannot take the mirror's lock", &path))?;
+    Ok(file)
 }
 
 /// What git is given for `url`: URLs (`scheme://…`, scp-like `host:path`)
@@ -696,6 +725,59 @@ fn append_tree<W: io::Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A repository with one commit in a temp dir, a cache beside it, and
+    /// that commit's sha.
+    fn repo_and_cache() -> (tempfile::TempDir, RepoCache, String, String) {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("app");
+        std::fs::create_dir(&repo).unwrap();
+        let git = |args: &[&str]| {
+            let out = Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args(["-c", "user.name=kiln", "-c", "user.email=kiln@example.com"])
+                .args([
+                    "-c",
+                    "init.defaultBranch=main",
+                    "-c",
+                    "commit.gpgSign=false",
+                ])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "git {args:?}");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        git(&["init", "--quiet"]);
+        std::fs::write(repo.join("README"), "hi\n").unwrap();
+        git(&["add", "-A"]);
+        git(&["commit", "--quiet", "-m", "one"]);
+        let sha = git(&["rev-parse", "HEAD"]);
+        let cache = RepoCache::new(tmp.path().join("cache"));
+        let remote = locate("app", tmp.path());
+        (tmp, cache, remote, sha)
+    }
+
+    /// Bug: two habitats fetching one new repository at once both cloned it,
+    /// and the loser's rename into place failed ("Directory not empty"). The
+    /// loser uses the winner's mirror. (Here the winner finished first.)
+    #[test]
+    fn regression_the_loser_of_the_mirror_rename_uses_the_winners_mirror() {
+        let (_tmp, cache, remote, sha) = repo_and_cache();
+        let mirror = cache.ensure_commit("app", &remote, &sha).unwrap();
+        // The loser cloned before the winner's rename, and renames after it.
+        cache
+            .create_mirror("app", &remote, &mirror, &sha)
+            .expect("the loser uses the winner's mirror");
+        assert!(cache.has_commit(&mirror, &sha));
+        let left: Vec<_> = std::fs::read_dir(cache.root())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".mirror-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
 
     #[test]
     fn scp_like_urls_are_not_paths() {

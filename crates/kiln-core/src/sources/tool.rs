@@ -215,9 +215,8 @@ fn download(tool: &Tool, expected: &str, cache: &Path) -> Result<PathBuf, ToolEr
         .map_err(|e| download_err(e.to_string()))?;
     let mut body = response.into_body().into_reader();
 
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".download-")
-        .tempfile_in(&dir)
+    // Named by its owner: a download a killed build left is swept by the next.
+    let mut tmp = crate::cache::scratch::tempfile_in(&dir, ".download-")
         .map_err(io_err("cannot create a file in", &dir))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];

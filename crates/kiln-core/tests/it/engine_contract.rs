@@ -33,6 +33,10 @@ async fn fake() -> FakeEngine {
             .line(Stream::Stdout, "out2")
             .line(Stream::Stdout, "tail"),
     );
+    engine.script(
+        LONG_LINE_SCRIPT,
+        FakeRun::exit(0).line(Stream::Stdout, &"x".repeat(LONG_LINE)),
+    );
     engine
 }
 
@@ -67,6 +71,7 @@ contract!(
     get_archive_of_missing_path_is_none,
     copy_archive_moves_a_tree_between_containers,
     run_streams_lines_and_returns_exit_codes,
+    a_long_line_is_handed_on_in_pieces_of_the_cap,
     commit_gives_exactly_the_config,
     commit_does_not_leak_the_container_entrypoint,
     commit_refuses_to_leak_container_env,
@@ -270,6 +275,32 @@ async fn run_streams_lines_and_returns_exit_codes<E: Engine>(engine: &E) {
             .await
             .expect("run");
         assert_eq!(code, 0);
+    })
+    .await;
+}
+
+/// Prints `LONG_LINE` bytes and no newline.
+const LONG_LINE_SCRIPT: &str = "head -c 200000 /dev/zero | tr '\\0' x";
+const LONG_LINE: usize = 200_000;
+
+async fn a_long_line_is_handed_on_in_pieces_of_the_cap<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let id = engine
+            .create_container(&spec(&base, &scope, &["sh", "-c", LONG_LINE_SCRIPT]))
+            .await
+            .expect("create");
+        let mut pieces = Vec::new();
+        let code = engine
+            .run_container(&id, &mut |_, l| pieces.push(l.len()))
+            .await
+            .expect("run");
+        assert_eq!(code, 0);
+        let cap = kiln_core::engine::lines::MAX_LINE;
+        let whole = LONG_LINE / cap;
+        let mut expected = vec![cap; whole];
+        expected.push(LONG_LINE - whole * cap);
+        assert_eq!(pieces, expected);
     })
     .await;
 }

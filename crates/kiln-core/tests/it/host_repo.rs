@@ -386,3 +386,32 @@ fn local_refs_read_from_files_agree_with_git() {
         head
     );
 }
+
+/// Builds of several habitats fetching one new repository at once (one
+/// thread each here, as separate processes would): every one gets its
+/// archive, whichever made the mirror, and the fetches into it do not trip
+/// over each other's ref locks.
+#[test]
+fn concurrent_fetches_of_a_new_repository_all_succeed() {
+    let f = Fixture::new();
+    let first = f.head();
+    let second = f.commit("MORE", "more\n");
+    let barrier = std::sync::Barrier::new(6);
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..6)
+            .map(|i| {
+                let (f, barrier) = (&f, &barrier);
+                let commit = if i % 2 == 0 { &first } else { &second };
+                scope.spawn(move || {
+                    // A cache of its own per thread would not race: share one.
+                    let cache = RepoCache::new(f.cache.root().to_path_buf());
+                    barrier.wait();
+                    cache.archive("app", commit, &f.habitat, "/work/app", 0, 0)
+                })
+            })
+            .collect();
+        for run in runs {
+            run.join().expect("no panic").expect("archive");
+        }
+    });
+}

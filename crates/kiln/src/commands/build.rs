@@ -31,7 +31,5 @@ pub async fn built(
 ) -> Result<Built, Failure> {
     let mut reporter = progress.reporter();
     let fut = executor::build(engine, habitat, opts, reporter.as_mut());
-    interruptible(engine, &habitat.config.name, fut)
-        .await?
-        .map_err(Failure::Build)
+    interruptible(engine, fut).await?.map_err(Failure::Build)
 }

@@ -8,6 +8,7 @@ mod support;
 
 mod cli;
 mod cli_surface;
+mod faults;
 mod instance_volumes;
 mod instances;
 mod quickstart;

@@ -84,6 +84,10 @@ impl DockerEngine {
 }
 
 impl Engine for DockerEngine {
+    fn identity(&self) -> String {
+        connect::endpoint_identity(&self.endpoint)
+    }
+
     async fn ping(&self) -> EngineResult<EngineInfo> {
         let v = self
             .docker

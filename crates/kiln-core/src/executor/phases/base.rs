@@ -59,7 +59,7 @@ impl<E: Engine> Executor<'_, E> {
                 let BaseFact::Habitat { final_key } = &self.facts.base else {
                     return Err(fail(Phase::Base, "base habitat was not resolved"));
                 };
-                let other = load_base_habitat(self.habitat, path)?;
+                let other = load_base_habitat(self.habitat, path, &[])?;
                 Ok(names::final_image(&other.config.name, final_key))
             }
             None => Err(fail(Phase::Base, "no base")),
