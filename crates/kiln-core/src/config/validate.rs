@@ -6,7 +6,7 @@ mod instances;
 mod rules;
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use super::diagnostic::Sink;
 use super::model::{Config, Env, Port};
@@ -579,13 +579,14 @@ impl Checker<'_, '_> {
             self.error_hint(loc, format!("copy source `{source}` does not exist"), hint);
             return;
         }
-        match std::fs::canonicalize(&full) {
-            Ok(real) if real.starts_with(self.dir) => {}
-            Ok(real) => self.error_hint(
+        match leads_out(self.dir, relative) {
+            Ok(None) => {}
+            Ok(Some((link, target))) => self.error_hint(
                 loc,
                 format!(
-                    "copy source `{source}` resolves to `{}`, outside the habitat directory",
-                    real.display()
+                    "copy source `{source}` leads out of the habitat directory: `{}` is a symlink to `{}`",
+                    link.display(),
+                    target.display()
                 ),
                 "copy the file into the habitat directory instead of linking to it",
             ),
@@ -595,4 +596,63 @@ impl Checker<'_, '_> {
             ),
         }
     }
+}
+
+/// The symlink through which `rel` leads out of `dir`, and its target, when
+/// it does: the build's own rule (`sources/beneath.rs`, which opens what
+/// this looks at), so `check` passes exactly the sources a build can read.
+/// Links are followed while they stay inside, an absolute one only into
+/// `dir` itself (it is canonical); `rel` climbs out by `..` on its own only
+/// lexically, which the caller has refused already.
+fn leads_out(dir: &Path, rel: &Path) -> std::io::Result<Option<(PathBuf, PathBuf)>> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    fn names(p: &Path) -> VecDeque<OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some(OsString::from("..")),
+                _ => None,
+            })
+            .collect()
+    }
+    let mut at = PathBuf::new();
+    let mut pending = names(rel);
+    let mut via: Option<(PathBuf, PathBuf)> = None;
+    let mut links = 0;
+    while let Some(name) = pending.pop_front() {
+        if name == ".." {
+            if !at.pop() {
+                return Ok(via);
+            }
+            continue;
+        }
+        let here = at.join(&name);
+        let meta = std::fs::symlink_metadata(dir.join(&here))?;
+        if !meta.file_type().is_symlink() {
+            at = here;
+            continue;
+        }
+        links += 1;
+        if links > 40 {
+            return Err(std::io::Error::other("too many levels of symbolic links"));
+        }
+        let target = std::fs::read_link(dir.join(&here))?;
+        let rest = if target.has_root() {
+            match target.strip_prefix(dir) {
+                Ok(inside) => {
+                    at = PathBuf::new();
+                    names(inside)
+                }
+                Err(_) => return Ok(Some((here, target))),
+            }
+        } else {
+            names(&target)
+        };
+        via = Some((here, target));
+        for n in rest.into_iter().rev() {
+            pending.push_front(n);
+        }
+    }
+    Ok(None)
 }

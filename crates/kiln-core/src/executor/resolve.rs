@@ -57,10 +57,9 @@ pub(super) async fn resolve_facts<E: Engine>(
     let mut digests = copies::DigestCache::load(&digests_path);
     let mut copies = Vec::new();
     for copy in c.build.files.iter().flat_map(|f| &f.copies) {
-        let src = habitat.dir.join(&copy.source);
         copies.push(
             digests
-                .digest(&src)
+                .digest(&habitat.dir, &copy.source)
                 .map_err(|e| fail(Phase::Files, e.to_string()))?,
         );
     }

@@ -460,17 +460,19 @@ fn copy_source_symlinked_outside_is_refused() {
     let got: Vec<(usize, &str)> = d.iter().map(|d| (d.line(), d.message())).collect();
     assert_eq!(got.len(), 3, "{d}");
     assert_eq!(got[0].0, 6);
-    assert!(
-        got[0].1.starts_with("copy source `link` resolves to `")
-            && got[0].1.ends_with("`, outside the habitat directory"),
-        "{}",
-        got[0].1
+    let out = outside.path().display();
+    assert_eq!(
+        got[0].1,
+        format!(
+            "copy source `link` leads out of the habitat directory: `link` is a symlink to `{out}/secret`"
+        )
     );
     assert_eq!(got[1].0, 7);
-    assert!(
-        got[1]
-            .1
-            .starts_with("copy source `linkdir/secret` resolves to `")
+    assert_eq!(
+        got[1].1,
+        format!(
+            "copy source `linkdir/secret` leads out of the habitat directory: `linkdir` is a symlink to `{out}`"
+        )
     );
     // `inside` (line 8) points inside the habitat and is fine.
     assert_eq!(got[2].0, 9);
@@ -478,6 +480,33 @@ fn copy_source_symlinked_outside_is_refused() {
         got[2]
             .1
             .starts_with("copy source `dangling` cannot be resolved")
+    );
+}
+
+/// `check` passes exactly the sources the build can open: a link that
+/// leaves the habitat is refused even when it comes back in, and an
+/// absolute link into the habitat itself is followed.
+#[cfg(unix)]
+#[test]
+fn copy_source_links_are_judged_as_the_build_opens_them() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().canonicalize().expect("canonical").join("h");
+    std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
+    std::fs::write(dir.join("f"), "content").expect("write");
+    std::os::unix::fs::symlink("../h/f", dir.join("back")).expect("symlink");
+    std::os::unix::fs::symlink(dir.join("f"), dir.join("abs")).expect("symlink");
+    std::os::unix::fs::symlink("../f", dir.join("sub/up")).expect("symlink");
+    let yaml = format!(
+        "{HEAD}  files:\n    copies:\n      - {{ source: back, dest: /a }}\n      - {{ source: abs, dest: /b }}\n      - {{ source: sub/up, dest: /c }}\n"
+    );
+    let d = parse_in(&dir, &yaml).unwrap_err();
+    let got: Vec<(usize, &str)> = d.iter().map(|d| (d.line(), d.message())).collect();
+    assert_eq!(
+        got,
+        [(
+            6,
+            "copy source `back` leads out of the habitat directory: `back` is a symlink to `../h/f`"
+        )]
     );
 }
 

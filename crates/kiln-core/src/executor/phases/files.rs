@@ -50,12 +50,12 @@ impl<E: Engine> Executor<'_, E> {
                     gid,
                     file_mode,
                 };
-                placed.push((dir.join(&c.source), c.dest.clone(), own));
+                placed.push((c.source.clone(), c.dest.clone(), own));
             }
             let produce: Producer = Box::new(move |out| {
                 let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(256 * 1024, out));
                 for (source, dest, own) in &placed {
-                    copies::append_to_tar(&mut tar, source, dest, *own)
+                    copies::append_to_tar(&mut tar, &dir, source, dest, *own)
                         .map_err(std::io::Error::other)?;
                 }
                 std::io::Write::flush(&mut tar.into_inner()?)
