@@ -13,8 +13,9 @@ use super::model::{Config, Env, Port};
 use super::node::{Loc, Node, Seg};
 use super::shape::suggest;
 use rules::{
-    ENV_NAME_RULE, USER_NAME_RULE, is_env_name, is_habitat_name, is_numeric, is_octal_mode,
-    is_port, is_secret_id, is_user_name, normalize_image_path,
+    ACCOUNT_FIELD_RULE, ENV_NAME_RULE, USER_NAME_RULE, is_account_field, is_env_name,
+    is_habitat_name, is_numeric, is_octal_mode, is_port, is_secret_id, is_user_name,
+    normalize_image_path,
 };
 
 use Seg::{Index as I, Key as K};
@@ -164,7 +165,7 @@ impl Checker<'_, '_> {
                 let loc = self.at(&here("name"));
                 self.error_hint(
                     loc,
-                    format!("invalid user name `{}`", user.name),
+                    format!("invalid user name `{}`", user.name.escape_debug()),
                     USER_NAME_RULE,
                 );
             }
@@ -195,11 +196,25 @@ impl Checker<'_, '_> {
             for (g, group) in user.groups.iter().enumerate() {
                 if !is_user_name(group) {
                     let loc = self.at(&[K("build"), K("users"), I(i), K("groups"), I(g)]);
-                    self.error_hint(loc, format!("invalid group name `{group}`"), USER_NAME_RULE);
+                    self.error_hint(
+                        loc,
+                        format!("invalid group name `{}`", group.escape_debug()),
+                        USER_NAME_RULE,
+                    );
                 }
             }
+            // Both land in `/etc/passwd`: a `:` or a line break there would
+            // write fields or whole accounts of the config's choosing.
             for (key, value) in [("home", &user.home), ("shell", &user.shell)] {
-                if let Some(v) = value {
+                let Some(v) = value else { continue };
+                if !is_account_field(v) {
+                    let loc = self.at(&here(key));
+                    self.error_hint(
+                        loc,
+                        format!("invalid `build.users[{i}].{key}` `{}`", v.escape_debug()),
+                        ACCOUNT_FIELD_RULE,
+                    );
+                } else {
                     self.absolute(v, &here(key), &format!("build.users[{i}].{key}"));
                 }
             }
@@ -278,7 +293,11 @@ impl Checker<'_, '_> {
                 && !is_user_name(group)
             {
                 let loc = self.at(&here("group"));
-                self.error_hint(loc, format!("invalid group name `{group}`"), USER_NAME_RULE);
+                self.error_hint(
+                    loc,
+                    format!("invalid group name `{}`", group.escape_debug()),
+                    USER_NAME_RULE,
+                );
             }
             if let Some(mode) = &copy.mode
                 && !is_octal_mode(mode)
@@ -421,7 +440,11 @@ impl Checker<'_, '_> {
                 && !is_user_name(g)
             {
                 let loc = self.at(&[K("build"), K("final"), K("user")]);
-                self.error_hint(loc, format!("invalid group name `{g}`"), USER_NAME_RULE);
+                self.error_hint(
+                    loc,
+                    format!("invalid group name `{}`", g.escape_debug()),
+                    USER_NAME_RULE,
+                );
             }
         }
         if let Some(w) = &f.workdir {

@@ -406,6 +406,90 @@ const BAD: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
+/// Every field of `build.users` lands in `/etc/passwd` or `/etc/group`; a
+/// `:` or a line break in one wrote fields or whole accounts of the
+/// config's choosing (a passwordless uid-0 account among them), since only
+/// `name` and `groups` were checked. Each is refused in `check`, located.
+const ACCOUNT_INJECTION: &[(&str, &str, &str, &str)] = &[
+    (
+        "a shell that starts a second account",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, shell: \"/bin/sh\\nevil::0:0::/root:/bin/sh\" }\n",
+        "5:27: invalid `build.users[0].shell` `/bin/sh\\nevil::0:0::/root:/bin/sh`",
+        ACCOUNT_RULE,
+    ),
+    (
+        "a shell with a field separator",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, shell: \"/bin/sh:x\" }\n",
+        "5:27: invalid `build.users[0].shell` `/bin/sh:x`",
+        ACCOUNT_RULE,
+    ),
+    (
+        "a home that starts a second account",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, home: \"/home/dev\\nevil::0:0::/root:/bin/sh\" }\n",
+        "5:26: invalid `build.users[0].home` `/home/dev\\nevil::0:0::/root:/bin/sh`",
+        ACCOUNT_RULE,
+    ),
+    (
+        "a home with a field separator",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, home: \"/home/dev:0\" }\n",
+        "5:26: invalid `build.users[0].home` `/home/dev:0`",
+        ACCOUNT_RULE,
+    ),
+    (
+        "a home with a carriage return",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, home: \"/home/dev\\r\" }\n",
+        "5:26: invalid `build.users[0].home` `/home/dev\\r`",
+        ACCOUNT_RULE,
+    ),
+    (
+        "a name that starts a second account",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: \"dev\\nevil::0:0::/root:/bin/sh\" }\n",
+        "5:15: invalid user name `dev\\nevil::0:0::/root:/bin/sh`",
+        "a user or group name is `[a-z_][a-z0-9_-]*`, optionally ending in `$`, at most 32 characters",
+    ),
+    (
+        "a group that starts a second group",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, groups: [\"sudo\\nroot::0:dev\"] }\n",
+        "5:29: invalid group name `sudo\\nroot::0:dev`",
+        "a user or group name is `[a-z_][a-z0-9_-]*`, optionally ending in `$`, at most 32 characters",
+    ),
+    (
+        "a group with a field separator",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, groups: [\"sudo:x:0\"] }\n",
+        "5:29: invalid group name `sudo:x:0`",
+        "a user or group name is `[a-z_][a-z0-9_-]*`, optionally ending in `$`, at most 32 characters",
+    ),
+    (
+        "a group with a member separator",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, groups: [\"sudo,root\"] }\n",
+        "5:29: invalid group name `sudo,root`",
+        "a user or group name is `[a-z_][a-z0-9_-]*`, optionally ending in `$`, at most 32 characters",
+    ),
+];
+
+const ACCOUNT_RULE: &str = "`/etc/passwd` keeps one account per line and its fields apart with `:`, so a field holds no `:` and no control character (a line break)";
+
+#[test]
+fn regression_account_fields_with_a_colon_or_a_line_break_are_refused_in_check() {
+    let dir = habitat();
+    let mut failures = Vec::new();
+    for (what, yaml, expected, hint) in ACCOUNT_INJECTION {
+        let expected = format!("{expected} [hint: {hint}]");
+        match parse_in(dir.path(), yaml) {
+            Ok(_) => failures.push(format!("{what}: parsed, expected `{expected}`")),
+            Err(d) => {
+                let got = problems(&d);
+                if got != [expected.clone()] {
+                    failures.push(format!(
+                        "{what}:\n  expected {expected:?}\n  got      {got:?}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn each_bad_input_gets_its_message_at_its_place() {
     let dir = habitat();
