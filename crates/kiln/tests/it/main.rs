@@ -9,3 +9,4 @@ mod support;
 mod cli;
 mod instances;
 mod quickstart;
+mod secrets;
