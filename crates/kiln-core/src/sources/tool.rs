@@ -13,6 +13,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::config::Tool;
+use crate::config::url::{credentials_hidden, without_credentials};
 use crate::sources::io::{HostIo, io_err};
 
 /// A tool failure; every variant names the tool.
@@ -86,7 +87,7 @@ pub fn fetch_tool(tool: &Tool, habitat_dir: &Path, cache: &Path) -> Result<Fetch
     if source.contains("://") {
         return Err(ToolError::UnsupportedScheme {
             tool: tool.name.clone(),
-            source_: source.to_string(),
+            source_: shown(source),
         });
     }
     let fetched = habitat_file(tool, habitat_dir)?;
@@ -142,7 +143,7 @@ fn check(tool: &Tool, content: &[u8], expected: &str) -> Result<(), ToolError> {
     if actual != expected {
         return Err(ToolError::Checksum {
             tool: tool.name.clone(),
-            source_: tool.source.clone(),
+            source_: shown(&tool.source),
             expected: expected.to_string(),
             actual,
         });
@@ -150,14 +151,20 @@ fn check(tool: &Tool, content: &[u8], expected: &str) -> Result<(), ToolError> {
     Ok(())
 }
 
+/// A tool's source as messages show it: a URL's credentials are for the
+/// download only.
+fn shown(source: &str) -> String {
+    without_credentials(source).into_owned()
+}
+
 fn habitat_file(tool: &Tool, habitat_dir: &Path) -> Result<FetchedTool, ToolError> {
     let outside = || ToolError::OutsideHabitat {
         tool: tool.name.clone(),
-        source_: tool.source.clone(),
+        source_: shown(&tool.source),
     };
     let not_a_file = |reason: String| ToolError::NotAFile {
         tool: tool.name.clone(),
-        source_: tool.source.clone(),
+        source_: shown(&tool.source),
         reason,
     };
     let rel = Path::new(&tool.source);
@@ -202,8 +209,8 @@ fn download(tool: &Tool, expected: &str, cache: &Path) -> Result<FetchedTool, To
     std::fs::create_dir_all(&dir).map_err(io_err("cannot create the tool cache", &dir))?;
     let download_err = |reason: String| ToolError::Download {
         tool: tool.name.clone(),
-        url: tool.source.clone(),
-        reason,
+        url: shown(&tool.source),
+        reason: credentials_hidden(&reason).into_owned(),
     };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
@@ -240,7 +247,7 @@ fn download(tool: &Tool, expected: &str, cache: &Path) -> Result<FetchedTool, To
     if actual != expected {
         return Err(ToolError::Checksum {
             tool: tool.name.clone(),
-            source_: tool.source.clone(),
+            source_: shown(&tool.source),
             expected: expected.to_string(),
             actual,
         });

@@ -594,6 +594,27 @@ fn copy_source_links_are_judged_as_the_build_opens_them() {
     );
 }
 
+/// A diagnostic shows the line it is about: a repo URL's credential on
+/// that line was printed with it.
+#[test]
+fn regression_a_diagnostic_masks_a_credential_on_the_line_it_shows() {
+    let dir = habitat();
+    let yaml =
+        format!("{HEAD}  repos:\n    - {{ url: \"https://me:tok-s3cr3t@host/r\", path: app }}\n");
+    let d = parse_in(dir.path(), &yaml).unwrap_err();
+    let shown = d.to_string();
+    assert!(!shown.contains("tok-s3cr3t"), "{shown}");
+    assert!(shown.contains("https://**************host/r"), "{shown}");
+    // The caret still points at `app`.
+    let lines: Vec<&str> = shown.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("path: app"))
+        .expect("the line");
+    let caret = lines[at + 1].find('^').expect("a caret");
+    assert_eq!(&lines[at][caret..caret + 3], "app", "{shown}");
+}
+
 #[test]
 fn all_structural_errors_come_in_one_run() {
     let yaml = "\

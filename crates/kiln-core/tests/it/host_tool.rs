@@ -126,6 +126,24 @@ fn a_damaged_cache_entry_is_fetched_again() {
     assert_eq!(server.hits.load(Ordering::SeqCst), 2);
 }
 
+/// A tool URL's credential is for the download only: the errors that name
+/// the source showed the URL as written.
+#[test]
+fn regression_credentials_in_a_tool_url_are_not_shown() {
+    let server = serve();
+    let cache = tempfile::tempdir().expect("tempdir");
+    let habitat = tempfile::tempdir().expect("tempdir");
+    let host = server.base.trim_start_matches("http://");
+    let token = "tok-Zq9xW-tool";
+    for (path, sha256) in [("jq", "0".repeat(64)), ("missing", sha(BODY))] {
+        let t = tool(&format!("http://me:{token}@{host}/{path}"), &sha256);
+        let err = fetch_tool(&t, habitat.path(), cache.path()).expect_err(path);
+        let msg = err.to_string();
+        assert!(!msg.contains(token), "{msg}");
+        assert!(msg.contains(&format!("{}/{path}", server.base)), "{msg}");
+    }
+}
+
 #[test]
 fn an_http_error_is_a_download_error() {
     let server = serve();

@@ -7,6 +7,7 @@
 mod support;
 
 mod cli;
+mod credentials;
 mod instances;
 mod quickstart;
 mod secrets;
