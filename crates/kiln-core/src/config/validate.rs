@@ -284,6 +284,22 @@ impl Checker<'_, '_> {
             let here = |k| [K("build"), K("files"), K("copies"), I(i), K(k)];
             let name = |k: &str| format!("build.files.copies[{i}].{k}");
             self.copy_source(&copy.source, self.at(&here("source")));
+            if self.complete
+                && let Some(secret) = config
+                    .secrets
+                    .iter()
+                    .find(|s| s.file.as_deref().map(lexical) == Some(lexical(&copy.source)))
+            {
+                let loc = self.at(&here("source"));
+                self.error_hint(
+                    loc,
+                    format!(
+                        "copy source `{}` is the file of secret `{}`, and secrets never enter an image",
+                        copy.source, secret.id
+                    ),
+                    "read it from `/run/secrets` in a setup command instead",
+                );
+            }
             self.absolute(&copy.dest, &here("dest"), &name("dest"));
             if let Some(owner) = &copy.owner {
                 self.user_ref(config, owner, &here("owner"), &name("owner"));
@@ -678,4 +694,19 @@ fn leads_out(dir: &Path, rel: &Path) -> std::io::Result<Option<(PathBuf, PathBuf
         }
     }
     Ok(None)
+}
+
+/// `path` with `.` dropped and `..` applied, as far as the text says.
+fn lexical(path: &str) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in Path::new(path).components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
 }

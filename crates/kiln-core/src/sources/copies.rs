@@ -7,7 +7,7 @@
 //! Over 600 lines with its tests: the walk, the digest and the cache that
 //! must never serve a changed file are one correctness argument, read together.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read};
@@ -37,6 +37,11 @@ pub enum CopyError {
     Outside(BeneathError),
     #[error("copy source `{}` is neither a file nor a directory", path.display())]
     NotCopyable { path: PathBuf },
+    #[error(
+        "copy source `{}` is a build secret's file, and secrets never enter an image\nhint: copy something else, or read it from `/run/secrets` in a setup command",
+        path.display()
+    )]
+    Secret { path: PathBuf },
     #[error("`{}` changed while kiln read it: {what}\nhint: build again once it stops changing", path.display())]
     Changed { path: PathBuf, what: &'static str },
 }
@@ -139,6 +144,34 @@ impl Stat {
     }
 }
 
+/// Host files a copy never takes: the build's secret files (SPEC §6: a
+/// secret never enters a layer), known by device and inode, so that a copy
+/// of the directory holding one, a hard link or a second path to it leaves
+/// it out too.
+#[derive(Debug, Default, Clone)]
+pub struct Withheld {
+    files: BTreeSet<(u64, u64)>,
+}
+
+impl Withheld {
+    /// The files of `secrets` (relative to the habitat directory `dir`)
+    /// that exist; a missing one is the secrets' own error, later.
+    pub fn secret_files(dir: &Path, secrets: &[crate::config::Secret]) -> Withheld {
+        let files = secrets
+            .iter()
+            .filter_map(|s| s.file.as_ref())
+            .filter_map(|f| fs::metadata(dir.join(f)).ok())
+            .filter(|m| m.is_file())
+            .map(|m| (m.dev(), m.ino()))
+            .collect();
+        Withheld { files }
+    }
+
+    fn holds(&self, m: &Stat) -> bool {
+        m.is_file() && self.files.contains(&(m.dev, m.ino))
+    }
+}
+
 /// A walked copy source: the source opened beneath the habitat directory,
 /// and everything under it.
 struct Tree {
@@ -153,12 +186,15 @@ struct Tree {
 /// below it, in sorted order so digests and archives are deterministic. The
 /// subtrees under the source are walked on several threads: a no-op build
 /// of a large tree is mostly this walk (a stat per entry).
-fn walk(dir: &Path, source: &str) -> Result<Tree, CopyError> {
+fn walk(dir: &Path, source: &str, withheld: &Withheld) -> Result<Tree, CopyError> {
     let path = host_path(dir, source);
     let root = Beneath::open(dir)?.open_entry(Path::new(source))?;
     let meta = Stat::of(&root.metadata().map_err(err(&path))?);
     if !meta.is_dir() && !meta.is_file() {
         return Err(CopyError::NotCopyable { path });
+    }
+    if withheld.holds(&meta) {
+        return Err(CopyError::Secret { path });
     }
     let mut out = vec![Entry {
         rel: String::new(),
@@ -169,12 +205,12 @@ fn walk(dir: &Path, source: &str) -> Result<Tree, CopyError> {
     if !meta.is_dir() {
         return Ok(Tree { root, entries: out });
     }
-    let top = children(&root, &out[0].path, "")?;
+    let top = children(&root, &out[0].path, "", withheld)?;
     let subdirs: Vec<&Entry> = top.iter().filter(|e| e.meta.is_dir()).collect();
     let below = on_threads(&subdirs, |e| {
         let mut entries = Vec::new();
         let sub = open_dir(&root, e)?;
-        walk_below(&sub, e, &mut entries).map(|()| entries)
+        walk_below(&sub, e, withheld, &mut entries).map(|()| entries)
     });
     for entries in below {
         out.extend(entries?);
@@ -186,11 +222,16 @@ fn walk(dir: &Path, source: &str) -> Result<Tree, CopyError> {
 
 /// Everything below the directory `e`, open as `dir` (not `e` itself), in
 /// any order. One descriptor is open per level of depth.
-fn walk_below(dir: &fs::File, e: &Entry, out: &mut Vec<Entry>) -> Result<(), CopyError> {
-    for child in children(dir, &e.path, &e.rel)? {
+fn walk_below(
+    dir: &fs::File,
+    e: &Entry,
+    withheld: &Withheld,
+    out: &mut Vec<Entry>,
+) -> Result<(), CopyError> {
+    for child in children(dir, &e.path, &e.rel, withheld)? {
         if child.meta.is_dir() {
             let sub = open_dir(dir, &child)?;
-            walk_below(&sub, &child, out)?;
+            walk_below(&sub, &child, withheld, out)?;
         }
         out.push(child);
     }
@@ -222,9 +263,15 @@ fn host_path(dir: &Path, source: &str) -> PathBuf {
 }
 
 /// The entries of the open directory `dir` (at `dir_path` on the host),
-/// whose path under the root is `prefix`. Each is stat'ed relative to the
-/// open directory, so no path on the way is looked up again.
-fn children(dir: &fs::File, dir_path: &Path, prefix: &str) -> Result<Vec<Entry>, CopyError> {
+/// whose path under the root is `prefix`, less the withheld files. Each is
+/// stat'ed relative to the open directory, so no path on the way is looked
+/// up again.
+fn children(
+    dir: &fs::File,
+    dir_path: &Path,
+    prefix: &str,
+    withheld: &Withheld,
+) -> Result<Vec<Entry>, CopyError> {
     let raw = |e: rustix::io::Errno| io::Error::from(e);
     let mut out = Vec::new();
     for entry in rustix::fs::Dir::read_from(dir).map_err(|e| err(dir_path)(raw(e)))? {
@@ -237,6 +284,9 @@ fn children(dir: &fs::File, dir_path: &Path, prefix: &str) -> Result<Vec<Entry>,
         let stat = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| err(&path)(raw(e)))?;
         let meta = Stat::of_raw(&stat);
+        if withheld.holds(&meta) {
+            continue;
+        }
         let link = match meta.is_symlink() {
             true => {
                 let target = rustix::fs::readlinkat(dir, name, Vec::new())
@@ -327,8 +377,8 @@ fn read_exactly(
 
 /// The content digest of a copy source: paths, kinds, modes, bytes and link
 /// targets of everything under it.
-pub fn digest(dir: &Path, source: &str) -> Result<String, CopyError> {
-    let tree = walk(dir, source)?;
+pub fn digest(dir: &Path, source: &str, withheld: &Withheld) -> Result<String, CopyError> {
+    let tree = walk(dir, source, withheld)?;
     let files: Vec<&Entry> = tree.entries.iter().filter(|e| e.meta.is_file()).collect();
     digest_entries(&tree.entries, hash_files(&tree, &files)?)
 }
@@ -507,9 +557,14 @@ impl DigestCache {
     }
 
     /// The digest of `source`, from the cache when its fingerprint proves it.
-    pub fn digest(&mut self, dir: &Path, source: &str) -> Result<String, CopyError> {
+    pub fn digest(
+        &mut self,
+        dir: &Path,
+        source: &str,
+        withheld: &Withheld,
+    ) -> Result<String, CopyError> {
         let started = now_ns();
-        let tree = walk(dir, source)?;
+        let tree = walk(dir, source, withheld)?;
         let entries = &tree.entries;
         let (print, newest) = fingerprint(entries);
         let key = host_path(dir, source).display().to_string();
@@ -617,9 +672,10 @@ pub fn append_to_tar<W: io::Write>(
     source: &str,
     dest: &str,
     own: Ownership,
+    withheld: &Withheld,
 ) -> Result<(), CopyError> {
     let base = dest.trim_start_matches('/').trim_end_matches('/');
-    let tree = walk(dir, source)?;
+    let tree = walk(dir, source, withheld)?;
     for e in &tree.entries {
         let name = if e.rel.is_empty() {
             base.to_string()
@@ -697,8 +753,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("a");
         fs::write(&f, "hello").unwrap();
-        let one = digest(d.path(), ".").unwrap();
-        assert_eq!(one, digest(d.path(), ".").unwrap());
+        let one = digest(d.path(), ".", &Withheld::default()).unwrap();
+        assert_eq!(one, digest(d.path(), ".", &Withheld::default()).unwrap());
         // Same size, same mtime, other bytes.
         let mtime = fs::metadata(&f).unwrap().modified().unwrap();
         fs::write(&f, "jello").unwrap();
@@ -708,12 +764,12 @@ mod tests {
             .unwrap()
             .set_modified(mtime)
             .unwrap();
-        let two = digest(d.path(), ".").unwrap();
+        let two = digest(d.path(), ".", &Withheld::default()).unwrap();
         assert_ne!(one, two);
         fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
-        assert_ne!(two, digest(d.path(), ".").unwrap());
+        assert_ne!(two, digest(d.path(), ".", &Withheld::default()).unwrap());
         fs::rename(&f, d.path().join("b")).unwrap();
-        let renamed = digest(d.path(), ".").unwrap();
+        let renamed = digest(d.path(), ".", &Withheld::default()).unwrap();
         fs::File::options()
             .write(true)
             .open(d.path().join("b"))
@@ -722,7 +778,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             renamed,
-            digest(d.path(), ".").unwrap(),
+            digest(d.path(), ".", &Withheld::default()).unwrap(),
             "mtime is not content"
         );
     }
@@ -740,17 +796,17 @@ mod tests {
             .set_modified(old)
             .unwrap();
         let mut cache = DigestCache::default();
-        let first = cache.digest(d.path(), ".").unwrap();
+        let first = cache.digest(d.path(), ".", &Withheld::default()).unwrap();
         // The file was just written, so its ctime is recent: not cached yet.
         assert!(cache.entries.is_empty(), "a racily new tree is not cached");
-        assert_eq!(first, digest(d.path(), ".").unwrap());
+        assert_eq!(first, digest(d.path(), ".", &Withheld::default()).unwrap());
         // Pretend the cache was made long after the change.
-        let (print, _) = fingerprint(&walk(d.path(), ".").unwrap().entries);
+        let (print, _) = fingerprint(&walk(d.path(), ".", &Withheld::default()).unwrap().entries);
         cache
             .entries
             .insert(d.path().display().to_string(), (print, "cached".into()));
         assert_eq!(
-            cache.digest(d.path(), ".").unwrap(),
+            cache.digest(d.path(), ".", &Withheld::default()).unwrap(),
             "cached",
             "an unchanged tree is served from the cache"
         );
@@ -762,8 +818,8 @@ mod tests {
             .unwrap()
             .set_modified(old)
             .unwrap();
-        let after = cache.digest(d.path(), ".").unwrap();
-        assert_eq!(after, digest(d.path(), ".").unwrap());
+        let after = cache.digest(d.path(), ".", &Withheld::default()).unwrap();
+        assert_eq!(after, digest(d.path(), ".", &Withheld::default()).unwrap());
         assert_ne!(after, first);
     }
 
@@ -783,17 +839,17 @@ mod tests {
         );
         cache.files = Some(files);
         fs::write(&b, "BBB").unwrap();
-        let served = cache.digest(d.path(), ".").unwrap();
+        let served = cache.digest(d.path(), ".", &Withheld::default()).unwrap();
         assert_ne!(
             served,
-            digest(d.path(), ".").unwrap(),
+            digest(d.path(), ".", &Withheld::default()).unwrap(),
             "the unchanged `a` is served from the per-file cache"
         );
         // `a` changes, even keeping its size: its fingerprint no longer matches.
         fs::write(&a, "AAA").unwrap();
         assert_eq!(
-            cache.digest(d.path(), ".").unwrap(),
-            digest(d.path(), ".").unwrap()
+            cache.digest(d.path(), ".", &Withheld::default()).unwrap(),
+            digest(d.path(), ".", &Withheld::default()).unwrap()
         );
         let files = cache.files.as_ref().unwrap();
         assert!(
@@ -821,11 +877,11 @@ mod tests {
         }
         cache.files = Some(files);
         fs::remove_file(src.join("gone")).unwrap();
-        cache.digest(d.path(), "src").unwrap();
+        cache.digest(d.path(), "src", &Withheld::default()).unwrap();
         cache.save(&path).unwrap();
         let mut again = DigestCache::load(&path);
         fs::write(src.join("new"), "n").unwrap();
-        again.digest(d.path(), "src").unwrap();
+        again.digest(d.path(), "src", &Withheld::default()).unwrap();
         let files = again.files.as_ref().unwrap();
         let names: Vec<&String> = files.files.keys().collect();
         assert_eq!(names, [&src.join("keep").display().to_string()]);
@@ -848,6 +904,7 @@ mod tests {
                 gid: 1000,
                 file_mode: Some(0o640),
             },
+            &Withheld::default(),
         )
         .unwrap();
         let bytes = tar.into_inner().unwrap();

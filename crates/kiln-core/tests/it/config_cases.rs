@@ -399,6 +399,12 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "copy sources are relative to the habitat directory and stay inside it",
     ),
     (
+        "a copy of a secret's file",
+        "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: ./f, dest: /p }]\nsecrets:\n  - { id: t, file: f }\n",
+        "5:24: copy source `./f` is the file of secret `t`, and secrets never enter an image",
+        "read it from `/run/secrets` in a setup command instead",
+    ),
+    (
         "absolute copy source",
         "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: /etc/passwd, dest: /p }]\n",
         "5:24: copy source `/etc/passwd` is an absolute path",

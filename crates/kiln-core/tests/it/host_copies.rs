@@ -10,7 +10,7 @@ use kiln_core::config;
 use kiln_core::engine::fake::{FakeEngine, FakeFileKind};
 use kiln_core::executor::{self, BuildOptions};
 use kiln_core::report::Recorder;
-use kiln_core::sources::copies::{self, CopyError, Ownership};
+use kiln_core::sources::copies::{self, CopyError, Ownership, Withheld};
 use kiln_core::testing;
 
 const HOST_SECRET: &str = "host secret: root:$6$hash\n";
@@ -113,8 +113,8 @@ async fn regression_a_copy_source_swapped_for_a_symlink_after_load_bakes_no_host
 #[test]
 fn regression_a_copy_source_swapped_after_its_digest_is_refused_when_archived() {
     let (root, dir) = habitat();
-    copies::digest(&dir, "files/motd").expect("digest before the swap");
-    copies::digest(&dir, "files/conf").expect("digest before the swap");
+    copies::digest(&dir, "files/motd", &Withheld::default()).expect("digest before the swap");
+    copies::digest(&dir, "files/conf", &Withheld::default()).expect("digest before the swap");
     swap(&dir.join("files/motd"), &root.path().join("host/secret"));
     swap(&dir.join("files/conf"), &root.path().join("host/etc"));
     let own = Ownership {
@@ -122,9 +122,10 @@ fn regression_a_copy_source_swapped_after_its_digest_is_refused_when_archived() 
         gid: 0,
         file_mode: None,
     };
+    let none = Withheld::default();
     for source in ["files/motd", "files/conf", "./files/../files/motd"] {
         let mut tar = tar::Builder::new(Vec::new());
-        let err = copies::append_to_tar(&mut tar, &dir, source, "/etc/x", own)
+        let err = copies::append_to_tar(&mut tar, &dir, source, "/etc/x", own, &none)
             .expect_err("a swapped source is archived");
         assert!(matches!(err, CopyError::Outside(_)), "{source}: {err:?}");
         let bytes = tar.into_inner().expect("tar");
@@ -144,9 +145,12 @@ fn links_that_stay_inside_are_followed_and_links_below_a_source_are_copied_as_li
         gid: 0,
         file_mode: None,
     };
+    let none = Withheld::default();
     let mut tar = tar::Builder::new(Vec::new());
-    copies::append_to_tar(&mut tar, &dir, "motd-link", "/etc/motd", own).expect("inside link");
-    copies::append_to_tar(&mut tar, &dir, "conf-abs", "/etc/app", own).expect("absolute link");
+    copies::append_to_tar(&mut tar, &dir, "motd-link", "/etc/motd", own, &none)
+        .expect("inside link");
+    copies::append_to_tar(&mut tar, &dir, "conf-abs", "/etc/app", own, &none)
+        .expect("absolute link");
     let bytes = tar.into_inner().expect("tar");
     let mut archive = tar::Archive::new(bytes.as_slice());
     let mut seen = Vec::new();
@@ -164,4 +168,52 @@ fn links_that_stay_inside_are_followed_and_links_below_a_source_are_copied_as_li
         seen.contains(&("etc/app/passwd".into(), Some("/etc/passwd".into()))),
         "a link below the source stays a link: {seen:?}"
     );
+}
+
+/// A secret's file inside the habitat went into the image with any copy of
+/// the directory holding it (SPEC §6: a secret never enters a layer). It is
+/// left out of such copies, hard links to it too, and a copy of the file
+/// itself is refused.
+#[tokio::test]
+async fn regression_a_secret_file_in_a_copied_directory_never_reaches_an_image() {
+    let (root, dir) = habitat();
+    std::fs::write(dir.join("files/conf/.npmrc"), HOST_SECRET).expect("write");
+    std::fs::hard_link(dir.join("files/conf/.npmrc"), dir.join("files/npmrc-link"))
+        .expect("hard link");
+    std::fs::write(
+        dir.join("kiln.yaml"),
+        format!(
+            "{YAML}      - {{ source: ., dest: /work }}\nsecrets:\n  - {{ id: npm, file: files/conf/.npmrc }}\n"
+        ),
+    )
+    .expect("write");
+    let engine = FakeEngine::new();
+    testing::busybox_image(&engine).await.expect("base image");
+    let loaded = config::load(&dir).unwrap_or_else(|d| panic!("{d}"));
+    let opts = BuildOptions {
+        cache_root: Some(root.path().join("cache")),
+        ..BuildOptions::default()
+    };
+    let mut reporter = Recorder::default();
+    let built = executor::build(&engine, &loaded, &opts, &mut reporter)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(host_bytes_in_images(&engine), Vec::<String>::new());
+    let files = engine.image_files(&built.image).expect("the final image");
+    for copied in ["/etc/app/app.ini", "/work/files/motd", "/work/kiln.yaml"] {
+        assert!(files.contains_key(copied), "{copied} was not copied");
+    }
+
+    let withheld = Withheld::secret_files(&dir, &loaded.config.secrets);
+    let mut tar = tar::Builder::new(Vec::new());
+    let own = Ownership {
+        uid: 0,
+        gid: 0,
+        file_mode: None,
+    };
+    for source in ["files/conf/.npmrc", "files/npmrc-link"] {
+        let err = copies::append_to_tar(&mut tar, &dir, source, "/x", own, &withheld)
+            .expect_err("a secret copied");
+        assert!(matches!(err, CopyError::Secret { .. }), "{source}: {err:?}");
+    }
 }
