@@ -51,8 +51,9 @@ impl Diagnostic {
         if self.line == 0 {
             writeln!(f, "{pad}--> {}", self.file)?;
         } else {
-            // Tabs become single spaces so the carets stay under the column they mark.
-            let shown = self.source_line.replace('\t', " ");
+            // Tabs become single spaces so the carets stay under the column
+            // they mark; a URL's credentials become `*`s, as many.
+            let shown = super::url::credentials_masked(&self.source_line).replace('\t', " ");
             writeln!(f, "{pad}--> {}:{}:{}", self.file, self.line, self.column)?;
             writeln!(f, "{pad} |")?;
             writeln!(f, "{:>width$} | {}", self.line, shown.trim_end())?;

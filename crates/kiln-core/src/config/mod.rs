@@ -14,6 +14,7 @@ mod node;
 pub mod runtime;
 mod schema;
 mod shape;
+pub mod url;
 mod validate;
 
 use std::path::{Path, PathBuf};

@@ -6,15 +6,16 @@ mod instances;
 mod rules;
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use super::diagnostic::Sink;
 use super::model::{Config, Env, Port};
 use super::node::{Loc, Node, Seg};
 use super::shape::suggest;
 use rules::{
-    ENV_NAME_RULE, USER_NAME_RULE, is_env_name, is_habitat_name, is_numeric, is_octal_mode,
-    is_port, is_secret_id, is_user_name, normalize_image_path,
+    ACCOUNT_FIELD_RULE, ENV_NAME_RULE, USER_NAME_RULE, is_account_field, is_env_name,
+    is_habitat_name, is_numeric, is_octal_mode, is_port, is_secret_id, is_user_name,
+    normalize_image_path,
 };
 
 use Seg::{Index as I, Key as K};
@@ -164,7 +165,7 @@ impl Checker<'_, '_> {
                 let loc = self.at(&here("name"));
                 self.error_hint(
                     loc,
-                    format!("invalid user name `{}`", user.name),
+                    format!("invalid user name `{}`", user.name.escape_debug()),
                     USER_NAME_RULE,
                 );
             }
@@ -195,11 +196,25 @@ impl Checker<'_, '_> {
             for (g, group) in user.groups.iter().enumerate() {
                 if !is_user_name(group) {
                     let loc = self.at(&[K("build"), K("users"), I(i), K("groups"), I(g)]);
-                    self.error_hint(loc, format!("invalid group name `{group}`"), USER_NAME_RULE);
+                    self.error_hint(
+                        loc,
+                        format!("invalid group name `{}`", group.escape_debug()),
+                        USER_NAME_RULE,
+                    );
                 }
             }
+            // Both land in `/etc/passwd`: a `:` or a line break there would
+            // write fields or whole accounts of the config's choosing.
             for (key, value) in [("home", &user.home), ("shell", &user.shell)] {
-                if let Some(v) = value {
+                let Some(v) = value else { continue };
+                if !is_account_field(v) {
+                    let loc = self.at(&here(key));
+                    self.error_hint(
+                        loc,
+                        format!("invalid `build.users[{i}].{key}` `{}`", v.escape_debug()),
+                        ACCOUNT_FIELD_RULE,
+                    );
+                } else {
                     self.absolute(v, &here(key), &format!("build.users[{i}].{key}"));
                 }
             }
@@ -269,6 +284,22 @@ impl Checker<'_, '_> {
             let here = |k| [K("build"), K("files"), K("copies"), I(i), K(k)];
             let name = |k: &str| format!("build.files.copies[{i}].{k}");
             self.copy_source(&copy.source, self.at(&here("source")));
+            if self.complete
+                && let Some(secret) = config
+                    .secrets
+                    .iter()
+                    .find(|s| s.file.as_deref().map(lexical) == Some(lexical(&copy.source)))
+            {
+                let loc = self.at(&here("source"));
+                self.error_hint(
+                    loc,
+                    format!(
+                        "copy source `{}` is the file of secret `{}`, and secrets never enter an image",
+                        copy.source, secret.id
+                    ),
+                    "read it from `/run/secrets` in a setup command instead",
+                );
+            }
             self.absolute(&copy.dest, &here("dest"), &name("dest"));
             if let Some(owner) = &copy.owner {
                 self.user_ref(config, owner, &here("owner"), &name("owner"));
@@ -278,7 +309,11 @@ impl Checker<'_, '_> {
                 && !is_user_name(group)
             {
                 let loc = self.at(&here("group"));
-                self.error_hint(loc, format!("invalid group name `{group}`"), USER_NAME_RULE);
+                self.error_hint(
+                    loc,
+                    format!("invalid group name `{}`", group.escape_debug()),
+                    USER_NAME_RULE,
+                );
             }
             if let Some(mode) = &copy.mode
                 && !is_octal_mode(mode)
@@ -421,7 +456,11 @@ impl Checker<'_, '_> {
                 && !is_user_name(g)
             {
                 let loc = self.at(&[K("build"), K("final"), K("user")]);
-                self.error_hint(loc, format!("invalid group name `{g}`"), USER_NAME_RULE);
+                self.error_hint(
+                    loc,
+                    format!("invalid group name `{}`", g.escape_debug()),
+                    USER_NAME_RULE,
+                );
             }
         }
         if let Some(w) = &f.workdir {
@@ -579,13 +618,14 @@ impl Checker<'_, '_> {
             self.error_hint(loc, format!("copy source `{source}` does not exist"), hint);
             return;
         }
-        match std::fs::canonicalize(&full) {
-            Ok(real) if real.starts_with(self.dir) => {}
-            Ok(real) => self.error_hint(
+        match leads_out(self.dir, relative) {
+            Ok(None) => {}
+            Ok(Some((link, target))) => self.error_hint(
                 loc,
                 format!(
-                    "copy source `{source}` resolves to `{}`, outside the habitat directory",
-                    real.display()
+                    "copy source `{source}` leads out of the habitat directory: `{}` is a symlink to `{}`",
+                    link.display(),
+                    target.display()
                 ),
                 "copy the file into the habitat directory instead of linking to it",
             ),
@@ -595,4 +635,78 @@ impl Checker<'_, '_> {
             ),
         }
     }
+}
+
+/// The symlink through which `rel` leads out of `dir`, and its target, when
+/// it does: the build's own rule (`sources/beneath.rs`, which opens what
+/// this looks at), so `check` passes exactly the sources a build can read.
+/// Links are followed while they stay inside, an absolute one only into
+/// `dir` itself (it is canonical); `rel` climbs out by `..` on its own only
+/// lexically, which the caller has refused already.
+fn leads_out(dir: &Path, rel: &Path) -> std::io::Result<Option<(PathBuf, PathBuf)>> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    fn names(p: &Path) -> VecDeque<OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some(OsString::from("..")),
+                _ => None,
+            })
+            .collect()
+    }
+    let mut at = PathBuf::new();
+    let mut pending = names(rel);
+    let mut via: Option<(PathBuf, PathBuf)> = None;
+    let mut links = 0;
+    while let Some(name) = pending.pop_front() {
+        if name == ".." {
+            if !at.pop() {
+                return Ok(via);
+            }
+            continue;
+        }
+        let here = at.join(&name);
+        let meta = std::fs::symlink_metadata(dir.join(&here))?;
+        if !meta.file_type().is_symlink() {
+            at = here;
+            continue;
+        }
+        links += 1;
+        if links > 40 {
+            return Err(std::io::Error::other("too many levels of symbolic links"));
+        }
+        let target = std::fs::read_link(dir.join(&here))?;
+        let rest = if target.has_root() {
+            match target.strip_prefix(dir) {
+                Ok(inside) => {
+                    at = PathBuf::new();
+                    names(inside)
+                }
+                Err(_) => return Ok(Some((here, target))),
+            }
+        } else {
+            names(&target)
+        };
+        via = Some((here, target));
+        for n in rest.into_iter().rev() {
+            pending.push_front(n);
+        }
+    }
+    Ok(None)
+}
+
+/// `path` with `.` dropped and `..` applied, as far as the text says.
+fn lexical(path: &str) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in Path::new(path).components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
 }

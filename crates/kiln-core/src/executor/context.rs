@@ -92,7 +92,7 @@ pub(super) struct Executor<'a, E: Engine> {
     pub(super) facts: &'a Facts,
     pub(super) reporter: &'a mut dyn Reporter,
     /// Secret values, redacted from every line of output shown.
-    pub(super) secrets: Vec<String>,
+    pub(super) secrets: super::secrets::Redactor,
 }
 
 /// What a phase gets: which phase it is, the image it builds on, the config

@@ -220,7 +220,7 @@ async fn build_locked<E: Engine>(
         snaps: &snaps,
         facts: &facts,
         reporter,
-        secrets: Vec::new(),
+        secrets: secrets::Redactor::default(),
     };
     let (ran, swept) = tokio::join!(exec.run(&plan), sweep);
     ran?;

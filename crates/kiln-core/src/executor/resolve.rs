@@ -62,12 +62,12 @@ pub(super) async fn resolve_facts<E: Engine>(
     };
     let digests_path = opts.cache().digests(&c.name);
     let mut digests = copies::DigestCache::load(&digests_path);
+    let withheld = copies::Withheld::secret_files(&habitat.dir, &c.secrets);
     let mut copies = Vec::new();
     for copy in c.build.files.iter().flat_map(|f| &f.copies) {
-        let src = habitat.dir.join(&copy.source);
         copies.push(
             digests
-                .digest(&src)
+                .digest(&habitat.dir, &copy.source, &withheld)
                 .map_err(|e| fail(Phase::Files, e.to_string()))?,
         );
     }

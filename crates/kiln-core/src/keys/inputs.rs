@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
+use crate::config::url::without_credentials;
 use crate::config::{Config, NpmPackage};
 use crate::keys::facts::{BaseFact, Facts};
 use crate::phase::Phase;
@@ -79,12 +80,14 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
             })
         }
         Phase::Repos if b.repos.is_empty() => Value::Null,
+        // A credential in the URL is for the fetch only: it is no input (a
+        // changed token is the same repository) and this lands in a label.
         Phase::Repos => json!(
             b.repos
                 .iter()
                 .enumerate()
                 .map(|(i, r)| json!({
-                    "url": r.url, "path": r.path, "ref": r.git_ref, "owner": r.owner,
+                    "url": without_credentials(&r.url), "path": r.path, "ref": r.git_ref, "owner": r.owner,
                     "commit": facts.repos.get(i),
                 }))
                 .collect::<Vec<_>>()

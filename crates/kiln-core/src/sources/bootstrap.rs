@@ -16,6 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use crate::cache::{BuildLock, lock, scratch};
 use crate::config::Bootstrap;
+use crate::config::url::{credentials_hidden, without_credentials};
 use crate::engine::{Engine, EngineError, ImageConfig, ImageInfo};
 use crate::image::labels::{LABEL_BOOTSTRAP, LABEL_BOOTSTRAP_PARAMS, LABEL_HABITAT, LABEL_PHASE};
 use crate::sources::io::{HostIo, io_err};
@@ -68,11 +69,10 @@ pub fn canonical_params(b: &Bootstrap) -> String {
     let mut include: Vec<&str> = b.include.iter().map(|s| s.trim()).collect();
     include.sort_unstable();
     include.dedup();
-    let mirror = b
-        .mirror
-        .as_deref()
-        .unwrap_or(DEFAULT_MIRROR)
-        .trim_end_matches('/');
+    // A credential in the mirror's URL is for debootstrap only: not an
+    // input, and never in the params label.
+    let mirror = without_credentials(b.mirror.as_deref().unwrap_or(DEFAULT_MIRROR));
+    let mirror = mirror.trim_end_matches('/');
     let mut params: BTreeMap<&str, serde_json::Value> = BTreeMap::new();
     params.insert("distro", b.distro.as_str().into());
     params.insert("include", include.into());
@@ -106,7 +106,7 @@ pub fn validate(b: &Bootstrap) -> Result<(), BootstrapError> {
     }
     let bad = |what, value: &str, why| BootstrapError::BadParam {
         what,
-        value: value.to_string(),
+        value: credentials_hidden(value).into_owned(),
         why,
     };
     let name_like = |s: &str, extra: &str| {
@@ -450,6 +450,7 @@ async fn run_debootstrap(
     drop(tx);
     let mut tail = VecDeque::with_capacity(TAIL);
     while let Some(line) = rx.recv().await {
+        let line = credentials_hidden(&line).into_owned();
         on_line(&line);
         if tail.len() == TAIL {
             tail.pop_front();
@@ -482,7 +483,7 @@ async fn run_debootstrap(
             || "killed by a signal".to_string(),
             |c| format!("exit code {c}"),
         ),
-        tail: tail.join("\n"),
+        tail: credentials_hidden(&tail.join("\n")).into_owned(),
     })
 }
 
@@ -626,6 +627,14 @@ fn trim(rootfs: &Path, b: &Bootstrap) -> Result<(), BootstrapError> {
             "deb {DEFAULT_MIRROR} {s} main\ndeb {DEFAULT_MIRROR} {s}-updates main\ndeb http://deb.debian.org/debian-security {s}-security main\n",
             s = b.suite
         );
+        write_file(rootfs, "etc/apt/sources.list", &sources, 0o644)?;
+    } else if let Some(m) = &b.mirror
+        && without_credentials(m) != m.as_str()
+    {
+        // debootstrap wrote the mirror as given, credential and all; the
+        // image's apt gets the URL without it (a private mirror needs its
+        // credential given again, as a secret, by whoever uses it).
+        let sources = format!("deb {} {} main\n", without_credentials(m), b.suite);
         write_file(rootfs, "etc/apt/sources.list", &sources, 0o644)?;
     }
     Ok(())
@@ -782,6 +791,31 @@ mod tests {
         assert!(root.join("etc/apt/apt.conf.d/docker-clean").exists());
         let sources = std::fs::read_to_string(root.join("etc/apt/sources.list")).expect("sources");
         assert!(sources.contains("bookworm-security"), "{sources}");
+    }
+
+    /// A credential in `mirror:` reached the params label (and the key)
+    /// and, through debootstrap, the image's `/etc/apt/sources.list`.
+    #[test]
+    fn regression_a_mirror_credential_reaches_no_label_key_or_sources_list() {
+        let mut m = b("bookworm");
+        m.mirror = Some("https://me:tok-s3cr3t@mirror.example/debian".into());
+        let params = canonical_params(&m);
+        assert!(!params.contains("tok-s3cr3t"), "{params}");
+        assert!(params.contains("https://mirror.example/debian"), "{params}");
+        let mut plain = b("bookworm");
+        plain.mirror = Some("https://mirror.example/debian".into());
+        assert_eq!(bootstrap_key(&m), bootstrap_key(&plain));
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("etc/apt")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("etc/apt/sources.list"),
+            "deb https://me:tok-s3cr3t@mirror.example/debian bookworm main\n",
+        )
+        .expect("write");
+        trim(dir.path(), &m).expect("trim");
+        let sources =
+            std::fs::read_to_string(dir.path().join("etc/apt/sources.list")).expect("read");
+        assert_eq!(sources, "deb https://mirror.example/debian bookworm main\n");
     }
 
     #[test]

@@ -3,6 +3,12 @@
 //! enters an image), mirrored in kiln's cache, and handed to the engine as a
 //! tar of a real clone checked out at the resolved commit.
 //!
+//! A credential written into a URL (`https://TOKEN@host/…`) is for the fetch
+//! only: git is given the URL without it, and a per-process `insteadOf`
+//! (in git's environment, not its argv or any file) puts it back for the
+//! transport. The mirror's config, the image's `origin` and every message
+//! name the URL without it.
+//!
 //! Over 600 lines: one type, [`RepoCache`], and the git plumbing that only it
 //! uses (ref resolution, mirrors, bundles, the checkout's archive); split, the
 //! git invocations and their error hints would be scattered.
@@ -17,6 +23,7 @@ use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 
 use crate::cache::scratch;
+use crate::config::url::{credentials_hidden, without_credentials};
 use crate::sources::io::{HostIo, io_err};
 
 /// A repository failure. Every variant names the repository as written.
@@ -109,25 +116,24 @@ impl RepoCache {
         git_ref: Option<&str>,
         habitat_dir: &Path,
     ) -> Result<String, RepoError> {
-        let remote = locate(url, habitat_dir);
-        check_safe(url, "url", &remote)?;
+        let remote = Remote::new(url, habitat_dir);
+        check_safe(url, "url", &remote.arg)?;
         // A local repository's branches are read from its files: this runs on
         // every build, and a `git` process costs more than the rest of a no-op.
-        if let Some(sha) = local_branch(Path::new(&remote), git_ref) {
+        if let Some(sha) = local_branch(Path::new(&remote.arg), git_ref) {
             return Ok(sha);
         }
         let Some(r) = git_ref else {
             let out = self.git_ok(url, None, "ls-remote", None, |c| {
-                c.args(["ls-remote", &remote, "HEAD"]);
+                remote.authorize(c);
+                c.args(["ls-remote", &remote.arg, "HEAD"]);
             })?;
             let refs = parse_ls_remote(&out);
             return refs
                 .into_iter()
                 .find(|(name, _)| name == "HEAD")
                 .map(|(_, sha)| sha)
-                .ok_or_else(|| RepoError::EmptyRepo {
-                    url: url.to_string(),
-                });
+                .ok_or_else(|| RepoError::EmptyRepo { url: shown(url) });
         };
         check_safe(url, "ref", r)?;
         if is_hex(r) && (r.len() == 40 || r.len() == 64) {
@@ -139,7 +145,8 @@ impl RepoCache {
         // shows only the tag object, not the commit it names.
         let peeled = format!("{r}^{{}}");
         let out = self.git_ok(url, Some(r), "ls-remote", None, |c| {
-            c.args(["ls-remote", &remote, r, &peeled]);
+            remote.authorize(c);
+            c.args(["ls-remote", &remote.arg, r, &peeled]);
         })?;
         let refs = parse_ls_remote(&out);
         if let Some(sha) = pick_ref(&refs, r) {
@@ -152,7 +159,7 @@ impl RepoCache {
             return Ok(sha);
         }
         Err(RepoError::RefNotFound {
-            url: url.to_string(),
+            url: shown(url),
             git_ref: r.to_string(),
             hint: self.ref_hint(&remote),
         })
@@ -171,11 +178,11 @@ impl RepoCache {
         uid: u32,
         gid: u32,
     ) -> Result<NamedTempFile, RepoError> {
-        let remote = locate(url, habitat_dir);
-        check_safe(url, "url", &remote)?;
+        let remote = Remote::new(url, habitat_dir);
+        check_safe(url, "url", &remote.arg)?;
         check_safe(url, "commit", commit)?;
         let dest_rel = dest_entry_path(dest).ok_or_else(|| RepoError::BadDest {
-            url: url.to_string(),
+            url: shown(url),
             dest: dest.to_string(),
         })?;
         let mirror = self.ensure_commit(url, &remote, commit)?;
@@ -188,7 +195,7 @@ impl RepoCache {
             c.args(["clone", "--quiet", "--no-checkout", &mirror_s, &checkout_s]);
         })?;
         self.git_ok(url, Some(commit), "remote set-url", Some(&checkout), |c| {
-            c.args(["remote", "set-url", "origin", &strip_password(&remote)]);
+            c.args(["remote", "set-url", "origin", &remote.arg]);
         })?;
         self.git_ok(url, Some(commit), "checkout", Some(&checkout), |c| {
             c.args([
@@ -214,8 +221,11 @@ impl RepoCache {
         Ok(tmp)
     }
 
-    /// The mirror directory for a located remote.
+    /// The mirror directory for a located remote (named without its
+    /// credentials: the directory name must not show one, and a changed
+    /// token is the same repository).
     pub fn mirror_path(&self, remote: &str) -> PathBuf {
+        let remote = without_credentials(remote);
         let hash = hex::encode(Sha256::digest(remote.as_bytes()));
         let stem: String = remote
             .trim_end_matches('/')
@@ -236,10 +246,15 @@ impl RepoCache {
     }
 
     /// Returns the mirror of `remote`, holding `commit`.
-    fn ensure_commit(&self, url: &str, remote: &str, commit: &str) -> Result<PathBuf, RepoError> {
+    fn ensure_commit(
+        &self,
+        url: &str,
+        remote: &Remote,
+        commit: &str,
+    ) -> Result<PathBuf, RepoError> {
         std::fs::create_dir_all(&self.root)
             .map_err(io_err("cannot create the repository cache", &self.root))?;
-        let mirror = self.mirror_path(remote);
+        let mirror = self.mirror_path(&remote.arg);
         // Builds of different habitats may want one mirror at once (builds of
         // one habitat are serialised already). git's ref locks do not make
         // two fetches into one repository safe (the loser fails with "cannot
@@ -252,6 +267,7 @@ impl RepoCache {
             return Ok(mirror);
         }
         self.git_ok(url, Some(commit), "fetch", Some(&mirror), |c| {
+            remote.authorize(c);
             c.args(["fetch", "--quiet", "--prune", "origin"]);
         })?;
         if self.has_commit(&mirror, commit) {
@@ -260,13 +276,14 @@ impl RepoCache {
         // A commit no branch or tag reaches: servers that allow fetching by
         // sha (GitHub, GitLab, local repos with the right config) still give it.
         let _ = self.git(Some(&mirror), |c| {
+            remote.authorize(c);
             c.args(["fetch", "--quiet", "origin", commit]);
         });
         if self.has_commit(&mirror, commit) {
             return Ok(mirror);
         }
         Err(RepoError::CommitNotFound {
-            url: url.to_string(),
+            url: shown(url),
             commit: commit.to_string(),
         })
     }
@@ -274,7 +291,7 @@ impl RepoCache {
     fn create_mirror(
         &self,
         url: &str,
-        remote: &str,
+        remote: &Remote,
         mirror: &Path,
         commit: &str,
     ) -> Result<(), RepoError> {
@@ -287,7 +304,8 @@ impl RepoCache {
         // `clone --bare` takes branches and tags only (not e.g. GitHub's
         // `refs/pull/*`) and points HEAD at the remote's default branch.
         self.git_ok(url, Some(commit), "clone --bare", None, |c| {
-            c.args(["clone", "--bare", "--quiet", remote, &target_s]);
+            remote.authorize(c);
+            c.args(["clone", "--bare", "--quiet", &remote.arg, &target_s]);
         })?;
         for refspec in ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"] {
             self.git_ok(url, None, "config", Some(&target), |c| {
@@ -317,10 +335,10 @@ impl RepoCache {
     fn expand_abbrev(
         &self,
         url: &str,
-        remote: &str,
+        remote: &Remote,
         abbrev: &str,
     ) -> Result<Option<String>, RepoError> {
-        let mirror = self.mirror_path(remote);
+        let mirror = self.mirror_path(&remote.arg);
         let rev_parse = |m: &Path| {
             self.git(Some(m), |c| {
                 c.args([
@@ -349,10 +367,11 @@ impl RepoCache {
     }
 
     /// Names some branches and tags of `remote`, for a "no such ref" error.
-    fn ref_hint(&self, remote: &str) -> String {
+    fn ref_hint(&self, remote: &Remote) -> String {
         let listed = self
             .git(None, |c| {
-                c.args(["ls-remote", "--heads", "--tags", remote]);
+                remote.authorize(c);
+                c.args(["ls-remote", "--heads", "--tags", &remote.arg]);
             })
             .ok()
             .filter(|o| o.status.success())
@@ -405,15 +424,16 @@ impl RepoCache {
         let out = self
             .git(dir, args)
             .map_err(|source| RepoError::GitMissing {
-                url: url.to_string(),
+                url: shown(url),
                 source,
             })?;
         if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
             return Err(RepoError::Git {
                 op: op.to_string(),
-                url: url.to_string(),
+                url: shown(url),
                 git_ref: git_ref.map(str::to_string),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                stderr: credentials_hidden(stderr.trim()).into_owned(),
             });
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -441,6 +461,50 @@ fn mirror_lock(mirror: &Path) -> Result<File, RepoError> {
     file.lock()
         .map_err(io_err("cannot take the mirror's lock", &path))?;
     Ok(file)
+}
+
+/// `url` as kiln shows it: without credentials.
+fn shown(url: &str) -> String {
+    without_credentials(url).into_owned()
+}
+
+/// A located remote: what git is given (`arg`, without credentials) and,
+/// when the URL carried some, the URL with them, for the transport only.
+struct Remote {
+    arg: String,
+    with_credentials: Option<String>,
+}
+
+impl Remote {
+    fn new(url: &str, habitat_dir: &Path) -> Remote {
+        let full = locate(url, habitat_dir);
+        let arg = shown(&full);
+        let with_credentials = (arg != full).then_some(full);
+        Remote {
+            arg,
+            with_credentials,
+        }
+    }
+
+    /// Lets `cmd` reach the remote with its credentials: git rewrites `arg`
+    /// to the credentialed URL through `url.<full>.insteadOf`, set in the
+    /// environment (readable by this user only, unlike argv), after any
+    /// `GIT_CONFIG_*` entries the user set.
+    fn authorize(&self, cmd: &mut Command) {
+        let Some(full) = &self.with_credentials else {
+            return;
+        };
+        let n = std::env::var("GIT_CONFIG_COUNT")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        cmd.env("GIT_CONFIG_COUNT", (n + 1).to_string())
+            .env(
+                format!("GIT_CONFIG_KEY_{n}"),
+                format!("url.{full}.insteadOf"),
+            )
+            .env(format!("GIT_CONFIG_VALUE_{n}"), &self.arg);
+    }
 }
 
 /// What git is given for `url`: URLs (`scheme://…`, scp-like `host:path`)
@@ -472,9 +536,9 @@ fn check_safe(url: &str, what: &'static str, value: &str) -> Result<(), RepoErro
     // A leading `-` would be read by git as an option.
     if value.starts_with('-') {
         return Err(RepoError::Unsafe {
-            url: url.to_string(),
+            url: shown(url),
             what,
-            value: value.to_string(),
+            value: shown(value),
         });
     }
     Ok(())
@@ -608,23 +672,6 @@ fn is_full_sha(s: &str) -> bool {
     (s.len() == 40 || s.len() == 64) && is_hex(s)
 }
 
-/// `https://user:secret@host/…` → `https://user@host/…`: the image's
-/// `origin` must not carry a credential.
-fn strip_password(remote: &str) -> String {
-    let Some((scheme, rest)) = remote.split_once("://") else {
-        return remote.to_string();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}@{host}{path}")
-        }
-        None => remote.to_string(),
-    }
-}
-
 /// `/work/app` → `work/app`; `None` unless absolute and free of `..`.
 fn dest_entry_path(dest: &str) -> Option<PathBuf> {
     let path = Path::new(dest);
@@ -728,7 +775,7 @@ mod tests {
 
     /// A repository with one commit in a temp dir, a cache beside it, and
     /// that commit's sha.
-    fn repo_and_cache() -> (tempfile::TempDir, RepoCache, String, String) {
+    fn repo_and_cache() -> (tempfile::TempDir, RepoCache, Remote, String) {
         let tmp = tempfile::tempdir().unwrap();
         let repo = tmp.path().join("app");
         std::fs::create_dir(&repo).unwrap();
@@ -755,7 +802,7 @@ mod tests {
         git(&["commit", "--quiet", "-m", "one"]);
         let sha = git(&["rev-parse", "HEAD"]);
         let cache = RepoCache::new(tmp.path().join("cache"));
-        let remote = locate("app", tmp.path());
+        let remote = Remote::new("app", tmp.path());
         (tmp, cache, remote, sha)
     }
 
@@ -811,16 +858,6 @@ mod tests {
         assert_eq!(pick_ref(&refs, "v1").as_deref(), Some("c"));
         assert_eq!(pick_ref(&refs, "refs/tags/main").as_deref(), Some("t"));
         assert_eq!(pick_ref(&refs, "feature").as_deref(), None);
-    }
-
-    #[test]
-    fn passwords_are_stripped_from_origin() {
-        assert_eq!(
-            strip_password("https://me:tok@host/o/r"),
-            "https://me@host/o/r"
-        );
-        assert_eq!(strip_password("https://host/o/r"), "https://host/o/r");
-        assert_eq!(strip_password("git@host:o/r"), "git@host:o/r");
     }
 
     #[test]

@@ -399,12 +399,102 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "copy sources are relative to the habitat directory and stay inside it",
     ),
     (
+        "a copy of a secret's file",
+        "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: ./f, dest: /p }]\nsecrets:\n  - { id: t, file: f }\n",
+        "5:24: copy source `./f` is the file of secret `t`, and secrets never enter an image",
+        "read it from `/run/secrets` in a setup command instead",
+    ),
+    (
         "absolute copy source",
         "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: /etc/passwd, dest: /p }]\n",
         "5:24: copy source `/etc/passwd` is an absolute path",
         "copy sources are relative to the habitat directory and stay inside it",
     ),
 ];
+
+/// Every field of `build.users` lands in `/etc/passwd` or `/etc/group`; a
+/// `:` or a line break in one wrote fields or whole accounts of the
+/// config's choosing (a passwordless uid-0 account among them), since only
+/// `name` and `groups` were checked. Each is refused in `check`, located.
+const ACCOUNT_INJECTION: &[(&str, &str, &str, &str)] = &[
+    (
+        "a shell that starts a second account",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, shell: \"/bin/sh\\nevil::0:0::/root:/bin/sh\" }\n",
+        "5:27: invalid `build.users[0].shell` `/bin/sh\\nevil::0:0::/root:/bin/sh`",
+        ACCOUNT_RULE,
+    ),
+    (
+        "a shell with a field separator",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, shell: \"/bin/sh:x\" }\n",
+        "5:27: invalid `build.users[0].shell` `/bin/sh:x`",
+        ACCOUNT_RULE,
+    ),
+    (
+        "a home that starts a second account",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, home: \"/home/dev\\nevil::0:0::/root:/bin/sh\" }\n",
+        "5:26: invalid `build.users[0].home` `/home/dev\\nevil::0:0::/root:/bin/sh`",
+        ACCOUNT_RULE,
+    ),
+    (
+        "a home with a field separator",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, home: \"/home/dev:0\" }\n",
+        "5:26: invalid `build.users[0].home` `/home/dev:0`",
+        ACCOUNT_RULE,
+    ),
+    (
+        "a home with a carriage return",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, home: \"/home/dev\\r\" }\n",
+        "5:26: invalid `build.users[0].home` `/home/dev\\r`",
+        ACCOUNT_RULE,
+    ),
+    (
+        "a name that starts a second account",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: \"dev\\nevil::0:0::/root:/bin/sh\" }\n",
+        "5:15: invalid user name `dev\\nevil::0:0::/root:/bin/sh`",
+        "a user or group name is `[a-z_][a-z0-9_-]*`, optionally ending in `$`, at most 32 characters",
+    ),
+    (
+        "a group that starts a second group",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, groups: [\"sudo\\nroot::0:dev\"] }\n",
+        "5:29: invalid group name `sudo\\nroot::0:dev`",
+        "a user or group name is `[a-z_][a-z0-9_-]*`, optionally ending in `$`, at most 32 characters",
+    ),
+    (
+        "a group with a field separator",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, groups: [\"sudo:x:0\"] }\n",
+        "5:29: invalid group name `sudo:x:0`",
+        "a user or group name is `[a-z_][a-z0-9_-]*`, optionally ending in `$`, at most 32 characters",
+    ),
+    (
+        "a group with a member separator",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, groups: [\"sudo,root\"] }\n",
+        "5:29: invalid group name `sudo,root`",
+        "a user or group name is `[a-z_][a-z0-9_-]*`, optionally ending in `$`, at most 32 characters",
+    ),
+];
+
+const ACCOUNT_RULE: &str = "`/etc/passwd` keeps one account per line and its fields apart with `:`, so a field holds no `:` and no control character (a line break)";
+
+#[test]
+fn regression_account_fields_with_a_colon_or_a_line_break_are_refused_in_check() {
+    let dir = habitat();
+    let mut failures = Vec::new();
+    for (what, yaml, expected, hint) in ACCOUNT_INJECTION {
+        let expected = format!("{expected} [hint: {hint}]");
+        match parse_in(dir.path(), yaml) {
+            Ok(_) => failures.push(format!("{what}: parsed, expected `{expected}`")),
+            Err(d) => {
+                let got = problems(&d);
+                if got != [expected.clone()] {
+                    failures.push(format!(
+                        "{what}:\n  expected {expected:?}\n  got      {got:?}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
 
 #[test]
 fn each_bad_input_gets_its_message_at_its_place() {
@@ -460,17 +550,19 @@ fn copy_source_symlinked_outside_is_refused() {
     let got: Vec<(usize, &str)> = d.iter().map(|d| (d.line(), d.message())).collect();
     assert_eq!(got.len(), 3, "{d}");
     assert_eq!(got[0].0, 6);
-    assert!(
-        got[0].1.starts_with("copy source `link` resolves to `")
-            && got[0].1.ends_with("`, outside the habitat directory"),
-        "{}",
-        got[0].1
+    let out = outside.path().display();
+    assert_eq!(
+        got[0].1,
+        format!(
+            "copy source `link` leads out of the habitat directory: `link` is a symlink to `{out}/secret`"
+        )
     );
     assert_eq!(got[1].0, 7);
-    assert!(
-        got[1]
-            .1
-            .starts_with("copy source `linkdir/secret` resolves to `")
+    assert_eq!(
+        got[1].1,
+        format!(
+            "copy source `linkdir/secret` leads out of the habitat directory: `linkdir` is a symlink to `{out}`"
+        )
     );
     // `inside` (line 8) points inside the habitat and is fine.
     assert_eq!(got[2].0, 9);
@@ -479,6 +571,54 @@ fn copy_source_symlinked_outside_is_refused() {
             .1
             .starts_with("copy source `dangling` cannot be resolved")
     );
+}
+
+/// `check` passes exactly the sources the build can open: a link that
+/// leaves the habitat is refused even when it comes back in, and an
+/// absolute link into the habitat itself is followed.
+#[cfg(unix)]
+#[test]
+fn copy_source_links_are_judged_as_the_build_opens_them() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().canonicalize().expect("canonical").join("h");
+    std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
+    std::fs::write(dir.join("f"), "content").expect("write");
+    std::os::unix::fs::symlink("../h/f", dir.join("back")).expect("symlink");
+    std::os::unix::fs::symlink(dir.join("f"), dir.join("abs")).expect("symlink");
+    std::os::unix::fs::symlink("../f", dir.join("sub/up")).expect("symlink");
+    let yaml = format!(
+        "{HEAD}  files:\n    copies:\n      - {{ source: back, dest: /a }}\n      - {{ source: abs, dest: /b }}\n      - {{ source: sub/up, dest: /c }}\n"
+    );
+    let d = parse_in(&dir, &yaml).unwrap_err();
+    let got: Vec<(usize, &str)> = d.iter().map(|d| (d.line(), d.message())).collect();
+    assert_eq!(
+        got,
+        [(
+            6,
+            "copy source `back` leads out of the habitat directory: `back` is a symlink to `../h/f`"
+        )]
+    );
+}
+
+/// A diagnostic shows the line it is about: a repo URL's credential on
+/// that line was printed with it.
+#[test]
+fn regression_a_diagnostic_masks_a_credential_on_the_line_it_shows() {
+    let dir = habitat();
+    let yaml =
+        format!("{HEAD}  repos:\n    - {{ url: \"https://me:tok-s3cr3t@host/r\", path: app }}\n");
+    let d = parse_in(dir.path(), &yaml).unwrap_err();
+    let shown = d.to_string();
+    assert!(!shown.contains("tok-s3cr3t"), "{shown}");
+    assert!(shown.contains("https://**************host/r"), "{shown}");
+    // The caret still points at `app`.
+    let lines: Vec<&str> = shown.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("path: app"))
+        .expect("the line");
+    let caret = lines[at + 1].find('^').expect("a caret");
+    assert_eq!(&lines[at][caret..caret + 3], "app", "{shown}");
 }
 
 #[test]

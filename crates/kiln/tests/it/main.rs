@@ -8,7 +8,9 @@ mod support;
 
 mod cli;
 mod cli_surface;
+mod credentials;
 mod faults;
 mod instance_volumes;
 mod instances;
 mod quickstart;
+mod secrets;

@@ -7,6 +7,7 @@ use crate::config::model::Port;
 
 pub(super) const USER_NAME_RULE: &str =
     "a user or group name is `[a-z_][a-z0-9_-]*`, optionally ending in `$`, at most 32 characters";
+pub(super) const ACCOUNT_FIELD_RULE: &str = "`/etc/passwd` keeps one account per line and its fields apart with `:`, so a field holds no `:` and no control character (a line break)";
 pub(super) const ENV_NAME_RULE: &str =
     "a variable name is letters, digits and `_`, not starting with a digit";
 
@@ -24,6 +25,13 @@ pub(crate) fn is_user_name(s: &str) -> bool {
     s.len() <= 32
         && matches!(chars.next(), Some('a'..='z' | '_'))
         && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '-'))
+}
+
+/// A value `/etc/passwd` (or `/etc/group`) can hold in one field: no `:`,
+/// which separates fields, and no control character, of which a line break
+/// would start another account.
+pub(crate) fn is_account_field(s: &str) -> bool {
+    !s.chars().any(|c| c == ':' || c.is_control())
 }
 
 pub(super) fn is_env_name(s: &str) -> bool {
@@ -87,6 +95,19 @@ mod tests {
         assert!(!is_user_name("1dev"));
         assert!(!is_user_name(&"a".repeat(33)));
         assert!(is_user_name(&"a".repeat(32)));
+        assert!(!is_user_name("dev\nroot"));
+        assert!(!is_user_name("dev:x"));
+        assert!(is_account_field("/bin/bash"));
+        assert!(is_account_field("/home/a b"));
+        for bad in [
+            "/bin/sh\nevil::0:0::/:/bin/sh",
+            "/bin:/sh",
+            "/x\r",
+            "/x\0",
+            "/x\u{85}",
+        ] {
+            assert!(!is_account_field(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -19,6 +19,8 @@ impl<E: Engine> Executor<'_, E> {
         let phase = ctx.phase;
         let copies = self.config().build.files.clone().unwrap_or_default().copies;
         let dir = self.habitat.dir.clone();
+        // A secret's file is never copied, even inside a copied directory.
+        let withheld = copies::Withheld::secret_files(&dir, &self.config().secrets);
         let needs_accounts = copies
             .iter()
             .any(|c| names_an_account(c.owner.as_deref()) || names_an_account(c.group.as_deref()));
@@ -50,12 +52,12 @@ impl<E: Engine> Executor<'_, E> {
                     gid,
                     file_mode,
                 };
-                placed.push((dir.join(&c.source), c.dest.clone(), own));
+                placed.push((c.source.clone(), c.dest.clone(), own));
             }
             let produce: Producer = Box::new(move |out| {
                 let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(256 * 1024, out));
                 for (source, dest, own) in &placed {
-                    copies::append_to_tar(&mut tar, source, dest, *own)
+                    copies::append_to_tar(&mut tar, &dir, source, dest, *own, &withheld)
                         .map_err(std::io::Error::other)?;
                 }
                 std::io::Write::flush(&mut tar.into_inner()?)

@@ -54,7 +54,7 @@ impl<E: Engine> Executor<'_, E> {
         }
         if let Some(dir) = &secrets {
             spec.mounts.push(Mount {
-                source: dir.path().display().to_string(),
+                source: dir.mount_source().display().to_string(),
                 target: SECRETS_DIR.into(),
                 readonly: true,
             });
