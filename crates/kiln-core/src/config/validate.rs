@@ -9,12 +9,13 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path};
 
 use super::diagnostic::Sink;
-use super::model::{Config, Env, Port};
+use super::model::{BaseSource, Config, Env, Port, Repo};
 use super::node::{Loc, Node, Seg};
 use super::shape::suggest;
 use rules::{
-    ENV_NAME_RULE, USER_NAME_RULE, is_env_name, is_habitat_name, is_numeric, is_octal_mode,
-    is_port, is_secret_id, is_user_name, normalize_image_path,
+    ENV_NAME_RULE, HABITAT_NAME_RULE, MAX_HABITAT_NAME, USER_NAME_RULE, is_env_name,
+    is_habitat_name, is_numeric, is_octal_mode, is_port, is_secret_id, is_user_name,
+    normalize_image_path,
 };
 
 use Seg::{Index as I, Key as K};
@@ -50,6 +51,7 @@ pub(crate) fn check(
     c.setup(config);
     c.repos(config);
     c.tools(config);
+    c.verify(config);
     if complete {
         c.destinations(config);
     }
@@ -91,12 +93,21 @@ impl Checker<'_, '_> {
     }
 
     fn name(&mut self, config: &Config) {
+        let loc = self.at(&[K("name")]);
+        let length = config.name.chars().count();
         if !is_habitat_name(&config.name) {
-            let loc = self.at(&[K("name")]);
             self.error_hint(
                 loc,
                 format!("invalid habitat name `{}`", config.name),
-                "use lowercase letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+                HABITAT_NAME_RULE,
+            );
+        } else if length > MAX_HABITAT_NAME {
+            self.error_hint(
+                loc,
+                format!(
+                    "habitat name is {length} characters long: an image name fits at most {MAX_HABITAT_NAME}"
+                ),
+                HABITAT_NAME_RULE,
             );
         }
     }
@@ -137,6 +148,12 @@ impl Checker<'_, '_> {
                 let loc = self.at(&[K("build"), K("base"), K(key)]);
                 self.error(loc, format!("`build.base.{key}` is empty"));
             }
+        }
+        if let Some(BaseSource::Habitat(h)) = base.source()
+            && !h.trim().is_empty()
+        {
+            let loc = self.at(&[K("build"), K("base"), K("habitat")]);
+            self.base_habitat(h, loc);
         }
         if let Some(b) = &base.bootstrap {
             let path = [K("build"), K("base"), K("bootstrap")];
@@ -198,10 +215,11 @@ impl Checker<'_, '_> {
                     self.error_hint(loc, format!("invalid group name `{group}`"), USER_NAME_RULE);
                 }
             }
-            for (key, value) in [("home", &user.home), ("shell", &user.shell)] {
-                if let Some(v) = value {
-                    self.absolute(v, &here(key), &format!("build.users[{i}].{key}"));
-                }
+            if let Some(home) = &user.home {
+                self.image_path(home, &here("home"), &format!("build.users[{i}].home"));
+            }
+            if let Some(shell) = &user.shell {
+                self.absolute(shell, &here("shell"), &format!("build.users[{i}].shell"));
             }
         }
     }
@@ -246,14 +264,14 @@ impl Checker<'_, '_> {
             return;
         };
         for (i, dir) in h.dirs.iter().enumerate() {
-            self.absolute(
+            self.image_path(
                 dir,
                 &[K("build"), K("habitat"), K("dirs"), I(i)],
                 &format!("build.habitat.dirs[{i}]"),
             );
         }
         if let Some(w) = &h.work_dir {
-            self.absolute(
+            self.image_path(
                 w,
                 &[K("build"), K("habitat"), K("work_dir")],
                 "build.habitat.work_dir",
@@ -268,8 +286,18 @@ impl Checker<'_, '_> {
         for (i, copy) in files.copies.iter().enumerate() {
             let here = |k| [K("build"), K("files"), K("copies"), I(i), K(k)];
             let name = |k: &str| format!("build.files.copies[{i}].{k}");
-            self.copy_source(&copy.source, self.at(&here("source")));
-            self.absolute(&copy.dest, &here("dest"), &name("dest"));
+            let source = self.habitat_file(Source::Copy, &copy.source, self.at(&here("source")));
+            if self.image_path(&copy.dest, &here("dest"), &name("dest"))
+                && let Some(source) = source
+            {
+                self.copy_dest(
+                    &copy.source,
+                    &source,
+                    &copy.dest,
+                    &here("dest"),
+                    &name("dest"),
+                );
+            }
             if let Some(owner) = &copy.owner {
                 self.user_ref(config, owner, &here("owner"), &name("owner"));
             }
@@ -324,7 +352,32 @@ impl Checker<'_, '_> {
                 let loc = self.at(&here("url"));
                 self.error(loc, format!("`build.repos[{i}].url` is empty"));
             }
-            self.absolute(&repo.path, &here("path"), &format!("build.repos[{i}].path"));
+            if !repo.url.trim().is_empty() {
+                let loc = self.at(&here("url"));
+                self.repo_url(&repo.url, loc);
+            }
+            if let Some(r) = repo.git_ref.as_deref().filter(|r| r.starts_with('-')) {
+                let loc = self.at(&here("ref"));
+                self.error_hint(
+                    loc,
+                    format!("repo ref `{r}` starts with `-`"),
+                    "git would read it as an option",
+                );
+            }
+            let name = format!("build.repos[{i}].path");
+            if self.image_path(&repo.path, &here("path"), &name)
+                && normalize_image_path(&repo.path) == "/"
+            {
+                let loc = self.at(&here("path"));
+                self.error_hint(
+                    loc,
+                    format!("`{name}` is `/`: a repo cannot replace the image's root"),
+                    format!(
+                        "name the directory the repo lands in, e.g. `/{}`",
+                        last_name(&repo.url, "app")
+                    ),
+                );
+            }
             if let Some(owner) = &repo.owner {
                 self.user_ref(
                     config,
@@ -350,6 +403,9 @@ impl Checker<'_, '_> {
             if tool.source.trim().is_empty() {
                 let loc = self.at(&here("source"));
                 self.error(loc, format!("`build.tools[{i}].source` is empty"));
+            } else {
+                let loc = self.at(&here("source"));
+                self.tool_source(&tool.source, loc);
             }
             if tool.sha256.len() != 64 || !tool.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 let loc = self.at(&here("sha256"));
@@ -360,8 +416,30 @@ impl Checker<'_, '_> {
                 );
             }
             if let Some(dest) = &tool.dest {
-                self.absolute(dest, &here("dest"), &format!("build.tools[{i}].dest"));
+                let name = format!("build.tools[{i}].dest");
+                if self.image_path(dest, &here("dest"), &name) && dest.ends_with('/') {
+                    let loc = self.at(&here("dest"));
+                    let file = format!("{}/{}", dest.trim_end_matches('/'), tool.name);
+                    self.error_hint(
+                        loc,
+                        format!("`{name}` ends in `/`: a tool's `dest` is the path of its file"),
+                        format!("name the file, e.g. `{file}`"),
+                    );
+                }
             }
+        }
+    }
+
+    fn verify(&mut self, config: &Config) {
+        let Some(v) = &config.build.verify else {
+            return;
+        };
+        for (i, file) in v.files.iter().enumerate() {
+            self.image_path(
+                file,
+                &[K("build"), K("verify"), K("files"), I(i)],
+                &format!("build.verify.files[{i}]"),
+            );
         }
     }
 
@@ -425,7 +503,7 @@ impl Checker<'_, '_> {
             }
         }
         if let Some(w) = &f.workdir {
-            self.absolute(
+            self.image_path(
                 w,
                 &[K("build"), K("final"), K("workdir")],
                 "build.final.workdir",
@@ -537,22 +615,160 @@ impl Checker<'_, '_> {
         self.error_hint(loc, format!("unknown user `{user}` in `{name}`"), hint);
     }
 
-    /// A copy source must name something inside the habitat directory: the build
-    /// must never read (and bake into an image) a file from elsewhere on the host.
-    fn copy_source(&mut self, source: &str, loc: Loc) {
-        const HINT: &str = "copy sources are relative to the habitat directory and stay inside it";
-        if source.trim().is_empty() {
-            self.error(loc, "empty copy source".to_string());
+    /// `path` names a place in the image: absolute, and without `..`, which
+    /// no archive entry may hold (and which would put the thing somewhere
+    /// other than where the config seems to say). True when it is one.
+    fn image_path(&mut self, value: &str, path: &[Seg<'_>], name: &str) -> bool {
+        if !value.starts_with('/') {
+            self.absolute(value, path, name);
+            return false;
+        }
+        if value.split('/').any(|part| part == "..") {
+            let loc = self.at(path);
+            self.error_hint(
+                loc,
+                format!("`{name}` must not contain `..`, found `{value}`"),
+                format!(
+                    "write the path without `..`, e.g. `{}`",
+                    lexical_path(value)
+                ),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// A copy lands at `dest`: never `/` itself, and a file never at a path
+    /// that ends in `/` (the archive would put the file in place of the
+    /// directory, not in it).
+    fn copy_dest(&mut self, source: &str, real: &Path, dest: &str, path: &[Seg<'_>], name: &str) {
+        let is_dir = real.is_dir();
+        let example = |dir: &str| {
+            format!(
+                "{}/{}",
+                dir.trim_end_matches('/'),
+                last_name(source, "copy")
+            )
+        };
+        let hint = |dir: &str| match is_dir {
+            true => format!(
+                "name the directory the copy lands in, e.g. `{}`",
+                example(dir)
+            ),
+            false => format!("name the file's path in the image, e.g. `{}`", example(dir)),
+        };
+        let loc = self.at(path);
+        if normalize_image_path(dest) == "/" {
+            self.error_hint(
+                loc,
+                format!("`{name}` is `/`: a copy cannot replace the image's root"),
+                hint(""),
+            );
+        } else if !is_dir && dest.ends_with('/') {
+            self.error_hint(
+                loc,
+                format!("`{name}` ends in `/`, but `{source}` is a file"),
+                hint(dest),
+            );
+        }
+    }
+
+    /// A tool comes from an `http(s)://` URL or a file inside the habitat.
+    fn tool_source(&mut self, source: &str, loc: Loc) {
+        let lower = source.to_ascii_lowercase();
+        if lower.starts_with("http://") || lower.starts_with("https://") {
             return;
+        }
+        if lower.starts_with("file://") {
+            self.error_hint(
+                loc,
+                format!("tool source `{source}` is a `file://` URL"),
+                Source::Tool.hint(),
+            );
+        } else if source.contains("://") {
+            self.error_hint(
+                loc,
+                format!("tool source `{source}` has an unsupported scheme"),
+                Source::Tool.hint(),
+            );
+        } else {
+            self.habitat_file(Source::Tool, source, loc);
+        }
+    }
+
+    /// A repo named by a local path (or a `file://` URL) must be there, and a
+    /// URL git is given must not read as one of its options.
+    fn repo_url(&mut self, url: &str, loc: Loc) {
+        if Repo::is_remote_url(url) {
+            if url.starts_with('-') {
+                self.error_hint(
+                    loc,
+                    format!("repo url `{url}` starts with `-`"),
+                    "git would read it as an option",
+                );
+            }
+            let Some(path) = url.strip_prefix("file://").filter(|p| p.starts_with('/')) else {
+                return;
+            };
+            if std::fs::symlink_metadata(path).is_err() {
+                self.error_hint(
+                    loc,
+                    format!("repo `{url}` does not exist"),
+                    "a `file://` URL names a path on this machine",
+                );
+            }
+            return;
+        }
+        if std::fs::symlink_metadata(self.dir.join(url)).is_err() {
+            let hint = format!(
+                "a local repo is a path relative to the habitat directory `{}`",
+                self.dir.display()
+            );
+            self.error_hint(loc, format!("repo `{url}` does not exist"), hint);
+        }
+    }
+
+    /// A base habitat must be there, and be a habitat: a directory holding
+    /// `kiln.yaml`, or that file. (One that is this habitat, or leads back to
+    /// it, is the cycle check's to report.)
+    fn base_habitat(&mut self, path: &str, loc: Loc) {
+        let Ok(real) = std::fs::canonicalize(self.dir.join(path)) else {
+            self.error_hint(
+                loc,
+                format!("base habitat `{path}` does not exist"),
+                format!(
+                    "`build.base.habitat` is the directory of another habitat, relative to `{}`",
+                    self.dir.display()
+                ),
+            );
+            return;
+        };
+        if real.is_dir() && real != self.dir && !real.join(super::FILE_NAME).is_file() {
+            self.error_hint(
+                loc,
+                format!("no `{}` in base habitat `{path}`", super::FILE_NAME),
+                format!("a habitat is a directory holding `{}`", super::FILE_NAME),
+            );
+        }
+    }
+
+    /// A file or directory named relative to the habitat directory must be
+    /// inside it: the build must never read (and bake into an image) a file
+    /// from elsewhere on the host. Its real path when it is.
+    fn habitat_file(&mut self, kind: Source, source: &str, loc: Loc) -> Option<std::path::PathBuf> {
+        let what = kind.what();
+        if source.trim().is_empty() {
+            self.error(loc, format!("empty {what}"));
+            return None;
         }
         let relative = Path::new(source);
         if relative.has_root() {
             self.error_hint(
                 loc,
-                format!("copy source `{source}` is an absolute path"),
-                HINT,
+                format!("{what} `{source}` is an absolute path"),
+                kind.hint(),
             );
-            return;
+            return None;
         }
         let mut depth = 0usize;
         for component in relative.components() {
@@ -563,10 +779,10 @@ impl Checker<'_, '_> {
                 Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
                     self.error_hint(
                         loc,
-                        format!("copy source `{source}` is outside the habitat directory"),
-                        HINT,
+                        format!("{what} `{source}` is outside the habitat directory"),
+                        kind.hint(),
                     );
-                    return;
+                    return None;
                 }
             }
         }
@@ -576,23 +792,88 @@ impl Checker<'_, '_> {
                 "paths are relative to the habitat directory `{}`",
                 self.dir.display()
             );
-            self.error_hint(loc, format!("copy source `{source}` does not exist"), hint);
-            return;
+            self.error_hint(loc, format!("{what} `{source}` does not exist"), hint);
+            return None;
         }
         match std::fs::canonicalize(&full) {
-            Ok(real) if real.starts_with(self.dir) => {}
-            Ok(real) => self.error_hint(
-                loc,
-                format!(
-                    "copy source `{source}` resolves to `{}`, outside the habitat directory",
-                    real.display()
-                ),
-                "copy the file into the habitat directory instead of linking to it",
-            ),
-            Err(err) => self.error(
-                loc,
-                format!("copy source `{source}` cannot be resolved: {err}"),
-            ),
+            Ok(real) if real.starts_with(self.dir) => {
+                if matches!(kind, Source::Tool) && !real.is_file() {
+                    self.error_hint(loc, format!("{what} `{source}` is not a file"), kind.hint());
+                    return None;
+                }
+                Some(real)
+            }
+            Ok(real) => {
+                self.error_hint(
+                    loc,
+                    format!(
+                        "{what} `{source}` resolves to `{}`, outside the habitat directory",
+                        real.display()
+                    ),
+                    "copy the file into the habitat directory instead of linking to it",
+                );
+                None
+            }
+            Err(err) => {
+                self.error(loc, format!("{what} `{source}` cannot be resolved: {err}"));
+                None
+            }
         }
+    }
+}
+
+/// What a file read from the habitat directory is for.
+#[derive(Clone, Copy)]
+enum Source {
+    Copy,
+    Tool,
+}
+
+impl Source {
+    fn what(self) -> &'static str {
+        match self {
+            Source::Copy => "copy source",
+            Source::Tool => "tool source",
+        }
+    }
+
+    fn hint(self) -> &'static str {
+        match self {
+            Source::Copy => "copy sources are relative to the habitat directory and stay inside it",
+            Source::Tool => {
+                "a tool source is an `https://` URL, or a path inside the habitat directory"
+            }
+        }
+    }
+}
+
+/// `/a/../b` as a path without `..` (`/b`), taking each `..` lexically.
+fn lexical_path(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// The last name of a path or URL (`app` of `git@host:org/app.git`), for
+/// examples in hints; `default` when it has none.
+fn last_name<'a>(path: &'a str, default: &'a str) -> &'a str {
+    let name = path
+        .trim_end_matches('/')
+        .rsplit(['/', ':'])
+        .next()
+        .unwrap_or("");
+    let name = name.strip_suffix(".git").unwrap_or(name);
+    if name.is_empty() || name == "." || name == ".." {
+        default
+    } else {
+        name
     }
 }

@@ -2,7 +2,7 @@
 //! `config::runtime` parses, and host ports two members would both publish.
 
 use super::Checker;
-use super::rules::{ENV_NAME_RULE, is_env_name, is_habitat_name};
+use super::rules::{ENV_NAME_RULE, is_env_name, is_member_name};
 use crate::config::model::Config;
 use crate::config::node::{Loc, Seg};
 use crate::config::runtime::{parse_port, parse_volume, ports_clash, specs};
@@ -33,13 +33,13 @@ impl Checker<'_, '_> {
                 |m| format!("instances.members.{m}"),
             );
             if let Some(m) = member
-                && !is_habitat_name(m)
+                && !is_member_name(m)
             {
                 let loc = self.key_at(&base);
                 self.error_hint(
                     loc,
                     format!("invalid member name `{m}`"),
-                    "use lowercase letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+                    "use lowercase letters, digits, `_`, `.` and `-`, starting with a letter or digit, at most 64 characters (it is the container's hostname)",
                 );
             }
             for (i, text) in spec.ports.iter().enumerate() {

@@ -10,10 +10,42 @@ pub(super) const USER_NAME_RULE: &str =
 pub(super) const ENV_NAME_RULE: &str =
     "a variable name is letters, digits and `_`, not starting with a digit";
 
-/// `[a-z0-9][a-z0-9_.-]*`
+pub(super) const HABITAT_NAME_RULE: &str = "images are `habitat-NAME`: lowercase letters and digits, separated by one `.`, one or two `_`, or `-`s, at most 247 characters";
+
+/// The longest habitat name whose image, `habitat-NAME`, is still a valid
+/// repository name (255 characters at most).
+pub(super) const MAX_HABITAT_NAME: usize = 255 - "habitat-".len();
+
+/// A path component of an image name, as Docker's reference grammar has it:
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`. (`habitat-` before it is fine.)
 pub(crate) fn is_habitat_name(s: &str) -> bool {
+    let mut separator = String::new();
+    let mut started = false;
+    for c in s.chars() {
+        if matches!(c, 'a'..='z' | '0'..='9') {
+            let ok = separator.is_empty()
+                || matches!(separator.as_str(), "." | "_" | "__")
+                || separator.bytes().all(|b| b == b'-');
+            if !ok || (!started && !separator.is_empty()) {
+                return false;
+            }
+            separator.clear();
+            started = true;
+        } else if matches!(c, '.' | '_' | '-') {
+            separator.push(c);
+        } else {
+            return false;
+        }
+    }
+    started && separator.is_empty()
+}
+
+/// A member's name: `[a-z0-9][a-z0-9_.-]*`, at most 64 characters, since it
+/// is the container's hostname too.
+pub(crate) fn is_member_name(s: &str) -> bool {
     let mut chars = s.chars();
-    matches!(chars.next(), Some('a'..='z' | '0'..='9'))
+    s.len() <= 64
+        && matches!(chars.next(), Some('a'..='z' | '0'..='9'))
         && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '.' | '-'))
 }
 
@@ -77,9 +109,16 @@ mod tests {
     fn name_rules() {
         assert!(is_habitat_name("discourse"));
         assert!(is_habitat_name("0a_b.c-d"));
+        assert!(is_habitat_name("a--b__c"));
         assert!(!is_habitat_name("Discourse"));
         assert!(!is_habitat_name("-x"));
+        assert!(!is_habitat_name("x-"));
+        assert!(!is_habitat_name("x..y"));
+        assert!(!is_habitat_name("x_-y"));
+        assert!(!is_habitat_name("x___y"));
         assert!(!is_habitat_name(""));
+        assert!(is_member_name("x-"));
+        assert!(!is_member_name(&"a".repeat(65)));
         assert!(is_user_name("dev"));
         assert!(is_user_name("_apt"));
         assert!(is_user_name("host$"));
