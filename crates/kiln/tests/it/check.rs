@@ -67,3 +67,60 @@ fn regression_a_config_that_is_not_utf8_is_located() {
     run.assert_code(2);
     insta::assert_snapshot!(run.stderr);
 }
+
+/// `stat` of `paths` in a throwaway container of `image`: `uid:gid mode mtime`.
+fn stat_in(name: &str, image: &str, paths: &[&str]) -> Vec<String> {
+    let out = docker(
+        &[
+            "run",
+            "--rm",
+            "--label",
+            &format!("dev.kiln.habitat={name}"),
+            "--entrypoint",
+            "/bin/stat",
+            image,
+            "-c",
+            "%u:%g %a %Y",
+        ]
+        .into_iter()
+        .chain(paths.iter().copied())
+        .collect::<Vec<_>>(),
+    );
+    out.lines().map(str::to_string).collect()
+}
+
+/// Bug: `habitat.dirs` with one directory inside another (`[/a/b, /a]`, or
+/// the same one spelt twice), or a `work_dir` that is the parent of a listed
+/// directory, failed at 4-habitat with the engine's "duplicates of file
+/// paths not supported", exit 3.
+#[test]
+fn regression_nested_habitat_dirs_build() {
+    let h = Habitat::new("nested-dirs");
+    h.config(
+        "name: @NAME@\nbuild:\n  base: { image: \"kiln-test/busybox:latest\" }\n  habitat:\n    dirs: [/srv/a/b, /srv/a, /srv//a/b/, /w/x]\n    work_dir: /w\n",
+    );
+    h.build_ok(&[]);
+    let image = format!("habitat-{}:latest", h.name);
+    let got = stat_in(&h.name, &image, &["/srv/a", "/srv/a/b", "/w", "/w/x"]);
+    let owners: Vec<&str> = got.iter().map(|l| l.rsplit_once(' ').unwrap().0).collect();
+    assert_eq!(owners, ["0:0 755", "0:0 755", "0:0 755", "0:0 755"]);
+}
+
+/// Bug: `work_dir: /home/alice` left alice's home root-owned, mode 0755,
+/// mtime 1970: the habitat phase wrote every listed directory afresh. An
+/// existing directory keeps its owner, mode and time, as `mkdir -p` does.
+#[test]
+fn regression_an_existing_work_dir_keeps_its_owner_mode_and_time() {
+    let h = Habitat::new("existing-home");
+    h.config(
+        "name: @NAME@\nbuild:\n  base: { image: \"kiln-test/busybox:latest\" }\n  users: [{ name: alice, uid: 1500 }]\n  habitat:\n    dirs: [/tmp]\n    work_dir: /home/alice\n",
+    );
+    h.build_ok(&[]);
+    let users = format!("habitat-{}:2-users", h.name);
+    let latest = format!("habitat-{}:latest", h.name);
+    let paths = ["/home/alice", "/home", "/tmp"];
+    let before = stat_in(&h.name, &users, &paths);
+    assert!(before[0].starts_with("1500:1500 "), "{before:?}");
+    assert!(before[2].starts_with("0:0 1777 "), "{before:?}");
+    assert_eq!(stat_in(&h.name, &latest, &paths), before);
+}
