@@ -9,13 +9,13 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path};
 
 use super::diagnostic::Sink;
-use super::model::{BaseSource, Config, Env, Port, Repo};
+use super::model::{BaseSource, Config, Env, NpmPackage, Port, Repo};
 use super::node::{Loc, Node, Seg};
 use super::shape::suggest;
 use rules::{
-    ENV_NAME_RULE, HABITAT_NAME_RULE, MAX_HABITAT_NAME, USER_NAME_RULE, is_env_name,
-    is_habitat_name, is_numeric, is_octal_mode, is_port, is_secret_id, is_user_name,
-    normalize_image_path,
+    ENV_NAME_RULE, HABITAT_NAME_RULE, IMAGE_REFERENCE_RULE, MAX_HABITAT_NAME, USER_NAME_RULE,
+    is_env_name, is_habitat_name, is_image_reference, is_numeric, is_octal_mode, is_port,
+    is_secret_id, is_user_name, normalize_image_path,
 };
 
 use Seg::{Index as I, Key as K};
@@ -149,6 +149,16 @@ impl Checker<'_, '_> {
                 self.error(loc, format!("`build.base.{key}` is empty"));
             }
         }
+        if let Some(image) = base.image.as_deref().filter(|i| !i.trim().is_empty())
+            && !is_image_reference(image)
+        {
+            let loc = self.at(&[K("build"), K("base"), K("image")]);
+            self.error_hint(
+                loc,
+                format!("invalid image reference `{image}`"),
+                IMAGE_REFERENCE_RULE,
+            );
+        }
         if let Some(BaseSource::Habitat(h)) = base.source()
             && !h.trim().is_empty()
         {
@@ -168,6 +178,43 @@ impl Checker<'_, '_> {
             if b.suite.trim().is_empty() {
                 let loc = self.at(&[path[0], path[1], path[2], K("suite")]);
                 self.error(loc, "`build.base.bootstrap.suite` is empty".to_string());
+            } else if !is_bootstrap_word(&b.suite, "-") {
+                let loc = self.at(&[path[0], path[1], path[2], K("suite")]);
+                self.error_hint(
+                    loc,
+                    format!("invalid bootstrap suite `{}`", b.suite),
+                    "use a Debian release name such as `bookworm`",
+                );
+            }
+            if !is_bootstrap_word(&b.variant, "-") {
+                let loc = self.at(&[path[0], path[1], path[2], K("variant")]);
+                self.error_hint(
+                    loc,
+                    format!("invalid bootstrap variant `{}`", b.variant),
+                    "use a debootstrap variant such as `minbase`",
+                );
+            }
+            for (i, pkg) in b.include.iter().enumerate() {
+                if !is_bootstrap_word(pkg.trim(), "+.-:") {
+                    let loc = self.at(&[path[0], path[1], path[2], K("include"), I(i)]);
+                    self.error_hint(
+                        loc,
+                        format!("invalid package name `{pkg}` in `build.base.bootstrap.include`"),
+                        "use Debian package names",
+                    );
+                }
+            }
+            if let Some(m) = &b.mirror
+                && !["http://", "https://", "file:///"]
+                    .iter()
+                    .any(|p| m.starts_with(p))
+            {
+                let loc = self.at(&[path[0], path[1], path[2], K("mirror")]);
+                self.error_hint(
+                    loc,
+                    format!("invalid bootstrap mirror `{m}`"),
+                    "use an `http://`, `https://` or `file:///` URL",
+                );
             }
         }
     }
@@ -197,6 +244,19 @@ impl Checker<'_, '_> {
                         user.name
                     ),
                 );
+            }
+            for (key, id) in [("uid", user.uid), ("gid", user.gid)] {
+                if id == Some(u32::MAX) {
+                    let loc = self.at(&here(key));
+                    self.error_hint(
+                        loc,
+                        format!(
+                            "`build.users[{i}].{key}` is {}, which the kernel reads as -1, no id",
+                            u32::MAX
+                        ),
+                        format!("use an id from 0 to {}", u32::MAX - 1),
+                    );
+                }
             }
             if let Some(uid) = user.uid
                 && let Some(first) = uids.insert(uid, i)
@@ -242,10 +302,11 @@ impl Checker<'_, '_> {
                         ),
                         Some(_) => {}
                     }
+                    self.exec_string(entry.len(), loc, &format!("build.env[{i}]"));
                 }
             }
             Env::Map(map) => {
-                for key in map.keys() {
+                for (key, value) in map {
                     if !is_env_name(key) {
                         let loc = self.key_at(&[K("build"), K("env"), K(key)]);
                         self.error_hint(
@@ -254,8 +315,41 @@ impl Checker<'_, '_> {
                             ENV_NAME_RULE,
                         );
                     }
+                    let loc = self.at(&[K("build"), K("env"), K(key)]);
+                    let entry = key.len() + 1 + value.len();
+                    self.exec_string(entry, loc, &format!("build.env.{key}"));
                 }
             }
+        }
+    }
+
+    /// A variable or argument of a process the build runs: the kernel's
+    /// `execve` takes at most [`MAX_ARG_STRLEN`] bytes in one.
+    pub(super) fn exec_string(&mut self, len: usize, loc: Loc, name: &str) {
+        if len >= MAX_ARG_STRLEN {
+            self.error_hint(
+                loc,
+                format!(
+                    "`{name}` is {len} bytes long: a process takes at most {} in one variable or argument",
+                    MAX_ARG_STRLEN - 1
+                ),
+                "put a value this long in a file (a copy) and read it from there",
+            );
+        }
+    }
+
+    /// The commands of a phase run as one `sh -c` script: together they must
+    /// fit in one argument, with room for the script around them.
+    fn phase_script(&mut self, commands: &[&str], loc: Loc, name: &str) {
+        let len: usize = commands.iter().map(|c| c.len()).sum();
+        if len > MAX_PHASE_COMMANDS {
+            self.error_hint(
+                loc,
+                format!(
+                    "the commands of `{name}` are {len} bytes in all: at most {MAX_PHASE_COMMANDS} fit the one `sh -c` that runs them"
+                ),
+                "put long scripts in a file (a copy) and run that",
+            );
         }
     }
 
@@ -329,13 +423,34 @@ impl Checker<'_, '_> {
     }
 
     fn setup(&mut self, config: &Config) {
-        if let Some(user) = config
-            .build
-            .setup
-            .as_ref()
-            .and_then(|s| s.commands.as_ref())
-            .and_then(|c| c.user.as_ref())
-        {
+        let Some(setup) = &config.build.setup else {
+            return;
+        };
+        let mut script: Vec<&str> = Vec::new();
+        if let Some(p) = &setup.packages {
+            let names = [
+                ("apt", p.apt.iter().map(String::as_str).collect::<Vec<_>>()),
+                ("npm", p.npm.iter().map(NpmPackage::name).collect()),
+                ("pip", p.pip.iter().map(String::as_str).collect()),
+            ];
+            for (manager, names) in names {
+                for (i, name) in names.into_iter().enumerate() {
+                    let mut path = vec![K("build"), K("setup"), K("packages"), K(manager), I(i)];
+                    if manager == "npm" && matches!(p.npm[i], NpmPackage::Spec(_)) {
+                        path.push(K("name"));
+                    }
+                    let loc = self.at(&path);
+                    self.package_name(manager, name, loc);
+                    script.push(name);
+                }
+            }
+        }
+        if let Some(c) = &setup.commands {
+            script.extend(c.root.iter().chain(&c.scripts).map(String::as_str));
+        }
+        let loc = self.key_at(&[K("build"), K("setup")]);
+        self.phase_script(&script, loc, "build.setup");
+        if let Some(user) = setup.commands.as_ref().and_then(|c| c.user.as_ref()) {
             self.user_ref(
                 config,
                 user,
@@ -392,12 +507,16 @@ impl Checker<'_, '_> {
     fn tools(&mut self, config: &Config) {
         for (i, tool) in config.build.tools.iter().enumerate() {
             let here = |k| [K("build"), K("tools"), I(i), K(k)];
-            if tool.name.is_empty() || tool.name.contains('/') {
+            if tool.name.is_empty()
+                || tool.name.contains('/')
+                || tool.name == "."
+                || tool.name == ".."
+            {
                 let loc = self.at(&here("name"));
                 self.error_hint(
                     loc,
                     format!("invalid tool name `{}`", tool.name),
-                    "a tool name is a file name: not empty, no `/`",
+                    "a tool name is a file name: not empty, not `.` or `..`, no `/`",
                 );
             }
             if tool.source.trim().is_empty() {
@@ -434,6 +553,14 @@ impl Checker<'_, '_> {
         let Some(v) = &config.build.verify else {
             return;
         };
+        let script: Vec<&str> = v
+            .files
+            .iter()
+            .chain(&v.commands)
+            .map(String::as_str)
+            .collect();
+        let loc = self.key_at(&[K("build"), K("verify")]);
+        self.phase_script(&script, loc, "build.verify");
         for (i, file) in v.files.iter().enumerate() {
             self.image_path(
                 file,
@@ -500,6 +627,12 @@ impl Checker<'_, '_> {
             {
                 let loc = self.at(&[K("build"), K("final"), K("user")]);
                 self.error_hint(loc, format!("invalid group name `{g}`"), USER_NAME_RULE);
+            }
+        }
+        for (key, args) in [("command", &f.command), ("entrypoint", &f.entrypoint)] {
+            for (i, arg) in args.iter().flatten().enumerate() {
+                let loc = self.at(&[K("build"), K("final"), K(key), I(i)]);
+                self.exec_string(arg.len(), loc, &format!("build.final.{key}[{i}]"));
             }
         }
         if let Some(w) = &f.workdir {
@@ -615,12 +748,56 @@ impl Checker<'_, '_> {
         self.error_hint(loc, format!("unknown user `{user}` in `{name}`"), hint);
     }
 
+    /// A package a package manager is asked for: one word, not an option.
+    fn package_name(&mut self, manager: &str, name: &str, loc: Loc) {
+        let problem = if name.trim().is_empty() {
+            Some("is empty")
+        } else if name.chars().any(char::is_whitespace) {
+            Some("holds a space: one entry is one package")
+        } else if name.starts_with('-') {
+            Some("starts with `-`, so it would be read as an option")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            self.error_hint(
+                loc,
+                format!("{manager} package `{name}` {problem}"),
+                format!("list one {manager} package name per entry"),
+            );
+        }
+    }
+
     /// `path` names a place in the image: absolute, and without `..`, which
     /// no archive entry may hold (and which would put the thing somewhere
     /// other than where the config seems to say). True when it is one.
     fn image_path(&mut self, value: &str, path: &[Seg<'_>], name: &str) -> bool {
         if !value.starts_with('/') {
             self.absolute(value, path, name);
+            return false;
+        }
+        if let Some(part) = value.split('/').find(|part| part.len() > NAME_MAX) {
+            let loc = self.at(path);
+            self.error_hint(
+                loc,
+                format!(
+                    "`{name}` has a name of {} bytes: a file name is at most {NAME_MAX}",
+                    part.len()
+                ),
+                "shorten the part of the path between two `/`",
+            );
+            return false;
+        }
+        if value.len() >= PATH_MAX {
+            let loc = self.at(path);
+            self.error(
+                loc,
+                format!(
+                    "`{name}` is {} bytes long: a path is at most {}",
+                    value.len(),
+                    PATH_MAX - 1
+                ),
+            );
             return false;
         }
         if value.split('/').any(|part| part == "..") {
@@ -820,6 +997,27 @@ impl Checker<'_, '_> {
             }
         }
     }
+}
+
+/// Linux's limits on one argument or variable of `execve` (with its NUL),
+/// a file name, and a path (with its NUL).
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+const NAME_MAX: usize = 255;
+const PATH_MAX: usize = 4096;
+
+/// The bytes a phase's commands may take together: one argument, less room
+/// for the script kiln wraps them in (quoting, one line per step).
+const MAX_PHASE_COMMANDS: usize = MAX_ARG_STRLEN - 8 * 1024;
+
+/// A word of debootstrap's command line, which is also part of an image
+/// name: a lowercase letter or digit, then those and `extra`. The build
+/// refuses anything else (`sources::bootstrap::validate`).
+fn is_bootstrap_word(s: &str, extra: &str) -> bool {
+    s.bytes()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || extra.as_bytes().contains(&c))
 }
 
 /// What a file read from the habitat directory is for.

@@ -332,7 +332,7 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "tool name with a slash",
         "name: x\nbuild:\n  base: { image: debian }\n  tools: [{ name: bin/jq, source: jq, sha256: 5942c9b0934e510ee61eb3e30273f1b3fe2590df93933a93d7c58b81d19c8ff5 }]\n",
         "4:19: invalid tool name `bin/jq`",
-        "a tool name is a file name: not empty, no `/`",
+        "a tool name is a file name: not empty, not `.` or `..`, no `/`",
     ),
     (
         "empty repo url",
@@ -1161,4 +1161,213 @@ fn regression_a_config_too_large_gets_a_plain_message() {
         d.items()[0].message(),
         "the config nests too deeply: more than 32 levels"
     );
+}
+
+// --- Siblings: more of what the build trips on, found by trying to break it.
+
+/// Bug: a tool named `.` replaced `/usr/local/bin` with the tool's file;
+/// one named `..` failed at 8-tools.
+#[test]
+fn regression_check_refuses_tool_names_that_are_not_file_names() {
+    let rows: Vec<(String, String)> = [".", ".."]
+        .iter()
+        .map(|n| {
+            (
+                format!("{HEAD}  tools: [{{ name: \"{n}\", source: f, sha256: {SHA} }}]\n"),
+                format!("4:19: invalid tool name `{n}`"),
+            )
+        })
+        .collect();
+    let table: Vec<(&str, &str, &str, &str)> = rows
+        .iter()
+        .map(|(y, e)| {
+            (
+                "tool name",
+                y.as_str(),
+                e.as_str(),
+                "a tool name is a file name: not empty, not `.` or `..`, no `/`",
+            )
+        })
+        .collect();
+    assert_rows(&table);
+}
+
+/// Bug: uid 4294967295 (-1 to the kernel) passed `check`; the first command
+/// run as that user failed with "can't set groups: Invalid argument".
+#[test]
+fn regression_check_refuses_the_id_that_means_no_id() {
+    assert_rows(&[
+        (
+            "uid",
+            "name: x\nbuild:\n  base: { image: debian }\n  users: [{ name: dev, uid: 4294967295 }]\n",
+            "4:29: `build.users[0].uid` is 4294967295, which the kernel reads as -1, no id",
+            "use an id from 0 to 4294967294",
+        ),
+        (
+            "gid",
+            "name: x\nbuild:\n  base: { image: debian }\n  users: [{ name: dev, gid: 4294967295 }]\n",
+            "4:29: `build.users[0].gid` is 4294967295, which the kernel reads as -1, no id",
+            "use an id from 0 to 4294967294",
+        ),
+    ]);
+}
+
+/// Bug: a path with a name longer than a file system takes (255 bytes)
+/// passed `check`; the engine refused the layer, exit 3.
+#[test]
+fn regression_check_refuses_names_longer_than_a_file_system_takes() {
+    let long = "a".repeat(256);
+    let dir = format!("{HEAD}  habitat: {{ dirs: [/opt/{long}] }}\n");
+    let deep = format!(
+        "{HEAD}  habitat: {{ dirs: [{}] }}\n",
+        "/abcdefg".repeat(512)
+    );
+    assert_rows(&[
+        (
+            "a name of 256 bytes",
+            &dir,
+            "4:21: `build.habitat.dirs[0]` has a name of 256 bytes: a file name is at most 255",
+            "shorten the part of the path between two `/`",
+        ),
+        (
+            "a path of 4096 bytes",
+            &deep,
+            "4:21: `build.habitat.dirs[0]` is 4096 bytes long: a path is at most 4095",
+            "",
+        ),
+    ]);
+}
+
+/// Bug: an environment variable or a command longer than one `execve`
+/// argument takes (128 KiB) passed `check`; the setup phase then failed
+/// with "exec /bin/sh: argument list too long".
+#[test]
+fn regression_check_refuses_values_longer_than_a_process_takes() {
+    let big = "a".repeat(131_072);
+    let env = format!("{HEAD}  env: {{ BIG: {big} }}\n");
+    let list = format!("{HEAD}  env: [\"B={big}\"]\n");
+    let command = format!("{HEAD}  setup: {{ commands: {{ root: [\"echo {big}\"] }} }}\n");
+    let many = format!(
+        "{HEAD}  setup:\n    commands:\n      root:\n{}",
+        format!("        - echo {}\n", "a".repeat(60_000)).repeat(3)
+    );
+    let instance = format!("{HEAD}instances:\n  members:\n    a: {{ command: [\"{big}\"] }}\n");
+    assert_rows(&[
+        (
+            "env map value",
+            &env,
+            "4:15: `build.env.BIG` is 131076 bytes long: a process takes at most 131071 in one variable or argument",
+            "put a value this long in a file (a copy) and read it from there",
+        ),
+        (
+            "env list entry",
+            &list,
+            "4:9: `build.env[0]` is 131074 bytes long: a process takes at most 131071 in one variable or argument",
+            "put a value this long in a file (a copy) and read it from there",
+        ),
+        (
+            "one long command",
+            &command,
+            "4:3: the commands of `build.setup` are 131077 bytes in all: at most 122880 fit the one `sh -c` that runs them",
+            "put long scripts in a file (a copy) and run that",
+        ),
+        (
+            "many commands",
+            &many,
+            "4:3: the commands of `build.setup` are 180015 bytes in all: at most 122880 fit the one `sh -c` that runs them",
+            "put long scripts in a file (a copy) and run that",
+        ),
+        (
+            "instance command",
+            &instance,
+            "6:20: `instances.members.a.command[0]` is 131072 bytes long: a process takes at most 131071 in one variable or argument",
+            "put a value this long in a file (a copy) and read it from there",
+        ),
+    ]);
+}
+
+/// Bug: a package entry that is empty, holds two names or starts with `-`
+/// passed `check`; apt, npm or pip then failed, or read it as an option.
+#[test]
+fn regression_check_refuses_package_names_a_package_manager_would_misread() {
+    assert_rows(&[
+        (
+            "two apt names in one entry",
+            "name: x\nbuild:\n  base: { image: debian }\n  setup: { packages: { apt: [\"curl git\"] } }\n",
+            "4:30: apt package `curl git` holds a space: one entry is one package",
+            "list one apt package name per entry",
+        ),
+        (
+            "an apt option",
+            "name: x\nbuild:\n  base: { image: debian }\n  setup: { packages: { apt: [--allow-unauthenticated] } }\n",
+            "4:30: apt package `--allow-unauthenticated` starts with `-`, so it would be read as an option",
+            "list one apt package name per entry",
+        ),
+        (
+            "an empty pip entry",
+            "name: x\nbuild:\n  base: { image: debian }\n  setup: { packages: { pip: [\"\"] } }\n",
+            "4:30: pip package `` is empty",
+            "list one pip package name per entry",
+        ),
+        (
+            "an npm table's name",
+            "name: x\nbuild:\n  base: { image: debian }\n  setup: { packages: { npm: [{ name: \"-g x\" }] } }\n",
+            "4:38: npm package `-g x` holds a space: one entry is one package",
+            "list one npm package name per entry",
+        ),
+    ]);
+}
+
+/// Bug: a bootstrap suite, variant, package or mirror that the build refuses
+/// (`sources::bootstrap::validate`, at 1-base) passed `check`.
+#[test]
+fn regression_check_refuses_bootstrap_parameters_the_build_refuses() {
+    assert_rows(&[
+        (
+            "suite",
+            "name: x\nbuild:\n  base: { bootstrap: { suite: Bookworm } }\n",
+            "3:31: invalid bootstrap suite `Bookworm`",
+            "use a Debian release name such as `bookworm`",
+        ),
+        (
+            "variant",
+            "name: x\nbuild:\n  base: { bootstrap: { suite: bookworm, variant: \"--foo\" } }\n",
+            "3:50: invalid bootstrap variant `--foo`",
+            "use a debootstrap variant such as `minbase`",
+        ),
+        (
+            "included package",
+            "name: x\nbuild:\n  base: { bootstrap: { suite: bookworm, include: [\"a,b\"] } }\n",
+            "3:51: invalid package name `a,b` in `build.base.bootstrap.include`",
+            "use Debian package names",
+        ),
+        (
+            "mirror",
+            "name: x\nbuild:\n  base: { bootstrap: { suite: bookworm, mirror: \"ftp://m\" } }\n",
+            "3:49: invalid bootstrap mirror `ftp://m`",
+            "use an `http://`, `https://` or `file:///` URL",
+        ),
+    ]);
+}
+
+/// Bug: a base image reference Docker cannot parse (`Debian`, `debian::x`)
+/// passed `check`; the build then stopped at 1-base with "the engine
+/// refused `inspect image`", exit 3 and no line.
+#[test]
+fn regression_check_refuses_image_references_docker_cannot_parse() {
+    let rule = "an image is `[REGISTRY/]NAME[:TAG][@sha256:DIGEST]`, its name in lowercase, e.g. `debian:bookworm-slim`";
+    let rows: Vec<(String, String)> = ["Debian", "debian::x", "debian ", "busybox@sha256:abc"]
+        .iter()
+        .map(|r| {
+            (
+                format!("name: x\nbuild:\n  base: {{ image: \"{r}\" }}\n"),
+                format!("3:18: invalid image reference `{r}`"),
+            )
+        })
+        .collect();
+    let table: Vec<(&str, &str, &str, &str)> = rows
+        .iter()
+        .map(|(y, e)| ("image", y.as_str(), e.as_str(), rule))
+        .collect();
+    assert_rows(&table);
 }

@@ -69,8 +69,8 @@ impl Checker<'_, '_> {
                     &format!("{shown}.persist[{i}]"),
                 );
             }
-            for key in spec.env.to_map().keys() {
-                if !is_env_name(key) {
+            for (key, value) in spec.env.to_map() {
+                if !is_env_name(&key) {
                     let loc = self.at(&here(&[K("env")]));
                     self.error_hint(
                         loc,
@@ -78,6 +78,16 @@ impl Checker<'_, '_> {
                         ENV_NAME_RULE,
                     );
                 }
+                let loc = self.at(&here(&[K("env")]));
+                self.exec_string(
+                    key.len() + 1 + value.len(),
+                    loc,
+                    &format!("{shown}.env.{key}"),
+                );
+            }
+            for (i, arg) in spec.command.iter().flatten().enumerate() {
+                let loc = self.at(&here(&[K("command"), I(i)]));
+                self.exec_string(arg.len(), loc, &format!("{shown}.command[{i}]"));
             }
         }
         if !self.complete {
