@@ -276,7 +276,21 @@ impl Checker<'_, '_> {
                 }
             }
             if let Some(home) = &user.home {
-                self.image_path(home, &here("home"), &format!("build.users[{i}].home"));
+                let name = format!("build.users[{i}].home");
+                if self.image_path(home, &here("home"), &name) && normalize_image_path(home) == "/"
+                {
+                    let loc = self.at(&here("home"));
+                    self.error_hint(
+                        loc,
+                        format!(
+                            "`{name}` is `/`: kiln makes a user's home and gives it to the user"
+                        ),
+                        format!(
+                            "give the user a directory of its own, e.g. `/home/{}`",
+                            user.name
+                        ),
+                    );
+                }
             }
             if let Some(shell) = &user.shell {
                 self.absolute(shell, &here("shell"), &format!("build.users[{i}].shell"));
@@ -396,6 +410,7 @@ impl Checker<'_, '_> {
                 self.user_ref(config, owner, &here("owner"), &name("owner"));
             }
             if let Some(group) = &copy.group
+                && self.an_id(group, &here("group"), &name("group"))
                 && !is_numeric(group)
                 && !is_user_name(group)
             {
@@ -622,6 +637,7 @@ impl Checker<'_, '_> {
                 "build.final.user",
             );
             if let Some(g) = group
+                && self.an_id(g, &[K("build"), K("final"), K("user")], "build.final.user")
                 && !is_numeric(g)
                 && !is_user_name(g)
             {
@@ -731,6 +747,9 @@ impl Checker<'_, '_> {
     /// base image's own users (other than `root`) are unknown until build time,
     /// so only `root`, numeric ids and users declared in `build.users` pass.
     fn user_ref(&mut self, config: &Config, user: &str, path: &[Seg<'_>], name: &str) {
+        if !self.an_id(user, path, name) {
+            return;
+        }
         if !self.complete
             || user == "root"
             || is_numeric(user)
@@ -746,6 +765,21 @@ impl Checker<'_, '_> {
             None => "declare it in `build.users`, or use `root` or a numeric id".to_string(),
         };
         self.error_hint(loc, format!("unknown user `{user}` in `{name}`"), hint);
+    }
+
+    /// A numeric owner or group is an id the kernel can give: 4294967295 is
+    /// -1 to `chown`, which leaves the owner as it was. False after saying so.
+    fn an_id(&mut self, value: &str, path: &[Seg<'_>], name: &str) -> bool {
+        if value != u32::MAX.to_string() {
+            return true;
+        }
+        let loc = self.at(path);
+        self.error_hint(
+            loc,
+            format!("`{name}` is {value}, which the kernel reads as -1, no id"),
+            format!("use an id from 0 to {}", u32::MAX - 1),
+        );
+        false
     }
 
     /// A package a package manager is asked for: one word, not an option.

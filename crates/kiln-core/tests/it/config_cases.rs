@@ -797,9 +797,10 @@ fn regression_check_refuses_dotdot_in_image_paths() {
     ]);
 }
 
-/// Bug: a copy, repo or tool placed at `/` itself, or a file copied to a
-/// path ending in `/`, passed `check`; the build failed (an empty or
-/// absolute archive name) or replaced a whole directory with the file.
+/// Bug: a copy, repo, tool or home placed at `/` itself, or a file copied to
+/// a path ending in `/`, passed `check`; the build failed (an empty or
+/// absolute archive name: "this is a bug in kiln" for a home) or replaced a
+/// whole directory with the file.
 #[test]
 fn regression_check_refuses_a_copy_onto_the_image_root() {
     let tool = format!(
@@ -823,6 +824,12 @@ fn regression_check_refuses_a_copy_onto_the_image_root() {
             "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: f, dest: /etc/ }]\n",
             "5:33: `build.files.copies[0].dest` ends in `/`, but `f` is a file",
             "name the file's path in the image, e.g. `/etc/f`",
+        ),
+        (
+            "home at /",
+            "name: x\nbuild:\n  base: { image: debian }\n  users: [{ name: dev, home: // }]\n",
+            "4:30: `build.users[0].home` is `/`: kiln makes a user's home and gives it to the user",
+            "give the user a directory of its own, e.g. `/home/dev`",
         ),
         (
             "repo at /",
@@ -1193,7 +1200,8 @@ fn regression_check_refuses_tool_names_that_are_not_file_names() {
 }
 
 /// Bug: uid 4294967295 (-1 to the kernel) passed `check`; the first command
-/// run as that user failed with "can't set groups: Invalid argument".
+/// run as that user failed with "can't set groups: Invalid argument". As a
+/// numeric owner it left files root's (`chown` takes -1 as "no change").
 #[test]
 fn regression_check_refuses_the_id_that_means_no_id() {
     assert_rows(&[
@@ -1201,6 +1209,24 @@ fn regression_check_refuses_the_id_that_means_no_id() {
             "uid",
             "name: x\nbuild:\n  base: { image: debian }\n  users: [{ name: dev, uid: 4294967295 }]\n",
             "4:29: `build.users[0].uid` is 4294967295, which the kernel reads as -1, no id",
+            "use an id from 0 to 4294967294",
+        ),
+        (
+            "copy owner",
+            "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: f, dest: /f, owner: \"4294967295\" }]\n",
+            "5:44: `build.files.copies[0].owner` is 4294967295, which the kernel reads as -1, no id",
+            "use an id from 0 to 4294967294",
+        ),
+        (
+            "copy group",
+            "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: f, dest: /f, group: 4294967295 }]\n",
+            "5:44: `build.files.copies[0].group` is 4294967295, which the kernel reads as -1, no id",
+            "use an id from 0 to 4294967294",
+        ),
+        (
+            "repo owner",
+            "name: x\nbuild:\n  base: { image: debian }\n  repos: [{ url: a, path: /a, owner: \"4294967295\" }]\n",
+            "4:38: `build.repos[0].owner` is 4294967295, which the kernel reads as -1, no id",
             "use an id from 0 to 4294967294",
         ),
         (
