@@ -73,13 +73,14 @@ pub fn load(path: &Path) -> Result<Habitat, Diagnostics> {
             )),
         ));
     }
-    let text = std::fs::read_to_string(&file).map_err(|err| {
+    let bytes = std::fs::read(&file).map_err(|err| {
         Diagnostics::unlocated(
             &file_shown,
             format!("cannot read `{file_shown}`: {err}"),
             None,
         )
     })?;
+    let text = decode(&file_shown, bytes)?;
     let canonical_file = std::fs::canonicalize(&file).map_err(|err| {
         Diagnostics::unlocated(
             &file_shown,
@@ -98,6 +99,40 @@ pub fn load(path: &Path) -> Result<Habitat, Diagnostics> {
     })
 }
 
+/// The text of a config file, or where it stops being UTF-8.
+fn decode(file_name: &str, bytes: Vec<u8>) -> Result<String, Diagnostics> {
+    let err = match String::from_utf8(bytes) {
+        Ok(text) => return Ok(text),
+        Err(err) => err,
+    };
+    let bytes = err.as_bytes();
+    let shown = String::from_utf8_lossy(bytes);
+    let mut sink = Sink::new(file_name, &shown);
+    let hint = Some(format!("save `{FILE_NAME}` as UTF-8"));
+    if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+        let loc = node::Loc {
+            line: 1,
+            column: 1,
+            len: 1,
+        };
+        let message = "invalid UTF-8: the file starts with a UTF-16 byte order mark";
+        sink.push(loc, message.to_string(), hint);
+        return Err(sink.finish());
+    }
+    let at = err.utf8_error().valid_up_to();
+    // The bytes before `at` are valid: lines and columns count as in the parser.
+    let before = String::from_utf8_lossy(&bytes[..at]);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let loc = node::Loc {
+        line: before.matches('\n').count() + 1,
+        column: before[line_start..].chars().count() + 1,
+        len: 1,
+    };
+    let message = format!("invalid UTF-8: byte 0x{:02x} is not text", bytes[at]);
+    sink.push(loc, message, hint);
+    Err(sink.finish())
+}
+
 /// Parse and validate the text of a `kiln.yaml`. `file_name` is how diagnostics
 /// name the file; `habitat_dir` is where copy sources are looked up.
 pub fn parse(file_name: &str, text: &str, habitat_dir: &Path) -> Result<Config, Diagnostics> {
@@ -106,7 +141,10 @@ pub fn parse(file_name: &str, text: &str, habitat_dir: &Path) -> Result<Config, 
         Ok(root) => root,
         Err(err) => {
             // Reword the parser's messages that speak to its API rather than the user.
-            let (message, hint) = if err.message.contains("multiple YAML documents") {
+            let (message, hint) = if err.too_large {
+                sink.push(err.loc, err.message, None);
+                return Err(sink.finish());
+            } else if err.message.contains("multiple YAML documents") {
                 (
                     "more than one YAML document".to_string(),
                     Some("a `kiln.yaml` holds one document: remove the `---` separator"),

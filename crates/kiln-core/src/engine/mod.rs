@@ -256,4 +256,45 @@ pub trait Engine: Send + Sync {
             self.put_archive(id, path, Bytes::from(bytes)).await
         }
     }
+
+    /// Whether `path` in the container is a directory, a symlink to one
+    /// followed (as `mkdir -p` finds it); `false` when nothing is there.
+    /// By default read from `get_archive`, which an engine that can stat a
+    /// path without reading everything under it does better.
+    fn is_dir(&self, id: &str, path: &str) -> impl Future<Output = EngineResult<bool>> + Send {
+        async move {
+            let mut path = path.to_string();
+            // As in the kernel: a chain of more links than this is a loop.
+            for _ in 0..40 {
+                let Some(tar) = self.get_archive(id, &path).await? else {
+                    return Ok(false);
+                };
+                let mut archive = tar::Archive::new(&tar[..]);
+                let first = archive.entries().ok().and_then(|mut e| e.next()?.ok());
+                let Some(entry) = first else {
+                    return Ok(false);
+                };
+                let kind = entry.header().entry_type();
+                if !kind.is_symlink() {
+                    return Ok(kind.is_dir());
+                }
+                let target = entry
+                    .link_name()
+                    .ok()
+                    .flatten()
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                path = if target.starts_with('/') {
+                    target
+                } else {
+                    let parent = path
+                        .trim_end_matches('/')
+                        .rsplit_once('/')
+                        .map_or("", |p| p.0);
+                    format!("{parent}/{target}")
+                };
+            }
+            Ok(false)
+        }
+    }
 }

@@ -68,9 +68,31 @@ impl<E: Engine> Executor<'_, E> {
     where
         F: FnOnce(&ImageFacts) -> Result<Uploads, BuildError>,
     {
+        self.archive_phase_probing(ctx, needs, &[], make).await
+    }
+
+    /// [`Self::archive_phase`], where `make` also learns which of `dirs`
+    /// (absolute paths) the parent image already has as directories
+    /// ([`ImageFacts::dirs`]), by the same reader on both ways of making the
+    /// layer.
+    pub(super) async fn archive_phase_probing<F>(
+        &mut self,
+        ctx: PhaseCtx,
+        needs: Needs,
+        dirs: &[String],
+        make: F,
+    ) -> Result<Produced, BuildError>
+    where
+        F: FnOnce(&ImageFacts) -> Result<Uploads, BuildError>,
+    {
         let phase = ctx.phase;
         if let Some(rootfs) = self.host_rootfs(&ctx.parent).await? {
-            let facts = self.image_facts(FileSource::Host(&rootfs), needs).await?;
+            let mut facts = self.image_facts(FileSource::Host(&rootfs), needs).await?;
+            facts.dirs = dirs
+                .iter()
+                .filter(|d| matches!(rootfs.follow(d), Ok(Some(f)) if f.meta.is_dir()))
+                .cloned()
+                .collect();
             let mut uploads = make(&facts)?;
             self.report_log(phase, std::mem::take(&mut uploads.log));
             return self.host_layer(ctx, rootfs, uploads).await;
@@ -78,7 +100,12 @@ impl<E: Engine> Executor<'_, E> {
         let spec = self.container_spec(&ctx.parent.id);
         let id = self.engine.create_container(&spec).await?;
         let filled = async {
-            let facts = self.image_facts(FileSource::Container(&id), needs).await?;
+            let mut facts = self.image_facts(FileSource::Container(&id), needs).await?;
+            for dir in dirs {
+                if self.engine.is_dir(&id, dir).await? {
+                    facts.dirs.insert(dir.clone());
+                }
+            }
             let mut uploads = make(&facts)?;
             self.report_log(phase, std::mem::take(&mut uploads.log));
             for tar in uploads.tars {
@@ -456,6 +483,9 @@ pub(super) struct ImageFacts {
     pub(super) modes: BTreeMap<String, u32>,
     /// `/etc/skel` as an archive of the engine's form.
     pub(super) skel: Option<Vec<u8>>,
+    /// Of the directories the phase asked about, those the image has
+    /// (symlinks followed, as `mkdir -p` finds them).
+    pub(super) dirs: std::collections::BTreeSet<String>,
 }
 
 /// A phase's new layer, in a loadable archive over its parent's layers.

@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 
 use crate::cache::scratch;
+use crate::config::Repo;
 use crate::config::url::{credentials_hidden, without_credentials};
 use crate::sources::io::{HostIo, io_err};
 
@@ -510,7 +511,7 @@ impl Remote {
 /// What git is given for `url`: URLs (`scheme://…`, scp-like `host:path`)
 /// as written, local paths made absolute against the habitat directory.
 pub fn locate(url: &str, habitat_dir: &Path) -> String {
-    if url.contains("://") || is_scp_like(url) {
+    if Repo::is_remote_url(url) {
         return url.to_string();
     }
     let path = Path::new(url);
@@ -521,15 +522,6 @@ pub fn locate(url: &str, habitat_dir: &Path) -> String {
     };
     // Canonical, so `./app` and `app/` share one mirror.
     path_str(&abs.canonicalize().unwrap_or(abs))
-}
-
-/// `git@host:org/app` (git's rule: a colon before any slash, and not a
-/// Windows-ish or path-like start).
-fn is_scp_like(url: &str) -> bool {
-    match (url.find(':'), url.find('/')) {
-        (Some(colon), slash) => colon > 0 && slash.is_none_or(|s| colon < s),
-        _ => false,
-    }
 }
 
 fn check_safe(url: &str, what: &'static str, value: &str) -> Result<(), RepoError> {
@@ -828,11 +820,11 @@ mod tests {
 
     #[test]
     fn scp_like_urls_are_not_paths() {
-        assert!(is_scp_like("git@github.com:org/app.git"));
-        assert!(is_scp_like("host:app"));
-        assert!(!is_scp_like("./a:b"));
-        assert!(!is_scp_like("/abs/path"));
-        assert!(!is_scp_like("relative/dir"));
+        assert!(Repo::is_remote_url("git@github.com:org/app.git"));
+        assert!(Repo::is_remote_url("host:app"));
+        assert!(!Repo::is_remote_url("./a:b"));
+        assert!(!Repo::is_remote_url("/abs/path"));
+        assert!(!Repo::is_remote_url("relative/dir"));
     }
 
     #[test]

@@ -70,6 +70,7 @@ contract!(
     archive_round_trip_keeps_mode_and_owner,
     get_archive_of_missing_path_is_none,
     copy_archive_moves_a_tree_between_containers,
+    is_dir_follows_links_and_is_false_for_files_and_missing_paths,
     run_streams_lines_and_returns_exit_codes,
     a_long_line_is_handed_on_in_pieces_of_the_cap,
     commit_gives_exactly_the_config,
@@ -238,6 +239,75 @@ async fn get_archive_of_missing_path_is_none<E: Engine>(engine: &E) {
             .expect("create");
         let got = engine.get_archive(&id, "/no/such/file").await.expect("get");
         assert_eq!(got, None);
+    })
+    .await;
+}
+
+async fn is_dir_follows_links_and_is_false_for_files_and_missing_paths<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let id = engine
+            .create_container(&spec(&base, &scope, &["true"]))
+            .await
+            .expect("create");
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut dir = tar::Header::new_gnu();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_mode(0o750);
+        dir.set_size(0);
+        tar.append_data(&mut dir, "probe/d/", std::io::empty())
+            .unwrap();
+        let mut file = tar::Header::new_gnu();
+        file.set_entry_type(tar::EntryType::Regular);
+        file.set_mode(0o644);
+        file.set_size(1);
+        tar.append_data(&mut file, "probe/f", &b"x"[..]).unwrap();
+        for (name, target) in [
+            ("probe/rel", "d"),
+            ("probe/abs", "/probe/d"),
+            ("probe/two", "rel"),
+            ("probe/gone", "nope"),
+        ] {
+            let mut link = tar::Header::new_gnu();
+            link.set_entry_type(tar::EntryType::Symlink);
+            link.set_mode(0o777);
+            link.set_size(0);
+            tar.append_link(&mut link, name, target).unwrap();
+        }
+        let tar = bytes::Bytes::from(tar.into_inner().unwrap());
+        engine.put_archive(&id, "/", tar).await.expect("put");
+        let mut got = Vec::new();
+        for path in [
+            "/",
+            "/bin",
+            "/probe/d",
+            "/probe/d/",
+            "/probe/rel",
+            "/probe/abs",
+            "/probe/two",
+            "/probe/f",
+            "/probe/f/x",
+            "/probe/gone",
+            "/no/such",
+        ] {
+            got.push((path, engine.is_dir(&id, path).await.expect("is_dir")));
+        }
+        assert_eq!(
+            got,
+            [
+                ("/", true),
+                ("/bin", true),
+                ("/probe/d", true),
+                ("/probe/d/", true),
+                ("/probe/rel", true),
+                ("/probe/abs", true),
+                ("/probe/two", true),
+                ("/probe/f", false),
+                ("/probe/f/x", false),
+                ("/probe/gone", false),
+                ("/no/such", false),
+            ]
+        );
     })
     .await;
 }

@@ -667,7 +667,7 @@ fn plan_says_cached_or_build_with_reasons_and_runs_nothing() {
         assert!(
             line.starts_with(&tag)
                 && line.contains(" build ")
-                && line.contains("(no snapshot yet)"),
+                && line.ends_with("  because no snapshot yet"),
             "{line}"
         );
     }

@@ -14,10 +14,11 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
-    AttachContainerOptions, CommitContainerOptions, CreateContainerOptions, CreateImageOptions,
-    DownloadFromContainerOptions, InspectContainerOptions, ListContainersOptions,
-    ListImagesOptions, RemoveContainerOptions, RemoveImageOptions, StartContainerOptions,
-    TagImageOptions, UploadToContainerOptions, WaitContainerOptions,
+    AttachContainerOptions, CommitContainerOptions, ContainerArchiveInfoOptions,
+    CreateContainerOptions, CreateImageOptions, DownloadFromContainerOptions,
+    InspectContainerOptions, ListContainersOptions, ListImagesOptions, RemoveContainerOptions,
+    RemoveImageOptions, StartContainerOptions, TagImageOptions, UploadToContainerOptions,
+    WaitContainerOptions,
 };
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -357,6 +358,40 @@ impl Engine for DockerEngine {
             }) if !message.contains("No such container") => Ok(None),
             Err(e) => Err(self.error("get archive", e, no_such_container(id))),
         }
+    }
+
+    /// One `HEAD` of the archive endpoint per link: Docker stats the path
+    /// (parents resolved, the last component not) and reads nothing below it.
+    async fn is_dir(&self, id: &str, path: &str) -> EngineResult<bool> {
+        // Go's `os.FileMode`: the type bits sit above the permission bits.
+        const MODE_DIR: u32 = 1 << 31;
+        const MODE_SYMLINK: u32 = 1 << 27;
+        let mut path = path.to_string();
+        for _ in 0..40 {
+            let options = ContainerArchiveInfoOptions { path: path.clone() };
+            match self
+                .docker
+                .get_container_archive_info(id, Some(options))
+                .await
+            {
+                Ok(stat) if stat.file_mode & MODE_SYMLINK != 0 && !stat.link_target.is_empty() => {
+                    // The target comes resolved, as an absolute path.
+                    path = stat.link_target;
+                }
+                Ok(stat) => return Ok(stat.file_mode & MODE_DIR != 0),
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return Ok(false),
+                // A path through a file (`lstat …: not a directory`; a HEAD
+                // answer carries no message to tell it by): no directory there,
+                // and what is made there fails with a better error.
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 500, ..
+                }) => return Ok(false),
+                Err(e) => return Err(self.error("stat path", e, no_such_container(id))),
+            }
+        }
+        Ok(false)
     }
 
     /// Docker's commit API MERGES: every field left empty in the config sent is
