@@ -1,6 +1,7 @@
 //! Where kiln keeps what it fetches on the host (repository mirrors, tool
 //! downloads, bootstrap scratch space, per-file digests, the images kiln
-//! made, build locks), so a second build fetches nothing.
+//! made), so a second build fetches nothing. (Build locks are not here: they
+//! are machine-wide, see `cache::lock`.)
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -53,11 +54,6 @@ impl CacheDir {
     /// of those it found it did not make.
     pub fn made(&self, habitat: &str) -> PathBuf {
         self.root.join("made").join(format!("{habitat}.json"))
-    }
-
-    /// The build locks, one file per habitat.
-    pub fn locks(&self) -> PathBuf {
-        self.root.join("locks")
     }
 }
 

@@ -20,9 +20,10 @@ mod snapshot;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::cache::{BuildLock, CacheDir};
+use crate::cache::owner::{self, Liveness, Owner};
+use crate::cache::{BuildLock, CacheDir, lock, scratch};
 use crate::config::Habitat;
 use crate::engine::{Engine, EngineError};
 use crate::image::labels::LABEL_HABITAT;
@@ -33,11 +34,12 @@ use crate::report::{Event, Reporter};
 use crate::sources::io::io_err;
 
 pub use context::BUILD_CONTAINER_PREFIX;
-use context::Executor;
-use error::task_failed;
+use context::{Executor, Maker};
 pub use error::{BuildError, PhaseFailure};
 use provenance::list_snapshots;
 use resolve::resolve_facts;
+use secrets::SECRETS_PREFIX;
+use snapshot::{LAYER_PREFIX, STREAM_PREFIX};
 
 /// A finished build.
 #[derive(Debug, Clone)]
@@ -52,7 +54,7 @@ pub struct Built {
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
     pub plan: PlanOptions,
-    /// Where repos, tools, bootstrap and locks are cached; [`CacheDir::from_env`] by default.
+    /// Where repos, tools, bootstrap and digests are cached; [`CacheDir::from_env`] by default.
     pub cache_root: Option<PathBuf>,
     /// Extract archive phases into a container even where the parent's
     /// layers can be read on the host (how an engine elsewhere is served; tests
@@ -77,7 +79,7 @@ pub async fn plan<E: Engine>(
 ) -> Result<(Plan, KeyChain, Snapshots), BuildError> {
     let cache = opts.cache();
     let (facts, snaps) = tokio::join!(
-        resolve_facts(engine, habitat, opts, None),
+        resolve_facts(engine, habitat, opts, None, &[]),
         list_snapshots(engine, &habitat.config.name, &cache)
     );
     // A plan runs nothing and writes no index: only builds, under the
@@ -88,30 +90,42 @@ pub async fn plan<E: Engine>(
     Ok((plan, chain, snaps))
 }
 
-/// Removes the containers an earlier build of `habitat` left (crashed or
-/// interrupted). Safe only while holding the habitat's build lock.
-pub async fn remove_build_containers<E: Engine>(
+/// Removes the build containers of `habitat` that builds whose process is
+/// gone left behind (killed, crashed). Those of running builds (this one, one
+/// that waits for the lock, one of another cache directory) are kept, and so
+/// are those a build on another machine made (a remote engine): nothing here
+/// can tell whether it still runs.
+async fn remove_stale_build_containers<E: Engine>(
     engine: &E,
     habitat: &str,
 ) -> Result<usize, EngineError> {
-    remove_build_containers_but(engine, habitat, None).await
-}
-
-/// Like [`remove_build_containers`], sparing those of process `spare` (this
-/// build's own, which may be created while the sweep runs).
-async fn remove_build_containers_but<E: Engine>(
-    engine: &E,
-    habitat: &str,
-    spare: Option<u32>,
-) -> Result<usize, EngineError> {
-    let prefix = format!("{BUILD_CONTAINER_PREFIX}{habitat}-");
-    let own = spare.map(|pid| format!("{prefix}{pid}-"));
     let mut removed = 0;
     for c in engine.list_containers(LABEL_HABITAT, habitat).await? {
-        let name = c.name.trim_start_matches('/');
-        if name.starts_with(&prefix) && !own.as_ref().is_some_and(|o| name.starts_with(o)) {
+        let stale = match context::container_maker(habitat, &c.name) {
+            Some(Maker::Owner(owner)) => owner.liveness() == Liveness::Dead,
+            Some(Maker::Pid(pid)) => !owner::pid_runs(pid),
+            None => false,
+        };
+        if stale {
             engine.remove_container(&c.id).await?;
             removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes the build containers this process made, of every habitat it has
+/// built (a base habitat's too): what an interrupted build leaves, once its
+/// future is dropped. Never another process's.
+pub async fn remove_own_build_containers<E: Engine>(engine: &E) -> Result<usize, EngineError> {
+    let me = Maker::Owner(Owner::current());
+    let mut removed = 0;
+    for habitat in context::habitats_with_containers() {
+        for c in engine.list_containers(LABEL_HABITAT, &habitat).await? {
+            if context::container_maker(&habitat, &c.name).as_ref() == Some(&me) {
+                engine.remove_container(&c.id).await?;
+                removed += 1;
+            }
         }
     }
     Ok(removed)
@@ -124,15 +138,17 @@ pub async fn build<E: Engine>(
     opts: &BuildOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<Built, BuildError> {
-    build_boxed(engine, habitat, opts, reporter).await
+    build_boxed(engine, habitat, opts, reporter, Vec::new()).await
 }
 
-/// Boxed so a habitat whose base is another habitat can build that one first.
+/// Boxed so a habitat whose base is another habitat can build that one
+/// first; `above` holds the directories of the habitats waiting for it.
 fn build_boxed<'a, E: Engine>(
     engine: &'a E,
     habitat: &'a Habitat,
     opts: &'a BuildOptions,
     reporter: &'a mut dyn Reporter,
+    above: Vec<PathBuf>,
 ) -> Pin<Box<dyn Future<Output = Result<Built, BuildError>> + Send + 'a>> {
     Box::pin(async move {
         let started = Instant::now();
@@ -140,7 +156,7 @@ fn build_boxed<'a, E: Engine>(
         reporter.report(Event::BuildStart {
             habitat: name.clone(),
         });
-        let result = build_locked(engine, habitat, opts, reporter).await;
+        let result = build_locked(engine, habitat, opts, reporter, &above).await;
         reporter.report(Event::BuildEnd {
             ok: result.is_ok(),
             duration: started.elapsed(),
@@ -155,43 +171,26 @@ async fn build_locked<E: Engine>(
     habitat: &Habitat,
     opts: &BuildOptions,
     reporter: &mut dyn Reporter,
+    above: &[PathBuf],
 ) -> Result<Built, BuildError> {
     let name = habitat.config.name.clone();
-    let locks = opts.cache().locks();
-    let lock_dir = locks.clone();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let lock_name = name.clone();
-    let lock = tokio::task::spawn_blocking(move || {
-        BuildLock::acquire(&lock_dir, &lock_name, |holder| {
-            let _ = tx.send(holder.to_string());
-        })
-    });
-    // The waiting notice must reach the user while the lock blocks.
-    let mut lock = lock;
-    let lock = loop {
-        tokio::select! {
-            res = &mut lock => break res,
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {
-                if let Ok(holder) = rx.try_recv() {
-                    reporter.report(Event::Waiting { habitat: name.clone(), holder });
-                }
-            }
-        }
-    };
-    let _lock = lock
-        .map_err(|e| task_failed("build lock", e))?
-        .map_err(io_err("cannot take the build lock in", &locks))?;
-    if let Ok(holder) = rx.try_recv() {
+    // Keyed by the engine, not the cache directory: builds of one habitat on
+    // one engine share its tags and containers whatever their environment.
+    let locks = lock::lock_dir();
+    let mut on_wait = |holder: &str| {
         reporter.report(Event::Waiting {
             habitat: name.clone(),
-            holder,
-        });
-    }
+            holder: holder.to_string(),
+        })
+    };
+    let _lock = BuildLock::acquire_async(&locks, &engine.identity(), &name, &mut on_wait)
+        .await
+        .map_err(io_err("cannot take the build lock in", &locks))?;
 
     // The facts and the snapshot listing are independent: one wait for both.
     let cache = opts.cache();
     let (facts, snaps) = tokio::join!(
-        resolve_facts(engine, habitat, opts, Some(&mut *reporter)),
+        resolve_facts(engine, habitat, opts, Some(&mut *reporter), above),
         list_snapshots(engine, &name, &cache)
     );
     let (resolved, (snaps, mut made)) = (facts?, snaps?);
@@ -200,13 +199,23 @@ async fn build_locked<E: Engine>(
     let _ = made.save();
     let chain = KeyChain::compute(&habitat.config, &resolved.facts);
     let plan = Plan::new(&chain, &snaps, opts.plan);
-    // Containers a crashed build left are removed while this one builds (a
-    // no-op build skips the listing: it leaves nothing to clean up after).
+    // Containers and temporary files a killed build left are removed while
+    // this one builds (a no-op build skips the listing: it leaves nothing to
+    // clean up after).
     let sweep = async {
-        match plan.all_cached() {
-            true => Ok(0),
-            false => remove_build_containers_but(engine, &name, Some(std::process::id())).await,
+        if plan.all_cached() {
+            return Ok(0);
         }
+        let tmp = tokio::task::spawn_blocking(|| {
+            let dir = std::env::temp_dir();
+            for prefix in [LAYER_PREFIX, STREAM_PREFIX, SECRETS_PREFIX] {
+                scratch::sweep_once(&dir, prefix);
+            }
+        });
+        let removed = remove_stale_build_containers(engine, &name).await;
+        // A sweep that could not run costs disk space, not the build.
+        let _ = tmp.await;
+        removed
     };
     let mut exec = Executor {
         engine,
@@ -218,7 +227,7 @@ async fn build_locked<E: Engine>(
         copies: &resolved.copies,
         made: &mut made,
         reporter,
-        secrets: Vec::new(),
+        secrets: secrets::Redactor::default(),
     };
     let (ran, swept) = tokio::join!(exec.run(&plan), sweep);
     ran?;

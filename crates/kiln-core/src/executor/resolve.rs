@@ -3,6 +3,8 @@
 //! and the commits the repo refs name; and the local tools, checked against
 //! their sha256 (the key names only that).
 
+use std::path::PathBuf;
+
 use crate::config::{self, BaseSource, Habitat};
 use crate::engine::Engine;
 use crate::keys::{BaseFact, Facts, KeyChain};
@@ -24,11 +26,14 @@ pub(super) struct Resolved {
 
 /// Reads everything outside the config that keys depend on. With a reporter
 /// (a build), a habitat base is built first; without (a plan), only planned.
+/// `above` holds the directories of the habitats built on this one, which
+/// wait for it: one of them as its base would be a cycle.
 pub(super) async fn resolve_facts<E: Engine>(
     engine: &E,
     habitat: &Habitat,
     opts: &BuildOptions,
     reporter: Option<&mut dyn Reporter>,
+    above: &[PathBuf],
 ) -> Result<Resolved, BuildError> {
     let c = &habitat.config;
     let base = match c.build.base.source() {
@@ -40,16 +45,18 @@ pub(super) async fn resolve_facts<E: Engine>(
             key: bootstrap::bootstrap_key(b),
         },
         Some(BaseSource::Habitat(path)) => {
-            let other = load_base_habitat(habitat, path)?;
+            let other = load_base_habitat(habitat, path, above)?;
+            let mut chain = above.to_vec();
+            chain.push(habitat.dir.clone());
             let final_key = match reporter {
                 Some(r) => {
                     r.report(Event::Note {
                         message: format!("building base habitat `{}`", other.config.name),
                     });
-                    build_boxed(engine, &other, opts, r).await?.final_key
+                    build_boxed(engine, &other, opts, r, chain).await?.final_key
                 }
                 None => {
-                    let inner = Box::pin(resolve_facts(engine, &other, opts, None)).await?;
+                    let inner = Box::pin(resolve_facts(engine, &other, opts, None, &chain)).await?;
                     KeyChain::compute(&other.config, &inner.facts)
                         .final_key()
                         .clone()
@@ -67,12 +74,12 @@ pub(super) async fn resolve_facts<E: Engine>(
     };
     let digests_path = opts.cache().digests(&c.name);
     let mut digests = copies::DigestCache::load(&digests_path);
+    let withheld = copies::Withheld::secret_files(&habitat.dir, &c.secrets);
     let mut keyed = Vec::new();
     for copy in c.build.files.iter().flat_map(|f| &f.copies) {
-        let src = habitat.dir.join(&copy.source);
         keyed.push(
             digests
-                .keyed(&src)
+                .keyed(&habitat.dir, &copy.source, &withheld)
                 .map_err(|e| fail(Phase::Files, e.to_string()))?,
         );
     }
@@ -122,12 +129,26 @@ fn tool_error(habitat: &Habitat, i: usize, e: &ToolError) -> BuildError {
     ))
 }
 
-pub(super) fn load_base_habitat(habitat: &Habitat, path: &str) -> Result<Habitat, BuildError> {
+/// The base habitat at `path` of `habitat`, on which the habitats in
+/// `above` (directories) are built. Loading checks the chain of bases for
+/// cycles; this check again, against the builds actually waiting, keeps a
+/// file edited during a build from making it wait for its own lock.
+pub(super) fn load_base_habitat(
+    habitat: &Habitat,
+    path: &str,
+    above: &[PathBuf],
+) -> Result<Habitat, BuildError> {
     let other = config::load(&habitat.dir.join(path)).map_err(BuildError::Config)?;
     if other.dir == habitat.dir {
         return Err(BuildError::Usage(format!(
             "habitat `{}` names itself as its base",
             habitat.config.name
+        )));
+    }
+    if above.contains(&other.dir) {
+        return Err(BuildError::Usage(format!(
+            "base habitats form a cycle: habitat `{}` is based on `{}`, which is built on it",
+            habitat.config.name, other.config.name
         )));
     }
     Ok(other)

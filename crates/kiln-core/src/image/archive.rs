@@ -99,35 +99,48 @@ pub fn write_with_layer<F>(
 where
     F: FnOnce(&mut dyn std::io::Write) -> std::io::Result<crate::image::layer::Layer>,
 {
+    use crate::image::layer::Watched;
     use std::io::{Seek, SeekFrom, Write};
-    let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
-    file.write_all(&[0u8; 512])?;
-    let layer = write_layer(&mut file)?;
-    let pad = (512 - (layer.size % 512) as usize) % 512;
-    file.write_all(&vec![0u8; pad])?;
+    let mut file = std::io::BufWriter::new(Watched::new(std::fs::File::create(out)?));
+    let write_all = |file: &mut std::io::BufWriter<Watched<std::fs::File>>| -> std::io::Result<_> {
+        file.write_all(&[0u8; 512])?;
+        let layer = write_layer(file)?;
+        let pad = (512 - (layer.size % 512) as usize) % 512;
+        file.write_all(&vec![0u8; pad])?;
 
-    let (config_bytes, digest, manifest) =
-        image_files(parent, config, comment, repo_tags, Some(&layer.diff_id));
-    let new_layer = layer_path(&layer.diff_id);
-    let mut tar = tar::Builder::new(file);
-    tar.append_data(
-        &mut file_header(config_bytes.len()),
-        format!("{digest}.json"),
-        &config_bytes[..],
-    )?;
-    tar.append_data(
-        &mut file_header(manifest.len()),
-        "manifest.json",
-        manifest.as_bytes(),
-    )?;
-    let mut file = tar.into_inner()?;
-    let mut h = file_header(layer.size as usize);
-    h.set_path(&new_layer)?;
-    h.set_cksum();
-    file.seek(SeekFrom::Start(0))?;
-    file.write_all(h.as_bytes())?;
-    file.into_inner().map_err(|e| e.into_error())?;
-    Ok((format!("sha256:{digest}"), layer))
+        let (config_bytes, digest, manifest) =
+            image_files(parent, config, comment, repo_tags, Some(&layer.diff_id));
+        let new_layer = layer_path(&layer.diff_id);
+        let mut tar = tar::Builder::new(&mut *file);
+        tar.append_data(
+            &mut file_header(config_bytes.len()),
+            format!("{digest}.json"),
+            &config_bytes[..],
+        )?;
+        tar.append_data(
+            &mut file_header(manifest.len()),
+            "manifest.json",
+            manifest.as_bytes(),
+        )?;
+        let file = tar.into_inner()?;
+        let mut h = file_header(layer.size as usize);
+        h.set_path(&new_layer)?;
+        h.set_cksum();
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(h.as_bytes())?;
+        file.flush()?;
+        Ok((format!("sha256:{digest}"), layer))
+    };
+    let written = write_all(&mut file);
+    match written {
+        // The archive could not be written (a full disk): say where, since
+        // nothing else in the message names the file.
+        Err(e) if file.get_ref().failed() => Err(std::io::Error::new(
+            e.kind(),
+            format!("cannot write `{}`: {e}", out.display()),
+        )),
+        other => other,
+    }
 }
 
 /// Whether `info` is an image kiln's archives make: its id (the digest of

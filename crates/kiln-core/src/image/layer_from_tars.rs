@@ -7,13 +7,20 @@
 //! lands in is in the layer with the parent's own metadata, or as root's
 //! `0755` when the parent lacks it (a layer that omits a parent directory
 //! would get one with mode `0600`, hiding the parent's).
+//!
+//! Directories are written once each, after everything else, with the
+//! metadata extraction would leave them with: the last entry the tars give
+//! for one, else the parent's. A tar may name a directory after something
+//! was already put inside it (a file copied to `/opt/x/f`, then a directory
+//! to `/opt/x`); extraction then sets its metadata, and the engine refuses
+//! a layer that names a path twice.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::image::layer::{Hashing, Layer};
+use crate::image::layer::{Hashing, Layer, Watched};
 use crate::image::rootfs::RootFs;
 
 /// Writes a tar to the writer it is given: a phase's copies, streamed into
@@ -39,7 +46,7 @@ pub fn write_layer(
         let mut layer = LayerWriter {
             rootfs,
             tar: tar::Builder::new(&mut hashing),
-            dirs: HashSet::new(),
+            dirs: BTreeMap::new(),
             entries: 0,
         };
         for source in sources {
@@ -49,6 +56,7 @@ pub fn write_layer(
                 Source::Stream(produce) => layer.extract_stream(produce)?,
             }
         }
+        layer.write_dirs()?;
         entries += layer.entries;
         layer.tar.finish()?;
     }
@@ -58,26 +66,41 @@ pub fn write_layer(
 struct LayerWriter<'r, W: Write> {
     rootfs: &'r RootFs,
     tar: tar::Builder<W>,
-    /// Directories already in the layer (absolute, no trailing slash).
-    dirs: HashSet<String>,
+    /// The layer's directories (absolute, no trailing slash) and the header
+    /// each gets, written at the end: in path order, so parents first.
+    dirs: BTreeMap<String, tar::Header>,
     entries: usize,
 }
 
 impl<W: Write> LayerWriter<'_, W> {
     /// Extracts the tar `produce` writes, as it writes it.
     fn extract_stream(&mut self, produce: Producer) -> io::Result<()> {
-        let (reader, mut writer) = io::pipe()?;
+        let (reader, writer) = io::pipe()?;
         std::thread::scope(|scope| {
-            let producer = scope.spawn(move || produce(&mut writer));
-            let extracted = self.extract(io::BufReader::with_capacity(256 * 1024, reader));
-            let produced = producer
+            let producer = scope.spawn(move || {
+                let mut pipe = Watched::new(writer);
+                let produced = produce(&mut pipe);
+                (produced, pipe.failed())
+            });
+            let extracted = {
+                let mut reader = io::BufReader::with_capacity(256 * 1024, reader);
+                // Read to the end after the archive's end marker too, so the
+                // pipe breaks only when extraction failed.
+                self.extract(&mut reader)
+                    .and_then(|()| io::copy(&mut reader, &mut io::sink()).map(drop))
+            };
+            let (produced, pipe_broke) = producer
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p));
             match (produced, extracted) {
-                // The producer's failure is the cause; a cut-off archive its effect.
-                (Err(e), _) if e.kind() != io::ErrorKind::BrokenPipe => Err(e),
-                (_, Err(e)) => Err(e),
-                (Err(e), Ok(())) => Err(e),
+                // The pipe broke because extraction stopped (the layer could
+                // not be written: a full disk; a bad entry): its error is the
+                // cause, whatever the producer made of the broken pipe.
+                (Err(_), Err(e)) if pipe_broke => Err(e),
+                // Otherwise the producer's failure is the cause; a cut-off
+                // archive its effect.
+                (Err(e), _) => Err(e),
+                (Ok(()), Err(e)) => Err(e),
                 (Ok(()), Ok(())) => Ok(()),
             }
         })
@@ -101,9 +124,11 @@ impl<W: Write> LayerWriter<'_, W> {
             self.parents(&path, header.mtime().unwrap_or(0))?;
             let rel = path.trim_start_matches('/').to_string();
             if kind.is_dir() {
-                self.tar
-                    .append_data(&mut header, format!("{rel}/"), io::empty())?;
-                self.dirs.insert(path);
+                // Extraction sets an existing directory's metadata: the last
+                // entry for it wins.
+                header.set_size(0);
+                self.dirs.insert(path, header);
+                continue;
             } else if kind.is_symlink() || kind.is_hard_link() {
                 let target = entry
                     .link_name()?
@@ -143,6 +168,16 @@ impl<W: Write> LayerWriter<'_, W> {
             .map(Some)
     }
 
+    /// Writes the layer's directories, once each.
+    fn write_dirs(&mut self) -> io::Result<()> {
+        for (dir, mut header) in std::mem::take(&mut self.dirs) {
+            let rel = format!("{}/", dir.trim_start_matches('/'));
+            self.tar.append_data(&mut header, rel, io::empty())?;
+            self.entries += 1;
+        }
+        Ok(())
+    }
+
     /// Puts every directory above `path` into the layer, once each.
     fn parents(&mut self, path: &str, mtime: u64) -> io::Result<()> {
         let mut dir = String::new();
@@ -150,7 +185,7 @@ impl<W: Write> LayerWriter<'_, W> {
         for part in &parts[..parts.len().saturating_sub(1)] {
             dir.push('/');
             dir.push_str(part);
-            if self.dirs.contains(&dir) {
+            if self.dirs.contains_key(&dir) {
                 continue;
             }
             let mut h = tar::Header::new_gnu();
@@ -172,10 +207,7 @@ impl<W: Write> LayerWriter<'_, W> {
                     h.set_mtime(mtime);
                 }
             }
-            let rel = format!("{}/", dir.trim_start_matches('/'));
-            self.tar.append_data(&mut h, rel, io::empty())?;
-            self.entries += 1;
-            self.dirs.insert(dir.clone());
+            self.dirs.insert(dir.clone(), h);
         }
         Ok(())
     }
@@ -296,7 +328,7 @@ mod tests {
     }
 
     #[test]
-    fn parents_come_first_with_the_images_metadata_or_as_root_0755() {
+    fn parents_come_once_with_the_images_metadata_or_as_root_0755() {
         let s = stack();
         fs::create_dir_all(s.layers[1].join("work")).unwrap();
         fs::set_permissions(s.layers[1].join("work"), fs::Permissions::from_mode(0o1777)).unwrap();
@@ -307,10 +339,10 @@ mod tests {
         assert_eq!(
             listing(&out),
             [
-                ("work/".to_string(), 0o1777, 0),
-                ("work/app/".to_string(), 0o755, 0),
                 ("work/app/a.txt".to_string(), 0o644, 1000),
                 ("work/app/b.txt".to_string(), 0o644, 1000),
+                ("work/".to_string(), 0o1777, 0),
+                ("work/app/".to_string(), 0o755, 0),
             ]
         );
         assert_eq!(layer.entries, 4);
@@ -334,12 +366,12 @@ mod tests {
         assert_eq!(
             names,
             [
+                "usr/bin/jq",
+                "opt/tools/x",
                 "opt/",
                 "opt/tools/",
                 "usr/",
                 "usr/bin/",
-                "usr/bin/jq",
-                "opt/tools/x"
             ]
         );
         let tools = listing(&out)
@@ -350,6 +382,30 @@ mod tests {
             tools.1, 0o750,
             "a directory of the phase keeps its own mode"
         );
+    }
+
+    /// Bug: a directory named after something was put inside it (a file
+    /// copied to `/opt/x/f`, then a directory to `/opt/x`) was in the layer
+    /// twice, which the engine refuses: "duplicates of file paths not
+    /// supported".
+    #[test]
+    fn regression_a_directory_named_twice_is_in_the_layer_once_as_named_last() {
+        let s = stack();
+        let rootfs = RootFs::open(s.layers.clone()).unwrap();
+        let first = tar_of(&[("opt/x/f", Some("f"))]);
+        let second = tar_of(&[("opt/x", None), ("opt/x", None)]);
+        let mut out = Vec::new();
+        let sources = vec![Source::Bytes(&first), Source::Bytes(&second)];
+        let layer = write_layer(&rootfs, sources, &mut out).unwrap();
+        assert_eq!(
+            listing(&out),
+            [
+                ("opt/x/f".to_string(), 0o644, 1000),
+                ("opt/".to_string(), 0o755, 0),
+                ("opt/x/".to_string(), 0o750, 0),
+            ]
+        );
+        assert_eq!(layer.entries, 3);
     }
 
     #[test]
@@ -370,6 +426,51 @@ mod tests {
         });
         let err = write_layer(&rootfs, vec![Source::Stream(failing)], &mut Vec::new()).unwrap_err();
         assert_eq!(err.to_string(), "source vanished");
+    }
+
+    /// A disk that holds `room` bytes, then fails as a full one does.
+    struct FullDisk {
+        room: usize,
+    }
+
+    impl Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Bug: a full disk under a streamed copy was reported as "Broken pipe":
+    /// the layer's writer failed with "no space left", the reader stopped,
+    /// and the producer's write into the closed pipe (wrapped in its own
+    /// error, as the files phase wraps it) was taken for the cause.
+    #[test]
+    fn regression_a_full_disk_under_a_streamed_copy_is_reported_as_such() {
+        let s = stack();
+        let rootfs = RootFs::open(s.layers.clone()).unwrap();
+        let big = vec![7u8; 4 << 20];
+        let produce: Producer = Box::new(move |out| {
+            let mut tar = tar::Builder::new(io::BufWriter::with_capacity(256 * 1024, out));
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(big.len() as u64);
+            h.set_mode(0o644);
+            tar.append_data(&mut h, "opt/big", &big[..])
+                .map_err(|e| io::Error::other(format!("cannot read `/src/big`: {e}")))?;
+            tar.into_inner()?.flush()
+        });
+        let mut disk = FullDisk { room: 64 << 10 };
+        let err = write_layer(&rootfs, vec![Source::Stream(produce)], &mut disk).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(28), "{err}");
+        assert!(!err.to_string().contains("Broken pipe"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use crate::config::url::without_credentials;
 use crate::keys::PhaseKey;
 use crate::phase::Phase;
 use crate::plan::snapshots::Snapshots;
@@ -54,10 +55,12 @@ fn describe_change(phase: Phase, old: &Value, new: &Value) -> String {
             }
             (Phase::Repos, f) if f.ends_with(".commit") => {
                 let (o, n) = (element(old, f), element(new, f));
+                // Labels written before credentials were stripped may still
+                // carry some; the reason never shows them.
                 let url = n
                     .and_then(|e| e.get("url"))
                     .and_then(Value::as_str)
-                    .unwrap_or("?");
+                    .map_or("?".into(), without_credentials);
                 let commit = |e: Option<&Value>| {
                     e.and_then(|e| e.get("commit"))
                         .and_then(Value::as_str)

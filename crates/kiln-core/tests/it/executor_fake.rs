@@ -624,3 +624,41 @@ async fn regression_a_base_habitats_final_tag_moved_during_the_build_is_not_buil
         "built on the moved tag"
     );
 }
+
+/// A cycle of base habitats made after the habitat was loaded (its base
+/// edited meanwhile) ends `plan` and `build` with an error: neither recurses
+/// for ever nor waits for a lock this build holds.
+#[tokio::test]
+async fn a_cycle_of_bases_made_after_loading_ends_plan_and_build() {
+    let f = Fixture::new().await;
+    let b = f.root.path().join("b");
+    std::fs::create_dir(&b).expect("mkdir b");
+    std::fs::write(
+        b.join("kiln.yaml"),
+        "name: fake-b\nbuild:\n  base: { image: \"kiln-test/busybox:latest\" }\n",
+    )
+    .expect("write b");
+    f.edit(
+        "base: { image: \"kiln-test/busybox:latest\" }",
+        "base: { habitat: ../b }",
+    );
+    let a = f.habitat();
+    std::fs::write(
+        b.join("kiln.yaml"),
+        "name: fake-b\nbuild:\n  base: { habitat: ../h }\n",
+    )
+    .expect("write b");
+    let plan = executor::plan(&f.engine, &a, &f.options()).await;
+    let Err(err) = plan else {
+        panic!("plan of a cycle succeeded")
+    };
+    let err = err.to_string();
+    assert!(err.contains("base habitats form a cycle"), "{err}");
+    let mut reporter = Recorder::default();
+    let built = executor::build(&f.engine, &a, &f.options(), &mut reporter).await;
+    let Err(err) = built else {
+        panic!("build of a cycle succeeded")
+    };
+    let err = err.to_string();
+    assert!(err.contains("base habitats form a cycle"), "{err}");
+}

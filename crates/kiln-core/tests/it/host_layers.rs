@@ -86,16 +86,53 @@ fn write_habitats(root: &Path, scope: &str, name: &str) {
         format!(
             "name: {name}\nbuild:\n  base: {{ habitat: ../base }}\n\
              \x20 users:\n    - {{ name: dev, uid: 1000, groups: [staff] }}\n\
-             \x20 habitat:\n    dirs: [/linked/made, /opt/new/deep, /usr/state/cache]\n    work_dir: /work\n\
+             \x20 habitat:\n    dirs: [/linked/made, /opt/new/deep, /usr/state/cache, /opt/new, /opt//new/deep/, /home/dev, /srv/data, /linked]\n    work_dir: /work\n\
              \x20 files:\n    copies:\n\
              \x20     - {{ source: files/config, dest: /data-link/config, owner: dev, mode: \"0600\" }}\n\
              \x20     - {{ source: files/tree, dest: /linked/tree, owner: dev }}\n\
              \x20     - {{ source: files/config, dest: /bin/config-in-bin }}\n\
+             \x20     - {{ source: files/config, dest: /opt/pre/config }}\n\
+             \x20     - {{ source: files/tree, dest: /opt/pre, owner: dev }}\n\
              \x20 repos:\n    - {{ url: ./app, path: /work/app, ref: main, owner: dev }}\n\
              \x20 tools:\n    - {{ name: tool, source: tool.sh, sha256: \"{tool_sha}\", dest: /linked/bin/tool }}\n"
         ),
     )
     .unwrap();
+}
+
+/// The modification time of each of `paths` in `image`.
+async fn mtimes(
+    engine: &DockerEngine,
+    image: &str,
+    scope: &str,
+    paths: &[&str],
+) -> Result<Vec<u64>, TestError> {
+    let spec = ContainerSpec {
+        image: image.to_string(),
+        entrypoint: Some(vec!["/bin/sh".into()]),
+        labels: BTreeMap::from([(
+            kiln_core::image::labels::LABEL_HABITAT.to_string(),
+            scope.to_string(),
+        )]),
+        ..ContainerSpec::default()
+    };
+    let id = engine.create_container(&spec).await?;
+    let mut out = Vec::new();
+    for path in paths {
+        let tar = engine.get_archive(&id, path).await;
+        let tar = match tar {
+            Ok(Some(tar)) => tar,
+            other => {
+                engine.remove_container(&id).await?;
+                return Err(format!("no archive of `{path}`: {other:?}").into());
+            }
+        };
+        let mut ar = tar::Archive::new(&tar[..]);
+        let first = ar.entries()?.next().ok_or("an empty archive")??;
+        out.push(first.header().mtime()?);
+    }
+    engine.remove_container(&id).await?;
+    Ok(out)
 }
 
 /// The whole file system of `image`, read through a created container.
@@ -171,6 +208,18 @@ async fn host_written_layers_give_the_file_system_a_container_gives() {
                 .await
                 .unwrap_or_else(|e| panic!("build of {name}: {e}"));
             trees.push(tree_of(engine, &built.image, &scope.habitat).await.unwrap());
+            // A listed directory the image has keeps its time, as with `mkdir -p`.
+            let existing = ["/work", "/srv/data", "/home/dev"];
+            let before = format!("habitat-{name}:3-env");
+            let after = format!("habitat-{name}:4-habitat");
+            let before = mtimes(engine, &before, &scope.habitat, &existing)
+                .await
+                .unwrap();
+            let after = mtimes(engine, &after, &scope.habitat, &existing)
+                .await
+                .unwrap();
+            assert_eq!(after, before, "{name}: times of {existing:?}");
+            assert_ne!(before[0], 0, "the base made /work at build time");
             // Snapshots of the other habitats are this scope's to remove.
             remove_images_of(engine, name).await;
         }
@@ -198,8 +247,12 @@ async fn host_written_layers_give_the_file_system_a_container_gives() {
             ("usr/lib/target/made", "Directory mode 755 owner 0:0"),
             ("srv/data", "Directory mode 1777 owner 65534:65534"),
             ("run/state/cache", "Directory mode 755 owner 0:0"),
-            // The habitat phase makes its directories root's 0755, existing or not.
-            ("work", "Directory mode 755 owner 0:0"),
+            // The habitat phase makes new directories root's 0755 (nested ones
+            // listed in any order, or twice); existing ones keep what they had.
+            ("work", "Directory mode 770 owner 65534:0"),
+            ("opt/new", "Directory mode 755 owner 0:0"),
+            ("opt/new/deep", "Directory mode 755 owner 0:0"),
+            ("home/dev", "Directory mode 755 owner 1000:1000"),
             ("home/dev/.config/x", "owner 1000:1000"),
             ("usr/lib/target/bin/tool", "mode 755 owner 0:0"),
             (
@@ -209,6 +262,11 @@ async fn host_written_layers_give_the_file_system_a_container_gives() {
             ("work/app/src/main.sh", "owner 1000:1000"),
             ("work/app/.git/HEAD", "owner 1000:1000"),
             ("bin/config-in-bin", "mode 644 owner 0:0"),
+            // A directory copied where a file was copied into before: the
+            // directory's copy decides its owner, as extraction does.
+            ("opt/pre", "owner 1000:1000"),
+            ("opt/pre/config", "owner 0:0"),
+            ("opt/pre/sub/b", "owner 1000:1000"),
         ];
         for (path, expected) in want {
             let got = host

@@ -12,6 +12,7 @@ mod plan_cases;
 mod engine_contract;
 
 mod host_bootstrap;
+mod host_copies;
 mod host_layers;
 mod host_repo;
 mod host_tool;

@@ -71,7 +71,7 @@ impl<E: Engine> Executor<'_, E> {
                 let BaseFact::Habitat { final_key } = &self.facts.base else {
                     return Err(fail(Phase::Base, "base habitat was not resolved"));
                 };
-                let other = load_base_habitat(self.habitat, path)?;
+                let other = load_base_habitat(self.habitat, path, &[])?;
                 // The final image kiln made with that key, not whatever its
                 // tag points at by now (a tag anyone can move).
                 let (snaps, _) =

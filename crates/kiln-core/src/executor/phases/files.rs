@@ -23,6 +23,8 @@ impl<E: Engine> Executor<'_, E> {
         if keyed.len() != copies.len() {
             return Err(fail(phase, "the copies were not all keyed"));
         }
+        // A secret's file is never copied, even inside a copied directory.
+        let withheld = copies::Withheld::secret_files(&dir, &self.config().secrets);
         let needs_accounts = copies
             .iter()
             .any(|c| names_an_account(c.owner.as_deref()) || names_an_account(c.group.as_deref()));
@@ -30,7 +32,7 @@ impl<E: Engine> Executor<'_, E> {
             accounts: needs_accounts,
             skel: false,
         };
-        let sources: Vec<std::path::PathBuf> = copies.iter().map(|c| dir.join(&c.source)).collect();
+        let sources: Vec<String> = copies.iter().map(|c| c.source.clone()).collect();
         let digests = self.opts.cache().digests(self.name());
         let made = self
             .archive_phase(ctx, needs, |facts| {
@@ -58,7 +60,7 @@ impl<E: Engine> Executor<'_, E> {
                         gid,
                         file_mode,
                     };
-                    placed.push((dir.join(&c.source), c.dest.clone(), own, keyed));
+                    placed.push((c.source.clone(), c.dest.clone(), own, keyed));
                 }
                 let produce: Producer = Box::new(move |out| {
                     let mut tar =
@@ -67,7 +69,7 @@ impl<E: Engine> Executor<'_, E> {
                     // change since it was keyed fails the phase, and the layer
                     // is thrown away.
                     for (source, dest, own, keyed) in &placed {
-                        copies::append_to_tar(&mut tar, source, dest, *own, keyed)
+                        copies::append_to_tar(&mut tar, &dir, source, dest, *own, &withheld, keyed)
                             .map_err(std::io::Error::other)?;
                     }
                     std::io::Write::flush(&mut tar.into_inner()?)
@@ -84,7 +86,7 @@ impl<E: Engine> Executor<'_, E> {
             // copy again rather than trust it.
             let mut cache = copies::DigestCache::load(&digests);
             for source in &sources {
-                cache.forget(source);
+                cache.forget(&self.habitat.dir, source);
             }
             let _ = cache.save(&digests);
         }
