@@ -122,7 +122,8 @@ build:
 "#;
 
 /// Base, env, setup and final only: six phases are not configured.
-const SPARSE: &str = r#"name: @NAME@
+/// A busybox habitat with an env and one setup command (shared with `cli_surface`).
+pub(crate) const SPARSE: &str = r#"name: @NAME@
 build:
   base: { image: "kiln-test/busybox:latest" }
   env: [GREETING=hello]

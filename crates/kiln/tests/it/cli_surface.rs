@@ -5,6 +5,8 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+/// A busybox habitat with one setup command, for tests that build.
+use crate::cli::SPARSE as BUSYBOX;
 use crate::support::Habitat;
 
 fn kiln(args: &[&str]) -> std::process::Output {
@@ -128,18 +130,6 @@ fn regression_a_mistyped_path_says_the_path_does_not_exist() {
     out.assert_code(2);
     assert!(out.stderr.contains("-C ."), "{}", out.stderr);
 }
-
-/// A busybox habitat with one setup command, for tests that build.
-const BUSYBOX: &str = r#"name: @NAME@
-build:
-  base: { image: "kiln-test/busybox:latest" }
-  env: [GREETING=hello]
-  setup:
-    commands:
-      root: ["echo built > /setup-marker"]
-  final:
-    command: ["sh"]
-"#;
 
 /// Bug: a missing `verify.files` path checked in a container was reported as
 /// "a command failed: test -e /path", the check kiln wrote, not the user's file.
