@@ -318,7 +318,7 @@ impl<E: Engine> Executor<'_, E> {
         // Reading the upper dir and writing the archive is blocking file work.
         let written = tokio::task::spawn_blocking(move || {
             write_layer_archive(&layers, &config, &comment, &tags, |out| {
-                layer_from_upper::write_layer(&upper, out)
+                layer_from_upper::write_layer(&upper, std::io::BufWriter::new(out))
             })
         })
         .await
@@ -447,7 +447,7 @@ fn write_layer_archive<F>(
     write: F,
 ) -> std::io::Result<WrittenLayer>
 where
-    F: FnOnce(&mut dyn std::io::Write) -> std::io::Result<Layer>,
+    F: FnOnce(&mut std::fs::File) -> std::io::Result<Layer>,
 {
     let dir = tempfile::Builder::new().prefix("kiln-layer-").tempdir()?;
     let archive = dir.path().join("image.tar");

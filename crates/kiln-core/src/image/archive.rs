@@ -94,12 +94,21 @@ pub fn write_with_layer<F>(
     write_layer: F,
 ) -> std::io::Result<(String, crate::image::layer::Layer)>
 where
-    F: FnOnce(&mut dyn std::io::Write) -> std::io::Result<crate::image::layer::Layer>,
+    F: FnOnce(&mut std::fs::File) -> std::io::Result<crate::image::layer::Layer>,
 {
     use std::io::{Seek, SeekFrom, Write};
-    let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
+    // Readable too: the layer writer may read back what it wrote.
+    let mut file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(out)?;
     file.write_all(&[0u8; 512])?;
+    // The layer writer gets the file itself (it may rewrite what it wrote)
+    // and leaves it at the layer's end.
     let layer = write_layer(&mut file)?;
+    let mut file = std::io::BufWriter::new(file);
     let pad = (512 - (layer.size % 512) as usize) % 512;
     file.write_all(&vec![0u8; pad])?;
 
@@ -220,7 +229,7 @@ mod tests {
             &["r:t".into()],
             &out,
             |w| {
-                w.write_all(&content)?;
+                std::io::Write::write_all(w, &content)?;
                 Ok(crate::image::layer::Layer {
                     diff_id: "sha256:cc".into(),
                     size: content.len() as u64,

@@ -29,6 +29,11 @@ impl<W: Write> Hashing<W> {
         }
     }
 
+    /// How many bytes have passed through so far.
+    pub(crate) fn written(&self) -> u64 {
+        self.len
+    }
+
     /// Flushes and describes what was written; `entries` is the caller's count.
     pub(crate) fn finish(mut self, entries: usize) -> io::Result<Layer> {
         self.inner.flush()?;

@@ -34,6 +34,19 @@ pub struct Found {
     pub meta: Metadata,
 }
 
+/// What a layer being written holds at a path, which hides what the image
+/// below it has there (see [`RootFs::place`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Over {
+    Dir,
+    /// A regular file (or a hard link to one, or a device).
+    NotDir,
+    /// A symlink, with its target.
+    Link(String),
+    /// Nothing: the layer removed what the image had there.
+    Gone,
+}
+
 /// The merged view of an image's layer directories.
 #[derive(Debug, Clone)]
 pub struct RootFs {
@@ -99,25 +112,55 @@ impl RootFs {
     /// `path` with every symlink among its ancestors followed (within the
     /// image's root), as extracting an archive into the image would: `/bin/x`
     /// becomes `/usr/bin/x` on a merged-`/usr` system. The last component is
-    /// kept as it is. Fails when an ancestor is not a directory.
+    /// kept as it is; missing directories are kept as named. Fails when an
+    /// ancestor is not a directory.
     pub fn resolve_parents(&self, path: &str) -> io::Result<String> {
+        self.resolve(path, &|_| None, false)
+    }
+
+    /// Where extracting an entry named `path` puts it, in this file system
+    /// with `over` (what the layer being written already holds) on top: as
+    /// [`RootFs::resolve_parents`], except that a symlink among the ancestors
+    /// whose target does not exist is an error, as it is to extraction (which
+    /// creates missing directories, but not through a link that leads nowhere).
+    pub fn place(&self, path: &str, over: &dyn Fn(&str) -> Option<Over>) -> io::Result<String> {
+        self.resolve(path, over, true)
+    }
+
+    fn resolve(
+        &self,
+        path: &str,
+        over: &dyn Fn(&str) -> Option<Over>,
+        strict: bool,
+    ) -> io::Result<String> {
         let parts = components(path);
         let Some((last, parents)) = parts.split_last() else {
             return Ok("/".to_string());
         };
-        let mut resolved = self.resolve_dir(parents)?;
+        let mut resolved = self.resolve_dir(parents, over, strict)?;
         resolved.push(last.to_string());
         Ok(join(&resolved))
     }
 
     /// Resolves a directory path given as components; missing directories are
-    /// kept as named (extracting creates them).
-    fn resolve_dir(&self, parts: &[&str]) -> io::Result<Vec<String>> {
+    /// kept as named (extracting creates them) unless `strict` and a symlink's
+    /// target is what is missing.
+    fn resolve_dir(
+        &self,
+        parts: &[&str],
+        over: &dyn Fn(&str) -> Option<Over>,
+        strict: bool,
+    ) -> io::Result<Vec<String>> {
+        /// A symlink being followed: its path and target.
+        type Via = std::rc::Rc<(String, String)>;
         let mut out: Vec<String> = Vec::new();
-        let mut rest: Vec<String> = parts.iter().rev().map(|s| s.to_string()).collect();
+        // Components still to walk, last first, each with the link whose
+        // target it comes from.
+        let mut rest: Vec<(String, Option<Via>)> =
+            parts.iter().rev().map(|s| (s.to_string(), None)).collect();
         let mut links = 0;
         let mut missing = false;
-        while let Some(part) = rest.pop() {
+        while let Some((part, via)) = rest.pop() {
             match part.as_str() {
                 "" | "." => continue,
                 ".." => {
@@ -126,38 +169,57 @@ impl RootFs {
                 }
                 _ => {}
             }
-            if missing {
-                out.push(part);
-                continue;
-            }
             let mut candidate = out.clone();
             candidate.push(part.clone());
-            match self.lstat(&join(&candidate))? {
-                None => {
+            let at = join(&candidate);
+            let kind = match missing {
+                true => Over::Gone,
+                false => match over(&at) {
+                    Some(kind) => kind,
+                    None => match self.lstat(&at)? {
+                        None => Over::Gone,
+                        Some(f) if f.meta.file_type().is_symlink() => {
+                            Over::Link(fs::read_link(&f.host)?.to_string_lossy().into_owned())
+                        }
+                        Some(f) if f.meta.is_dir() => Over::Dir,
+                        Some(_) => Over::NotDir,
+                    },
+                },
+            };
+            match kind {
+                Over::Gone => {
+                    if let (true, Some(via)) = (strict, &via) {
+                        return Err(io::Error::other(format!(
+                            "`{}` in the image is a symlink to `{}`, which does not exist",
+                            via.0, via.1
+                        )));
+                    }
                     missing = true;
                     out.push(part);
                 }
-                Some(f) if f.meta.file_type().is_symlink() => {
+                Over::Link(target) => {
                     links += 1;
                     if links > MAX_LINKS {
                         return Err(io::Error::other(format!(
-                            "too many levels of symbolic links at `{}`",
-                            join(&candidate)
+                            "too many levels of symbolic links at `{at}`"
                         )));
                     }
-                    let target = fs::read_link(&f.host)?;
-                    let target = target.to_string_lossy().into_owned();
                     if target.starts_with('/') {
                         out.clear();
                     }
                     // The link's target replaces it; what followed it comes after.
-                    rest.extend(target.split('/').rev().map(str::to_string));
+                    let via: Via = std::rc::Rc::new((at, target.clone()));
+                    rest.extend(
+                        target
+                            .split('/')
+                            .rev()
+                            .map(|p| (p.to_string(), Some(via.clone()))),
+                    );
                 }
-                Some(f) if f.meta.is_dir() => out.push(part),
-                Some(_) => {
+                Over::Dir => out.push(part),
+                Over::NotDir => {
                     return Err(io::Error::other(format!(
-                        "`{}` in the image is not a directory",
-                        join(&candidate)
+                        "`{at}` in the image is not a directory"
                     )));
                 }
             }

@@ -15,3 +15,6 @@ mod host_bootstrap;
 mod host_layers;
 mod host_repo;
 mod host_tool;
+mod layers_differential;
+
+mod support;
