@@ -198,9 +198,7 @@ impl<'t> Sink<'t> {
     }
 
     pub fn push(&mut self, loc: Loc, message: String, hint: Option<String>) {
-        let source_line = self
-            .text
-            .lines()
+        let source_line = super::node::lines(self.text)
             .nth(loc.line.saturating_sub(1))
             .unwrap_or("")
             .to_string();
