@@ -140,12 +140,19 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+/// How deep lists and mappings may nest. A real `kiln.yaml` nests six
+/// levels at most; each level costs the reader tens of kilobytes of stack in
+/// a debug build, and the parser's own default (64) overflowed a 2 MiB
+/// thread there.
+const MAX_DEPTH: usize = 32;
+
 /// Parse YAML text into a located node tree.
 pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
     // Duplicate keys reach the tree so the structure check can report them along
     // with everything else instead of stopping the parse at the first one.
     let options = serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
+        budget: serde_saphyr::budget! { max_depth: MAX_DEPTH },
     };
     match serde_saphyr::from_str_with_options::<Spanned<Raw>>(text, options) {
         Ok(raw) => Ok(convert(raw, text)),
@@ -163,9 +170,15 @@ pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
                     column: 1,
                     len: 1,
                 });
-            let message = serde_saphyr::DefaultMessageFormatter
-                .format_message(err.without_snippet())
-                .into_owned();
+            let message = match err.without_snippet() {
+                serde_saphyr::Error::Budget {
+                    breach: serde_saphyr::budget::BudgetBreach::Depth { .. },
+                    ..
+                } => format!("nested more than {MAX_DEPTH} levels deep"),
+                err => serde_saphyr::DefaultMessageFormatter
+                    .format_message(err)
+                    .into_owned(),
+            };
             Err(SyntaxError {
                 loc,
                 message: message.trim().to_string(),

@@ -8,7 +8,8 @@
 //! broke the loader there, so it stays fixed. Mutations: byte and character
 //! changes (YAML punctuation, tabs, multi-byte characters, NUL), line
 //! deletions, duplications, swaps and re-indents, keys replaced by other
-//! (or misspelt) keys, values replaced by odd scalars, truncation.
+//! (or misspelt) keys, values replaced by odd scalars or nested deep in
+//! lists and mappings, truncation.
 //!
 //! `KILN_FUZZ_CASES=N` runs N mutated inputs (default 2000, what CI runs);
 //! proptest picks a new seed every run and prints the smallest failing input.
@@ -169,16 +170,48 @@ const VALUES: &[&str] = &[
 /// taken modulo what the text has when the mutation is applied.
 #[derive(Debug, Clone)]
 enum Mutation {
-    ReplaceByte { at: usize, with: usize },
-    InsertBytes { at: usize, with: usize },
-    DeleteLine { line: usize },
-    DuplicateLine { line: usize },
-    SwapLines { a: usize, b: usize },
-    Indent { line: usize, by: usize },
-    Dedent { line: usize },
-    ReplaceKey { line: usize, with: usize },
-    ReplaceValue { line: usize, with: usize },
-    Truncate { at: usize },
+    ReplaceByte {
+        at: usize,
+        with: usize,
+    },
+    InsertBytes {
+        at: usize,
+        with: usize,
+    },
+    DeleteLine {
+        line: usize,
+    },
+    DuplicateLine {
+        line: usize,
+    },
+    SwapLines {
+        a: usize,
+        b: usize,
+    },
+    Indent {
+        line: usize,
+        by: usize,
+    },
+    Dedent {
+        line: usize,
+    },
+    ReplaceKey {
+        line: usize,
+        with: usize,
+    },
+    ReplaceValue {
+        line: usize,
+        with: usize,
+    },
+    /// A value wrapped in `depth` flow lists or mappings.
+    Nest {
+        line: usize,
+        depth: usize,
+        map: bool,
+    },
+    Truncate {
+        at: usize,
+    },
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -193,6 +226,11 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         n.clone().prop_map(|line| Mutation::Dedent { line }),
         (n.clone(), 0..KEYS.len()).prop_map(|(line, with)| Mutation::ReplaceKey { line, with }),
         (n.clone(), 0..VALUES.len()).prop_map(|(line, with)| Mutation::ReplaceValue { line, with }),
+        (n.clone(), 1..80usize, any::<bool>()).prop_map(|(line, depth, map)| Mutation::Nest {
+            line,
+            depth,
+            map
+        }),
         n.prop_map(|at| Mutation::Truncate { at }),
     ]
 }
@@ -243,6 +281,19 @@ fn apply(text: &str, m: &Mutation) -> String {
                 if indent <= colon {
                     *l = format!("{}{}{}", &l[..indent], KEYS[*with], &l[colon..]);
                 }
+            }
+        }
+        Mutation::Nest { line, depth, map } => {
+            let l = &mut lines[line % count];
+            if let Some(colon) = l.find(": ") {
+                let (open, close) = if *map { ("{k: ", "}") } else { ("[", "]") };
+                let value = l[colon + 2..].to_string();
+                *l = format!(
+                    "{}: {}{value}{}",
+                    &l[..colon],
+                    open.repeat(*depth),
+                    close.repeat(*depth)
+                );
             }
         }
         Mutation::ReplaceValue { line, with } => {
@@ -399,4 +450,54 @@ fn regression_a_lone_carriage_return_ends_a_line_for_diagnostics_too() {
             "{text:?}"
         );
     }
+}
+
+#[test]
+fn regression_deep_nesting_is_a_located_error_not_a_stack_overflow() {
+    // Each level of nesting costs the YAML reader tens of kilobytes of stack
+    // in a debug build: fifty levels overflowed a test thread's 2 MiB and
+    // aborted the process. Runs on a thread of that size on purpose.
+    let flow = |depth: usize| {
+        format!(
+            "name: x\nbuild: {}{}\n",
+            "{a: ".repeat(depth),
+            "}".repeat(depth)
+        )
+    };
+    let block = |depth: usize| {
+        let mut text = String::from("name: x\nbuild:\n");
+        for i in 0..depth {
+            text.push_str(&format!("{}k{i}:\n", " ".repeat(2 * i + 2)));
+        }
+        text
+    };
+    let seq = |depth: usize| {
+        format!(
+            "name: x\nbuild: {}{}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+    };
+    let handle = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let mut out = Vec::new();
+            for text in [flow(30), flow(200), block(30), block(200), seq(200)] {
+                out.push(check(&text).err());
+                let message = match config::parse("kiln.yaml", &text, Path::new("/nonexistent")) {
+                    Ok(_) => String::new(),
+                    Err(d) => d.items()[0].message.clone(),
+                };
+                out.push(Some(message).filter(|m| m.contains("budget")));
+            }
+            out
+        })
+        .unwrap();
+    let problems: Vec<String> = handle.join().unwrap().into_iter().flatten().collect();
+    assert!(problems.is_empty(), "{problems:#?}");
+    let d = config::parse("kiln.yaml", &flow(200), Path::new("/nonexistent")).unwrap_err();
+    assert_eq!(
+        d.items()[0].message,
+        "invalid YAML: nested more than 32 levels deep"
+    );
 }
