@@ -12,6 +12,8 @@ mod plan_cases;
 
 mod engine_contract;
 
+mod cache_oracle;
+
 mod host_bootstrap;
 mod host_layers;
 mod host_repo;

@@ -53,6 +53,18 @@ pub fn git(dir: &Path, args: &[&str]) {
     assert!(ok, "git {args:?} in {}", dir.display());
 }
 
+/// The output of git in `dir`, trimmed.
+pub fn git_out(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(out.status.success(), "git {args:?} in {}", dir.display());
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// The whole file system of `image`, read through a created (never started)
 /// container labelled `habitat`, without the files the engine puts in every
 /// container.
