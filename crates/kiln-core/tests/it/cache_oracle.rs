@@ -14,7 +14,7 @@
 //!   when the config returns to it) and every phase after it.
 //!
 //! Every run prints its seed. `KILN_ORACLE_SEED=N` replays a run,
-//! `KILN_ORACLE_EDITS=N` makes N edits (default 6, what CI runs), e.g.
+//! `KILN_ORACLE_EDITS=N` makes N edits (default 8, what CI runs), e.g.
 //! `KILN_ORACLE_EDITS=60 cargo test -p kiln-core --test it cache_oracle`.
 //!
 //! TODO(issue 9, scope `cache`): edits made while a build reads its inputs
@@ -42,7 +42,7 @@ use crate::support::{
 };
 
 /// Edits made when `KILN_ORACLE_EDITS` is not set.
-const DEFAULT_EDITS: usize = 6;
+const DEFAULT_EDITS: usize = 8;
 
 /// A fixed modification time the copied file gets back after every write,
 /// so only its content (same size too) says it changed.

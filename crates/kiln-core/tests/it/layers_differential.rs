@@ -20,7 +20,7 @@
 //! fails is a discrepancy too.
 //!
 //! Every run prints its seed. `KILN_DIFF_SEED=N` replays a run,
-//! `KILN_DIFF_CASES=N` runs N cases (default 3, what CI runs), e.g.
+//! `KILN_DIFF_CASES=N` runs N cases (default 4, what CI runs), e.g.
 //! `KILN_DIFF_CASES=50 cargo test -p kiln-core --test it layers_differential`.
 
 use std::collections::BTreeMap;
@@ -38,7 +38,7 @@ use crate::support::{
 };
 
 /// Cases run when `KILN_DIFF_CASES` is not set.
-const DEFAULT_CASES: usize = 3;
+const DEFAULT_CASES: usize = 4;
 
 /// What the generator knows of a path in the base images.
 #[derive(Debug, Clone, PartialEq)]
