@@ -47,6 +47,17 @@ pub enum Over {
     Gone,
 }
 
+/// How a path is walked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// Where an entry would land; missing directories kept as named.
+    Parents,
+    /// The same, but a symlink that leads nowhere is an error.
+    Place,
+    /// What is there: nothing past a missing directory or a file.
+    Lookup,
+}
+
 /// The merged view of an image's layer directories.
 #[derive(Debug, Clone)]
 pub struct RootFs {
@@ -115,7 +126,8 @@ impl RootFs {
     /// kept as it is; missing directories are kept as named. Fails when an
     /// ancestor is not a directory.
     pub fn resolve_parents(&self, path: &str) -> io::Result<String> {
-        self.resolve(path, &|_| None, false)
+        self.resolve(path, &|_| None, Walk::Parents)
+            .map(|p| p.unwrap_or_default())
     }
 
     /// Where extracting an entry named `path` puts it, in this file system
@@ -124,33 +136,39 @@ impl RootFs {
     /// whose target does not exist is an error, as it is to extraction (which
     /// creates missing directories, but not through a link that leads nowhere).
     pub fn place(&self, path: &str, over: &dyn Fn(&str) -> Option<Over>) -> io::Result<String> {
-        self.resolve(path, over, true)
+        self.resolve(path, over, Walk::Place)
+            .map(|p| p.unwrap_or_default())
     }
 
+    /// `None` only in [`Walk::Lookup`], when a directory on the way is missing.
     fn resolve(
         &self,
         path: &str,
         over: &dyn Fn(&str) -> Option<Over>,
-        strict: bool,
-    ) -> io::Result<String> {
+        walk: Walk,
+    ) -> io::Result<Option<String>> {
         let parts = components(path);
         let Some((last, parents)) = parts.split_last() else {
-            return Ok("/".to_string());
+            return Ok(Some("/".to_string()));
         };
-        let mut resolved = self.resolve_dir(parents, over, strict)?;
+        let Some(mut resolved) = self.resolve_dir(parents, over, walk)? else {
+            return Ok(None);
+        };
         resolved.push(last.to_string());
-        Ok(join(&resolved))
+        Ok(Some(join(&resolved)))
     }
 
-    /// Resolves a directory path given as components; missing directories are
-    /// kept as named (extracting creates them) unless `strict` and a symlink's
-    /// target is what is missing.
+    /// Resolves a directory path given as components. Missing directories
+    /// are kept as named (extracting creates them), except in
+    /// [`Walk::Place`] where a symlink's target is what is missing, and in
+    /// [`Walk::Lookup`], which gives `None` for any missing directory and
+    /// for a file on the way.
     fn resolve_dir(
         &self,
         parts: &[&str],
         over: &dyn Fn(&str) -> Option<Over>,
-        strict: bool,
-    ) -> io::Result<Vec<String>> {
+        walk: Walk,
+    ) -> io::Result<Option<Vec<String>>> {
         /// A symlink being followed: its path and target.
         type Via = std::rc::Rc<(String, String)>;
         let mut out: Vec<String> = Vec::new();
@@ -187,8 +205,10 @@ impl RootFs {
                 },
             };
             match kind {
+                Over::Gone if walk == Walk::Lookup => return Ok(None),
+                Over::NotDir if walk == Walk::Lookup => return Ok(None),
                 Over::Gone => {
-                    if let (true, Some(via)) = (strict, &via) {
+                    if let (Walk::Place, Some(via)) = (walk, &via) {
                         return Err(io::Error::other(format!(
                             "`{}` in the image is a symlink to `{}`, which does not exist",
                             via.0, via.1
@@ -224,7 +244,7 @@ impl RootFs {
                 }
             }
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// The content and permission bits of the regular file at `path`
@@ -242,8 +262,22 @@ impl RootFs {
 
     /// The entry at `path` with symlinks followed everywhere, the last
     /// component included.
+    /// Like `test -e` (or `stat`) in the image: a missing directory or a
+    /// file on the way means nothing is there (also before a `..`), and a
+    /// path ending in `/`, `/.` or `/..` names a directory.
     pub fn follow(&self, path: &str) -> io::Result<Option<Found>> {
-        let mut path = self.resolve_parents(path)?;
+        let last = path.rsplit('/').next().unwrap_or("");
+        if path.ends_with('/') || last == "." || last == ".." {
+            let parts: Vec<&str> = path.split('/').collect();
+            let Some(dir) = self.resolve_dir(&parts, &|_| None, Walk::Lookup)? else {
+                return Ok(None);
+            };
+            return Ok(self.lstat(&join(&dir))?.filter(|f| f.meta.is_dir()));
+        }
+        let lookup = |p: &str| self.resolve(p, &|_| None, Walk::Lookup);
+        let Some(mut path) = lookup(path)? else {
+            return Ok(None);
+        };
         for _ in 0..MAX_LINKS {
             let Some(found) = self.lstat(&path)? else {
                 return Ok(None);
@@ -258,7 +292,10 @@ impl RootFs {
                 let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
                 format!("{dir}/{target}")
             };
-            path = self.resolve_parents(&next)?;
+            let Some(next) = lookup(&next)? else {
+                return Ok(None);
+            };
+            path = next;
         }
         Err(io::Error::other(format!(
             "too many levels of symbolic links at `{path}`"
@@ -494,6 +531,40 @@ mod tests {
         let r = rootfs(&s);
         assert!(r.resolve_parents("/f/x").is_err());
         assert!(r.resolve_parents("/loop/x").is_err());
+    }
+
+    #[test]
+    fn follow_finds_what_test_e_finds() {
+        let s = stack(1);
+        write(&s.layers[0], "/etc/passwd", "root");
+        fs::create_dir_all(s.layers[0].join("usr/local")).unwrap();
+        symlink("usr/local", s.layers[0].join("local")).unwrap();
+        let r = rootfs(&s);
+        let found = |p: &str| r.follow(p).unwrap().map(|f| f.meta.is_dir());
+        assert_eq!(found("/etc/passwd"), Some(false));
+        assert_eq!(
+            found("/etc/passwd/"),
+            None,
+            "a trailing slash asks for a directory"
+        );
+        assert_eq!(found("/etc/passwd/."), None);
+        assert_eq!(found("/etc/passwd/x"), None, "a file on the way");
+        assert_eq!(
+            found("/usr/missing/../local"),
+            None,
+            "a missing directory before `..`"
+        );
+        assert_eq!(found("/usr/local/.."), Some(true));
+        assert_eq!(
+            found("/local/"),
+            Some(true),
+            "through a symlink to a directory"
+        );
+        assert_eq!(
+            found("/local/../local"),
+            Some(true),
+            "`..` of the link's target"
+        );
     }
 
     #[test]

@@ -171,6 +171,7 @@ async fn both_ways(
         )
         .unwrap();
         let dir = tmp.path().join("top");
+        std::fs::create_dir_all(&dir).unwrap();
         for (path, content) in files {
             let path = dir.join(path);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -346,4 +347,30 @@ async fn regression_a_dangling_symlink_among_the_parents_fails_both_ways() {
         host.contains("`/nowhere`") && host.contains("`/gone/away`"),
         "the error names the link and its target: {host}\n(container: {cont})"
     );
+}
+
+#[tokio::test]
+async fn regression_verify_files_on_the_host_mean_what_test_e_means() {
+    // On the host, verify looks the path up in the layers; in a container it
+    // runs `test -e`, for which a missing directory before `..` is missing
+    // and a trailing `/` or `/.` asks for a directory.
+    let engine = DockerEngine::connect().await.expect("engine");
+    testing::busybox_image(&engine).await.expect("busybox");
+    for (path, exists) in [
+        ("/usr/missing/../local", false),
+        ("/etc/passwd/", false),
+        ("/etc/passwd/.", false),
+        ("/usr/local/..", true),
+    ] {
+        let top =
+            format!("build:\n  base: {{ habitat: ../base }}\n  verify:\n    files: [\"{path}\"]\n");
+        let [host, cont] = both_ways(&engine, &[], &top, &[], &[], &[]).await;
+        assert_eq!(
+            (host.is_ok(), cont.is_ok()),
+            (exists, exists),
+            "verify `{path}`: host {:?}, container {:?}",
+            host.err(),
+            cont.err()
+        );
+    }
 }
