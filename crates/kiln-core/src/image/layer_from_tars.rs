@@ -223,9 +223,15 @@ impl<W: Write> LayerWriter<'_, W> {
                     h.set_uid(0);
                     h.set_gid(0);
                     h.set_mtime(meta.mtime);
-                    self.append(|tar| {
+                    let record = self.append(|tar| {
                         tar.append_data(&mut h, format!("{rel}/{OPAQUE}"), io::empty())
                     })?;
+                    // Recorded like any entry, so replacing the directory drops it too.
+                    let marker = Written {
+                        kind: Kind::Other,
+                        record,
+                    };
+                    self.written.insert(format!("{path}/{OPAQUE}"), marker);
                     self.opaque.insert(path);
                 }
                 continue;
@@ -283,13 +289,13 @@ impl<W: Write> LayerWriter<'_, W> {
     /// Drops what the layer holds at `path` and, for a directory, below it:
     /// a later entry takes its place.
     fn replace(&mut self, path: &str) {
-        let below = format!("{path}/");
-        let gone: Vec<String> = self
+        // `/a/b` sorts between `/a` and `/a-b`, so the entries below `/a`
+        // are the range from `/a/` to `/a0` (`0` follows `/`).
+        let below = self
             .written
-            .range(path.to_string()..)
-            .take_while(|(p, _)| *p == path || p.starts_with(&below))
-            .map(|(p, _)| p.clone())
-            .collect();
+            .range(format!("{path}/")..format!("{path}0"))
+            .map(|(p, _)| p.clone());
+        let gone: Vec<String> = std::iter::once(path.to_string()).chain(below).collect();
         for p in gone {
             if let Some(w) = self.written.remove(&p) {
                 self.records[w.record].live = false;
@@ -309,6 +315,9 @@ impl<W: Write> LayerWriter<'_, W> {
 
     /// Whether `path` is below a directory this layer made opaque.
     fn hidden(&self, path: &str) -> bool {
+        if self.opaque.is_empty() {
+            return false;
+        }
         let mut at = path;
         while let Some((parent, _)) = at.rsplit_once('/') {
             if parent.is_empty() {
@@ -783,6 +792,36 @@ mod tests {
             ]
         );
         assert_eq!(layer.entries, 7);
+    }
+
+    #[test]
+    fn replacing_a_directory_drops_what_is_below_it_and_nothing_beside_it() {
+        let s = stack();
+        fs::create_dir_all(s.layers[1].join("opt/d")).unwrap();
+        let rootfs = RootFs::open(s.layers.clone()).unwrap();
+        let tar = tar_from(&[
+            ("opt/a", "dir:755"),
+            ("opt/a/inner", "file:i"),
+            ("opt/a-b", "file:beside"),
+            ("opt/a0", "file:beside too"),
+            ("opt/a", "file:now a file"),
+            // Opaque (a file replaced the image's directory), then replaced:
+            // its marker goes with it.
+            ("opt/d", "file:f"),
+            ("opt/d", "dir:755"),
+            ("opt/d", "file:g"),
+        ]);
+        let (_, out) = write(&rootfs, vec![Source::Bytes(&tar)]).unwrap();
+        assert_eq!(
+            entries(&out),
+            [
+                "opt/ 755 0",
+                "opt/a-b 644 1000 beside",
+                "opt/a0 644 1000 beside too",
+                "opt/a 644 1000 now a file",
+                "opt/d 644 1000 g",
+            ]
+        );
     }
 
     #[test]
