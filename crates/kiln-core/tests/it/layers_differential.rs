@@ -65,6 +65,8 @@ struct Model {
     fresh: usize,
     /// Destinations given out already: the config refuses two at one path.
     used: std::collections::BTreeSet<String>,
+    /// Directories (or links to one) the top habitat's earlier copies made.
+    copied: Vec<String>,
 }
 
 /// Directories of the busybox image the generator may point at but never
@@ -135,6 +137,7 @@ impl Model {
             opaque: Vec::new(),
             fresh: 0,
             used: std::collections::BTreeSet::new(),
+            copied: Vec::new(),
         }
     }
 
@@ -359,6 +362,14 @@ impl Model {
     /// to one, a path through a link, a deleted or opaque directory, a
     /// dangling link, or a new path.
     fn anchor(&mut self, rng: &mut Rng) -> String {
+        // Into a tree an earlier copy placed: through its symlinks, onto its
+        // files and directories (the generator does not know which).
+        if !self.copied.is_empty() && rng.chance(25) {
+            let inside = rng.pick(&self.copied).clone();
+            if !self.used.contains(&inside) {
+                return inside;
+            }
+        }
         for _ in 0..20 {
             let candidate = match rng.below(10) {
                 0..=2 => rng.pick(&self.dirs()).clone(),
@@ -429,27 +440,39 @@ impl Model {
 }
 
 /// A host tree to copy: nested directories, files and symlinks with assorted
-/// modes.
-fn write_tree(rng: &mut Rng, dir: &Path, depth: usize) {
+/// modes. Returns the paths below `dir` that are directories, or symlinks to
+/// one (`.`), which later entries can go through.
+fn write_tree(rng: &mut Rng, dir: &Path, depth: usize) -> Vec<String> {
     std::fs::create_dir_all(dir).unwrap();
+    let mut through = Vec::new();
     for k in 0..rng.range(1, 4) {
-        let path = dir.join(format!("e{k}"));
+        let name = format!("e{k}");
+        let path = dir.join(&name);
         match rng.below(10) {
-            5..=7 if depth < 2 => write_tree(rng, &path, depth + 1),
+            5..=7 if depth < 2 => {
+                through.push(name.clone());
+                let below = write_tree(rng, &path, depth + 1);
+                through.extend(below.into_iter().map(|b| format!("{name}/{b}")));
+            }
             8 => {
                 let target = *rng.pick(&["e0", "../x", "/etc/passwd", "missing", "."]);
                 std::os::unix::fs::symlink(target, &path).unwrap();
+                if target == "." {
+                    through.push(name);
+                }
             }
             9 => {
                 std::fs::create_dir(&path).unwrap();
                 let mode = *rng.pick(DIR_MODES);
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+                through.push(name);
             }
             _ => write_file(rng, &path),
         }
     }
     let mode = *rng.pick(DIR_MODES);
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    through
 }
 
 fn write_file(rng: &mut Rng, path: &Path) {
@@ -550,18 +573,22 @@ fn write_case(rng: &mut Rng, root: &Path, names: &Names, case: usize) -> Case {
     y.push_str("  files:\n    copies:\n");
     for c in 0..rng.range(1, 3) {
         let source = format!("src/c{c}");
-        match rng.chance(70) {
-            true => write_tree(rng, &top.join(&source), 0),
+        let through = match rng.chance(70) {
+            true => Some(write_tree(rng, &top.join(&source), 0)),
             false => {
                 std::fs::create_dir_all(top.join("src")).unwrap();
                 write_file(rng, &top.join(&source));
+                None
             }
+        };
+        let dest = model.dest(rng, "c", true);
+        let _ = write!(y, "      - {{ source: {source}, dest: {dest}");
+        if let Some(through) = through {
+            model.copied.push(dest.clone());
+            model
+                .copied
+                .extend(through.into_iter().map(|t| format!("{dest}/{t}")));
         }
-        let _ = write!(
-            y,
-            "      - {{ source: {source}, dest: {}",
-            model.dest(rng, "c", true)
-        );
         if rng.chance(60) {
             let _ = write!(y, ", owner: \"{}\"", rng.pick(&owners));
         }
@@ -592,7 +619,7 @@ fn write_case(rng: &mut Rng, root: &Path, names: &Names, case: usize) -> Case {
     }
     if rng.chance(50) {
         let repo = top.join("repo");
-        write_tree(rng, &repo.join("tree"), 1);
+        let _ = write_tree(rng, &repo.join("tree"), 1);
         std::fs::write(repo.join("README"), format!("{}\n", rng.next_u64())).unwrap();
         git(&repo, &["init", "--quiet"]);
         git(&repo, &["add", "-A"]);
