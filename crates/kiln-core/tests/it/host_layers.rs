@@ -10,17 +10,17 @@ use kiln_core::engine::docker::DockerEngine;
 use kiln_core::executor::{self, BuildOptions};
 use kiln_core::testing;
 
-use crate::support::{Quiet, Tree, git, remove_habitat, sha256, tree_diff, tree_of, with_habitats};
+use crate::support::{Quiet, Tree, git, sha256, tree_diff, tree_of, with_habitats};
 
 /// Writes the base habitat (busybox plus a setup that makes symlinked and
 /// oddly owned directories) and the habitat on top of it, named `name`.
-fn write_habitats(root: &Path, scope: &str, name: &str) {
+fn write_habitats(root: &Path, base_name: &str, name: &str) {
     let base = root.join("base");
     std::fs::create_dir_all(&base).unwrap();
     std::fs::write(
         base.join("kiln.yaml"),
         format!(
-            "name: {scope}-base\nbuild:\n  base: {{ image: {img} }}\n  setup:\n    commands:\n      root:\n\
+            "name: {base_name}\nbuild:\n  base: {{ image: {img} }}\n  setup:\n    commands:\n      root:\n\
              \x20       - mkdir -p /usr/lib/target /srv/data /etc/skel /run/state\n\
              \x20       - ln -s usr/lib/target /linked && ln -s /srv/data /data-link\n\
              \x20       - ln -s ../run/state /usr/state\n\
@@ -68,12 +68,14 @@ async fn host_written_layers_give_the_file_system_a_container_gives() {
     let engine = DockerEngine::connect().await.expect("engine");
     testing::busybox_image(&engine).await.expect("busybox");
     let engine = &engine;
-    testing::scoped(engine, "hostlayer", |scope| async move {
+    // Every habitat's images are removed afterwards, also when an assertion fails.
+    with_habitats(engine, "hostlayer", |names| async move {
         let tmp = tempfile::tempdir().unwrap();
-        let host_name = format!("{}-host", scope.habitat);
-        let cont_name = format!("{}-cont", scope.habitat);
-        write_habitats(tmp.path(), &scope.habitat, &host_name);
-        write_habitats(tmp.path(), &scope.habitat, &cont_name);
+        let base_name = names.name("base");
+        let host_name = names.name("host");
+        let cont_name = names.name("cont");
+        write_habitats(tmp.path(), &base_name, &host_name);
+        write_habitats(tmp.path(), &base_name, &cont_name);
         let mut trees = Vec::new();
         for (name, in_container) in [(&host_name, false), (&cont_name, true)] {
             let habitat = kiln_core::config::load(&tmp.path().join(name)).expect("config");
@@ -85,11 +87,8 @@ async fn host_written_layers_give_the_file_system_a_container_gives() {
             let built = executor::build(engine, &habitat, &opts, &mut Quiet)
                 .await
                 .unwrap_or_else(|e| panic!("build of {name}: {e}"));
-            trees.push(tree_of(engine, &built.image, &scope.habitat).await.unwrap());
-            // Snapshots of the other habitats are this scope's to remove.
-            remove_habitat(engine, name).await;
+            trees.push(tree_of(engine, &built.image, name).await.unwrap());
         }
-        remove_habitat(engine, &format!("{}-base", scope.habitat)).await;
         let (host, cont) = (&trees[0], &trees[1]);
         // Git's own bookkeeping names the clone's source and time, which
         // differ between the two habitats by design.
