@@ -1,6 +1,7 @@
 //! Helpers shared by tests across the repository: a tiny busybox base image
-//! that needs no registry, unique names, and a scope that removes every
-//! container and image a test made, even when the test fails.
+//! that needs no registry, unique names, a scope that removes every
+//! container and image a test made, even when the test fails, and a git
+//! server that wants credentials ([`git_http`]).
 //!
 //! Only in tests: behind the `testing` feature, which the dev-dependencies
 //! turn on.
@@ -15,6 +16,9 @@ use futures_util::FutureExt;
 use crate::engine::{Engine, ImageConfig};
 
 use crate::image::labels::LABEL_HABITAT;
+
+mod git_http;
+pub use git_http::{GitHttp, serve_git_http};
 
 /// The error type of these helpers: they serve tests, which only report it.
 pub type TestError = Box<dyn std::error::Error + Send + Sync>;

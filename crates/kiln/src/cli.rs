@@ -3,7 +3,7 @@
 //!
 //! (No `///` on the types themselves: clap would turn it into help text.)
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use kiln_core::Phase;
@@ -28,6 +28,9 @@ pub struct BuildArgs {
     /// A habitat directory or its kiln.yaml.
     #[arg(default_value = ".")]
     pub path: PathBuf,
+    /// Run as if kiln was started in DIR (PATH is then relative to it).
+    #[arg(short = 'C', value_name = "DIR")]
+    pub dir: Option<PathBuf>,
     /// Rebuild from this phase on (an id 1-10 or a name).
     #[arg(long, value_name = "PHASE", value_parser = parse_phase)]
     pub rebuild: Option<Phase>,
@@ -37,6 +40,11 @@ pub struct BuildArgs {
 }
 
 impl BuildArgs {
+    /// The habitat's path, `PATH` read from `-C DIR`.
+    pub fn habitat(&self) -> PathBuf {
+        in_dir(self.dir.as_deref(), &self.path)
+    }
+
     pub fn options(&self) -> BuildOptions {
         BuildOptions {
             plan: PlanOptions {
@@ -73,8 +81,12 @@ pub enum Command {
     Phases,
     /// Validate the config and report every problem.
     Check {
+        /// A habitat directory or its kiln.yaml.
         #[arg(default_value = ".")]
         path: PathBuf,
+        /// Run as if kiln was started in DIR (PATH is then relative to it).
+        #[arg(short = 'C', value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     /// Build, then run an interactive container of the final image.
     Start {
@@ -86,8 +98,22 @@ pub enum Command {
     },
     /// Print the JSON Schema of kiln.yaml.
     Schema,
+    /// Print a shell completion script (e.g. `kiln completions bash > /etc/bash_completion.d/kiln`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     #[command(flatten)]
     Instances(InstanceCommand),
+}
+
+/// `path` as seen from `dir` (`-C DIR`), like git's and make's `-C`.
+pub fn in_dir(dir: Option<&Path>, path: &Path) -> PathBuf {
+    match dir {
+        Some(dir) => dir.join(path),
+        None => path.to_path_buf(),
+    }
 }
 
 fn parse_phase(s: &str) -> Result<Phase, String> {
@@ -113,7 +139,9 @@ pub enum InstanceCommand {
     },
     /// Stop and remove members (all when none); persisted volumes stay unless `--volumes`.
     Down {
+        /// The members to stop (all when none).
         members: Vec<String>,
+        /// The habitat directory or its kiln.yaml.
         #[arg(long, short = 'C', value_name = "PATH", default_value = ".")]
         habitat: PathBuf,
         /// Also remove the members' persisted volumes.
@@ -122,6 +150,7 @@ pub enum InstanceCommand {
     },
     /// List members: state, image, ports, uptime, volumes.
     Ps {
+        /// The habitat directory or its kiln.yaml.
         #[arg(long, short = 'C', value_name = "PATH", default_value = ".")]
         habitat: PathBuf,
         /// One JSON object per member on stdout.
@@ -130,7 +159,9 @@ pub enum InstanceCommand {
     },
     /// Print a member's output.
     Logs {
+        /// The member whose output to print.
         member: String,
+        /// The habitat directory or its kiln.yaml.
         #[arg(long, short = 'C', value_name = "PATH", default_value = ".")]
         habitat: PathBuf,
         /// Keep printing new output.
@@ -142,25 +173,69 @@ pub enum InstanceCommand {
     },
     /// Run a command in a member's container.
     Exec {
+        /// The member to run the command in.
         member: String,
+        /// The habitat directory or its kiln.yaml.
         #[arg(long, short = 'C', value_name = "PATH", default_value = ".")]
         habitat: PathBuf,
+        /// The command and its arguments, after `--`.
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
     /// Open a shell in a member's container.
     Shell {
+        /// The member to open the shell in.
         member: String,
+        /// The habitat directory or its kiln.yaml.
         #[arg(long, short = 'C', value_name = "PATH", default_value = ".")]
         habitat: PathBuf,
     },
     /// Restart members' containers.
     Restart {
+        /// The members to restart.
         members: Vec<String>,
+        /// The habitat directory or its kiln.yaml.
         #[arg(long, short = 'C', value_name = "PATH", default_value = ".")]
         habitat: PathBuf,
         /// Every member.
         #[arg(long, conflicts_with = "members")]
         all: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every argument and option of every subcommand says what it is for.
+    #[test]
+    fn every_argument_and_option_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (the subcommand)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "kiln", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -47,6 +47,11 @@ pub enum Failure {
         signal: Signal,
         removed: usize,
     },
+    /// A member argument is the path of a habitat (it holds a `/` or names
+    /// a `kiln.yaml`).
+    NotAMember {
+        arg: String,
+    },
     /// The async runtime did not start.
     Runtime(std::io::Error),
     /// The schema did not render.
@@ -77,7 +82,7 @@ impl From<ExitStatus> for ExitCode {
 impl From<&Failure> for ExitStatus {
     fn from(failure: &Failure) -> ExitStatus {
         match failure {
-            Failure::Config(_) => ExitStatus::Usage,
+            Failure::Config(_) | Failure::NotAMember { .. } => ExitStatus::Usage,
             Failure::Build(e) => ExitStatus::from(e),
             Failure::Instance(e) => ExitStatus::from(e),
             Failure::Interrupted { signal, .. } => ExitStatus::Interrupted(*signal),

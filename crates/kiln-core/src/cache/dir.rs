@@ -1,6 +1,7 @@
 //! Where kiln keeps what it fetches on the host (repository mirrors, tool
-//! downloads, bootstrap scratch space, per-file digests, build locks), so a
-//! second build fetches nothing.
+//! downloads, bootstrap scratch space, per-file digests, the images kiln
+//! made), so a second build fetches nothing. (Build locks are not here: they
+//! are machine-wide, see `cache::lock`.)
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -49,9 +50,10 @@ impl CacheDir {
         self.root.join("digests").join(format!("{habitat}.json"))
     }
 
-    /// The build locks, one file per habitat.
-    pub fn locks(&self) -> PathBuf {
-        self.root.join("locks")
+    /// The ids of the images kiln made for one habitat (its snapshots), and
+    /// of those it found it did not make.
+    pub fn made(&self, habitat: &str) -> PathBuf {
+        self.root.join("made").join(format!("{habitat}.json"))
     }
 }
 

@@ -1,8 +1,14 @@
 //! What kiln keeps on the host between builds: the cache directory and its
-//! subdirectories, and the per-habitat build lock.
+//! subdirectories, the build lock, the index of the images kiln made, and
+//! the names that tell whose leftovers (containers, temporary files) a later
+//! build may sweep.
 
 pub mod dir;
 pub mod lock;
+pub mod made;
+pub mod owner;
+pub mod scratch;
 
 pub use dir::CacheDir;
 pub use lock::BuildLock;
+pub use made::MadeIndex;

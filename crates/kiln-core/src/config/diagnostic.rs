@@ -47,24 +47,21 @@ impl Diagnostic {
     /// printed together line up.
     fn render(&self, f: &mut fmt::Formatter<'_>, width: usize) -> fmt::Result {
         let pad = " ".repeat(width);
-        writeln!(f, "error: {}", self.message)?;
+        let file = escaped(&self.file);
+        writeln!(f, "error: {}", escaped(&self.message))?;
         if self.line == 0 {
-            writeln!(f, "{pad}--> {}", self.file)?;
+            writeln!(f, "{pad}--> {file}")?;
         } else {
-            // Tabs become single spaces so the carets stay under the column they mark.
-            let shown = self.source_line.replace('\t', " ");
-            writeln!(f, "{pad}--> {}:{}:{}", self.file, self.line, self.column)?;
+            // A URL's credentials become `*`s, as many, so the carets stay put.
+            let masked = super::url::credentials_masked(&self.source_line);
+            let (shown, start, len) = shown_line(&masked, self.column, self.len);
+            writeln!(f, "{pad}--> {file}:{}:{}", self.line, self.column)?;
             writeln!(f, "{pad} |")?;
             writeln!(f, "{:>width$} | {}", self.line, shown.trim_end())?;
-            writeln!(
-                f,
-                "{pad} | {}{}",
-                " ".repeat(self.column.saturating_sub(1)),
-                "^".repeat(self.len.max(1))
-            )?;
+            writeln!(f, "{pad} | {}{}", " ".repeat(start), "^".repeat(len.max(1)))?;
         }
         if let Some(hint) = &self.hint {
-            writeln!(f, "{pad} = hint: {hint}")?;
+            writeln!(f, "{pad} = hint: {}", escaped(hint))?;
         }
         Ok(())
     }
@@ -72,6 +69,52 @@ impl Diagnostic {
     fn gutter_width(&self) -> usize {
         self.line.max(1).to_string().len()
     }
+}
+
+/// Characters a terminal would act on rather than show: C0 and C1 controls
+/// (ESC starts an escape sequence, an OSC can set the window title or write
+/// the clipboard) and the bidirectional overrides that reorder what is shown.
+fn is_unshowable(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// How one character is shown: itself, or its escape (`\u{1b}`).
+fn show(c: char) -> std::borrow::Cow<'static, str> {
+    if is_unshowable(c) {
+        c.escape_unicode().to_string().into()
+    } else {
+        String::from(c).into()
+    }
+}
+
+/// `text` with every character a terminal would act on escaped, so a config
+/// can never drive the terminal that shows its diagnostics.
+fn escaped(text: &str) -> String {
+    text.chars().map(show).collect()
+}
+
+/// The source line as shown, and where its carets start and how many there
+/// are: tabs become single spaces and control characters their escapes, so
+/// the carets stay under the characters they mark.
+fn shown_line(line: &str, column: usize, len: usize) -> (String, usize, usize) {
+    let first = column.saturating_sub(1);
+    let mut shown = String::new();
+    let (mut start, mut width) = (0, 0);
+    for (i, c) in line.chars().enumerate() {
+        let piece = if c == '\t' { " ".into() } else { show(c) };
+        let n = piece.chars().count();
+        if i < first {
+            start += n;
+        } else if i < first + len.max(1) {
+            width += n;
+        }
+        shown.push_str(&piece);
+    }
+    // A caret past the end of the line (a missing value) stays where it was.
+    if line.chars().count() < first {
+        start += first - line.chars().count();
+    }
+    (shown, start, width)
 }
 
 impl fmt::Display for Diagnostic {

@@ -7,24 +7,29 @@
 //! that have the right shape, so serde never has to report an error itself, and
 //! the meaning checks run even when some parts were wrong.
 
+mod bases;
 mod diagnostic;
 pub mod model;
 mod node;
 pub mod runtime;
 mod schema;
 mod shape;
+pub mod url;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use model::*;
+pub use node::Seg;
 pub use schema::schema;
 
 use diagnostic::Sink;
 
 /// The config file's name inside a habitat directory.
 pub const FILE_NAME: &str = "kiln.yaml";
+/// The other spelling, found when `kiln.yaml` is absent.
+pub const ALT_FILE_NAME: &str = "kiln.yml";
 
 /// A loaded, valid habitat.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +46,14 @@ pub struct Habitat {
 pub fn load(path: &Path) -> Result<Habitat, Diagnostics> {
     let shown = path.display().to_string();
     let file = if path.is_dir() {
-        path.join(FILE_NAME)
+        // `kiln.yml` is found as docker compose finds `compose.yml`; when
+        // both exist `kiln.yaml` wins.
+        match path.join(FILE_NAME) {
+            yaml if !yaml.exists() && path.join(ALT_FILE_NAME).is_file() => {
+                path.join(ALT_FILE_NAME)
+            }
+            yaml => yaml,
+        }
     } else {
         path.to_path_buf()
     };
@@ -49,7 +61,7 @@ pub fn load(path: &Path) -> Result<Habitat, Diagnostics> {
     if !path.exists() {
         return Err(Diagnostics::unlocated(
             &shown,
-            format!("no habitat at `{shown}`"),
+            format!("no habitat at `{shown}`: the path does not exist"),
             Some("pass a habitat directory or its `kiln.yaml`".to_string()),
         ));
     }
@@ -62,13 +74,14 @@ pub fn load(path: &Path) -> Result<Habitat, Diagnostics> {
             )),
         ));
     }
-    let text = std::fs::read_to_string(&file).map_err(|err| {
+    let bytes = std::fs::read(&file).map_err(|err| {
         Diagnostics::unlocated(
             &file_shown,
             format!("cannot read `{file_shown}`: {err}"),
             None,
         )
     })?;
+    let text = decode(&file_shown, bytes)?;
     let canonical_file = std::fs::canonicalize(&file).map_err(|err| {
         Diagnostics::unlocated(
             &file_shown,
@@ -87,6 +100,65 @@ pub fn load(path: &Path) -> Result<Habitat, Diagnostics> {
     })
 }
 
+/// A problem a build found with the value at `path` (map keys and list
+/// indexes from the top of the habitat's `kiln.yaml`, e.g. a tool's
+/// `sha256` that its file no longer matches), located in the file as every
+/// diagnostic of `check` is.
+pub fn diagnostic_at(
+    habitat: &Habitat,
+    path: &[Seg<'_>],
+    message: String,
+    hint: Option<String>,
+) -> Diagnostics {
+    let shown = habitat.file.display().to_string();
+    let Ok(text) = std::fs::read_to_string(&habitat.file) else {
+        return Diagnostics::unlocated(&shown, message, hint);
+    };
+    let Some(loc) = node::parse_yaml(&text)
+        .ok()
+        .and_then(|root| root.get(path).map(|n| n.loc))
+    else {
+        return Diagnostics::unlocated(&shown, message, hint);
+    };
+    let mut sink = Sink::new(&shown, &text);
+    sink.push(loc, message, hint);
+    sink.finish()
+}
+
+/// The text of a config file, or where it stops being UTF-8.
+fn decode(file_name: &str, bytes: Vec<u8>) -> Result<String, Diagnostics> {
+    let err = match String::from_utf8(bytes) {
+        Ok(text) => return Ok(text),
+        Err(err) => err,
+    };
+    let bytes = err.as_bytes();
+    let shown = String::from_utf8_lossy(bytes);
+    let mut sink = Sink::new(file_name, &shown);
+    let hint = Some(format!("save `{FILE_NAME}` as UTF-8"));
+    if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+        let loc = node::Loc {
+            line: 1,
+            column: 1,
+            len: 1,
+        };
+        let message = "invalid UTF-8: the file starts with a UTF-16 byte order mark";
+        sink.push(loc, message.to_string(), hint);
+        return Err(sink.finish());
+    }
+    let at = err.utf8_error().valid_up_to();
+    // The bytes before `at` are valid: lines and columns count as in the parser.
+    let before = String::from_utf8_lossy(&bytes[..at]);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let loc = node::Loc {
+        line: before.matches('\n').count() + 1,
+        column: before[line_start..].chars().count() + 1,
+        len: 1,
+    };
+    let message = format!("invalid UTF-8: byte 0x{:02x} is not text", bytes[at]);
+    sink.push(loc, message, hint);
+    Err(sink.finish())
+}
+
 /// Parse and validate the text of a `kiln.yaml`. `file_name` is how diagnostics
 /// name the file; `habitat_dir` is where copy sources are looked up.
 pub fn parse(file_name: &str, text: &str, habitat_dir: &Path) -> Result<Config, Diagnostics> {
@@ -95,7 +167,10 @@ pub fn parse(file_name: &str, text: &str, habitat_dir: &Path) -> Result<Config, 
         Ok(root) => root,
         Err(err) => {
             // Reword the parser's messages that speak to its API rather than the user.
-            let (message, hint) = if err.message.contains("multiple YAML documents") {
+            let (message, hint) = if err.too_large {
+                sink.push(err.loc, err.message, None);
+                return Err(sink.finish());
+            } else if err.message.contains("multiple YAML documents") {
                 (
                     "more than one YAML document".to_string(),
                     Some("a `kiln.yaml` holds one document: remove the `---` separator"),
@@ -135,9 +210,26 @@ pub fn parse(file_name: &str, text: &str, habitat_dir: &Path) -> Result<Config, 
     };
     let dir = std::fs::canonicalize(habitat_dir).unwrap_or_else(|_| habitat_dir.to_path_buf());
     validate::check(&config, &root, &dir, complete, &mut sink);
+    bases::check(&dir, &config.name, &root, &mut sink, read_base);
     if sink.is_empty() {
         Ok(config)
     } else {
         Err(sink.finish())
     }
+}
+
+/// The habitat at `path` (a directory or its `kiln.yaml`) for the walk of
+/// base habitats: its canonical directory and text; `None` when unreadable.
+fn read_base(path: &Path) -> Option<bases::BaseFile> {
+    let file = if path.is_dir() {
+        path.join(FILE_NAME)
+    } else {
+        path.to_path_buf()
+    };
+    let file = std::fs::canonicalize(file).ok()?;
+    let text = std::fs::read_to_string(&file).ok()?;
+    Some(bases::BaseFile {
+        dir: file.parent()?.to_path_buf(),
+        text,
+    })
 }

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The habitat's name: `[a-z0-9][a-z0-9_.-]*`. Images are `habitat-NAME`.
+    /// The habitat's name: runs of `[a-z0-9]` separated by one `.`, one or
+    /// two `_`, or `-`s, at most 247 characters, so that `habitat-NAME`, the
+    /// name of its images, is a valid image name.
     pub name: String,
     /// Free text; never causes a rebuild.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -326,6 +328,20 @@ pub struct Repo {
     pub owner: Option<String>,
 }
 
+impl Repo {
+    /// Whether git takes `url` as a URL (`scheme://…`, or scp-like
+    /// `host:path`: a colon before any slash) rather than a local path.
+    pub fn is_remote_url(url: &str) -> bool {
+        if url.contains("://") {
+            return true;
+        }
+        match (url.find(':'), url.find('/')) {
+            (Some(colon), slash) => colon > 0 && slash.is_none_or(|s| colon < s),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tool {
@@ -423,7 +439,8 @@ pub struct Instances {
     #[serde(default)]
     pub defaults: InstanceSpec,
     /// Member name → its own settings. A member's container is `HABITAT-MEMBER`;
-    /// names follow the habitat name rules.
+    /// names are `[a-z0-9][a-z0-9_.-]*`, at most 64 characters (the
+    /// container's hostname).
     #[serde(default)]
     pub members: BTreeMap<String, Option<InstanceSpec>>,
 }

@@ -138,13 +138,54 @@ pub fn lines(text: &str) -> impl Iterator<Item = &str> {
 pub struct SyntaxError {
     pub loc: Loc,
     pub message: String,
+    /// The text may be valid YAML, but more than the parser reads: its
+    /// limits guard against documents built to exhaust memory (aliases of
+    /// aliases), and no config written by hand comes near them.
+    pub too_large: bool,
 }
 
-/// How deep lists and mappings may nest. A real `kiln.yaml` nests six
-/// levels at most; each level costs the reader tens of kilobytes of stack in
-/// a debug build, and the parser's own default (64) overflowed a 2 MiB
-/// thread there.
+/// How deep a `kiln.yaml` may nest. The deepest key of the schema is five
+/// levels down (`instances.members.NAME.env.KEY`); the parser's own limit
+/// (64) lets a document recurse deeper than a 2 MiB thread's stack holds in
+/// a debug build, and a base habitat is loaded on such a thread.
 const MAX_DEPTH: usize = 32;
+
+/// The parser's limits: its defaults, but for the depth.
+fn budget() -> serde_saphyr::Budget {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = MAX_DEPTH;
+    budget
+}
+
+/// What a breached parser limit means, in the user's words.
+fn too_large(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let limits = budget();
+    match breach {
+        B::Nodes { .. } => format!(
+            "the config is too large: more than {} values",
+            limits.max_nodes
+        ),
+        B::Events { .. } => format!(
+            "the config is too large: more than {} YAML events",
+            limits.max_events
+        ),
+        B::Depth { .. } => format!(
+            "the config nests too deeply: more than {} levels",
+            limits.max_depth
+        ),
+        B::ScalarBytes { .. } => format!(
+            "the config's values are too large: more than {} bytes in all",
+            limits.max_total_scalar_bytes
+        ),
+        B::Aliases { .. } | B::AliasAnchorRatio { .. } => {
+            "the config uses too many aliases (`*name`)".to_string()
+        }
+        B::Anchors { .. } => "the config defines too many anchors (`&name`)".to_string(),
+        B::MergeKeys { .. } => "the config uses too many merge keys (`<<`)".to_string(),
+        _ => "the config is too large to read".to_string(),
+    }
+}
 
 /// Parse YAML text into a located node tree.
 pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
@@ -152,7 +193,7 @@ pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
     // with everything else instead of stopping the parse at the first one.
     let options = serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
-        budget: serde_saphyr::budget! { max_depth: MAX_DEPTH },
+        budget: Some(budget()),
     };
     match serde_saphyr::from_str_with_options::<Spanned<Raw>>(text, options) {
         Ok(raw) => Ok(convert(raw, text)),
@@ -170,18 +211,20 @@ pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
                     column: 1,
                     len: 1,
                 });
-            let message = match err.without_snippet() {
-                serde_saphyr::Error::Budget {
-                    breach: serde_saphyr::budget::BudgetBreach::Depth { .. },
-                    ..
-                } => format!("nested more than {MAX_DEPTH} levels deep"),
-                err => serde_saphyr::DefaultMessageFormatter
-                    .format_message(err)
-                    .into_owned(),
-            };
+            if let serde_saphyr::Error::Budget { breach, .. } = err.without_snippet() {
+                return Err(SyntaxError {
+                    loc,
+                    message: too_large(breach),
+                    too_large: true,
+                });
+            }
+            let message = serde_saphyr::DefaultMessageFormatter
+                .format_message(err.without_snippet())
+                .into_owned();
             Err(SyntaxError {
                 loc,
                 message: message.trim().to_string(),
+                too_large: false,
             })
         }
     }

@@ -357,7 +357,7 @@ impl<'s> Walker<'s> {
         let types = self.types(schema);
         // Quoted text fills a string field as is, even if it looks like a number.
         if types.contains(&"string") && !typed {
-            return Some(Value::String(text.to_string()));
+            return self.string(node, text, schema, path, sink);
         }
         if types.contains(&"integer") {
             match parse_integer(text) {
@@ -411,7 +411,7 @@ impl<'s> Walker<'s> {
             }
         }
         if types.contains(&"string") {
-            return Some(Value::String(text.to_string()));
+            return self.string(node, text, schema, path, sink);
         }
         if types.contains(&"number")
             && let Ok(f) = text.parse::<f64>()
@@ -427,6 +427,45 @@ impl<'s> Walker<'s> {
             ),
         );
         None
+    }
+}
+
+impl Walker<'_> {
+    /// A string value: one of the schema's `enum` values when it lists them,
+    /// and never holding a NUL, which no variable, argument or path can.
+    fn string(
+        &self,
+        node: &Node,
+        text: &str,
+        schema: &Value,
+        path: &Path,
+        sink: &mut Sink<'_>,
+    ) -> Option<Value> {
+        if text.contains('\0') {
+            sink.error_hint(
+                node.loc,
+                format!("{} contains a NUL character", path.name()),
+                "no variable, argument or path can hold one: remove it",
+            );
+            return None;
+        }
+        if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
+            let names: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
+            if !names.contains(&text) {
+                let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+                let message = format!(
+                    "invalid value `{text}` for {}: expected one of {}",
+                    path.name(),
+                    list.join(", ")
+                );
+                match suggest(text, &names) {
+                    Some(s) => sink.error_hint(node.loc, message, format!("did you mean `{s}`?")),
+                    None => sink.error(node.loc, message),
+                }
+                return None;
+            }
+        }
+        Some(Value::String(text.to_string()))
     }
 }
 

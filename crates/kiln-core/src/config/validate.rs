@@ -6,15 +6,16 @@ mod instances;
 mod rules;
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use super::diagnostic::Sink;
-use super::model::{Config, Env, Port};
+use super::model::{BaseSource, Config, Env, NpmPackage, Port, Repo};
 use super::node::{Loc, Node, Seg};
 use super::shape::suggest;
 use rules::{
-    ENV_NAME_RULE, USER_NAME_RULE, is_env_name, is_habitat_name, is_numeric, is_octal_mode,
-    is_port, is_secret_id, is_user_name, normalize_image_path,
+    ACCOUNT_FIELD_RULE, ENV_NAME_RULE, HABITAT_NAME_RULE, IMAGE_REFERENCE_RULE, MAX_HABITAT_NAME,
+    USER_NAME_RULE, is_account_field, is_env_name, is_habitat_name, is_image_reference, is_numeric,
+    is_octal_mode, is_port, is_secret_id, is_user_name, normalize_image_path,
 };
 
 use Seg::{Index as I, Key as K};
@@ -50,6 +51,7 @@ pub(crate) fn check(
     c.setup(config);
     c.repos(config);
     c.tools(config);
+    c.verify(config);
     if complete {
         c.destinations(config);
     }
@@ -91,12 +93,21 @@ impl Checker<'_, '_> {
     }
 
     fn name(&mut self, config: &Config) {
+        let loc = self.at(&[K("name")]);
+        let length = config.name.chars().count();
         if !is_habitat_name(&config.name) {
-            let loc = self.at(&[K("name")]);
             self.error_hint(
                 loc,
                 format!("invalid habitat name `{}`", config.name),
-                "use lowercase letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+                HABITAT_NAME_RULE,
+            );
+        } else if length > MAX_HABITAT_NAME {
+            self.error_hint(
+                loc,
+                format!(
+                    "habitat name is {length} characters long: an image name fits at most {MAX_HABITAT_NAME}"
+                ),
+                HABITAT_NAME_RULE,
             );
         }
     }
@@ -138,6 +149,22 @@ impl Checker<'_, '_> {
                 self.error(loc, format!("`build.base.{key}` is empty"));
             }
         }
+        if let Some(image) = base.image.as_deref().filter(|i| !i.trim().is_empty())
+            && !is_image_reference(image)
+        {
+            let loc = self.at(&[K("build"), K("base"), K("image")]);
+            self.error_hint(
+                loc,
+                format!("invalid image reference `{image}`"),
+                IMAGE_REFERENCE_RULE,
+            );
+        }
+        if let Some(BaseSource::Habitat(h)) = base.source()
+            && !h.trim().is_empty()
+        {
+            let loc = self.at(&[K("build"), K("base"), K("habitat")]);
+            self.base_habitat(h, loc);
+        }
         if let Some(b) = &base.bootstrap {
             let path = [K("build"), K("base"), K("bootstrap")];
             if b.distro != "debian" {
@@ -151,6 +178,43 @@ impl Checker<'_, '_> {
             if b.suite.trim().is_empty() {
                 let loc = self.at(&[path[0], path[1], path[2], K("suite")]);
                 self.error(loc, "`build.base.bootstrap.suite` is empty".to_string());
+            } else if !is_bootstrap_word(&b.suite, "-") {
+                let loc = self.at(&[path[0], path[1], path[2], K("suite")]);
+                self.error_hint(
+                    loc,
+                    format!("invalid bootstrap suite `{}`", b.suite),
+                    "use a Debian release name such as `bookworm`",
+                );
+            }
+            if !is_bootstrap_word(&b.variant, "-") {
+                let loc = self.at(&[path[0], path[1], path[2], K("variant")]);
+                self.error_hint(
+                    loc,
+                    format!("invalid bootstrap variant `{}`", b.variant),
+                    "use a debootstrap variant such as `minbase`",
+                );
+            }
+            for (i, pkg) in b.include.iter().enumerate() {
+                if !is_bootstrap_word(pkg.trim(), "+.-:") {
+                    let loc = self.at(&[path[0], path[1], path[2], K("include"), I(i)]);
+                    self.error_hint(
+                        loc,
+                        format!("invalid package name `{pkg}` in `build.base.bootstrap.include`"),
+                        "use Debian package names",
+                    );
+                }
+            }
+            if let Some(m) = &b.mirror
+                && !["http://", "https://", "file:///"]
+                    .iter()
+                    .any(|p| m.starts_with(p))
+            {
+                let loc = self.at(&[path[0], path[1], path[2], K("mirror")]);
+                self.error_hint(
+                    loc,
+                    format!("invalid bootstrap mirror `{m}`"),
+                    "use an `http://`, `https://` or `file:///` URL",
+                );
             }
         }
     }
@@ -164,7 +228,7 @@ impl Checker<'_, '_> {
                 let loc = self.at(&here("name"));
                 self.error_hint(
                     loc,
-                    format!("invalid user name `{}`", user.name),
+                    format!("invalid user name `{}`", user.name.escape_debug()),
                     USER_NAME_RULE,
                 );
             }
@@ -181,6 +245,19 @@ impl Checker<'_, '_> {
                     ),
                 );
             }
+            for (key, id) in [("uid", user.uid), ("gid", user.gid)] {
+                if id == Some(u32::MAX) {
+                    let loc = self.at(&here(key));
+                    self.error_hint(
+                        loc,
+                        format!(
+                            "`build.users[{i}].{key}` is {}, which the kernel reads as -1, no id",
+                            u32::MAX
+                        ),
+                        format!("use an id from 0 to {}", u32::MAX - 1),
+                    );
+                }
+            }
             if let Some(uid) = user.uid
                 && let Some(first) = uids.insert(uid, i)
                 && self.complete
@@ -195,13 +272,45 @@ impl Checker<'_, '_> {
             for (g, group) in user.groups.iter().enumerate() {
                 if !is_user_name(group) {
                     let loc = self.at(&[K("build"), K("users"), I(i), K("groups"), I(g)]);
-                    self.error_hint(loc, format!("invalid group name `{group}`"), USER_NAME_RULE);
+                    self.error_hint(
+                        loc,
+                        format!("invalid group name `{}`", group.escape_debug()),
+                        USER_NAME_RULE,
+                    );
                 }
             }
+            // Both land in `/etc/passwd`: a `:` or a line break there would
+            // write fields or whole accounts of the config's choosing.
             for (key, value) in [("home", &user.home), ("shell", &user.shell)] {
-                if let Some(v) = value {
-                    self.absolute(v, &here(key), &format!("build.users[{i}].{key}"));
+                let Some(v) = value else { continue };
+                if !is_account_field(v) {
+                    let loc = self.at(&here(key));
+                    self.error_hint(
+                        loc,
+                        format!("invalid `build.users[{i}].{key}` `{}`", v.escape_debug()),
+                        ACCOUNT_FIELD_RULE,
+                    );
                 }
+            }
+            if let Some(home) = user.home.as_ref().filter(|h| is_account_field(h)) {
+                let name = format!("build.users[{i}].home");
+                if self.image_path(home, &here("home"), &name) && normalize_image_path(home) == "/"
+                {
+                    let loc = self.at(&here("home"));
+                    self.error_hint(
+                        loc,
+                        format!(
+                            "`{name}` is `/`: kiln makes a user's home and gives it to the user"
+                        ),
+                        format!(
+                            "give the user a directory of its own, e.g. `/home/{}`",
+                            user.name
+                        ),
+                    );
+                }
+            }
+            if let Some(shell) = user.shell.as_ref().filter(|s| is_account_field(s)) {
+                self.absolute(shell, &here("shell"), &format!("build.users[{i}].shell"));
             }
         }
     }
@@ -224,10 +333,11 @@ impl Checker<'_, '_> {
                         ),
                         Some(_) => {}
                     }
+                    self.exec_string(entry.len(), loc, &format!("build.env[{i}]"));
                 }
             }
             Env::Map(map) => {
-                for key in map.keys() {
+                for (key, value) in map {
                     if !is_env_name(key) {
                         let loc = self.key_at(&[K("build"), K("env"), K(key)]);
                         self.error_hint(
@@ -236,8 +346,41 @@ impl Checker<'_, '_> {
                             ENV_NAME_RULE,
                         );
                     }
+                    let loc = self.at(&[K("build"), K("env"), K(key)]);
+                    let entry = key.len() + 1 + value.len();
+                    self.exec_string(entry, loc, &format!("build.env.{key}"));
                 }
             }
+        }
+    }
+
+    /// A variable or argument of a process the build runs: the kernel's
+    /// `execve` takes at most [`MAX_ARG_STRLEN`] bytes in one.
+    pub(super) fn exec_string(&mut self, len: usize, loc: Loc, name: &str) {
+        if len >= MAX_ARG_STRLEN {
+            self.error_hint(
+                loc,
+                format!(
+                    "`{name}` is {len} bytes long: a process takes at most {} in one variable or argument",
+                    MAX_ARG_STRLEN - 1
+                ),
+                "put a value this long in a file (a copy) and read it from there",
+            );
+        }
+    }
+
+    /// The commands of a phase run as one `sh -c` script: together they must
+    /// fit in one argument, with room for the script around them.
+    fn phase_script(&mut self, commands: &[&str], loc: Loc, name: &str) {
+        let len: usize = commands.iter().map(|c| c.len()).sum();
+        if len > MAX_PHASE_COMMANDS {
+            self.error_hint(
+                loc,
+                format!(
+                    "the commands of `{name}` are {len} bytes in all: at most {MAX_PHASE_COMMANDS} fit the one `sh -c` that runs them"
+                ),
+                "put long scripts in a file (a copy) and run that",
+            );
         }
     }
 
@@ -246,14 +389,14 @@ impl Checker<'_, '_> {
             return;
         };
         for (i, dir) in h.dirs.iter().enumerate() {
-            self.absolute(
+            self.image_path(
                 dir,
                 &[K("build"), K("habitat"), K("dirs"), I(i)],
                 &format!("build.habitat.dirs[{i}]"),
             );
         }
         if let Some(w) = &h.work_dir {
-            self.absolute(
+            self.image_path(
                 w,
                 &[K("build"), K("habitat"), K("work_dir")],
                 "build.habitat.work_dir",
@@ -268,17 +411,48 @@ impl Checker<'_, '_> {
         for (i, copy) in files.copies.iter().enumerate() {
             let here = |k| [K("build"), K("files"), K("copies"), I(i), K(k)];
             let name = |k: &str| format!("build.files.copies[{i}].{k}");
-            self.copy_source(&copy.source, self.at(&here("source")));
-            self.absolute(&copy.dest, &here("dest"), &name("dest"));
+            let source = self.habitat_file(Source::Copy, &copy.source, self.at(&here("source")));
+            if self.complete
+                && let Some(secret) = config
+                    .secrets
+                    .iter()
+                    .find(|s| s.file.as_deref().map(lexical) == Some(lexical(&copy.source)))
+            {
+                let loc = self.at(&here("source"));
+                self.error_hint(
+                    loc,
+                    format!(
+                        "copy source `{}` is the file of secret `{}`, and secrets never enter an image",
+                        copy.source, secret.id
+                    ),
+                    "read it from `/run/secrets` in a setup command instead",
+                );
+            }
+            if self.image_path(&copy.dest, &here("dest"), &name("dest"))
+                && let Some(source) = source
+            {
+                self.copy_dest(
+                    &copy.source,
+                    &source,
+                    &copy.dest,
+                    &here("dest"),
+                    &name("dest"),
+                );
+            }
             if let Some(owner) = &copy.owner {
                 self.user_ref(config, owner, &here("owner"), &name("owner"));
             }
             if let Some(group) = &copy.group
+                && self.an_id(group, &here("group"), &name("group"))
                 && !is_numeric(group)
                 && !is_user_name(group)
             {
                 let loc = self.at(&here("group"));
-                self.error_hint(loc, format!("invalid group name `{group}`"), USER_NAME_RULE);
+                self.error_hint(
+                    loc,
+                    format!("invalid group name `{}`", group.escape_debug()),
+                    USER_NAME_RULE,
+                );
             }
             if let Some(mode) = &copy.mode
                 && !is_octal_mode(mode)
@@ -301,13 +475,34 @@ impl Checker<'_, '_> {
     }
 
     fn setup(&mut self, config: &Config) {
-        if let Some(user) = config
-            .build
-            .setup
-            .as_ref()
-            .and_then(|s| s.commands.as_ref())
-            .and_then(|c| c.user.as_ref())
-        {
+        let Some(setup) = &config.build.setup else {
+            return;
+        };
+        let mut script: Vec<&str> = Vec::new();
+        if let Some(p) = &setup.packages {
+            let names = [
+                ("apt", p.apt.iter().map(String::as_str).collect::<Vec<_>>()),
+                ("npm", p.npm.iter().map(NpmPackage::name).collect()),
+                ("pip", p.pip.iter().map(String::as_str).collect()),
+            ];
+            for (manager, names) in names {
+                for (i, name) in names.into_iter().enumerate() {
+                    let mut path = vec![K("build"), K("setup"), K("packages"), K(manager), I(i)];
+                    if manager == "npm" && matches!(p.npm[i], NpmPackage::Spec(_)) {
+                        path.push(K("name"));
+                    }
+                    let loc = self.at(&path);
+                    self.package_name(manager, name, loc);
+                    script.push(name);
+                }
+            }
+        }
+        if let Some(c) = &setup.commands {
+            script.extend(c.root.iter().chain(&c.scripts).map(String::as_str));
+        }
+        let loc = self.key_at(&[K("build"), K("setup")]);
+        self.phase_script(&script, loc, "build.setup");
+        if let Some(user) = setup.commands.as_ref().and_then(|c| c.user.as_ref()) {
             self.user_ref(
                 config,
                 user,
@@ -324,7 +519,32 @@ impl Checker<'_, '_> {
                 let loc = self.at(&here("url"));
                 self.error(loc, format!("`build.repos[{i}].url` is empty"));
             }
-            self.absolute(&repo.path, &here("path"), &format!("build.repos[{i}].path"));
+            if !repo.url.trim().is_empty() {
+                let loc = self.at(&here("url"));
+                self.repo_url(&repo.url, loc);
+            }
+            if let Some(r) = repo.git_ref.as_deref().filter(|r| r.starts_with('-')) {
+                let loc = self.at(&here("ref"));
+                self.error_hint(
+                    loc,
+                    format!("repo ref `{r}` starts with `-`"),
+                    "git would read it as an option",
+                );
+            }
+            let name = format!("build.repos[{i}].path");
+            if self.image_path(&repo.path, &here("path"), &name)
+                && normalize_image_path(&repo.path) == "/"
+            {
+                let loc = self.at(&here("path"));
+                self.error_hint(
+                    loc,
+                    format!("`{name}` is `/`: a repo cannot replace the image's root"),
+                    format!(
+                        "name the directory the repo lands in, e.g. `/{}`",
+                        last_name(&repo.url, "app")
+                    ),
+                );
+            }
             if let Some(owner) = &repo.owner {
                 self.user_ref(
                     config,
@@ -339,17 +559,24 @@ impl Checker<'_, '_> {
     fn tools(&mut self, config: &Config) {
         for (i, tool) in config.build.tools.iter().enumerate() {
             let here = |k| [K("build"), K("tools"), I(i), K(k)];
-            if tool.name.is_empty() || tool.name.contains('/') {
+            if tool.name.is_empty()
+                || tool.name.contains('/')
+                || tool.name == "."
+                || tool.name == ".."
+            {
                 let loc = self.at(&here("name"));
                 self.error_hint(
                     loc,
                     format!("invalid tool name `{}`", tool.name),
-                    "a tool name is a file name: not empty, no `/`",
+                    "a tool name is a file name: not empty, not `.` or `..`, no `/`",
                 );
             }
             if tool.source.trim().is_empty() {
                 let loc = self.at(&here("source"));
                 self.error(loc, format!("`build.tools[{i}].source` is empty"));
+            } else {
+                let loc = self.at(&here("source"));
+                self.tool_source(&tool.source, loc);
             }
             if tool.sha256.len() != 64 || !tool.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 let loc = self.at(&here("sha256"));
@@ -360,8 +587,38 @@ impl Checker<'_, '_> {
                 );
             }
             if let Some(dest) = &tool.dest {
-                self.absolute(dest, &here("dest"), &format!("build.tools[{i}].dest"));
+                let name = format!("build.tools[{i}].dest");
+                if self.image_path(dest, &here("dest"), &name) && dest.ends_with('/') {
+                    let loc = self.at(&here("dest"));
+                    let file = format!("{}/{}", dest.trim_end_matches('/'), tool.name);
+                    self.error_hint(
+                        loc,
+                        format!("`{name}` ends in `/`: a tool's `dest` is the path of its file"),
+                        format!("name the file, e.g. `{file}`"),
+                    );
+                }
             }
+        }
+    }
+
+    fn verify(&mut self, config: &Config) {
+        let Some(v) = &config.build.verify else {
+            return;
+        };
+        let script: Vec<&str> = v
+            .files
+            .iter()
+            .chain(&v.commands)
+            .map(String::as_str)
+            .collect();
+        let loc = self.key_at(&[K("build"), K("verify")]);
+        self.phase_script(&script, loc, "build.verify");
+        for (i, file) in v.files.iter().enumerate() {
+            self.image_path(
+                file,
+                &[K("build"), K("verify"), K("files"), I(i)],
+                &format!("build.verify.files[{i}]"),
+            );
         }
     }
 
@@ -417,15 +674,26 @@ impl Checker<'_, '_> {
                 "build.final.user",
             );
             if let Some(g) = group
+                && self.an_id(g, &[K("build"), K("final"), K("user")], "build.final.user")
                 && !is_numeric(g)
                 && !is_user_name(g)
             {
                 let loc = self.at(&[K("build"), K("final"), K("user")]);
-                self.error_hint(loc, format!("invalid group name `{g}`"), USER_NAME_RULE);
+                self.error_hint(
+                    loc,
+                    format!("invalid group name `{}`", g.escape_debug()),
+                    USER_NAME_RULE,
+                );
+            }
+        }
+        for (key, args) in [("command", &f.command), ("entrypoint", &f.entrypoint)] {
+            for (i, arg) in args.iter().flatten().enumerate() {
+                let loc = self.at(&[K("build"), K("final"), K(key), I(i)]);
+                self.exec_string(arg.len(), loc, &format!("build.final.{key}[{i}]"));
             }
         }
         if let Some(w) = &f.workdir {
-            self.absolute(
+            self.image_path(
                 w,
                 &[K("build"), K("final"), K("workdir")],
                 "build.final.workdir",
@@ -520,6 +788,9 @@ impl Checker<'_, '_> {
     /// base image's own users (other than `root`) are unknown until build time,
     /// so only `root`, numeric ids and users declared in `build.users` pass.
     fn user_ref(&mut self, config: &Config, user: &str, path: &[Seg<'_>], name: &str) {
+        if !self.an_id(user, path, name) {
+            return;
+        }
         if !self.complete
             || user == "root"
             || is_numeric(user)
@@ -537,22 +808,219 @@ impl Checker<'_, '_> {
         self.error_hint(loc, format!("unknown user `{user}` in `{name}`"), hint);
     }
 
-    /// A copy source must name something inside the habitat directory: the build
-    /// must never read (and bake into an image) a file from elsewhere on the host.
-    fn copy_source(&mut self, source: &str, loc: Loc) {
-        const HINT: &str = "copy sources are relative to the habitat directory and stay inside it";
-        if source.trim().is_empty() {
-            self.error(loc, "empty copy source".to_string());
+    /// A numeric owner or group is an id the kernel can give: 4294967295 is
+    /// -1 to `chown`, which leaves the owner as it was. False after saying so.
+    fn an_id(&mut self, value: &str, path: &[Seg<'_>], name: &str) -> bool {
+        if value != u32::MAX.to_string() {
+            return true;
+        }
+        let loc = self.at(path);
+        self.error_hint(
+            loc,
+            format!("`{name}` is {value}, which the kernel reads as -1, no id"),
+            format!("use an id from 0 to {}", u32::MAX - 1),
+        );
+        false
+    }
+
+    /// A package a package manager is asked for: one word, not an option.
+    fn package_name(&mut self, manager: &str, name: &str, loc: Loc) {
+        let problem = if name.trim().is_empty() {
+            Some("is empty")
+        } else if name.chars().any(char::is_whitespace) {
+            Some("holds a space: one entry is one package")
+        } else if name.starts_with('-') {
+            Some("starts with `-`, so it would be read as an option")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            self.error_hint(
+                loc,
+                format!("{manager} package `{name}` {problem}"),
+                format!("list one {manager} package name per entry"),
+            );
+        }
+    }
+
+    /// `path` names a place in the image: absolute, and without `..`, which
+    /// no archive entry may hold (and which would put the thing somewhere
+    /// other than where the config seems to say). True when it is one.
+    fn image_path(&mut self, value: &str, path: &[Seg<'_>], name: &str) -> bool {
+        if !value.starts_with('/') {
+            self.absolute(value, path, name);
+            return false;
+        }
+        if let Some(part) = value.split('/').find(|part| part.len() > NAME_MAX) {
+            let loc = self.at(path);
+            self.error_hint(
+                loc,
+                format!(
+                    "`{name}` has a name of {} bytes: a file name is at most {NAME_MAX}",
+                    part.len()
+                ),
+                "shorten the part of the path between two `/`",
+            );
+            return false;
+        }
+        if value.len() >= PATH_MAX {
+            let loc = self.at(path);
+            self.error(
+                loc,
+                format!(
+                    "`{name}` is {} bytes long: a path is at most {}",
+                    value.len(),
+                    PATH_MAX - 1
+                ),
+            );
+            return false;
+        }
+        if value.split('/').any(|part| part == "..") {
+            let loc = self.at(path);
+            self.error_hint(
+                loc,
+                format!("`{name}` must not contain `..`, found `{value}`"),
+                format!(
+                    "write the path without `..`, e.g. `{}`",
+                    lexical_path(value)
+                ),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// A copy lands at `dest`: never `/` itself, and a file never at a path
+    /// that ends in `/` (the archive would put the file in place of the
+    /// directory, not in it).
+    fn copy_dest(&mut self, source: &str, real: &Path, dest: &str, path: &[Seg<'_>], name: &str) {
+        let is_dir = real.is_dir();
+        let example = |dir: &str| {
+            format!(
+                "{}/{}",
+                dir.trim_end_matches('/'),
+                last_name(source, "copy")
+            )
+        };
+        let hint = |dir: &str| match is_dir {
+            true => format!(
+                "name the directory the copy lands in, e.g. `{}`",
+                example(dir)
+            ),
+            false => format!("name the file's path in the image, e.g. `{}`", example(dir)),
+        };
+        let loc = self.at(path);
+        if normalize_image_path(dest) == "/" {
+            self.error_hint(
+                loc,
+                format!("`{name}` is `/`: a copy cannot replace the image's root"),
+                hint(""),
+            );
+        } else if !is_dir && dest.ends_with('/') {
+            self.error_hint(
+                loc,
+                format!("`{name}` ends in `/`, but `{source}` is a file"),
+                hint(dest),
+            );
+        }
+    }
+
+    /// A tool comes from an `http(s)://` URL or a file inside the habitat.
+    fn tool_source(&mut self, source: &str, loc: Loc) {
+        let lower = source.to_ascii_lowercase();
+        if lower.starts_with("http://") || lower.starts_with("https://") {
             return;
+        }
+        if lower.starts_with("file://") {
+            self.error_hint(
+                loc,
+                format!("tool source `{source}` is a `file://` URL"),
+                Source::Tool.hint(),
+            );
+        } else if source.contains("://") {
+            self.error_hint(
+                loc,
+                format!("tool source `{source}` has an unsupported scheme"),
+                Source::Tool.hint(),
+            );
+        } else {
+            self.habitat_file(Source::Tool, source, loc);
+        }
+    }
+
+    /// A repo named by a local path (or a `file://` URL) must be there, and a
+    /// URL git is given must not read as one of its options.
+    fn repo_url(&mut self, url: &str, loc: Loc) {
+        if Repo::is_remote_url(url) {
+            if url.starts_with('-') {
+                self.error_hint(
+                    loc,
+                    format!("repo url `{url}` starts with `-`"),
+                    "git would read it as an option",
+                );
+            }
+            let Some(path) = url.strip_prefix("file://").filter(|p| p.starts_with('/')) else {
+                return;
+            };
+            if std::fs::symlink_metadata(path).is_err() {
+                self.error_hint(
+                    loc,
+                    format!("repo `{url}` does not exist"),
+                    "a `file://` URL names a path on this machine",
+                );
+            }
+            return;
+        }
+        if std::fs::symlink_metadata(self.dir.join(url)).is_err() {
+            let hint = format!(
+                "a local repo is a path relative to the habitat directory `{}`",
+                self.dir.display()
+            );
+            self.error_hint(loc, format!("repo `{url}` does not exist"), hint);
+        }
+    }
+
+    /// A base habitat must be there, and be a habitat: a directory holding
+    /// `kiln.yaml`, or that file. (One that is this habitat, or leads back to
+    /// it, is the cycle check's to report.)
+    fn base_habitat(&mut self, path: &str, loc: Loc) {
+        let Ok(real) = std::fs::canonicalize(self.dir.join(path)) else {
+            self.error_hint(
+                loc,
+                format!("base habitat `{path}` does not exist"),
+                format!(
+                    "`build.base.habitat` is the directory of another habitat, relative to `{}`",
+                    self.dir.display()
+                ),
+            );
+            return;
+        };
+        if real.is_dir() && real != self.dir && !real.join(super::FILE_NAME).is_file() {
+            self.error_hint(
+                loc,
+                format!("no `{}` in base habitat `{path}`", super::FILE_NAME),
+                format!("a habitat is a directory holding `{}`", super::FILE_NAME),
+            );
+        }
+    }
+
+    /// A file or directory named relative to the habitat directory must be
+    /// inside it: the build must never read (and bake into an image) a file
+    /// from elsewhere on the host. Its real path when it is.
+    fn habitat_file(&mut self, kind: Source, source: &str, loc: Loc) -> Option<std::path::PathBuf> {
+        let what = kind.what();
+        if source.trim().is_empty() {
+            self.error(loc, format!("empty {what}"));
+            return None;
         }
         let relative = Path::new(source);
         if relative.has_root() {
             self.error_hint(
                 loc,
-                format!("copy source `{source}` is an absolute path"),
-                HINT,
+                format!("{what} `{source}` is an absolute path"),
+                kind.hint(),
             );
-            return;
+            return None;
         }
         let mut depth = 0usize;
         for component in relative.components() {
@@ -563,10 +1031,10 @@ impl Checker<'_, '_> {
                 Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
                     self.error_hint(
                         loc,
-                        format!("copy source `{source}` is outside the habitat directory"),
-                        HINT,
+                        format!("{what} `{source}` is outside the habitat directory"),
+                        kind.hint(),
                     );
-                    return;
+                    return None;
                 }
             }
         }
@@ -576,23 +1044,191 @@ impl Checker<'_, '_> {
                 "paths are relative to the habitat directory `{}`",
                 self.dir.display()
             );
-            self.error_hint(loc, format!("copy source `{source}` does not exist"), hint);
-            return;
+            self.error_hint(loc, format!("{what} `{source}` does not exist"), hint);
+            return None;
+        }
+        match leads_out(self.dir, relative) {
+            Ok(None) => {}
+            Ok(Some((link, target))) => {
+                self.error_hint(
+                    loc,
+                    format!(
+                        "{what} `{source}` leads out of the habitat directory: `{}` is a symlink to `{}`",
+                        link.display(),
+                        target.display()
+                    ),
+                    "copy the file into the habitat directory instead of linking to it",
+                );
+                return None;
+            }
+            Err(err) => {
+                self.error(loc, format!("{what} `{source}` cannot be resolved: {err}"));
+                return None;
+            }
         }
         match std::fs::canonicalize(&full) {
-            Ok(real) if real.starts_with(self.dir) => {}
-            Ok(real) => self.error_hint(
-                loc,
-                format!(
-                    "copy source `{source}` resolves to `{}`, outside the habitat directory",
-                    real.display()
-                ),
-                "copy the file into the habitat directory instead of linking to it",
-            ),
-            Err(err) => self.error(
-                loc,
-                format!("copy source `{source}` cannot be resolved: {err}"),
-            ),
+            Ok(real) => {
+                if matches!(kind, Source::Tool) && !real.is_file() {
+                    self.error_hint(loc, format!("{what} `{source}` is not a file"), kind.hint());
+                    return None;
+                }
+                Some(real)
+            }
+            Err(err) => {
+                self.error(loc, format!("{what} `{source}` cannot be resolved: {err}"));
+                None
+            }
         }
+    }
+}
+
+/// The symlink through which `rel` leads out of `dir`, and its target, when
+/// it does: the build's own rule (`sources/beneath.rs`, which opens what
+/// this looks at), so `check` passes exactly the sources a build can read.
+/// Links are followed while they stay inside, an absolute one only into
+/// `dir` itself (it is canonical); `rel` climbs out by `..` on its own only
+/// lexically, which the caller has refused already.
+fn leads_out(dir: &Path, rel: &Path) -> std::io::Result<Option<(PathBuf, PathBuf)>> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    fn names(p: &Path) -> VecDeque<OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some(OsString::from("..")),
+                _ => None,
+            })
+            .collect()
+    }
+    let mut at = PathBuf::new();
+    let mut pending = names(rel);
+    let mut via: Option<(PathBuf, PathBuf)> = None;
+    let mut links = 0;
+    while let Some(name) = pending.pop_front() {
+        if name == ".." {
+            if !at.pop() {
+                return Ok(via);
+            }
+            continue;
+        }
+        let here = at.join(&name);
+        let meta = std::fs::symlink_metadata(dir.join(&here))?;
+        if !meta.file_type().is_symlink() {
+            at = here;
+            continue;
+        }
+        links += 1;
+        if links > 40 {
+            return Err(std::io::Error::other("too many levels of symbolic links"));
+        }
+        let target = std::fs::read_link(dir.join(&here))?;
+        let rest = if target.has_root() {
+            match target.strip_prefix(dir) {
+                Ok(inside) => {
+                    at = PathBuf::new();
+                    names(inside)
+                }
+                Err(_) => return Ok(Some((here, target))),
+            }
+        } else {
+            names(&target)
+        };
+        via = Some((here, target));
+        for n in rest.into_iter().rev() {
+            pending.push_front(n);
+        }
+    }
+    Ok(None)
+}
+
+/// `path` with `.` dropped and `..` applied, as far as the text says.
+fn lexical(path: &str) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in Path::new(path).components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Linux's limits on one argument or variable of `execve` (with its NUL),
+/// a file name, and a path (with its NUL).
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+const NAME_MAX: usize = 255;
+const PATH_MAX: usize = 4096;
+
+/// The bytes a phase's commands may take together: one argument, less room
+/// for the script kiln wraps them in (quoting, one line per step).
+const MAX_PHASE_COMMANDS: usize = MAX_ARG_STRLEN - 8 * 1024;
+
+/// A word of debootstrap's command line, which is also part of an image
+/// name: a lowercase letter or digit, then those and `extra`. The build
+/// refuses anything else (`sources::bootstrap::validate`).
+fn is_bootstrap_word(s: &str, extra: &str) -> bool {
+    s.bytes()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || extra.as_bytes().contains(&c))
+}
+
+/// What a file read from the habitat directory is for.
+#[derive(Clone, Copy)]
+enum Source {
+    Copy,
+    Tool,
+}
+
+impl Source {
+    fn what(self) -> &'static str {
+        match self {
+            Source::Copy => "copy source",
+            Source::Tool => "tool source",
+        }
+    }
+
+    fn hint(self) -> &'static str {
+        match self {
+            Source::Copy => "copy sources are relative to the habitat directory and stay inside it",
+            Source::Tool => {
+                "a tool source is an `https://` URL, or a path inside the habitat directory"
+            }
+        }
+    }
+}
+
+/// `/a/../b` as a path without `..` (`/b`), taking each `..` lexically.
+fn lexical_path(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// The last name of a path or URL (`app` of `git@host:org/app.git`), for
+/// examples in hints; `default` when it has none.
+fn last_name<'a>(path: &'a str, default: &'a str) -> &'a str {
+    let name = path
+        .trim_end_matches('/')
+        .rsplit(['/', ':'])
+        .next()
+        .unwrap_or("");
+    let name = name.strip_suffix(".git").unwrap_or(name);
+    if name.is_empty() || name == "." || name == ".." {
+        default
+    } else {
+        name
     }
 }

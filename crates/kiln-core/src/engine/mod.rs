@@ -8,6 +8,7 @@
 pub mod docker;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
+pub mod lines;
 mod semantics;
 pub mod types;
 
@@ -24,6 +25,11 @@ use bytes::Bytes;
 pub trait Engine: Send + Sync {
     /// Connects and negotiates the API version; `Unreachable` when nothing answers.
     fn ping(&self) -> impl Future<Output = EngineResult<EngineInfo>> + Send;
+
+    /// Which engine this is, as one string for every way this machine can
+    /// name it (a symlinked socket, `tcp://` or `http://`), so builds on one
+    /// engine take one lock whatever their environment. Asks the engine nothing.
+    fn identity(&self) -> String;
 
     /// `Ok(None)` when no such image exists locally.
     fn image_inspect(
@@ -184,6 +190,36 @@ pub trait Engine: Send + Sync {
     /// Removes a volume; no error when it is already gone, `Refused` while in use.
     fn remove_volume(&self, name: &str) -> impl Future<Output = EngineResult<()>> + Send;
 
+    /// The volume called `name`, whatever its labels; `Ok(None)` when there is none.
+    fn inspect_volume(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = EngineResult<Option<VolumeSummary>>> + Send;
+
+    /// Copies `from_path` of container `from` into `to_dir` of container `to`
+    /// (`get_archive` then `put_archive`: the tar's top entry is `from_path`'s
+    /// last component). Both may be created and never started; volumes mounted
+    /// there are read and written. Implementations may stream instead of
+    /// holding the archive in memory.
+    fn copy_archive(
+        &self,
+        from: &str,
+        from_path: &str,
+        to: &str,
+        to_dir: &str,
+    ) -> impl Future<Output = EngineResult<()>> + Send {
+        async move {
+            let tar =
+                self.get_archive(from, from_path)
+                    .await?
+                    .ok_or_else(|| EngineError::Refused {
+                        op: "copy archive".to_string(),
+                        message: format!("`{from_path}` does not exist in container `{from}`"),
+                    })?;
+            self.put_archive(to, to_dir, tar).await
+        }
+    }
+
     /// Every local image carrying all the given `label=value`s, with its tags
     /// and labels, in one listing (the whole-build cache check is this one call).
     fn list_images(
@@ -218,6 +254,47 @@ pub trait Engine: Send + Sync {
                 message: format!("cannot read `{}`: {e}", tar.display()),
             })?;
             self.put_archive(id, path, Bytes::from(bytes)).await
+        }
+    }
+
+    /// Whether `path` in the container is a directory, a symlink to one
+    /// followed (as `mkdir -p` finds it); `false` when nothing is there.
+    /// By default read from `get_archive`, which an engine that can stat a
+    /// path without reading everything under it does better.
+    fn is_dir(&self, id: &str, path: &str) -> impl Future<Output = EngineResult<bool>> + Send {
+        async move {
+            let mut path = path.to_string();
+            // As in the kernel: a chain of more links than this is a loop.
+            for _ in 0..40 {
+                let Some(tar) = self.get_archive(id, &path).await? else {
+                    return Ok(false);
+                };
+                let mut archive = tar::Archive::new(&tar[..]);
+                let first = archive.entries().ok().and_then(|mut e| e.next()?.ok());
+                let Some(entry) = first else {
+                    return Ok(false);
+                };
+                let kind = entry.header().entry_type();
+                if !kind.is_symlink() {
+                    return Ok(kind.is_dir());
+                }
+                let target = entry
+                    .link_name()
+                    .ok()
+                    .flatten()
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                path = if target.starts_with('/') {
+                    target
+                } else {
+                    let parent = path
+                        .trim_end_matches('/')
+                        .rsplit_once('/')
+                        .map_or("", |p| p.0);
+                    format!("{parent}/{target}")
+                };
+            }
+            Ok(false)
         }
     }
 }

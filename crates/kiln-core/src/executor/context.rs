@@ -2,8 +2,12 @@
 //! what each phase gets ([`PhaseCtx`]) and what it hands on ([`Produced`]).
 //! The bottom of the executor's modules: everything else builds on these.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 
+use crate::cache::owner::Owner;
+
+use crate::cache::MadeIndex;
 use crate::config::{Config, Habitat};
 use crate::engine::{ContainerSpec, Engine, EngineError, ImageConfig};
 use crate::image::archive::ParentImage;
@@ -14,23 +18,76 @@ use crate::keys::{Facts, KeyChain, canonical};
 use crate::phase::Phase;
 use crate::plan::Snapshots;
 use crate::report::Reporter;
+use crate::sources::copies;
 
 use super::BuildOptions;
 use super::error::BuildError;
 
-/// Build containers are named `kiln-build-HABITAT-…`, so a crashed or
-/// interrupted build's containers can be found and removed. (Not a label: the
-/// engine's commit would copy a container label into the snapshot.)
+/// Build containers are named `kiln-build-HABITAT-OWNER-N`, where OWNER is
+/// the [`Owner`] token of the process that made them, so the containers a
+/// killed or crashed build left can be found, and told from those of builds
+/// still running. (Not a label: the engine's commit would copy a container
+/// label into the snapshot.)
 pub const BUILD_CONTAINER_PREFIX: &str = "kiln-build-";
 
 fn build_container_name(habitat: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
+    HABITATS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(habitat.to_string());
     format!(
         "{BUILD_CONTAINER_PREFIX}{habitat}-{}-{}",
-        std::process::id(),
+        Owner::current().token(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// The history comment of the snapshot images of `phase`: part of their
+/// config, so [`crate::image::archive::is_kiln_image`] needs it to rebuild one.
+pub(super) fn snapshot_comment(phase: Phase) -> String {
+    format!("kiln {}", phase.tag())
+}
+
+/// The habitats this process has named build containers for. An interrupt
+/// drops the build futures, and with them what they knew; the sweep after it
+/// must still find the containers of a base habitat built first.
+static HABITATS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+pub(super) fn habitats_with_containers() -> Vec<String> {
+    HABITATS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .cloned()
+        .collect()
+}
+
+/// Who made a build container, as its name says.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Maker {
+    Owner(Owner),
+    /// A name an older kiln made: `kiln-build-HABITAT-PID-N`.
+    Pid(u32),
+}
+
+/// The maker of the build container `name` of `habitat`; `None` when it is
+/// not a build container's name.
+pub(super) fn container_maker(habitat: &str, name: &str) -> Option<Maker> {
+    let rest = name
+        .trim_start_matches('/')
+        .strip_prefix(BUILD_CONTAINER_PREFIX)?
+        .strip_prefix(habitat)?
+        .strip_prefix('-')?;
+    let (maker, n) = rest.rsplit_once('-')?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    match Owner::parse(maker) {
+        Some(owner) => Some(Maker::Owner(owner)),
+        None => maker.parse().ok().map(Maker::Pid),
+    }
 }
 
 /// One build of one habitat, for the length of its run.
@@ -41,9 +98,15 @@ pub(super) struct Executor<'a, E: Engine> {
     pub(super) chain: &'a KeyChain,
     pub(super) snaps: &'a Snapshots,
     pub(super) facts: &'a Facts,
+    /// What each copy's key was computed from, for the files phase to check
+    /// it streams the same.
+    pub(super) copies: &'a [copies::Keyed],
+    /// The images kiln made for this habitat; each snapshot the build makes
+    /// is recorded in it.
+    pub(super) made: &'a mut MadeIndex,
     pub(super) reporter: &'a mut dyn Reporter,
     /// Secret values, redacted from every line of output shown.
-    pub(super) secrets: Vec<String>,
+    pub(super) secrets: super::secrets::Redactor,
 }
 
 /// What a phase gets: which phase it is, the image it builds on, the config
@@ -163,5 +226,31 @@ impl<E: Engine> Executor<'_, E> {
             network_host: true,
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_build_containers_name_says_who_made_it() {
+        let name = build_container_name("web");
+        let me = Owner::current();
+        assert_eq!(container_maker("web", &name), Some(Maker::Owner(me)));
+        assert_eq!(
+            container_maker("web", &format!("/{name}")),
+            Some(Maker::Owner(me))
+        );
+        assert!(habitats_with_containers().contains(&"web".to_string()));
+        assert_eq!(
+            container_maker("web", "kiln-build-web-4242-7"),
+            Some(Maker::Pid(4242))
+        );
+        // Another habitat's, or not a build container's at all.
+        assert_eq!(container_maker("we", &name), None);
+        assert_eq!(container_maker("web", "kiln-build-web-x-7"), None);
+        assert_eq!(container_maker("web", "kiln-build-web-4242-"), None);
+        assert_eq!(container_maker("web", "web-1"), None);
     }
 }

@@ -5,11 +5,13 @@
 //!
 //! Modules, top to bottom: `run` (the plan, phase by phase) → `phases/` (one
 //! file each) → `snapshot` (how an image is made) → `context` (the state they
-//! share); `resolve` (facts), `secrets` and `error` beside them.
+//! share); `resolve` (facts), `provenance` (which listed images kiln made),
+//! `secrets` and `error` beside them.
 
 mod context;
 mod error;
 pub mod phases;
+mod provenance;
 mod resolve;
 mod run;
 mod secrets;
@@ -18,9 +20,10 @@ mod snapshot;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::cache::{BuildLock, CacheDir};
+use crate::cache::owner::{self, Liveness, Owner};
+use crate::cache::{BuildLock, CacheDir, lock, scratch};
 use crate::config::Habitat;
 use crate::engine::{Engine, EngineError};
 use crate::image::labels::LABEL_HABITAT;
@@ -31,10 +34,12 @@ use crate::report::{Event, Reporter};
 use crate::sources::io::io_err;
 
 pub use context::BUILD_CONTAINER_PREFIX;
-use context::Executor;
-use error::task_failed;
+use context::{Executor, Maker};
 pub use error::{BuildError, PhaseFailure};
+use provenance::list_snapshots;
 use resolve::resolve_facts;
+use secrets::SECRETS_PREFIX;
+use snapshot::{LAYER_PREFIX, STREAM_PREFIX};
 
 /// A finished build.
 #[derive(Debug, Clone)]
@@ -49,7 +54,7 @@ pub struct Built {
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
     pub plan: PlanOptions,
-    /// Where repos, tools, bootstrap and locks are cached; [`CacheDir::from_env`] by default.
+    /// Where repos, tools, bootstrap and digests are cached; [`CacheDir::from_env`] by default.
     pub cache_root: Option<PathBuf>,
     /// Extract archive phases into a container even where the parent's
     /// layers can be read on the host (how an engine elsewhere is served; tests
@@ -72,45 +77,55 @@ pub async fn plan<E: Engine>(
     habitat: &Habitat,
     opts: &BuildOptions,
 ) -> Result<(Plan, KeyChain, Snapshots), BuildError> {
+    let cache = opts.cache();
     let (facts, snaps) = tokio::join!(
-        resolve_facts(engine, habitat, opts, None),
-        list_snapshots(engine, &habitat.config.name)
+        resolve_facts(engine, habitat, opts, None, &[]),
+        list_snapshots(engine, &habitat.config.name, &cache)
     );
-    let (facts, snaps) = (facts?, snaps?);
-    let chain = KeyChain::compute(&habitat.config, &facts);
+    // A plan runs nothing and writes no index: only builds, under the
+    // habitat's lock, record what they made or checked.
+    let (resolved, (snaps, _)) = (facts?, snaps?);
+    let chain = KeyChain::compute(&habitat.config, &resolved.facts);
     let plan = Plan::new(&chain, &snaps, opts.plan);
     Ok((plan, chain, snaps))
 }
 
-async fn list_snapshots<E: Engine>(engine: &E, habitat: &str) -> Result<Snapshots, BuildError> {
-    let images = engine.list_images(&[(LABEL_HABITAT, habitat)]).await?;
-    Ok(Snapshots::from_images(habitat, &images))
-}
-
-/// Removes the containers an earlier build of `habitat` left (crashed or
-/// interrupted). Safe only while holding the habitat's build lock.
-pub async fn remove_build_containers<E: Engine>(
+/// Removes the build containers of `habitat` that builds whose process is
+/// gone left behind (killed, crashed). Those of running builds (this one, one
+/// that waits for the lock, one of another cache directory) are kept, and so
+/// are those a build on another machine made (a remote engine): nothing here
+/// can tell whether it still runs.
+async fn remove_stale_build_containers<E: Engine>(
     engine: &E,
     habitat: &str,
 ) -> Result<usize, EngineError> {
-    remove_build_containers_but(engine, habitat, None).await
-}
-
-/// Like [`remove_build_containers`], sparing those of process `spare` (this
-/// build's own, which may be created while the sweep runs).
-async fn remove_build_containers_but<E: Engine>(
-    engine: &E,
-    habitat: &str,
-    spare: Option<u32>,
-) -> Result<usize, EngineError> {
-    let prefix = format!("{BUILD_CONTAINER_PREFIX}{habitat}-");
-    let own = spare.map(|pid| format!("{prefix}{pid}-"));
     let mut removed = 0;
     for c in engine.list_containers(LABEL_HABITAT, habitat).await? {
-        let name = c.name.trim_start_matches('/');
-        if name.starts_with(&prefix) && !own.as_ref().is_some_and(|o| name.starts_with(o)) {
+        let stale = match context::container_maker(habitat, &c.name) {
+            Some(Maker::Owner(owner)) => owner.liveness() == Liveness::Dead,
+            Some(Maker::Pid(pid)) => !owner::pid_runs(pid),
+            None => false,
+        };
+        if stale {
             engine.remove_container(&c.id).await?;
             removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes the build containers this process made, of every habitat it has
+/// built (a base habitat's too): what an interrupted build leaves, once its
+/// future is dropped. Never another process's.
+pub async fn remove_own_build_containers<E: Engine>(engine: &E) -> Result<usize, EngineError> {
+    let me = Maker::Owner(Owner::current());
+    let mut removed = 0;
+    for habitat in context::habitats_with_containers() {
+        for c in engine.list_containers(LABEL_HABITAT, &habitat).await? {
+            if context::container_maker(&habitat, &c.name).as_ref() == Some(&me) {
+                engine.remove_container(&c.id).await?;
+                removed += 1;
+            }
         }
     }
     Ok(removed)
@@ -123,15 +138,17 @@ pub async fn build<E: Engine>(
     opts: &BuildOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<Built, BuildError> {
-    build_boxed(engine, habitat, opts, reporter).await
+    build_boxed(engine, habitat, opts, reporter, Vec::new()).await
 }
 
-/// Boxed so a habitat whose base is another habitat can build that one first.
+/// Boxed so a habitat whose base is another habitat can build that one
+/// first; `above` holds the directories of the habitats waiting for it.
 fn build_boxed<'a, E: Engine>(
     engine: &'a E,
     habitat: &'a Habitat,
     opts: &'a BuildOptions,
     reporter: &'a mut dyn Reporter,
+    above: Vec<PathBuf>,
 ) -> Pin<Box<dyn Future<Output = Result<Built, BuildError>> + Send + 'a>> {
     Box::pin(async move {
         let started = Instant::now();
@@ -139,7 +156,7 @@ fn build_boxed<'a, E: Engine>(
         reporter.report(Event::BuildStart {
             habitat: name.clone(),
         });
-        let result = build_locked(engine, habitat, opts, reporter).await;
+        let result = build_locked(engine, habitat, opts, reporter, &above).await;
         reporter.report(Event::BuildEnd {
             ok: result.is_ok(),
             duration: started.elapsed(),
@@ -154,54 +171,51 @@ async fn build_locked<E: Engine>(
     habitat: &Habitat,
     opts: &BuildOptions,
     reporter: &mut dyn Reporter,
+    above: &[PathBuf],
 ) -> Result<Built, BuildError> {
     let name = habitat.config.name.clone();
-    let locks = opts.cache().locks();
-    let lock_dir = locks.clone();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let lock_name = name.clone();
-    let lock = tokio::task::spawn_blocking(move || {
-        BuildLock::acquire(&lock_dir, &lock_name, |holder| {
-            let _ = tx.send(holder.to_string());
-        })
-    });
-    // The waiting notice must reach the user while the lock blocks.
-    let mut lock = lock;
-    let lock = loop {
-        tokio::select! {
-            res = &mut lock => break res,
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {
-                if let Ok(holder) = rx.try_recv() {
-                    reporter.report(Event::Waiting { habitat: name.clone(), holder });
-                }
-            }
-        }
-    };
-    let _lock = lock
-        .map_err(|e| task_failed("build lock", e))?
-        .map_err(io_err("cannot take the build lock in", &locks))?;
-    if let Ok(holder) = rx.try_recv() {
+    // Keyed by the engine, not the cache directory: builds of one habitat on
+    // one engine share its tags and containers whatever their environment.
+    let locks = lock::lock_dir();
+    let mut on_wait = |holder: &str| {
         reporter.report(Event::Waiting {
             habitat: name.clone(),
-            holder,
-        });
-    }
+            holder: holder.to_string(),
+        })
+    };
+    let _lock = BuildLock::acquire_async(&locks, &engine.identity(), &name, &mut on_wait)
+        .await
+        .map_err(io_err("cannot take the build lock in", &locks))?;
 
     // The facts and the snapshot listing are independent: one wait for both.
+    let cache = opts.cache();
     let (facts, snaps) = tokio::join!(
-        resolve_facts(engine, habitat, opts, Some(&mut *reporter)),
-        list_snapshots(engine, &name)
+        resolve_facts(engine, habitat, opts, Some(&mut *reporter), above),
+        list_snapshots(engine, &name, &cache)
     );
-    let (facts, snaps) = (facts?, snaps?);
-    let chain = KeyChain::compute(&habitat.config, &facts);
+    let (resolved, (snaps, mut made)) = (facts?, snaps?);
+    // What the listing checked is kept, so it is checked once; an index
+    // that cannot be written only costs those checks again.
+    let _ = made.save();
+    let chain = KeyChain::compute(&habitat.config, &resolved.facts);
     let plan = Plan::new(&chain, &snaps, opts.plan);
-    // Containers a crashed build left are removed while this one builds (a
-    // no-op build skips the listing: it leaves nothing to clean up after).
+    // Containers and temporary files a killed build left are removed while
+    // this one builds (a no-op build skips the listing: it leaves nothing to
+    // clean up after).
     let sweep = async {
-        match plan.all_cached() {
-            true => Ok(0),
-            false => remove_build_containers_but(engine, &name, Some(std::process::id())).await,
+        if plan.all_cached() {
+            return Ok(0);
         }
+        let tmp = tokio::task::spawn_blocking(|| {
+            let dir = std::env::temp_dir();
+            for prefix in [LAYER_PREFIX, STREAM_PREFIX, SECRETS_PREFIX] {
+                scratch::sweep_once(&dir, prefix);
+            }
+        });
+        let removed = remove_stale_build_containers(engine, &name).await;
+        // A sweep that could not run costs disk space, not the build.
+        let _ = tmp.await;
+        removed
     };
     let mut exec = Executor {
         engine,
@@ -209,9 +223,11 @@ async fn build_locked<E: Engine>(
         opts,
         chain: &chain,
         snaps: &snaps,
-        facts: &facts,
+        facts: &resolved.facts,
+        copies: &resolved.copies,
+        made: &mut made,
         reporter,
-        secrets: Vec::new(),
+        secrets: secrets::Redactor::default(),
     };
     let (ran, swept) = tokio::join!(exec.run(&plan), sweep);
     ran?;

@@ -1,25 +1,40 @@
 //! Everything outside the config that keys read, resolved before planning:
 //! the base's identity (a habitat base is built first), the copies' digests
-//! and the commits the repo refs name.
+//! and the commits the repo refs name; and the local tools, checked against
+//! their sha256 (the key names only that).
+
+use std::path::PathBuf;
 
 use crate::config::{self, BaseSource, Habitat};
 use crate::engine::Engine;
 use crate::keys::{BaseFact, Facts, KeyChain};
 use crate::phase::Phase;
 use crate::report::{Event, Reporter};
+use crate::sources::tool::{self, ToolError};
 use crate::sources::{bootstrap, copies, repo};
 
 use super::error::{BuildError, fail};
 use super::{BuildOptions, build_boxed};
 
+/// The facts keys read, and what the phases that read the same inputs again
+/// check they read the same: each copy's keyed content.
+pub(super) struct Resolved {
+    pub(super) facts: Facts,
+    /// In config order, beside `facts.copies`.
+    pub(super) copies: Vec<copies::Keyed>,
+}
+
 /// Reads everything outside the config that keys depend on. With a reporter
 /// (a build), a habitat base is built first; without (a plan), only planned.
+/// `above` holds the directories of the habitats built on this one, which
+/// wait for it: one of them as its base would be a cycle.
 pub(super) async fn resolve_facts<E: Engine>(
     engine: &E,
     habitat: &Habitat,
     opts: &BuildOptions,
     reporter: Option<&mut dyn Reporter>,
-) -> Result<Facts, BuildError> {
+    above: &[PathBuf],
+) -> Result<Resolved, BuildError> {
     let c = &habitat.config;
     let base = match c.build.base.source() {
         Some(BaseSource::Image(r)) => BaseFact::Image {
@@ -30,17 +45,21 @@ pub(super) async fn resolve_facts<E: Engine>(
             key: bootstrap::bootstrap_key(b),
         },
         Some(BaseSource::Habitat(path)) => {
-            let other = load_base_habitat(habitat, path)?;
+            let other = load_base_habitat(habitat, path, above)?;
+            let mut chain = above.to_vec();
+            chain.push(habitat.dir.clone());
             let final_key = match reporter {
                 Some(r) => {
                     r.report(Event::Note {
                         message: format!("building base habitat `{}`", other.config.name),
                     });
-                    build_boxed(engine, &other, opts, r).await?.final_key
+                    build_boxed(engine, &other, opts, r, chain).await?.final_key
                 }
                 None => {
-                    let inner = Box::pin(resolve_facts(engine, &other, opts, None)).await?;
-                    KeyChain::compute(&other.config, &inner).final_key().clone()
+                    let inner = Box::pin(resolve_facts(engine, &other, opts, None, &chain)).await?;
+                    KeyChain::compute(&other.config, &inner.facts)
+                        .final_key()
+                        .clone()
                 }
             };
             BaseFact::Habitat {
@@ -55,17 +74,23 @@ pub(super) async fn resolve_facts<E: Engine>(
     };
     let digests_path = opts.cache().digests(&c.name);
     let mut digests = copies::DigestCache::load(&digests_path);
-    let mut copies = Vec::new();
+    let withheld = copies::Withheld::secret_files(&habitat.dir, &c.secrets);
+    let mut keyed = Vec::new();
     for copy in c.build.files.iter().flat_map(|f| &f.copies) {
-        let src = habitat.dir.join(&copy.source);
-        copies.push(
+        keyed.push(
             digests
-                .digest(&src)
+                .keyed(&habitat.dir, &copy.source, &withheld)
                 .map_err(|e| fail(Phase::Files, e.to_string()))?,
         );
     }
+    // Local tools are checked on every build and plan: their key is their
+    // sha256, so a changed file would pass as cached otherwise.
+    let tools = c.build.tools.iter().enumerate().try_for_each(|(i, t)| {
+        tool::check_local(t, &habitat.dir, &mut digests).map_err(|e| tool_error(habitat, i, &e))
+    });
     // A cache that cannot be written only costs time next build.
     let _ = digests.save(&digests_path);
+    tools?;
     let repos_cache = repo::RepoCache::new(opts.cache().repos());
     let mut repos = Vec::new();
     for r in &c.build.repos {
@@ -74,19 +99,56 @@ pub(super) async fn resolve_facts<E: Engine>(
             .map_err(|e| fail(Phase::Repos, e.to_string()))?;
         repos.push(commit);
     }
-    Ok(Facts {
-        base,
-        copies,
-        repos,
+    Ok(Resolved {
+        facts: Facts {
+            base,
+            copies: keyed.iter().map(|k| k.digest.clone()).collect(),
+            repos,
+        },
+        copies: keyed,
     })
 }
 
-pub(super) fn load_base_habitat(habitat: &Habitat, path: &str) -> Result<Habitat, BuildError> {
+/// A local tool's problem, located at the field of `build.tools[i]` it is about.
+fn tool_error(habitat: &Habitat, i: usize, e: &ToolError) -> BuildError {
+    use config::Seg::{Index, Key};
+    let field = match e {
+        ToolError::Checksum { .. } | ToolError::BadChecksum { .. } => "sha256",
+        _ => "source",
+    };
+    let text = e.to_string();
+    let (message, hint) = match text.split_once("\nhint: ") {
+        Some((m, h)) => (m.to_string(), Some(h.to_string())),
+        None => (text, None),
+    };
+    BuildError::Config(config::diagnostic_at(
+        habitat,
+        &[Key("build"), Key("tools"), Index(i), Key(field)],
+        message,
+        hint,
+    ))
+}
+
+/// The base habitat at `path` of `habitat`, on which the habitats in
+/// `above` (directories) are built. Loading checks the chain of bases for
+/// cycles; this check again, against the builds actually waiting, keeps a
+/// file edited during a build from making it wait for its own lock.
+pub(super) fn load_base_habitat(
+    habitat: &Habitat,
+    path: &str,
+    above: &[PathBuf],
+) -> Result<Habitat, BuildError> {
     let other = config::load(&habitat.dir.join(path)).map_err(BuildError::Config)?;
     if other.dir == habitat.dir {
         return Err(BuildError::Usage(format!(
             "habitat `{}` names itself as its base",
             habitat.config.name
+        )));
+    }
+    if above.contains(&other.dir) {
+        return Err(BuildError::Usage(format!(
+            "base habitats form a cycle: habitat `{}` is based on `{}`, which is built on it",
+            habitat.config.name, other.config.name
         )));
     }
     Ok(other)

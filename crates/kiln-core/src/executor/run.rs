@@ -31,7 +31,15 @@ impl<E: Engine> Executor<'_, E> {
                     let tags = self.tags_from(plan, index);
                     let parent = current.take();
                     match self.build_phase(phase, parent, tags).await {
-                        Ok(p) => p,
+                        Ok(p) => {
+                            // Verify makes no image: its tag points at its parent's.
+                            if phase != Phase::Verify {
+                                self.made.insert_made(&p.image, key.as_str());
+                                // Unsaved, the snapshot is only checked again next build.
+                                let _ = self.made.save();
+                            }
+                            p
+                        }
                         Err(e) => {
                             self.reporter.report(Event::PhaseEnd {
                                 phase,

@@ -9,18 +9,20 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use crate::cache::scratch;
 use crate::engine::{CommitSpec, Engine, ImageConfig};
 use crate::image::archive::{self, ParentImage};
-use crate::image::layer::Layer;
+use crate::image::layer::{Layer, Watched};
 use crate::image::layer_from_tars as host_layer;
 use crate::image::layer_from_upper;
 use crate::image::rootfs::{self, RootFs};
 use crate::image::tar::first_file;
 use crate::phase::Phase;
 use crate::report::Event;
+use crate::sources::copies::CopyError;
 use crate::sources::io::HostIo;
 
-use super::context::{Executor, ImageState, PhaseCtx, Produced};
+use super::context::{Executor, ImageState, PhaseCtx, Produced, snapshot_comment};
 use super::error::{BuildError, fail, task_failed};
 use super::phases::accounts::Accounts;
 
@@ -40,7 +42,7 @@ impl<E: Engine> Executor<'_, E> {
         config: ImageConfig,
         tags: &[String],
     ) -> Result<Produced, BuildError> {
-        let archive = archive::config_only(layers, &config, &format!("kiln {}", phase.tag()), tags);
+        let archive = archive::config_only(layers, &config, &snapshot_comment(phase), tags);
         self.engine.load(Bytes::from(archive.tar)).await?;
         let state = ImageState {
             id: archive.image_id,
@@ -67,9 +69,31 @@ impl<E: Engine> Executor<'_, E> {
     where
         F: FnOnce(&ImageFacts) -> Result<Uploads, BuildError>,
     {
+        self.archive_phase_probing(ctx, needs, &[], make).await
+    }
+
+    /// [`Self::archive_phase`], where `make` also learns which of `dirs`
+    /// (absolute paths) the parent image already has as directories
+    /// ([`ImageFacts::dirs`]), by the same reader on both ways of making the
+    /// layer.
+    pub(super) async fn archive_phase_probing<F>(
+        &mut self,
+        ctx: PhaseCtx,
+        needs: Needs,
+        dirs: &[String],
+        make: F,
+    ) -> Result<Produced, BuildError>
+    where
+        F: FnOnce(&ImageFacts) -> Result<Uploads, BuildError>,
+    {
         let phase = ctx.phase;
         if let Some(rootfs) = self.host_rootfs(&ctx.parent).await? {
-            let facts = self.image_facts(FileSource::Host(&rootfs), needs).await?;
+            let mut facts = self.image_facts(FileSource::Host(&rootfs), needs).await?;
+            facts.dirs = dirs
+                .iter()
+                .filter(|d| matches!(rootfs.follow(d), Ok(Some(f)) if f.meta.is_dir()))
+                .cloned()
+                .collect();
             let mut uploads = make(&facts)?;
             self.report_log(phase, std::mem::take(&mut uploads.log));
             return self.host_layer(ctx, rootfs, uploads).await;
@@ -77,7 +101,12 @@ impl<E: Engine> Executor<'_, E> {
         let spec = self.container_spec(&ctx.parent.id);
         let id = self.engine.create_container(&spec).await?;
         let filled = async {
-            let facts = self.image_facts(FileSource::Container(&id), needs).await?;
+            let mut facts = self.image_facts(FileSource::Container(&id), needs).await?;
+            for dir in dirs {
+                if self.engine.is_dir(&id, dir).await? {
+                    facts.dirs.insert(dir.clone());
+                }
+            }
             let mut uploads = make(&facts)?;
             self.report_log(phase, std::mem::take(&mut uploads.log));
             for tar in uploads.tars {
@@ -89,14 +118,10 @@ impl<E: Engine> Executor<'_, E> {
                     .await?;
             }
             for produce in uploads.streams {
-                let file = tokio::task::spawn_blocking(move || {
-                    let mut file = tempfile::NamedTempFile::new()?;
-                    produce(&mut std::io::BufWriter::new(file.as_file_mut()))?;
-                    Ok::<_, std::io::Error>(file.into_temp_path())
-                })
-                .await
-                .map_err(|e| task_failed("archive", e))?
-                .map_err(|e| fail(phase, e.to_string()))?;
+                let file = tokio::task::spawn_blocking(move || stream_to_file(produce))
+                    .await
+                    .map_err(|e| task_failed("archive", e))?
+                    .map_err(|e| write_failed(phase, "cannot store the archive", e))?;
                 self.engine
                     .put_archive_file(&id, "/", file.to_path_buf())
                     .await?;
@@ -153,7 +178,7 @@ impl<E: Engine> Executor<'_, E> {
         let config = self.snapshot_config(phase, ctx.config);
         let layers = ctx.parent.layers.clone();
         let image_config = config.clone();
-        let comment = format!("kiln {}", phase.tag());
+        let comment = snapshot_comment(phase);
         let tags = ctx.tags.clone();
         let written = tokio::task::spawn_blocking(move || {
             let Uploads {
@@ -174,7 +199,7 @@ impl<E: Engine> Executor<'_, E> {
         })
         .await
         .map_err(|e| task_failed("layer", e))?
-        .map_err(|e| fail(phase, format!("cannot write the layer: {e}")))?;
+        .map_err(|e| write_failed(phase, "cannot write the layer", e))?;
         match written {
             WrittenLayer::Layer {
                 _dir,
@@ -228,7 +253,7 @@ impl<E: Engine> Executor<'_, E> {
     ) -> Result<Produced, BuildError> {
         let phase = ctx.phase;
         let config = self.snapshot_config(phase, ctx.config);
-        let comment = format!("kiln {}", phase.tag());
+        let comment = snapshot_comment(phase);
         let layered = match self
             .write_upper_dir(container, &ctx.parent, &config, &comment, &ctx.tags)
             .await
@@ -386,6 +411,49 @@ impl<E: Engine> Executor<'_, E> {
     }
 }
 
+/// The tar `produce` writes, stored in a temporary file (for a container:
+/// the engine's archive upload takes a file). A failed write names the file.
+fn stream_to_file(produce: host_layer::Producer) -> std::io::Result<tempfile::TempPath> {
+    use std::io::Write;
+    let file = scratch::tempfile(STREAM_PREFIX)?;
+    let mut out = std::io::BufWriter::new(Watched::new(file.as_file()));
+    match produce(&mut out).and_then(|()| out.flush()) {
+        Err(e) if out.get_ref().failed() => Err(std::io::Error::new(
+            e.kind(),
+            format!("cannot write `{}`: {e}", file.path().display()),
+        )),
+        Err(e) => Err(e),
+        Ok(()) => {
+            drop(out);
+            Ok(file.into_temp_path())
+        }
+    }
+}
+
+/// A phase failed writing a file on the host; a full disk says where to
+/// make room, since the file is only a temporary one.
+fn write_failed(phase: Phase, what: &str, e: std::io::Error) -> BuildError {
+    // A copy that changed under kiln says so itself.
+    if let Some(changed @ CopyError::Changed { .. }) =
+        e.get_ref().and_then(|i| i.downcast_ref::<CopyError>())
+    {
+        return fail(phase, changed.to_string());
+    }
+    let hint = match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => format!(
+            "\nhint: kiln writes layers in `{}` (TMPDIR); free space there, or set TMPDIR to a larger disk",
+            std::env::temp_dir().display()
+        ),
+        _ => String::new(),
+    };
+    fail(phase, format!("{what}: {e}{hint}"))
+}
+
+/// Where temporary files of a build go in TMPDIR, named by their owner so a
+/// later build sweeps what a killed one left (`cache::scratch`).
+pub(super) const LAYER_PREFIX: &str = "kiln-layer-";
+pub(super) const STREAM_PREFIX: &str = "kiln-stream-";
+
 /// A path of the parent image, read through its layer directories on the
 /// host, could not be read.
 fn image_read(context: &'static str, path: &str) -> impl FnOnce(std::io::Error) -> HostIo {
@@ -422,6 +490,9 @@ pub(super) struct ImageFacts {
     pub(super) modes: BTreeMap<String, u32>,
     /// `/etc/skel` as an archive of the engine's form.
     pub(super) skel: Option<Vec<u8>>,
+    /// Of the directories the phase asked about, those the image has
+    /// (symlinks followed, as `mkdir -p` finds them).
+    pub(super) dirs: std::collections::BTreeSet<String>,
 }
 
 /// A phase's new layer, in a loadable archive over its parent's layers.
@@ -447,9 +518,9 @@ fn write_layer_archive<F>(
     write: F,
 ) -> std::io::Result<WrittenLayer>
 where
-    F: FnOnce(&mut std::fs::File) -> std::io::Result<Layer>,
+    F: FnOnce(&mut dyn crate::image::layer::LayerOut) -> std::io::Result<Layer>,
 {
-    let dir = tempfile::Builder::new().prefix("kiln-layer-").tempdir()?;
+    let dir = scratch::tempdir(LAYER_PREFIX)?;
     let archive = dir.path().join("image.tar");
     let (image, layer) = archive::write_with_layer(parent, config, comment, tags, &archive, write)?;
     if layer.entries == 0 {

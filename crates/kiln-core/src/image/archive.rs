@@ -7,7 +7,7 @@
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::engine::ImageConfig;
+use crate::engine::{ImageConfig, ImageInfo};
 
 /// What the archive needs of the parent image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,13 +28,16 @@ pub struct ImageArchive {
     pub image_id: String,
 }
 
-/// Docker's JSON form of an image's runtime config.
+/// Docker's JSON form of an image's runtime config. An empty command or
+/// entrypoint is written as unset, which is what it means in an image and
+/// how the engine reports it back, so [`is_kiln_image`] can rebuild it.
 pub fn config_json(c: &ImageConfig) -> Value {
+    let set = |v: &Option<Vec<String>>| v.clone().filter(|v| !v.is_empty());
     let mut m = Map::new();
     m.insert("User".into(), json!(c.user.clone().unwrap_or_default()));
     m.insert("Env".into(), json!(c.env));
-    m.insert("Cmd".into(), json!(c.cmd));
-    m.insert("Entrypoint".into(), json!(c.entrypoint));
+    m.insert("Cmd".into(), json!(set(&c.cmd)));
+    m.insert("Entrypoint".into(), json!(set(&c.entrypoint)));
     m.insert(
         "WorkingDir".into(),
         json!(c.working_dir.clone().unwrap_or_default()),
@@ -94,57 +97,100 @@ pub fn write_with_layer<F>(
     write_layer: F,
 ) -> std::io::Result<(String, crate::image::layer::Layer)>
 where
-    F: FnOnce(&mut std::fs::File) -> std::io::Result<crate::image::layer::Layer>,
+    F: FnOnce(
+        &mut dyn crate::image::layer::LayerOut,
+    ) -> std::io::Result<crate::image::layer::Layer>,
 {
+    use crate::image::layer::Watched;
     use std::io::{Seek, SeekFrom, Write};
-    // Readable too: the layer writer may read back what it wrote.
-    let mut file = std::fs::File::options()
+    // Readable too: the layer writer may read back and rewrite what it wrote.
+    let file = std::fs::File::options()
         .read(true)
         .write(true)
         .create(true)
         .truncate(true)
         .open(out)?;
-    file.write_all(&[0u8; 512])?;
-    // The layer writer gets the file itself (it may rewrite what it wrote)
-    // and leaves it at the layer's end.
-    let layer = write_layer(&mut file)?;
-    let mut file = std::io::BufWriter::new(file);
-    let pad = (512 - (layer.size % 512) as usize) % 512;
-    file.write_all(&vec![0u8; pad])?;
+    let mut file = Watched::new(file);
+    let write_all = |file: &mut Watched<std::fs::File>| -> std::io::Result<_> {
+        file.write_all(&[0u8; 512])?;
+        // The layer writer gets the file itself and leaves it at the layer's end.
+        let layer = write_layer(file)?;
+        let mut file = std::io::BufWriter::new(file);
+        let pad = (512 - (layer.size % 512) as usize) % 512;
+        file.write_all(&vec![0u8; pad])?;
 
-    let (config_bytes, digest, manifest) =
-        image_files(parent, config, comment, repo_tags, Some(&layer.diff_id));
-    let new_layer = layer_path(&layer.diff_id);
-    let mut tar = tar::Builder::new(file);
-    tar.append_data(
-        &mut file_header(config_bytes.len()),
-        format!("{digest}.json"),
-        &config_bytes[..],
-    )?;
-    tar.append_data(
-        &mut file_header(manifest.len()),
-        "manifest.json",
-        manifest.as_bytes(),
-    )?;
-    let mut file = tar.into_inner()?;
-    let mut h = file_header(layer.size as usize);
-    h.set_path(&new_layer)?;
-    h.set_cksum();
-    file.seek(SeekFrom::Start(0))?;
-    file.write_all(h.as_bytes())?;
-    file.into_inner().map_err(|e| e.into_error())?;
-    Ok((format!("sha256:{digest}"), layer))
+        let (config_bytes, digest, manifest) =
+            image_files(parent, config, comment, repo_tags, Some(&layer.diff_id));
+        let new_layer = layer_path(&layer.diff_id);
+        let mut tar = tar::Builder::new(&mut file);
+        tar.append_data(
+            &mut file_header(config_bytes.len()),
+            format!("{digest}.json"),
+            &config_bytes[..],
+        )?;
+        tar.append_data(
+            &mut file_header(manifest.len()),
+            "manifest.json",
+            manifest.as_bytes(),
+        )?;
+        let file = tar.into_inner()?;
+        let mut h = file_header(layer.size as usize);
+        h.set_path(&new_layer)?;
+        h.set_cksum();
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(h.as_bytes())?;
+        file.flush()?;
+        Ok((format!("sha256:{digest}"), layer))
+    };
+    let written = write_all(&mut file);
+    match written {
+        // The archive could not be written (a full disk): say where, since
+        // nothing else in the message names the file.
+        Err(e) if file.failed() => Err(std::io::Error::new(
+            e.kind(),
+            format!("cannot write `{}`: {e}", out.display()),
+        )),
+        other => other,
+    }
 }
 
-/// The image config JSON of `parent`'s layers (plus `new_layer`, a diff id),
-/// its digest (the image id), and the manifest that loads it as `repo_tags`.
-fn image_files(
+/// Whether `info` is an image kiln's archives make: its id (the digest of
+/// its config JSON, which the engine verifies on load) is the digest of the
+/// config JSON kiln would write for what the inspection shows, with
+/// `comment` as its history. Anything another tool makes or changes (a
+/// `docker commit`, a `docker build` on a kiln image, a retag of either) has
+/// other config bytes, whatever labels it copied, so another id. Images
+/// kiln commits in a container are not of this form: kiln records their ids
+/// when it makes them.
+pub fn is_kiln_image(info: &ImageInfo, comment: &str) -> bool {
+    let Some(hex) = info.id.strip_prefix("sha256:") else {
+        return false;
+    };
+    let parent = |layers: &[String]| ParentImage {
+        layers: layers.to_vec(),
+        architecture: info.architecture.clone(),
+        os: info.os.clone(),
+        created: info.created.clone(),
+    };
+    // A config-only image (every layer its parent's), or one with a new top layer.
+    let config_only = image_json(&parent(&info.layers), &info.config, comment, None);
+    let with_layer = info
+        .layers
+        .split_last()
+        .map(|(top, below)| image_json(&parent(below), &info.config, comment, Some(top.as_str())));
+    std::iter::once(config_only)
+        .chain(with_layer)
+        .any(|bytes| hex::encode(Sha256::digest(&bytes)) == hex)
+}
+
+/// The image config JSON of `parent`'s layers (plus `new_layer`, a diff
+/// id), in the canonical bytes whose digest is the image id.
+fn image_json(
     parent: &ParentImage,
     config: &ImageConfig,
     comment: &str,
-    repo_tags: &[String],
     new_layer: Option<&str>,
-) -> (Vec<u8>, String, String) {
+) -> Vec<u8> {
     let mut diff_ids = parent.layers.clone();
     diff_ids.extend(new_layer.map(str::to_string));
     let history = match new_layer {
@@ -159,7 +205,19 @@ fn image_files(
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": [history],
     });
-    let config_bytes = crate::keys::canonical::to_string(&image).into_bytes();
+    crate::keys::canonical::to_string(&image).into_bytes()
+}
+
+/// The image config JSON of `parent`'s layers (plus `new_layer`, a diff id),
+/// its digest (the image id), and the manifest that loads it as `repo_tags`.
+fn image_files(
+    parent: &ParentImage,
+    config: &ImageConfig,
+    comment: &str,
+    repo_tags: &[String],
+    new_layer: Option<&str>,
+) -> (Vec<u8>, String, String) {
+    let config_bytes = image_json(parent, config, comment, new_layer);
     let digest = hex::encode(Sha256::digest(&config_bytes));
     // The parent's layer paths are never read: the engine has every layer by
     // its chain id.
@@ -284,5 +342,93 @@ mod tests {
         let m: Value = serde_json::from_str(&manifest).unwrap();
         assert_eq!(m[0]["Layers"].as_array().unwrap().len(), 2);
         assert_eq!(m[0]["RepoTags"][0], "r:t");
+    }
+
+    fn info(id: &str, layers: Vec<String>, config: &ImageConfig) -> ImageInfo {
+        let p = parent();
+        ImageInfo {
+            id: id.to_string(),
+            repo_tags: Vec::new(),
+            repo_digests: Vec::new(),
+            config: config.clone(),
+            layers,
+            architecture: p.architecture,
+            os: p.os,
+            created: p.created,
+            layer_dirs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn kiln_images_are_recognised_from_their_inspection_and_nothing_else_is() {
+        let mut labels = BTreeMap::new();
+        labels.insert("dev.kiln.key".to_string(), "k".to_string());
+        let c = ImageConfig {
+            env: vec!["A=1".into()],
+            cmd: Some(vec![]),
+            exposed_ports: vec!["3000/tcp".into(), "22/tcp".into()],
+            labels,
+            ..Default::default()
+        };
+        let a = config_only(&parent(), &c, "kiln 3-env", &["r:t".into()]);
+        // The engine reports an empty command as unset, and ports sorted.
+        let reported = ImageConfig {
+            cmd: None,
+            exposed_ports: vec!["22/tcp".into(), "3000/tcp".into()],
+            ..c.clone()
+        };
+        let layers = parent().layers;
+        assert!(is_kiln_image(
+            &info(&a.image_id, layers.clone(), &reported),
+            "kiln 3-env"
+        ));
+        assert!(!is_kiln_image(
+            &info(&a.image_id, layers.clone(), &reported),
+            "kiln 4-habitat"
+        ));
+        // What `FROM it` + `ENV` makes: the labels, another config.
+        let with_env = ImageConfig {
+            env: vec!["A=1".into(), "B=2".into()],
+            ..reported.clone()
+        };
+        assert!(!is_kiln_image(
+            &info(&a.image_id, layers.clone(), &with_env),
+            "kiln 3-env"
+        ));
+        // What `docker commit` makes: the labels, another layer.
+        let mut more = layers.clone();
+        more.push("sha256:dd".into());
+        assert!(!is_kiln_image(
+            &info(&a.image_id, more, &reported),
+            "kiln 3-env"
+        ));
+        // Any id but the config's own digest.
+        assert!(!is_kiln_image(
+            &info("sha256:00", layers, &reported),
+            "kiln 3-env"
+        ));
+
+        let dir = tempfile::tempdir().unwrap();
+        let (id, _) = write_with_layer(
+            &parent(),
+            &c,
+            "kiln 5-files",
+            &[],
+            &dir.path().join("i.tar"),
+            |_| {
+                Ok(crate::image::layer::Layer {
+                    diff_id: "sha256:cc".into(),
+                    size: 0,
+                    entries: 1,
+                })
+            },
+        )
+        .unwrap();
+        let mut layered = parent().layers;
+        layered.push("sha256:cc".into());
+        assert!(is_kiln_image(
+            &info(&id, layered, &reported),
+            "kiln 5-files"
+        ));
     }
 }

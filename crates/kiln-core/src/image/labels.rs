@@ -24,5 +24,12 @@ pub const LABEL_INSTANCE: &str = "dev.kiln.instance";
 pub const LABEL_IMAGE_KEY: &str = "dev.kiln.image-key";
 /// On an instance container: the hash of the member's resolved config.
 pub const LABEL_CONFIG_HASH: &str = "dev.kiln.config-hash";
+/// On an instance container and a persisted volume: the habitat directory it
+/// was made from (SPEC §7). Instance commands act only on what carries theirs.
+pub const LABEL_DIR: &str = "dev.kiln.dir";
 /// On a persisted volume: the path in the container it is mounted at.
 pub const LABEL_PERSIST: &str = "dev.kiln.persist";
+/// On a persisted volume filled from a volume of an older kiln's naming: that
+/// volume's name. The old one is removed last, so both existing means the
+/// move did not finish.
+pub const LABEL_MIGRATED_FROM: &str = "dev.kiln.migrated-from";

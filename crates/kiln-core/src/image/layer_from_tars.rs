@@ -10,21 +10,25 @@
 //! directory would get one with mode `0600`, hiding the parent's).
 //!
 //! A layer names each path once (`docker load` refuses one that names a path
-//! twice), and the later of two entries for a path wins, as in extraction: a
-//! directory named again takes the later entry's mode and owner; anything
-//! else is replaced, a directory with everything the layer put below it. The
-//! layer is streamed straight into its file; only when an entry replaced an
-//! earlier one is that file compacted in place afterwards.
+//! twice), and the later of two entries for a path wins, as in extraction.
+//! Directories are written once each, after everything else, with the
+//! metadata extraction would leave them with: the last entry the tars give
+//! for one, else the parent's (a tar may name a directory after something
+//! was already put inside it: a file copied to `/opt/x/f`, then a directory
+//! to `/opt/x`). Anything else named again is replaced, a directory with
+//! everything the layer put below it. The layer is streamed straight into
+//! its file; only when an entry replaced an earlier one is that file
+//! compacted in place afterwards.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
-use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::image::layer::{Hashing, Layer};
+use crate::image::layer::{Hashing, Layer, LayerOut, Watched};
 use crate::image::rootfs::{Over, RootFs};
 
 /// Writes a tar to the writer it is given: a phase's copies, streamed into
@@ -43,7 +47,11 @@ const OPAQUE: &str = ".wh..wh..opq";
 
 /// Writes the layer of `sources` (extracted in order) over `rootfs` to `out`,
 /// from its current position; on return `out` is positioned at the layer's end.
-pub fn write_layer(rootfs: &RootFs, sources: Vec<Source<'_>>, out: &mut File) -> io::Result<Layer> {
+pub fn write_layer<O: LayerOut + ?Sized>(
+    rootfs: &RootFs,
+    sources: Vec<Source<'_>>,
+    out: &mut O,
+) -> io::Result<Layer> {
     let start = out.stream_position()?;
     let (layer, records, needs_compacting) = {
         let mut layer = LayerWriter {
@@ -64,6 +72,7 @@ pub fn write_layer(rootfs: &RootFs, sources: Vec<Source<'_>>, out: &mut File) ->
                 Source::Stream(produce) => layer.extract_stream(produce)?,
             }
         }
+        layer.write_dirs()?;
         let entries = layer.records.iter().filter(|r| r.live).count();
         let written = layer.tar.into_inner()?.finish(entries)?;
         (written, layer.records, layer.compact)
@@ -74,43 +83,24 @@ pub fn write_layer(rootfs: &RootFs, sources: Vec<Source<'_>>, out: &mut File) ->
     compact(out, start, layer.size, &records, layer.entries)
 }
 
-/// The mode, owner and modification time of a directory entry.
-#[derive(Debug, Clone, Copy)]
-struct DirMeta {
-    mode: u32,
-    uid: u64,
-    gid: u64,
-    mtime: u64,
+/// What the layer holds at a path so far.
+#[derive(Debug, Clone)]
+enum Written {
+    /// A directory, written at the end with this header.
+    Dir(Box<tar::Header>),
+    /// A symlink to this target, written as `record`.
+    Symlink(String, usize),
+    /// Anything else, written as `record`.
+    Other(usize),
 }
 
-impl DirMeta {
-    fn of(h: &tar::Header) -> DirMeta {
-        DirMeta {
-            mode: h.mode().unwrap_or(0o755) & 0o7777,
-            uid: h.uid().unwrap_or(0),
-            gid: h.gid().unwrap_or(0),
-            mtime: h.mtime().unwrap_or(0),
+impl Written {
+    fn record(&self) -> Option<usize> {
+        match self {
+            Written::Dir(_) => None,
+            Written::Symlink(_, r) | Written::Other(r) => Some(*r),
         }
     }
-
-    /// Times aside: extraction dates a directory by its last change anyway.
-    fn same(&self, other: &DirMeta) -> bool {
-        (self.mode, self.uid, self.gid) == (other.mode, other.uid, other.gid)
-    }
-}
-
-/// What the layer holds at a path so far, and which record wrote it.
-#[derive(Debug, Clone)]
-struct Written {
-    kind: Kind,
-    record: usize,
-}
-
-#[derive(Debug, Clone)]
-enum Kind {
-    Dir(DirMeta),
-    Symlink(String),
-    Other,
 }
 
 /// One entry's bytes in the layer, from its first header to its data's end
@@ -121,8 +111,6 @@ struct Record {
     end: u64,
     /// False once a later entry replaced it.
     live: bool,
-    /// A directory named again: the metadata its header ends up with.
-    patch: Option<DirMeta>,
 }
 
 struct LayerWriter<'r, W: Write> {
@@ -133,25 +121,39 @@ struct LayerWriter<'r, W: Write> {
     records: Vec<Record>,
     /// Directories this layer made opaque: the image's entries below are gone.
     opaque: HashSet<String>,
-    /// Whether a record was replaced or patched, so the file needs compacting.
+    /// Whether a record was replaced, so the file needs compacting.
     compact: bool,
 }
 
 impl<W: Write> LayerWriter<'_, W> {
     /// Extracts the tar `produce` writes, as it writes it.
     fn extract_stream(&mut self, produce: Producer) -> io::Result<()> {
-        let (reader, mut writer) = io::pipe()?;
+        let (reader, writer) = io::pipe()?;
         std::thread::scope(|scope| {
-            let producer = scope.spawn(move || produce(&mut writer));
-            let extracted = self.extract(io::BufReader::with_capacity(256 * 1024, reader));
-            let produced = producer
+            let producer = scope.spawn(move || {
+                let mut pipe = Watched::new(writer);
+                let produced = produce(&mut pipe);
+                (produced, pipe.failed())
+            });
+            let extracted = {
+                let mut reader = io::BufReader::with_capacity(256 * 1024, reader);
+                // Read to the end after the archive's end marker too, so the
+                // pipe breaks only when extraction failed.
+                self.extract(&mut reader)
+                    .and_then(|()| io::copy(&mut reader, &mut io::sink()).map(drop))
+            };
+            let (produced, pipe_broke) = producer
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p));
             match (produced, extracted) {
-                // The producer's failure is the cause; a cut-off archive its effect.
-                (Err(e), _) if e.kind() != io::ErrorKind::BrokenPipe => Err(e),
-                (_, Err(e)) => Err(e),
-                (Err(e), Ok(())) => Err(e),
+                // The pipe broke because extraction stopped (the layer could
+                // not be written: a full disk; a bad entry): its error is the
+                // cause, whatever the producer made of the broken pipe.
+                (Err(_), Err(e)) if pipe_broke => Err(e),
+                // Otherwise the producer's failure is the cause; a cut-off
+                // archive its effect.
+                (Err(e), _) => Err(e),
+                (Ok(()), Err(e)) => Err(e),
                 (Ok(()), Ok(())) => Ok(()),
             }
         })
@@ -175,63 +177,22 @@ impl<W: Write> LayerWriter<'_, W> {
             self.parents(&path, header.mtime().unwrap_or(0))?;
             let rel = path.trim_start_matches('/').to_string();
             if kind.is_dir() {
-                let meta = DirMeta::of(&header);
                 let mut opaque = false;
                 match self.written.get(&path) {
-                    Some(Written {
-                        kind: Kind::Dir(had),
-                        record,
-                    }) => {
-                        // Extraction keeps the directory and applies this
-                        // entry's metadata to it.
-                        let record = *record;
-                        if !had.same(&meta) {
-                            self.records[record].patch = Some(meta);
-                            self.compact = true;
-                            self.written.insert(
-                                path,
-                                Written {
-                                    kind: Kind::Dir(meta),
-                                    record,
-                                },
-                            );
-                        }
-                        continue;
-                    }
+                    // Extraction keeps the directory and sets this entry's
+                    // metadata on it: the last entry for it wins.
+                    Some(Written::Dir(_)) | None => {}
                     Some(_) => {
                         // A file of this layer replaced the image's directory
                         // here: that directory's entries stay gone.
                         self.replace(&path);
                         opaque = self.image_has_dir(&path)?;
                     }
-                    None => {}
                 }
-                let record = self
-                    .append(|tar| tar.append_data(&mut header, format!("{rel}/"), io::empty()))?;
-                self.written.insert(
-                    path.clone(),
-                    Written {
-                        kind: Kind::Dir(meta),
-                        record,
-                    },
-                );
+                header.set_size(0);
+                self.written
+                    .insert(path.clone(), Written::Dir(Box::new(header)));
                 if opaque {
-                    let mut h = tar::Header::new_gnu();
-                    h.set_entry_type(tar::EntryType::Regular);
-                    h.set_size(0);
-                    h.set_mode(0o644);
-                    h.set_uid(0);
-                    h.set_gid(0);
-                    h.set_mtime(meta.mtime);
-                    let record = self.append(|tar| {
-                        tar.append_data(&mut h, format!("{rel}/{OPAQUE}"), io::empty())
-                    })?;
-                    // Recorded like any entry, so replacing the directory drops it too.
-                    let marker = Written {
-                        kind: Kind::Other,
-                        record,
-                    };
-                    self.written.insert(format!("{path}/{OPAQUE}"), marker);
                     self.opaque.insert(path);
                 }
                 continue;
@@ -253,17 +214,13 @@ impl<W: Write> LayerWriter<'_, W> {
                     false => target,
                 };
                 let record = self.append(|tar| tar.append_link(&mut header, &rel, &target))?;
-                let kind = match kind.is_symlink() {
-                    true => Kind::Symlink(target),
-                    false => Kind::Other,
-                };
-                Written { kind, record }
+                match kind.is_symlink() {
+                    true => Written::Symlink(target, record),
+                    false => Written::Other(record),
+                }
             } else {
                 let record = self.append(|tar| tar.append_data(&mut header, &rel, &mut entry))?;
-                Written {
-                    kind: Kind::Other,
-                    record,
-                }
+                Written::Other(record)
             };
             self.written.insert(path, written);
         }
@@ -281,7 +238,6 @@ impl<W: Write> LayerWriter<'_, W> {
             start,
             end: self.tar.get_ref().written(),
             live: true,
-            patch: None,
         });
         Ok(self.records.len() - 1)
     }
@@ -297,12 +253,12 @@ impl<W: Write> LayerWriter<'_, W> {
             .map(|(p, _)| p.clone());
         let gone: Vec<String> = std::iter::once(path.to_string()).chain(below).collect();
         for p in gone {
-            if let Some(w) = self.written.remove(&p) {
-                self.records[w.record].live = false;
+            if let Some(record) = self.written.remove(&p).and_then(|w| w.record()) {
+                self.records[record].live = false;
+                self.compact = true;
             }
             self.opaque.remove(&p);
         }
-        self.compact = true;
     }
 
     /// Whether the image below the layer has a directory at `path`.
@@ -334,14 +290,9 @@ impl<W: Write> LayerWriter<'_, W> {
     /// What the layer itself holds at `path`, for resolving later entries.
     fn over(&self, path: &str) -> Option<Over> {
         match self.written.get(path) {
-            Some(Written {
-                kind: Kind::Dir(_), ..
-            }) => Some(Over::Dir),
-            Some(Written {
-                kind: Kind::Symlink(t),
-                ..
-            }) => Some(Over::Link(t.clone())),
-            Some(_) => Some(Over::NotDir),
+            Some(Written::Dir(_)) => Some(Over::Dir),
+            Some(Written::Symlink(t, _)) => Some(Over::Link(t.clone())),
+            Some(Written::Other(_)) => Some(Over::NotDir),
             None if self.hidden(path) => Some(Over::Gone),
             None => None,
         }
@@ -362,6 +313,34 @@ impl<W: Write> LayerWriter<'_, W> {
         self.rootfs
             .place(&format!("/{trimmed}"), &|p| self.over(p))
             .map(Some)
+    }
+
+    /// Writes the layer's directories, once each, in path order (parents
+    /// first), each an opaque one with its marker.
+    fn write_dirs(&mut self) -> io::Result<()> {
+        let dirs: Vec<(String, tar::Header)> = self
+            .written
+            .iter()
+            .filter_map(|(p, w)| match w {
+                Written::Dir(h) => Some((p.clone(), (**h).clone())),
+                _ => None,
+            })
+            .collect();
+        for (dir, mut header) in dirs {
+            let rel = dir.trim_start_matches('/').to_string();
+            self.append(|tar| tar.append_data(&mut header, format!("{rel}/"), io::empty()))?;
+            if self.opaque.contains(&dir) {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(0);
+                h.set_mode(0o644);
+                h.set_uid(0);
+                h.set_gid(0);
+                h.set_mtime(header.mtime().unwrap_or(0));
+                self.append(|tar| tar.append_data(&mut h, format!("{rel}/{OPAQUE}"), io::empty()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Puts every directory above `path` into the layer, once each.
@@ -397,27 +376,17 @@ impl<W: Write> LayerWriter<'_, W> {
                     h.set_mtime(mtime);
                 }
             }
-            let meta = DirMeta::of(&h);
-            let rel = format!("{}/", dir.trim_start_matches('/'));
-            let record = self.append(|tar| tar.append_data(&mut h, rel, io::empty()))?;
-            self.written.insert(
-                dir.clone(),
-                Written {
-                    kind: Kind::Dir(meta),
-                    record,
-                },
-            );
+            self.written.insert(dir.clone(), Written::Dir(Box::new(h)));
         }
         Ok(())
     }
 }
 
 /// Rewrites the layer in `file` (at `start`, `size` bytes) without its
-/// replaced records and with its patched directory headers, rehashing it;
-/// leaves `file` positioned at the new end. Records only ever move towards
-/// the start, so the copy can run in place.
-fn compact(
-    file: &mut File,
+/// replaced records, rehashing it; leaves `file` positioned at the new end.
+/// Records only ever move towards the start, so the copy can run in place.
+fn compact<O: LayerOut + ?Sized>(
+    file: &mut O,
     start: u64,
     size: u64,
     records: &[Record],
@@ -430,29 +399,10 @@ fn compact(
     let spans = records
         .iter()
         .filter(|r| r.live)
-        .map(|r| (r.start, r.end, r.patch))
+        .map(|r| (r.start, r.end))
         // The end-of-archive blocks.
-        .chain(std::iter::once((tail, size, None)));
-    for (from, end, patch) in spans {
-        if let Some(meta) = patch {
-            // A directory's record is its header (after any long-name
-            // entries): small, and patched whole.
-            let mut record = vec![0u8; (end - from) as usize];
-            file.read_exact_at(&mut record, start + from)?;
-            let at = record.len() - 512;
-            let mut h = tar::Header::new_old();
-            h.as_mut_bytes().copy_from_slice(&record[at..]);
-            h.set_mode(meta.mode);
-            h.set_uid(meta.uid);
-            h.set_gid(meta.gid);
-            h.set_mtime(meta.mtime);
-            h.set_cksum();
-            record[at..].copy_from_slice(h.as_bytes());
-            file.write_all_at(&record, start + to)?;
-            hash.update(&record);
-            to += record.len() as u64;
-            continue;
-        }
+        .chain(std::iter::once((tail, size)));
+    for (from, end) in spans {
         let mut pos = from;
         while pos < end {
             let n = buf.len().min((end - pos) as usize);
@@ -608,7 +558,7 @@ mod tests {
     }
 
     #[test]
-    fn parents_come_first_with_the_images_metadata_or_as_root_0755() {
+    fn parents_come_once_with_the_images_metadata_or_as_root_0755() {
         let s = stack();
         fs::create_dir_all(s.layers[1].join("work")).unwrap();
         fs::set_permissions(s.layers[1].join("work"), fs::Permissions::from_mode(0o1777)).unwrap();
@@ -618,10 +568,10 @@ mod tests {
         assert_eq!(
             listing(&out),
             [
-                ("work/".to_string(), 0o1777, 0),
-                ("work/app/".to_string(), 0o755, 0),
                 ("work/app/a.txt".to_string(), 0o644, 1000),
                 ("work/app/b.txt".to_string(), 0o644, 1000),
+                ("work/".to_string(), 0o1777, 0),
+                ("work/app/".to_string(), 0o755, 0),
             ]
         );
         assert_eq!(layer.entries, 4);
@@ -644,12 +594,12 @@ mod tests {
         assert_eq!(
             names,
             [
+                "usr/bin/jq",
+                "opt/tools/x",
                 "opt/",
                 "opt/tools/",
                 "usr/",
                 "usr/bin/",
-                "usr/bin/jq",
-                "opt/tools/x"
             ]
         );
         let tools = listing(&out)
@@ -660,6 +610,29 @@ mod tests {
             tools.1, 0o750,
             "a directory of the phase keeps its own mode"
         );
+    }
+
+    /// Bug: a directory named after something was put inside it (a file
+    /// copied to `/opt/x/f`, then a directory to `/opt/x`) was in the layer
+    /// twice, which the engine refuses: "duplicates of file paths not
+    /// supported".
+    #[test]
+    fn regression_a_directory_named_twice_is_in_the_layer_once_as_named_last() {
+        let s = stack();
+        let rootfs = RootFs::open(s.layers.clone()).unwrap();
+        let first = tar_of(&[("opt/x/f", Some("f"))]);
+        let second = tar_of(&[("opt/x", None), ("opt/x", None)]);
+        let sources = vec![Source::Bytes(&first), Source::Bytes(&second)];
+        let (layer, out) = write(&rootfs, sources).unwrap();
+        assert_eq!(
+            listing(&out),
+            [
+                ("opt/x/f".to_string(), 0o644, 1000),
+                ("opt/".to_string(), 0o755, 0),
+                ("opt/x/".to_string(), 0o750, 0),
+            ]
+        );
+        assert_eq!(layer.entries, 3);
     }
 
     #[test]
@@ -678,6 +651,71 @@ mod tests {
         });
         let err = write(&rootfs, vec![Source::Stream(failing)]).unwrap_err();
         assert_eq!(err.to_string(), "source vanished");
+    }
+
+    /// A disk that holds `room` bytes, then fails as a full one does.
+    struct FullDisk {
+        room: usize,
+    }
+
+    impl Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Seek for FullDisk {
+        fn seek(&mut self, _: io::SeekFrom) -> io::Result<u64> {
+            Ok(0)
+        }
+    }
+
+    impl LayerOut for FullDisk {
+        fn read_exact_at(&mut self, _: &mut [u8], _: u64) -> io::Result<()> {
+            Err(io::Error::from_raw_os_error(28))
+        }
+
+        fn write_all_at(&mut self, _: &[u8], _: u64) -> io::Result<()> {
+            Err(io::Error::from_raw_os_error(28))
+        }
+
+        fn set_len(&mut self, _: u64) -> io::Result<()> {
+            Err(io::Error::from_raw_os_error(28))
+        }
+    }
+
+    /// Bug: a full disk under a streamed copy was reported as "Broken pipe":
+    /// the layer's writer failed with "no space left", the reader stopped,
+    /// and the producer's write into the closed pipe (wrapped in its own
+    /// error, as the files phase wraps it) was taken for the cause.
+    #[test]
+    fn regression_a_full_disk_under_a_streamed_copy_is_reported_as_such() {
+        let s = stack();
+        let rootfs = RootFs::open(s.layers.clone()).unwrap();
+        let big = vec![7u8; 4 << 20];
+        let produce: Producer = Box::new(move |out| {
+            let mut tar = tar::Builder::new(io::BufWriter::with_capacity(256 * 1024, out));
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(big.len() as u64);
+            h.set_mode(0o644);
+            tar.append_data(&mut h, "opt/big", &big[..])
+                .map_err(|e| io::Error::other(format!("cannot read `/src/big`: {e}")))?;
+            tar.into_inner()?.flush()
+        });
+        let mut disk = FullDisk { room: 64 << 10 };
+        let err = write_layer(&rootfs, vec![Source::Stream(produce)], &mut disk).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(28), "{err}");
+        assert!(!err.to_string().contains("Broken pipe"), "{err}");
     }
 
     #[test]
@@ -782,13 +820,13 @@ mod tests {
         assert_eq!(
             entries(&out),
             [
+                "opt/app/same 644 1000 two",
+                "opt/app/dir 644 1000 now a file",
+                "opt/ 755 0",
+                "opt/app/ 755 1000",
                 "work/ 755 0",
                 "work/a/ 750 0",
                 "work/a/b/ 755 0",
-                "opt/ 755 0",
-                "opt/app/ 755 1000",
-                "opt/app/same 644 1000 two",
-                "opt/app/dir 644 1000 now a file",
             ]
         );
         assert_eq!(layer.entries, 7);
@@ -815,11 +853,11 @@ mod tests {
         assert_eq!(
             entries(&out),
             [
-                "opt/ 755 0",
                 "opt/a-b 644 1000 beside",
                 "opt/a0 644 1000 beside too",
                 "opt/a 644 1000 now a file",
                 "opt/d 644 1000 g",
+                "opt/ 755 0",
             ]
         );
     }
@@ -837,7 +875,7 @@ mod tests {
         // The same directory twice with the same metadata is one entry.
         assert_eq!(
             entries(&out),
-            ["opt/ 755 0", "opt/a/ 755 1000", "opt/a/f 644 1000 f"]
+            ["opt/a/f 644 1000 f", "opt/ 755 0", "opt/a/ 755 1000"]
         );
     }
 
@@ -860,12 +898,12 @@ mod tests {
         assert_eq!(
             entries(&out),
             [
-                "data-link/ 755 1000",
                 "data-link/a 644 1000 a",
-                "opt/ 755 0",
                 "opt/to-srv 777 1000 /srv",
-                "srv/ 755 0",
                 "srv/through 644 1000 t",
+                "data-link/ 755 1000",
+                "opt/ 755 0",
+                "srv/ 755 0",
             ]
         );
     }
@@ -888,7 +926,7 @@ mod tests {
         let (_, out) = write(&rootfs, vec![Source::Bytes(&tar)]).unwrap();
         assert_eq!(
             entries(&out),
-            ["srv/ 755 0", "srv/new/ 755 0", "srv/new/f 644 1000 f"]
+            ["srv/new/f 644 1000 f", "srv/ 755 0", "srv/new/ 755 0"]
         );
     }
 
@@ -907,10 +945,10 @@ mod tests {
         assert_eq!(
             entries(&out),
             [
+                "opt/d/new 644 1000 n",
                 "opt/ 755 0",
                 "opt/d/ 755 1000",
                 "opt/d/.wh..wh..opq 644 0",
-                "opt/d/new 644 1000 n",
             ]
         );
     }

@@ -6,9 +6,10 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::error::InstanceError;
-use super::member::selection;
-use super::reconcile::instance_containers;
-use crate::engine::{ContainerSummary, Engine, EngineError};
+use super::member::{dir_label, member_names, selection};
+use super::reconcile::{Scope, instance_containers};
+use crate::config::Habitat;
+use crate::engine::{ContainerSummary, Engine, EngineError, VolumeSummary};
 use crate::image::labels::{LABEL_HABITAT, LABEL_INSTANCE, LABEL_PERSIST};
 
 /// How long a stopping container gets before it is killed. Members run under
@@ -34,23 +35,53 @@ pub struct DownReport {
     pub volumes: Vec<String>,
 }
 
+/// The persisted volumes of `scope`, whoever's member they are (members gone
+/// from the config included), found by their labels.
+pub(super) async fn persisted_volumes<E: Engine>(
+    engine: &E,
+    scope: Scope<'_>,
+) -> Result<Vec<VolumeSummary>, EngineError> {
+    Ok(engine
+        .list_volumes(LABEL_HABITAT, scope.habitat)
+        .await?
+        .into_iter()
+        .filter(|v| scope.owns(&v.labels) && v.labels.contains_key(LABEL_PERSIST))
+        .collect())
+}
+
 /// Stops and removes the selected members' containers (all instance
-/// containers of `habitat` when `members` is empty, orphans included); their
-/// persisted volumes too with `volumes`. `known` are the config's members.
+/// containers of `habitat` from its directory when `members` is empty,
+/// orphans included); with `volumes`, their persisted volumes too, those of
+/// members gone from the config included.
 pub async fn down<E: Engine>(
     engine: &E,
-    habitat: &str,
-    known: &[String],
+    habitat: &Habitat,
     members: &[String],
     volumes: bool,
 ) -> Result<DownReport, InstanceError> {
-    let containers = engine.list_containers(LABEL_HABITAT, habitat).await?;
-    let existing = instance_containers(habitat, &containers);
-    let mut all: Vec<String> = known.to_vec();
+    let name = habitat.config.name.as_str();
+    let dir = dir_label(&habitat.dir);
+    let scope = Scope {
+        habitat: name,
+        dir: &dir,
+    };
+    let containers = engine.list_containers(LABEL_HABITAT, name).await?;
+    let existing = instance_containers(scope, &containers);
+    let persisted = if volumes {
+        persisted_volumes(engine, scope).await?
+    } else {
+        Vec::new()
+    };
+    let mut all: Vec<String> = member_names(&habitat.config);
     all.extend(existing.keys().map(|k| k.to_string()));
+    all.extend(
+        persisted
+            .iter()
+            .filter_map(|v| v.labels.get(LABEL_INSTANCE).cloned()),
+    );
     all.sort();
     all.dedup();
-    let selected = selection(&all, members, habitat)?;
+    let selected = selection(&all, members, name)?;
     let chosen: Vec<&ContainerSummary> = existing
         .iter()
         .filter(|(m, _)| selected.iter().any(|s| s == *m))
@@ -63,15 +94,11 @@ pub async fn down<E: Engine>(
         containers: chosen.iter().map(|c| c.name.clone()).collect(),
         volumes: Vec::new(),
     };
-    if volumes {
-        for v in engine.list_volumes(LABEL_HABITAT, habitat).await? {
-            let owner = v.labels.get(LABEL_INSTANCE).map(String::as_str);
-            if owner.is_some_and(|o| selected.iter().any(|s| s == o))
-                && v.labels.contains_key(LABEL_PERSIST)
-            {
-                engine.remove_volume(&v.name).await?;
-                report.volumes.push(v.name);
-            }
+    for v in persisted {
+        let owner = v.labels.get(LABEL_INSTANCE).map(String::as_str);
+        if owner.is_some_and(|o| selected.iter().any(|s| s == o)) {
+            engine.remove_volume(&v.name).await?;
+            report.volumes.push(v.name);
         }
     }
     Ok(report)
@@ -81,13 +108,19 @@ pub async fn down<E: Engine>(
 /// empty); per member, `Err` holds why it failed.
 pub async fn restart<E: Engine>(
     engine: &E,
-    habitat: &str,
+    habitat: &Habitat,
     members: &[String],
 ) -> Result<Vec<(String, Result<(), String>)>, InstanceError> {
-    let containers = engine.list_containers(LABEL_HABITAT, habitat).await?;
-    let existing = instance_containers(habitat, &containers);
+    let name = habitat.config.name.as_str();
+    let dir = dir_label(&habitat.dir);
+    let scope = Scope {
+        habitat: name,
+        dir: &dir,
+    };
+    let containers = engine.list_containers(LABEL_HABITAT, name).await?;
+    let existing = instance_containers(scope, &containers);
     let all: Vec<String> = existing.keys().map(|k| k.to_string()).collect();
-    let selected = selection(&all, members, habitat)?;
+    let selected = selection(&all, members, name)?;
     let runs = selected.iter().map(|m| {
         let id = existing[m.as_str()].id.clone();
         async move {

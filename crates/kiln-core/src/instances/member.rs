@@ -8,24 +8,26 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::error::InstanceError;
+use super::volume::{clean_path, persist_volume};
 use crate::config::runtime::{parse_port, parse_volume, volume_source};
 use crate::config::{Config, RestartPolicy};
 use crate::engine::{ContainerSpec, Mount, PortBinding};
 use crate::image::labels::{
-    LABEL_CONFIG_HASH, LABEL_HABITAT, LABEL_IMAGE_KEY, LABEL_INSTANCE, LABEL_PERSIST,
+    LABEL_CONFIG_HASH, LABEL_DIR, LABEL_HABITAT, LABEL_IMAGE_KEY, LABEL_INSTANCE, LABEL_PERSIST,
 };
 use crate::keys::canonical;
 
 /// Bumped when the meaning of the hashed fields changes, so every container
-/// made under the old meaning is recreated once.
-const HASH_VERSION: u32 = 1;
+/// made under the old meaning is recreated once. 2: the habitat directory
+/// joined the member, and volume names became injective.
+const HASH_VERSION: u32 = 2;
 
 /// A path of the container kept in a named volume of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Persist {
-    /// Absolute path in the container.
+    /// Absolute path in the container, clean (`volume::clean_path`).
     pub path: String,
-    /// `HABITAT-MEMBER-SLUG`
+    /// `HABITAT-MEMBER-SLUG-HASH` (`volume::persist_volume`).
     pub volume: String,
 }
 
@@ -33,6 +35,8 @@ pub struct Persist {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub habitat: String,
+    /// The habitat directory, as its `LABEL_DIR` says.
+    pub dir: String,
     pub name: String,
     pub command: Option<Vec<String>>,
     pub env: BTreeMap<String, String>,
@@ -103,12 +107,20 @@ impl Member {
                 readonly,
             });
         }
+        let dir = dir_label(habitat_dir);
         let mut persist: Vec<Persist> = Vec::new();
         for path in defaults.persist.iter().chain(&own.persist) {
-            if !persist.iter().any(|p| p.path == *path) {
+            if !path.starts_with('/') {
+                return Err(invalid(format!(
+                    "the persisted path `{path}` must be absolute"
+                )));
+            }
+            // `/data/` is `/data`: one mount, one volume.
+            let path = clean_path(path);
+            if !persist.iter().any(|p| p.path == path) {
                 persist.push(Persist {
-                    path: path.clone(),
-                    volume: persist_volume(&config.name, name, path),
+                    volume: persist_volume(&dir, &config.name, name, &path),
+                    path,
                 });
             }
         }
@@ -120,6 +132,7 @@ impl Member {
             .to_string();
         Ok(Member {
             habitat: config.name.clone(),
+            dir,
             name: name.to_string(),
             command: own.command.clone().or_else(|| defaults.command.clone()),
             env,
@@ -159,6 +172,7 @@ impl Member {
         let value = serde_json::json!({
             "v": HASH_VERSION,
             "habitat": self.habitat,
+            "dir": self.dir,
             "name": self.name,
             "command": self.command,
             "env": self.env,
@@ -182,6 +196,7 @@ impl Member {
     pub fn volume_labels(&self, persist: &Persist) -> BTreeMap<String, String> {
         BTreeMap::from([
             (LABEL_HABITAT.to_string(), self.habitat.clone()),
+            (LABEL_DIR.to_string(), self.dir.clone()),
             (LABEL_INSTANCE.to_string(), self.name.clone()),
             (LABEL_PERSIST.to_string(), persist.path.clone()),
         ])
@@ -191,6 +206,7 @@ impl Member {
     pub fn container_spec(&self, image: &str, image_key: &str) -> ContainerSpec {
         let labels = BTreeMap::from([
             (LABEL_HABITAT.to_string(), self.habitat.clone()),
+            (LABEL_DIR.to_string(), self.dir.clone()),
             (LABEL_INSTANCE.to_string(), self.name.clone()),
             (LABEL_IMAGE_KEY.to_string(), image_key.to_string()),
             (LABEL_CONFIG_HASH.to_string(), self.config_hash()),
@@ -215,6 +231,11 @@ impl Member {
             ..Default::default()
         }
     }
+}
+
+/// The habitat directory as `LABEL_DIR` holds it.
+pub fn dir_label(dir: &Path) -> String {
+    dir.display().to_string()
 }
 
 /// The member names of `config`, sorted; empty without `instances:`.
@@ -252,27 +273,11 @@ pub fn selection(
     Ok(out)
 }
 
-/// `HABITAT-MEMBER`
+/// `HABITAT-MEMBER`. Not injective (habitat `a` member `b-c` and habitat
+/// `a-b` member `c` are both `a-b-c`), so a name is only ever taken as a
+/// member's when the container's labels say so (`reconcile`).
 pub fn container_name(habitat: &str, member: &str) -> String {
     format!("{habitat}-{member}")
-}
-
-/// `HABITAT-MEMBER-SLUG`, where the slug is the path with `/` as `-`
-/// (`/home/dev` → `home-dev`).
-pub fn persist_volume(habitat: &str, member: &str, path: &str) -> String {
-    let slug: String = path
-        .trim_matches('/')
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let slug = if slug.is_empty() { "root" } else { &slug };
-    format!("{habitat}-{member}-{slug}")
 }
 
 #[cfg(test)]
@@ -284,12 +289,6 @@ mod tests {
     }
 
     const BASE: &str = "name: web\nbuild: { base: { image: x } }\n";
-
-    #[test]
-    fn persist_slugs() {
-        assert_eq!(persist_volume("h", "m", "/home/dev"), "h-m-home-dev");
-        assert_eq!(persist_volume("h", "m", "/"), "h-m-root");
-    }
 
     #[test]
     fn unknown_members_are_named() {
@@ -325,12 +324,21 @@ mod tests {
             Some(vec!["sleep".to_string(), "infinity".to_string()])
         );
         assert_eq!(alice.mounts[0].source, "/hab/ssh");
-        assert_eq!(alice.persist[0].volume, "web-alice-home-dev");
-        assert_eq!(bob.persist[0].volume, "web-bob-home-dev");
+        assert_eq!(
+            alice.persist[0].volume,
+            persist_volume("/hab", "web", "alice", "/home/dev")
+        );
+        assert_ne!(alice.persist[0].volume, bob.persist[0].volume);
         assert_eq!(alice.container_name(), "web-alice");
         let spec = alice.container_spec("img", "key");
         assert_eq!(spec.labels[LABEL_INSTANCE], "alice");
-        assert!(spec.mounts.iter().any(|m| m.source == "web-alice-home-dev"));
+        assert_eq!(spec.labels[LABEL_DIR], "/hab");
+        assert!(
+            spec.mounts
+                .iter()
+                .any(|m| m.source == alice.persist[0].volume && m.target == "/home/dev")
+        );
+        assert_eq!(alice.volume_labels(&alice.persist[0])[LABEL_DIR], "/hab");
         assert!(matches!(
             Member::resolve(&c, Path::new("/hab"), "carol"),
             Err(InstanceError::UnknownMember { .. })
@@ -355,5 +363,27 @@ mod tests {
         ));
         let again = Member::resolve_all(&reordered, dir).expect("members");
         assert_eq!(one[0].config_hash(), again[0].config_hash());
+    }
+
+    #[test]
+    fn two_spellings_of_a_path_are_one_volume() {
+        let c = config(&format!(
+            "{BASE}instances:\n  defaults: {{ persist: [/data] }}\n  members:\n    a: {{ persist: [/data/, '/x//y/.'] }}\n"
+        ));
+        let a = Member::resolve(&c, Path::new("/hab"), "a").expect("member");
+        let paths: Vec<&str> = a.persist.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["/data", "/x/y"]);
+    }
+
+    #[test]
+    fn the_directory_is_part_of_the_member() {
+        let c = config(&format!(
+            "{BASE}instances:\n  members:\n    a: {{ persist: [/data] }}\n"
+        ));
+        let one = Member::resolve(&c, Path::new("/one"), "a").expect("member");
+        let two = Member::resolve(&c, Path::new("/two"), "a").expect("member");
+        assert_ne!(one.config_hash(), two.config_hash());
+        assert_ne!(one.persist[0].volume, two.persist[0].volume);
+        assert_eq!(one.container_name(), two.container_name());
     }
 }

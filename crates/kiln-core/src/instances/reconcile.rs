@@ -1,13 +1,18 @@
 //! Desired members against the containers that exist → what to do with each.
 //! Pure, so every case is a row of a table test. A container counts as a
-//! member's only when it carries kiln's instance labels; anything else with
-//! the member's name is a clash, never touched.
+//! member's only when it carries kiln's labels for that habitat, member and
+//! directory under the member's own name; anything else with the member's
+//! name is a clash, never touched.
 
 use std::collections::BTreeMap;
 
+use super::error::{Conflict, Owner};
+use super::member::{Member, container_name};
 use crate::engine::{ContainerInfo, ContainerSummary};
 
-use crate::image::labels::{LABEL_CONFIG_HASH, LABEL_HABITAT, LABEL_IMAGE_KEY, LABEL_INSTANCE};
+use crate::image::labels::{
+    LABEL_CONFIG_HASH, LABEL_DIR, LABEL_HABITAT, LABEL_IMAGE_KEY, LABEL_INSTANCE,
+};
 
 /// What a member needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,27 +41,57 @@ pub struct Desired<'a> {
     pub config_hash: &'a str,
 }
 
-/// The instance containers of `habitat` among `containers`, by member name.
+/// The habitat an instance command acts for: its name and its directory
+/// (`LABEL_DIR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope<'a> {
+    pub habitat: &'a str,
+    pub dir: &'a str,
+}
+
+impl Scope<'_> {
+    /// Whether a thing labelled `labels` was made for this habitat from this
+    /// directory. Without a directory label it was made before kiln recorded
+    /// one, and is taken as this directory's (the next `up` relabels it).
+    pub fn owns(&self, labels: &BTreeMap<String, String>) -> bool {
+        labels.get(LABEL_HABITAT).map(String::as_str) == Some(self.habitat)
+            && labels.get(LABEL_DIR).is_none_or(|d| d.as_str() == self.dir)
+    }
+
+    /// The member a container of this scope belongs to: its instance label,
+    /// when the container has that member's name (`HABITAT-MEMBER`, which
+    /// another habitat's member may share, so the labels decide, never the name).
+    pub fn member_of<'c>(
+        &self,
+        name: &str,
+        labels: &'c BTreeMap<String, String>,
+    ) -> Option<&'c str> {
+        let member = labels.get(LABEL_INSTANCE)?;
+        (self.owns(labels) && name == container_name(self.habitat, member))
+            .then_some(member.as_str())
+    }
+}
+
+/// The instance containers of `scope` among `containers`, by member name.
 pub fn instance_containers<'a>(
-    habitat: &str,
+    scope: Scope<'_>,
     containers: &'a [ContainerSummary],
 ) -> BTreeMap<&'a str, &'a ContainerSummary> {
     containers
         .iter()
-        .filter(|c| c.labels.get(LABEL_HABITAT).map(String::as_str) == Some(habitat))
-        .filter_map(|c| Some((c.labels.get(LABEL_INSTANCE)?.as_str(), c)))
+        .filter_map(|c| Some((scope.member_of(&c.name, &c.labels)?, c)))
         .collect()
 }
 
 /// The step of every desired member, in the order given. `image_key` is the
 /// final key of the image members should run.
 pub fn reconcile(
-    habitat: &str,
+    scope: Scope<'_>,
     desired: &[Desired<'_>],
     image_key: &str,
     containers: &[ContainerSummary],
 ) -> Vec<Step> {
-    let existing = instance_containers(habitat, containers);
+    let existing = instance_containers(scope, containers);
     desired
         .iter()
         .map(|d| {
@@ -96,22 +131,35 @@ pub fn reconcile(
 
 /// Instance containers of members no longer in the config.
 pub fn orphans<'a>(
-    habitat: &str,
+    scope: Scope<'_>,
     members: &[String],
     containers: &'a [ContainerSummary],
 ) -> Vec<&'a ContainerSummary> {
-    instance_containers(habitat, containers)
+    instance_containers(scope, containers)
         .into_iter()
         .filter(|(m, _)| !members.iter().any(|x| x == m))
         .map(|(_, c)| c)
         .collect()
 }
 
-/// Whether a container found by a member's name (`HABITAT-MEMBER`) belongs to
-/// someone else: kiln never touches a container it did not make for this member.
-pub fn is_foreign(info: &ContainerInfo, habitat: &str, member: &str) -> bool {
-    info.labels.get(LABEL_HABITAT).map(String::as_str) != Some(habitat)
-        || info.labels.get(LABEL_INSTANCE).map(String::as_str) != Some(member)
+/// The clash when a container found by `member`'s name (`HABITAT-MEMBER`)
+/// belongs to someone else: kiln never touches a container it did not make
+/// for this member from this directory.
+pub fn name_conflict(info: &ContainerInfo, member: &Member) -> Option<Conflict> {
+    let scope = Scope {
+        habitat: &member.habitat,
+        dir: &member.dir,
+    };
+    if scope.member_of(&info.name, &info.labels) == Some(member.name.as_str()) {
+        return None;
+    }
+    Some(Conflict::Name {
+        container: info.name.clone(),
+        habitat: member.habitat.clone(),
+        member: member.name.clone(),
+        dir: member.dir.clone(),
+        owner: Owner::of(&info.labels),
+    })
 }
 
 /// The first 12 characters of a key; `none` for an empty one.
@@ -127,6 +175,11 @@ pub fn short(key: &str) -> &str {
 mod tests {
     use super::*;
 
+    const SCOPE: Scope = Scope {
+        habitat: "h",
+        dir: "/hab",
+    };
+
     fn container(
         id: &str,
         member: Option<&str>,
@@ -134,7 +187,10 @@ mod tests {
         hash: &str,
         state: &str,
     ) -> ContainerSummary {
-        let mut labels = BTreeMap::from([(LABEL_HABITAT.to_string(), "h".to_string())]);
+        let mut labels = BTreeMap::from([
+            (LABEL_HABITAT.to_string(), "h".to_string()),
+            (LABEL_DIR.to_string(), "/hab".to_string()),
+        ]);
         if let Some(m) = member {
             labels.insert(LABEL_INSTANCE.to_string(), m.to_string());
             labels.insert(LABEL_IMAGE_KEY.to_string(), key.to_string());
@@ -174,7 +230,7 @@ mod tests {
             config_hash: "H",
         })
         .collect();
-        let steps = reconcile("h", &desired, "K", &existing);
+        let steps = reconcile(SCOPE, &desired, "K", &existing);
         let got: Vec<(&str, Action)> = steps
             .iter()
             .map(|s| (s.member.as_str(), s.action.clone()))
@@ -236,7 +292,7 @@ mod tests {
                 config_hash: "H",
             },
         ];
-        let steps = reconcile("h", &desired, "K", &existing);
+        let steps = reconcile(SCOPE, &desired, "K", &existing);
         assert!(
             steps
                 .iter()
@@ -249,7 +305,7 @@ mod tests {
         let mut other = container("o", Some("a"), "K", "H", "running");
         other.labels.insert(LABEL_HABITAT.into(), "other".into());
         let steps = reconcile(
-            "h",
+            SCOPE,
             &[Desired {
                 member: "a",
                 config_hash: "H",
@@ -266,16 +322,72 @@ mod tests {
             container("a", Some("a"), "K", "H", "running"),
             container("gone", Some("gone"), "K", "H", "running"),
         ];
-        let found = orphans("h", &["a".to_string()], &existing);
+        let found = orphans(SCOPE, &["a".to_string()], &existing);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].id, "gone");
     }
 
     #[test]
+    fn only_this_habitat_directory_and_name_make_a_member() {
+        let labelled = |name: &str, labels: &[(&str, &str)]| ContainerSummary {
+            id: name.to_string(),
+            name: name.to_string(),
+            image: "img".to_string(),
+            state: "running".to_string(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let all = [
+            labelled(
+                "h-own",
+                &[
+                    (LABEL_HABITAT, "h"),
+                    (LABEL_DIR, "/hab"),
+                    (LABEL_INSTANCE, "own"),
+                ],
+            ),
+            // Made before kiln recorded directories.
+            labelled(
+                "h-legacy",
+                &[(LABEL_HABITAT, "h"), (LABEL_INSTANCE, "legacy")],
+            ),
+            labelled(
+                "h-other-dir",
+                &[
+                    (LABEL_HABITAT, "h"),
+                    (LABEL_DIR, "/elsewhere"),
+                    (LABEL_INSTANCE, "other-dir"),
+                ],
+            ),
+            // Someone else's container with a member's labels but not its name.
+            labelled(
+                "renamed",
+                &[
+                    (LABEL_HABITAT, "h"),
+                    (LABEL_DIR, "/hab"),
+                    (LABEL_INSTANCE, "renamed"),
+                ],
+            ),
+            labelled(
+                "h-x",
+                &[
+                    (LABEL_HABITAT, "h"),
+                    (LABEL_DIR, "/hab"),
+                    (LABEL_INSTANCE, "y"),
+                ],
+            ),
+        ];
+        let found: Vec<&str> = instance_containers(SCOPE, &all).into_keys().collect();
+        assert_eq!(found, ["legacy", "own"]);
+    }
+
+    #[test]
     fn foreign_containers_are_recognised() {
-        let info = |labels: &[(&str, &str)]| ContainerInfo {
+        let info = |name: &str, labels: &[(&str, &str)]| ContainerInfo {
             id: "x".into(),
-            name: "h-a".into(),
+            name: name.into(),
             state: "running".into(),
             started_at: None,
             image: String::new(),
@@ -288,17 +400,101 @@ mod tests {
             exit_code: None,
             upper_dir: None,
         };
-        assert!(is_foreign(&info(&[]), "h", "a"));
-        assert!(is_foreign(&info(&[(LABEL_HABITAT, "h")]), "h", "a"));
-        assert!(is_foreign(
-            &info(&[(LABEL_HABITAT, "h-a"), (LABEL_INSTANCE, "a")]),
-            "h",
-            "a"
-        ));
-        assert!(!is_foreign(
-            &info(&[(LABEL_HABITAT, "h"), (LABEL_INSTANCE, "a")]),
-            "h",
-            "a"
-        ));
+        let member = |habitat: &str, name: &str| Member {
+            habitat: habitat.into(),
+            dir: "/hab".into(),
+            name: name.into(),
+            command: None,
+            env: BTreeMap::new(),
+            restart: "no".into(),
+            ports: Vec::new(),
+            mounts: Vec::new(),
+            persist: Vec::new(),
+        };
+        let kind = |c: Option<Conflict>| {
+            c.map(|c| {
+                let text = c.to_string();
+                if text.contains("kiln did not create") {
+                    "foreign"
+                } else if text.contains("has the same name") {
+                    "other member"
+                } else if text.contains("not from `/hab`") {
+                    "other directory"
+                } else {
+                    panic!("{text}")
+                }
+            })
+        };
+        let a = member("h", "a");
+        let cases: [(&str, ContainerInfo, &Member, Option<&str>); 7] = [
+            ("no labels", info("h-a", &[]), &a, Some("foreign")),
+            (
+                "a habitat only",
+                info("h-a", &[(LABEL_HABITAT, "h")]),
+                &a,
+                Some("foreign"),
+            ),
+            (
+                "its own",
+                info(
+                    "h-a",
+                    &[
+                        (LABEL_HABITAT, "h"),
+                        (LABEL_DIR, "/hab"),
+                        (LABEL_INSTANCE, "a"),
+                    ],
+                ),
+                &a,
+                None,
+            ),
+            (
+                "its own, from before directories were recorded",
+                info("h-a", &[(LABEL_HABITAT, "h"), (LABEL_INSTANCE, "a")]),
+                &a,
+                None,
+            ),
+            (
+                "another directory's",
+                info(
+                    "h-a",
+                    &[
+                        (LABEL_HABITAT, "h"),
+                        (LABEL_DIR, "/x"),
+                        (LABEL_INSTANCE, "a"),
+                    ],
+                ),
+                &a,
+                Some("other directory"),
+            ),
+            (
+                "habitat `a` member `b-c` seen by habitat `a-b` member `c`",
+                info(
+                    "a-b-c",
+                    &[
+                        (LABEL_HABITAT, "a"),
+                        (LABEL_DIR, "/hab"),
+                        (LABEL_INSTANCE, "b-c"),
+                    ],
+                ),
+                &member("a-b", "c"),
+                Some("other member"),
+            ),
+            (
+                "habitat `a-b` member `c` seen by habitat `a` member `b-c`",
+                info(
+                    "a-b-c",
+                    &[
+                        (LABEL_HABITAT, "a-b"),
+                        (LABEL_DIR, "/hab"),
+                        (LABEL_INSTANCE, "c"),
+                    ],
+                ),
+                &member("a", "b-c"),
+                Some("other member"),
+            ),
+        ];
+        for (what, info, m, want) in cases {
+            assert_eq!(kind(name_conflict(&info, m)), want, "{what}");
+        }
     }
 }

@@ -7,9 +7,10 @@ use std::time::SystemTime;
 
 use futures_util::future::join_all;
 
+use super::down::persisted_volumes;
 use super::error::InstanceError;
-use super::member::member_names;
-use super::reconcile::instance_containers;
+use super::member::{dir_label, member_names};
+use super::reconcile::{Scope, instance_containers};
 use crate::config::Habitat;
 use crate::engine::{ContainerSummary, Engine, EngineError, PortBinding};
 use crate::image::labels::{
@@ -50,18 +51,25 @@ pub async fn current_image_key<E: Engine>(
         .and_then(|i| i.config.labels.get(LABEL_KEY).cloned()))
 }
 
-/// Every member of the config and every instance container of `habitat`,
-/// sorted by member. `current_key` is the final key members should run.
+/// Every member of the config and every instance container of `habitat`
+/// from its directory, sorted by member. `current_key` is the final key
+/// members should run.
 pub async fn status<E: Engine>(
     engine: &E,
-    habitat: &str,
-    known: &[String],
+    habitat: &Habitat,
     current_key: Option<&str>,
 ) -> Result<Vec<MemberStatus>, InstanceError> {
-    let containers = engine.list_containers(LABEL_HABITAT, habitat).await?;
-    let existing = instance_containers(habitat, &containers);
+    let name = habitat.config.name.as_str();
+    let dir = dir_label(&habitat.dir);
+    let scope = Scope {
+        habitat: name,
+        dir: &dir,
+    };
+    let known = member_names(&habitat.config);
+    let containers = engine.list_containers(LABEL_HABITAT, name).await?;
+    let existing = instance_containers(scope, &containers);
     let mut volumes: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    for v in engine.list_volumes(LABEL_HABITAT, habitat).await? {
+    for v in persisted_volumes(engine, scope).await? {
         if let (Some(m), Some(p)) = (v.labels.get(LABEL_INSTANCE), v.labels.get(LABEL_PERSIST)) {
             volumes
                 .entry(m.clone())
@@ -104,7 +112,7 @@ pub async fn status<E: Engine>(
         rows.push(MemberStatus {
             member: m.clone(),
             container: info.as_ref().map_or_else(
-                || super::member::container_name(habitat, m),
+                || super::member::container_name(name, m),
                 |i| i.name.clone(),
             ),
             state: info
@@ -121,18 +129,25 @@ pub async fn status<E: Engine>(
     Ok(rows)
 }
 
-/// The container of `member`, for `logs`, `exec` and `shell`.
+/// The container of `member` made from this habitat's directory, for
+/// `logs`, `exec` and `shell`.
 pub async fn container_of<E: Engine>(
     engine: &E,
-    habitat: &str,
+    habitat: &Habitat,
     member: &str,
 ) -> Result<ContainerSummary, InstanceError> {
-    let containers = engine.list_containers(LABEL_HABITAT, habitat).await?;
-    instance_containers(habitat, &containers)
+    let name = habitat.config.name.as_str();
+    let dir = dir_label(&habitat.dir);
+    let scope = Scope {
+        habitat: name,
+        dir: &dir,
+    };
+    let containers = engine.list_containers(LABEL_HABITAT, name).await?;
+    instance_containers(scope, &containers)
         .get(member)
         .map(|c| (*c).clone())
         .ok_or_else(|| InstanceError::NoContainer {
-            habitat: habitat.to_string(),
+            habitat: name.to_string(),
             member: member.to_string(),
         })
 }

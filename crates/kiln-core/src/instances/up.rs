@@ -7,13 +7,14 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::down::stop_and_remove;
-use super::error::InstanceError;
-use super::member::{Member, selection};
-use super::reconcile::{self, Action, Desired, Step, is_foreign};
+use super::error::{Conflict, InstanceError};
+use super::member::{Member, Persist, dir_label, selection};
+use super::reconcile::{self, Action, Desired, Scope, Step, name_conflict};
+use super::volume::{Found, VolumeStep, legacy_volume, migrated_from, volume_step};
 use crate::config::Habitat;
 use crate::config::runtime::ports_clash;
-use crate::engine::{Engine, PortBinding};
-use crate::image::labels::{LABEL_HABITAT, LABEL_INSTANCE};
+use crate::engine::{ContainerSpec, Engine, Mount, PortBinding};
+use crate::image::labels::{LABEL_DIR, LABEL_HABITAT, LABEL_INSTANCE, LABEL_MIGRATED_FROM};
 
 /// How many lines of a failed member's log are reported.
 pub const FAILURE_LOG_LINES: usize = 20;
@@ -75,12 +76,23 @@ pub struct MemberOutcome {
     pub outcome: Outcome,
 }
 
+/// A volume of kiln's old naming whose files were moved to the new name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedVolume {
+    pub member: String,
+    pub path: String,
+    pub from: String,
+    pub to: String,
+}
+
 /// What `up` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UpReport {
     pub members: Vec<MemberOutcome>,
     /// Members with a container that are no longer in the config (left alone).
     pub orphans: Vec<String>,
+    /// Old-named volumes moved to their new names.
+    pub moved: Vec<MovedVolume>,
 }
 
 impl UpReport {
@@ -103,6 +115,11 @@ pub async fn up<E: Engine>(
 ) -> Result<UpReport, InstanceError> {
     let config = &habitat.config;
     let name = config.name.as_str();
+    let dir = dir_label(&habitat.dir);
+    let scope = Scope {
+        habitat: name,
+        dir: &dir,
+    };
     if config.instances.is_none() {
         return Err(InstanceError::NoInstances {
             habitat: name.to_string(),
@@ -122,9 +139,9 @@ pub async fn up<E: Engine>(
         })
         .collect();
     let containers = engine.list_containers(LABEL_HABITAT, name).await?;
-    let steps = reconcile::reconcile(name, &desired, image_key, &containers);
+    let steps = reconcile::reconcile(scope, &desired, image_key, &containers);
 
-    check(engine, &all, &members, &steps).await?;
+    let volume_steps = check(engine, &all, &members, &steps).await?;
 
     // Every check passed: from here on, things change.
     for m in &members {
@@ -144,14 +161,21 @@ pub async fn up<E: Engine>(
     for result in join_all(olds.iter().map(|id| stop_and_remove(engine, id))).await {
         result?;
     }
-    let runs = members.iter().zip(&steps).map(|(m, step)| async move {
-        let outcome = apply(engine, m, step, image, image_key).await;
-        (m, step, outcome)
-    });
+    let runs =
+        members
+            .iter()
+            .zip(&steps)
+            .zip(&volume_steps)
+            .map(|((m, step), volumes)| async move {
+                let mut moved = Vec::new();
+                let outcome = apply(engine, m, step, volumes, image, image_key, &mut moved).await;
+                (m, step, outcome, moved)
+            });
     let results = join_all(runs).await;
     let mut report = UpReport::default();
     let mut started: Vec<usize> = Vec::new();
-    for (i, (m, step, outcome)) in results.into_iter().enumerate() {
+    for (i, (m, step, outcome, moved)) in results.into_iter().enumerate() {
+        report.moved.extend(moved);
         let outcome = match outcome {
             Ok(o) => {
                 if !matches!(step.action, Action::Keep { .. }) {
@@ -180,7 +204,7 @@ pub async fn up<E: Engine>(
             }
         }
     }
-    report.orphans = reconcile::orphans(name, &all_names, &containers)
+    report.orphans = reconcile::orphans(scope, &all_names, &containers)
         .into_iter()
         .filter_map(|c| c.labels.get(LABEL_INSTANCE).cloned())
         .collect();
@@ -188,14 +212,16 @@ pub async fn up<E: Engine>(
 }
 
 /// Every reason `up` must not change anything: port clashes between members
-/// and with the host, names taken by containers kiln did not make, bind
-/// sources that cannot be created.
+/// and with the host, names taken by containers kiln did not make, volumes
+/// that are not the member's or may be shared, bind sources that cannot be
+/// created. Returns, per member, what to do with each persisted volume
+/// before its container is made (nothing for a container kept or started).
 async fn check<E: Engine>(
     engine: &E,
     all: &[Member],
     members: &[&Member],
     steps: &[Step],
-) -> Result<(), InstanceError> {
+) -> Result<Vec<Vec<VolumeStep>>, InstanceError> {
     let mut clashes = Vec::new();
     for (i, a) in all.iter().enumerate() {
         for b in &all[i + 1..] {
@@ -216,14 +242,41 @@ async fn check<E: Engine>(
         .filter(|(_, s)| matches!(s.action, Action::Create))
         .map(|(m, _)| async move { (m, engine.inspect_container(&m.container_name()).await) });
     for (m, found) in join_all(named).await {
-        if let Some(info) = found?
-            && is_foreign(&info, &m.habitat, &m.name)
-        {
-            clashes.push(format!(
-                "a container named `{}` exists that kiln did not create for member `{}`; it is left alone\n    hint: remove or rename it (`docker rm -f {}`)",
-                info.name, m.name, info.name
-            ));
+        if let Some(conflict) = found?.and_then(|info| name_conflict(&info, m)) {
+            clashes.push(conflict.to_string());
         }
+    }
+    // Volumes: made for each new container, so checked for those only.
+    let volumes = members.iter().zip(steps).map(|(m, s)| async move {
+        if !matches!(s.action, Action::Create | Action::Recreate { .. }) {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for p in &m.persist {
+            out.push(volume_step(m, p, &found_volumes(engine, m, p).await?, all));
+        }
+        Ok::<_, InstanceError>(out)
+    });
+    let mut volume_steps = Vec::new();
+    let mut shared: Vec<String> = Vec::new();
+    for found in join_all(volumes).await {
+        let mut member_steps = Vec::new();
+        for step in found? {
+            match step {
+                Ok(step) => member_steps.push(step),
+                // A shared old volume is found by each path that shared it: said once.
+                Err(conflict) => {
+                    if let Conflict::Legacy { volume, .. } = &*conflict {
+                        if shared.contains(volume) {
+                            continue;
+                        }
+                        shared.push(volume.clone());
+                    }
+                    clashes.push(conflict.to_string());
+                }
+            }
+        }
+        volume_steps.push(member_steps);
     }
     // Ports held by containers about to be replaced are not a clash.
     let olds = steps.iter().filter_map(|s| match &s.action {
@@ -263,10 +316,97 @@ async fn check<E: Engine>(
         }
     }
     if clashes.is_empty() {
-        Ok(())
+        Ok(volume_steps)
     } else {
         Err(InstanceError::Clash(clashes))
     }
+}
+
+/// The volumes the engine has for `persist` of `m`: under its name, the one
+/// that was filled from (when it is left), and under its old name.
+async fn found_volumes<E: Engine>(
+    engine: &E,
+    m: &Member,
+    persist: &Persist,
+) -> Result<Found, InstanceError> {
+    let current = engine.inspect_volume(&persist.volume).await?;
+    let source = match current.as_ref().and_then(migrated_from) {
+        Some(from) => engine.inspect_volume(from).await?,
+        None => None,
+    };
+    let legacy = engine
+        .inspect_volume(&legacy_volume(&m.habitat, &m.name, &persist.path))
+        .await?;
+    Ok(Found {
+        current,
+        source,
+        legacy,
+    })
+}
+
+/// Where the helper containers of a move mount the volumes: a path no image
+/// is expected to have, so the empty new volume is not filled from the image.
+const MOVE_DIR: &str = "/.kiln-move";
+const MOVE_MOUNT: &str = "/.kiln-move/volume";
+
+/// Makes `persist`'s volume and fills it from the old-named `from` through
+/// two containers of `image` that are created and never started (so the
+/// image needs no shell or `cp`); removes `from` last. On any failure the new
+/// volume is removed again, so a later `up` starts the move afresh, and
+/// `from` keeps the files. `Err` says why.
+async fn migrate<E: Engine>(
+    engine: &E,
+    m: &Member,
+    persist: &Persist,
+    from: &str,
+    image: &str,
+) -> Result<(), String> {
+    let mut labels = m.volume_labels(persist);
+    labels.insert(LABEL_MIGRATED_FROM.to_string(), from.to_string());
+    engine
+        .create_volume(&persist.volume, &labels)
+        .await
+        .map_err(|e| e.to_string())?;
+    let helper = |volume: &str| ContainerSpec {
+        image: image.to_string(),
+        // Never started; Docker wants a command to create it.
+        entrypoint: Some(vec!["/.kiln-move-never-runs".to_string()]),
+        labels: [
+            (LABEL_HABITAT.to_string(), m.habitat.clone()),
+            (LABEL_DIR.to_string(), m.dir.clone()),
+        ]
+        .into(),
+        mounts: vec![Mount {
+            source: volume.to_string(),
+            target: MOVE_MOUNT.to_string(),
+            readonly: false,
+        }],
+        ..Default::default()
+    };
+    let mut helpers = Vec::new();
+    let copied = async {
+        let old = engine.create_container(&helper(from)).await?;
+        helpers.push(old.clone());
+        let new = engine.create_container(&helper(&persist.volume)).await?;
+        helpers.push(new.clone());
+        engine.copy_archive(&old, MOVE_MOUNT, &new, MOVE_DIR).await
+    }
+    .await;
+    for id in &helpers {
+        let _ = engine.remove_container(id).await;
+    }
+    let result = match copied {
+        Ok(()) => engine.remove_volume(from).await.map_err(|e| {
+            format!(
+                "kiln's old volume `{from}` is in use by another container, so it may be shared, and was not moved ({e}); `docker ps -a --filter volume={from}` shows who uses it"
+            )
+        }),
+        Err(e) => Err(format!("moving volume `{from}` to `{}` failed: {e}", persist.volume)),
+    };
+    if result.is_err() {
+        let _ = engine.remove_volume(&persist.volume).await;
+    }
+    result
 }
 
 /// Binds the host address for a moment: the cheapest true answer to "is it free".
@@ -301,13 +441,16 @@ fn creatable(path: &Path) -> Result<(), String> {
     Err("no existing parent directory".to_string())
 }
 
-/// Carries out one member's step; `Err` holds the `Failed` outcome.
+/// Carries out one member's step, after its volumes' (`volumes`, one per
+/// persisted path; moves are added to `moved`); `Err` holds the `Failed` outcome.
 async fn apply<E: Engine>(
     engine: &E,
     m: &Member,
     step: &Step,
+    volumes: &[VolumeStep],
     image: &str,
     image_key: &str,
+    moved: &mut Vec<MovedVolume>,
 ) -> Result<Outcome, Outcome> {
     let failed = |message: String, logs: Vec<String>| Outcome::Failed { message, logs };
     match &step.action {
@@ -317,11 +460,25 @@ async fn apply<E: Engine>(
             Err(e) => Err(failed(e.to_string(), tail(engine, id).await)),
         },
         Action::Create | Action::Recreate { .. } => {
-            for p in &m.persist {
-                engine
-                    .create_volume(&p.volume, &m.volume_labels(p))
-                    .await
-                    .map_err(|e| failed(e.to_string(), Vec::new()))?;
+            for (p, v) in m.persist.iter().zip(volumes) {
+                match v {
+                    VolumeStep::Use => {}
+                    VolumeStep::Create => engine
+                        .create_volume(&p.volume, &m.volume_labels(p))
+                        .await
+                        .map_err(|e| failed(e.to_string(), Vec::new()))?,
+                    VolumeStep::Migrate { from } => {
+                        migrate(engine, m, p, from, image)
+                            .await
+                            .map_err(|e| failed(e, Vec::new()))?;
+                        moved.push(MovedVolume {
+                            member: m.name.clone(),
+                            path: p.path.clone(),
+                            from: from.clone(),
+                            to: p.volume.clone(),
+                        });
+                    }
+                }
             }
             let id = engine
                 .create_container(&m.container_spec(image, image_key))

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
+use crate::config::url::without_credentials;
 use crate::config::{Config, NpmPackage};
 use crate::keys::facts::{BaseFact, Facts};
 use crate::phase::Phase;
@@ -48,7 +49,7 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
                     .enumerate()
                     .map(|(i, c)| json!({
                         "source": c.source, "dest": c.dest, "owner": c.owner,
-                        "group": c.group, "mode": c.mode,
+                        "group": c.group, "mode": c.mode.as_deref().map(canonical_mode),
                         "content": facts.copies.get(i),
                     }))
                     .collect::<Vec<_>>()
@@ -79,12 +80,14 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
             })
         }
         Phase::Repos if b.repos.is_empty() => Value::Null,
+        // A credential in the URL is for the fetch only: it is no input (a
+        // changed token is the same repository) and this lands in a label.
         Phase::Repos => json!(
             b.repos
                 .iter()
                 .enumerate()
                 .map(|(i, r)| json!({
-                    "url": r.url, "path": r.path, "ref": r.git_ref, "owner": r.owner,
+                    "url": without_credentials(&r.url), "path": r.path, "ref": r.git_ref, "owner": r.owner,
                     "commit": facts.repos.get(i),
                 }))
                 .collect::<Vec<_>>()
@@ -114,6 +117,15 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
                 "labels": f.labels,
             })
         }
+    }
+}
+
+/// An octal mode in one spelling (`644`, `"0644"` and `"00644"` are one
+/// mode, so they are one key); `check` has refused anything else.
+fn canonical_mode(mode: &str) -> String {
+    match u32::from_str_radix(mode, 8) {
+        Ok(m) => format!("{m:04o}"),
+        Err(_) => mode.to_string(),
     }
 }
 

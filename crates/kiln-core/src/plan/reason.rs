@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use crate::config::url::without_credentials;
 use crate::keys::PhaseKey;
 use crate::phase::Phase;
 use crate::plan::snapshots::Snapshots;
@@ -13,6 +14,11 @@ use crate::plan::snapshots::Snapshots;
 /// when its own inputs are unchanged (so only an earlier phase changed).
 pub(crate) fn why_changed(pk: &PhaseKey, snaps: &Snapshots) -> Option<String> {
     let Some(tagged) = snaps.tagged(pk.phase) else {
+        if let Some(name) = snaps.foreign(pk.phase, pk.key.as_str()) {
+            return Some(format!(
+                "`{name}` carries kiln's labels but is not an image kiln made"
+            ));
+        }
         // Verify commits no image of its own (its tag points at the previous
         // phase's image), so no tag ever carries verify's inputs. Once a final
         // image exists verify has run before; only its key records that.
@@ -49,10 +55,12 @@ fn describe_change(phase: Phase, old: &Value, new: &Value) -> String {
             }
             (Phase::Repos, f) if f.ends_with(".commit") => {
                 let (o, n) = (element(old, f), element(new, f));
+                // Labels written before credentials were stripped may still
+                // carry some; the reason never shows them.
                 let url = n
                     .and_then(|e| e.get("url"))
                     .and_then(Value::as_str)
-                    .unwrap_or("?");
+                    .map_or("?".into(), without_credentials);
                 let commit = |e: Option<&Value>| {
                     e.and_then(|e| e.get("commit"))
                         .and_then(Value::as_str)

@@ -1,5 +1,9 @@
 //! `Snapshots`: what the engine already holds for one habitat, read in a
 //! single listing, so a whole build's cache check costs one engine call.
+//! Only images kiln made are snapshots; the executor sorts the listing into
+//! those and the foreign ones (which carry kiln's labels all the same, as a
+//! `docker commit` or a `docker build` on a snapshot does), and the foreign
+//! ones are only named, in the reason a phase rebuilds.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -23,13 +27,21 @@ pub struct Snapshots {
     tagged: BTreeMap<Phase, TaggedSnapshot>,
     verified: HashSet<String>,
     tags: HashMap<String, String>,
+    /// Listed images that carry kiln's labels but are not images kiln made.
+    foreign: Vec<ImageSummary>,
+    /// `habitat-NAME`, the repository of the habitat's tags.
+    repo: String,
 }
 
 impl Snapshots {
-    /// Indexes the images carrying `dev.kiln.habitat=habitat`.
+    /// Indexes the images carrying `dev.kiln.habitat=habitat`, all of them
+    /// images kiln made.
     pub fn from_images(habitat: &str, images: &[ImageSummary]) -> Snapshots {
         let repo = crate::image::names::repository(habitat);
-        let mut s = Snapshots::default();
+        let mut s = Snapshots {
+            repo: repo.clone(),
+            ..Snapshots::default()
+        };
         for img in images {
             let labels = &img.labels;
             for t in &img.repo_tags {
@@ -67,6 +79,40 @@ impl Snapshots {
             }
         }
         s
+    }
+
+    /// Indexes `made`, the images kiln made of `habitat`, beside `foreign`,
+    /// listed images with kiln's labels that kiln did not make: never a
+    /// snapshot, never verified, only named when a phase rebuilds.
+    pub fn from_listing(
+        habitat: &str,
+        made: &[ImageSummary],
+        foreign: &[ImageSummary],
+    ) -> Snapshots {
+        let mut s = Snapshots::from_images(habitat, made);
+        for img in foreign {
+            for t in &img.repo_tags {
+                s.tags.insert(t.clone(), img.id.clone());
+            }
+        }
+        s.foreign = foreign.to_vec();
+        s
+    }
+
+    /// How to name a foreign image that stands where `phase`'s snapshot
+    /// with `key` would: one holding the phase's tag, carrying the key, or
+    /// (for verify, which is recorded on the final image) the verify mark.
+    /// Named by the phase's tag, else its first tag, else its id.
+    pub fn foreign(&self, phase: Phase, key: &str) -> Option<String> {
+        let tag = format!("{}:{}", self.repo, phase.tag());
+        if self.foreign.iter().any(|i| i.repo_tags.contains(&tag)) {
+            return Some(tag);
+        }
+        let label = |i: &ImageSummary, l: &str| i.labels.get(l).map(String::as_str) == Some(key);
+        self.foreign
+            .iter()
+            .find(|i| label(i, LABEL_KEY) || (phase == Phase::Verify && label(i, LABEL_VERIFIED)))
+            .map(|i| i.repo_tags.first().unwrap_or(&i.id).clone())
     }
 
     /// The image holding the snapshot with this key, if any.

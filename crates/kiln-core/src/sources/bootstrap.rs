@@ -14,9 +14,11 @@ use std::process::Stdio;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
+use crate::cache::{BuildLock, lock, scratch};
 use crate::config::Bootstrap;
+use crate::config::url::{credentials_hidden, without_credentials};
 use crate::engine::{Engine, EngineError, ImageConfig, ImageInfo};
-use crate::image::labels::{LABEL_BOOTSTRAP, LABEL_BOOTSTRAP_PARAMS, LABEL_HABITAT, LABEL_PHASE};
+use crate::image::labels::{LABEL_BOOTSTRAP, LABEL_BOOTSTRAP_PARAMS};
 use crate::sources::io::{HostIo, io_err};
 
 /// The mirror used when `mirror:` is absent (not the host's: keys must not
@@ -67,11 +69,10 @@ pub fn canonical_params(b: &Bootstrap) -> String {
     let mut include: Vec<&str> = b.include.iter().map(|s| s.trim()).collect();
     include.sort_unstable();
     include.dedup();
-    let mirror = b
-        .mirror
-        .as_deref()
-        .unwrap_or(DEFAULT_MIRROR)
-        .trim_end_matches('/');
+    // A credential in the mirror's URL is for debootstrap only: not an
+    // input, and never in the params label.
+    let mirror = without_credentials(b.mirror.as_deref().unwrap_or(DEFAULT_MIRROR));
+    let mirror = mirror.trim_end_matches('/');
     let mut params: BTreeMap<&str, serde_json::Value> = BTreeMap::new();
     params.insert("distro", b.distro.as_str().into());
     params.insert("include", include.into());
@@ -105,7 +106,7 @@ pub fn validate(b: &Bootstrap) -> Result<(), BootstrapError> {
     }
     let bad = |what, value: &str, why| BootstrapError::BadParam {
         what,
-        value: value.to_string(),
+        value: credentials_hidden(value).into_owned(),
         why,
     };
     let name_like = |s: &str, extra: &str| {
@@ -181,6 +182,26 @@ pub async fn ensure_image_in<E: Engine>(
     if !is_root() {
         return Err(BootstrapError::NotRoot);
     }
+    // Habitats on one bootstrap base, built at once, make it once: the
+    // first makes it, the others wait and find it. (`+` is in no habitat's
+    // name, so this lock is no habitat's.)
+    let locks = lock::lock_dir();
+    let mut on_wait = |holder: &str| {
+        on_line(&format!(
+            "kiln: waiting for another build making this base ({holder})"
+        ))
+    };
+    let _lock = BuildLock::acquire_async(
+        &locks,
+        &engine.identity(),
+        &format!("+bootstrap-{}", &key[..16]),
+        &mut on_wait,
+    )
+    .await
+    .map_err(io_err("cannot take the bootstrap lock in", &locks))?;
+    if let Some(id) = find_image(engine, b, &key).await? {
+        return Ok(id);
+    }
     std::fs::create_dir_all(work_root).map_err(io_err("cannot create", work_root))?;
     let scratch = Scratch::new(work_root)?;
     let rootfs = scratch.dir.join("rootfs");
@@ -195,36 +216,43 @@ pub async fn ensure_image_in<E: Engine>(
     pack(&rootfs, &tar).await?;
 
     on_line("kiln: importing the root filesystem as an image");
-    let mut labels = BTreeMap::new();
-    labels.insert(LABEL_BOOTSTRAP.to_string(), key.clone());
-    labels.insert(LABEL_BOOTSTRAP_PARAMS.to_string(), canonical_params(b));
-    let config = ImageConfig {
-        cmd: Some(vec!["bash".to_string()]),
-        env: vec![PATH.to_string()],
-        labels,
-        ..ImageConfig::default()
-    };
-    let id = engine.import(tar.clone(), &config).await?;
+    let id = engine.import(tar.clone(), &image_config(b)).await?;
     engine.tag(&id, &image_repo(b), &key[..12]).await?;
     on_line(&format!("kiln: made {}", image_ref(b)));
     Ok(id)
 }
 
+/// The config kiln imports the bootstrap image of `b` with: its labels
+/// name the parameters' key.
+pub fn image_config(b: &Bootstrap) -> ImageConfig {
+    let mut labels = BTreeMap::new();
+    labels.insert(LABEL_BOOTSTRAP.to_string(), bootstrap_key(b));
+    labels.insert(LABEL_BOOTSTRAP_PARAMS.to_string(), canonical_params(b));
+    ImageConfig {
+        cmd: Some(vec!["bash".to_string()]),
+        env: vec![PATH.to_string()],
+        labels,
+        ..ImageConfig::default()
+    }
+}
+
 /// The bootstrap image for `key`: by its tag (one engine call, the usual
 /// case), else by label, re-tagging what it finds.
 ///
-/// A label alone is not enough: images committed on top of a bootstrap
-/// image inherit its labels, so habitat snapshots carry the key too.
+/// Labels alone prove nothing: images made on top of a bootstrap image
+/// inherit them (habitat snapshots, a `docker build` or `docker commit` on
+/// it). The bootstrap image is the one an import makes: one layer, and
+/// exactly the config kiln imported it with.
 async fn find_image<E: Engine>(
     engine: &E,
     b: &Bootstrap,
     key: &str,
 ) -> Result<Option<String>, BootstrapError> {
+    let expected = image_config(b);
     let is_base = |info: &ImageInfo| {
-        let labels = &info.config.labels;
-        labels.get(LABEL_BOOTSTRAP).map(String::as_str) == Some(key)
-            && !labels.contains_key(LABEL_PHASE)
-            && !labels.contains_key(LABEL_HABITAT)
+        info.config.labels.get(LABEL_BOOTSTRAP).map(String::as_str) == Some(key)
+            && info.layers.len() == 1
+            && info.config == expected
     };
     if let Some(info) = engine.image_inspect(&image_ref(b)).await?
         && is_base(&info)
@@ -263,6 +291,10 @@ fn is_root() -> bool {
         .is_none_or(|euid| euid == "0")
 }
 
+/// How scratch directories are named in the bootstrap cache (then the
+/// owner's token: see `cache::scratch`).
+const SCRATCH_PREFIX: &str = "debootstrap-";
+
 /// A scratch directory that is unmounted and removed however the bootstrap
 /// ends, and never removed while anything is still mounted under it: a
 /// recursive delete through a leftover bind mount would delete host files.
@@ -272,8 +304,17 @@ struct Scratch {
 
 impl Scratch {
     fn new(root: &Path) -> Result<Self, BootstrapError> {
+        // A scratch directory a killed build left (a whole root file system,
+        // perhaps with `/proc` still mounted in it) goes the way every
+        // scratch directory goes: unmounted first, removed only if nothing
+        // is mounted under it any more. Never `remove_dir_all` through a mount.
+        for stale in scratch::stale(root, SCRATCH_PREFIX) {
+            if let Ok(dir) = stale.canonicalize() {
+                drop(Scratch { dir });
+            }
+        }
         let dir = tempfile::Builder::new()
-            .prefix("debootstrap-")
+            .prefix(&scratch::named(SCRATCH_PREFIX))
             .tempdir_in(root)
             .map_err(io_err("cannot create a directory in", root))?
             .keep();
@@ -416,6 +457,7 @@ async fn run_debootstrap(
     drop(tx);
     let mut tail = VecDeque::with_capacity(TAIL);
     while let Some(line) = rx.recv().await {
+        let line = credentials_hidden(&line).into_owned();
         on_line(&line);
         if tail.len() == TAIL {
             tail.pop_front();
@@ -448,7 +490,7 @@ async fn run_debootstrap(
             || "killed by a signal".to_string(),
             |c| format!("exit code {c}"),
         ),
-        tail: tail.join("\n"),
+        tail: credentials_hidden(&tail.join("\n")).into_owned(),
     })
 }
 
@@ -456,11 +498,15 @@ async fn forward_lines(
     stream: impl AsyncRead + Unpin,
     tx: tokio::sync::mpsc::UnboundedSender<String>,
 ) {
+    use tokio::io::AsyncReadExt;
     let mut reader = BufReader::new(stream);
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
+        // A line without end is handed on in pieces of the engine's cap, as
+        // container output is, rather than held whole.
+        let mut line = (&mut reader).take(crate::engine::lines::MAX_LINE as u64);
+        match line.read_until(b'\n', &mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {
                 let line = String::from_utf8_lossy(&buf);
@@ -588,6 +634,14 @@ fn trim(rootfs: &Path, b: &Bootstrap) -> Result<(), BootstrapError> {
             "deb {DEFAULT_MIRROR} {s} main\ndeb {DEFAULT_MIRROR} {s}-updates main\ndeb http://deb.debian.org/debian-security {s}-security main\n",
             s = b.suite
         );
+        write_file(rootfs, "etc/apt/sources.list", &sources, 0o644)?;
+    } else if let Some(m) = &b.mirror
+        && without_credentials(m) != m.as_str()
+    {
+        // debootstrap wrote the mirror as given, credential and all; the
+        // image's apt gets the URL without it (a private mirror needs its
+        // credential given again, as a secret, by whoever uses it).
+        let sources = format!("deb {} {} main\n", without_credentials(m), b.suite);
         write_file(rootfs, "etc/apt/sources.list", &sources, 0o644)?;
     }
     Ok(())
@@ -746,6 +800,31 @@ mod tests {
         assert!(sources.contains("bookworm-security"), "{sources}");
     }
 
+    /// A credential in `mirror:` reached the params label (and the key)
+    /// and, through debootstrap, the image's `/etc/apt/sources.list`.
+    #[test]
+    fn regression_a_mirror_credential_reaches_no_label_key_or_sources_list() {
+        let mut m = b("bookworm");
+        m.mirror = Some("https://me:tok-s3cr3t@mirror.example/debian".into());
+        let params = canonical_params(&m);
+        assert!(!params.contains("tok-s3cr3t"), "{params}");
+        assert!(params.contains("https://mirror.example/debian"), "{params}");
+        let mut plain = b("bookworm");
+        plain.mirror = Some("https://mirror.example/debian".into());
+        assert_eq!(bootstrap_key(&m), bootstrap_key(&plain));
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("etc/apt")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("etc/apt/sources.list"),
+            "deb https://me:tok-s3cr3t@mirror.example/debian bookworm main\n",
+        )
+        .expect("write");
+        trim(dir.path(), &m).expect("trim");
+        let sources =
+            std::fs::read_to_string(dir.path().join("etc/apt/sources.list")).expect("read");
+        assert_eq!(sources, "deb https://mirror.example/debian bookworm main\n");
+    }
+
     #[test]
     fn trim_never_writes_through_a_symlink() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -753,5 +832,38 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), dir.path().join("usr")).expect("symlink");
         assert!(trim(dir.path(), &b("bookworm")).is_err());
         assert!(!outside.path().join("sbin/policy-rc.d").exists());
+    }
+
+    /// A scratch directory a killed bootstrap left is unmounted, then
+    /// removed, by the next one; one of a running process stays.
+    #[test]
+    fn a_killed_bootstraps_scratch_is_unmounted_then_removed() {
+        use crate::cache::owner::Owner;
+        let root = tempfile::tempdir().expect("tempdir");
+        let me = Owner::current();
+        let dead = Owner {
+            start: me.start + 1,
+            ..me
+        };
+        let stale = root
+            .path()
+            .join(format!("{SCRATCH_PREFIX}{}.AbCdEf", dead.token()));
+        let proc_dir = stale.join("rootfs/proc");
+        std::fs::create_dir_all(&proc_dir).expect("mkdir");
+        std::fs::write(stale.join("rootfs/etc-file"), "x").expect("write");
+        // Where this test may mount (root), a mount stands in for debootstrap's `/proc`.
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(&proc_dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if mounted {
+            std::fs::write(proc_dir.join("inside-the-mount"), "x").expect("write");
+        }
+        let running = Scratch::new(root.path()).expect("scratch");
+        assert!(!stale.exists(), "the stale scratch was left");
+        assert!(mounts_under(root.path()).is_empty());
+        assert!(running.dir.exists());
+        drop(running);
     }
 }

@@ -2,32 +2,64 @@
 //! files phase's key reads), the stat cache that keeps a no-op build cheap,
 //! and the tar entries that place it in the image. The digest covers every
 //! byte, mode and path, so a file changed without a change of size or mtime
-//! still changes the key.
+//! still changes the key; and what is streamed into the image is hashed as
+//! it goes and checked against the key, so a file changed between the two
+//! reads fails the phase instead of being baked in under its old key.
 //!
-//! Over 600 lines with its tests: the walk, the digest and the cache that
-//! must never serve a changed file are one correctness argument, read together.
+//! Over 1,000 lines with its tests: the walk, the digest, the cache that
+//! must never serve a changed file and the stream that must write what was
+//! keyed are one correctness argument, read together.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::sources::beneath::{self, Beneath, BeneathError};
+
 /// Version of the digest encoding below.
 const DIGEST_VERSION: &[u8] = b"kiln-copy-v2\n";
 
+/// A copy source that cannot be read, or that leads out of the habitat directory.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read `{}`: {source}", path.display())]
-pub struct CopyError {
-    pub path: PathBuf,
-    #[source]
-    pub source: io::Error,
+pub enum CopyError {
+    #[error("cannot read `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "copy source {0}\nhint: copy the file into the habitat directory instead of linking to it"
+    )]
+    Outside(BeneathError),
+    #[error("copy source `{}` is neither a file nor a directory", path.display())]
+    NotCopyable { path: PathBuf },
+    #[error(
+        "copy source `{}` is a build secret's file, and secrets never enter an image\nhint: copy something else, or read it from `/run/secrets` in a setup command",
+        path.display()
+    )]
+    Secret { path: PathBuf },
+    #[error("`{}` changed while kiln read it: {what}\nhint: build again once it stops changing", path.display())]
+    Changed { path: PathBuf, what: &'static str },
+}
+
+impl From<BeneathError> for CopyError {
+    fn from(e: BeneathError) -> CopyError {
+        match e {
+            BeneathError::Io { path, source } => CopyError::Io { path, source },
+            e => CopyError::Outside(e),
+        }
+    }
 }
 
 fn err(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {
-    move |source| CopyError {
+    move |source| CopyError::Io {
         path: path.to_path_buf(),
         source,
     }
@@ -37,8 +69,12 @@ fn err(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {
 #[derive(Debug)]
 struct Entry {
     rel: String,
+    /// The host path, as the config names it (a key of the digest cache, and
+    /// what messages show); never opened by this path.
     path: PathBuf,
     meta: Stat,
+    /// A symlink's target, read when the tree was walked.
+    link: Option<PathBuf>,
 }
 
 /// What kiln keeps of an entry's metadata: a tenth of `fs::Metadata`'s
@@ -72,6 +108,23 @@ impl Stat {
         }
     }
 
+    /// The same fields from an `fstatat`, whose C types differ by platform
+    /// (hence the casts, some of which are no-ops here).
+    #[allow(clippy::unnecessary_cast)]
+    fn of_raw(m: &rustix::fs::Stat) -> Stat {
+        Stat {
+            mode: m.st_mode as u32,
+            len: m.st_size as u64,
+            dev: m.st_dev as u64,
+            ino: m.st_ino as u64,
+            nlink: m.st_nlink as u64,
+            mtime: m.st_mtime as i64,
+            mtime_nsec: m.st_mtime_nsec as i64,
+            ctime: m.st_ctime as i64,
+            ctime_nsec: m.st_ctime_nsec as i64,
+        }
+    }
+
     fn kind(&self) -> u32 {
         self.mode & 0o170000
     }
@@ -94,81 +147,274 @@ impl Stat {
     }
 }
 
-/// Walks `root` (following `root` itself if it is a symlink, never links
-/// below it), in sorted order so digests and archives are deterministic. The
-/// subtrees under `root` are walked on several threads: a no-op build of a
-/// large tree is mostly this walk (a stat per entry).
-fn walk(root: &Path) -> Result<Vec<Entry>, CopyError> {
-    let meta = Stat::of(&fs::metadata(root).map_err(err(root))?);
+/// Host files a copy never takes: the build's secret files (SPEC §6: a
+/// secret never enters a layer), known by device and inode, so that a copy
+/// of the directory holding one, a hard link or a second path to it leaves
+/// it out too.
+#[derive(Debug, Default, Clone)]
+pub struct Withheld {
+    files: BTreeSet<(u64, u64)>,
+}
+
+impl Withheld {
+    /// The files of `secrets` (relative to the habitat directory `dir`)
+    /// that exist; a missing one is the secrets' own error, later.
+    pub fn secret_files(dir: &Path, secrets: &[crate::config::Secret]) -> Withheld {
+        let files = secrets
+            .iter()
+            .filter_map(|s| s.file.as_ref())
+            .filter_map(|f| fs::metadata(dir.join(f)).ok())
+            .filter(|m| m.is_file())
+            .map(|m| (m.dev(), m.ino()))
+            .collect();
+        Withheld { files }
+    }
+
+    fn holds(&self, m: &Stat) -> bool {
+        m.is_file() && self.files.contains(&(m.dev, m.ino))
+    }
+}
+
+/// A walked copy source: the source opened beneath the habitat directory,
+/// and everything under it.
+struct Tree {
+    /// The source itself, as opened when the walk began: every file is read
+    /// through it, so what is read is what was checked.
+    root: fs::File,
+    entries: Vec<Entry>,
+}
+
+/// Opens `source` beneath the habitat directory `dir` (following a symlink
+/// there only while it stays inside) and walks it, never following a link
+/// below it, in sorted order so digests and archives are deterministic. The
+/// subtrees under the source are walked on several threads: a no-op build
+/// of a large tree is mostly this walk (a stat per entry).
+fn walk(dir: &Path, source: &str, withheld: &Withheld) -> Result<Tree, CopyError> {
+    let path = host_path(dir, source);
+    let root = Beneath::open(dir)?.open_entry(Path::new(source))?;
+    let meta = Stat::of(&root.metadata().map_err(err(&path))?);
+    if !meta.is_dir() && !meta.is_file() {
+        return Err(CopyError::NotCopyable { path });
+    }
+    if withheld.holds(&meta) {
+        return Err(CopyError::Secret { path });
+    }
     let mut out = vec![Entry {
         rel: String::new(),
-        path: root.to_path_buf(),
+        path,
         meta,
+        link: None,
     }];
-    if !out[0].meta.is_dir() {
-        return Ok(out);
+    if !meta.is_dir() {
+        return Ok(Tree { root, entries: out });
     }
-    let top = children(root, "")?;
+    let top = children(&root, &out[0].path, "", withheld)?;
     let subdirs: Vec<&Entry> = top.iter().filter(|e| e.meta.is_dir()).collect();
-    let below = on_threads(&subdirs, |dir| {
+    let below = on_threads(&subdirs, |e| {
         let mut entries = Vec::new();
-        walk_below(dir, &mut entries).map(|()| entries)
+        let sub = open_dir(&root, e)?;
+        walk_below(&sub, e, withheld, &mut entries).map(|()| entries)
     });
     for entries in below {
         out.extend(entries?);
     }
     out.extend(top);
     out.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
-    Ok(out)
+    Ok(Tree { root, entries: out })
 }
 
-/// Everything below the directory `dir` (not `dir` itself), in any order.
-fn walk_below(dir: &Entry, out: &mut Vec<Entry>) -> Result<(), CopyError> {
-    let mut stack = vec![children(&dir.path, &dir.rel)?];
-    while let Some(level) = stack.pop() {
-        for e in level {
-            if e.meta.is_dir() {
-                stack.push(children(&e.path, &e.rel)?);
-            }
-            out.push(e);
+/// Everything below the directory `e`, open as `dir` (not `e` itself), in
+/// any order. One descriptor is open per level of depth.
+fn walk_below(
+    dir: &fs::File,
+    e: &Entry,
+    withheld: &Withheld,
+    out: &mut Vec<Entry>,
+) -> Result<(), CopyError> {
+    for child in children(dir, &e.path, &e.rel, withheld)? {
+        if child.meta.is_dir() {
+            let sub = open_dir(dir, &child)?;
+            walk_below(&sub, &child, withheld, out)?;
         }
+        out.push(child);
     }
     Ok(())
 }
 
-/// The entries of the directory `dir`, whose path under the root is `prefix`.
-/// `DirEntry::metadata` stats relative to the open directory, not by a walk
-/// of the whole path.
-fn children(dir: &Path, prefix: &str) -> Result<Vec<Entry>, CopyError> {
+/// The subdirectory `e` of the open directory `parent`, opened without
+/// following a symlink (one put there since the walk saw a directory fails).
+fn open_dir(parent: &fs::File, e: &Entry) -> Result<fs::File, CopyError> {
+    let name = e.path.file_name().unwrap_or_default();
+    beneath::open_below(parent, Path::new(name))
+        .and_then(|f| match f.metadata()?.is_dir() {
+            true => Ok(f),
+            false => Err(io::Error::from(io::ErrorKind::NotADirectory)),
+        })
+        .map_err(err(&e.path))
+}
+
+/// Where `source` is on the host, for messages and cache keys: `dir`
+/// joined with it, `.` components dropped (`./a` and `a` are one source).
+fn host_path(dir: &Path, source: &str) -> PathBuf {
+    let mut path = dir.to_path_buf();
+    path.extend(
+        Path::new(source)
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir)),
+    );
+    path
+}
+
+/// The entries of the open directory `dir` (at `dir_path` on the host),
+/// whose path under the root is `prefix`, less the withheld files. Each is
+/// stat'ed relative to the open directory, so no path on the way is looked
+/// up again.
+fn children(
+    dir: &fs::File,
+    dir_path: &Path,
+    prefix: &str,
+    withheld: &Withheld,
+) -> Result<Vec<Entry>, CopyError> {
+    let raw = |e: rustix::io::Errno| io::Error::from(e);
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir).map_err(err(dir))? {
-        let entry = entry.map_err(err(dir))?;
-        let path = entry.path();
-        let meta = Stat::of(&entry.metadata().map_err(err(&path))?);
-        let name = entry.file_name();
+    for entry in rustix::fs::Dir::read_from(dir).map_err(|e| err(dir_path)(raw(e)))? {
+        let entry = entry.map_err(|e| err(dir_path)(raw(e)))?;
+        let name = OsStr::from_bytes(entry.file_name().to_bytes());
+        if name == "." || name == ".." {
+            continue;
+        }
+        let path = dir_path.join(name);
+        let stat = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| err(&path)(raw(e)))?;
+        let meta = Stat::of_raw(&stat);
+        if withheld.holds(&meta) {
+            continue;
+        }
+        let link = match meta.is_symlink() {
+            true => {
+                let target = rustix::fs::readlinkat(dir, name, Vec::new())
+                    .map_err(|e| err(&path)(raw(e)))?;
+                Some(PathBuf::from(OsStr::from_bytes(target.as_bytes())))
+            }
+            false => None,
+        };
         let name = name.to_string_lossy();
         let rel = if prefix.is_empty() {
             name.into_owned()
         } else {
             format!("{prefix}/{name}")
         };
-        out.push(Entry { rel, path, meta });
+        out.push(Entry {
+            rel,
+            path,
+            meta,
+            link,
+        });
     }
     Ok(out)
 }
 
+impl Tree {
+    /// The regular file `e` of this tree, opened through the source without
+    /// following a symlink, and its length now.
+    fn open_file(&self, e: &Entry) -> Result<(ReadAt, u64), CopyError> {
+        let file = match e.path.strip_prefix(&self.entries[0].path) {
+            Ok(rel) if !rel.as_os_str().is_empty() => {
+                beneath::open_below(&self.root, rel).map_err(err(&e.path))?
+            }
+            _ => self.root.try_clone().map_err(err(&e.path))?,
+        };
+        let meta = file.metadata().map_err(err(&e.path))?;
+        if !meta.is_file() {
+            return Err(CopyError::Changed {
+                path: e.path.clone(),
+                what: "it is no longer a regular file",
+            });
+        }
+        Ok((ReadAt { file, pos: 0 }, meta.len()))
+    }
+}
+
+/// Reads a file from its start by offset (`pread`), so a descriptor shared
+/// with the walk has no position to lose.
+struct ReadAt {
+    file: fs::File,
+    pos: u64,
+}
+
+impl Read for ReadAt {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = rustix::io::pread(&self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Exactly `len` bytes of `file`: one that shrank while it was read is an
+/// error, not a short archive entry or a digest of less than was stated.
+fn read_exactly(
+    file: ReadAt,
+    len: u64,
+    path: &Path,
+    mut each: impl FnMut(&[u8]) -> io::Result<()>,
+) -> Result<(), CopyError> {
+    let mut f = file.take(len);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut read = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(err(path))?;
+        if n == 0 {
+            break;
+        }
+        read += n as u64;
+        each(&buf[..n]).map_err(err(path))?;
+    }
+    if read != len {
+        return Err(CopyError::Changed {
+            path: path.to_path_buf(),
+            what: "it shrank",
+        });
+    }
+    Ok(())
+}
+
 /// The content digest of a copy source: paths, kinds, modes, bytes and link
 /// targets of everything under it.
-pub fn digest(source: &Path) -> Result<String, CopyError> {
-    let entries = walk(source)?;
-    let files: Vec<&Entry> = entries.iter().filter(|e| e.meta.is_file()).collect();
-    digest_entries(&entries, hash_files(&files)?)
+pub fn digest(dir: &Path, source: &str, withheld: &Withheld) -> Result<String, CopyError> {
+    keyed(dir, source, withheld).map(|k| k.digest)
+}
+
+/// [`digest`], with the lines it hashed: what [`append_to_tar`] checks what
+/// it streams against.
+pub fn keyed(dir: &Path, source: &str, withheld: &Withheld) -> Result<Keyed, CopyError> {
+    let tree = walk(dir, source, withheld)?;
+    let files: Vec<&Entry> = tree.entries.iter().filter(|e| e.meta.is_file()).collect();
+    let lines = entry_lines(&tree.entries, hash_files(&tree, &files)?);
+    Ok(Keyed {
+        digest: digest_lines(&lines),
+        lines: Some(lines),
+        files_cache: None,
+    })
+}
+
+/// What a copy's key was computed from: its digest and, when this run read
+/// the tree (the stat cache did not prove it), the line of each entry the
+/// digest hashed, so that a mismatch found while streaming names the entry
+/// that changed. A tree the stat cache served names it from the cache's
+/// per-file digests instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyed {
+    pub digest: String,
+    /// (path under the source, its line), in walk order.
+    lines: Option<Vec<(String, String)>>,
+    /// The stat cache's per-file digests (`DIGESTS.files`).
+    files_cache: Option<PathBuf>,
 }
 
 /// The content digests of `files`, in order, read on several threads (hashing
 /// a large tree is bound by one core's sha256 otherwise).
-fn hash_files(files: &[&Entry]) -> Result<Vec<String>, CopyError> {
-    on_threads(files, |e| file_digest(&e.path))
+fn hash_files(tree: &Tree, files: &[&Entry]) -> Result<Vec<String>, CopyError> {
+    on_threads(files, |e| file_digest(tree, e))
         .into_iter()
         .collect()
 }
@@ -209,40 +455,58 @@ fn on_threads<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> V
 }
 
 /// The sha256 of a file's bytes.
-fn file_digest(path: &Path) -> Result<String, CopyError> {
+fn file_digest(tree: &Tree, e: &Entry) -> Result<String, CopyError> {
     let mut h = Sha256::new();
-    let mut f = fs::File::open(path).map_err(err(path))?;
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf).map_err(err(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
+    let (f, len) = tree.open_file(e)?;
+    read_exactly(f, len, &e.path, |bytes| {
+        h.update(bytes);
+        Ok(())
+    })?;
     Ok(hex::encode(h.finalize()))
 }
 
-/// The tree's digest; `contents` holds the content digest of each regular
-/// file, in the order of `entries`.
-fn digest_entries(entries: &[Entry], contents: Vec<String>) -> Result<String, CopyError> {
+/// The line of each entry in a tree's digest, with its path under the root;
+/// `contents` holds the content digest of each regular file, in the order
+/// of `entries`.
+fn entry_lines(entries: &[Entry], contents: Vec<String>) -> Vec<(String, String)> {
+    let mut contents = contents.into_iter();
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        let line = if let Some(target) = &e.link {
+            link_line(e, target)
+        } else if e.meta.is_dir() {
+            dir_line(e)
+        } else if e.meta.is_file() {
+            file_line(e, &contents.next().unwrap_or_default())
+        } else {
+            // Sockets, fifos and devices are not copied and so not hashed.
+            continue;
+        };
+        out.push((e.rel.clone(), line));
+    }
+    out
+}
+
+fn link_line(e: &Entry, target: &Path) -> String {
+    format!("l {} {:o} {}\n", e.rel, e.meta.perm(), target.display())
+}
+
+fn dir_line(e: &Entry) -> String {
+    format!("d {} {:o}\n", e.rel, e.meta.perm())
+}
+
+fn file_line(e: &Entry, sha: &str) -> String {
+    format!("f {} {:o} {} {sha}\n", e.rel, e.meta.perm(), e.meta.len)
+}
+
+/// The tree's digest: the hash of its entries' lines.
+fn digest_lines(lines: &[(String, String)]) -> String {
     let mut h = Sha256::new();
     h.update(DIGEST_VERSION);
-    let mut contents = contents.into_iter();
-    for e in entries {
-        let mode = e.meta.perm();
-        if e.meta.is_symlink() {
-            let target = fs::read_link(&e.path).map_err(err(&e.path))?;
-            h.update(format!("l {} {mode:o} {}\n", e.rel, target.display()).as_bytes());
-        } else if e.meta.is_dir() {
-            h.update(format!("d {} {mode:o}\n", e.rel).as_bytes());
-        } else if e.meta.is_file() {
-            let sha = contents.next().unwrap_or_default();
-            h.update(format!("f {} {mode:o} {} {sha}\n", e.rel, e.meta.len).as_bytes());
-        }
-        // Sockets, fifos and devices are not copied and so not hashed.
+    for (_, line) in lines {
+        h.update(line.as_bytes());
     }
-    Ok(hex::encode(h.finalize()))
+    hex::encode(h.finalize())
 }
 
 /// A fingerprint of a tree's metadata: every entry's path, kind, mode, size,
@@ -290,6 +554,10 @@ fn file_print(m: &Stat) -> (String, i128) {
 pub struct DigestCache {
     /// Source path → (fingerprint, digest).
     entries: BTreeMap<String, (String, String)>,
+    /// Single files hashed whole (local tools): path → (file fingerprint,
+    /// the sha256 of its bytes). Few, so kept in the file every build reads.
+    #[serde(default)]
+    singles: BTreeMap<String, (String, String)>,
     #[serde(skip)]
     dirty: bool,
     /// Per-file digests, in a file of their own (`PATH.files`): read only
@@ -344,15 +612,92 @@ impl DigestCache {
     }
 
     /// The digest of `source`, from the cache when its fingerprint proves it.
-    pub fn digest(&mut self, source: &Path) -> Result<String, CopyError> {
+    pub fn digest(
+        &mut self,
+        dir: &Path,
+        source: &str,
+        withheld: &Withheld,
+    ) -> Result<String, CopyError> {
+        self.keyed(dir, source, withheld).map(|k| k.digest)
+    }
+
+    /// Forgets everything the cache holds of `source` (its tree and its
+    /// files), so the next build reads it all again: after a stream found
+    /// it did not match its key, what the cache served is suspect too.
+    pub fn forget(&mut self, dir: &Path, source: &str) {
+        let key = host_path(dir, source).display().to_string();
+        let prefix = format!("{}/", key.trim_end_matches('/'));
+        let under = |k: &String| *k == key || k.starts_with(&prefix);
+        let path = self.path.clone();
+        let files = self.files.get_or_insert_with(|| {
+            path.and_then(|p| fs::read(Self::files_path(&p)).ok())
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default()
+        });
+        let before = files.files.len();
+        files.files.retain(|k, _| !under(k));
+        files.dirty |= files.files.len() != before;
+        let before = self.entries.len() + self.singles.len();
+        self.entries.retain(|k, _| !under(k));
+        self.singles.retain(|k, _| !under(k));
+        self.dirty |= self.entries.len() + self.singles.len() != before;
+    }
+
+    /// The sha256 of the bytes of `file` (open already, at `path` on the
+    /// host, which names it in the cache), from the cache when the file's
+    /// fingerprint proves it; else read through `file` itself.
+    pub fn file_sha256(&mut self, path: &Path, file: &fs::File) -> Result<String, CopyError> {
         let started = now_ns();
-        let entries = walk(source)?;
-        let (print, newest) = fingerprint(&entries);
-        let key = source.display().to_string();
-        if let Some((p, d)) = self.entries.get(&key)
+        let meta = Stat::of(&file.metadata().map_err(err(path))?);
+        let (print, newest) = file_print(&meta);
+        let key = path.display().to_string();
+        if let Some((p, d)) = self.singles.get(&key)
             && *p == print
         {
             return Ok(d.clone());
+        }
+        // Fingerprinted before the read: a change during it moves the
+        // ctime, so the next build reads the file again.
+        let mut h = Sha256::new();
+        let read = ReadAt {
+            file: file.try_clone().map_err(err(path))?,
+            pos: 0,
+        };
+        read_exactly(read, meta.len, path, |bytes| {
+            h.update(bytes);
+            Ok(())
+        })?;
+        let sha = hex::encode(h.finalize());
+        if newest < started - RACY_NS {
+            self.singles.insert(key, (print, sha.clone()));
+            self.dirty = true;
+        } else if self.singles.remove(&key).is_some() {
+            self.dirty = true;
+        }
+        Ok(sha)
+    }
+
+    /// [`DigestCache::digest`], with what [`append_to_tar`] needs to check
+    /// that it streams what was keyed.
+    pub fn keyed(
+        &mut self,
+        dir: &Path,
+        source: &str,
+        withheld: &Withheld,
+    ) -> Result<Keyed, CopyError> {
+        let started = now_ns();
+        let tree = walk(dir, source, withheld)?;
+        let entries = &tree.entries;
+        let (print, newest) = fingerprint(entries);
+        let key = host_path(dir, source).display().to_string();
+        if let Some((p, d)) = self.entries.get(&key)
+            && *p == print
+        {
+            return Ok(Keyed {
+                digest: d.clone(),
+                lines: None,
+                files_cache: self.path.as_deref().map(Self::files_path),
+            });
         }
         let path = self.path.clone();
         let files = self.files.get_or_insert_with(|| {
@@ -382,7 +727,7 @@ impl DigestCache {
             .filter(|(_, k)| k.is_none())
             .map(|(e, _)| *e)
             .collect();
-        let mut hashed = hash_files(&misses)?.into_iter();
+        let mut hashed = hash_files(&tree, &misses)?.into_iter();
         let mut contents = Vec::with_capacity(prints.len());
         for ((name, fp, newest), known) in prints.iter().zip(known) {
             if let Some(d) = known {
@@ -398,7 +743,8 @@ impl DigestCache {
             files.dirty = true;
             contents.push(d);
         }
-        let digest = digest_entries(&entries, contents)?;
+        let lines = entry_lines(entries, contents);
+        let digest = digest_lines(&lines);
         let seen: std::collections::BTreeSet<&String> = prints.iter().map(|p| &p.0).collect();
         // Files no longer under this source are forgotten.
         let prefix = format!("{}/", key.trim_end_matches('/'));
@@ -413,18 +759,22 @@ impl DigestCache {
         } else if self.entries.remove(&key).is_some() {
             self.dirty = true;
         }
-        Ok(digest)
+        Ok(Keyed {
+            digest,
+            lines: Some(lines),
+            files_cache: None,
+        })
     }
 }
 
 fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    fs::write(&tmp, data)?;
-    fs::rename(tmp, path)
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    // Named by its owner: one a killed build left is swept by the next.
+    let mut tmp = crate::cache::scratch::tempfile_in(dir, ".write-")?;
+    tmp.write_all(data)?;
+    tmp.persist(path).map(drop).map_err(|e| e.error)
 }
 
 fn now_ns() -> i128 {
@@ -443,16 +793,30 @@ pub struct Ownership {
     pub file_mode: Option<u32>,
 }
 
-/// Appends `source` to `tar` at `dest` (absolute in the image). A file lands
-/// at `dest`; a directory's contents land under `dest`.
+/// Appends `source` (relative to the habitat directory `dir`) to `tar` at
+/// `dest` (absolute in the image). A file lands at `dest`; a directory's
+/// contents land under `dest`. The source is opened beneath `dir` now, not
+/// trusted from an earlier check.
+///
+/// The key was computed from an earlier read of `source` (`keyed`); what is
+/// streamed here (read through the opened source) is hashed as it goes and
+/// checked against it, so a snapshot never holds content its key does not
+/// name. A file that changed since it was keyed, or while it is read, is
+/// [`CopyError::Changed`]: the caller throws the archive away.
 pub fn append_to_tar<W: io::Write>(
     tar: &mut tar::Builder<W>,
-    source: &Path,
+    dir: &Path,
+    source: &str,
     dest: &str,
     own: Ownership,
+    withheld: &Withheld,
+    keyed: &Keyed,
 ) -> Result<(), CopyError> {
     let base = dest.trim_start_matches('/').trim_end_matches('/');
-    for e in walk(source)? {
+    let tree = walk(dir, source, withheld)?;
+    let mut lines = Vec::with_capacity(tree.entries.len());
+    let mut shas = BTreeMap::new();
+    for e in &tree.entries {
         let name = if e.rel.is_empty() {
             base.to_string()
         } else {
@@ -464,28 +828,167 @@ pub fn append_to_tar<W: io::Write>(
         header.set_mtime(e.meta.mtime.max(0) as u64);
         let mode = e.meta.perm();
         let io_err = err(&e.path);
-        if e.meta.is_symlink() {
-            let target = fs::read_link(&e.path).map_err(err(&e.path))?;
+        let line = if let Some(target) = &e.link {
             header.set_entry_type(tar::EntryType::Symlink);
             header.set_mode(0o777);
             header.set_size(0);
-            tar.append_link(&mut header, &name, &target)
+            tar.append_link(&mut header, &name, target)
                 .map_err(io_err)?;
+            link_line(e, target)
         } else if e.meta.is_dir() {
             header.set_entry_type(tar::EntryType::Directory);
             header.set_mode(mode);
             header.set_size(0);
             tar.append_data(&mut header, format!("{name}/"), io::empty())
                 .map_err(io_err)?;
+            dir_line(e)
         } else if e.meta.is_file() {
             header.set_entry_type(tar::EntryType::Regular);
             header.set_mode(own.file_mode.unwrap_or(mode));
             header.set_size(e.meta.len);
-            let f = fs::File::open(&e.path).map_err(err(&e.path))?;
-            tar.append_data(&mut header, &name, f).map_err(io_err)?;
-        }
+            let sha = stream_file(tar, &mut header, &name, &tree, e)?;
+            let line = file_line(e, &sha);
+            shas.insert(e.rel.clone(), sha);
+            line
+        } else {
+            continue;
+        };
+        lines.push((e.rel.clone(), line));
+    }
+    if digest_lines(&lines) != keyed.digest {
+        return Err(CopyError::Changed {
+            path: changed_entry(&host_path(dir, source), keyed, &lines, &shas),
+            what: "it is not what the build's key was computed from",
+        });
     }
     Ok(())
+}
+
+/// Appends the regular file `e` of `tree` (opened through the source,
+/// never following a symlink) as exactly the `e.meta.len` bytes its header
+/// says, and returns the sha256 of the bytes appended. The file opened must
+/// be the one walked (a link or another file put in its place is not
+/// followed into the image), and must not change while it is read.
+fn stream_file<W: io::Write>(
+    tar: &mut tar::Builder<W>,
+    header: &mut tar::Header,
+    name: &str,
+    tree: &Tree,
+    e: &Entry,
+) -> Result<String, CopyError> {
+    let changed = |what| CopyError::Changed {
+        path: e.path.clone(),
+        what,
+    };
+    let (mut f, _) = tree.open_file(e)?;
+    let before = Stat::of(&f.file.metadata().map_err(err(&e.path))?);
+    if (before.dev, before.ino, before.len) != (e.meta.dev, e.meta.ino, e.meta.len) {
+        return Err(changed("it is not the file that was walked"));
+    }
+    let len = e.meta.len;
+    let mut reader = HashingReader {
+        inner: Exact {
+            inner: (&mut f).take(len),
+            left: len,
+        },
+        hash: Sha256::new(),
+        read: 0,
+    };
+    tar.append_data(header, name, &mut reader)
+        .map_err(|source| match reader.inner.left {
+            0 => CopyError::Io {
+                path: e.path.clone(),
+                source,
+            },
+            _ => changed("it shrank"),
+        })?;
+    let (read, sha) = (reader.read, hex::encode(reader.hash.finalize()));
+    let after = Stat::of(&f.file.metadata().map_err(err(&e.path))?);
+    let grew = f.read(&mut [0u8; 1]).map_err(err(&e.path))? != 0;
+    let times = |s: &Stat| (s.len, s.mtime, s.mtime_nsec, s.ctime, s.ctime_nsec);
+    if read != len || grew || times(&after) != times(&before) {
+        return Err(changed("it changed while it was read"));
+    }
+    Ok(sha)
+}
+
+/// A reader that hashes and counts what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hash: Sha256,
+    read: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// A reader of exactly `left` more bytes: ending early is an error, since
+/// the tar header already promised them.
+struct Exact<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// The path of the first entry whose streamed line differs from the keyed
+/// one (or, for a tree the stat cache served, the first file whose content
+/// differs from the cache's record); `source` itself when nothing narrower
+/// can be named.
+fn changed_entry(
+    source: &Path,
+    keyed: &Keyed,
+    streamed: &[(String, String)],
+    shas: &BTreeMap<String, String>,
+) -> PathBuf {
+    let at = |rel: &str| match rel {
+        "" => source.to_path_buf(),
+        rel => source.join(rel),
+    };
+    if let Some(lines) = &keyed.lines {
+        let old: BTreeMap<&str, &str> = lines
+            .iter()
+            .map(|(r, l)| (r.as_str(), l.as_str()))
+            .collect();
+        let new: BTreeMap<&str, &str> = streamed
+            .iter()
+            .map(|(r, l)| (r.as_str(), l.as_str()))
+            .collect();
+        let rels: std::collections::BTreeSet<&str> =
+            old.keys().chain(new.keys()).copied().collect();
+        if let Some(rel) = rels.into_iter().find(|r| old.get(r) != new.get(r)) {
+            return at(rel);
+        }
+    } else if let Some(files) = keyed
+        .files_cache
+        .as_ref()
+        .and_then(|p| fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice::<FileDigests>(&b).ok())
+    {
+        let differs = |(rel, sha): &(&String, &String)| {
+            let path = at(rel).display().to_string();
+            files.files.get(&path).map(|(_, d)| d) != Some(*sha)
+        };
+        if let Some((rel, _)) = shas.iter().find(differs) {
+            return at(rel);
+        }
+    }
+    source.to_path_buf()
 }
 
 #[cfg(test)]
@@ -498,8 +1001,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("a");
         fs::write(&f, "hello").unwrap();
-        let one = digest(d.path()).unwrap();
-        assert_eq!(one, digest(d.path()).unwrap());
+        let one = digest(d.path(), ".", &Withheld::default()).unwrap();
+        assert_eq!(one, digest(d.path(), ".", &Withheld::default()).unwrap());
         // Same size, same mtime, other bytes.
         let mtime = fs::metadata(&f).unwrap().modified().unwrap();
         fs::write(&f, "jello").unwrap();
@@ -509,19 +1012,23 @@ mod tests {
             .unwrap()
             .set_modified(mtime)
             .unwrap();
-        let two = digest(d.path()).unwrap();
+        let two = digest(d.path(), ".", &Withheld::default()).unwrap();
         assert_ne!(one, two);
         fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
-        assert_ne!(two, digest(d.path()).unwrap());
+        assert_ne!(two, digest(d.path(), ".", &Withheld::default()).unwrap());
         fs::rename(&f, d.path().join("b")).unwrap();
-        let renamed = digest(d.path()).unwrap();
+        let renamed = digest(d.path(), ".", &Withheld::default()).unwrap();
         fs::File::options()
             .write(true)
             .open(d.path().join("b"))
             .unwrap()
             .set_modified(std::time::SystemTime::UNIX_EPOCH)
             .unwrap();
-        assert_eq!(renamed, digest(d.path()).unwrap(), "mtime is not content");
+        assert_eq!(
+            renamed,
+            digest(d.path(), ".", &Withheld::default()).unwrap(),
+            "mtime is not content"
+        );
     }
 
     #[test]
@@ -537,17 +1044,17 @@ mod tests {
             .set_modified(old)
             .unwrap();
         let mut cache = DigestCache::default();
-        let first = cache.digest(d.path()).unwrap();
+        let first = cache.digest(d.path(), ".", &Withheld::default()).unwrap();
         // The file was just written, so its ctime is recent: not cached yet.
         assert!(cache.entries.is_empty(), "a racily new tree is not cached");
-        assert_eq!(first, digest(d.path()).unwrap());
+        assert_eq!(first, digest(d.path(), ".", &Withheld::default()).unwrap());
         // Pretend the cache was made long after the change.
-        let (print, _) = fingerprint(&walk(d.path()).unwrap());
+        let (print, _) = fingerprint(&walk(d.path(), ".", &Withheld::default()).unwrap().entries);
         cache
             .entries
             .insert(d.path().display().to_string(), (print, "cached".into()));
         assert_eq!(
-            cache.digest(d.path()).unwrap(),
+            cache.digest(d.path(), ".", &Withheld::default()).unwrap(),
             "cached",
             "an unchanged tree is served from the cache"
         );
@@ -559,8 +1066,8 @@ mod tests {
             .unwrap()
             .set_modified(old)
             .unwrap();
-        let after = cache.digest(d.path()).unwrap();
-        assert_eq!(after, digest(d.path()).unwrap());
+        let after = cache.digest(d.path(), ".", &Withheld::default()).unwrap();
+        assert_eq!(after, digest(d.path(), ".", &Withheld::default()).unwrap());
         assert_ne!(after, first);
     }
 
@@ -580,15 +1087,18 @@ mod tests {
         );
         cache.files = Some(files);
         fs::write(&b, "BBB").unwrap();
-        let served = cache.digest(d.path()).unwrap();
+        let served = cache.digest(d.path(), ".", &Withheld::default()).unwrap();
         assert_ne!(
             served,
-            digest(d.path()).unwrap(),
+            digest(d.path(), ".", &Withheld::default()).unwrap(),
             "the unchanged `a` is served from the per-file cache"
         );
         // `a` changes, even keeping its size: its fingerprint no longer matches.
         fs::write(&a, "AAA").unwrap();
-        assert_eq!(cache.digest(d.path()).unwrap(), digest(d.path()).unwrap());
+        assert_eq!(
+            cache.digest(d.path(), ".", &Withheld::default()).unwrap(),
+            digest(d.path(), ".", &Withheld::default()).unwrap()
+        );
         let files = cache.files.as_ref().unwrap();
         assert!(
             files.files.is_empty(),
@@ -615,11 +1125,11 @@ mod tests {
         }
         cache.files = Some(files);
         fs::remove_file(src.join("gone")).unwrap();
-        cache.digest(&src).unwrap();
+        cache.digest(d.path(), "src", &Withheld::default()).unwrap();
         cache.save(&path).unwrap();
         let mut again = DigestCache::load(&path);
         fs::write(src.join("new"), "n").unwrap();
-        again.digest(&src).unwrap();
+        again.digest(d.path(), "src", &Withheld::default()).unwrap();
         let files = again.files.as_ref().unwrap();
         let names: Vec<&String> = files.files.keys().collect();
         assert_eq!(names, [&src.join("keep").display().to_string()]);
@@ -635,12 +1145,15 @@ mod tests {
         append_to_tar(
             &mut tar,
             d.path(),
+            ".",
             "/opt/app",
             Ownership {
                 uid: 1000,
                 gid: 1000,
                 file_mode: Some(0o640),
             },
+            &Withheld::default(),
+            &keyed(d.path(), ".", &Withheld::default()).unwrap(),
         )
         .unwrap();
         let bytes = tar.into_inner().unwrap();
@@ -663,6 +1176,160 @@ mod tests {
         assert!(
             seen.iter()
                 .any(|s| s.0.trim_end_matches('/') == "opt/app/sub")
+        );
+    }
+
+    const W: Withheld = Withheld {
+        files: BTreeSet::new(),
+    };
+
+    const ROOT: Ownership = Ownership {
+        uid: 0,
+        gid: 0,
+        file_mode: None,
+    };
+
+    /// Streams `source` into a tar as the files phase does, against `keyed`.
+    fn stream(dir: &Path, source: &str, keyed: &Keyed) -> Result<Vec<u8>, CopyError> {
+        let mut tar = tar::Builder::new(Vec::new());
+        let none = Withheld::default();
+        append_to_tar(&mut tar, dir, source, "/dest", ROOT, &none, keyed)?;
+        Ok(tar.into_inner().unwrap())
+    }
+
+    fn changed_path(r: Result<Vec<u8>, CopyError>) -> PathBuf {
+        match r {
+            Err(CopyError::Changed { path, .. }) => path,
+            other => panic!("expected a change, got {other:?}"),
+        }
+    }
+
+    /// Sets the mtime of `f` back to `t`, so only content (and ctime) differ.
+    fn set_mtime(f: &Path, t: std::time::SystemTime) {
+        fs::File::options()
+            .write(true)
+            .open(f)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    #[test]
+    fn regression_a_file_edited_after_it_was_keyed_is_never_streamed_under_the_old_key() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("motd");
+        fs::write(&f, "old\n").unwrap();
+        let mtime = fs::metadata(&f).unwrap().modified().unwrap();
+        let mut cache = DigestCache::default();
+        let keyed = cache.keyed(d.path(), "motd", &W).unwrap();
+        // The edit lands between the key and the stream: same size, same mtime.
+        fs::write(&f, "new\n").unwrap();
+        set_mtime(&f, mtime);
+        assert_eq!(changed_path(stream(d.path(), "motd", &keyed)), f);
+        // Reverted, the stream is what was keyed again.
+        fs::write(&f, "old\n").unwrap();
+        let tar = stream(d.path(), "motd", &keyed).expect("the keyed content streams");
+        assert!(tar.windows(4).any(|w| w == b"old\n"));
+    }
+
+    #[test]
+    fn a_change_in_a_keyed_tree_names_the_entry_that_changed() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("sub")).unwrap();
+        fs::write(d.path().join("a"), "a").unwrap();
+        fs::write(d.path().join("sub/b"), "b").unwrap();
+        let keyed = keyed(d.path(), ".", &W).unwrap();
+        stream(d.path(), ".", &keyed).expect("unchanged");
+
+        fs::write(d.path().join("sub/b"), "B").unwrap();
+        assert_eq!(
+            changed_path(stream(d.path(), ".", &keyed)),
+            d.path().join("sub/b")
+        );
+        fs::write(d.path().join("sub/b"), "b").unwrap();
+
+        fs::write(d.path().join("sub/new"), "n").unwrap();
+        assert_eq!(
+            changed_path(stream(d.path(), ".", &keyed)),
+            d.path().join("sub/new")
+        );
+        fs::remove_file(d.path().join("sub/new")).unwrap();
+
+        fs::set_permissions(d.path().join("a"), fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            changed_path(stream(d.path(), ".", &keyed)),
+            d.path().join("a")
+        );
+    }
+
+    #[test]
+    fn a_file_swapped_for_a_link_is_not_followed_into_the_stream() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        fs::create_dir(&src).unwrap();
+        fs::write(src.join("a"), "a").unwrap();
+        fs::write(d.path().join("host-secret"), "s").unwrap();
+        let keyed = keyed(d.path(), "src", &W).unwrap();
+        fs::remove_file(src.join("a")).unwrap();
+        symlink(d.path().join("host-secret"), src.join("a")).unwrap();
+        assert_eq!(changed_path(stream(d.path(), "src", &keyed)), src.join("a"));
+    }
+
+    #[test]
+    fn a_change_in_a_tree_the_stat_cache_served_names_the_changed_file() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        fs::create_dir(&src).unwrap();
+        fs::write(src.join("a"), "a").unwrap();
+        fs::write(src.join("b"), "b").unwrap();
+        let path = d.path().join("cache/digests.json");
+        // A cache made long after the tree last changed: every record stands.
+        let tree = walk(d.path(), "src", &W).unwrap();
+        let entries = &tree.entries;
+        let mut files = FileDigests::default();
+        for e in entries.iter().filter(|e| e.meta.is_file()) {
+            let sha = file_digest(&tree, e).unwrap();
+            files
+                .files
+                .insert(e.path.display().to_string(), (file_print(&e.meta).0, sha));
+        }
+        files.dirty = true;
+        let mut cache = DigestCache::load(&path);
+        cache.entries.insert(
+            src.display().to_string(),
+            (fingerprint(entries).0, digest(d.path(), "src", &W).unwrap()),
+        );
+        cache.dirty = true;
+        cache.files = Some(files);
+        cache.save(&path).unwrap();
+
+        let mut cache = DigestCache::load(&path);
+        let keyed = cache.keyed(d.path(), "src", &W).unwrap();
+        assert!(keyed.lines.is_none(), "served by the stat cache");
+        fs::write(src.join("b"), "B").unwrap();
+        assert_eq!(changed_path(stream(d.path(), "src", &keyed)), src.join("b"));
+
+        // After such a failure the cache is not trusted with the source again.
+        let mut cache = DigestCache::load(&path);
+        cache.forget(d.path(), "src");
+        cache.save(&path).unwrap();
+        let mut cache = DigestCache::load(&path);
+        cache.entries.insert(
+            src.display().to_string(),
+            (
+                fingerprint(&walk(d.path(), "src", &W).unwrap().entries).0,
+                "stale".into(),
+            ),
+        );
+        cache.forget(d.path(), "src");
+        assert_eq!(
+            cache.keyed(d.path(), "src", &W).unwrap().digest,
+            digest(d.path(), "src", &W).unwrap()
+        );
+        assert!(
+            cache.files.as_ref().unwrap().files.is_empty(),
+            "{:?}",
+            cache.files
         );
     }
 }

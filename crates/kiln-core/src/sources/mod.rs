@@ -2,6 +2,7 @@
 //! bases. Each gives the fact its phase's key reads and the tar that places
 //! it in the image.
 
+pub mod beneath;
 pub mod bootstrap;
 pub mod copies;
 pub mod io;

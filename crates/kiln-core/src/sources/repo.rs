@@ -3,6 +3,12 @@
 //! enters an image), mirrored in kiln's cache, and handed to the engine as a
 //! tar of a real clone checked out at the resolved commit.
 //!
+//! A credential written into a URL (`https://TOKEN@host/…`) is for the fetch
+//! only: git is given the URL without it, and a per-process `insteadOf`
+//! (in git's environment, not its argv or any file) puts it back for the
+//! transport. The mirror's config, the image's `origin` and every message
+//! name the URL without it.
+//!
 //! Over 600 lines: one type, [`RepoCache`], and the git plumbing that only it
 //! uses (ref resolution, mirrors, bundles, the checkout's archive); split, the
 //! git invocations and their error hints would be scattered.
@@ -16,6 +22,9 @@ use std::process::{Command, Output, Stdio};
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 
+use crate::cache::scratch;
+use crate::config::Repo;
+use crate::config::url::{credentials_hidden, without_credentials};
 use crate::sources::io::{HostIo, io_err};
 
 /// A repository failure. Every variant names the repository as written.
@@ -108,25 +117,24 @@ impl RepoCache {
         git_ref: Option<&str>,
         habitat_dir: &Path,
     ) -> Result<String, RepoError> {
-        let remote = locate(url, habitat_dir);
-        check_safe(url, "url", &remote)?;
+        let remote = Remote::new(url, habitat_dir);
+        check_safe(url, "url", &remote.arg)?;
         // A local repository's branches are read from its files: this runs on
         // every build, and a `git` process costs more than the rest of a no-op.
-        if let Some(sha) = local_branch(Path::new(&remote), git_ref) {
+        if let Some(sha) = local_branch(Path::new(&remote.arg), git_ref) {
             return Ok(sha);
         }
         let Some(r) = git_ref else {
             let out = self.git_ok(url, None, "ls-remote", None, |c| {
-                c.args(["ls-remote", &remote, "HEAD"]);
+                remote.authorize(c);
+                c.args(["ls-remote", &remote.arg, "HEAD"]);
             })?;
             let refs = parse_ls_remote(&out);
             return refs
                 .into_iter()
                 .find(|(name, _)| name == "HEAD")
                 .map(|(_, sha)| sha)
-                .ok_or_else(|| RepoError::EmptyRepo {
-                    url: url.to_string(),
-                });
+                .ok_or_else(|| RepoError::EmptyRepo { url: shown(url) });
         };
         check_safe(url, "ref", r)?;
         if is_hex(r) && (r.len() == 40 || r.len() == 64) {
@@ -138,7 +146,8 @@ impl RepoCache {
         // shows only the tag object, not the commit it names.
         let peeled = format!("{r}^{{}}");
         let out = self.git_ok(url, Some(r), "ls-remote", None, |c| {
-            c.args(["ls-remote", &remote, r, &peeled]);
+            remote.authorize(c);
+            c.args(["ls-remote", &remote.arg, r, &peeled]);
         })?;
         let refs = parse_ls_remote(&out);
         if let Some(sha) = pick_ref(&refs, r) {
@@ -151,7 +160,7 @@ impl RepoCache {
             return Ok(sha);
         }
         Err(RepoError::RefNotFound {
-            url: url.to_string(),
+            url: shown(url),
             git_ref: r.to_string(),
             hint: self.ref_hint(&remote),
         })
@@ -170,18 +179,16 @@ impl RepoCache {
         uid: u32,
         gid: u32,
     ) -> Result<NamedTempFile, RepoError> {
-        let remote = locate(url, habitat_dir);
-        check_safe(url, "url", &remote)?;
+        let remote = Remote::new(url, habitat_dir);
+        check_safe(url, "url", &remote.arg)?;
         check_safe(url, "commit", commit)?;
         let dest_rel = dest_entry_path(dest).ok_or_else(|| RepoError::BadDest {
-            url: url.to_string(),
+            url: shown(url),
             dest: dest.to_string(),
         })?;
         let mirror = self.ensure_commit(url, &remote, commit)?;
 
-        let work = tempfile::Builder::new()
-            .prefix(".checkout-")
-            .tempdir_in(&self.root)
+        let work = scratch::tempdir_in(&self.root, ".checkout-")
             .map_err(io_err("cannot create a checkout directory in", &self.root))?;
         let checkout = work.path().join("repo");
         let (checkout_s, mirror_s) = (path_str(&checkout), path_str(&mirror));
@@ -189,7 +196,7 @@ impl RepoCache {
             c.args(["clone", "--quiet", "--no-checkout", &mirror_s, &checkout_s]);
         })?;
         self.git_ok(url, Some(commit), "remote set-url", Some(&checkout), |c| {
-            c.args(["remote", "set-url", "origin", &strip_password(&remote)]);
+            c.args(["remote", "set-url", "origin", &remote.arg]);
         })?;
         self.git_ok(url, Some(commit), "checkout", Some(&checkout), |c| {
             c.args([
@@ -202,7 +209,7 @@ impl RepoCache {
             ]);
         })?;
 
-        let tmp = NamedTempFile::new_in(&self.root)
+        let tmp = scratch::tempfile_in(&self.root, ".archive-")
             .map_err(io_err("cannot create a temporary file in", &self.root))?;
         let write_err = io_err("cannot write", tmp.path());
         let mut builder = tar::Builder::new(BufWriter::new(tmp.as_file()));
@@ -215,8 +222,11 @@ impl RepoCache {
         Ok(tmp)
     }
 
-    /// The mirror directory for a located remote.
+    /// The mirror directory for a located remote (named without its
+    /// credentials: the directory name must not show one, and a changed
+    /// token is the same repository).
     pub fn mirror_path(&self, remote: &str) -> PathBuf {
+        let remote = without_credentials(remote);
         let hash = hex::encode(Sha256::digest(remote.as_bytes()));
         let stem: String = remote
             .trim_end_matches('/')
@@ -237,19 +247,28 @@ impl RepoCache {
     }
 
     /// Returns the mirror of `remote`, holding `commit`.
-    fn ensure_commit(&self, url: &str, remote: &str, commit: &str) -> Result<PathBuf, RepoError> {
+    fn ensure_commit(
+        &self,
+        url: &str,
+        remote: &Remote,
+        commit: &str,
+    ) -> Result<PathBuf, RepoError> {
         std::fs::create_dir_all(&self.root)
             .map_err(io_err("cannot create the repository cache", &self.root))?;
-        let mirror = self.mirror_path(remote);
-        // Concurrent builds may fetch into one mirror at once: git's own ref
-        // locks keep it consistent, and creation is made atomic below.
-        if !mirror.exists() {
+        let mirror = self.mirror_path(&remote.arg);
+        // Builds of different habitats may want one mirror at once (builds of
+        // one habitat are serialised already). git's ref locks do not make
+        // two fetches into one repository safe (the loser fails with "cannot
+        // lock ref"), and two clones race for the rename: one at a time.
+        let _lock = mirror_lock(&mirror)?;
+        if !is_mirror(&mirror) {
             self.create_mirror(url, remote, &mirror, commit)?;
         }
         if self.has_commit(&mirror, commit) {
             return Ok(mirror);
         }
         self.git_ok(url, Some(commit), "fetch", Some(&mirror), |c| {
+            remote.authorize(c);
             c.args(["fetch", "--quiet", "--prune", "origin"]);
         })?;
         if self.has_commit(&mirror, commit) {
@@ -258,13 +277,14 @@ impl RepoCache {
         // A commit no branch or tag reaches: servers that allow fetching by
         // sha (GitHub, GitLab, local repos with the right config) still give it.
         let _ = self.git(Some(&mirror), |c| {
+            remote.authorize(c);
             c.args(["fetch", "--quiet", "origin", commit]);
         });
         if self.has_commit(&mirror, commit) {
             return Ok(mirror);
         }
         Err(RepoError::CommitNotFound {
-            url: url.to_string(),
+            url: shown(url),
             commit: commit.to_string(),
         })
     }
@@ -272,30 +292,35 @@ impl RepoCache {
     fn create_mirror(
         &self,
         url: &str,
-        remote: &str,
+        remote: &Remote,
         mirror: &Path,
         commit: &str,
     ) -> Result<(), RepoError> {
         // Clone beside the final place, then rename: a crash never leaves a
         // half-made mirror that later builds would trust.
-        let tmp = tempfile::Builder::new()
-            .prefix(".mirror-")
-            .tempdir_in(&self.root)
+        let tmp = scratch::tempdir_in(&self.root, ".mirror-")
             .map_err(io_err("cannot create a directory in", &self.root))?;
         let target = tmp.path().join("m.git");
         let target_s = path_str(&target);
         // `clone --bare` takes branches and tags only (not e.g. GitHub's
         // `refs/pull/*`) and points HEAD at the remote's default branch.
         self.git_ok(url, Some(commit), "clone --bare", None, |c| {
-            c.args(["clone", "--bare", "--quiet", remote, &target_s]);
+            remote.authorize(c);
+            c.args(["clone", "--bare", "--quiet", &remote.arg, &target_s]);
         })?;
         for refspec in ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"] {
             self.git_ok(url, None, "config", Some(&target), |c| {
                 c.args(["config", "--add", "remote.origin.fetch", refspec]);
             })?;
         }
-        std::fs::rename(&target, mirror).map_err(io_err("cannot create the mirror", mirror))?;
-        Ok(())
+        match std::fs::rename(&target, mirror) {
+            Ok(()) => Ok(()),
+            // Another build (another habitat, or a kiln without the mirror
+            // lock) made the mirror first: its mirror is as good as this one,
+            // which goes with `tmp`.
+            Err(_) if is_mirror(mirror) => Ok(()),
+            Err(e) => Err(io_err("cannot create the mirror", mirror)(e).into()),
+        }
     }
 
     fn has_commit(&self, mirror: &Path, commit: &str) -> bool {
@@ -311,10 +336,10 @@ impl RepoCache {
     fn expand_abbrev(
         &self,
         url: &str,
-        remote: &str,
+        remote: &Remote,
         abbrev: &str,
     ) -> Result<Option<String>, RepoError> {
-        let mirror = self.mirror_path(remote);
+        let mirror = self.mirror_path(&remote.arg);
         let rev_parse = |m: &Path| {
             self.git(Some(m), |c| {
                 c.args([
@@ -328,7 +353,7 @@ impl RepoCache {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         };
-        if mirror.exists()
+        if is_mirror(&mirror)
             && let Some(sha) = rev_parse(&mirror)
         {
             return Ok(Some(sha));
@@ -343,10 +368,11 @@ impl RepoCache {
     }
 
     /// Names some branches and tags of `remote`, for a "no such ref" error.
-    fn ref_hint(&self, remote: &str) -> String {
+    fn ref_hint(&self, remote: &Remote) -> String {
         let listed = self
             .git(None, |c| {
-                c.args(["ls-remote", "--heads", "--tags", remote]);
+                remote.authorize(c);
+                c.args(["ls-remote", "--heads", "--tags", &remote.arg]);
             })
             .ok()
             .filter(|o| o.status.success())
@@ -399,25 +425,93 @@ impl RepoCache {
         let out = self
             .git(dir, args)
             .map_err(|source| RepoError::GitMissing {
-                url: url.to_string(),
+                url: shown(url),
                 source,
             })?;
         if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
             return Err(RepoError::Git {
                 op: op.to_string(),
-                url: url.to_string(),
+                url: shown(url),
                 git_ref: git_ref.map(str::to_string),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                stderr: credentials_hidden(stderr.trim()).into_owned(),
             });
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }
 
+/// Whether `path` holds a mirror (a bare repository's `HEAD`): a directory
+/// without one is not, and is not trusted.
+fn is_mirror(path: &Path) -> bool {
+    path.join("HEAD").is_file()
+}
+
+/// Holds the lock of one mirror (`MIRROR.lock` beside it) until dropped.
+fn mirror_lock(mirror: &Path) -> Result<File, RepoError> {
+    let mut path = mirror.as_os_str().to_owned();
+    path.push(".lock");
+    let path = PathBuf::from(path);
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_err("cannot open the mirror's lock", &path))?;
+    file.lock()
+        .map_err(io_err("cannot take the mirror's lock", &path))?;
+    Ok(file)
+}
+
+/// `url` as kiln shows it: without credentials.
+fn shown(url: &str) -> String {
+    without_credentials(url).into_owned()
+}
+
+/// A located remote: what git is given (`arg`, without credentials) and,
+/// when the URL carried some, the URL with them, for the transport only.
+struct Remote {
+    arg: String,
+    with_credentials: Option<String>,
+}
+
+impl Remote {
+    fn new(url: &str, habitat_dir: &Path) -> Remote {
+        let full = locate(url, habitat_dir);
+        let arg = shown(&full);
+        let with_credentials = (arg != full).then_some(full);
+        Remote {
+            arg,
+            with_credentials,
+        }
+    }
+
+    /// Lets `cmd` reach the remote with its credentials: git rewrites `arg`
+    /// to the credentialed URL through `url.<full>.insteadOf`, set in the
+    /// environment (readable by this user only, unlike argv), after any
+    /// `GIT_CONFIG_*` entries the user set.
+    fn authorize(&self, cmd: &mut Command) {
+        let Some(full) = &self.with_credentials else {
+            return;
+        };
+        let n = std::env::var("GIT_CONFIG_COUNT")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        cmd.env("GIT_CONFIG_COUNT", (n + 1).to_string())
+            .env(
+                format!("GIT_CONFIG_KEY_{n}"),
+                format!("url.{full}.insteadOf"),
+            )
+            .env(format!("GIT_CONFIG_VALUE_{n}"), &self.arg);
+    }
+}
+
 /// What git is given for `url`: URLs (`scheme://…`, scp-like `host:path`)
 /// as written, local paths made absolute against the habitat directory.
 pub fn locate(url: &str, habitat_dir: &Path) -> String {
-    if url.contains("://") || is_scp_like(url) {
+    if Repo::is_remote_url(url) {
         return url.to_string();
     }
     let path = Path::new(url);
@@ -430,22 +524,13 @@ pub fn locate(url: &str, habitat_dir: &Path) -> String {
     path_str(&abs.canonicalize().unwrap_or(abs))
 }
 
-/// `git@host:org/app` (git's rule: a colon before any slash, and not a
-/// Windows-ish or path-like start).
-fn is_scp_like(url: &str) -> bool {
-    match (url.find(':'), url.find('/')) {
-        (Some(colon), slash) => colon > 0 && slash.is_none_or(|s| colon < s),
-        _ => false,
-    }
-}
-
 fn check_safe(url: &str, what: &'static str, value: &str) -> Result<(), RepoError> {
     // A leading `-` would be read by git as an option.
     if value.starts_with('-') {
         return Err(RepoError::Unsafe {
-            url: url.to_string(),
+            url: shown(url),
             what,
-            value: value.to_string(),
+            value: shown(value),
         });
     }
     Ok(())
@@ -579,23 +664,6 @@ fn is_full_sha(s: &str) -> bool {
     (s.len() == 40 || s.len() == 64) && is_hex(s)
 }
 
-/// `https://user:secret@host/…` → `https://user@host/…`: the image's
-/// `origin` must not carry a credential.
-fn strip_password(remote: &str) -> String {
-    let Some((scheme, rest)) = remote.split_once("://") else {
-        return remote.to_string();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}@{host}{path}")
-        }
-        None => remote.to_string(),
-    }
-}
-
 /// `/work/app` → `work/app`; `None` unless absolute and free of `..`.
 fn dest_entry_path(dest: &str) -> Option<PathBuf> {
     let path = Path::new(dest);
@@ -697,13 +765,66 @@ fn append_tree<W: io::Write>(
 mod tests {
     use super::*;
 
+    /// A repository with one commit in a temp dir, a cache beside it, and
+    /// that commit's sha.
+    fn repo_and_cache() -> (tempfile::TempDir, RepoCache, Remote, String) {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("app");
+        std::fs::create_dir(&repo).unwrap();
+        let git = |args: &[&str]| {
+            let out = Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args(["-c", "user.name=kiln", "-c", "user.email=kiln@example.com"])
+                .args([
+                    "-c",
+                    "init.defaultBranch=main",
+                    "-c",
+                    "commit.gpgSign=false",
+                ])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "git {args:?}");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        git(&["init", "--quiet"]);
+        std::fs::write(repo.join("README"), "hi\n").unwrap();
+        git(&["add", "-A"]);
+        git(&["commit", "--quiet", "-m", "one"]);
+        let sha = git(&["rev-parse", "HEAD"]);
+        let cache = RepoCache::new(tmp.path().join("cache"));
+        let remote = Remote::new("app", tmp.path());
+        (tmp, cache, remote, sha)
+    }
+
+    /// Bug: two habitats fetching one new repository at once both cloned it,
+    /// and the loser's rename into place failed ("Directory not empty"). The
+    /// loser uses the winner's mirror. (Here the winner finished first.)
+    #[test]
+    fn regression_the_loser_of_the_mirror_rename_uses_the_winners_mirror() {
+        let (_tmp, cache, remote, sha) = repo_and_cache();
+        let mirror = cache.ensure_commit("app", &remote, &sha).unwrap();
+        // The loser cloned before the winner's rename, and renames after it.
+        cache
+            .create_mirror("app", &remote, &mirror, &sha)
+            .expect("the loser uses the winner's mirror");
+        assert!(cache.has_commit(&mirror, &sha));
+        let left: Vec<_> = std::fs::read_dir(cache.root())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".mirror-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
     #[test]
     fn scp_like_urls_are_not_paths() {
-        assert!(is_scp_like("git@github.com:org/app.git"));
-        assert!(is_scp_like("host:app"));
-        assert!(!is_scp_like("./a:b"));
-        assert!(!is_scp_like("/abs/path"));
-        assert!(!is_scp_like("relative/dir"));
+        assert!(Repo::is_remote_url("git@github.com:org/app.git"));
+        assert!(Repo::is_remote_url("host:app"));
+        assert!(!Repo::is_remote_url("./a:b"));
+        assert!(!Repo::is_remote_url("/abs/path"));
+        assert!(!Repo::is_remote_url("relative/dir"));
     }
 
     #[test]
@@ -729,16 +850,6 @@ mod tests {
         assert_eq!(pick_ref(&refs, "v1").as_deref(), Some("c"));
         assert_eq!(pick_ref(&refs, "refs/tags/main").as_deref(), Some("t"));
         assert_eq!(pick_ref(&refs, "feature").as_deref(), None);
-    }
-
-    #[test]
-    fn passwords_are_stripped_from_origin() {
-        assert_eq!(
-            strip_password("https://me:tok@host/o/r"),
-            "https://me@host/o/r"
-        );
-        assert_eq!(strip_password("https://host/o/r"), "https://host/o/r");
-        assert_eq!(strip_password("git@host:o/r"), "git@host:o/r");
     }
 
     #[test]

@@ -1,15 +1,23 @@
 //! Tools named under `tools:` are single files fetched on the host (a URL,
 //! downloaded once into the cache keyed by its expected sha256, or a file in
-//! the habitat) and checked against that sha256 before anything uses them.
+//! the habitat) and checked against that sha256 before anything uses them:
+//! a file in the habitat on every build and plan (the key names only the
+//! sha256, so a changed file would otherwise pass as cached). The bytes
+//! checked are the bytes placed: a file is read once, so nothing put at its
+//! path after the check reaches the image.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
+
+use crate::sources::beneath::{Beneath, BeneathError};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use crate::config::Tool;
+use crate::config::url::{credentials_hidden, without_credentials};
+use crate::sources::copies::DigestCache;
 use crate::sources::io::{HostIo, io_err};
 
 /// A tool failure; every variant names the tool.
@@ -52,12 +60,58 @@ pub enum ToolError {
     Io(#[from] HostIo),
 }
 
-/// Returns a host path holding the tool's file, its sha256 already checked.
+/// A tool's file, its sha256 checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedTool {
+    /// Where it is on the host: in the cache, or in the habitat.
+    pub path: PathBuf,
+    /// The bytes whose sha256 was checked: what [`tool_archive`] places.
+    pub content: Vec<u8>,
+}
+
+/// The tool's file, its sha256 already checked.
 ///
 /// A URL is downloaded into `cache` under its expected sha256 (so a second
-/// build downloads nothing); a habitat path is used in place and must not
-/// leave the habitat directory (symlinks included).
-pub fn fetch_tool(tool: &Tool, habitat_dir: &Path, cache: &Path) -> Result<PathBuf, ToolError> {
+/// build downloads nothing); a habitat path is read in place, opened beneath
+/// the habitat directory so that neither it nor a directory on its way may
+/// be a symlink leading out.
+pub fn fetch_tool(tool: &Tool, habitat_dir: &Path, cache: &Path) -> Result<FetchedTool, ToolError> {
+    let expected = expected_sha256(tool)?;
+    if is_url(tool)? {
+        return download(tool, &expected, cache);
+    }
+    let fetched = habitat_file(tool, habitat_dir)?;
+    check(tool, &fetched.content, &expected)?;
+    Ok(fetched)
+}
+
+/// Checks a tool whose source is a file in the habitat against its sha256,
+/// through the stat cache (so an unchanged file is not read again); a URL
+/// is checked when the tools phase downloads it. Every build and plan runs
+/// this: the key holds the sha256, not the file, so nothing else would see
+/// the file change while the phase is cached. The file is opened beneath the
+/// habitat directory, as [`fetch_tool`] opens it.
+pub fn check_local(
+    tool: &Tool,
+    habitat_dir: &Path,
+    digests: &mut DigestCache,
+) -> Result<(), ToolError> {
+    let expected = expected_sha256(tool)?;
+    if is_url(tool)? {
+        return Ok(());
+    }
+    let (file, path) = open_habitat_file(tool, habitat_dir)?;
+    let actual = digests
+        .file_sha256(&path, &file)
+        .map_err(|e| ToolError::NotAFile {
+            tool: tool.name.clone(),
+            source_: shown(&tool.source),
+            reason: e.to_string(),
+        })?;
+    mismatch(tool, &expected, actual)
+}
+
+fn expected_sha256(tool: &Tool) -> Result<String, ToolError> {
     let expected = tool.sha256.trim().to_ascii_lowercase();
     if expected.len() != 64 || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ToolError::BadChecksum {
@@ -65,26 +119,42 @@ pub fn fetch_tool(tool: &Tool, habitat_dir: &Path, cache: &Path) -> Result<PathB
             sha256: tool.sha256.clone(),
         });
     }
+    Ok(expected)
+}
+
+/// Whether the tool is fetched from a URL (else it is a habitat path).
+fn is_url(tool: &Tool) -> Result<bool, ToolError> {
     let source = tool.source.as_str();
     let lower = source.to_ascii_lowercase();
     if lower.starts_with("http://") || lower.starts_with("https://") {
-        return download(tool, &expected, cache);
+        return Ok(true);
     }
     if source.contains("://") {
         return Err(ToolError::UnsupportedScheme {
             tool: tool.name.clone(),
-            source_: source.to_string(),
+            source_: shown(source),
         });
     }
-    let path = habitat_file(tool, habitat_dir)?;
-    check(tool, &path, &expected)?;
-    Ok(path)
+    Ok(false)
 }
 
-/// A tar holding the file at `path` as `dest` (relative entry path), mode
-/// 0755, owned by root. Parent directories are not included; the engine
-/// creates them.
-pub fn tool_archive(path: &Path, dest: &str) -> Result<Vec<u8>, ToolError> {
+fn mismatch(tool: &Tool, expected: &str, actual: String) -> Result<(), ToolError> {
+    if actual != expected {
+        return Err(ToolError::Checksum {
+            tool: tool.name.clone(),
+            source_: shown(&tool.source),
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// A tar holding `content` as `dest` (relative entry path), mode 0755,
+/// owned by root. Parent directories are not included; the engine creates
+/// them. `content` is [`FetchedTool::content`]: the bytes whose sha256 was
+/// checked, so a file changed since never reaches the image.
+pub fn tool_archive(content: &[u8], dest: &str) -> Result<Vec<u8>, ToolError> {
     let bad_dest = || ToolError::BadDest {
         dest: dest.to_string(),
     };
@@ -92,7 +162,7 @@ pub fn tool_archive(path: &Path, dest: &str) -> Result<Vec<u8>, ToolError> {
         return Err(bad_dest());
     }
     let mut entry = PathBuf::new();
-    for c in Path::new(dest).components() {
+    for c in Path::new(&dest).components() {
         match c {
             Component::RootDir | Component::CurDir => {}
             Component::Normal(p) => entry.push(p),
@@ -102,8 +172,8 @@ pub fn tool_archive(path: &Path, dest: &str) -> Result<Vec<u8>, ToolError> {
     if entry.as_os_str().is_empty() {
         return Err(bad_dest());
     }
-    let file = File::open(path).map_err(io_err("cannot read", path))?;
-    let len = file.metadata().map_err(io_err("cannot read", path))?.len();
+    let path = Path::new(dest);
+    let len = content.len() as u64;
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Regular);
     header.set_size(len);
@@ -117,81 +187,75 @@ pub fn tool_archive(path: &Path, dest: &str) -> Result<Vec<u8>, ToolError> {
     header.set_mtime(0);
     let mut builder = tar::Builder::new(Vec::with_capacity(len as usize + 2048));
     builder
-        .append_data(&mut header, &entry, file)
+        .append_data(&mut header, &entry, content)
         .map_err(io_err("cannot archive", path))?;
     Ok(builder
         .into_inner()
         .map_err(io_err("cannot archive", path))?)
 }
 
-/// The hex sha256 of a file's content.
-pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+fn check(tool: &Tool, content: &[u8], expected: &str) -> Result<(), ToolError> {
+    mismatch(tool, expected, hex::encode(Sha256::digest(content)))
 }
 
-fn check(tool: &Tool, path: &Path, expected: &str) -> Result<(), ToolError> {
-    let actual = sha256_file(path).map_err(io_err("cannot read", path))?;
-    if actual != expected {
-        return Err(ToolError::Checksum {
-            tool: tool.name.clone(),
-            source_: tool.source.clone(),
-            expected: expected.to_string(),
-            actual,
-        });
-    }
-    Ok(())
+/// A tool's source as messages show it: a URL's credentials are for the
+/// download only.
+fn shown(source: &str) -> String {
+    without_credentials(source).into_owned()
 }
 
-fn habitat_file(tool: &Tool, habitat_dir: &Path) -> Result<PathBuf, ToolError> {
+/// The tool's file in the habitat, opened beneath the habitat directory
+/// (no symlink on the way leads out), and its path on the host.
+fn open_habitat_file(tool: &Tool, habitat_dir: &Path) -> Result<(File, PathBuf), ToolError> {
     let outside = || ToolError::OutsideHabitat {
         tool: tool.name.clone(),
-        source_: tool.source.clone(),
+        source_: shown(&tool.source),
     };
-    let rel = Path::new(&tool.source);
-    if rel.is_absolute() {
-        return Err(outside());
-    }
     let not_a_file = |reason: String| ToolError::NotAFile {
         tool: tool.name.clone(),
-        source_: tool.source.clone(),
+        source_: shown(&tool.source),
         reason,
     };
-    let root = habitat_dir
-        .canonicalize()
-        .map_err(io_err("cannot open the habitat directory", habitat_dir))?;
-    // Canonical paths resolve symlinks and `..`, so a link pointing out of
-    // the habitat is caught as well as a literal `../`.
-    let path = root
-        .join(rel)
-        .canonicalize()
-        .map_err(|e| not_a_file(e.to_string()))?;
-    if !path.starts_with(&root) {
-        return Err(outside());
-    }
-    if !path.is_file() {
+    let rel = Path::new(&tool.source);
+    let opened = Beneath::open(habitat_dir).and_then(|b| b.open_entry(rel));
+    let file = match opened {
+        Ok(f) => f,
+        Err(BeneathError::Io { path, source }) if path == habitat_dir => {
+            return Err(io_err("cannot open the habitat directory", &path)(source).into());
+        }
+        Err(BeneathError::Io { source, .. }) => return Err(not_a_file(source.to_string())),
+        Err(BeneathError::Outside { .. } | BeneathError::Link { .. }) => return Err(outside()),
+    };
+    let path = habitat_dir.join(rel);
+    let meta = file.metadata().map_err(io_err("cannot read", &path))?;
+    if !meta.is_file() {
         return Err(not_a_file("it is not a regular file".to_string()));
     }
-    Ok(path)
+    Ok((file, path))
 }
 
-fn download(tool: &Tool, expected: &str, cache: &Path) -> Result<PathBuf, ToolError> {
+fn habitat_file(tool: &Tool, habitat_dir: &Path) -> Result<FetchedTool, ToolError> {
+    let (mut file, path) = open_habitat_file(tool, habitat_dir)?;
+    let len = file.metadata().map_or(0, |m| m.len());
+    let mut content = Vec::with_capacity(len as usize);
+    file.read_to_end(&mut content)
+        .map_err(io_err("cannot read", &path))?;
+    Ok(FetchedTool { path, content })
+}
+
+fn download(tool: &Tool, expected: &str, cache: &Path) -> Result<FetchedTool, ToolError> {
     let dir = cache.join("sha256");
     let dest = dir.join(expected);
-    if dest.is_file() {
+    if let Ok(content) = std::fs::read(&dest) {
         // Only verified files are ever renamed into place, but the cache is
         // just a directory: a damaged entry is fetched again, never trusted.
-        match check(tool, &dest, expected) {
-            Ok(()) => return Ok(dest),
+        match check(tool, &content, expected) {
+            Ok(()) => {
+                return Ok(FetchedTool {
+                    path: dest,
+                    content,
+                });
+            }
             Err(_) => {
                 let _ = std::fs::remove_file(&dest);
             }
@@ -200,8 +264,8 @@ fn download(tool: &Tool, expected: &str, cache: &Path) -> Result<PathBuf, ToolEr
     std::fs::create_dir_all(&dir).map_err(io_err("cannot create the tool cache", &dir))?;
     let download_err = |reason: String| ToolError::Download {
         tool: tool.name.clone(),
-        url: tool.source.clone(),
-        reason,
+        url: shown(&tool.source),
+        reason: credentials_hidden(&reason).into_owned(),
     };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
@@ -215,11 +279,11 @@ fn download(tool: &Tool, expected: &str, cache: &Path) -> Result<PathBuf, ToolEr
         .map_err(|e| download_err(e.to_string()))?;
     let mut body = response.into_body().into_reader();
 
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".download-")
-        .tempfile_in(&dir)
+    // Named by its owner: a download a killed build left is swept by the next.
+    let mut tmp = crate::cache::scratch::tempfile_in(&dir, ".download-")
         .map_err(io_err("cannot create a file in", &dir))?;
     let mut hasher = Sha256::new();
+    let mut content = Vec::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = body
@@ -229,6 +293,7 @@ fn download(tool: &Tool, expected: &str, cache: &Path) -> Result<PathBuf, ToolEr
             break;
         }
         hasher.update(&buf[..n]);
+        content.extend_from_slice(&buf[..n]);
         tmp.write_all(&buf[..n])
             .map_err(io_err("cannot write", &dir))?;
     }
@@ -236,7 +301,7 @@ fn download(tool: &Tool, expected: &str, cache: &Path) -> Result<PathBuf, ToolEr
     if actual != expected {
         return Err(ToolError::Checksum {
             tool: tool.name.clone(),
-            source_: tool.source.clone(),
+            source_: shown(&tool.source),
             expected: expected.to_string(),
             actual,
         });
@@ -246,5 +311,8 @@ fn download(tool: &Tool, expected: &str, cache: &Path) -> Result<PathBuf, ToolEr
         .map_err(io_err("cannot write", &dir))?;
     tmp.persist(&dest)
         .map_err(|e| io_err("cannot store the download as", &dest)(e.error))?;
-    Ok(dest)
+    Ok(FetchedTool {
+        path: dest,
+        content,
+    })
 }

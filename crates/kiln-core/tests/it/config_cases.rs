@@ -8,11 +8,14 @@ use std::path::Path;
 
 use kiln_core::config::{self, Config, Diagnostics, Env, NpmPackage, Port};
 
-/// A habitat directory with one copyable file, `f`, and a subdirectory `sub`.
+/// A habitat directory with one copyable file, `f`, a subdirectory `sub`,
+/// and what the rows name as a local repo (`a`) and tool source (`jq`).
 fn habitat() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("f"), "content").expect("write f");
     std::fs::create_dir(dir.path().join("sub")).expect("mkdir sub");
+    std::fs::create_dir(dir.path().join("a")).expect("mkdir a");
+    std::fs::write(dir.path().join("jq"), "#!/bin/sh\n").expect("write jq");
     dir
 }
 
@@ -173,7 +176,7 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "habitat name with capitals",
         "name: Discourse\nbuild:\n  base: { image: debian }\n",
         "1:7: invalid habitat name `Discourse`",
-        "use lowercase letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+        "images are `habitat-NAME`: lowercase letters and digits, separated by one `.`, one or two `_`, or `-`s, at most 247 characters",
     ),
     (
         "no base",
@@ -329,7 +332,7 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "tool name with a slash",
         "name: x\nbuild:\n  base: { image: debian }\n  tools: [{ name: bin/jq, source: jq, sha256: 5942c9b0934e510ee61eb3e30273f1b3fe2590df93933a93d7c58b81d19c8ff5 }]\n",
         "4:19: invalid tool name `bin/jq`",
-        "a tool name is a file name: not empty, no `/`",
+        "a tool name is a file name: not empty, not `.` or `..`, no `/`",
     ),
     (
         "empty repo url",
@@ -399,6 +402,12 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "copy sources are relative to the habitat directory and stay inside it",
     ),
     (
+        "a copy of a secret's file",
+        "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: ./f, dest: /p }]\nsecrets:\n  - { id: t, file: f }\n",
+        "5:24: copy source `./f` is the file of secret `t`, and secrets never enter an image",
+        "read it from `/run/secrets` in a setup command instead",
+    ),
+    (
         "absolute copy source",
         "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: /etc/passwd, dest: /p }]\n",
         "5:24: copy source `/etc/passwd` is an absolute path",
@@ -406,15 +415,102 @@ const BAD: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
+/// Every field of `build.users` lands in `/etc/passwd` or `/etc/group`; a
+/// `:` or a line break in one wrote fields or whole accounts of the
+/// config's choosing (a passwordless uid-0 account among them), since only
+/// `name` and `groups` were checked. Each is refused in `check`, located.
+const ACCOUNT_INJECTION: &[(&str, &str, &str, &str)] = &[
+    (
+        "a shell that starts a second account",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, shell: \"/bin/sh\\nevil::0:0::/root:/bin/sh\" }\n",
+        "5:27: invalid `build.users[0].shell` `/bin/sh\\nevil::0:0::/root:/bin/sh`",
+        ACCOUNT_RULE,
+    ),
+    (
+        "a shell with a field separator",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, shell: \"/bin/sh:x\" }\n",
+        "5:27: invalid `build.users[0].shell` `/bin/sh:x`",
+        ACCOUNT_RULE,
+    ),
+    (
+        "a home that starts a second account",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, home: \"/home/dev\\nevil::0:0::/root:/bin/sh\" }\n",
+        "5:26: invalid `build.users[0].home` `/home/dev\\nevil::0:0::/root:/bin/sh`",
+        ACCOUNT_RULE,
+    ),
+    (
+        "a home with a field separator",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, home: \"/home/dev:0\" }\n",
+        "5:26: invalid `build.users[0].home` `/home/dev:0`",
+        ACCOUNT_RULE,
+    ),
+    (
+        "a home with a carriage return",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, home: \"/home/dev\\r\" }\n",
+        "5:26: invalid `build.users[0].home` `/home/dev\\r`",
+        ACCOUNT_RULE,
+    ),
+    (
+        "a name that starts a second account",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: \"dev\\nevil::0:0::/root:/bin/sh\" }\n",
+        "5:15: invalid user name `dev\\nevil::0:0::/root:/bin/sh`",
+        "a user or group name is `[a-z_][a-z0-9_-]*`, optionally ending in `$`, at most 32 characters",
+    ),
+    (
+        "a group that starts a second group",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, groups: [\"sudo\\nroot::0:dev\"] }\n",
+        "5:29: invalid group name `sudo\\nroot::0:dev`",
+        "a user or group name is `[a-z_][a-z0-9_-]*`, optionally ending in `$`, at most 32 characters",
+    ),
+    (
+        "a group with a field separator",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, groups: [\"sudo:x:0\"] }\n",
+        "5:29: invalid group name `sudo:x:0`",
+        "a user or group name is `[a-z_][a-z0-9_-]*`, optionally ending in `$`, at most 32 characters",
+    ),
+    (
+        "a group with a member separator",
+        "name: x\nbuild:\n  base: { image: debian }\n  users:\n    - { name: dev, groups: [\"sudo,root\"] }\n",
+        "5:29: invalid group name `sudo,root`",
+        "a user or group name is `[a-z_][a-z0-9_-]*`, optionally ending in `$`, at most 32 characters",
+    ),
+];
+
+const ACCOUNT_RULE: &str = "`/etc/passwd` keeps one account per line and its fields apart with `:`, so a field holds no `:` and no control character (a line break)";
+
 #[test]
-fn each_bad_input_gets_its_message_at_its_place() {
+fn regression_account_fields_with_a_colon_or_a_line_break_are_refused_in_check() {
     let dir = habitat();
     let mut failures = Vec::new();
-    for (what, yaml, expected, hint) in BAD {
+    for (what, yaml, expected, hint) in ACCOUNT_INJECTION {
+        let expected = format!("{expected} [hint: {hint}]");
+        match parse_in(dir.path(), yaml) {
+            Ok(_) => failures.push(format!("{what}: parsed, expected `{expected}`")),
+            Err(d) => {
+                let got = problems(&d);
+                if got != [expected.clone()] {
+                    failures.push(format!(
+                        "{what}:\n  expected {expected:?}\n  got      {got:?}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Each row must give exactly its one problem; `{dir}` in a hint stands for
+/// the (canonical) habitat directory.
+fn assert_rows(rows: &[(&str, &str, &str, &str)]) {
+    let dir = habitat();
+    let shown = std::fs::canonicalize(dir.path()).expect("canonicalize");
+    let shown = shown.display().to_string();
+    let mut failures = Vec::new();
+    for (what, yaml, expected, hint) in rows {
         let expected = if hint.is_empty() {
             (*expected).to_string()
         } else {
-            format!("{expected} [hint: {hint}]")
+            format!("{expected} [hint: {}]", hint.replace("{dir}", &shown))
         };
         match parse_in(dir.path(), yaml) {
             Ok(_) => failures.push(format!("{what}: parsed, expected `{expected}`")),
@@ -429,6 +525,11 @@ fn each_bad_input_gets_its_message_at_its_place() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn each_bad_input_gets_its_message_at_its_place() {
+    assert_rows(BAD);
 }
 
 #[test]
@@ -460,17 +561,19 @@ fn copy_source_symlinked_outside_is_refused() {
     let got: Vec<(usize, &str)> = d.iter().map(|d| (d.line(), d.message())).collect();
     assert_eq!(got.len(), 3, "{d}");
     assert_eq!(got[0].0, 6);
-    assert!(
-        got[0].1.starts_with("copy source `link` resolves to `")
-            && got[0].1.ends_with("`, outside the habitat directory"),
-        "{}",
-        got[0].1
+    let out = outside.path().display();
+    assert_eq!(
+        got[0].1,
+        format!(
+            "copy source `link` leads out of the habitat directory: `link` is a symlink to `{out}/secret`"
+        )
     );
     assert_eq!(got[1].0, 7);
-    assert!(
-        got[1]
-            .1
-            .starts_with("copy source `linkdir/secret` resolves to `")
+    assert_eq!(
+        got[1].1,
+        format!(
+            "copy source `linkdir/secret` leads out of the habitat directory: `linkdir` is a symlink to `{out}`"
+        )
     );
     // `inside` (line 8) points inside the habitat and is fine.
     assert_eq!(got[2].0, 9);
@@ -479,6 +582,54 @@ fn copy_source_symlinked_outside_is_refused() {
             .1
             .starts_with("copy source `dangling` cannot be resolved")
     );
+}
+
+/// `check` passes exactly the sources the build can open: a link that
+/// leaves the habitat is refused even when it comes back in, and an
+/// absolute link into the habitat itself is followed.
+#[cfg(unix)]
+#[test]
+fn copy_source_links_are_judged_as_the_build_opens_them() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().canonicalize().expect("canonical").join("h");
+    std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
+    std::fs::write(dir.join("f"), "content").expect("write");
+    std::os::unix::fs::symlink("../h/f", dir.join("back")).expect("symlink");
+    std::os::unix::fs::symlink(dir.join("f"), dir.join("abs")).expect("symlink");
+    std::os::unix::fs::symlink("../f", dir.join("sub/up")).expect("symlink");
+    let yaml = format!(
+        "{HEAD}  files:\n    copies:\n      - {{ source: back, dest: /a }}\n      - {{ source: abs, dest: /b }}\n      - {{ source: sub/up, dest: /c }}\n"
+    );
+    let d = parse_in(&dir, &yaml).unwrap_err();
+    let got: Vec<(usize, &str)> = d.iter().map(|d| (d.line(), d.message())).collect();
+    assert_eq!(
+        got,
+        [(
+            6,
+            "copy source `back` leads out of the habitat directory: `back` is a symlink to `../h/f`"
+        )]
+    );
+}
+
+/// A diagnostic shows the line it is about: a repo URL's credential on
+/// that line was printed with it.
+#[test]
+fn regression_a_diagnostic_masks_a_credential_on_the_line_it_shows() {
+    let dir = habitat();
+    let yaml =
+        format!("{HEAD}  repos:\n    - {{ url: \"https://me:tok-s3cr3t@host/r\", path: app }}\n");
+    let d = parse_in(dir.path(), &yaml).unwrap_err();
+    let shown = d.to_string();
+    assert!(!shown.contains("tok-s3cr3t"), "{shown}");
+    assert!(shown.contains("https://**************host/r"), "{shown}");
+    // The caret still points at `app`.
+    let lines: Vec<&str> = shown.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("path: app"))
+        .expect("the line");
+    let caret = lines[at + 1].find('^').expect("a caret");
+    assert_eq!(&lines[at][caret..caret + 3], "app", "{shown}");
 }
 
 #[test]
@@ -691,7 +842,10 @@ fn load_reports_a_missing_habitat() {
     let d = config::load(&gone).unwrap_err();
     assert_eq!(
         d.items()[0].message(),
-        format!("no habitat at `{}`", gone.display())
+        format!(
+            "no habitat at `{}`: the path does not exist",
+            gone.display()
+        )
     );
 }
 
@@ -721,4 +875,669 @@ fn schema_has_the_top_level_properties_and_descriptions() {
         .as_str()
         .expect("owner description");
     assert!(owner.contains("declared in `build.users`"), "{owner}");
+}
+
+// --- What the build would trip on: each class caught by `check`, located.
+
+const SHA: &str = "5942c9b0934e510ee61eb3e30273f1b3fe2590df93933a93d7c58b81d19c8ff5";
+
+/// Bug: `..` in a path of the image passed `check`; the build then failed
+/// (a tar refuses `..`) or placed things where the user did not look.
+#[test]
+fn regression_check_refuses_dotdot_in_image_paths() {
+    let tool = format!(
+        "name: x\nbuild:\n  base: {{ image: debian }}\n  tools: [{{ name: jq, source: f, sha256: {SHA}, dest: /opt/../jq }}]\n"
+    );
+    assert_rows(&[
+        (
+            "habitat dir",
+            "name: x\nbuild:\n  base: { image: debian }\n  habitat: { dirs: [/a/../b] }\n",
+            "4:21: `build.habitat.dirs[0]` must not contain `..`, found `/a/../b`",
+            "write the path without `..`, e.g. `/b`",
+        ),
+        (
+            "work_dir",
+            "name: x\nbuild:\n  base: { image: debian }\n  habitat: { work_dir: /w/.. }\n",
+            "4:24: `build.habitat.work_dir` must not contain `..`, found `/w/..`",
+            "write the path without `..`, e.g. `/`",
+        ),
+        (
+            "user home",
+            "name: x\nbuild:\n  base: { image: debian }\n  users: [{ name: dev, home: /home/../dev }]\n",
+            "4:30: `build.users[0].home` must not contain `..`, found `/home/../dev`",
+            "write the path without `..`, e.g. `/dev`",
+        ),
+        (
+            "copy dest",
+            "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: f, dest: /etc/../f }]\n",
+            "5:33: `build.files.copies[0].dest` must not contain `..`, found `/etc/../f`",
+            "write the path without `..`, e.g. `/f`",
+        ),
+        (
+            "tool dest",
+            &tool,
+            "4:114: `build.tools[0].dest` must not contain `..`, found `/opt/../jq`",
+            "write the path without `..`, e.g. `/jq`",
+        ),
+        (
+            "repo path",
+            "name: x\nbuild:\n  base: { image: debian }\n  repos: [{ url: sub, path: /w/../app }]\n",
+            "4:29: `build.repos[0].path` must not contain `..`, found `/w/../app`",
+            "write the path without `..`, e.g. `/app`",
+        ),
+        (
+            "final workdir",
+            "name: x\nbuild:\n  base: { image: debian }\n  final: { workdir: /w/../x }\n",
+            "4:21: `build.final.workdir` must not contain `..`, found `/w/../x`",
+            "write the path without `..`, e.g. `/x`",
+        ),
+        (
+            "verify file",
+            "name: x\nbuild:\n  base: { image: debian }\n  verify: { files: [/a/..] }\n",
+            "4:21: `build.verify.files[0]` must not contain `..`, found `/a/..`",
+            "write the path without `..`, e.g. `/`",
+        ),
+    ]);
+}
+
+/// Bug: a copy, repo, tool or home placed at `/` itself, or a file copied to
+/// a path ending in `/`, passed `check`; the build failed (an empty or
+/// absolute archive name: "this is a bug in kiln" for a home) or replaced a
+/// whole directory with the file.
+#[test]
+fn regression_check_refuses_a_copy_onto_the_image_root() {
+    let tool = format!(
+        "name: x\nbuild:\n  base: {{ image: debian }}\n  tools: [{{ name: jq, source: f, sha256: {SHA}, dest: /usr/local/bin/ }}]\n"
+    );
+    assert_rows(&[
+        (
+            "directory copied to /",
+            "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: sub, dest: / }]\n",
+            "5:35: `build.files.copies[0].dest` is `/`: a copy cannot replace the image's root",
+            "name the directory the copy lands in, e.g. `/sub`",
+        ),
+        (
+            "file copied to //",
+            "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: f, dest: // }]\n",
+            "5:33: `build.files.copies[0].dest` is `/`: a copy cannot replace the image's root",
+            "name the file's path in the image, e.g. `/f`",
+        ),
+        (
+            "file copied to a path ending in /",
+            "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: f, dest: /etc/ }]\n",
+            "5:33: `build.files.copies[0].dest` ends in `/`, but `f` is a file",
+            "name the file's path in the image, e.g. `/etc/f`",
+        ),
+        (
+            "home at /",
+            "name: x\nbuild:\n  base: { image: debian }\n  users: [{ name: dev, home: // }]\n",
+            "4:30: `build.users[0].home` is `/`: kiln makes a user's home and gives it to the user",
+            "give the user a directory of its own, e.g. `/home/dev`",
+        ),
+        (
+            "repo at /",
+            "name: x\nbuild:\n  base: { image: debian }\n  repos: [{ url: sub, path: / }]\n",
+            "4:29: `build.repos[0].path` is `/`: a repo cannot replace the image's root",
+            "name the directory the repo lands in, e.g. `/sub`",
+        ),
+        (
+            "tool dest ending in /",
+            &tool,
+            "4:114: `build.tools[0].dest` ends in `/`: a tool's `dest` is the path of its file",
+            "name the file, e.g. `/usr/local/bin/jq`",
+        ),
+    ]);
+}
+
+/// Bug: a tool source outside the habitat, a `file://` URL or a missing
+/// file passed `check`; the build failed at 8-tools after seven phases.
+#[test]
+fn regression_check_refuses_tool_sources_the_build_cannot_read() {
+    let row = |source: &str| {
+        format!(
+            "name: x\nbuild:\n  base: {{ image: debian }}\n  tools: [{{ name: jq, source: \"{source}\", sha256: {SHA} }}]\n"
+        )
+    };
+    let (outside, absolute, file_url, ftp, missing, dir) = (
+        row("../f"),
+        row("/etc/passwd"),
+        row("file:///etc/passwd"),
+        row("ftp://example.com/jq"),
+        row("nope"),
+        row("sub"),
+    );
+    assert_rows(&[
+        (
+            "outside",
+            &outside,
+            "4:31: tool source `../f` is outside the habitat directory",
+            "a tool source is an `https://` URL, or a path inside the habitat directory",
+        ),
+        (
+            "absolute",
+            &absolute,
+            "4:31: tool source `/etc/passwd` is an absolute path",
+            "a tool source is an `https://` URL, or a path inside the habitat directory",
+        ),
+        (
+            "file URL",
+            &file_url,
+            "4:31: tool source `file:///etc/passwd` is a `file://` URL",
+            "a tool source is an `https://` URL, or a path inside the habitat directory",
+        ),
+        (
+            "other scheme",
+            &ftp,
+            "4:31: tool source `ftp://example.com/jq` has an unsupported scheme",
+            "a tool source is an `https://` URL, or a path inside the habitat directory",
+        ),
+        (
+            "missing",
+            &missing,
+            "4:31: tool source `nope` does not exist",
+            "paths are relative to the habitat directory `{dir}`",
+        ),
+        (
+            "a directory",
+            &dir,
+            "4:31: tool source `sub` is not a file",
+            "a tool source is an `https://` URL, or a path inside the habitat directory",
+        ),
+    ]);
+}
+
+#[cfg(unix)]
+#[test]
+fn regression_check_refuses_a_tool_source_linked_outside() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::write(outside.path().join("jq"), "jq").expect("write");
+    let dir = habitat();
+    std::os::unix::fs::symlink(outside.path().join("jq"), dir.path().join("jq-link"))
+        .expect("symlink");
+    let yaml = format!("{HEAD}  tools: [{{ name: jq, source: jq-link, sha256: {SHA} }}]\n");
+    let d = parse_in(dir.path(), &yaml).unwrap_err();
+    assert_eq!(d.len(), 1, "{d}");
+    let m = d.items()[0].message();
+    assert!(
+        m.starts_with(
+            "tool source `jq-link` leads out of the habitat directory: `jq-link` is a symlink to `"
+        ) && m.ends_with("/jq`"),
+        "{m}"
+    );
+}
+
+/// Bug: a local repo or a base habitat that is not there passed `check`;
+/// the build failed resolving it, with no line or column.
+#[test]
+fn regression_check_refuses_missing_local_repos_and_base_habitats() {
+    assert_rows(&[
+        (
+            "missing local repo",
+            "name: x\nbuild:\n  base: { image: debian }\n  repos: [{ url: ./nope, path: /app }]\n",
+            "4:18: repo `./nope` does not exist",
+            "a local repo is a path relative to the habitat directory `{dir}`",
+        ),
+        (
+            "missing file:// repo",
+            "name: x\nbuild:\n  base: { image: debian }\n  repos: [{ url: \"file:///nonexistent/app\", path: /app }]\n",
+            "4:18: repo `file:///nonexistent/app` does not exist",
+            "a `file://` URL names a path on this machine",
+        ),
+        (
+            "repo url git would read as an option",
+            "name: x\nbuild:\n  base: { image: debian }\n  repos: [{ url: \"-oProxyCommand=x:y\", path: /app }]\n",
+            "4:18: repo url `-oProxyCommand=x:y` starts with `-`",
+            "git would read it as an option",
+        ),
+        (
+            "repo ref git would read as an option",
+            "name: x\nbuild:\n  base: { image: debian }\n  repos: [{ url: sub, path: /app, ref: \"--upload-pack=x\" }]\n",
+            "4:40: repo ref `--upload-pack=x` starts with `-`",
+            "git would read it as an option",
+        ),
+        (
+            "missing base habitat",
+            "name: x\nbuild:\n  base: { habitat: ../nope-kiln-base }\n",
+            "3:20: base habitat `../nope-kiln-base` does not exist",
+            "`build.base.habitat` is the directory of another habitat, relative to `{dir}`",
+        ),
+        (
+            "base habitat without kiln.yaml",
+            "name: x\nbuild:\n  base: { habitat: sub }\n",
+            "3:20: no `kiln.yaml` in base habitat `sub`",
+            "a habitat is a directory holding `kiln.yaml`",
+        ),
+    ]);
+}
+
+const IMAGE_NAME_RULE: &str = "images are `habitat-NAME`: lowercase letters and digits, separated by one `.`, one or two `_`, or `-`s, at most 247 characters";
+
+/// Bug: names that are not valid image names (`x-`, `x..y`, too long) passed
+/// `check`; the build failed at 1-base when it tagged the first image.
+#[test]
+fn regression_habitat_names_are_valid_image_names() {
+    let rows: Vec<(String, String)> = ["x-", "x..y", "x._y", "x___y", "_x", "x."]
+        .iter()
+        .map(|n| {
+            (
+                format!("name: \"{n}\"\nbuild:\n  base: {{ image: debian }}\n"),
+                format!("1:7: invalid habitat name `{n}`"),
+            )
+        })
+        .collect();
+    let mut table: Vec<(&str, &str, &str, &str)> = rows
+        .iter()
+        .map(|(y, e)| ("bad name", y.as_str(), e.as_str(), IMAGE_NAME_RULE))
+        .collect();
+    let long = format!(
+        "name: {}\nbuild:\n  base: {{ image: debian }}\n",
+        "a".repeat(248)
+    );
+    let member = format!(
+        "{HEAD}instances:\n  members:\n    {}: {{}}\n",
+        "m".repeat(65)
+    );
+    let member_error = format!("6:5: invalid member name `{}`", "m".repeat(65));
+    table.push((
+        "member name too long for a hostname",
+        &member,
+        &member_error,
+        "use lowercase letters, digits, `_`, `.` and `-`, starting with a letter or digit, at most 64 characters (it is the container's hostname)",
+    ));
+    table.push((
+        "too long",
+        &long,
+        "1:7: habitat name is 248 characters long: an image name fits at most 247",
+        IMAGE_NAME_RULE,
+    ));
+    assert_rows(&table);
+    let dir = habitat();
+    for good in ["a--b", "a__b", "a.b-c_d", "0", &"a".repeat(247)] {
+        let yaml = format!("name: \"{good}\"\nbuild:\n  base: {{ image: debian }}\n");
+        if let Err(d) = parse_in(dir.path(), &yaml) {
+            panic!("`{good}` is a valid name: {d}");
+        }
+    }
+}
+
+/// Bug: a NUL character (`"\0"` in a quoted YAML string) passed `check`; no
+/// environment variable, argument or path can hold one, so the build failed.
+#[test]
+fn regression_a_nul_in_a_value_is_refused() {
+    assert_rows(&[
+        (
+            "env map value",
+            "name: x\nbuild:\n  base: { image: debian }\n  env: { A: \"a\\0b\" }\n",
+            "4:13: `build.env.A` contains a NUL character",
+            "no variable, argument or path can hold one: remove it",
+        ),
+        (
+            "env list entry",
+            "name: x\nbuild:\n  base: { image: debian }\n  env: [\"A=a\\0b\"]\n",
+            "4:9: `build.env[0]` contains a NUL character",
+            "no variable, argument or path can hold one: remove it",
+        ),
+        (
+            "root command",
+            "name: x\nbuild:\n  base: { image: debian }\n  setup: { commands: { root: [\"echo \\0\"] } }\n",
+            "4:31: `build.setup.commands.root[0]` contains a NUL character",
+            "no variable, argument or path can hold one: remove it",
+        ),
+        (
+            "habitat dir",
+            "name: x\nbuild:\n  base: { image: debian }\n  habitat: { dirs: [\"/a\\0\"] }\n",
+            "4:21: `build.habitat.dirs[0]` contains a NUL character",
+            "no variable, argument or path can hold one: remove it",
+        ),
+    ]);
+}
+
+/// Bug: an unknown `restart` value was reported as "this is a bug in kiln"
+/// at 1:1, and hid every other error in the file.
+#[test]
+fn regression_an_invalid_restart_policy_is_located() {
+    assert_rows(&[
+        (
+            "unknown policy",
+            "name: x\nbuild:\n  base: { image: debian }\ninstances:\n  defaults: { restart: sometimes }\n",
+            "5:24: invalid value `sometimes` for `instances.defaults.restart`: expected one of `no`, `on-failure`, `always`, `unless-stopped`",
+            "",
+        ),
+        (
+            "misspelt policy",
+            "name: x\nbuild:\n  base: { image: debian }\ninstances:\n  members: { a: { restart: onfailure } }\n",
+            "5:28: invalid value `onfailure` for `instances.members.a.restart`: expected one of `no`, `on-failure`, `always`, `unless-stopped`",
+            "did you mean `on-failure`?",
+        ),
+    ]);
+    let yaml = "name: X\nbuild:\n  base: { image: debian }\ninstances:\n  members: { a: { restart: sometimes } }\n";
+    let d = parse_in(Path::new("."), yaml).unwrap_err();
+    let got: Vec<(usize, usize)> = d.iter().map(|d| (d.line(), d.column())).collect();
+    assert_eq!(got, [(1, 7), (5, 28)], "{d}");
+    // Every accepted policy parses, `no` included (YAML 1.1 would read it as false).
+    for policy in ["no", "on-failure", "always", "unless-stopped", "\"no\""] {
+        let yaml = format!("{HEAD}instances:\n  defaults: {{ restart: {policy} }}\n");
+        if let Err(d) = parse_in(Path::new("."), &yaml) {
+            panic!("`{policy}`: {d}");
+        }
+    }
+}
+
+/// Bug: a `kiln.yaml` that is not UTF-8 was "stream did not contain valid
+/// UTF-8" with no line or column.
+#[test]
+fn regression_encoding_errors_are_located() {
+    let dir = habitat();
+    let cases: &[(&[u8], &str)] = &[
+        (
+            b"name: x\nbuild:\n  base: { image: caf\xe9 }\n",
+            "3:21: invalid UTF-8: byte 0xe9 is not text [hint: save `kiln.yaml` as UTF-8]",
+        ),
+        (
+            b"name: x\xff\n",
+            "1:8: invalid UTF-8: byte 0xff is not text [hint: save `kiln.yaml` as UTF-8]",
+        ),
+        (
+            b"\xff\xfen\x00a\x00m\x00e\x00",
+            "1:1: invalid UTF-8: the file starts with a UTF-16 byte order mark [hint: save `kiln.yaml` as UTF-8]",
+        ),
+    ];
+    for (bytes, expected) in cases {
+        let file = dir.path().join("kiln.yaml");
+        std::fs::write(&file, bytes).expect("write");
+        let d = config::load(dir.path()).unwrap_err();
+        assert_eq!(problems(&d), [expected.to_string()], "{d}");
+        let shown = format!("--> {}:", file.display());
+        assert!(d.to_string().contains(&shown), "{d}");
+    }
+}
+
+/// Bug: control characters from the config (an ESC starting a terminal
+/// escape sequence, an OSC setting the window title) were echoed raw to the
+/// terminal by the rendered diagnostics.
+#[test]
+fn regression_control_characters_are_escaped_when_rendered() {
+    let dir = habitat();
+    for yaml in [
+        // In a value: quoted escapes.
+        "name: \"x\\e]0;pwned\\a\\x9b2J\"\nbuild:\n  base: { image: debian }\n",
+        // In a key.
+        "name: x\n\"k\\e[31m\": 1\nbuild:\n  base: { image: debian }\n",
+        // Raw in the source line itself.
+        "name: x # \u{1b}]0;pwned\u{7}\nbuild:\n  base: { image: debian }\n",
+    ] {
+        let d = parse_in(dir.path(), yaml).unwrap_err();
+        let rendered = d.to_string();
+        let raw: Vec<char> = rendered
+            .chars()
+            .filter(|c| c.is_control() && *c != '\n')
+            .collect();
+        assert!(
+            raw.is_empty(),
+            "raw control characters {raw:?} in\n{rendered}"
+        );
+        assert!(rendered.contains("\\u{1b}"), "{rendered}");
+    }
+    // The caret still points at the column it marks.
+    let d = parse_in(
+        dir.path(),
+        "name: \"\\e\" # \u{1b}\nbuild:\n  base: { image: debian }\n",
+    )
+    .unwrap_err();
+    let rendered = d.to_string();
+    assert!(
+        rendered.contains("1 | name: \"\\e\" # \\u{1b}"),
+        "{rendered}"
+    );
+}
+
+/// Bug: a config over the parser's budget was "budget breached: Nodes {
+/// nodes: 250001 }".
+#[test]
+fn regression_a_config_too_large_gets_a_plain_message() {
+    let mut yaml =
+        String::from("name: x\nbuild:\n  base: { image: debian }\n  verify:\n    files:\n");
+    for i in 0..250_001 {
+        yaml.push_str(&format!("      - /f{i}\n"));
+    }
+    let d = parse_in(Path::new("."), &yaml).unwrap_err();
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        d.items()[0].message(),
+        "the config is too large: more than 250000 values"
+    );
+    let deep = format!("name: x\nbuild: {}{}\n", "[".repeat(100), "]".repeat(100));
+    let d = parse_in(Path::new("."), &deep).unwrap_err();
+    assert_eq!(
+        d.items()[0].message(),
+        "the config nests too deeply: more than 32 levels"
+    );
+}
+
+// --- Siblings: more of what the build trips on, found by trying to break it.
+
+/// Bug: a tool named `.` replaced `/usr/local/bin` with the tool's file;
+/// one named `..` failed at 8-tools.
+#[test]
+fn regression_check_refuses_tool_names_that_are_not_file_names() {
+    let rows: Vec<(String, String)> = [".", ".."]
+        .iter()
+        .map(|n| {
+            (
+                format!("{HEAD}  tools: [{{ name: \"{n}\", source: f, sha256: {SHA} }}]\n"),
+                format!("4:19: invalid tool name `{n}`"),
+            )
+        })
+        .collect();
+    let table: Vec<(&str, &str, &str, &str)> = rows
+        .iter()
+        .map(|(y, e)| {
+            (
+                "tool name",
+                y.as_str(),
+                e.as_str(),
+                "a tool name is a file name: not empty, not `.` or `..`, no `/`",
+            )
+        })
+        .collect();
+    assert_rows(&table);
+}
+
+/// Bug: uid 4294967295 (-1 to the kernel) passed `check`; the first command
+/// run as that user failed with "can't set groups: Invalid argument". As a
+/// numeric owner it left files root's (`chown` takes -1 as "no change").
+#[test]
+fn regression_check_refuses_the_id_that_means_no_id() {
+    assert_rows(&[
+        (
+            "uid",
+            "name: x\nbuild:\n  base: { image: debian }\n  users: [{ name: dev, uid: 4294967295 }]\n",
+            "4:29: `build.users[0].uid` is 4294967295, which the kernel reads as -1, no id",
+            "use an id from 0 to 4294967294",
+        ),
+        (
+            "copy owner",
+            "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: f, dest: /f, owner: \"4294967295\" }]\n",
+            "5:44: `build.files.copies[0].owner` is 4294967295, which the kernel reads as -1, no id",
+            "use an id from 0 to 4294967294",
+        ),
+        (
+            "copy group",
+            "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: f, dest: /f, group: 4294967295 }]\n",
+            "5:44: `build.files.copies[0].group` is 4294967295, which the kernel reads as -1, no id",
+            "use an id from 0 to 4294967294",
+        ),
+        (
+            "repo owner",
+            "name: x\nbuild:\n  base: { image: debian }\n  repos: [{ url: a, path: /a, owner: \"4294967295\" }]\n",
+            "4:38: `build.repos[0].owner` is 4294967295, which the kernel reads as -1, no id",
+            "use an id from 0 to 4294967294",
+        ),
+        (
+            "gid",
+            "name: x\nbuild:\n  base: { image: debian }\n  users: [{ name: dev, gid: 4294967295 }]\n",
+            "4:29: `build.users[0].gid` is 4294967295, which the kernel reads as -1, no id",
+            "use an id from 0 to 4294967294",
+        ),
+    ]);
+}
+
+/// Bug: a path with a name longer than a file system takes (255 bytes)
+/// passed `check`; the engine refused the layer, exit 3.
+#[test]
+fn regression_check_refuses_names_longer_than_a_file_system_takes() {
+    let long = "a".repeat(256);
+    let dir = format!("{HEAD}  habitat: {{ dirs: [/opt/{long}] }}\n");
+    let deep = format!(
+        "{HEAD}  habitat: {{ dirs: [{}] }}\n",
+        "/abcdefg".repeat(512)
+    );
+    assert_rows(&[
+        (
+            "a name of 256 bytes",
+            &dir,
+            "4:21: `build.habitat.dirs[0]` has a name of 256 bytes: a file name is at most 255",
+            "shorten the part of the path between two `/`",
+        ),
+        (
+            "a path of 4096 bytes",
+            &deep,
+            "4:21: `build.habitat.dirs[0]` is 4096 bytes long: a path is at most 4095",
+            "",
+        ),
+    ]);
+}
+
+/// Bug: an environment variable or a command longer than one `execve`
+/// argument takes (128 KiB) passed `check`; the setup phase then failed
+/// with "exec /bin/sh: argument list too long".
+#[test]
+fn regression_check_refuses_values_longer_than_a_process_takes() {
+    let big = "a".repeat(131_072);
+    let env = format!("{HEAD}  env: {{ BIG: {big} }}\n");
+    let list = format!("{HEAD}  env: [\"B={big}\"]\n");
+    let command = format!("{HEAD}  setup: {{ commands: {{ root: [\"echo {big}\"] }} }}\n");
+    let many = format!(
+        "{HEAD}  setup:\n    commands:\n      root:\n{}",
+        format!("        - echo {}\n", "a".repeat(60_000)).repeat(3)
+    );
+    let instance = format!("{HEAD}instances:\n  members:\n    a: {{ command: [\"{big}\"] }}\n");
+    assert_rows(&[
+        (
+            "env map value",
+            &env,
+            "4:15: `build.env.BIG` is 131076 bytes long: a process takes at most 131071 in one variable or argument",
+            "put a value this long in a file (a copy) and read it from there",
+        ),
+        (
+            "env list entry",
+            &list,
+            "4:9: `build.env[0]` is 131074 bytes long: a process takes at most 131071 in one variable or argument",
+            "put a value this long in a file (a copy) and read it from there",
+        ),
+        (
+            "one long command",
+            &command,
+            "4:3: the commands of `build.setup` are 131077 bytes in all: at most 122880 fit the one `sh -c` that runs them",
+            "put long scripts in a file (a copy) and run that",
+        ),
+        (
+            "many commands",
+            &many,
+            "4:3: the commands of `build.setup` are 180015 bytes in all: at most 122880 fit the one `sh -c` that runs them",
+            "put long scripts in a file (a copy) and run that",
+        ),
+        (
+            "instance command",
+            &instance,
+            "6:20: `instances.members.a.command[0]` is 131072 bytes long: a process takes at most 131071 in one variable or argument",
+            "put a value this long in a file (a copy) and read it from there",
+        ),
+    ]);
+}
+
+/// Bug: a package entry that is empty, holds two names or starts with `-`
+/// passed `check`; apt, npm or pip then failed, or read it as an option.
+#[test]
+fn regression_check_refuses_package_names_a_package_manager_would_misread() {
+    assert_rows(&[
+        (
+            "two apt names in one entry",
+            "name: x\nbuild:\n  base: { image: debian }\n  setup: { packages: { apt: [\"curl git\"] } }\n",
+            "4:30: apt package `curl git` holds a space: one entry is one package",
+            "list one apt package name per entry",
+        ),
+        (
+            "an apt option",
+            "name: x\nbuild:\n  base: { image: debian }\n  setup: { packages: { apt: [--allow-unauthenticated] } }\n",
+            "4:30: apt package `--allow-unauthenticated` starts with `-`, so it would be read as an option",
+            "list one apt package name per entry",
+        ),
+        (
+            "an empty pip entry",
+            "name: x\nbuild:\n  base: { image: debian }\n  setup: { packages: { pip: [\"\"] } }\n",
+            "4:30: pip package `` is empty",
+            "list one pip package name per entry",
+        ),
+        (
+            "an npm table's name",
+            "name: x\nbuild:\n  base: { image: debian }\n  setup: { packages: { npm: [{ name: \"-g x\" }] } }\n",
+            "4:38: npm package `-g x` holds a space: one entry is one package",
+            "list one npm package name per entry",
+        ),
+    ]);
+}
+
+/// Bug: a bootstrap suite, variant, package or mirror that the build refuses
+/// (`sources::bootstrap::validate`, at 1-base) passed `check`.
+#[test]
+fn regression_check_refuses_bootstrap_parameters_the_build_refuses() {
+    assert_rows(&[
+        (
+            "suite",
+            "name: x\nbuild:\n  base: { bootstrap: { suite: Bookworm } }\n",
+            "3:31: invalid bootstrap suite `Bookworm`",
+            "use a Debian release name such as `bookworm`",
+        ),
+        (
+            "variant",
+            "name: x\nbuild:\n  base: { bootstrap: { suite: bookworm, variant: \"--foo\" } }\n",
+            "3:50: invalid bootstrap variant `--foo`",
+            "use a debootstrap variant such as `minbase`",
+        ),
+        (
+            "included package",
+            "name: x\nbuild:\n  base: { bootstrap: { suite: bookworm, include: [\"a,b\"] } }\n",
+            "3:51: invalid package name `a,b` in `build.base.bootstrap.include`",
+            "use Debian package names",
+        ),
+        (
+            "mirror",
+            "name: x\nbuild:\n  base: { bootstrap: { suite: bookworm, mirror: \"ftp://m\" } }\n",
+            "3:49: invalid bootstrap mirror `ftp://m`",
+            "use an `http://`, `https://` or `file:///` URL",
+        ),
+    ]);
+}
+
+/// Bug: a base image reference Docker cannot parse (`Debian`, `debian::x`)
+/// passed `check`; the build then stopped at 1-base with "the engine
+/// refused `inspect image`", exit 3 and no line.
+#[test]
+fn regression_check_refuses_image_references_docker_cannot_parse() {
+    let rule = "an image is `[REGISTRY/]NAME[:TAG][@sha256:DIGEST]`, its name in lowercase, e.g. `debian:bookworm-slim`";
+    let rows: Vec<(String, String)> = ["Debian", "debian::x", "debian ", "busybox@sha256:abc"]
+        .iter()
+        .map(|r| {
+            (
+                format!("name: x\nbuild:\n  base: {{ image: \"{r}\" }}\n"),
+                format!("3:18: invalid image reference `{r}`"),
+            )
+        })
+        .collect();
+    let table: Vec<(&str, &str, &str, &str)> = rows
+        .iter()
+        .map(|(y, e)| ("image", y.as_str(), e.as_str(), rule))
+        .collect();
+    assert_rows(&table);
 }

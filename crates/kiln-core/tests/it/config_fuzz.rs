@@ -498,6 +498,6 @@ fn regression_deep_nesting_is_a_located_error_not_a_stack_overflow() {
     let d = config::parse("kiln.yaml", &flow(200), Path::new("/nonexistent")).unwrap_err();
     assert_eq!(
         d.items()[0].message,
-        "invalid YAML: nested more than 32 levels deep"
+        "the config nests too deeply: more than 32 levels"
     );
 }

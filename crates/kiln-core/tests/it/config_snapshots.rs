@@ -127,3 +127,13 @@ build:
         ),
     );
 }
+
+/// Control characters of the config (an ESC, an OSC that would retitle the
+/// terminal) are shown escaped, never sent to the terminal as they are.
+#[test]
+fn control_characters_are_escaped() {
+    assert_rendered(
+        "control_characters_are_escaped",
+        render("name: \"x\\e]0;pwned\\a\"\n\"k\\e[31m\": 1\nbuild:\n  base: { image: debian }\n"),
+    );
+}

@@ -33,6 +33,10 @@ async fn fake() -> FakeEngine {
             .line(Stream::Stdout, "out2")
             .line(Stream::Stdout, "tail"),
     );
+    engine.script(
+        LONG_LINE_SCRIPT,
+        FakeRun::exit(0).line(Stream::Stdout, &"x".repeat(LONG_LINE)),
+    );
     engine
 }
 
@@ -65,7 +69,10 @@ contract!(
     missing_image_inspects_as_none,
     archive_round_trip_keeps_mode_and_owner,
     get_archive_of_missing_path_is_none,
+    copy_archive_moves_a_tree_between_containers,
+    is_dir_follows_links_and_is_false_for_files_and_missing_paths,
     run_streams_lines_and_returns_exit_codes,
+    a_long_line_is_handed_on_in_pieces_of_the_cap,
     commit_gives_exactly_the_config,
     commit_does_not_leak_the_container_entrypoint,
     commit_refuses_to_leak_container_env,
@@ -171,6 +178,58 @@ async fn archive_round_trip_keeps_mode_and_owner<E: Engine>(engine: &E) {
     .await;
 }
 
+async fn copy_archive_moves_a_tree_between_containers<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let from = engine
+            .create_container(&spec(&base, &scope, &["true"]))
+            .await
+            .expect("create");
+        let to = engine
+            .create_container(&spec(&base, &scope, &["true"]))
+            .await
+            .expect("create");
+        let mut b = tar::Builder::new(Vec::new());
+        let mut dir = tar::Header::new_gnu();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_mode(0o750);
+        dir.set_size(0);
+        b.append_data(&mut dir, "kiln-tree/", std::io::empty())
+            .expect("tar");
+        let mut file = tar::Header::new_gnu();
+        file.set_entry_type(tar::EntryType::Regular);
+        file.set_mode(0o600);
+        file.set_uid(1000);
+        file.set_gid(1001);
+        file.set_size(6);
+        b.append_data(&mut file, "kiln-tree/f.txt", &b"moved\n"[..])
+            .expect("tar");
+        let tar = Bytes::from(b.into_inner().expect("tar"));
+        engine.put_archive(&from, "/tmp", tar).await.expect("put");
+        engine
+            .copy_archive(&from, "/tmp/kiln-tree", &to, "/tmp")
+            .await
+            .expect("copy");
+        let got = engine
+            .get_archive(&to, "/tmp/kiln-tree/f.txt")
+            .await
+            .expect("get")
+            .expect("the file was copied");
+        assert_eq!(
+            entries(&got),
+            [("f.txt".to_string(), 0o600, 1000, 1001, b"moved\n".to_vec())]
+        );
+        assert!(
+            engine
+                .copy_archive(&from, "/no/such", &to, "/tmp")
+                .await
+                .is_err(),
+            "a missing source is an error"
+        );
+    })
+    .await;
+}
+
 async fn get_archive_of_missing_path_is_none<E: Engine>(engine: &E) {
     let base = busybox_image(engine).await.expect("busybox image");
     scoped(engine, "kiln-contract", |scope| async move {
@@ -180,6 +239,75 @@ async fn get_archive_of_missing_path_is_none<E: Engine>(engine: &E) {
             .expect("create");
         let got = engine.get_archive(&id, "/no/such/file").await.expect("get");
         assert_eq!(got, None);
+    })
+    .await;
+}
+
+async fn is_dir_follows_links_and_is_false_for_files_and_missing_paths<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let id = engine
+            .create_container(&spec(&base, &scope, &["true"]))
+            .await
+            .expect("create");
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut dir = tar::Header::new_gnu();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_mode(0o750);
+        dir.set_size(0);
+        tar.append_data(&mut dir, "probe/d/", std::io::empty())
+            .unwrap();
+        let mut file = tar::Header::new_gnu();
+        file.set_entry_type(tar::EntryType::Regular);
+        file.set_mode(0o644);
+        file.set_size(1);
+        tar.append_data(&mut file, "probe/f", &b"x"[..]).unwrap();
+        for (name, target) in [
+            ("probe/rel", "d"),
+            ("probe/abs", "/probe/d"),
+            ("probe/two", "rel"),
+            ("probe/gone", "nope"),
+        ] {
+            let mut link = tar::Header::new_gnu();
+            link.set_entry_type(tar::EntryType::Symlink);
+            link.set_mode(0o777);
+            link.set_size(0);
+            tar.append_link(&mut link, name, target).unwrap();
+        }
+        let tar = bytes::Bytes::from(tar.into_inner().unwrap());
+        engine.put_archive(&id, "/", tar).await.expect("put");
+        let mut got = Vec::new();
+        for path in [
+            "/",
+            "/bin",
+            "/probe/d",
+            "/probe/d/",
+            "/probe/rel",
+            "/probe/abs",
+            "/probe/two",
+            "/probe/f",
+            "/probe/f/x",
+            "/probe/gone",
+            "/no/such",
+        ] {
+            got.push((path, engine.is_dir(&id, path).await.expect("is_dir")));
+        }
+        assert_eq!(
+            got,
+            [
+                ("/", true),
+                ("/bin", true),
+                ("/probe/d", true),
+                ("/probe/d/", true),
+                ("/probe/rel", true),
+                ("/probe/abs", true),
+                ("/probe/two", true),
+                ("/probe/f", false),
+                ("/probe/f/x", false),
+                ("/probe/gone", false),
+                ("/no/such", false),
+            ]
+        );
     })
     .await;
 }
@@ -217,6 +345,32 @@ async fn run_streams_lines_and_returns_exit_codes<E: Engine>(engine: &E) {
             .await
             .expect("run");
         assert_eq!(code, 0);
+    })
+    .await;
+}
+
+/// Prints `LONG_LINE` bytes and no newline.
+const LONG_LINE_SCRIPT: &str = "head -c 200000 /dev/zero | tr '\\0' x";
+const LONG_LINE: usize = 200_000;
+
+async fn a_long_line_is_handed_on_in_pieces_of_the_cap<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let id = engine
+            .create_container(&spec(&base, &scope, &["sh", "-c", LONG_LINE_SCRIPT]))
+            .await
+            .expect("create");
+        let mut pieces = Vec::new();
+        let code = engine
+            .run_container(&id, &mut |_, l| pieces.push(l.len()))
+            .await
+            .expect("run");
+        assert_eq!(code, 0);
+        let cap = kiln_core::engine::lines::MAX_LINE;
+        let whole = LONG_LINE / cap;
+        let mut expected = vec![cap; whole];
+        expected.push(LONG_LINE - whole * cap);
+        assert_eq!(pieces, expected);
     })
     .await;
 }
@@ -856,10 +1010,12 @@ async fn volumes_are_created_listed_and_removed<E: Engine>(engine: &E) {
         .list_volumes(LABEL_HABITAT, &scope.habitat)
         .await
         .expect("list");
+    let inspected = engine.inspect_volume(&name).await.expect("inspect");
     let result = std::panic::catch_unwind(|| {
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].name, name);
         assert_eq!(listed[0].labels, labels);
+        assert_eq!(inspected.as_ref(), Some(&listed[0]));
     });
     engine.remove_volume(&name).await.expect("remove");
     engine
@@ -874,4 +1030,9 @@ async fn volumes_are_created_listed_and_removed<E: Engine>(engine: &E) {
         .await
         .expect("list");
     assert!(listed.is_empty());
+    assert_eq!(
+        engine.inspect_volume(&name).await.expect("inspect"),
+        None,
+        "a removed volume is not found by name"
+    );
 }

@@ -1,8 +1,12 @@
 //! Builds on the fake engine, driven through `executor::build` as the CLI
 //! drives it: the events a build reports, the tags and labels it leaves, a
 //! second build that is all cached and does no work, and edits that rebuild
-//! from one phase. The fake runs no command: the setup step is scripted with
-//! what it would print and write.
+//! from one phase; and what must never pass as cached (a foreign image in
+//! place of the final one, a base moved during the build). The fake runs no
+//! command: the setup step is scripted with what it would print and write.
+//!
+//! Over 600 lines: one build scenario per test, sharing the `Fixture`; each
+//! test stands alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -460,4 +464,201 @@ async fn a_failing_phase_keeps_earlier_snapshots_and_the_next_build_resumes_ther
             (Phase::Final, "no snapshot yet"),
         ])
     );
+}
+
+/// An image another tool made in place of the final one (it copied every
+/// label, the verify mark included) is neither the final image nor proof
+/// that verify passed: both run again, and the reason names it.
+#[tokio::test]
+async fn regression_a_foreign_image_with_the_verify_mark_neither_passes_verify_nor_is_final() {
+    let f = Fixture::new().await;
+    let (built, _) = f.build_ok().await;
+    let kiln_final = f.tags()["latest"].clone();
+    let info = f
+        .engine
+        .image_inspect(&kiln_final)
+        .await
+        .unwrap()
+        .expect("the final image");
+    assert!(info.config.labels.contains_key(LABEL_VERIFIED));
+    let mut files = f.engine.image_files(&kiln_final).expect("its files");
+    files.get_mut("/etc/motd").expect("/etc/motd").kind = FakeFileKind::File(b"other\n".to_vec());
+    f.engine.remove_image(&kiln_final).await.unwrap();
+    let foreign = f
+        .engine
+        .seed_image(Some(&format!("{REPO}:latest")), info.config.clone(), files);
+    for reference in [snapshot(Phase::Final), built.image.clone()] {
+        let (repo, tag) = reference.rsplit_once(':').unwrap();
+        f.engine.tag(&foreign, repo, tag).await.unwrap();
+    }
+
+    let (again, events) = f.build_ok().await;
+    let foreign_named = format!(
+        "`{}` carries kiln's labels but is not an image kiln made",
+        snapshot(Phase::Final)
+    );
+    assert_eq!(
+        only_ends(&events)[8..],
+        [
+            format!("end 9-verify built ({foreign_named}) -> habitat-fake:9-verify"),
+            format!("end 10-final built ({foreign_named}) -> habitat-fake:10-final"),
+        ]
+    );
+    assert_ne!(f.tags()["latest"], foreign);
+    assert_eq!(
+        f.file(&again.image, "/etc/motd").as_deref(),
+        Some("welcome\n")
+    );
+}
+
+/// Calls `on` with each event, after keeping it.
+struct Hook<F: FnMut(&Event) + Send + Sync> {
+    events: Vec<Event>,
+    on: F,
+}
+
+impl<F: FnMut(&Event) + Send + Sync> kiln_core::report::Reporter for Hook<F> {
+    fn report(&mut self, event: Event) {
+        (self.on)(&event);
+        self.events.push(event);
+    }
+}
+
+/// The base's reference is read once, for the key; a reference moved to
+/// another image before the base phase runs does not put that image under
+/// a key computed from the first.
+#[tokio::test]
+async fn regression_a_base_reference_moved_during_the_build_is_not_built_on() {
+    let f = Fixture::new().await;
+    let engine = f.engine.clone();
+    let mut moved = false;
+    let mut hook = Hook {
+        events: Vec::new(),
+        on: |e: &Event| {
+            if matches!(e, Event::PhaseStart { phase: Phase::Base }) && !moved {
+                moved = true;
+                let mut files = engine.image_files(testing::BUSYBOX_IMAGE).expect("busybox");
+                let mut marker = files["/etc/passwd"].clone();
+                marker.kind = FakeFileKind::File(b"moved\n".to_vec());
+                files.insert("/moved".to_string(), marker);
+                engine.seed_image(
+                    Some(testing::BUSYBOX_IMAGE),
+                    testing::busybox_config(),
+                    files,
+                );
+            }
+        },
+    };
+    let built = executor::build(&f.engine, &f.habitat(), &f.options(), &mut hook)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        f.file(&built.image, "/moved"),
+        None,
+        "built on the moved reference"
+    );
+    // The next build keys the image the reference names now, and rebuilds.
+    let (_, events) = f.build_ok().await;
+    assert!(
+        events
+            .iter()
+            .any(|l| l.starts_with("end 1-base built (the base moved")),
+        "{events:#?}"
+    );
+}
+
+/// A habitat built on another habitat builds on the final image kiln made
+/// for it, by key: a final tag moved to another image (after the base
+/// habitat's build set it) is not followed.
+#[tokio::test]
+async fn regression_a_base_habitats_final_tag_moved_during_the_build_is_not_built_on() {
+    let root = tempfile::tempdir().expect("temp dir");
+    for (dir, base) in [
+        ("base", format!("image: \"{}\"", testing::BUSYBOX_IMAGE)),
+        ("top", "habitat: ../base".to_string()),
+    ] {
+        let d = root.path().join(dir);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        std::fs::write(
+            d.join("kiln.yaml"),
+            format!("name: fake-{dir}\nbuild:\n  base: {{ {base} }}\n  env: [AT={dir}]\n"),
+        )
+        .expect("write");
+    }
+    let engine = FakeEngine::new();
+    testing::busybox_image(&engine).await.expect("busybox");
+    let top = config::load(&root.path().join("top")).expect("config");
+    let opts = BuildOptions {
+        cache_root: Some(root.path().join("cache")),
+        ..BuildOptions::default()
+    };
+    let other = engine.clone();
+    let mut moved = false;
+    let mut hook = Hook {
+        events: Vec::new(),
+        on: |e: &Event| {
+            // The base habitat's build has just tagged its final image.
+            if let Event::BuildEnd {
+                image: Some(image), ..
+            } = e
+                && !moved
+            {
+                moved = true;
+                let mut files = other.image_files(testing::BUSYBOX_IMAGE).expect("busybox");
+                let mut marker = files["/etc/passwd"].clone();
+                marker.kind = FakeFileKind::File(b"moved\n".to_vec());
+                files.insert("/moved".to_string(), marker);
+                other.seed_image(Some(image), testing::busybox_config(), files);
+            }
+        },
+    };
+    let built = executor::build(&engine, &top, &opts, &mut hook)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(moved, "the base habitat was built first");
+    assert!(
+        !engine
+            .image_files(&built.image)
+            .expect("built")
+            .contains_key("/moved"),
+        "built on the moved tag"
+    );
+}
+
+/// A cycle of base habitats made after the habitat was loaded (its base
+/// edited meanwhile) ends `plan` and `build` with an error: neither recurses
+/// for ever nor waits for a lock this build holds.
+#[tokio::test]
+async fn a_cycle_of_bases_made_after_loading_ends_plan_and_build() {
+    let f = Fixture::new().await;
+    let b = f.root.path().join("b");
+    std::fs::create_dir(&b).expect("mkdir b");
+    std::fs::write(
+        b.join("kiln.yaml"),
+        "name: fake-b\nbuild:\n  base: { image: \"kiln-test/busybox:latest\" }\n",
+    )
+    .expect("write b");
+    f.edit(
+        "base: { image: \"kiln-test/busybox:latest\" }",
+        "base: { habitat: ../b }",
+    );
+    let a = f.habitat();
+    std::fs::write(
+        b.join("kiln.yaml"),
+        "name: fake-b\nbuild:\n  base: { habitat: ../h }\n",
+    )
+    .expect("write b");
+    let plan = executor::plan(&f.engine, &a, &f.options()).await;
+    let Err(err) = plan else {
+        panic!("plan of a cycle succeeded")
+    };
+    let err = err.to_string();
+    assert!(err.contains("base habitats form a cycle"), "{err}");
+    let mut reporter = Recorder::default();
+    let built = executor::build(&f.engine, &a, &f.options(), &mut reporter).await;
+    let Err(err) = built else {
+        panic!("build of a cycle succeeded")
+    };
+    let err = err.to_string();
+    assert!(err.contains("base habitats form a cycle"), "{err}");
 }

@@ -34,12 +34,11 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 async fn the_tagged_image_is_reused_with_one_engine_call() {
     let engine = FakeEngine::new();
     let b = bookworm();
-    let key = bootstrap::bootstrap_key(&b);
-    let config = ImageConfig {
-        labels: labels(&[(LABEL_BOOTSTRAP, &key)]),
-        ..ImageConfig::default()
-    };
-    let id = engine.seed_image(Some(&bootstrap::image_ref(&b)), config, BTreeMap::new());
+    let id = engine.seed_image(
+        Some(&bootstrap::image_ref(&b)),
+        bootstrap::image_config(&b),
+        BTreeMap::new(),
+    );
     let mut lines = Vec::new();
     let got = bootstrap::ensure_image(&engine, &b, &mut |l: &str| lines.push(l.to_string()))
         .await
@@ -66,10 +65,7 @@ async fn an_untagged_base_is_found_by_label_and_snapshots_are_not_bases() {
         ]),
         ..ImageConfig::default()
     };
-    let base = ImageConfig {
-        labels: labels(&[(LABEL_BOOTSTRAP, &key)]),
-        ..ImageConfig::default()
-    };
+    let base = bootstrap::image_config(&b);
     let mut ids = vec![
         engine.seed_image(None, snapshot.clone(), BTreeMap::new()),
         engine.seed_image(None, snapshot, BTreeMap::new()),
@@ -86,6 +82,77 @@ async fn an_untagged_base_is_found_by_label_and_snapshots_are_not_bases() {
         "not re-tagged"
     );
     assert_eq!(engine.counters().imports, 0);
+}
+
+/// Removes images by id when dropped, children first: a test's images made
+/// outside kiln, also when it fails.
+struct Images(Vec<String>);
+
+impl Drop for Images {
+    fn drop(&mut self) {
+        for id in self.0.iter().rev() {
+            let _ = std::process::Command::new("docker")
+                .args(["rmi", "-f", id])
+                .output();
+        }
+    }
+}
+
+/// On the real engine: the image kiln's import makes is found by its tag;
+/// one another tool made on top of it (a Dockerfile `FROM` it with an
+/// `ENV`, carrying its labels), retagged as it, is not a bootstrap base.
+#[tokio::test]
+async fn regression_an_image_built_on_a_bootstrap_image_is_not_a_bootstrap_base() {
+    let engine = DockerEngine::connect().await.expect("docker engine");
+    let mut b = bookworm();
+    // Parameters of this test alone, which debootstrap refuses at once.
+    b.suite = "kiln-no-such-suite".into();
+    b.include = vec![kiln_core::testing::unique("marker")];
+    let work = tempfile::tempdir().expect("tempdir");
+    let rootfs = work.path().join("rootfs.tar");
+    kiln_core::testing::write_busybox_rootfs(&rootfs).expect("rootfs");
+    let mut images = Images(Vec::new());
+    // As `ensure_image` imports what debootstrap made.
+    let made = engine
+        .import(rootfs, &bootstrap::image_config(&b))
+        .await
+        .expect("import");
+    images.0.push(made.clone());
+    let reference = bootstrap::image_ref(&b);
+    let (repo, tag) = reference.rsplit_once(':').expect("a tag");
+    engine.tag(&made, repo, tag).await.expect("tag");
+    let scratch = work.path().join("scratch");
+    let found = bootstrap::ensure_image_in(&engine, &b, &scratch, &mut |_: &str| {})
+        .await
+        .expect("the imported image is the base");
+    assert_eq!(found, made);
+
+    let context = work.path().join("context");
+    std::fs::create_dir_all(&context).expect("mkdir");
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!("FROM {reference}\nENV OTHER=1\n"),
+    )
+    .expect("write");
+    let out = std::process::Command::new("docker")
+        .args(["build", "-q", "-t", &reference])
+        .arg(&context)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .expect("docker build");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let derived = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    images.0.push(derived.clone());
+    let result = bootstrap::ensure_image_in(&engine, &b, &scratch, &mut |_: &str| {}).await;
+    assert!(
+        result.as_ref().ok() != Some(&derived),
+        "the derived image was taken as the bootstrap base"
+    );
+    drop(images);
 }
 
 #[tokio::test]

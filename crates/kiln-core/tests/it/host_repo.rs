@@ -386,3 +386,143 @@ fn local_refs_read_from_files_agree_with_git() {
         head
     );
 }
+
+/// Builds of several habitats fetching one new repository at once (one
+/// thread each here, as separate processes would): every one gets its
+/// archive, whichever made the mirror, and the fetches into it do not trip
+/// over each other's ref locks.
+#[test]
+fn concurrent_fetches_of_a_new_repository_all_succeed() {
+    let f = Fixture::new();
+    let first = f.head();
+    let second = f.commit("MORE", "more\n");
+    let barrier = std::sync::Barrier::new(6);
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..6)
+            .map(|i| {
+                let (f, barrier) = (&f, &barrier);
+                let commit = if i % 2 == 0 { &first } else { &second };
+                scope.spawn(move || {
+                    // A cache of its own per thread would not race: share one.
+                    let cache = RepoCache::new(f.cache.root().to_path_buf());
+                    barrier.wait();
+                    cache.archive("app", commit, &f.habitat, "/work/app", 0, 0)
+                })
+            })
+            .collect();
+        for run in runs {
+            run.join().expect("no panic").expect("archive");
+        }
+    });
+}
+
+const TOKEN: &str = "tok-Zq9xW-s3cr3t";
+
+/// Every file under `dir` (names and contents) that shows `needle`.
+fn files_showing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            if p.to_string_lossy().contains(needle) {
+                found.push(p.clone());
+            }
+            let meta = std::fs::symlink_metadata(&p).expect("stat");
+            if meta.is_dir() {
+                stack.push(p);
+            } else if meta.is_file()
+                && std::fs::read(&p)
+                    .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// `https://user:TOKEN@host/…` reached kiln's mirror config (its URL and its
+/// directory name) and the image's `.git/config` kept `user@` (a token
+/// written as the user name stayed whole), and errors named the URL as
+/// written. The credential is for the fetch only.
+#[test]
+fn regression_credentials_in_a_repo_url_are_used_for_the_fetch_only() {
+    let f = Fixture::new();
+    let head = f.head();
+    let served = f._tmp.path().join("srv");
+    std::fs::create_dir(&served).expect("mkdir");
+    let bare = served.join("app.git");
+    let bare_s = bare.to_string_lossy().into_owned();
+    let repo_s = f.repo.to_string_lossy().into_owned();
+    git(&served, &["clone", "--quiet", "--bare", &repo_s, &bare_s]);
+    git(&bare, &["update-server-info"]);
+    let server = kiln_core::testing::serve_git_http(&served, "kiln", TOKEN).expect("serve");
+    let host = server.base.trim_start_matches("http://");
+    let url = format!("http://kiln:{TOKEN}@{host}/app.git");
+    let plain = format!("{}/app.git", server.base);
+
+    let commit = f
+        .cache
+        .resolve(&url, Some("main"), &f.habitat)
+        .expect("resolve");
+    assert_eq!(commit, head);
+    let tar = f
+        .cache
+        .archive(&url, &commit, &f.habitat, "/work/app", 0, 0)
+        .expect("archive");
+    assert!(
+        server.authorized.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the credentials were not used"
+    );
+    // Without them the server refuses: they are what made the fetch work.
+    let err = f
+        .cache
+        .resolve(&plain, Some("main"), &f.habitat)
+        .expect_err("no credentials");
+    assert!(matches!(err, RepoError::Git { .. }), "{err:?}");
+
+    let bytes = std::fs::read(tar.path()).expect("read tar");
+    assert!(
+        !bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
+        "the credential is in the image's files"
+    );
+    let config = tar::Archive::new(bytes.as_slice())
+        .entries()
+        .expect("entries")
+        .map(|e| e.expect("entry"))
+        .find(|e| e.path().expect("path").ends_with(".git/config"))
+        .map(|mut e| {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut e, &mut s).expect("read");
+            s
+        })
+        .expect("a .git/config");
+    assert!(config.contains(&format!("url = {plain}")), "{config}");
+    assert_eq!(
+        files_showing(f.cache.root(), TOKEN),
+        Vec::<PathBuf>::new(),
+        "the credential is in kiln's cache"
+    );
+
+    // Errors name the URL without it: a wrong token, a missing ref.
+    let wrong = format!("http://kiln:WRONG-{TOKEN}@{host}/app.git");
+    for (err, what) in [
+        (
+            f.cache
+                .resolve(&wrong, Some("main"), &f.habitat)
+                .expect_err("wrong"),
+            "a refused fetch",
+        ),
+        (
+            f.cache
+                .resolve(&url, Some("nope"), &f.habitat)
+                .expect_err("ref"),
+            "a missing ref",
+        ),
+    ] {
+        let msg = err.to_string();
+        assert!(!msg.contains(TOKEN), "{what}: {msg}");
+        assert!(msg.contains(&format!("`{plain}`")), "{what}: {msg}");
+    }
+}

@@ -223,6 +223,9 @@ fn neutral_rewrites() -> Vec<(&'static str, &'static str)> {
             "{ shell: /bin/bash, groups: [sudo, adm], uid: 1000, name: dev }",
         ),
         ("command: [\"bash\"]", "command:\n      - 'bash'"),
+        // One mode, spelt three ways (issue 10).
+        ("mode: \"0644\"", "mode: 644"),
+        ("mode: \"0644\"", "mode: \"644\""),
     ]
 }
 

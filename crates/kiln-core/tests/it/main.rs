@@ -15,9 +15,12 @@ mod engine_contract;
 mod cache_oracle;
 
 mod host_bootstrap;
+mod host_copies;
 mod host_layers;
 mod host_repo;
 mod host_tool;
 mod layers_differential;
+
+mod never_stale;
 
 mod support;

@@ -13,7 +13,7 @@ use crate::render::progress::Progress;
 use crate::render::stdout::out;
 
 pub async fn run(args: &BuildArgs, progress: Progress) -> Outcome {
-    let (habitat, engine) = super::open(&args.path).await?;
+    let (habitat, engine) = super::open(&args.habitat()).await?;
     let built = built(&engine, &habitat, &args.options(), progress).await?;
     if progress.resolve() != Progress::Json {
         out!("{}", built.image);
@@ -31,7 +31,5 @@ pub async fn built(
 ) -> Result<Built, Failure> {
     let mut reporter = progress.reporter();
     let fut = executor::build(engine, habitat, opts, reporter.as_mut());
-    interruptible(engine, &habitat.config.name, fut)
-        .await?
-        .map_err(Failure::Build)
+    interruptible(engine, fut).await?.map_err(Failure::Build)
 }

@@ -11,8 +11,7 @@ use crate::render;
 
 pub async fn run(path: &Path, members: &[String], volumes: bool) -> Outcome {
     let (habitat, engine) = super::open(path).await?;
-    let known = instances::known_members(&habitat);
-    let report = instances::down(&engine, &habitat.config.name, &known, members, volumes)
+    let report = instances::down(&engine, &habitat, members, volumes)
         .await
         .map_err(Failure::Instance)?;
     render::up::down(&report);

@@ -11,7 +11,7 @@ use crate::exit::{ExitStatus, Failure};
 
 pub async fn run(path: &Path, member: &str, cmd: &[String]) -> Outcome {
     let (habitat, engine) = super::open(path).await?;
-    let c = instances::container_of(&engine, &habitat.config.name, member)
+    let c = instances::container_of(&engine, &habitat, member)
         .await
         .map_err(Failure::Instance)?;
     if c.state != "running" {

@@ -1,6 +1,6 @@
 //! The SIGINT/SIGTERM guard around a build: on an interrupt the build future
-//! is dropped and its containers are removed, so nothing half-made is left
-//! behind.
+//! is dropped and this process's build containers are removed, so nothing
+//! half-made is left behind (and nothing of a build it was waiting for).
 
 use std::future::Future;
 
@@ -12,7 +12,6 @@ use crate::exit::{Failure, Signal};
 /// Runs `fut` until it ends or the user interrupts (SIGINT/SIGTERM).
 pub async fn interruptible<T>(
     engine: &DockerEngine,
-    habitat: &str,
     fut: impl Future<Output = T>,
 ) -> Result<T, Failure> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -33,10 +32,11 @@ pub async fn interruptible<T>(
     // A create request may still be in flight: the engine finishes it even
     // though the future that sent it is gone, so its container can appear
     // after a first sweep. Sweep until three listings in a row find nothing.
+    // Only this process's containers: a build this one waited for runs on.
     let mut removed = 0;
     let mut quiet = 0;
     for _ in 0..20 {
-        let n = executor::remove_build_containers(engine, habitat)
+        let n = executor::remove_own_build_containers(engine)
             .await
             .unwrap_or(0);
         removed += n;

@@ -11,7 +11,7 @@ use crate::render::stdout;
 
 pub async fn run(path: &Path, member: &str, follow: bool, tail: Option<usize>) -> Outcome {
     let (habitat, engine) = super::open(path).await?;
-    let c = instances::container_of(&engine, &habitat.config.name, member)
+    let c = instances::container_of(&engine, &habitat, member)
         .await
         .map_err(Failure::Instance)?;
     let mut print = |stream: Stream, line: &str| stdout::stream_line(stream, line);

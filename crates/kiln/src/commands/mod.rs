@@ -4,6 +4,7 @@
 
 mod build;
 mod check;
+mod completions;
 mod down;
 mod exec;
 mod interrupt;
@@ -37,7 +38,10 @@ pub fn run(command: Command) -> ExitStatus {
             show_phases: true, ..
         } => finish(phases::run()),
         Command::Schema => finish(schema::run()),
-        Command::Check { path } => finish(check::run(&path)),
+        Command::Check { path, dir } => {
+            finish(check::run(&crate::cli::in_dir(dir.as_deref(), &path)))
+        }
+        Command::Completions { shell } => finish(completions::run(shell)),
         command => match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -58,7 +62,9 @@ async fn run_async(command: Command) -> Outcome {
         Command::Start { args, cmd } => start::run(&args, cmd).await,
         Command::Instances(c) => run_instances(c).await,
         // Ran in `run`, without the runtime.
-        Command::Phases | Command::Schema | Command::Check { .. } => Ok(ExitStatus::Success),
+        Command::Phases | Command::Schema | Command::Check { .. } | Command::Completions { .. } => {
+            Ok(ExitStatus::Success)
+        }
     }
 }
 
@@ -73,25 +79,40 @@ async fn run_instances(command: InstanceCommand) -> Outcome {
             members,
             habitat,
             volumes,
-        } => down::run(&habitat, &members, volumes).await,
+        } => {
+            members_not_paths(&members)?;
+            down::run(&habitat, &members, volumes).await
+        }
         InstanceCommand::Ps { habitat, json } => ps::run(&habitat, json).await,
         InstanceCommand::Logs {
             member,
             habitat,
             follow,
             tail,
-        } => logs::run(&habitat, &member, follow, tail).await,
+        } => {
+            members_not_paths([&member])?;
+            logs::run(&habitat, &member, follow, tail).await
+        }
         InstanceCommand::Exec {
             member,
             habitat,
             cmd,
-        } => exec::run(&habitat, &member, &cmd).await,
-        InstanceCommand::Shell { member, habitat } => exec::shell(&habitat, &member).await,
+        } => {
+            members_not_paths([&member])?;
+            exec::run(&habitat, &member, &cmd).await
+        }
+        InstanceCommand::Shell { member, habitat } => {
+            members_not_paths([&member])?;
+            exec::shell(&habitat, &member).await
+        }
         InstanceCommand::Restart {
             members,
             habitat,
             all: _,
-        } => restart::run(&habitat, &members).await,
+        } => {
+            members_not_paths(&members)?;
+            restart::run(&habitat, &members).await
+        }
     }
 }
 
@@ -101,6 +122,29 @@ fn finish(outcome: Outcome) -> ExitStatus {
         render::error::print(&failure);
         ExitStatus::from(&failure)
     })
+}
+
+/// Member names are `[a-z0-9][a-z0-9_.-]*`: an argument with a `/`, or one
+/// that names a `kiln.yaml`, is a habitat path the user meant (or mistyped).
+fn looks_like_path(arg: &str) -> bool {
+    arg.contains('/')
+        || arg.ends_with(".yaml")
+        || arg.ends_with(".yml")
+        || arg == "."
+        || arg == ".."
+}
+
+/// Refuses member arguments that are paths, instead of reporting an unknown
+/// member of the habitat in `.`: a path that does not exist gets the loader's
+/// own "does not exist" error, one that exists a hint to pass it as `-C`.
+fn members_not_paths<'a>(members: impl IntoIterator<Item = &'a String>) -> Result<(), Failure> {
+    match members.into_iter().find(|m| looks_like_path(m)) {
+        Some(arg) if !Path::new(arg).exists() => Err(load(Path::new(arg))
+            .err()
+            .unwrap_or(Failure::NotAMember { arg: arg.clone() })),
+        Some(arg) => Err(Failure::NotAMember { arg: arg.clone() }),
+        None => Ok(()),
+    }
 }
 
 /// Loads the habitat at `path` (a directory or its kiln.yaml).

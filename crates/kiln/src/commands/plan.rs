@@ -8,7 +8,7 @@ use crate::exit::{ExitStatus, Failure};
 use crate::render;
 
 pub async fn run(args: &BuildArgs, json: bool) -> Outcome {
-    let (habitat, engine) = super::open(&args.path).await?;
+    let (habitat, engine) = super::open(&args.habitat()).await?;
     let (plan, _, _) = executor::plan(&engine, &habitat, &args.options())
         .await
         .map_err(Failure::Build)?;

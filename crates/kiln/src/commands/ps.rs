@@ -14,8 +14,7 @@ pub async fn run(path: &Path, json: bool) -> Outcome {
     let current = instances::current_image_key(&engine, name)
         .await
         .map_err(|e| Failure::Instance(InstanceError::Engine(e)))?;
-    let known = instances::known_members(&habitat);
-    let rows = instances::status(&engine, name, &known, current.as_deref())
+    let rows = instances::status(&engine, &habitat, current.as_deref())
         .await
         .map_err(Failure::Instance)?;
     render::ps::ps(&rows, json);

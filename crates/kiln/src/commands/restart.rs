@@ -11,7 +11,7 @@ use crate::render;
 
 pub async fn run(path: &Path, members: &[String]) -> Outcome {
     let (habitat, engine) = super::open(path).await?;
-    let results = instances::restart(&engine, &habitat.config.name, members)
+    let results = instances::restart(&engine, &habitat, members)
         .await
         .map_err(Failure::Instance)?;
     Ok(if render::up::restart(&results) {

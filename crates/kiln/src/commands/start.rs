@@ -17,7 +17,7 @@ use crate::render::progress::Progress;
 use crate::render::stdout;
 
 pub async fn run(args: &BuildArgs, cmd: Vec<String>) -> Outcome {
-    let (habitat, engine) = super::open(&args.path).await?;
+    let (habitat, engine) = super::open(&args.habitat()).await?;
     let built = super::build::built(&engine, &habitat, &args.options(), Progress::Auto).await?;
     let mounts = habitat
         .config

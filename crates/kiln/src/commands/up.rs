@@ -12,6 +12,7 @@ use crate::render::{self, progress::Progress};
 
 pub async fn run(args: Vec<String>, habitat: Option<PathBuf>, progress: Progress) -> Outcome {
     let (path, members) = split_up_args(args, habitat);
+    super::members_not_paths(&members)?;
     let (habitat, engine) = super::open(&path).await?;
     // Unknown members are a usage error before anything is built.
     let known = instances::known_members(&habitat);

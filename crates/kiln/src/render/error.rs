@@ -14,6 +14,9 @@ pub fn print(failure: &Failure) {
         Failure::Interrupted { removed, .. } => {
             err!("interrupted: removed {removed} build container(s); snapshots so far are kept")
         }
+        Failure::NotAMember { arg } => err!(
+            "error: `{arg}` is a path, not a member name\nhint: name the habitat with `-C {arg}`"
+        ),
         Failure::Runtime(e) => err!("error: cannot start the async runtime: {e}"),
         Failure::Schema(e) => err!("error: cannot render the schema: {e}"),
     }

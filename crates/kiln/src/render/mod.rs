@@ -8,3 +8,13 @@ pub mod progress;
 pub mod ps;
 pub mod stdout;
 pub mod up;
+
+/// A rebuild's reason as a clause of the line it ends: `because no snapshot
+/// yet`, but `after env rebuilt` and `forced by --rebuild 6` as they are.
+pub fn because(reason: &str) -> String {
+    if reason.starts_with("after ") || reason.starts_with("forced by ") {
+        reason.to_string()
+    } else {
+        format!("because {reason}")
+    }
+}

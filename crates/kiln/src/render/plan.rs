@@ -3,7 +3,7 @@
 
 use kiln_core::plan::{Action, Plan};
 
-use crate::render::stdout::out;
+use crate::render::{self, stdout::out};
 
 pub fn plan(plan: &Plan, json: bool) {
     for p in &plan.phases {
@@ -11,6 +11,12 @@ pub fn plan(plan: &Plan, json: bool) {
             Action::Cached { image } => ("cached", image.clone()),
             Action::Build => ("build", String::new()),
             Action::Skip => ("skip", String::new()),
+        };
+        // The words `build` shows for the same phase: a phase with nothing
+        // configured is `cached (not configured)` there.
+        let shown = match p.action {
+            Action::Skip => "cached",
+            _ => action,
         };
         if json {
             out!(
@@ -21,15 +27,15 @@ pub fn plan(plan: &Plan, json: bool) {
                 })
             );
         } else {
-            let reason = if p.reason.is_empty() {
-                String::new()
-            } else {
-                format!("  ({})", p.reason)
+            let reason = match (&p.action, p.reason.as_str()) {
+                (_, "") => String::new(),
+                (Action::Build, r) => format!("  {}", render::because(r)),
+                (_, r) => format!("  ({r})"),
             };
             out!(
                 "{:<10} {:<6} {}{reason}",
                 p.phase.tag(),
-                action,
+                shown,
                 p.key.key.short()
             );
         }

@@ -82,9 +82,10 @@ impl PlainReporter {
                         format!("[{p:>3}%] cached {:<10}-> {image} ({reason})", phase.tag())
                     }
                     PhaseStatus::Built => format!(
-                        "[{p:>3}%] built  {:<10}({}) -> {image}  because {reason}",
+                        "[{p:>3}%] built  {:<10}({}) -> {image}  {}",
                         phase.tag(),
-                        secs(*duration)
+                        secs(*duration),
+                        super::because(reason)
                     ),
                     PhaseStatus::Failed => {
                         format!("[{p:>3}%] failed {:<10}({})", phase.tag(), secs(*duration))

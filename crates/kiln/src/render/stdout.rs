@@ -13,6 +13,11 @@ pub fn data(args: fmt::Arguments<'_>) {
     let _ = std::io::stdout().lock().write_fmt(args);
 }
 
+/// Writes bytes to stdout as they are, ignoring a closed pipe.
+pub fn bytes(data: &[u8]) {
+    let _ = std::io::stdout().lock().write_all(data);
+}
+
 /// Writes a message to stderr, ignoring a closed stream.
 pub fn message(args: fmt::Arguments<'_>) {
     let _ = std::io::stderr().lock().write_fmt(args);

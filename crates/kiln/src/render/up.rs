@@ -20,6 +20,15 @@ pub fn up(report: &UpReport, image: &str) {
             image
         );
     }
+    for v in &report.moved {
+        err!(
+            "moved volume {} to {} (`{}` of member `{}`: kiln's volume names are now unique)",
+            v.from,
+            v.to,
+            v.path,
+            v.member
+        );
+    }
     for m in &report.members {
         if let Outcome::Failed { message, logs } = &m.outcome {
             err!("error: member `{}` failed to start: {message}", m.member);

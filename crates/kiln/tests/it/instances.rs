@@ -10,7 +10,7 @@ use support::{Habitat, docker, docker_output};
 
 /// Removes the habitat's volumes when dropped; declared before the
 /// `Habitat` so it drops after it (containers first, then their volumes).
-struct Volumes(String);
+pub(crate) struct Volumes(pub(crate) String);
 
 impl Drop for Volumes {
     fn drop(&mut self) {
@@ -27,13 +27,13 @@ impl Drop for Volumes {
     }
 }
 
-fn habitat(prefix: &str) -> (Volumes, Habitat) {
+pub(crate) fn habitat(prefix: &str) -> (Volumes, Habitat) {
     let h = Habitat::new(prefix);
     (Volumes(h.name.clone()), h)
 }
 
 /// Member → container id of the habitat's instance containers.
-fn instance_ids(name: &str) -> BTreeMap<String, String> {
+pub(crate) fn instance_ids(name: &str) -> BTreeMap<String, String> {
     docker(&[
         "ps",
         "-a",
@@ -55,7 +55,7 @@ fn instance_ids(name: &str) -> BTreeMap<String, String> {
     .collect()
 }
 
-fn volumes_of(name: &str) -> Vec<String> {
+pub(crate) fn volumes_of(name: &str) -> Vec<String> {
     let mut v: Vec<String> = docker(&[
         "volume",
         "ls",
@@ -138,15 +138,15 @@ fn ten_members_upgrade_keep_their_data_and_only_a_changed_member_is_recreated() 
     for r in &rows {
         assert_eq!(r["state"], "running", "{r}");
         assert_eq!(r["current"], true, "{r}");
-        assert_eq!(
-            r["volumes"]["/data"],
-            format!(
-                "{}-{}-data",
-                h.name,
-                r["member"].as_str().unwrap_or_default()
-            ),
-            "{r}"
+        // `HABITAT-MEMBER-data-HASH`: readable, and never another path's.
+        let volume = r["volumes"]["/data"].as_str().unwrap_or_default();
+        let prefix = format!(
+            "{}-{}-data-",
+            h.name,
+            r["member"].as_str().unwrap_or_default()
         );
+        assert!(volume.starts_with(&prefix), "{r}");
+        assert_eq!(volume.len(), prefix.len() + 16, "{r}");
     }
 
     // A change to one member's env recreates that member only.

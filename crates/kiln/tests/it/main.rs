@@ -6,6 +6,12 @@
 
 mod support;
 
+mod check;
 mod cli;
+mod cli_surface;
+mod credentials;
+mod faults;
+mod instance_volumes;
 mod instances;
 mod quickstart;
+mod secrets;

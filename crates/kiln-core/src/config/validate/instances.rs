@@ -2,7 +2,7 @@
 //! `config::runtime` parses, and host ports two members would both publish.
 
 use super::Checker;
-use super::rules::{ENV_NAME_RULE, is_env_name, is_habitat_name};
+use super::rules::{ENV_NAME_RULE, is_env_name, is_member_name};
 use crate::config::model::Config;
 use crate::config::node::{Loc, Seg};
 use crate::config::runtime::{parse_port, parse_volume, ports_clash, specs};
@@ -33,13 +33,13 @@ impl Checker<'_, '_> {
                 |m| format!("instances.members.{m}"),
             );
             if let Some(m) = member
-                && !is_habitat_name(m)
+                && !is_member_name(m)
             {
                 let loc = self.key_at(&base);
                 self.error_hint(
                     loc,
                     format!("invalid member name `{m}`"),
-                    "use lowercase letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+                    "use lowercase letters, digits, `_`, `.` and `-`, starting with a letter or digit, at most 64 characters (it is the container's hostname)",
                 );
             }
             for (i, text) in spec.ports.iter().enumerate() {
@@ -69,8 +69,8 @@ impl Checker<'_, '_> {
                     &format!("{shown}.persist[{i}]"),
                 );
             }
-            for key in spec.env.to_map().keys() {
-                if !is_env_name(key) {
+            for (key, value) in spec.env.to_map() {
+                if !is_env_name(&key) {
                     let loc = self.at(&here(&[K("env")]));
                     self.error_hint(
                         loc,
@@ -78,6 +78,16 @@ impl Checker<'_, '_> {
                         ENV_NAME_RULE,
                     );
                 }
+                let loc = self.at(&here(&[K("env")]));
+                self.exec_string(
+                    key.len() + 1 + value.len(),
+                    loc,
+                    &format!("{shown}.env.{key}"),
+                );
+            }
+            for (i, arg) in spec.command.iter().flatten().enumerate() {
+                let loc = self.at(&here(&[K("command"), I(i)]));
+                self.exec_string(arg.len(), loc, &format!("{shown}.command[{i}]"));
             }
         }
         if !self.complete {

@@ -75,6 +75,26 @@ impl DockerEngine {
     }
 }
 
+/// One name for every way `DOCKER_HOST` can point at one engine: a unix
+/// socket by its canonical path (`/var/run` is often a link to `/run`), a TCP
+/// endpoint with `http://` read as `tcp://`, lowercased, without a trailing `/`.
+pub(super) fn endpoint_identity(endpoint: &str) -> String {
+    if let Some(path) = endpoint.strip_prefix("unix://") {
+        let path = std::path::Path::new(path);
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        return format!("unix://{}", canonical.display());
+    }
+    let (scheme, rest) = endpoint.split_once("://").unwrap_or(("tcp", endpoint));
+    let scheme = match scheme {
+        "http" => "tcp",
+        other => other,
+    };
+    format!(
+        "{scheme}://{}",
+        rest.trim_end_matches('/').to_ascii_lowercase()
+    )
+}
+
 /// The API version an engine on a unix socket speaks, from the `Api-Version`
 /// header of `GET /_ping` (how the docker CLI negotiates). `Err` says why the
 /// engine is unreachable.
@@ -129,6 +149,26 @@ fn parse_api_version(head: &str) -> Result<ClientVersion, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_engine_has_one_identity_however_it_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("docker.sock");
+        std::fs::write(&sock, "").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+        let direct = endpoint_identity(&format!("unix://{}", sock.display()));
+        let linked = endpoint_identity(&format!("unix://{}/docker.sock", link.display()));
+        assert_eq!(direct, linked);
+        assert_eq!(
+            endpoint_identity("http://Host:2375/"),
+            endpoint_identity("tcp://host:2375")
+        );
+        assert_ne!(
+            endpoint_identity("tcp://host:2375"),
+            endpoint_identity("tcp://host:2376")
+        );
+    }
 
     #[test]
     fn the_api_version_is_read_off_the_ping_headers() {

@@ -14,10 +14,11 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
-    AttachContainerOptions, CommitContainerOptions, CreateContainerOptions, CreateImageOptions,
-    DownloadFromContainerOptions, InspectContainerOptions, ListContainersOptions,
-    ListImagesOptions, RemoveContainerOptions, RemoveImageOptions, StartContainerOptions,
-    TagImageOptions, UploadToContainerOptions, WaitContainerOptions,
+    AttachContainerOptions, CommitContainerOptions, ContainerArchiveInfoOptions,
+    CreateContainerOptions, CreateImageOptions, DownloadFromContainerOptions,
+    InspectContainerOptions, ListContainersOptions, ListImagesOptions, RemoveContainerOptions,
+    RemoveImageOptions, StartContainerOptions, TagImageOptions, UploadToContainerOptions,
+    WaitContainerOptions,
 };
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -84,6 +85,10 @@ impl DockerEngine {
 }
 
 impl Engine for DockerEngine {
+    fn identity(&self) -> String {
+        connect::endpoint_identity(&self.endpoint)
+    }
+
     async fn ping(&self) -> EngineResult<EngineInfo> {
         let v = self
             .docker
@@ -355,6 +360,40 @@ impl Engine for DockerEngine {
         }
     }
 
+    /// One `HEAD` of the archive endpoint per link: Docker stats the path
+    /// (parents resolved, the last component not) and reads nothing below it.
+    async fn is_dir(&self, id: &str, path: &str) -> EngineResult<bool> {
+        // Go's `os.FileMode`: the type bits sit above the permission bits.
+        const MODE_DIR: u32 = 1 << 31;
+        const MODE_SYMLINK: u32 = 1 << 27;
+        let mut path = path.to_string();
+        for _ in 0..40 {
+            let options = ContainerArchiveInfoOptions { path: path.clone() };
+            match self
+                .docker
+                .get_container_archive_info(id, Some(options))
+                .await
+            {
+                Ok(stat) if stat.file_mode & MODE_SYMLINK != 0 && !stat.link_target.is_empty() => {
+                    // The target comes resolved, as an absolute path.
+                    path = stat.link_target;
+                }
+                Ok(stat) => return Ok(stat.file_mode & MODE_DIR != 0),
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return Ok(false),
+                // A path through a file (`lstat …: not a directory`; a HEAD
+                // answer carries no message to tell it by): no directory there,
+                // and what is made there fails with a better error.
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 500, ..
+                }) => return Ok(false),
+                Err(e) => return Err(self.error("stat path", e, no_such_container(id))),
+            }
+        }
+        Ok(false)
+    }
+
     /// Docker's commit API MERGES: every field left empty in the config sent is
     /// filled from the container's own config (env entries whose key is missing
     /// are appended, labels added, cmd/entrypoint/user/working dir filled when
@@ -561,6 +600,47 @@ impl Engine for DockerEngine {
             }) => Ok(()),
             Err(e) => Err(self.error("remove volume", e, |_| None)),
         }
+    }
+
+    async fn inspect_volume(&self, name: &str) -> EngineResult<Option<VolumeSummary>> {
+        match self.docker.inspect_volume(name).await {
+            Ok(v) => Ok(Some(VolumeSummary {
+                name: v.name,
+                labels: v.labels.into_iter().collect(),
+            })),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(self.error("inspect volume", e, |_| None)),
+        }
+    }
+
+    /// Streams the archive from one container into the other, so a large
+    /// volume never sits in memory.
+    async fn copy_archive(
+        &self,
+        from: &str,
+        from_path: &str,
+        to: &str,
+        to_dir: &str,
+    ) -> EngineResult<()> {
+        let download = self
+            .docker
+            .download_from_container(
+                from,
+                Some(DownloadFromContainerOptions {
+                    path: from_path.to_string(),
+                }),
+            )
+            .map_err(std::io::Error::other);
+        let options = UploadToContainerOptions {
+            path: to_dir.to_string(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(to, Some(options), bollard::body_try_stream(download))
+            .await
+            .map_err(|e| self.error("copy archive", e, no_such_container(to)))
     }
 
     async fn containers_with_label(&self, label: &str, value: &str) -> EngineResult<Vec<String>> {

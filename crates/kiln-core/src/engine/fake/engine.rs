@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use sha2::Digest;
 
+use super::super::lines::LineSplitter;
 use super::super::semantics::{commit_leaks, leak_error, normalize_config};
 use super::super::{
     CommitSpec, ContainerInfo, ContainerSpec, ContainerSummary, Engine, EngineError, EngineInfo,
@@ -17,6 +18,11 @@ use super::state::{FAKE_TIME, FakeContainer, FakeImage, docker_merge, full_tag, 
 use super::tree::{FakeFileKind, FakeTree, archive_of, clean_path, extract_into, root_dir};
 
 impl Engine for FakeEngine {
+    /// Each fake is an engine of its own; its clones share it.
+    fn identity(&self) -> String {
+        self.engine_id()
+    }
+
     async fn ping(&self) -> EngineResult<EngineInfo> {
         Ok(EngineInfo {
             version: "fake".to_string(),
@@ -291,9 +297,7 @@ impl Engine for FakeEngine {
         on_line: &mut (dyn FnMut(Stream, &str) + Send),
     ) -> EngineResult<i64> {
         let (code, lines) = self.state().run(id)?;
-        for (stream, line) in &lines {
-            on_line(*stream, line);
-        }
+        replay(&lines, on_line);
         Ok(code)
     }
 
@@ -443,9 +447,7 @@ impl Engine for FakeEngine {
             state.container_mut(id)?.logs.clone()
         };
         let skip = tail.map_or(0, |n| logs.len().saturating_sub(n));
-        for (stream, line) in &logs[skip..] {
-            on_line(*stream, line);
-        }
+        replay(&logs[skip..], on_line);
         Ok(())
     }
 
@@ -469,9 +471,7 @@ impl Engine for FakeEngine {
                 .map(|(_, run)| run.clone())
                 .unwrap_or_default()
         };
-        for (stream, line) in &run.lines {
-            on_line(*stream, line);
-        }
+        replay(&run.lines, on_line);
         Ok(run.exit_code)
     }
 
@@ -520,6 +520,13 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
+    async fn inspect_volume(&self, name: &str) -> EngineResult<Option<VolumeSummary>> {
+        Ok(self.state().volumes.get(name).map(|labels| VolumeSummary {
+            name: name.to_string(),
+            labels: labels.clone(),
+        }))
+    }
+
     async fn containers_with_label(&self, label: &str, value: &str) -> EngineResult<Vec<String>> {
         let state = self.state();
         Ok(state
@@ -549,4 +556,16 @@ impl Engine for FakeEngine {
             })
             .collect())
     }
+}
+
+/// Hands scripted output on as the Docker engine would: through the same
+/// splitter, so a scripted line over [`super::super::lines::MAX_LINE`] is cut
+/// the same way.
+fn replay(lines: &[(Stream, String)], on_line: &mut (dyn FnMut(Stream, &str) + Send)) {
+    let mut splitter = LineSplitter::default();
+    for (stream, line) in lines {
+        splitter.push(*stream, line.as_bytes(), on_line);
+        splitter.push(*stream, b"\n", on_line);
+    }
+    splitter.finish(on_line);
 }

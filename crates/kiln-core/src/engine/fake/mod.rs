@@ -73,6 +73,16 @@ impl FakeEngine {
         FakeEngine::default()
     }
 
+    /// This fake's [`super::Engine::identity`]: its shared state's address,
+    /// with the pid (locks are machine-wide; an address is not).
+    pub(super) fn engine_id(&self) -> String {
+        format!(
+            "fake://{}/{:p}",
+            std::process::id(),
+            Arc::as_ptr(&self.state)
+        )
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // A test that panicked while holding the lock leaves usable state behind.
         self.state.lock().unwrap_or_else(|e| e.into_inner())

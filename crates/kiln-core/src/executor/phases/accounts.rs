@@ -55,6 +55,52 @@ pub enum AccountsError {
     NoSuchUser(String),
     #[error("no such group `{0}` in the image")]
     NoSuchGroup(String),
+    /// `check` refuses these first; this is the second line of defence,
+    /// where the account files are written.
+    #[error(
+        "the {field} `{}` of user `{}` cannot be written to the account files: it holds a `:`, a `,` or a control character",
+        .value.escape_debug(), .user.escape_debug()
+    )]
+    Unstorable {
+        user: String,
+        field: &'static str,
+        value: String,
+    },
+}
+
+/// Whether `value` fits one field of `/etc/passwd`, `/etc/group` or
+/// `/etc/shadow`: a `:` would split it into more fields, a line break would
+/// start another account.
+fn storable(value: &str) -> bool {
+    !value.chars().any(|c| c == ':' || c.is_control())
+}
+
+/// Whether `name` can name an account: storable, not empty, no `,` (which
+/// separates a group's members), no leading `+` or `-` (NIS entries).
+fn storable_name(name: &str) -> bool {
+    storable(name) && !name.is_empty() && !name.contains(',') && !name.starts_with(['+', '-'])
+}
+
+/// Refuses a user whose fields would not stay in their own line and field.
+fn check_storable(u: &User, home: &str, shell: &str) -> Result<(), AccountsError> {
+    let bad = |field: &'static str, value: &str| AccountsError::Unstorable {
+        user: u.name.clone(),
+        field,
+        value: value.to_string(),
+    };
+    if !storable_name(&u.name) {
+        return Err(bad("name", &u.name));
+    }
+    if let Some(g) = u.groups.iter().find(|g| !storable_name(g)) {
+        return Err(bad("group", g));
+    }
+    if !storable(home) {
+        return Err(bad("home", home));
+    }
+    if !storable(shell) {
+        return Err(bad("shell", shell));
+    }
+    Ok(())
 }
 
 fn fields(line: &str) -> Vec<&str> {
@@ -139,6 +185,11 @@ impl Accounts {
     /// missing). A user that already exists with the same uid is updated in
     /// place, so re-running the phase on its own output is harmless.
     pub fn add_users(&mut self, users: &[User]) -> Result<Vec<CreatedUser>, AccountsError> {
+        for u in users {
+            let home = u.home.clone().unwrap_or_default();
+            let shell = u.shell.clone().unwrap_or_default();
+            check_storable(u, &home, &shell)?;
+        }
         let mut created = Vec::new();
         for u in users {
             let existing = self.user(&u.name);
@@ -397,6 +448,48 @@ mod tests {
             }])
             .unwrap_err();
         assert!(err.to_string().contains("taken by `dev`"));
+    }
+
+    /// A shell or home with a line break wrote a second account, here a
+    /// passwordless uid 0, into `/etc/passwd`: refused where it is written
+    /// too, whatever `check` let through, and nothing is changed.
+    #[test]
+    fn regression_account_fields_cannot_write_extra_lines() {
+        let evil = "\nevil::0:0::/root:/bin/sh";
+        let cases = [
+            User {
+                shell: Some(format!("/bin/sh{evil}")),
+                ..user("dev")
+            },
+            User {
+                home: Some(format!("/home/dev{evil}")),
+                ..user("dev")
+            },
+            User {
+                shell: Some("/bin/sh:x".into()),
+                ..user("dev")
+            },
+            user(&format!("dev{evil}")),
+            user("+dev"),
+            User {
+                groups: vec![format!("sudo{evil}")],
+                ..user("dev")
+            },
+            User {
+                groups: vec!["sudo,root".into()],
+                ..user("dev")
+            },
+        ];
+        for u in cases {
+            let mut a = debian();
+            let err = a.add_users(std::slice::from_ref(&u)).unwrap_err();
+            assert!(
+                matches!(err, AccountsError::Unstorable { .. }),
+                "{u:?}: {err}"
+            );
+            assert_eq!(a, debian(), "{u:?}: the accounts changed");
+            assert!(!err.to_string().contains('\n'), "{err}");
+        }
     }
 
     #[test]

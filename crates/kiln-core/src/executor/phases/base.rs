@@ -1,5 +1,6 @@
 //! The base phase's image: a local or pulled image, a bootstrap image made on
-//! the host, or another habitat's final image (built first by `resolve`).
+//! the host, or another habitat's final image (built first by `resolve`);
+//! each time the very image the key was computed from.
 
 use crate::config::BaseSource;
 use crate::engine::{Engine, EngineError};
@@ -11,6 +12,7 @@ use crate::sources::bootstrap;
 
 use crate::executor::context::Executor;
 use crate::executor::error::{BuildError, fail};
+use crate::executor::provenance::list_snapshots;
 use crate::executor::resolve::load_base_habitat;
 
 impl<E: Engine> Executor<'_, E> {
@@ -19,8 +21,18 @@ impl<E: Engine> Executor<'_, E> {
         let config = self.config().clone();
         match config.build.base.source() {
             Some(BaseSource::Image(r)) => {
-                if let Some(info) = self.engine.image_inspect(r).await? {
-                    return Ok(info.id);
+                // The image the key was computed from, not whatever the
+                // reference points at by now.
+                if let BaseFact::Image { id: Some(id), .. } = &self.facts.base {
+                    return match self.engine.image_inspect(id).await? {
+                        Some(info) => Ok(info.id),
+                        None => Err(fail(
+                            Phase::Base,
+                            format!(
+                                "base image `{r}` (`{id}`) was removed while kiln read it; build again"
+                            ),
+                        )),
+                    };
                 }
                 self.reporter.report(Event::Note {
                     message: format!("pulling `{r}`"),
@@ -59,8 +71,22 @@ impl<E: Engine> Executor<'_, E> {
                 let BaseFact::Habitat { final_key } = &self.facts.base else {
                     return Err(fail(Phase::Base, "base habitat was not resolved"));
                 };
-                let other = load_base_habitat(self.habitat, path)?;
-                Ok(names::final_image(&other.config.name, final_key))
+                let other = load_base_habitat(self.habitat, path, &[])?;
+                // The final image kiln made with that key, not whatever its
+                // tag points at by now (a tag anyone can move).
+                let (snaps, _) =
+                    list_snapshots(self.engine, &other.config.name, &self.opts.cache()).await?;
+                match snaps.image_for(final_key) {
+                    Some(id) => Ok(id.to_string()),
+                    None => Err(fail(
+                        Phase::Base,
+                        format!(
+                            "base habitat `{}` has no final image `{}` that kiln made; build again",
+                            other.config.name,
+                            names::final_image(&other.config.name, final_key)
+                        ),
+                    )),
+                }
             }
             None => Err(fail(Phase::Base, "no base")),
         }

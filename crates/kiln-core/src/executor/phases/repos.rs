@@ -1,6 +1,7 @@
 //! Repos: each repository's clone, checked out at the commit its key names,
 //! archived from the host mirror into one layer.
 
+use crate::config::url::without_credentials;
 use crate::engine::Engine;
 use crate::sources::repo;
 
@@ -29,15 +30,16 @@ impl<E: Engine> Executor<'_, E> {
             let accounts = &facts.accounts;
             let mut uploads = Uploads::default();
             for (r, commit) in repos.iter().zip(&commits) {
+                let url = without_credentials(&r.url);
                 let (uid, gid) = accounts
                     .resolve_owner(r.owner.as_deref())
-                    .map_err(|e| fail(phase, format!("repo `{}`: {e}", r.url)))?;
+                    .map_err(|e| fail(phase, format!("repo `{url}`: {e}")))?;
                 let tar = cache
                     .archive(&r.url, commit, &dir, &r.path, uid, gid)
                     .map_err(|e| fail(phase, e.to_string()))?;
                 uploads.log.push(format!(
                     "{} @ {} -> {}",
-                    r.url,
+                    url,
                     &commit[..commit.len().min(12)],
                     r.path
                 ));

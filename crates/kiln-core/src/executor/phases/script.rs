@@ -17,6 +17,9 @@ pub struct Step {
     pub command: String,
     /// `None` runs as root.
     pub user: Option<String>,
+    /// For a `verify.files` check, the path it checks: its failure is
+    /// worded as the missing file, not as the `test -e` behind it.
+    pub file: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -38,11 +41,13 @@ impl PhaseScript {
                 steps.extend(c.root.iter().map(|cmd| Step {
                     command: cmd.clone(),
                     user: None,
+                    file: None,
                 }));
                 let user = c.user.clone().filter(|u| u != "root" && u != "0");
                 steps.extend(c.scripts.iter().map(|cmd| Step {
                     command: cmd.clone(),
                     user: user.clone(),
+                    file: None,
                 }));
             }
         }
@@ -61,10 +66,12 @@ impl PhaseScript {
             steps.extend(v.files.iter().map(|f| Step {
                 command: format!("test -e {}", sh_quote(f)),
                 user: None,
+                file: Some(f.clone()),
             }));
             steps.extend(v.commands.iter().map(|c| Step {
                 command: c.clone(),
                 user: None,
+                file: None,
             }));
         }
         PhaseScript {
@@ -130,6 +137,7 @@ fn package_steps(p: &Packages) -> Vec<Step> {
                  && apt-get clean && rm -rf /var/lib/apt/lists/*"
             ),
             user: None,
+            file: None,
         });
     }
     let global: Vec<String> = sorted(
@@ -150,6 +158,7 @@ fn package_steps(p: &Packages) -> Vec<Step> {
                 "npm install -g --no-audit --no-fund {pkgs} && npm cache clean --force"
             ),
             user: None,
+            file: None,
         });
     }
     let local: Vec<String> = sorted(
@@ -168,6 +177,7 @@ fn package_steps(p: &Packages) -> Vec<Step> {
         steps.push(Step {
             command: format!("npm install --no-audit --no-fund {pkgs} && npm cache clean --force"),
             user: None,
+            file: None,
         });
     }
     if !p.pip.is_empty() {
@@ -182,6 +192,7 @@ fn package_steps(p: &Packages) -> Vec<Step> {
                  python3 -m pip install --no-cache-dir {pkgs}"
             ),
             user: None,
+            file: None,
         });
     }
     steps
@@ -242,14 +253,16 @@ mod tests {
             s.steps[1],
             Step {
                 command: "echo root".into(),
-                user: None
+                user: None,
+                file: None,
             }
         );
         assert_eq!(
             s.steps[2],
             Step {
                 command: "echo $HOME".into(),
-                user: Some("dev".into())
+                user: Some("dev".into()),
+                file: None,
             }
         );
         let script = s.script();

@@ -54,7 +54,7 @@ impl<E: Engine> Executor<'_, E> {
         }
         if let Some(dir) = &secrets {
             spec.mounts.push(Mount {
-                source: dir.path().display().to_string(),
+                source: dir.mount_source().display().to_string(),
                 target: SECRETS_DIR.into(),
                 readonly: true,
             });
@@ -96,8 +96,14 @@ impl<E: Engine> Executor<'_, E> {
         if code == 0 {
             return Ok(());
         }
+        let step = failed.and_then(|(i, _)| script.steps.get(i));
+        if let Some(file) = step.and_then(|s| s.file.as_ref()) {
+            return Err(missing_file(format!(
+                "`{file}` does not exist in the image"
+            )));
+        }
         let (command, exit_code) = match failed {
-            Some((i, c)) => (script.steps.get(i).map(|s| s.command.clone()), c),
+            Some((_, c)) => (step.map(|s| s.command.clone()), c),
             None => (None, code),
         };
         Err(BuildError::Phase(PhaseFailure {
@@ -135,4 +141,15 @@ impl<E: Engine> Executor<'_, E> {
             line,
         });
     }
+}
+
+/// Verify's failure for a file in `verify.files` that is not in the image.
+pub(super) fn missing_file(why: String) -> BuildError {
+    BuildError::Phase(PhaseFailure {
+        phase: Phase::Verify,
+        message: format!("verify.files: {why}"),
+        command: None,
+        exit_code: None,
+        output: Vec::new(),
+    })
 }

@@ -21,10 +21,10 @@ impl<E: Engine> Executor<'_, E> {
         let mut uploads = Uploads::default();
         // Every checksum is checked before the container is even created.
         for t in &tools {
-            let path = tool::fetch_tool(t, &self.habitat.dir, &cache)
+            let fetched = tool::fetch_tool(t, &self.habitat.dir, &cache)
                 .map_err(|e| fail(phase, e.to_string()))?;
-            let tar =
-                tool::tool_archive(&path, &t.dest()).map_err(|e| fail(phase, e.to_string()))?;
+            let tar = tool::tool_archive(&fetched.content, &t.dest())
+                .map_err(|e| fail(phase, e.to_string()))?;
             uploads.log.push(format!("{} -> {}", t.name, t.dest()));
             uploads.tars.push(Bytes::from(tar));
         }

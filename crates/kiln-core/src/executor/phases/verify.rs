@@ -6,9 +6,9 @@ use crate::engine::Engine;
 use crate::phase::Phase;
 
 use crate::executor::context::{Executor, PhaseCtx};
-use crate::executor::error::{BuildError, PhaseFailure};
+use crate::executor::error::BuildError;
 
-use super::script::PhaseScript;
+use super::setup::missing_file;
 
 impl<E: Engine> Executor<'_, E> {
     pub(in crate::executor) async fn run_verify(
@@ -17,13 +17,12 @@ impl<E: Engine> Executor<'_, E> {
     ) -> Result<(), BuildError> {
         // A verify of files alone is a lookup in the image's layers: no
         // container to start, where they can be read here.
-        let script = PhaseScript::verify(self.config());
         let verify = self.config().build.verify.clone().unwrap_or_default();
         if verify.commands.is_empty()
             && !verify.files.iter().any(|f| engine_provided(f))
             && let Some(rootfs) = self.host_rootfs(&ctx.parent).await?
         {
-            for (file, step) in verify.files.iter().zip(&script.steps) {
+            for file in &verify.files {
                 // `test -e` follows symlinks; a dangling one, or a path through
                 // a file, does not exist.
                 let missing = match rootfs.follow(file) {
@@ -31,13 +30,7 @@ impl<E: Engine> Executor<'_, E> {
                     Ok(None) => format!("`{file}` does not exist in the image"),
                     Err(e) => format!("`{file}` is not in the image: {e}"),
                 };
-                return Err(BuildError::Phase(PhaseFailure {
-                    phase: Phase::Verify,
-                    message: "a command failed".to_string(),
-                    command: Some(step.command.clone()),
-                    exit_code: Some(1),
-                    output: vec![missing],
-                }));
+                return Err(missing_file(missing));
             }
             return Ok(());
         }

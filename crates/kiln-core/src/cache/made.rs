@@ -1,0 +1,113 @@
+//! `MadeIndex`: which images of one habitat kiln made, kept on the host so a
+//! build can trust its snapshot listing without inspecting every image. An
+//! image id is the digest of the image's config, which names its layers, so
+//! an id that was made by kiln (or checked once to be of kiln's making) stays
+//! so, and one that was not, never becomes so.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Image id → the key of the snapshot kiln made as it, and the ids found not
+/// to be kiln's (kept so a foreign image is inspected once, not every build).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct MadeIndex {
+    made: BTreeMap<String, String>,
+    #[serde(default)]
+    foreign: BTreeSet<String>,
+    #[serde(skip)]
+    dirty: bool,
+    #[serde(skip)]
+    path: Option<PathBuf>,
+}
+
+impl MadeIndex {
+    /// Reads the index at `path`; an unreadable or corrupt index is empty
+    /// (its images are checked again, which costs an inspect each).
+    pub fn load(path: &Path) -> MadeIndex {
+        let mut index: MadeIndex = std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        index.path = Some(path.to_path_buf());
+        index
+    }
+
+    /// The key of the snapshot kiln made as image `id`, if it made one.
+    pub fn key_of(&self, id: &str) -> Option<&str> {
+        self.made.get(id).map(String::as_str)
+    }
+
+    /// Whether `id` was found not to be an image kiln made.
+    pub fn is_foreign(&self, id: &str) -> bool {
+        self.foreign.contains(id)
+    }
+
+    /// Records that kiln made (or checked) image `id` as the snapshot with `key`.
+    pub fn insert_made(&mut self, id: &str, key: &str) {
+        if self.key_of(id) != Some(key) {
+            self.made.insert(id.to_string(), key.to_string());
+            self.foreign.remove(id);
+            self.dirty = true;
+        }
+    }
+
+    /// Records that image `id` is not one kiln made.
+    pub fn insert_foreign(&mut self, id: &str) {
+        if self.made.contains_key(id) {
+            return;
+        }
+        self.dirty |= self.foreign.insert(id.to_string());
+    }
+
+    /// Forgets images the engine no longer holds (`listed` are those it does).
+    pub fn retain(&mut self, listed: &BTreeSet<&str>) {
+        let before = self.made.len() + self.foreign.len();
+        self.made.retain(|id, _| listed.contains(id.as_str()));
+        self.foreign.retain(|id| listed.contains(id.as_str()));
+        self.dirty |= self.made.len() + self.foreign.len() != before;
+    }
+
+    /// Writes the index if it changed, atomically (a temp file renamed over it).
+    pub fn save(&mut self) -> io::Result<()> {
+        let Some(path) = self.path.clone().filter(|_| self.dirty) else {
+            return Ok(());
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        io::Write::write_all(
+            &mut tmp,
+            &serde_json::to_vec(self).map_err(io::Error::other)?,
+        )?;
+        tmp.persist(&path).map_err(|e| e.error)?;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_survives_a_save_and_forgets_images_no_longer_listed() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("made/h.json");
+        let mut index = MadeIndex::load(&path);
+        index.insert_made("sha256:a", "ka");
+        index.insert_made("sha256:b", "kb");
+        index.insert_foreign("sha256:f");
+        index.insert_foreign("sha256:a");
+        index.save().unwrap();
+        let mut again = MadeIndex::load(&path);
+        assert_eq!(again.key_of("sha256:a"), Some("ka"));
+        assert!(again.is_foreign("sha256:f"));
+        assert!(!again.is_foreign("sha256:a"), "made wins");
+        again.retain(&BTreeSet::from(["sha256:b", "sha256:f"]));
+        again.save().unwrap();
+        let last = MadeIndex::load(&path);
+        assert_eq!(last.key_of("sha256:a"), None);
+        assert_eq!(last.key_of("sha256:b"), Some("kb"));
+    }
+}

@@ -1,0 +1,198 @@
+//! The CLI's surface as a new user meets it (issue 10): `-C DIR` on every
+//! command that reads a habitat, shell completions made from the same clap
+//! types that parse the command line.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::support::Habitat;
+
+fn kiln(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .output()
+        .expect("kiln runs")
+}
+
+/// A config that plans without an engine-side base: the image is missing, so
+/// the plan builds everything and pulls nothing.
+const PLAN_ONLY: &str =
+    "name: @NAME@\nbuild:\n  base: { image: kiln-test-absent:none }\n  env: [A=1]\n";
+
+#[test]
+fn completions_for_bash_zsh_and_fish_name_every_subcommand() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = kiln(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {out:?}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        for sub in ["build", "plan", "check", "up", "ps", "completions"] {
+            assert!(script.contains(sub), "{shell} script lacks `{sub}`");
+        }
+    }
+}
+
+#[test]
+fn the_bash_completion_script_loads_and_completes_subcommands() {
+    let script = kiln(&["completions", "bash"]).stdout;
+    let mut bash = Command::new("bash")
+        .args([
+            "--norc",
+            "-c",
+            // Load the script, then ask it for the words after `kiln pl`.
+            "source /dev/stdin; COMP_WORDS=(kiln pl); COMP_CWORD=1; _kiln kiln pl kiln; printf '%s\\n' \"${COMPREPLY[@]}\"",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("bash runs");
+    bash.stdin
+        .take()
+        .expect("stdin")
+        .write_all(&script)
+        .expect("write the script");
+    let out = bash.wait_with_output().expect("bash ends");
+    assert!(out.status.success(), "{out:?}");
+    let words = String::from_utf8_lossy(&out.stdout);
+    assert!(words.lines().any(|w| w == "plan"), "{words}");
+}
+
+#[test]
+fn check_and_plan_take_dash_c_like_git_and_make() {
+    let h = Habitat::new("dashc");
+    h.config(PLAN_ONLY);
+    let dir = h.dir().display().to_string();
+    let elsewhere = h.root().display().to_string();
+    // `-C DIR` alone, and a PATH read from DIR.
+    let out = kiln(&["check", "-C", &dir]);
+    assert!(out.status.success(), "{out:?}");
+    let rel = h
+        .dir()
+        .strip_prefix(h.root())
+        .expect("the habitat is in its root")
+        .join("kiln.yaml");
+    let out = kiln(&["check", "-C", &elsewhere, &rel.display().to_string()]);
+    assert!(out.status.success(), "{out:?}");
+    let out = kiln(&["plan", "-C", &dir, "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let first: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .expect("a line"),
+    )
+    .expect("json");
+    assert_eq!(first["phase"], "base");
+    // A `-C` that does not exist says so.
+    let out = kiln(&["check", "-C", "/nonexistent-kiln-dir"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent-kiln-dir"), "{err}");
+}
+
+#[test]
+fn kiln_yml_is_found_when_kiln_yaml_is_absent() {
+    let h = Habitat::new("yml");
+    h.write("kiln.yml", &PLAN_ONLY.replace("@NAME@", &h.name));
+    let out = kiln(&["check", &h.dir().display().to_string()]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("kiln.yml`"), "{err}");
+}
+
+#[test]
+fn regression_a_mistyped_path_says_the_path_does_not_exist() {
+    let h = Habitat::new("typo");
+    h.config(PLAN_ONLY);
+    for args in [
+        &["up", "./no-such-dir"][..],
+        &["down", "./no-such-dir"],
+        &["restart", "no/such/dir"],
+        &["logs", "./no-such-dir/kiln.yaml"],
+        &["exec", "./no-such-dir", "--", "true"],
+    ] {
+        let out = h.kiln(args).run();
+        out.assert_code(2);
+        assert!(
+            out.stderr.contains("the path does not exist"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains("unknown member") && !out.stderr.contains("no `kiln.yaml`"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    // A path that exists, where a member was expected, gets `-C` as a hint.
+    let out = h.kiln(&["down", "."]).run();
+    out.assert_code(2);
+    assert!(out.stderr.contains("-C ."), "{}", out.stderr);
+}
+
+/// A busybox habitat with one setup command, for tests that build.
+const BUSYBOX: &str = r#"name: @NAME@
+build:
+  base: { image: "kiln-test/busybox:latest" }
+  env: [GREETING=hello]
+  setup:
+    commands:
+      root: ["echo built > /setup-marker"]
+  final:
+    command: ["sh"]
+"#;
+
+/// Bug: a missing `verify.files` path checked in a container was reported as
+/// "a command failed: test -e /path", the check kiln wrote, not the user's file.
+#[test]
+fn regression_a_missing_verify_file_is_named_not_its_test_command() {
+    let h = Habitat::new("verify-named");
+    // A command beside the files: the check runs in a container.
+    h.config(&BUSYBOX.replace(
+        "  final:",
+        "  verify:\n    files: [/no/such/file]\n    commands: [\"true\"]\n  final:",
+    ));
+    let run = h.build(&[]);
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("verify.files: `/no/such/file` does not exist in the image"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("test -e"), "{}", run.stderr);
+}
+
+/// Bug: the plain output said "because after env rebuilt", and `plan` put a
+/// reason that has parentheses of its own inside parentheses.
+#[test]
+fn regression_reasons_read_as_sentences_in_plain_and_plan_output() {
+    let h = Habitat::new("because");
+    h.config(BUSYBOX);
+    h.build_ok(&[]);
+    h.edit("GREETING=hello", "GREETING=hi");
+    let plan = h.kiln(&["plan", "."]).run();
+    plan.assert_code(0);
+    let setup = plan
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("6-setup"))
+        .expect("a setup line");
+    assert!(setup.ends_with("  after env rebuilt"), "{setup}");
+    let users = plan
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("2-users"))
+        .expect("a users line");
+    assert!(
+        users.starts_with("2-users    cached ") && users.ends_with("(not configured)"),
+        "plan says what build says for an unconfigured phase: {users}"
+    );
+    let run = h.kiln(&["build", ".", "--progress", "plain"]).run();
+    run.assert_code(0);
+    assert!(!run.stderr.contains("because after"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("-> ") && run.stderr.contains("  after env rebuilt"),
+        "{}",
+        run.stderr
+    );
+}
