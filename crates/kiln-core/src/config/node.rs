@@ -116,6 +116,23 @@ impl<'a> From<&'a str> for Seg<'a> {
     }
 }
 
+/// The lines of `text` as YAML counts them, and so as every [`Loc`] does: a
+/// line ends at CR LF, LF or a lone CR (where [`str::lines`] sees no end).
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let text = rest.take().filter(|t| !t.is_empty())?;
+        match text.find(['\r', '\n']) {
+            Some(at) => {
+                let skip = if text[at..].starts_with("\r\n") { 2 } else { 1 };
+                rest = Some(&text[at + skip..]);
+                Some(&text[..at])
+            }
+            None => Some(text),
+        }
+    })
+}
+
 /// A YAML syntax error, located.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyntaxError {
@@ -323,7 +340,7 @@ fn convert(raw: Spanned<Raw>, text: &str) -> Node {
         defined,
     } = raw;
     let written = source_slice(&referenced, text).unwrap_or_default();
-    let first_line_len = written.lines().next().map_or(0, |l| l.chars().count());
+    let first_line_len = lines(&written).next().map_or(0, |l| l.chars().count());
     let mut loc = Loc {
         line: to_usize(referenced.line()),
         column: to_usize(referenced.column()),
@@ -429,6 +446,15 @@ mod tests {
             panic!("not a map")
         };
         assert_eq!(entries.len(), 2);
+    }
+
+    #[test]
+    fn lines_end_where_yaml_ends_them() {
+        let split = |t| lines(t).collect::<Vec<_>>();
+        assert_eq!(split("a\nb\r\nc\rd"), ["a", "b", "c", "d"]);
+        assert_eq!(split("a\n\nb\n"), ["a", "", "b"]);
+        assert_eq!(split(""), Vec::<&str>::new());
+        assert_eq!(split("\r\r\n"), ["", ""]);
     }
 
     #[test]

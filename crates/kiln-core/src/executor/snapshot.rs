@@ -343,7 +343,7 @@ impl<E: Engine> Executor<'_, E> {
         // Reading the upper dir and writing the archive is blocking file work.
         let written = tokio::task::spawn_blocking(move || {
             write_layer_archive(&layers, &config, &comment, &tags, |out| {
-                layer_from_upper::write_layer(&upper, out)
+                layer_from_upper::write_layer(&upper, std::io::BufWriter::new(out))
             })
         })
         .await
@@ -518,7 +518,7 @@ fn write_layer_archive<F>(
     write: F,
 ) -> std::io::Result<WrittenLayer>
 where
-    F: FnOnce(&mut dyn std::io::Write) -> std::io::Result<Layer>,
+    F: FnOnce(&mut dyn crate::image::layer::LayerOut) -> std::io::Result<Layer>,
 {
     let dir = scratch::tempdir(LAYER_PREFIX)?;
     let archive = dir.path().join("image.tar");

@@ -97,21 +97,32 @@ pub fn write_with_layer<F>(
     write_layer: F,
 ) -> std::io::Result<(String, crate::image::layer::Layer)>
 where
-    F: FnOnce(&mut dyn std::io::Write) -> std::io::Result<crate::image::layer::Layer>,
+    F: FnOnce(
+        &mut dyn crate::image::layer::LayerOut,
+    ) -> std::io::Result<crate::image::layer::Layer>,
 {
     use crate::image::layer::Watched;
     use std::io::{Seek, SeekFrom, Write};
-    let mut file = std::io::BufWriter::new(Watched::new(std::fs::File::create(out)?));
-    let write_all = |file: &mut std::io::BufWriter<Watched<std::fs::File>>| -> std::io::Result<_> {
+    // Readable too: the layer writer may read back and rewrite what it wrote.
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(out)?;
+    let mut file = Watched::new(file);
+    let write_all = |file: &mut Watched<std::fs::File>| -> std::io::Result<_> {
         file.write_all(&[0u8; 512])?;
+        // The layer writer gets the file itself and leaves it at the layer's end.
         let layer = write_layer(file)?;
+        let mut file = std::io::BufWriter::new(file);
         let pad = (512 - (layer.size % 512) as usize) % 512;
         file.write_all(&vec![0u8; pad])?;
 
         let (config_bytes, digest, manifest) =
             image_files(parent, config, comment, repo_tags, Some(&layer.diff_id));
         let new_layer = layer_path(&layer.diff_id);
-        let mut tar = tar::Builder::new(&mut *file);
+        let mut tar = tar::Builder::new(&mut file);
         tar.append_data(
             &mut file_header(config_bytes.len()),
             format!("{digest}.json"),
@@ -135,7 +146,7 @@ where
     match written {
         // The archive could not be written (a full disk): say where, since
         // nothing else in the message names the file.
-        Err(e) if file.get_ref().failed() => Err(std::io::Error::new(
+        Err(e) if file.failed() => Err(std::io::Error::new(
             e.kind(),
             format!("cannot write `{}`: {e}", out.display()),
         )),
@@ -276,7 +287,7 @@ mod tests {
             &["r:t".into()],
             &out,
             |w| {
-                w.write_all(&content)?;
+                std::io::Write::write_all(w, &content)?;
                 Ok(crate::image::layer::Layer {
                     diff_id: "sha256:cc".into(),
                     size: content.len() as u64,

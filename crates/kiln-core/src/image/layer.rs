@@ -30,6 +30,11 @@ impl<W: Write> Hashing<W> {
         }
     }
 
+    /// How many bytes have passed through so far.
+    pub(crate) fn written(&self) -> u64 {
+        self.len
+    }
+
     /// Flushes and describes what was written; `entries` is the caller's count.
     pub(crate) fn finish(mut self, entries: usize) -> io::Result<Layer> {
         self.inner.flush()?;
@@ -96,5 +101,45 @@ impl<W: Write> Write for Watched<W> {
 impl<W: Seek> Seek for Watched<W> {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
         self.inner.seek(pos)
+    }
+}
+
+/// What a layer is streamed into: a file (from its current position), which
+/// the layer writer may read back and rewrite in place afterwards.
+pub trait LayerOut: Write + Seek {
+    fn read_exact_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()>;
+    fn set_len(&mut self, size: u64) -> io::Result<()>;
+}
+
+impl LayerOut for std::fs::File {
+    fn read_exact_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)
+    }
+
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(self, buf, offset)
+    }
+
+    fn set_len(&mut self, size: u64) -> io::Result<()> {
+        std::fs::File::set_len(self, size)
+    }
+}
+
+impl<W: LayerOut> LayerOut for Watched<W> {
+    fn read_exact_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.inner.read_exact_at(buf, offset)
+    }
+
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let r = self.inner.write_all_at(buf, offset);
+        self.failed |= r.is_err();
+        r
+    }
+
+    fn set_len(&mut self, size: u64) -> io::Result<()> {
+        let r = self.inner.set_len(size);
+        self.failed |= r.is_err();
+        r
     }
 }

@@ -3,25 +3,33 @@
 //! system as [`RootFs`] shows it. This is what extracting the tars into a
 //! container and reading back its writable layer would give, without the
 //! container: every entry lands where extraction would put it (symlinked
-//! parents followed, `/bin/x` becomes `/usr/bin/x`), and each directory it
-//! lands in is in the layer with the parent's own metadata, or as root's
-//! `0755` when the parent lacks it (a layer that omits a parent directory
-//! would get one with mode `0600`, hiding the parent's).
+//! parents followed, `/bin/x` becomes `/usr/bin/x`, also through the
+//! directories and symlinks the phase's own earlier entries made), and each
+//! directory it lands in is in the layer with the parent's own metadata, or
+//! as root's `0755` when the parent lacks it (a layer that omits a parent
+//! directory would get one with mode `0600`, hiding the parent's).
 //!
+//! A layer names each path once (`docker load` refuses one that names a path
+//! twice), and the later of two entries for a path wins, as in extraction.
 //! Directories are written once each, after everything else, with the
 //! metadata extraction would leave them with: the last entry the tars give
-//! for one, else the parent's. A tar may name a directory after something
-//! was already put inside it (a file copied to `/opt/x/f`, then a directory
-//! to `/opt/x`); extraction then sets its metadata, and the engine refuses
-//! a layer that names a path twice.
+//! for one, else the parent's (a tar may name a directory after something
+//! was already put inside it: a file copied to `/opt/x/f`, then a directory
+//! to `/opt/x`). Anything else named again is replaced, a directory with
+//! everything the layer put below it. The layer is streamed straight into
+//! its file; only when an entry replaced an earlier one is that file
+//! compacted in place afterwards.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::image::layer::{Hashing, Layer, Watched};
-use crate::image::rootfs::RootFs;
+use sha2::{Digest, Sha256};
+
+use crate::image::layer::{Hashing, Layer, LayerOut, Watched};
+use crate::image::rootfs::{Over, RootFs};
 
 /// Writes a tar to the writer it is given: a phase's copies, streamed into
 /// the layer through a pipe instead of stored first.
@@ -34,42 +42,87 @@ pub enum Source<'a> {
     Stream(Producer),
 }
 
-/// Writes the layer of `sources` (extracted in order) over `rootfs` to `out`.
-pub fn write_layer(
+/// The marker that makes a directory of a layer hide what lower layers have in it.
+const OPAQUE: &str = ".wh..wh..opq";
+
+/// Writes the layer of `sources` (extracted in order) over `rootfs` to `out`,
+/// from its current position; on return `out` is positioned at the layer's end.
+pub fn write_layer<O: LayerOut + ?Sized>(
     rootfs: &RootFs,
     sources: Vec<Source<'_>>,
-    out: &mut dyn Write,
+    out: &mut O,
 ) -> io::Result<Layer> {
-    let mut hashing = Hashing::new(out);
-    let mut entries = 0;
-    {
+    let start = out.stream_position()?;
+    let (layer, records, needs_compacting) = {
         let mut layer = LayerWriter {
             rootfs,
-            tar: tar::Builder::new(&mut hashing),
-            dirs: BTreeMap::new(),
-            entries: 0,
+            tar: tar::Builder::new(Hashing::new(io::BufWriter::with_capacity(
+                256 * 1024,
+                &mut *out,
+            ))),
+            written: BTreeMap::new(),
+            records: Vec::new(),
+            opaque: HashSet::new(),
+            compact: false,
         };
         for source in sources {
             match source {
                 Source::Bytes(b) => layer.extract(b)?,
-                Source::File(p) => layer.extract(io::BufReader::new(std::fs::File::open(p)?))?,
+                Source::File(p) => layer.extract(io::BufReader::new(File::open(p)?))?,
                 Source::Stream(produce) => layer.extract_stream(produce)?,
             }
         }
         layer.write_dirs()?;
-        entries += layer.entries;
-        layer.tar.finish()?;
+        let entries = layer.records.iter().filter(|r| r.live).count();
+        let written = layer.tar.into_inner()?.finish(entries)?;
+        (written, layer.records, layer.compact)
+    };
+    if !needs_compacting {
+        return Ok(layer);
     }
-    hashing.finish(entries)
+    compact(out, start, layer.size, &records, layer.entries)
+}
+
+/// What the layer holds at a path so far.
+#[derive(Debug, Clone)]
+enum Written {
+    /// A directory, written at the end with this header.
+    Dir(Box<tar::Header>),
+    /// A symlink to this target, written as `record`.
+    Symlink(String, usize),
+    /// Anything else, written as `record`.
+    Other(usize),
+}
+
+impl Written {
+    fn record(&self) -> Option<usize> {
+        match self {
+            Written::Dir(_) => None,
+            Written::Symlink(_, r) | Written::Other(r) => Some(*r),
+        }
+    }
+}
+
+/// One entry's bytes in the layer, from its first header to its data's end
+/// (offsets from the layer's start).
+#[derive(Debug)]
+struct Record {
+    start: u64,
+    end: u64,
+    /// False once a later entry replaced it.
+    live: bool,
 }
 
 struct LayerWriter<'r, W: Write> {
     rootfs: &'r RootFs,
-    tar: tar::Builder<W>,
-    /// The layer's directories (absolute, no trailing slash) and the header
-    /// each gets, written at the end: in path order, so parents first.
-    dirs: BTreeMap<String, tar::Header>,
-    entries: usize,
+    tar: tar::Builder<Hashing<W>>,
+    /// Every path in the layer (absolute, no trailing slash).
+    written: BTreeMap<String, Written>,
+    records: Vec<Record>,
+    /// Directories this layer made opaque: the image's entries below are gone.
+    opaque: HashSet<String>,
+    /// Whether a record was replaced, so the file needs compacting.
+    compact: bool,
 }
 
 impl<W: Write> LayerWriter<'_, W> {
@@ -124,12 +177,30 @@ impl<W: Write> LayerWriter<'_, W> {
             self.parents(&path, header.mtime().unwrap_or(0))?;
             let rel = path.trim_start_matches('/').to_string();
             if kind.is_dir() {
-                // Extraction sets an existing directory's metadata: the last
-                // entry for it wins.
+                let mut opaque = false;
+                match self.written.get(&path) {
+                    // Extraction keeps the directory and sets this entry's
+                    // metadata on it: the last entry for it wins.
+                    Some(Written::Dir(_)) | None => {}
+                    Some(_) => {
+                        // A file of this layer replaced the image's directory
+                        // here: that directory's entries stay gone.
+                        self.replace(&path);
+                        opaque = self.image_has_dir(&path)?;
+                    }
+                }
                 header.set_size(0);
-                self.dirs.insert(path, header);
+                self.written
+                    .insert(path.clone(), Written::Dir(Box::new(header)));
+                if opaque {
+                    self.opaque.insert(path);
+                }
                 continue;
-            } else if kind.is_symlink() || kind.is_hard_link() {
+            }
+            if self.written.contains_key(&path) {
+                self.replace(&path);
+            }
+            let written = if kind.is_symlink() || kind.is_hard_link() {
                 let target = entry
                     .link_name()?
                     .map(|l| l.to_string_lossy().into_owned())
@@ -142,13 +213,89 @@ impl<W: Write> LayerWriter<'_, W> {
                         .unwrap_or(target),
                     false => target,
                 };
-                self.tar.append_link(&mut header, &rel, target)?;
+                let record = self.append(|tar| tar.append_link(&mut header, &rel, &target))?;
+                match kind.is_symlink() {
+                    true => Written::Symlink(target, record),
+                    false => Written::Other(record),
+                }
             } else {
-                self.tar.append_data(&mut header, &rel, &mut entry)?;
-            }
-            self.entries += 1;
+                let record = self.append(|tar| tar.append_data(&mut header, &rel, &mut entry))?;
+                Written::Other(record)
+            };
+            self.written.insert(path, written);
         }
         Ok(())
+    }
+
+    /// Appends one entry with `write` and records where its bytes are.
+    fn append(
+        &mut self,
+        write: impl FnOnce(&mut tar::Builder<Hashing<W>>) -> io::Result<()>,
+    ) -> io::Result<usize> {
+        let start = self.tar.get_ref().written();
+        write(&mut self.tar)?;
+        self.records.push(Record {
+            start,
+            end: self.tar.get_ref().written(),
+            live: true,
+        });
+        Ok(self.records.len() - 1)
+    }
+
+    /// Drops what the layer holds at `path` and, for a directory, below it:
+    /// a later entry takes its place.
+    fn replace(&mut self, path: &str) {
+        // `/a/b` sorts between `/a` and `/a-b`, so the entries below `/a`
+        // are the range from `/a/` to `/a0` (`0` follows `/`).
+        let below = self
+            .written
+            .range(format!("{path}/")..format!("{path}0"))
+            .map(|(p, _)| p.clone());
+        let gone: Vec<String> = std::iter::once(path.to_string()).chain(below).collect();
+        for p in gone {
+            if let Some(record) = self.written.remove(&p).and_then(|w| w.record()) {
+                self.records[record].live = false;
+                self.compact = true;
+            }
+            self.opaque.remove(&p);
+        }
+    }
+
+    /// Whether the image below the layer has a directory at `path`.
+    fn image_has_dir(&self, path: &str) -> io::Result<bool> {
+        if self.hidden(path) {
+            return Ok(false);
+        }
+        Ok(self.rootfs.lstat(path)?.is_some_and(|f| f.meta.is_dir()))
+    }
+
+    /// Whether `path` is below a directory this layer made opaque.
+    fn hidden(&self, path: &str) -> bool {
+        if self.opaque.is_empty() {
+            return false;
+        }
+        let mut at = path;
+        while let Some((parent, _)) = at.rsplit_once('/') {
+            if parent.is_empty() {
+                return false;
+            }
+            if self.opaque.contains(parent) {
+                return true;
+            }
+            at = parent;
+        }
+        false
+    }
+
+    /// What the layer itself holds at `path`, for resolving later entries.
+    fn over(&self, path: &str) -> Option<Over> {
+        match self.written.get(path) {
+            Some(Written::Dir(_)) => Some(Over::Dir),
+            Some(Written::Symlink(t, _)) => Some(Over::Link(t.clone())),
+            Some(Written::Other(_)) => Some(Over::NotDir),
+            None if self.hidden(path) => Some(Over::Gone),
+            None => None,
+        }
     }
 
     /// Where an entry named `name` lands: absolute, parents resolved; `None`
@@ -164,16 +311,34 @@ impl<W: Write> LayerWriter<'_, W> {
             )));
         }
         self.rootfs
-            .resolve_parents(&format!("/{trimmed}"))
+            .place(&format!("/{trimmed}"), &|p| self.over(p))
             .map(Some)
     }
 
-    /// Writes the layer's directories, once each.
+    /// Writes the layer's directories, once each, in path order (parents
+    /// first), each an opaque one with its marker.
     fn write_dirs(&mut self) -> io::Result<()> {
-        for (dir, mut header) in std::mem::take(&mut self.dirs) {
-            let rel = format!("{}/", dir.trim_start_matches('/'));
-            self.tar.append_data(&mut header, rel, io::empty())?;
-            self.entries += 1;
+        let dirs: Vec<(String, tar::Header)> = self
+            .written
+            .iter()
+            .filter_map(|(p, w)| match w {
+                Written::Dir(h) => Some((p.clone(), (**h).clone())),
+                _ => None,
+            })
+            .collect();
+        for (dir, mut header) in dirs {
+            let rel = dir.trim_start_matches('/').to_string();
+            self.append(|tar| tar.append_data(&mut header, format!("{rel}/"), io::empty()))?;
+            if self.opaque.contains(&dir) {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(0);
+                h.set_mode(0o644);
+                h.set_uid(0);
+                h.set_gid(0);
+                h.set_mtime(header.mtime().unwrap_or(0));
+                self.append(|tar| tar.append_data(&mut h, format!("{rel}/{OPAQUE}"), io::empty()))?;
+            }
         }
         Ok(())
     }
@@ -185,13 +350,17 @@ impl<W: Write> LayerWriter<'_, W> {
         for part in &parts[..parts.len().saturating_sub(1)] {
             dir.push('/');
             dir.push_str(part);
-            if self.dirs.contains_key(&dir) {
+            if self.written.contains_key(&dir) {
                 continue;
             }
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(tar::EntryType::Directory);
             h.set_size(0);
-            match self.rootfs.lstat(&dir)? {
+            let image = match self.hidden(&dir) {
+                true => None,
+                false => self.rootfs.lstat(&dir)?,
+            };
+            match image {
                 Some(found) if found.meta.is_dir() => {
                     let m = &found.meta;
                     h.set_mode(m.mode() & 0o7777);
@@ -207,10 +376,50 @@ impl<W: Write> LayerWriter<'_, W> {
                     h.set_mtime(mtime);
                 }
             }
-            self.dirs.insert(dir.clone(), h);
+            self.written.insert(dir.clone(), Written::Dir(Box::new(h)));
         }
         Ok(())
     }
+}
+
+/// Rewrites the layer in `file` (at `start`, `size` bytes) without its
+/// replaced records, rehashing it; leaves `file` positioned at the new end.
+/// Records only ever move towards the start, so the copy can run in place.
+fn compact<O: LayerOut + ?Sized>(
+    file: &mut O,
+    start: u64,
+    size: u64,
+    records: &[Record],
+    entries: usize,
+) -> io::Result<Layer> {
+    let mut hash = Sha256::new();
+    let mut to = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    let tail = records.last().map_or(0, |r| r.end);
+    let spans = records
+        .iter()
+        .filter(|r| r.live)
+        .map(|r| (r.start, r.end))
+        // The end-of-archive blocks.
+        .chain(std::iter::once((tail, size)));
+    for (from, end) in spans {
+        let mut pos = from;
+        while pos < end {
+            let n = buf.len().min((end - pos) as usize);
+            file.read_exact_at(&mut buf[..n], start + pos)?;
+            file.write_all_at(&buf[..n], start + to)?;
+            hash.update(&buf[..n]);
+            pos += n as u64;
+            to += n as u64;
+        }
+    }
+    file.set_len(start + to)?;
+    file.seek(io::SeekFrom::Start(start + to))?;
+    Ok(Layer {
+        diff_id: format!("sha256:{}", hex::encode(hash.finalize())),
+        size: to,
+        entries,
+    })
 }
 
 /// A tar of `path` in `rootfs` in the form the engine's archive endpoint
@@ -266,6 +475,7 @@ pub fn archive_of(rootfs: &RootFs, path: &str) -> io::Result<Option<Vec<u8>>> {
 mod tests {
     use super::*;
     use std::fs;
+    use std::io::{Read, Seek, Write};
     use std::os::unix::fs::{PermissionsExt, symlink};
     use std::path::PathBuf;
 
@@ -310,6 +520,26 @@ mod tests {
         tar.into_inner().unwrap()
     }
 
+    /// The layer of `sources` over `rootfs` and its bytes, written after a
+    /// 512-byte prefix as in an image archive (which must stay untouched).
+    fn write(rootfs: &RootFs, sources: Vec<Source<'_>>) -> io::Result<(Layer, Vec<u8>)> {
+        let mut file = tempfile::tempfile()?;
+        file.write_all(&[7u8; 512])?;
+        let layer = write_layer(rootfs, sources, &mut file)?;
+        assert_eq!(file.stream_position()?, 512 + layer.size);
+        let mut bytes = Vec::new();
+        file.seek(io::SeekFrom::Start(0))?;
+        file.read_to_end(&mut bytes)?;
+        assert_eq!(&bytes[..512], &[7u8; 512][..]);
+        let bytes = bytes.split_off(512);
+        assert_eq!(bytes.len() as u64, layer.size);
+        assert_eq!(
+            layer.diff_id,
+            format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
+        );
+        Ok((layer, bytes))
+    }
+
     /// (name, mode, uid) of every entry.
     fn listing(layer: &[u8]) -> Vec<(String, u32, u64)> {
         let mut ar = tar::Archive::new(layer);
@@ -334,8 +564,7 @@ mod tests {
         fs::set_permissions(s.layers[1].join("work"), fs::Permissions::from_mode(0o1777)).unwrap();
         let rootfs = RootFs::open(s.layers.clone()).unwrap();
         let tar = tar_of(&[("work/app/a.txt", Some("a")), ("work/app/b.txt", Some("b"))]);
-        let mut out = Vec::new();
-        let layer = write_layer(&rootfs, vec![Source::Bytes(&tar)], &mut out).unwrap();
+        let (layer, out) = write(&rootfs, vec![Source::Bytes(&tar)]).unwrap();
         assert_eq!(
             listing(&out),
             [
@@ -360,8 +589,7 @@ mod tests {
             ("bin/jq", Some("#!")),
             ("opt/tools/x", Some("x")),
         ]);
-        let mut out = Vec::new();
-        write_layer(&rootfs, vec![Source::Bytes(&tar)], &mut out).unwrap();
+        let (_, out) = write(&rootfs, vec![Source::Bytes(&tar)]).unwrap();
         let names: Vec<String> = listing(&out).into_iter().map(|e| e.0).collect();
         assert_eq!(
             names,
@@ -394,9 +622,8 @@ mod tests {
         let rootfs = RootFs::open(s.layers.clone()).unwrap();
         let first = tar_of(&[("opt/x/f", Some("f"))]);
         let second = tar_of(&[("opt/x", None), ("opt/x", None)]);
-        let mut out = Vec::new();
         let sources = vec![Source::Bytes(&first), Source::Bytes(&second)];
-        let layer = write_layer(&rootfs, sources, &mut out).unwrap();
+        let (layer, out) = write(&rootfs, sources).unwrap();
         assert_eq!(
             listing(&out),
             [
@@ -413,18 +640,16 @@ mod tests {
         let s = stack();
         let rootfs = RootFs::open(s.layers.clone()).unwrap();
         let tar = tar_of(&[("opt/a", Some("a")), ("opt/b", Some("bb"))]);
-        let mut direct = Vec::new();
-        write_layer(&rootfs, vec![Source::Bytes(&tar)], &mut direct).unwrap();
+        let (_, direct) = write(&rootfs, vec![Source::Bytes(&tar)]).unwrap();
         let copy = tar.clone();
         let produce: Producer = Box::new(move |w| w.write_all(&copy));
-        let mut streamed = Vec::new();
-        write_layer(&rootfs, vec![Source::Stream(produce)], &mut streamed).unwrap();
+        let (_, streamed) = write(&rootfs, vec![Source::Stream(produce)]).unwrap();
         assert_eq!(direct, streamed);
         let failing: Producer = Box::new(|w| {
             w.write_all(&[0u8; 100])?;
             Err(io::Error::other("source vanished"))
         });
-        let err = write_layer(&rootfs, vec![Source::Stream(failing)], &mut Vec::new()).unwrap_err();
+        let err = write(&rootfs, vec![Source::Stream(failing)]).unwrap_err();
         assert_eq!(err.to_string(), "source vanished");
     }
 
@@ -445,6 +670,26 @@ mod tests {
 
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
+        }
+    }
+
+    impl Seek for FullDisk {
+        fn seek(&mut self, _: io::SeekFrom) -> io::Result<u64> {
+            Ok(0)
+        }
+    }
+
+    impl LayerOut for FullDisk {
+        fn read_exact_at(&mut self, _: &mut [u8], _: u64) -> io::Result<()> {
+            Err(io::Error::from_raw_os_error(28))
+        }
+
+        fn write_all_at(&mut self, _: &[u8], _: u64) -> io::Result<()> {
+            Err(io::Error::from_raw_os_error(28))
+        }
+
+        fn set_len(&mut self, _: u64) -> io::Result<()> {
+            Err(io::Error::from_raw_os_error(28))
         }
     }
 
@@ -486,8 +731,226 @@ mod tests {
         h.set_cksum();
         tar.append(&h, &b"x"[..]).unwrap();
         let tar = tar.into_inner().unwrap();
-        let mut out = Vec::new();
-        assert!(write_layer(&rootfs, vec![Source::Bytes(&tar)], &mut out).is_err());
+        assert!(write(&rootfs, vec![Source::Bytes(&tar)]).is_err());
+    }
+
+    /// A tar of `entries`: `(name, what)` where `what` is `file:CONTENT`,
+    /// `dir:MODE` or `link:TARGET`; owned by uid 1000 unless `dir` names
+    /// `MODE:UID`.
+    fn tar_from(entries: &[(&str, &str)]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, what) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_uid(1000);
+            h.set_gid(1000);
+            let (kind, arg) = what.split_once(':').unwrap();
+            match kind {
+                "file" => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_size(arg.len() as u64);
+                    h.set_mode(0o644);
+                    tar.append_data(&mut h, name, arg.as_bytes()).unwrap();
+                }
+                "dir" => {
+                    let (mode, uid) = arg.split_once(':').unwrap_or((arg, "1000"));
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_size(0);
+                    h.set_mode(u32::from_str_radix(mode, 8).unwrap());
+                    h.set_uid(uid.parse().unwrap());
+                    tar.append_data(&mut h, format!("{name}/"), io::empty())
+                        .unwrap();
+                }
+                _ => {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    h.set_size(0);
+                    h.set_mode(0o777);
+                    tar.append_link(&mut h, name, arg).unwrap();
+                }
+            }
+        }
+        tar.into_inner().unwrap()
+    }
+
+    /// Every entry as `name mode uid [content or target]`.
+    fn entries(layer: &[u8]) -> Vec<String> {
+        let mut ar = tar::Archive::new(layer);
+        ar.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let h = e.header().clone();
+                let mut data = String::new();
+                e.read_to_string(&mut data).unwrap();
+                let link = e.link_name().unwrap().map(|l| l.display().to_string());
+                format!(
+                    "{} {:o} {} {}",
+                    e.path().unwrap().display(),
+                    h.mode().unwrap() & 0o7777,
+                    h.uid().unwrap(),
+                    link.unwrap_or(data)
+                )
+                .trim_end()
+                .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_path_is_named_once_and_the_later_entry_wins() {
+        let s = stack();
+        fs::create_dir_all(s.layers[1].join("work")).unwrap();
+        fs::set_permissions(s.layers[1].join("work"), fs::Permissions::from_mode(0o700)).unwrap();
+        let rootfs = RootFs::open(s.layers.clone()).unwrap();
+        let first = tar_from(&[
+            ("work/a/b", "dir:755:0"),
+            ("work", "dir:755:0"),
+            ("opt/app", "dir:755"),
+            ("opt/app/same", "file:one"),
+            ("opt/app/dir", "dir:700"),
+            ("opt/app/dir/x", "file:x"),
+        ]);
+        let second = tar_from(&[
+            ("work/a", "dir:750:0"),
+            ("opt/app/same", "file:two"),
+            ("opt/app/dir", "file:now a file"),
+            ("opt/app", "dir:755"),
+        ]);
+        let (layer, out) =
+            write(&rootfs, vec![Source::Bytes(&first), Source::Bytes(&second)]).unwrap();
+        assert_eq!(
+            entries(&out),
+            [
+                "opt/app/same 644 1000 two",
+                "opt/app/dir 644 1000 now a file",
+                "opt/ 755 0",
+                "opt/app/ 755 1000",
+                "work/ 755 0",
+                "work/a/ 750 0",
+                "work/a/b/ 755 0",
+            ]
+        );
+        assert_eq!(layer.entries, 7);
+    }
+
+    #[test]
+    fn replacing_a_directory_drops_what_is_below_it_and_nothing_beside_it() {
+        let s = stack();
+        fs::create_dir_all(s.layers[1].join("opt/d")).unwrap();
+        let rootfs = RootFs::open(s.layers.clone()).unwrap();
+        let tar = tar_from(&[
+            ("opt/a", "dir:755"),
+            ("opt/a/inner", "file:i"),
+            ("opt/a-b", "file:beside"),
+            ("opt/a0", "file:beside too"),
+            ("opt/a", "file:now a file"),
+            // Opaque (a file replaced the image's directory), then replaced:
+            // its marker goes with it.
+            ("opt/d", "file:f"),
+            ("opt/d", "dir:755"),
+            ("opt/d", "file:g"),
+        ]);
+        let (_, out) = write(&rootfs, vec![Source::Bytes(&tar)]).unwrap();
+        assert_eq!(
+            entries(&out),
+            [
+                "opt/a-b 644 1000 beside",
+                "opt/a0 644 1000 beside too",
+                "opt/a 644 1000 now a file",
+                "opt/d 644 1000 g",
+                "opt/ 755 0",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_layer_without_repeats_is_written_once_and_never_rewritten() {
+        let s = stack();
+        let rootfs = RootFs::open(s.layers.clone()).unwrap();
+        let tar = tar_from(&[
+            ("opt/a", "dir:755"),
+            ("opt/a", "dir:755"),
+            ("opt/a/f", "file:f"),
+        ]);
+        let (_, out) = write(&rootfs, vec![Source::Bytes(&tar)]).unwrap();
+        // The same directory twice with the same metadata is one entry.
+        assert_eq!(
+            entries(&out),
+            ["opt/a/f 644 1000 f", "opt/ 755 0", "opt/a/ 755 1000"]
+        );
+    }
+
+    #[test]
+    fn entries_go_through_the_links_and_directories_the_layer_made() {
+        let s = stack();
+        fs::create_dir_all(s.layers[1].join("srv/data")).unwrap();
+        fs::write(s.layers[1].join("srv/data/kept"), "k").unwrap();
+        symlink("/srv/data", s.layers[1].join("data-link")).unwrap();
+        let rootfs = RootFs::open(s.layers.clone()).unwrap();
+        let tar = tar_from(&[
+            // A directory replaces the image's symlink: its files go in it.
+            ("data-link", "dir:755"),
+            ("data-link/a", "file:a"),
+            // A symlink of this layer leads the entries after it.
+            ("opt/to-srv", "link:/srv"),
+            ("opt/to-srv/through", "file:t"),
+        ]);
+        let (_, out) = write(&rootfs, vec![Source::Bytes(&tar)]).unwrap();
+        assert_eq!(
+            entries(&out),
+            [
+                "data-link/a 644 1000 a",
+                "opt/to-srv 777 1000 /srv",
+                "srv/through 644 1000 t",
+                "data-link/ 755 1000",
+                "opt/ 755 0",
+                "srv/ 755 0",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_under_a_dangling_symlink_is_refused_naming_the_link() {
+        let s = stack();
+        symlink("/gone/away", s.layers[1].join("nowhere")).unwrap();
+        fs::create_dir_all(s.layers[1].join("srv")).unwrap();
+        symlink("/srv", s.layers[1].join("srv-link")).unwrap();
+        let rootfs = RootFs::open(s.layers.clone()).unwrap();
+        let tar = tar_from(&[("nowhere/f", "file:f")]);
+        let err = write(&rootfs, vec![Source::Bytes(&tar)]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`/nowhere` in the image is a symlink to `/gone/away`, which does not exist"
+        );
+        // Missing directories below a link that leads somewhere are made.
+        let tar = tar_from(&[("srv-link/new/f", "file:f")]);
+        let (_, out) = write(&rootfs, vec![Source::Bytes(&tar)]).unwrap();
+        assert_eq!(
+            entries(&out),
+            ["srv/new/f 644 1000 f", "srv/ 755 0", "srv/new/ 755 0"]
+        );
+    }
+
+    #[test]
+    fn a_directory_made_again_where_a_file_replaced_the_images_is_opaque() {
+        let s = stack();
+        fs::create_dir_all(s.layers[1].join("opt/d")).unwrap();
+        fs::write(s.layers[1].join("opt/d/old"), "old").unwrap();
+        let rootfs = RootFs::open(s.layers.clone()).unwrap();
+        let tar = tar_from(&[
+            ("opt/d", "file:f"),
+            ("opt/d", "dir:755"),
+            ("opt/d/new", "file:n"),
+        ]);
+        let (_, out) = write(&rootfs, vec![Source::Bytes(&tar)]).unwrap();
+        assert_eq!(
+            entries(&out),
+            [
+                "opt/d/new 644 1000 n",
+                "opt/ 755 0",
+                "opt/d/ 755 1000",
+                "opt/d/.wh..wh..opq 644 0",
+            ]
+        );
     }
 
     #[test]

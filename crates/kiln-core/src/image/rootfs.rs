@@ -34,6 +34,30 @@ pub struct Found {
     pub meta: Metadata,
 }
 
+/// What a layer being written holds at a path, which hides what the image
+/// below it has there (see [`RootFs::place`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Over {
+    Dir,
+    /// A regular file (or a hard link to one, or a device).
+    NotDir,
+    /// A symlink, with its target.
+    Link(String),
+    /// Nothing: the layer removed what the image had there.
+    Gone,
+}
+
+/// How a path is walked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// Where an entry would land; missing directories kept as named.
+    Parents,
+    /// The same, but a symlink that leads nowhere is an error.
+    Place,
+    /// What is there: nothing past a missing directory or a file.
+    Lookup,
+}
+
 /// The merged view of an image's layer directories.
 #[derive(Debug, Clone)]
 pub struct RootFs {
@@ -99,25 +123,62 @@ impl RootFs {
     /// `path` with every symlink among its ancestors followed (within the
     /// image's root), as extracting an archive into the image would: `/bin/x`
     /// becomes `/usr/bin/x` on a merged-`/usr` system. The last component is
-    /// kept as it is. Fails when an ancestor is not a directory.
+    /// kept as it is; missing directories are kept as named. Fails when an
+    /// ancestor is not a directory.
     pub fn resolve_parents(&self, path: &str) -> io::Result<String> {
-        let parts = components(path);
-        let Some((last, parents)) = parts.split_last() else {
-            return Ok("/".to_string());
-        };
-        let mut resolved = self.resolve_dir(parents)?;
-        resolved.push(last.to_string());
-        Ok(join(&resolved))
+        self.resolve(path, &|_| None, Walk::Parents)
+            .map(|p| p.unwrap_or_default())
     }
 
-    /// Resolves a directory path given as components; missing directories are
-    /// kept as named (extracting creates them).
-    fn resolve_dir(&self, parts: &[&str]) -> io::Result<Vec<String>> {
+    /// Where extracting an entry named `path` puts it, in this file system
+    /// with `over` (what the layer being written already holds) on top: as
+    /// [`RootFs::resolve_parents`], except that a symlink among the ancestors
+    /// whose target does not exist is an error, as it is to extraction (which
+    /// creates missing directories, but not through a link that leads nowhere).
+    pub fn place(&self, path: &str, over: &dyn Fn(&str) -> Option<Over>) -> io::Result<String> {
+        self.resolve(path, over, Walk::Place)
+            .map(|p| p.unwrap_or_default())
+    }
+
+    /// `None` only in [`Walk::Lookup`], when a directory on the way is missing.
+    fn resolve(
+        &self,
+        path: &str,
+        over: &dyn Fn(&str) -> Option<Over>,
+        walk: Walk,
+    ) -> io::Result<Option<String>> {
+        let parts = components(path);
+        let Some((last, parents)) = parts.split_last() else {
+            return Ok(Some("/".to_string()));
+        };
+        let Some(mut resolved) = self.resolve_dir(parents, over, walk)? else {
+            return Ok(None);
+        };
+        resolved.push(last.to_string());
+        Ok(Some(join(&resolved)))
+    }
+
+    /// Resolves a directory path given as components. Missing directories
+    /// are kept as named (extracting creates them), except in
+    /// [`Walk::Place`] where a symlink's target is what is missing, and in
+    /// [`Walk::Lookup`], which gives `None` for any missing directory and
+    /// for a file on the way.
+    fn resolve_dir(
+        &self,
+        parts: &[&str],
+        over: &dyn Fn(&str) -> Option<Over>,
+        walk: Walk,
+    ) -> io::Result<Option<Vec<String>>> {
+        /// A symlink being followed: its path and target.
+        type Via = std::rc::Rc<(String, String)>;
         let mut out: Vec<String> = Vec::new();
-        let mut rest: Vec<String> = parts.iter().rev().map(|s| s.to_string()).collect();
+        // Components still to walk, last first, each with the link whose
+        // target it comes from.
+        let mut rest: Vec<(String, Option<Via>)> =
+            parts.iter().rev().map(|s| (s.to_string(), None)).collect();
         let mut links = 0;
         let mut missing = false;
-        while let Some(part) = rest.pop() {
+        while let Some((part, via)) = rest.pop() {
             match part.as_str() {
                 "" | "." => continue,
                 ".." => {
@@ -126,43 +187,64 @@ impl RootFs {
                 }
                 _ => {}
             }
-            if missing {
-                out.push(part);
-                continue;
-            }
             let mut candidate = out.clone();
             candidate.push(part.clone());
-            match self.lstat(&join(&candidate))? {
-                None => {
+            let at = join(&candidate);
+            let kind = match missing {
+                true => Over::Gone,
+                false => match over(&at) {
+                    Some(kind) => kind,
+                    None => match self.lstat(&at)? {
+                        None => Over::Gone,
+                        Some(f) if f.meta.file_type().is_symlink() => {
+                            Over::Link(fs::read_link(&f.host)?.to_string_lossy().into_owned())
+                        }
+                        Some(f) if f.meta.is_dir() => Over::Dir,
+                        Some(_) => Over::NotDir,
+                    },
+                },
+            };
+            match kind {
+                Over::Gone if walk == Walk::Lookup => return Ok(None),
+                Over::NotDir if walk == Walk::Lookup => return Ok(None),
+                Over::Gone => {
+                    if let (Walk::Place, Some(via)) = (walk, &via) {
+                        return Err(io::Error::other(format!(
+                            "`{}` in the image is a symlink to `{}`, which does not exist",
+                            via.0, via.1
+                        )));
+                    }
                     missing = true;
                     out.push(part);
                 }
-                Some(f) if f.meta.file_type().is_symlink() => {
+                Over::Link(target) => {
                     links += 1;
                     if links > MAX_LINKS {
                         return Err(io::Error::other(format!(
-                            "too many levels of symbolic links at `{}`",
-                            join(&candidate)
+                            "too many levels of symbolic links at `{at}`"
                         )));
                     }
-                    let target = fs::read_link(&f.host)?;
-                    let target = target.to_string_lossy().into_owned();
                     if target.starts_with('/') {
                         out.clear();
                     }
                     // The link's target replaces it; what followed it comes after.
-                    rest.extend(target.split('/').rev().map(str::to_string));
+                    let via: Via = std::rc::Rc::new((at, target.clone()));
+                    rest.extend(
+                        target
+                            .split('/')
+                            .rev()
+                            .map(|p| (p.to_string(), Some(via.clone()))),
+                    );
                 }
-                Some(f) if f.meta.is_dir() => out.push(part),
-                Some(_) => {
+                Over::Dir => out.push(part),
+                Over::NotDir => {
                     return Err(io::Error::other(format!(
-                        "`{}` in the image is not a directory",
-                        join(&candidate)
+                        "`{at}` in the image is not a directory"
                     )));
                 }
             }
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// The content and permission bits of the regular file at `path`
@@ -180,8 +262,22 @@ impl RootFs {
 
     /// The entry at `path` with symlinks followed everywhere, the last
     /// component included.
+    /// Like `test -e` (or `stat`) in the image: a missing directory or a
+    /// file on the way means nothing is there (also before a `..`), and a
+    /// path ending in `/`, `/.` or `/..` names a directory.
     pub fn follow(&self, path: &str) -> io::Result<Option<Found>> {
-        let mut path = self.resolve_parents(path)?;
+        let last = path.rsplit('/').next().unwrap_or("");
+        if path.ends_with('/') || last == "." || last == ".." {
+            let parts: Vec<&str> = path.split('/').collect();
+            let Some(dir) = self.resolve_dir(&parts, &|_| None, Walk::Lookup)? else {
+                return Ok(None);
+            };
+            return Ok(self.lstat(&join(&dir))?.filter(|f| f.meta.is_dir()));
+        }
+        let lookup = |p: &str| self.resolve(p, &|_| None, Walk::Lookup);
+        let Some(mut path) = lookup(path)? else {
+            return Ok(None);
+        };
         for _ in 0..MAX_LINKS {
             let Some(found) = self.lstat(&path)? else {
                 return Ok(None);
@@ -196,7 +292,10 @@ impl RootFs {
                 let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
                 format!("{dir}/{target}")
             };
-            path = self.resolve_parents(&next)?;
+            let Some(next) = lookup(&next)? else {
+                return Ok(None);
+            };
+            path = next;
         }
         Err(io::Error::other(format!(
             "too many levels of symbolic links at `{path}`"
@@ -432,6 +531,40 @@ mod tests {
         let r = rootfs(&s);
         assert!(r.resolve_parents("/f/x").is_err());
         assert!(r.resolve_parents("/loop/x").is_err());
+    }
+
+    #[test]
+    fn follow_finds_what_test_e_finds() {
+        let s = stack(1);
+        write(&s.layers[0], "/etc/passwd", "root");
+        fs::create_dir_all(s.layers[0].join("usr/local")).unwrap();
+        symlink("usr/local", s.layers[0].join("local")).unwrap();
+        let r = rootfs(&s);
+        let found = |p: &str| r.follow(p).unwrap().map(|f| f.meta.is_dir());
+        assert_eq!(found("/etc/passwd"), Some(false));
+        assert_eq!(
+            found("/etc/passwd/"),
+            None,
+            "a trailing slash asks for a directory"
+        );
+        assert_eq!(found("/etc/passwd/."), None);
+        assert_eq!(found("/etc/passwd/x"), None, "a file on the way");
+        assert_eq!(
+            found("/usr/missing/../local"),
+            None,
+            "a missing directory before `..`"
+        );
+        assert_eq!(found("/usr/local/.."), Some(true));
+        assert_eq!(
+            found("/local/"),
+            Some(true),
+            "through a symlink to a directory"
+        );
+        assert_eq!(
+            found("/local/../local"),
+            Some(true),
+            "`..` of the link's target"
+        );
     }
 
     #[test]

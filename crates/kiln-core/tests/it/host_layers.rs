@@ -6,56 +6,23 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use kiln_core::engine::docker::DockerEngine;
 use kiln_core::engine::{ContainerSpec, Engine};
 use kiln_core::executor::{self, BuildOptions};
-use kiln_core::report::{Event, Reporter};
 use kiln_core::testing::{self, TestError};
 
-struct Quiet;
-
-impl Reporter for Quiet {
-    fn report(&mut self, _event: Event) {}
-}
-
-/// One entry of an image's file system: kind, mode, owner, size, content
-/// digest or link target. No times: the two ways date directories differently.
-type Tree = BTreeMap<String, String>;
-
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=kiln", "-c", "user.email=kiln@example.com"])
-        .args([
-            "-c",
-            "init.defaultBranch=main",
-            "-c",
-            "commit.gpgSign=false",
-        ])
-        .args(args)
-        .status()
-        .expect("run git")
-        .success();
-    assert!(ok, "git {args:?}");
-}
-
-fn sha256(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(data))
-}
+use crate::support::{Quiet, Tree, git, sha256, tree_diff, tree_of, with_habitats};
 
 /// Writes the base habitat (busybox plus a setup that makes symlinked and
 /// oddly owned directories) and the habitat on top of it, named `name`.
-fn write_habitats(root: &Path, scope: &str, name: &str) {
+fn write_habitats(root: &Path, base_name: &str, name: &str) {
     let base = root.join("base");
     std::fs::create_dir_all(&base).unwrap();
     std::fs::write(
         base.join("kiln.yaml"),
         format!(
-            "name: {scope}-base\nbuild:\n  base: {{ image: {img} }}\n  setup:\n    commands:\n      root:\n\
+            "name: {base_name}\nbuild:\n  base: {{ image: {img} }}\n  setup:\n    commands:\n      root:\n\
              \x20       - mkdir -p /usr/lib/target /srv/data /etc/skel /run/state\n\
              \x20       - ln -s usr/lib/target /linked && ln -s /srv/data /data-link\n\
              \x20       - ln -s ../run/state /usr/state\n\
@@ -135,67 +102,19 @@ async fn mtimes(
     Ok(out)
 }
 
-/// The whole file system of `image`, read through a created container.
-async fn tree_of(engine: &DockerEngine, image: &str, scope: &str) -> Result<Tree, TestError> {
-    let spec = ContainerSpec {
-        image: image.to_string(),
-        entrypoint: Some(vec!["/bin/sh".into()]),
-        labels: BTreeMap::from([(
-            kiln_core::image::labels::LABEL_HABITAT.to_string(),
-            scope.to_string(),
-        )]),
-        ..ContainerSpec::default()
-    };
-    let id = engine.create_container(&spec).await?;
-    let tar = engine.get_archive(&id, "/").await;
-    engine.remove_container(&id).await?;
-    let tar = tar?.ok_or("no archive of /")?;
-    let mut tree = Tree::new();
-    let mut ar = tar::Archive::new(&tar[..]);
-    for entry in ar.entries()? {
-        let mut entry = entry?;
-        let path = entry.path()?.display().to_string();
-        let path = path.trim_matches('/').to_string();
-        // The engine's own files in every container, and busybox's applets.
-        if path == ".dockerenv" || path.starts_with("etc/host") || path == "etc/resolv.conf" {
-            continue;
-        }
-        let h = entry.header().clone();
-        let kind = h.entry_type();
-        let what = if kind.is_file() {
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut entry, &mut data)?;
-            format!("file {}", sha256(&data))
-        } else if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry.link_name()?.map(|l| l.display().to_string());
-            format!("link {}", target.unwrap_or_default())
-        } else {
-            format!("{kind:?}")
-        };
-        tree.insert(
-            path,
-            format!(
-                "{what} mode {:o} owner {}:{}",
-                h.mode()? & 0o7777,
-                h.uid()?,
-                h.gid()?
-            ),
-        );
-    }
-    Ok(tree)
-}
-
 #[tokio::test]
 async fn host_written_layers_give_the_file_system_a_container_gives() {
     let engine = DockerEngine::connect().await.expect("engine");
     testing::busybox_image(&engine).await.expect("busybox");
     let engine = &engine;
-    testing::scoped(engine, "hostlayer", |scope| async move {
+    // Every habitat's images are removed afterwards, also when an assertion fails.
+    with_habitats(engine, "hostlayer", |names| async move {
         let tmp = tempfile::tempdir().unwrap();
-        let host_name = format!("{}-host", scope.habitat);
-        let cont_name = format!("{}-cont", scope.habitat);
-        write_habitats(tmp.path(), &scope.habitat, &host_name);
-        write_habitats(tmp.path(), &scope.habitat, &cont_name);
+        let base_name = names.name("base");
+        let host_name = names.name("host");
+        let cont_name = names.name("cont");
+        write_habitats(tmp.path(), &base_name, &host_name);
+        write_habitats(tmp.path(), &base_name, &cont_name);
         let mut trees = Vec::new();
         for (name, in_container) in [(&host_name, false), (&cont_name, true)] {
             let habitat = kiln_core::config::load(&tmp.path().join(name)).expect("config");
@@ -207,23 +126,16 @@ async fn host_written_layers_give_the_file_system_a_container_gives() {
             let built = executor::build(engine, &habitat, &opts, &mut Quiet)
                 .await
                 .unwrap_or_else(|e| panic!("build of {name}: {e}"));
-            trees.push(tree_of(engine, &built.image, &scope.habitat).await.unwrap());
+            trees.push(tree_of(engine, &built.image, name).await.unwrap());
             // A listed directory the image has keeps its time, as with `mkdir -p`.
             let existing = ["/work", "/srv/data", "/home/dev"];
             let before = format!("habitat-{name}:3-env");
             let after = format!("habitat-{name}:4-habitat");
-            let before = mtimes(engine, &before, &scope.habitat, &existing)
-                .await
-                .unwrap();
-            let after = mtimes(engine, &after, &scope.habitat, &existing)
-                .await
-                .unwrap();
+            let before = mtimes(engine, &before, name, &existing).await.unwrap();
+            let after = mtimes(engine, &after, name, &existing).await.unwrap();
             assert_eq!(after, before, "{name}: times of {existing:?}");
             assert_ne!(before[0], 0, "the base made /work at build time");
-            // Snapshots of the other habitats are this scope's to remove.
-            remove_images_of(engine, name).await;
         }
-        remove_images_of(engine, &format!("{}-base", scope.habitat)).await;
         let (host, cont) = (&trees[0], &trees[1]);
         // Git's own bookkeeping names the clone's source and time, which
         // differ between the two habitats by design.
@@ -283,12 +195,237 @@ async fn host_written_layers_give_the_file_system_a_container_gives() {
     .await;
 }
 
-async fn remove_images_of(engine: &DockerEngine, habitat: &str) {
-    for id in engine
-        .images_with_labels(&[(kiln_core::image::labels::LABEL_HABITAT, habitat)])
-        .await
-        .unwrap_or_default()
-    {
-        let _ = engine.remove_image(&id).await;
+/// Builds `top` (a config without its `name:` line, on the base habitat
+/// `../base` whose setup runs `base_setup`) both ways, with `files` (path,
+/// content) and `links` (path, target) made next to it first and `modes`
+/// set, and returns each way's file system or error.
+async fn both_ways(
+    engine: &DockerEngine,
+    base_setup: &[&str],
+    top: &str,
+    files: &[(&str, &str)],
+    links: &[(&str, &str)],
+    modes: &[(&str, u32)],
+) -> [Result<Tree, String>; 2] {
+    with_habitats(engine, "hostlayer-reg", |names| async move {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("base");
+        std::fs::create_dir_all(&base).unwrap();
+        let setup: Vec<String> = base_setup
+            .iter()
+            .map(|c| serde_json::to_string(c).unwrap())
+            .collect();
+        std::fs::write(
+            base.join("kiln.yaml"),
+            format!(
+                "name: {}\nbuild:\n  base: {{ image: {} }}\n  setup:\n    commands:\n      root: [{}]\n",
+                names.name("base"),
+                testing::BUSYBOX_IMAGE,
+                setup.join(", ")
+            ),
+        )
+        .unwrap();
+        let dir = tmp.path().join("top");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (path, content) in files {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
+        for (path, target) in links {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target, path).unwrap();
+        }
+        for (path, mode) in modes {
+            use std::os::unix::fs::PermissionsExt;
+            let perm = std::fs::Permissions::from_mode(*mode);
+            std::fs::set_permissions(dir.join(path), perm).unwrap();
+        }
+        let mut out = Vec::new();
+        for (way, in_container) in [("host", false), ("cont", true)] {
+            let name = names.name(way);
+            std::fs::write(dir.join(format!("{way}.yaml")), format!("name: {name}\n{top}")).unwrap();
+            let habitat =
+                kiln_core::config::load(&dir.join(format!("{way}.yaml"))).expect("config");
+            let opts = BuildOptions {
+                cache_root: Some(tmp.path().join("cache")),
+                archive_in_container: in_container,
+                ..BuildOptions::default()
+            };
+            out.push(match executor::build(engine, &habitat, &opts, &mut Quiet).await {
+                Ok(built) => Ok(tree_of(engine, &built.image, &name).await.unwrap()),
+                Err(e) => Err(e.to_string()),
+            });
+        }
+        let cont = out.pop().unwrap();
+        [out.pop().unwrap(), cont]
+    })
+    .await
+}
+
+/// Both ways built, to the same file system; that file system.
+fn same_tree(ways: [Result<Tree, String>; 2]) -> Tree {
+    let [host, cont] = ways;
+    let host = host.unwrap_or_else(|e| panic!("the host way failed: {e}"));
+    let cont = cont.unwrap_or_else(|e| panic!("the container way failed: {e}"));
+    let differ = tree_diff(&host, &cont, |_| false);
+    assert!(
+        differ.is_empty(),
+        "the two file systems differ (host vs container):\n{}",
+        differ.join("\n")
+    );
+    host
+}
+
+#[tokio::test]
+async fn regression_a_path_twice_in_one_layer_is_one_entry_and_the_later_wins() {
+    // `docker load` refuses a layer that names a path twice; extraction lets
+    // the later entry win (a directory takes its mode and owner).
+    let engine = DockerEngine::connect().await.expect("engine");
+    testing::busybox_image(&engine).await.expect("busybox");
+    let top = "build:\n  base: { habitat: ../base }\n\
+               \x20 habitat:\n    dirs: [/work/a/b, /work, /work/a]\n    work_dir: /work\n\
+               \x20 files:\n    copies:\n\
+               \x20     - { source: one, dest: /opt/app, owner: \"1000\" }\n\
+               \x20     - { source: two, dest: /opt/app/sub, owner: \"2000\" }\n\
+               \x20     - { source: over, dest: /opt/app/same, mode: \"0600\" }\n";
+    let tree = same_tree(
+        both_ways(
+            &engine,
+            &["mkdir -m 0700 /work && chown 65534 /work"],
+            top,
+            &[
+                ("one/same", "one\n"),
+                ("one/sub/only-one", "1\n"),
+                ("two/same", "two\n"),
+                ("over", "over\n"),
+            ],
+            &[],
+            &[("one/sub", 0o755), ("two", 0o700), ("one", 0o755)],
+        )
+        .await,
+    );
+    let want = [
+        // An existing directory the habitat lists keeps what it had.
+        ("work", "Directory mode 700 owner 65534:0"),
+        ("work/a", "Directory mode 755 owner 0:0"),
+        ("opt/app", "Directory mode 755 owner 1000:1000"),
+        ("opt/app/sub", "Directory mode 700 owner 2000:2000"),
+        ("opt/app/sub/only-one", "owner 1000:1000"),
+        ("opt/app/sub/same", "owner 2000:2000"),
+        (
+            "opt/app/same",
+            &format!("file {} mode 600 owner 0:0", sha256(b"over\n")),
+        ),
+    ];
+    for (path, expected) in want {
+        let got = tree
+            .get(path)
+            .unwrap_or_else(|| panic!("`/{path}` is missing"));
+        assert!(
+            got.contains(expected),
+            "`/{path}`: {got}, expected {expected}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn regression_entries_land_through_what_their_own_layer_made() {
+    // A copy onto a symlinked directory replaces the link with a directory,
+    // so the copy's files go into it, not through the old link; a symlink a
+    // copy made leads the entries of later copies.
+    let engine = DockerEngine::connect().await.expect("engine");
+    testing::busybox_image(&engine).await.expect("busybox");
+    let top = "build:\n  base: { habitat: ../base }\n\
+               \x20 files:\n    copies:\n\
+               \x20     - { source: tree, dest: /data-link }\n\
+               \x20     - { source: links, dest: /opt/links }\n\
+               \x20     - { source: f, dest: /opt/links/to-srv/through }\n";
+    let tree = same_tree(
+        both_ways(
+            &engine,
+            &[
+                "mkdir -p /srv/data && echo kept > /srv/data/kept",
+                "ln -s /srv/data /data-link",
+            ],
+            top,
+            &[("tree/a", "a\n"), ("f", "f\n")],
+            &[("links/to-srv", "/srv")],
+            &[],
+        )
+        .await,
+    );
+    assert!(
+        tree["data-link"].starts_with("Directory"),
+        "{}",
+        tree["data-link"]
+    );
+    assert!(tree.contains_key("data-link/a"));
+    assert!(
+        !tree.contains_key("srv/data/a"),
+        "the copy went through the old link"
+    );
+    assert!(tree.contains_key("srv/data/kept"));
+    assert!(tree["opt/links/to-srv"].starts_with("link /srv"));
+    assert!(
+        tree.contains_key("srv/through"),
+        "the later copy did not follow the new link"
+    );
+}
+
+#[tokio::test]
+async fn regression_a_dangling_symlink_among_the_parents_fails_both_ways() {
+    // Extraction cannot create a file under a symlink that leads nowhere, so
+    // the host way must not invent the missing directory either.
+    let engine = DockerEngine::connect().await.expect("engine");
+    testing::busybox_image(&engine).await.expect("busybox");
+    let top = "build:\n  base: { habitat: ../base }\n\
+               \x20 files:\n    copies:\n\
+               \x20     - { source: f, dest: /nowhere/f }\n";
+    let [host, cont] = both_ways(
+        &engine,
+        &["ln -s /gone/away /nowhere"],
+        top,
+        &[("f", "f\n")],
+        &[],
+        &[],
+    )
+    .await;
+    let (Err(host), Err(cont)) = (&host, &cont) else {
+        panic!(
+            "a way built through a dangling symlink: host {}, container {}",
+            host.is_ok(),
+            cont.is_ok()
+        );
+    };
+    assert!(
+        host.contains("`/nowhere`") && host.contains("`/gone/away`"),
+        "the error names the link and its target: {host}\n(container: {cont})"
+    );
+}
+
+#[tokio::test]
+async fn regression_verify_files_on_the_host_mean_what_test_e_means() {
+    // On the host, verify looks the path up in the layers; in a container it
+    // runs `test -e`, for which a trailing `/` or `/.` asks for a directory.
+    // (A path with `..` is refused by the config check before either.)
+    let engine = DockerEngine::connect().await.expect("engine");
+    testing::busybox_image(&engine).await.expect("busybox");
+    for (path, exists) in [
+        ("/etc/passwd/", false),
+        ("/etc/passwd/.", false),
+        ("/etc/", true),
+    ] {
+        let top =
+            format!("build:\n  base: {{ habitat: ../base }}\n  verify:\n    files: [\"{path}\"]\n");
+        let [host, cont] = both_ways(&engine, &[], &top, &[], &[], &[]).await;
+        assert_eq!(
+            (host.is_ok(), cont.is_ok()),
+            (exists, exists),
+            "verify `{path}`: host {:?}, container {:?}",
+            host.err(),
+            cont.err()
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! `cargo test -p kiln-core --test it plan_cases`.
 
 mod config_cases;
+mod config_fuzz;
 mod config_snapshots;
 mod executor_fake;
 mod key_props;
@@ -11,10 +12,15 @@ mod plan_cases;
 
 mod engine_contract;
 
+mod cache_oracle;
+
 mod host_bootstrap;
 mod host_copies;
 mod host_layers;
 mod host_repo;
 mod host_tool;
+mod layers_differential;
 
 mod never_stale;
+
+mod support;
