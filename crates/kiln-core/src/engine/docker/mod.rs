@@ -112,19 +112,9 @@ impl Engine for DockerEngine {
     }
 
     async fn images_with_labels(&self, labels: &[(&str, &str)]) -> EngineResult<Vec<String>> {
-        let options = ListImagesOptions {
-            filters: Some(label_filters(labels)),
-            ..Default::default()
-        };
-        let images = self
-            .docker
-            .list_images(Some(options))
-            .await
-            .map_err(|e| self.error("list images", e, |_| None))?;
-        let mut ids: Vec<String> = images.into_iter().map(|i| i.id).collect();
-        ids.sort();
-        ids.dedup();
-        Ok(ids)
+        // The same one listing call, sorted and deduplicated by id.
+        let images = self.list_images(labels).await?;
+        Ok(images.into_iter().map(|i| i.id).collect())
     }
 
     /// One listing call (the default would inspect every image).
