@@ -102,7 +102,20 @@ impl fmt::Display for UnknownPhase {
             "unknown phase `{}`; expected an id 1-10 or one of: {}",
             self.0,
             Phase::ALL.map(Phase::name).join(", ")
-        )
+        )?;
+        // A misspelt name (`stup`) or tag (`6-setpu`) gets the one meant.
+        let lower = self.0.to_ascii_lowercase();
+        let names = Phase::ALL.map(Phase::name);
+        let tags = Phase::ALL.map(Phase::tag);
+        let known: Vec<&str> = names
+            .iter()
+            .copied()
+            .chain(tags.iter().map(String::as_str))
+            .collect();
+        if let Some(meant) = crate::config::suggest(&lower, &known) {
+            write!(f, "\nhint: did you mean `{meant}`?")?;
+        }
+        Ok(())
     }
 }
 
@@ -138,6 +151,25 @@ mod tests {
             assert_eq!(p.tag().parse::<Phase>().unwrap(), p);
         }
         assert_eq!(Phase::Setup.tag(), "6-setup");
+    }
+
+    #[test]
+    fn unknown_phases_get_a_did_you_mean() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("stup", Some("setup")),
+            ("Verfy", Some("verify")),
+            ("6-setpu", Some("6-setup")),
+            ("finale", Some("final")),
+            ("11", None),
+            ("xyzzy", None),
+        ];
+        for (given, meant) in cases {
+            let message = given.parse::<Phase>().unwrap_err().to_string();
+            let hint = message
+                .split_once("\nhint: did you mean `")
+                .map(|(_, h)| h.trim_end_matches("`?"));
+            assert_eq!(hint, *meant, "{given}: {message}");
+        }
         assert_eq!(Phase::Final.id(), 10);
     }
 

@@ -9,6 +9,7 @@
 
 mod bases;
 mod diagnostic;
+pub mod expand;
 pub mod model;
 mod node;
 pub mod runtime;
@@ -25,6 +26,7 @@ pub use node::Seg;
 pub use schema::schema;
 
 use diagnostic::Sink;
+pub(crate) use shape::suggest;
 
 /// The config file's name inside a habitat directory.
 pub const FILE_NAME: &str = "kiln.yaml";

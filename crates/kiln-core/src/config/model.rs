@@ -157,6 +157,24 @@ impl Env {
         }
     }
 
+    /// The entries in order, and whether they apply at once (the map form,
+    /// whose order YAML does not keep: every value sees only the environment
+    /// before the phase) rather than one after another (the list form: a
+    /// value sees the entries before it). List entries without `=` are
+    /// skipped here (the validator reports them).
+    pub fn entries(&self) -> (Vec<(String, String)>, bool) {
+        match self {
+            Env::Map(m) => (m.clone().into_iter().collect(), true),
+            Env::List(l) => (
+                l.iter()
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                false,
+            ),
+        }
+    }
+
     /// The variables as a map; in a list a later `KEY=` wins, as in a shell.
     /// Entries without `=` are skipped here (the validator reports them).
     pub fn to_map(&self) -> BTreeMap<String, String> {

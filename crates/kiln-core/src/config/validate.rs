@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use super::diagnostic::Sink;
+use super::expand;
 use super::model::{BaseSource, Config, Env, NpmPackage, Port, Repo};
 use super::node::{Loc, Node, Seg};
 use super::shape::suggest;
@@ -34,11 +35,22 @@ pub(crate) fn check(
     complete: bool,
     sink: &mut Sink<'_>,
 ) {
+    let (entries, simultaneous) = config.build.env.entries();
     let mut c = Checker {
         root,
         sink,
         dir: habitat_dir,
         complete,
+        env: expand::env_known(&entries, simultaneous),
+        // The bootstrap base's image config sets `PATH` only
+        // (`sources/bootstrap.rs`).
+        base_env: config
+            .build
+            .base
+            .bootstrap
+            .as_ref()
+            .filter(|_| config.build.base.source().is_some())
+            .map(|_| &["PATH"][..]),
     };
     c.name(config);
     if complete {
@@ -65,6 +77,12 @@ struct Checker<'a, 't> {
     sink: &'a mut Sink<'t>,
     dir: &'a Path,
     complete: bool,
+    /// What `build.env` sets, as [`expand::env_known`] gives it.
+    env: BTreeMap<String, (String, bool)>,
+    /// The names the base's environment surely holds, when the base is one
+    /// whose environment is known before the build (a bootstrap base's is
+    /// `PATH` alone); `None` when only the build can know (an image).
+    base_env: Option<&'static [&'static str]>,
 }
 
 impl Checker<'_, '_> {
@@ -331,7 +349,9 @@ impl Checker<'_, '_> {
                             format!("invalid environment variable name `{key}`"),
                             ENV_NAME_RULE,
                         ),
-                        Some(_) => {}
+                        Some((_, value)) => {
+                            self.env_value(value, loc, &format!("build.env[{i}]"));
+                        }
                     }
                     self.exec_string(entry.len(), loc, &format!("build.env[{i}]"));
                 }
@@ -347,6 +367,7 @@ impl Checker<'_, '_> {
                         );
                     }
                     let loc = self.at(&[K("build"), K("env"), K(key)]);
+                    self.env_value(value, loc, &format!("build.env.{key}"));
                     let entry = key.len() + 1 + value.len();
                     self.exec_string(entry, loc, &format!("build.env.{key}"));
                 }
@@ -389,14 +410,14 @@ impl Checker<'_, '_> {
             return;
         };
         for (i, dir) in h.dirs.iter().enumerate() {
-            self.image_path(
+            self.path_field(
                 dir,
                 &[K("build"), K("habitat"), K("dirs"), I(i)],
                 &format!("build.habitat.dirs[{i}]"),
             );
         }
         if let Some(w) = &h.work_dir {
-            self.image_path(
+            self.path_field(
                 w,
                 &[K("build"), K("habitat"), K("work_dir")],
                 "build.habitat.work_dir",
@@ -428,7 +449,7 @@ impl Checker<'_, '_> {
                     "read it from `/run/secrets` in a setup command instead",
                 );
             }
-            if self.image_path(&copy.dest, &here("dest"), &name("dest"))
+            if self.path_field(&copy.dest, &here("dest"), &name("dest"))
                 && let Some(source) = source
             {
                 self.copy_dest(
@@ -532,7 +553,7 @@ impl Checker<'_, '_> {
                 );
             }
             let name = format!("build.repos[{i}].path");
-            if self.image_path(&repo.path, &here("path"), &name)
+            if self.path_field(&repo.path, &here("path"), &name)
                 && normalize_image_path(&repo.path) == "/"
             {
                 let loc = self.at(&here("path"));
@@ -588,7 +609,7 @@ impl Checker<'_, '_> {
             }
             if let Some(dest) = &tool.dest {
                 let name = format!("build.tools[{i}].dest");
-                if self.image_path(dest, &here("dest"), &name) && dest.ends_with('/') {
+                if self.path_field(dest, &here("dest"), &name) && dest.ends_with('/') {
                     let loc = self.at(&here("dest"));
                     let file = format!("{}/{}", dest.trim_end_matches('/'), tool.name);
                     self.error_hint(
@@ -614,7 +635,7 @@ impl Checker<'_, '_> {
         let loc = self.key_at(&[K("build"), K("verify")]);
         self.phase_script(&script, loc, "build.verify");
         for (i, file) in v.files.iter().enumerate() {
-            self.image_path(
+            self.path_field(
                 file,
                 &[K("build"), K("verify"), K("files"), I(i)],
                 &format!("build.verify.files[{i}]"),
@@ -693,7 +714,7 @@ impl Checker<'_, '_> {
             }
         }
         if let Some(w) = &f.workdir {
-            self.image_path(
+            self.path_field(
                 w,
                 &[K("build"), K("final"), K("workdir")],
                 "build.final.workdir",
@@ -770,6 +791,78 @@ impl Checker<'_, '_> {
                 );
             }
         }
+    }
+
+    /// An env value's variable references parse.
+    fn env_value(&mut self, value: &str, loc: Loc, name: &str) {
+        if let Err(e) = expand::parse(value) {
+            self.error_hint(
+                loc,
+                format!("invalid variable reference in `{name}`: {e}"),
+                "write `$$` for a literal `$`",
+            );
+        }
+    }
+
+    /// A path field, which expands against the environment after the env
+    /// phase: its references parse, a variable nothing sets (when that can
+    /// be known) is an error, and the path as far as it is known before the
+    /// build is checked as [`Self::image_path`] does. True when the path
+    /// was checked and is one.
+    fn path_field(&mut self, value: &str, path: &[Seg<'_>], name: &str) -> bool {
+        let word = match expand::parse(value) {
+            Ok(word) => word,
+            Err(e) => {
+                let loc = self.at(path);
+                self.error_hint(
+                    loc,
+                    format!("invalid variable reference in `{name}`: {e}"),
+                    "write `$$` for a literal `$`",
+                );
+                return false;
+            }
+        };
+        if !word.has_references() {
+            return self.image_path(value, path, name);
+        }
+        if let Some(base) = self.base_env {
+            let mut unset: Vec<&str> = word
+                .required()
+                .into_iter()
+                .filter(|n| !self.env.contains_key(*n) && !base.contains(n))
+                .collect();
+            unset.dedup();
+            if let Some(first) = unset.first() {
+                let loc = self.at(path);
+                let names: Vec<String> = unset.iter().map(|n| format!("`${n}`")).collect();
+                self.error_hint(
+                    loc,
+                    format!(
+                        "unset variable {} in `{name}` and no default",
+                        names.join(", ")
+                    ),
+                    format!("set it in `build.env`, or give a default: `${{{first}:-/path}}`"),
+                );
+                return false;
+            }
+        }
+        let known = |n: &str| {
+            self.env
+                .get(n)
+                .filter(|(_, symbolic)| !symbolic)
+                .map(|(v, _)| v.replace("$$", "$"))
+        };
+        if word.names().iter().all(|n| known(n).is_some()) {
+            let values: BTreeMap<&str, String> = word
+                .names()
+                .into_iter()
+                .filter_map(|n| Some((n, known(n)?)))
+                .collect();
+            let expanded = word.expand(&|n: &str| values.get(n).map(String::as_str));
+            return self.image_path(&expanded, path, name);
+        }
+        // The base's environment decides; the build checks it.
+        false
     }
 
     /// `path` names a place in the image, which only an absolute path does.

@@ -107,6 +107,9 @@ pub(super) struct Executor<'a, E: Engine> {
     pub(super) reporter: &'a mut dyn Reporter,
     /// Secret values, redacted from every line of output shown.
     pub(super) secrets: super::secrets::Redactor,
+    /// The config with its path fields expanded against the environment
+    /// after the env phase, once a phase after it is reached.
+    pub(super) expanded: Option<Config>,
 }
 
 /// What a phase gets: which phase it is, the image it builds on, the config
@@ -168,7 +171,30 @@ impl<E: Engine> Executor<'_, E> {
     }
 
     pub(super) fn config(&self) -> &Config {
-        &self.habitat.config
+        self.expanded.as_ref().unwrap_or(&self.habitat.config)
+    }
+
+    /// Expands the path fields against `env`, the environment after the env
+    /// phase (the parent's of every phase from habitat on), before the first
+    /// phase that uses them runs; a path with an unset variable and no
+    /// default stops the build here, naming every such field.
+    pub(super) fn expand_paths(&mut self, env: &[String]) -> Result<(), BuildError> {
+        if self.expanded.is_some() {
+            return Ok(());
+        }
+        match crate::config::expand::expand_paths(&self.habitat.config, env) {
+            Ok(config) => {
+                self.expanded = Some(config);
+                Ok(())
+            }
+            Err(errors) => {
+                let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                Err(BuildError::Usage(format!(
+                    "a path field does not expand against the image's environment: {}\nhint: set the variable in `build.env`, or give a default: `${{NAME:-/default}}`",
+                    list.join("; ")
+                )))
+            }
+        }
     }
 
     /// The layers and config of an image the build did not make itself.

@@ -228,6 +228,7 @@ async fn build_locked<E: Engine>(
         made: &mut made,
         reporter,
         secrets: secrets::Redactor::default(),
+        expanded: None,
     };
     let (ran, swept) = tokio::join!(exec.run(&plan), sweep);
     ran?;

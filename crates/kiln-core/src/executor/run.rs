@@ -141,6 +141,9 @@ impl<E: Engine> Executor<'_, E> {
                 (state, parent.tagged)
             }
         };
+        if phase >= Phase::Habitat {
+            self.expand_paths(&parent.config.env)?;
+        }
         let ctx = PhaseCtx {
             phase,
             config: parent.config.clone(),

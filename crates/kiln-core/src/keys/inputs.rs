@@ -35,7 +35,13 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
                 .collect::<Vec<_>>()
         ),
         Phase::Env if b.env.is_empty() => Value::Null,
-        Phase::Env => json!(b.env.to_map()),
+        // Values as they expand, with the base's variables left as
+        // references: `PATH=/opt/bin:$PATH` and `PATH=/opt/bin:${PATH}` are
+        // one key, and a reordering that changes what a value sees is not.
+        Phase::Env => {
+            let (entries, simultaneous) = b.env.entries();
+            json!(crate::config::expand::canonical_env(&entries, simultaneous))
+        }
         Phase::Habitat => match &b.habitat {
             Some(h) if !h.dirs.is_empty() || h.work_dir.is_some() => {
                 json!({"dirs": sorted(h.dirs.iter().cloned()), "work_dir": h.work_dir})

@@ -4,6 +4,7 @@
 //! `cargo test -p kiln-core --test it plan_cases`.
 
 mod config_cases;
+mod config_expand;
 mod config_fuzz;
 mod config_snapshots;
 mod executor_fake;

@@ -2,6 +2,7 @@
 //! image, relabelled), env and final. Each is one `docker load` of a few
 //! kilobytes over the parent's layers.
 
+use crate::config::expand;
 use crate::engine::Engine;
 use crate::image::labels::LABEL_VERIFIED;
 use crate::phase::Phase;
@@ -17,13 +18,10 @@ impl<E: Engine> Executor<'_, E> {
         let config = &mut ctx.config;
         match ctx.phase {
             Phase::Env => {
-                let vars = self.config().build.env.to_map();
-                config
-                    .env
-                    .retain(|kv| !vars.contains_key(kv.split('=').next().unwrap_or("")));
-                config
-                    .env
-                    .extend(vars.iter().map(|(k, v)| format!("{k}={v}")));
+                // Each value expands against the base's environment and the
+                // entries before it, as a Dockerfile `ENV` does.
+                let (entries, simultaneous) = self.config().build.env.entries();
+                config.env = expand::apply_env(&config.env, &entries, simultaneous);
             }
             Phase::Final => {
                 let f = self.config().build.final_.clone().unwrap_or_default();
