@@ -100,6 +100,11 @@ fn edits() -> Vec<(Phase, &'static str, &'static str)> {
         (Phase::Users, "uid: 1000", "uid: 1001"),
         (Phase::Users, "groups: [sudo, adm]", "groups: [sudo]"),
         (Phase::Env, "- B=2", "- B=3"),
+        // A value that refers to an earlier entry means something else.
+        (Phase::Env, "- B=2", "- B=$A"),
+        (Phase::Env, "- B=2", "- B=$$A"),
+        // A path field's variables are its own phase's input.
+        (Phase::Habitat, "work_dir: /work", "work_dir: $HOME/work"),
         (Phase::Habitat, "work_dir: /work", "work_dir: /srv"),
         (
             Phase::Habitat,
@@ -202,6 +207,8 @@ fn neutral_rewrites() -> Vec<(&'static str, &'static str)> {
         ("pip: [httpie, rich]", "pip: [rich, httpie]"),
         ("groups: [sudo, adm]", "groups: [adm, sudo]"),
         ("- A=1\n    - B=2", "- B=2\n    - A=1"),
+        // A reference to an earlier entry is keyed by the value it takes.
+        ("- B=2", "- B=${A:+2}"),
         (
             "dirs: [/habitat/a, /habitat/b]",
             "dirs: [/habitat/b, /habitat/a]",
@@ -227,6 +234,38 @@ fn neutral_rewrites() -> Vec<(&'static str, &'static str)> {
         ("mode: \"0644\"", "mode: 644"),
         ("mode: \"0644\"", "mode: \"644\""),
     ]
+}
+
+/// Env entries with references: pairs that mean the same (`true`) or not.
+#[test]
+fn env_references_are_keyed_by_meaning() {
+    let env = |entries: &str| {
+        let text = BASE.replacen("    - A=1\n    - B=2\n", entries, 1);
+        assert_ne!(text, BASE, "the env rewrite applies");
+        keys(&parse(&text), &facts())
+    };
+    let cases: &[(&str, &str, bool)] = &[
+        ("    - PATH=/x:$PATH\n", "    - PATH=/x:${PATH}\n", true),
+        ("    - A=1\n    - B=$A\n", "    - A=1\n    - B=1\n", true),
+        ("    - A=1\n    - B=$A\n", "    - B=$A\n    - A=1\n", false),
+        ("    - B=${A:-d}\n", "    - B=${A:-e}\n", false),
+        ("    - A=\n    - B=${A:-d}\n", "    - A=\n    - B=d\n", true),
+        ("    - B=$$A\n", "    - B=$A\n", false),
+        (
+            "    - A=x\n    - B=${A:+y}\n",
+            "    - A=x\n    - B=y\n",
+            true,
+        ),
+    ];
+    for (a, b, same) in cases {
+        let changed = first_changed(&env(a), &env(b));
+        let want = if *same {
+            None
+        } else {
+            Some(Phase::Env.id() as usize - 1)
+        };
+        assert_eq!(changed, want, "{a:?} vs {b:?}");
+    }
 }
 
 #[test]
