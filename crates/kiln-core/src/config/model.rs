@@ -135,7 +135,10 @@ pub struct User {
     pub home: Option<String>,
 }
 
-/// Environment variables: a list of `KEY=VALUE` or a map.
+/// Environment variables: a list of `KEY=VALUE` or a map. Values expand
+/// `$NAME`, `${NAME}`, `${NAME:-default}`, `${NAME:+alt}` (`$$` is a `$`)
+/// against the base's environment and, in a list, the entries before them:
+/// `PATH=/opt/bin:$PATH`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Env {
@@ -192,7 +195,8 @@ impl Env {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HabitatDirs {
-    /// Directories created in the image (with parents).
+    /// Directories created in the image (with parents). Path fields expand
+    /// variables against the environment after the env phase: `$HOME/bin`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dirs: Vec<String>,
     /// The image's working directory; created too.
