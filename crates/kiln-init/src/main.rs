@@ -8,16 +8,19 @@
 
 mod shell;
 
+use std::io::Read;
 use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use kiln_init::spec::{self, Spec};
 use kiln_init::supervise::{Action, Event, Exit, Supervisor, Target};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
@@ -67,26 +70,32 @@ fn run(main_cmd: Vec<String>) -> i32 {
             shell::say(&format!("warning: cannot become a subreaper: {err}"));
         }
     }
-    let mut mask = SigSet::empty();
-    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT]
-        .iter()
-        .chain(FORWARDED)
-    {
-        mask.add(*s);
-    }
-    // Blocked before any thread starts, so every thread inherits the mask;
-    // std resets it in each spawned child.
-    if let Err(err) = mask.thread_block() {
-        shell::say(&format!("error: cannot block signals: {err}"));
-        return 1;
-    }
-    let sfd = match SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
-        Ok(sfd) => sfd,
+    // Handlers, not a blocked mask: std's fork path does not clear the mask in
+    // a child, and a handler is reset by exec, so services start with default
+    // dispositions. Each handler sets its flag and writes to the wake-up pipe.
+    let (wake, wake_writer) = match UnixStream::pair() {
+        Ok(pair) => pair,
         Err(err) => {
-            shell::say(&format!("error: cannot open a signalfd: {err}"));
+            shell::say(&format!("error: cannot make a pipe: {err}"));
             return 1;
         }
     };
+    let _ = wake.set_nonblocking(true);
+    let mut flags = Vec::new();
+    for signal in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT]
+        .iter()
+        .chain(FORWARDED)
+    {
+        let flag = Arc::new(AtomicBool::new(false));
+        let registered = signal_hook::flag::register(*signal as i32, flag.clone()).and_then(|_| {
+            signal_hook::low_level::pipe::register(*signal as i32, wake_writer.try_clone()?)
+        });
+        if let Err(err) = registered {
+            shell::say(&format!("error: cannot handle {signal}: {err}"));
+            return 1;
+        }
+        flags.push((*signal, flag));
+    }
     let spec = match shell::load_spec(&spec_path()) {
         Ok(spec) => spec,
         Err(message) => {
@@ -146,7 +155,7 @@ fn run(main_cmd: Vec<String>) -> i32 {
                     .unwrap_or(PollTimeout::MAX),
                 None => PollTimeout::NONE,
             };
-            let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            let mut fds = [PollFd::new(wake.as_fd(), PollFlags::POLLIN)];
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(err) => {
@@ -154,13 +163,16 @@ fn run(main_cmd: Vec<String>) -> i32 {
                     return 1;
                 }
             }
-            while let Ok(Some(info)) = sfd.read_signal() {
-                let signo = info.ssi_signo as i32;
-                match Signal::try_from(signo) {
-                    Ok(Signal::SIGCHLD) => {}
-                    Ok(Signal::SIGTERM | Signal::SIGINT) => events.push(Event::Signal(signo)),
-                    Ok(_) => children.signal(Target::Main, signo),
-                    Err(_) => {}
+            let mut drain = [0u8; 64];
+            while matches!((&wake).read(&mut drain), Ok(n) if n > 0) {}
+            for (signal, flag) in &flags {
+                if !flag.swap(false, Ordering::SeqCst) {
+                    continue;
+                }
+                match signal {
+                    Signal::SIGCHLD => {}
+                    Signal::SIGTERM | Signal::SIGINT => events.push(Event::Signal(*signal as i32)),
+                    other => children.signal(Target::Main, *other as i32),
                 }
             }
             reap(&mut children, &mut events);
