@@ -7,6 +7,7 @@
 //! that have the right shape, so serde never has to report an error itself, and
 //! the meaning checks run even when some parts were wrong.
 
+pub mod archive;
 mod bases;
 mod diagnostic;
 pub mod expand;

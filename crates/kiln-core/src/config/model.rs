@@ -372,9 +372,18 @@ pub struct Tool {
     pub source: String,
     /// The expected sha256 of the file, in hex.
     pub sha256: String,
-    /// `/usr/local/bin/NAME` by default.
+    /// `/usr/local/bin/NAME` by default. With `extract` and no `path`, the
+    /// directory the whole archive is unpacked into (then required).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dest: Option<String>,
+    /// The source is an archive (`.tar`, `.tar.gz`, `.tgz`, `.tar.xz` or
+    /// `.zip`, by its name) to unpack; `sha256` is the archive's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub extract: bool,
+    /// With `extract`: the file inside the archive installed at `dest`,
+    /// e.g. `jq-1.7/bin/jq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 impl Tool {

@@ -607,9 +607,14 @@ impl Checker<'_, '_> {
                     "give the 64 hex digits that `sha256sum FILE` prints",
                 );
             }
+            self.tool_archive(i, tool);
             if let Some(dest) = &tool.dest {
                 let name = format!("build.tools[{i}].dest");
-                if self.path_field(dest, &here("dest"), &name) && dest.ends_with('/') {
+                let unpacked_into = tool.extract && tool.path.is_none();
+                if self.path_field(dest, &here("dest"), &name)
+                    && dest.ends_with('/')
+                    && !unpacked_into
+                {
                     let loc = self.at(&here("dest"));
                     let file = format!("{}/{}", dest.trim_end_matches('/'), tool.name);
                     self.error_hint(
@@ -619,6 +624,51 @@ impl Checker<'_, '_> {
                     );
                 }
             }
+        }
+    }
+
+    /// `extract` needs an archive kiln can unpack; `path` needs `extract`
+    /// and must stay inside the archive; unpacking a whole archive needs a
+    /// `dest` directory.
+    fn tool_archive(&mut self, i: usize, tool: &crate::config::Tool) {
+        let here = |k| [K("build"), K("tools"), I(i), K(k)];
+        if let Some(path) = &tool.path {
+            let loc = self.at(&here("path"));
+            if !tool.extract {
+                self.error_hint(
+                    loc,
+                    format!("`build.tools[{i}].path` is set but `extract` is not"),
+                    "`path` names a file inside an archive: add `extract: true`",
+                );
+            } else if crate::config::archive::member_path(path).is_none() {
+                self.error_hint(
+                    loc,
+                    format!("`build.tools[{i}].path` `{path}` leaves the archive"),
+                    "name a file inside the archive: relative, without `..`",
+                );
+            }
+        }
+        if !tool.extract {
+            return;
+        }
+        if crate::config::archive::ArchiveKind::of(&tool.source).is_none() {
+            let loc = self.at(&here("source"));
+            self.error_hint(
+                loc,
+                format!(
+                    "`build.tools[{i}].source` `{}` is not an archive kiln can unpack",
+                    tool.source
+                ),
+                "`extract` takes a `.tar`, `.tar.gz`, `.tgz`, `.tar.xz` or `.zip` source",
+            );
+        }
+        if tool.path.is_none() && tool.dest.is_none() {
+            let loc = self.at(&here("extract"));
+            self.error_hint(
+                loc,
+                format!("`build.tools[{i}]` unpacks a whole archive but has no `dest`"),
+                "give the directory to unpack into as `dest`, or the file to install as `path`",
+            );
         }
     }
 

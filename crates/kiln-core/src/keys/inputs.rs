@@ -103,7 +103,17 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
         Phase::Tools => json!(
             b.tools
                 .iter()
-                .map(|t| json!({"name": t.name, "sha256": t.sha256.to_ascii_lowercase(), "dest": t.dest()}))
+                .map(|t| {
+                    let mut v = json!({"name": t.name, "sha256": t.sha256.to_ascii_lowercase(), "dest": t.dest()});
+                    // Only when set, so the keys of plain tools stay as they were.
+                    if t.extract {
+                        v["extract"] = json!(true);
+                    }
+                    if let Some(p) = &t.path {
+                        v["path"] = json!(p);
+                    }
+                    v
+                })
                 .collect::<Vec<_>>()
         ),
         Phase::Verify => match &b.verify {

@@ -8,3 +8,4 @@ pub mod copies;
 pub mod io;
 pub mod repo;
 pub mod tool;
+pub mod unpack;

@@ -54,6 +54,16 @@ pub enum ToolError {
         "tool `{tool}` has an unsupported source `{source_}`\nhint: use an `http://` or `https://` URL, or a path relative to the habitat directory"
     )]
     UnsupportedScheme { tool: String, source_: String },
+    #[error("tool `{tool}` cannot be unpacked: {reason}")]
+    Archive { tool: String, reason: String },
+    #[error(
+        "tool `{tool}`: the archive member `{member}` would land outside `dest`\nhint: kiln refuses absolute paths, `..` and symlinks that lead out of the archive"
+    )]
+    Escapes { tool: String, member: String },
+    #[error(
+        "tool `{tool}`: the archive has no file `{path}`\nhint: `path` names a file inside the archive, e.g. `jq-1.7/bin/jq`"
+    )]
+    NotInArchive { tool: String, path: String },
     #[error("tool destination `{dest}` must be an absolute file path without `..`")]
     BadDest { dest: String },
     #[error(transparent)]

@@ -293,6 +293,30 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "paths in the image start with `/`",
     ),
     (
+        "tool path without extract",
+        "name: x\nbuild:\n  base: { image: debian }\n  tools:\n    - name: jq\n      source: https://x.example/jq.tar.gz\n      sha256: 5942c9b0934e510ee61eb3e30273f1b3fe2590df93933a93d7c58b81d19c8ff5\n      path: bin/jq\n",
+        "8:13: `build.tools[0].path` is set but `extract` is not",
+        "`path` names a file inside an archive: add `extract: true`",
+    ),
+    (
+        "tool path leaving the archive",
+        "name: x\nbuild:\n  base: { image: debian }\n  tools:\n    - name: jq\n      source: https://x.example/jq.tar.gz\n      sha256: 5942c9b0934e510ee61eb3e30273f1b3fe2590df93933a93d7c58b81d19c8ff5\n      extract: true\n      path: ../jq\n",
+        "9:13: `build.tools[0].path` `../jq` leaves the archive",
+        "name a file inside the archive: relative, without `..`",
+    ),
+    (
+        "tool extract of a non-archive",
+        "name: x\nbuild:\n  base: { image: debian }\n  tools:\n    - name: jq\n      source: https://x.example/jq.bz2\n      sha256: 5942c9b0934e510ee61eb3e30273f1b3fe2590df93933a93d7c58b81d19c8ff5\n      extract: true\n      path: jq\n",
+        "6:15: `build.tools[0].source` `https://x.example/jq.bz2` is not an archive kiln can unpack",
+        "`extract` takes a `.tar`, `.tar.gz`, `.tgz`, `.tar.xz` or `.zip` source",
+    ),
+    (
+        "tool unpacked whole without dest",
+        "name: x\nbuild:\n  base: { image: debian }\n  tools:\n    - name: node\n      source: https://x.example/node.tar.xz\n      sha256: 5942c9b0934e510ee61eb3e30273f1b3fe2590df93933a93d7c58b81d19c8ff5\n      extract: true\n",
+        "8:16: `build.tools[0]` unpacks a whole archive but has no `dest`",
+        "give the directory to unpack into as `dest`, or the file to install as `path`",
+    ),
+    (
         "undeclared copy owner",
         "name: x\nbuild:\n  base: { image: debian }\n  users: [{ name: dev }]\n  files:\n    copies: [{ source: f, dest: /f, owner: dve }]\n",
         "6:44: unknown user `dve` in `build.files.copies[0].owner`",

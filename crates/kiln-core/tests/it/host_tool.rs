@@ -66,6 +66,8 @@ fn tool(source: &str, sha256: &str) -> Tool {
         source: source.into(),
         sha256: sha256.into(),
         dest: None,
+        extract: false,
+        path: None,
     }
 }
 

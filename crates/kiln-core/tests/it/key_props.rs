@@ -39,6 +39,7 @@ build:
     - { url: https://example.invalid/app.git, path: /work/app, ref: main, owner: dev }
   tools:
     - { name: jq, source: https://example.invalid/jq, sha256: "0000000000000000000000000000000000000000000000000000000000000000" }
+    - { name: node, source: https://example.invalid/node.tar.xz, sha256: "2222222222222222222222222222222222222222222222222222222222222222", extract: true, path: node/bin/node, dest: /usr/local/bin/node }
   verify:
     files: [/work/app/README.md]
     commands: ["git --version"]
@@ -134,6 +135,16 @@ fn edits() -> Vec<(Phase, &'static str, &'static str)> {
             Phase::Tools,
             "\"0000000000000000000000000000000000000000000000000000000000000000\"",
             "\"1111111111111111111111111111111111111111111111111111111111111111\"",
+        ),
+        (
+            Phase::Tools,
+            "extract: true, path: node/bin/node",
+            "extract: true, path: node/bin/nodejs",
+        ),
+        (
+            Phase::Tools,
+            "extract: true, path: node/bin/node, dest: /usr/local/bin/node",
+            "extract: true, dest: /opt",
         ),
         (
             Phase::Verify,

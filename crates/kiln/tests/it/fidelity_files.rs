@@ -128,3 +128,69 @@ fn a_base_user_keeps_its_home_and_copy_parents_are_owned_as_copy_chown_makes_the
     assert!(kiln.contains("0:0 700 /srv\n"), "{kiln}");
     assert!(kiln.contains("1000:1000 750 /home/dev\n"), "{kiln}");
 }
+
+/// The sha256 of a host file, as `sha256sum` prints it.
+fn sha256_of(path: &std::path::Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum runs");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a digest")
+        .to_string()
+}
+
+#[test]
+fn extracted_tools_install_one_member_or_the_whole_archive() {
+    let h = Habitat::new("fidtools");
+    let pkg = h.root().join("pkg");
+    std::fs::create_dir_all(pkg.join("hello-1.0/bin")).expect("mkdir");
+    std::fs::create_dir_all(pkg.join("hello-1.0/share")).expect("mkdir");
+    std::fs::write(
+        pkg.join("hello-1.0/bin/hello"),
+        "#!/bin/sh\necho hello from the archive\n",
+    )
+    .expect("write");
+    std::fs::write(pkg.join("hello-1.0/share/doc"), "doc\n").expect("write");
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "chmod 0755 hello-1.0/bin/hello && chmod 0640 hello-1.0/share/doc && tar czf {} hello-1.0",
+            h.dir().join("hello.tgz").display()
+        ))
+        .current_dir(&pkg)
+        .status()
+        .expect("tar runs");
+    assert!(status.success());
+    let sha = sha256_of(&h.dir().join("hello.tgz"));
+    h.config(&format!(
+        "name: @NAME@\n\
+         build:\n  base: {{ image: \"{BUSYBOX}\" }}\n\
+         \x20 tools:\n\
+         \x20   - {{ name: hello, source: hello.tgz, sha256: \"{sha}\", extract: true, path: hello-1.0/bin/hello }}\n\
+         \x20   - {{ name: pkg, source: hello.tgz, sha256: \"{sha}\", extract: true, dest: /opt/pkg }}\n"
+    ));
+    h.build_ok(&[]);
+    let image = format!("habitat-{}:latest", h.name);
+    assert_eq!(in_image(&image, "hello"), "hello from the archive\n");
+    let listing = in_image(
+        &image,
+        "stat -c '%u:%g %a %n' /usr/local/bin/hello /opt/pkg/hello-1.0/bin/hello /opt/pkg/hello-1.0/share/doc",
+    );
+    assert_eq!(
+        listing,
+        "0:0 755 /usr/local/bin/hello\n0:0 755 /opt/pkg/hello-1.0/bin/hello\n0:0 640 /opt/pkg/hello-1.0/share/doc\n"
+    );
+
+    // A path the archive does not hold fails the tools phase, naming it.
+    h.edit("path: hello-1.0/bin/hello", "path: hello-1.0/bin/nope");
+    let run = h.build(&[]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("has no file `hello-1.0/bin/nope`"),
+        "{}",
+        run.stderr
+    );
+}

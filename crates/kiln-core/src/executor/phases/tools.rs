@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use crate::engine::Engine;
-use crate::sources::tool;
+use crate::sources::{tool, unpack};
 
 use crate::executor::context::{Executor, PhaseCtx, Produced};
 use crate::executor::error::{BuildError, fail};
@@ -23,8 +23,8 @@ impl<E: Engine> Executor<'_, E> {
         for t in &tools {
             let fetched = tool::fetch_tool(t, &self.habitat.dir, &cache)
                 .map_err(|e| fail(phase, e.to_string()))?;
-            let tar = tool::tool_archive(&fetched.content, &t.dest())
-                .map_err(|e| fail(phase, e.to_string()))?;
+            let tar =
+                unpack::tool_layer(t, &fetched.content).map_err(|e| fail(phase, e.to_string()))?;
             uploads.log.push(format!("{} -> {}", t.name, t.dest()));
             uploads.tars.push(Bytes::from(tar));
         }
