@@ -252,6 +252,26 @@ pub struct Setup {
     pub packages: Option<Packages>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commands: Option<Commands>,
+    /// The program and its leading arguments every setup, repo and verify
+    /// command is run with, the command appended as the last argument; each
+    /// command is its own shell, like a Dockerfile `RUN`. Default
+    /// `["/bin/sh", "-e", "-c"]`; e.g. `["/bin/bash", "-c"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
+}
+
+/// The shell a config's commands run with when `setup.shell` is absent.
+pub const DEFAULT_SHELL: [&str; 3] = ["/bin/sh", "-e", "-c"];
+
+impl Config {
+    /// `setup.shell`, or [`DEFAULT_SHELL`].
+    pub fn shell(&self) -> Vec<String> {
+        self.build
+            .setup
+            .as_ref()
+            .and_then(|s| s.shell.clone())
+            .unwrap_or_else(|| DEFAULT_SHELL.iter().map(|s| s.to_string()).collect())
+    }
 }
 
 /// Package lists are order-insensitive: a reordered list is the same config.
@@ -403,6 +423,9 @@ pub struct Verify {
     /// Shell commands that must exit 0.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<String>,
+    /// The user the commands run as; `root` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

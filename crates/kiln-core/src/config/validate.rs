@@ -531,6 +531,34 @@ impl Checker<'_, '_> {
                 "build.setup.commands.user",
             );
         }
+        if let Some(shell) = &setup.shell {
+            self.shell(shell);
+        }
+    }
+
+    /// `setup.shell` names a program by its absolute path (the image's `PATH`
+    /// is not searched by `su`), and gives the command as its last argument.
+    fn shell(&mut self, shell: &[String]) {
+        let Some(program) = shell.first() else {
+            let loc = self.at(&[K("build"), K("setup"), K("shell")]);
+            self.error_hint(
+                loc,
+                "`build.setup.shell` is empty".to_string(),
+                "name the shell and its options, e.g. `[\"/bin/bash\", \"-c\"]`",
+            );
+            return;
+        };
+        if !program.starts_with('/') {
+            let loc = self.at(&[K("build"), K("setup"), K("shell"), I(0)]);
+            self.error_hint(
+                loc,
+                format!("`build.setup.shell[0]` is `{program}`, not an absolute path"),
+                format!(
+                    "write the shell's path in the image, e.g. `/bin/{}`",
+                    program.trim_start_matches("./")
+                ),
+            );
+        }
     }
 
     fn repos(&mut self, config: &Config) {
@@ -689,6 +717,14 @@ impl Checker<'_, '_> {
                 file,
                 &[K("build"), K("verify"), K("files"), I(i)],
                 &format!("build.verify.files[{i}]"),
+            );
+        }
+        if let Some(user) = &v.user {
+            self.user_ref(
+                config,
+                user,
+                &[K("build"), K("verify"), K("user")],
+                "build.verify.user",
             );
         }
     }

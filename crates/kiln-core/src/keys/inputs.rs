@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use crate::config::url::without_credentials;
-use crate::config::{Config, NpmPackage};
+use crate::config::{Config, DEFAULT_SHELL, NpmPackage};
 use crate::keys::facts::{BaseFact, Facts};
 use crate::phase::Phase;
 
@@ -76,14 +76,16 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
             }
             let npm: BTreeSet<(String, bool)> =
                 p.npm.iter().map(|n: &NpmPackage| (n.spec(), n.global())).collect();
-            json!({
+            let mut inputs = json!({
                 "apt": sorted(p.apt.iter().cloned()),
                 "npm": npm.into_iter().map(|(spec, global)| json!({"spec": spec, "global": global})).collect::<Vec<_>>(),
                 "pip": sorted(p.pip.iter().cloned()),
                 "root": c.root,
                 "user": c.user,
                 "scripts": c.scripts,
-            })
+            });
+            with_shell(&mut inputs, config);
+            inputs
         }
         Phase::Repos if b.repos.is_empty() => Value::Null,
         // A credential in the URL is for the fetch only: it is no input (a
@@ -118,7 +120,17 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
         ),
         Phase::Verify => match &b.verify {
             Some(v) if !v.files.is_empty() || !v.commands.is_empty() => {
-                json!({"files": sorted(v.files.iter().cloned()), "commands": v.commands})
+                let mut inputs =
+                    json!({"files": sorted(v.files.iter().cloned()), "commands": v.commands});
+                // Added only where they change what runs, so the keys of
+                // configs without them stay as they were.
+                if !v.commands.is_empty() {
+                    if let Some(user) = v.user.as_deref().filter(|u| *u != "root" && *u != "0") {
+                        inputs["user"] = json!(user);
+                    }
+                    with_shell(&mut inputs, config);
+                }
+                inputs
             }
             _ => Value::Null,
         },
@@ -133,6 +145,16 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
                 "labels": f.labels,
             })
         }
+    }
+}
+
+/// Adds `setup.shell` to a phase's inputs when it is not the default (the
+/// default written out is the same build as none, and leaves the key as it
+/// was before the field existed).
+fn with_shell(inputs: &mut Value, config: &Config) {
+    let shell = config.shell();
+    if shell != DEFAULT_SHELL {
+        inputs["shell"] = json!(shell);
     }
 }
 

@@ -179,6 +179,27 @@ impl RepoCache {
         uid: u32,
         gid: u32,
     ) -> Result<NamedTempFile, RepoError> {
+        let at = Checkout {
+            url,
+            commit,
+            git_ref: None,
+        };
+        self.archive_checkout(&at, habitat_dir, dest, uid, gid)
+    }
+
+    /// [`Self::archive`], where a `git_ref` that names a branch of the
+    /// remote is checked out on a local branch of that name (tracking
+    /// `origin/BRANCH`, as `git clone --branch` leaves it) instead of a
+    /// detached HEAD; a tag or a commit stays detached.
+    pub fn archive_checkout(
+        &self,
+        at: &Checkout<'_>,
+        habitat_dir: &Path,
+        dest: &str,
+        uid: u32,
+        gid: u32,
+    ) -> Result<NamedTempFile, RepoError> {
+        let Checkout { url, commit, .. } = *at;
         let remote = Remote::new(url, habitat_dir);
         check_safe(url, "url", &remote.arg)?;
         check_safe(url, "commit", commit)?;
@@ -208,6 +229,22 @@ impl RepoCache {
                 commit,
             ]);
         })?;
+        if let Some(branch) = at.git_ref.and_then(|r| self.remote_branch(&checkout, r)) {
+            check_safe(url, "ref", &branch)?;
+            self.git_ok(url, Some(commit), "checkout -B", Some(&checkout), |c| {
+                c.args(["checkout", "--quiet", "-B", &branch, commit]);
+            })?;
+            let upstream = format!("origin/{branch}");
+            self.git_ok(
+                url,
+                Some(commit),
+                "branch --set-upstream-to",
+                Some(&checkout),
+                |c| {
+                    c.args(["branch", "--quiet", "--set-upstream-to", &upstream, &branch]);
+                },
+            )?;
+        }
 
         let tmp = scratch::tempfile_in(&self.root, ".archive-")
             .map_err(io_err("cannot create a temporary file in", &self.root))?;
@@ -220,6 +257,20 @@ impl RepoCache {
             .and_then(|()| tmp.as_file().seek(SeekFrom::Start(0)));
         finished.map_err(write_err)?;
         Ok(tmp)
+    }
+
+    /// The branch `git_ref` names, when the checkout (a clone of the mirror,
+    /// whose `origin/*` are the remote's branches) has it as a branch.
+    fn remote_branch(&self, checkout: &Path, git_ref: &str) -> Option<String> {
+        let branch = git_ref.strip_prefix("refs/heads/").unwrap_or(git_ref);
+        if branch.is_empty() || branch.starts_with('-') {
+            return None;
+        }
+        let tracking = format!("refs/remotes/origin/{branch}");
+        let found = self.git(Some(checkout), |c| {
+            c.args(["rev-parse", "--verify", "--quiet", &tracking]);
+        });
+        matches!(found, Ok(out) if out.status.success()).then(|| branch.to_string())
     }
 
     /// The mirror directory for a located remote (named without its
@@ -467,6 +518,15 @@ fn mirror_lock(mirror: &Path) -> Result<File, RepoError> {
 /// `url` as kiln shows it: without credentials.
 fn shown(url: &str) -> String {
     without_credentials(url).into_owned()
+}
+
+/// What a repository's checkout is: the commit its ref resolved to, and
+/// the ref as written (a branch is checked out on a local branch).
+#[derive(Debug, Clone, Copy)]
+pub struct Checkout<'a> {
+    pub url: &'a str,
+    pub commit: &'a str,
+    pub git_ref: Option<&'a str>,
 }
 
 /// A located remote: what git is given (`arg`, without credentials) and,

@@ -54,7 +54,7 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "unknown key far from any known one",
         "name: x\nbuild:\n  base: { image: debian }\n  verify: { zzz: 1 }\n",
         "4:13: unknown key `zzz` in `build.verify`",
-        "expected one of `files`, `commands`",
+        "expected one of `files`, `commands`, `user`",
     ),
     (
         "misspelt key inside an npm table",
@@ -333,6 +333,24 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "name: x\nbuild:\n  base: { image: debian }\n  setup:\n    commands: { user: bob, scripts: [ls] }\n",
         "5:23: unknown user `bob` in `build.setup.commands.user`",
         "declare it in `build.users`, or use `root` or a numeric id",
+    ),
+    (
+        "undeclared verify user",
+        "name: x\nbuild:\n  base: { image: debian }\n  verify: { user: bob, commands: [ls] }\n",
+        "4:19: unknown user `bob` in `build.verify.user`",
+        "declare it in `build.users`, or use `root` or a numeric id",
+    ),
+    (
+        "empty setup shell",
+        "name: x\nbuild:\n  base: { image: debian }\n  setup: { shell: [], commands: { root: [ls] } }\n",
+        "4:19: `build.setup.shell` is empty",
+        "name the shell and its options, e.g. `[\"/bin/bash\", \"-c\"]`",
+    ),
+    (
+        "relative setup shell",
+        "name: x\nbuild:\n  base: { image: debian }\n  setup: { shell: [bash, -c], commands: { root: [ls] } }\n",
+        "4:20: `build.setup.shell[0]` is `bash`, not an absolute path",
+        "write the shell's path in the image, e.g. `/bin/bash`",
     ),
     (
         "undeclared final user",

@@ -526,3 +526,61 @@ fn regression_credentials_in_a_repo_url_are_used_for_the_fetch_only() {
         assert!(msg.contains(&format!("`{plain}`")), "{what}: {msg}");
     }
 }
+
+/// What `git rev-parse --abbrev-ref HEAD` says in the checkout `at` archives.
+fn checked_out_branch(f: &Fixture, at: &kiln_core::sources::repo::Checkout<'_>) -> String {
+    let tar = f
+        .cache
+        .archive_checkout(at, &f.habitat, "/work/app", 0, 0)
+        .expect("archive");
+    let out = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("tar")
+        .arg("-xf")
+        .arg(tar.path())
+        .arg("-C")
+        .arg(out.path())
+        .status()
+        .expect("run tar");
+    assert!(status.success());
+    let checkout = out.path().join("work/app");
+    let head = git(&checkout, &["rev-parse", "--abbrev-ref", "HEAD"]);
+    if head != "HEAD" {
+        // A local branch tracks the remote's, as `git clone --branch` leaves it.
+        let upstream = git(&checkout, &["rev-parse", "--abbrev-ref", "@{upstream}"]);
+        assert_eq!(upstream, format!("origin/{head}"));
+    }
+    assert_eq!(git(&checkout, &["rev-parse", "HEAD"]), at.commit);
+    head
+}
+
+#[test]
+fn a_branch_ref_is_checked_out_on_a_local_branch_and_a_tag_or_sha_detached() {
+    use kiln_core::sources::repo::Checkout;
+    let f = Fixture::new();
+    let first = f.head();
+    git(&f.repo, &["tag", "v1"]);
+    git(&f.repo, &["branch", "stable"]);
+    let second = f.commit("CHANGES", "two\n");
+    let cases: [(Option<&str>, &str, &str); 5] = [
+        (Some("stable"), first.as_str(), "stable"),
+        (Some("main"), second.as_str(), "main"),
+        (Some("refs/heads/main"), second.as_str(), "main"),
+        (Some("v1"), first.as_str(), "HEAD"),
+        (None, second.as_str(), "HEAD"),
+    ];
+    for (git_ref, commit, want) in cases {
+        let at = Checkout {
+            url: "app",
+            commit,
+            git_ref,
+        };
+        assert_eq!(checked_out_branch(&f, &at), want, "ref {git_ref:?}");
+    }
+    // A full sha is detached even when it is a branch's tip.
+    let at = Checkout {
+        url: "app",
+        commit: &second,
+        git_ref: Some(&second),
+    };
+    assert_eq!(checked_out_branch(&f, &at), "HEAD");
+}

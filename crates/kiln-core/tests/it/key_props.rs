@@ -129,6 +129,11 @@ fn edits() -> Vec<(Phase, &'static str, &'static str)> {
             "scripts: [\"echo user\"]",
             "scripts: [\"echo USER\"]",
         ),
+        (
+            Phase::Setup,
+            "  setup:\n",
+            "  setup:\n    shell: [/bin/bash, -c]\n",
+        ),
         (Phase::Repos, "ref: main", "ref: dev"),
         (Phase::Repos, "path: /work/app", "path: /work/app2"),
         (
@@ -151,6 +156,7 @@ fn edits() -> Vec<(Phase, &'static str, &'static str)> {
             "commands: [\"git --version\"]",
             "commands: [\"git --help\"]",
         ),
+        (Phase::Verify, "  verify:\n", "  verify:\n    user: dev\n"),
         (Phase::Final, "command: [\"bash\"]", "command: [\"sh\"]"),
         (Phase::Final, "expose: [3000]", "expose: [3000, 4000]"),
     ]
@@ -244,6 +250,9 @@ fn neutral_rewrites() -> Vec<(&'static str, &'static str)> {
         // One mode, spelt three ways (issue 10).
         ("mode: \"0644\"", "mode: 644"),
         ("mode: \"0644\"", "mode: \"644\""),
+        // The defaults written out are the same build as none.
+        ("  setup:\n", "  setup:\n    shell: [/bin/sh, -e, -c]\n"),
+        ("  verify:\n", "  verify:\n    user: root\n"),
     ]
 }
 
@@ -299,7 +308,7 @@ proptest! {
     /// Any subset of edits, applied together, invalidates from the earliest
     /// edited phase; any shuffle of the apt list changes nothing.
     #[test]
-    fn random_edits_invalidate_from_the_earliest(mask in 1u32..(1 << 16), seed in any::<u64>()) {
+    fn random_edits_invalidate_from_the_earliest(mask in 1u32..(1 << 18), seed in any::<u64>()) {
         let base = keys(&parse(BASE), &facts());
         let mut text = BASE.to_string();
         let mut earliest: Option<Phase> = None;

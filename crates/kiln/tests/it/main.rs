@@ -17,3 +17,4 @@ mod instances;
 mod quickstart;
 mod secrets;
 mod variables;
+mod shell;

@@ -34,8 +34,13 @@ impl<E: Engine> Executor<'_, E> {
                 let (uid, gid) = accounts
                     .resolve_owner(r.owner.as_deref())
                     .map_err(|e| fail(phase, format!("repo `{url}`: {e}")))?;
+                let at = repo::Checkout {
+                    url: &r.url,
+                    commit,
+                    git_ref: r.git_ref.as_deref(),
+                };
                 let tar = cache
-                    .archive(&r.url, commit, &dir, &r.path, uid, gid)
+                    .archive_checkout(&at, &dir, &r.path, uid, gid)
                     .map_err(|e| fail(phase, e.to_string()))?;
                 uploads.log.push(format!(
                     "{} @ {} -> {}",

@@ -25,6 +25,8 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PhaseScript {
     pub steps: Vec<Step>,
+    /// `setup.shell`: the program each step's command is the last argument of.
+    pub shell: Vec<String>,
     /// `export NAME="$(cat /run/secrets/ID)"` for each (env name, secret id).
     pub secret_env: Vec<(String, String)>,
 }
@@ -56,13 +58,18 @@ impl PhaseScript {
             .iter()
             .filter_map(|s| s.env.clone().map(|env| (env, s.id.clone())))
             .collect();
-        PhaseScript { steps, secret_env }
+        PhaseScript {
+            steps,
+            shell: config.shell(),
+            secret_env,
+        }
     }
 
     /// The verify phase: each file must exist, each command must succeed.
     pub fn verify(config: &Config) -> PhaseScript {
         let mut steps = Vec::new();
         if let Some(v) = &config.build.verify {
+            let user = v.user.clone().filter(|u| u != "root" && u != "0");
             steps.extend(v.files.iter().map(|f| Step {
                 command: format!("test -e {}", sh_quote(f)),
                 user: None,
@@ -70,12 +77,13 @@ impl PhaseScript {
             }));
             steps.extend(v.commands.iter().map(|c| Step {
                 command: c.clone(),
-                user: None,
+                user: user.clone(),
                 file: None,
             }));
         }
         PhaseScript {
             steps,
+            shell: config.shell(),
             secret_env: Vec::new(),
         }
     }
@@ -91,11 +99,21 @@ impl PhaseScript {
             run.push_str(&format!("export {env}=\"$(cat {SECRETS_DIR}/{id})\"\n"));
         }
         // `su` without `-l` keeps the environment, so the user's shell reads
-        // the step from KILN_STEP, unquoted by nobody.
+        // the step from KILN_STEP, unquoted by nobody. The configured shell
+        // gets the command as its last argument, as Docker's `SHELL` does.
+        let shell = self
+            .shell
+            .iter()
+            .map(|w| sh_quote(w))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let as_user = sh_quote(&format!(
+            "cd \"$HOME\" 2>/dev/null; exec {shell} \"$KILN_STEP\""
+        ));
         run.push_str(&format!(
             "kiln_step() {{\n  KILN_STEP=\"$3\"; export KILN_STEP\n  \
-             if [ -z \"$2\" ]; then /bin/sh -e -c \"$KILN_STEP\"\n  \
-             else su -s /bin/sh \"$2\" -c 'cd \"$HOME\" 2>/dev/null; exec /bin/sh -e -c \"$KILN_STEP\"'\n  fi\n  \
+             if [ -z \"$2\" ]; then {shell} \"$KILN_STEP\"\n  \
+             else su -s /bin/sh \"$2\" -c {as_user}\n  fi\n  \
              code=$?\n  if [ \"$code\" -ne 0 ]; then echo \"{FAIL_MARKER} $1 $code\" >&2; exit \"$code\"; fi\n}}\n"
         ));
         for (i, step) in self.steps.iter().enumerate() {
@@ -228,6 +246,7 @@ mod tests {
                         user: user.map(str::to_string),
                         scripts: scripts.iter().map(|s| s.to_string()).collect(),
                     }),
+                    shell: None,
                 }),
                 ..Default::default()
             },
@@ -271,6 +290,65 @@ mod tests {
             script.contains("kiln_step 2 dev 'echo $HOME'\n"),
             "{script}"
         );
+    }
+
+    #[test]
+    fn the_configured_shell_runs_every_step_root_or_user() {
+        let mut c = config(&["git"], &["echo root"], Some("dev"), &["echo $HOME"]);
+        let default = PhaseScript::setup(&c).script();
+        assert!(
+            default.contains("then /bin/sh -e -c \"$KILN_STEP\""),
+            "{default}"
+        );
+        if let Some(s) = c.build.setup.as_mut() {
+            s.shell = Some(vec![
+                "/bin/bash".into(),
+                "-o".into(),
+                "pipefail".into(),
+                "-c".into(),
+            ]);
+        }
+        let s = PhaseScript::setup(&c);
+        assert_eq!(s.shell, ["/bin/bash", "-o", "pipefail", "-c"]);
+        let script = s.script();
+        assert!(!script.contains("/bin/sh -e -c"), "{script}");
+        assert!(
+            script.contains("then /bin/bash -o pipefail -c \"$KILN_STEP\""),
+            "{script}"
+        );
+        assert!(
+            script.contains(
+                "-c 'cd \"$HOME\" 2>/dev/null; exec /bin/bash -o pipefail -c \"$KILN_STEP\"'"
+            ),
+            "{script}"
+        );
+        // A word the shell would split is quoted, inside the user's `su -c` too.
+        if let Some(s) = c.build.setup.as_mut() {
+            s.shell = Some(vec!["/opt/my shell".into(), "-c".into()]);
+        }
+        let script = PhaseScript::setup(&c).script();
+        assert!(script.contains("then '/opt/my shell' -c"), "{script}");
+        assert!(
+            script.contains("exec '\\''/opt/my shell'\\'' -c"),
+            "{script}"
+        );
+    }
+
+    #[test]
+    fn verify_commands_run_as_verify_user_and_file_checks_as_root() {
+        let mut c = config(&[], &[], None, &[]);
+        c.build.verify = Some(crate::config::Verify {
+            files: vec!["/etc/passwd".into()],
+            commands: vec!["id -un".into()],
+            user: Some("dev".into()),
+        });
+        let s = PhaseScript::verify(&c);
+        assert_eq!(s.steps[0].user, None);
+        assert_eq!(s.steps[1].user.as_deref(), Some("dev"));
+        if let Some(v) = c.build.verify.as_mut() {
+            v.user = Some("root".into());
+        }
+        assert_eq!(PhaseScript::verify(&c).steps[1].user, None);
     }
 
     #[test]
