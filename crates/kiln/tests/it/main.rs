@@ -15,3 +15,4 @@ mod instance_volumes;
 mod instances;
 mod quickstart;
 mod secrets;
+mod tty;
