@@ -12,6 +12,6 @@ pub async fn run(args: &BuildArgs, json: bool) -> Outcome {
     let (plan, _, _) = executor::plan(&engine, &habitat, &args.options())
         .await
         .map_err(Failure::Build)?;
-    render::plan::plan(&plan, json);
+    render::plan::plan(&habitat.config.name, &plan, json);
     Ok(ExitStatus::Success)
 }

@@ -3,10 +3,12 @@
 //! the two writers in `stdout`.
 
 pub mod error;
+pub mod log_line;
 pub mod plan;
 pub mod progress;
 pub mod ps;
 pub mod stdout;
+pub mod tty;
 pub mod up;
 
 /// A rebuild's reason as a clause of the line it ends: `because no snapshot

@@ -1,17 +1,20 @@
 //! `kiln plan`'s output: a line per phase (tag, action, short key and why),
 //! or with `--json` an object per phase, on stdout.
 
+use kiln_core::image::names;
 use kiln_core::plan::{Action, Plan};
 
 use crate::render::{self, stdout::out};
 
-pub fn plan(plan: &Plan, json: bool) {
+/// `habitat` names the images as `build` does: each phase's snapshot tag.
+pub fn plan(habitat: &str, plan: &Plan, json: bool) {
     for p in &plan.phases {
-        let (action, image) = match &p.action {
-            Action::Cached { image } => ("cached", image.clone()),
-            Action::Build => ("build", String::new()),
-            Action::Skip => ("skip", String::new()),
+        let action = match &p.action {
+            Action::Cached { .. } => "cached",
+            Action::Build => "build",
+            Action::Skip => "skip",
         };
+        let image = names::snapshot(habitat, p.phase);
         // The words `build` shows for the same phase: a phase with nothing
         // configured is `cached (not configured)` there.
         let shown = match p.action {

@@ -5,12 +5,13 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kiln_core::Phase;
 use kiln_core::report::{Event, PhaseStatus, Reporter};
 use serde_json::json;
 
+use crate::render::log_line;
 use crate::render::stdout::{err, out};
+use crate::render::tty::TtyReporter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Progress {
@@ -32,9 +33,9 @@ impl Progress {
 
     pub fn reporter(self) -> Box<dyn Reporter> {
         match self.resolve() {
-            Progress::Json => Box::new(JsonReporter),
+            Progress::Json => Box::new(JsonReporter::default()),
             Progress::Tty => Box::new(TtyReporter::new()),
-            _ => Box::new(PlainReporter { verbose_logs: true }),
+            _ => Box::new(PlainReporter::new(true)),
         }
     }
 }
@@ -47,13 +48,91 @@ fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
 
+/// The habitats being built, outermost (the one asked for) first: a base
+/// habitat's build nests inside, so every event belongs to the innermost.
+#[derive(Default)]
+pub struct Habitats(Vec<Frame>);
+
+#[derive(Default)]
+struct Frame {
+    name: String,
+    /// Cached phases' lines not shown yet: all ten are one line.
+    cached: Vec<String>,
+    built: usize,
+}
+
+impl Habitats {
+    fn current(&self) -> Option<&str> {
+        self.0.last().map(|f| f.name.as_str())
+    }
+}
+
 /// One line per event on stderr.
 pub struct PlainReporter {
     /// Show phase output lines (prefixed with the phase tag).
     pub verbose_logs: bool,
+    habitats: Habitats,
 }
 
 impl PlainReporter {
+    pub fn new(verbose_logs: bool) -> PlainReporter {
+        PlainReporter {
+            verbose_logs,
+            habitats: Habitats::default(),
+        }
+    }
+
+    /// The lines `event` shows, in order (none while cached phases wait to
+    /// be told as one line).
+    pub fn lines(&mut self, event: &Event) -> Vec<String> {
+        let mut shown = Vec::new();
+        let frames = &mut self.habitats.0;
+        match event {
+            Event::BuildStart { habitat } => frames.push(Frame {
+                name: habitat.clone(),
+                ..Frame::default()
+            }),
+            Event::PhaseLog { line, phase, .. } => {
+                return match log_line::clean(line) {
+                    Some(l) if self.verbose_logs => vec![format!("  {} | {l}", phase.tag())],
+                    _ => Vec::new(),
+                };
+            }
+            Event::PhaseEnd {
+                status: PhaseStatus::Cached,
+                ..
+            } => {
+                if let (Some(f), Some(l)) = (frames.last_mut(), Self::line(event)) {
+                    f.cached.push(l);
+                    return Vec::new();
+                }
+            }
+            Event::BuildEnd { ok, image, .. } => {
+                if let Some(f) = frames.pop() {
+                    if *ok && f.built == 0 && f.cached.len() == Phase::ALL.len() {
+                        shown.push(format!(
+                            "[100%] cached {:<10}-> {} (nothing changed)",
+                            "all",
+                            image.as_deref().unwrap_or("?")
+                        ));
+                    } else {
+                        shown.extend(f.cached);
+                    }
+                }
+            }
+            _ => {
+                if let Some(f) = frames.last_mut() {
+                    shown.append(&mut f.cached);
+                    if matches!(event, Event::PhaseStart { .. }) {
+                        f.built += 1;
+                    }
+                }
+            }
+        }
+        shown.extend(Self::line(event));
+        shown
+    }
+
     pub fn line(event: &Event) -> Option<String> {
         Some(match event {
             Event::BuildStart { habitat } => format!("building habitat `{habitat}`"),
@@ -114,19 +193,56 @@ impl PlainReporter {
 
 impl Reporter for PlainReporter {
     fn report(&mut self, event: Event) {
-        if !self.verbose_logs && matches!(event, Event::PhaseLog { .. }) {
-            return;
-        }
-        if let Some(l) = Self::line(&event) {
+        for l in self.lines(&event) {
             err!("{l}");
         }
     }
 }
 
-/// One JSON object per line on stdout.
-pub struct JsonReporter;
+/// One JSON object per line on stdout, each naming the habitat it is about.
+/// A base habitat's build is `base_start` … `base_end`, so the stream ends
+/// with one `build_end`, for the habitat asked for.
+#[derive(Default)]
+pub struct JsonReporter {
+    habitats: Habitats,
+}
 
 impl JsonReporter {
+    /// The object `event` shows, or none for a noise line.
+    pub fn object(&mut self, event: &Event) -> Option<serde_json::Value> {
+        let frames = &mut self.habitats.0;
+        let nested = match event {
+            Event::BuildStart { habitat } => {
+                frames.push(Frame {
+                    name: habitat.clone(),
+                    ..Frame::default()
+                });
+                frames.len() > 1
+            }
+            Event::BuildEnd { .. } => frames.len() > 1,
+            _ => false,
+        };
+        let habitat = self.habitats.current().unwrap_or("").to_string();
+        if matches!(event, Event::BuildEnd { .. }) {
+            self.habitats.0.pop();
+        }
+        let mut v = Self::value(event);
+        if let Some(o) = v.as_object_mut() {
+            if let Event::PhaseLog { line, .. } = event {
+                o.insert("line".into(), json!(log_line::clean(line)?));
+            }
+            if nested {
+                let renamed = match event {
+                    Event::BuildStart { .. } => "base_start",
+                    _ => "base_end",
+                };
+                o.insert("event".into(), json!(renamed));
+            }
+            o.insert("habitat".into(), json!(habitat));
+        }
+        Some(v)
+    }
+
     pub fn value(event: &Event) -> serde_json::Value {
         match event {
             Event::BuildStart { habitat } => json!({"event": "build_start", "habitat": habitat}),
@@ -171,63 +287,112 @@ impl JsonReporter {
 
 impl Reporter for JsonReporter {
     fn report(&mut self, event: Event) {
-        out!("{}", Self::value(&event));
+        if let Some(v) = self.object(&event) {
+            out!("{v}");
+        }
     }
 }
 
-/// A live line per phase, with its state and elapsed time.
-pub struct TtyReporter {
-    multi: MultiProgress,
-    bars: Vec<Option<ProgressBar>>,
-}
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
 
-impl TtyReporter {
-    fn new() -> TtyReporter {
-        TtyReporter {
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
-            bars: vec![None; 10],
+    use kiln_core::Phase;
+    use kiln_core::report::{Event, PhaseStatus};
+
+    use super::{JsonReporter, PlainReporter};
+
+    fn cached(p: Phase, habitat: &str) -> Event {
+        Event::PhaseEnd {
+            phase: p,
+            status: PhaseStatus::Cached,
+            duration: Duration::ZERO,
+            image: format!("habitat-{habitat}:{}", p.tag()),
+            key: "k".into(),
+            reason: String::new(),
         }
     }
 
-    fn bar(&mut self, phase: Phase) -> ProgressBar {
-        if let Some(b) = &self.bars[phase.index()] {
-            return b.clone();
+    fn build(habitat: &str, base: Option<&str>) -> Vec<Event> {
+        let mut ev = vec![Event::BuildStart {
+            habitat: habitat.into(),
+        }];
+        if let Some(b) = base {
+            ev.extend(build(b, None));
         }
-        let b = self.multi.add(ProgressBar::new_spinner());
-        b.set_style(
-            ProgressStyle::with_template("{spinner} {prefix:<10} {elapsed:>4} {wide_msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        b.set_prefix(phase.tag());
-        b.enable_steady_tick(Duration::from_millis(100));
-        self.bars[phase.index()] = Some(b.clone());
-        b
+        ev.extend(Phase::ALL.iter().map(|p| cached(*p, habitat)));
+        ev.push(Event::BuildEnd {
+            ok: true,
+            duration: Duration::from_millis(40),
+            image: Some(format!("habitat-{habitat}:final-0123456789ab")),
+        });
+        ev
     }
-}
 
-impl Reporter for TtyReporter {
-    fn report(&mut self, event: Event) {
-        match &event {
-            Event::PhaseStart { phase } => {
-                self.bar(*phase).set_message("running");
-            }
-            Event::PhaseLog { phase, line, .. } => {
-                let shown: String = line.chars().take(120).collect();
-                self.bar(*phase).set_message(shown);
-            }
-            Event::PhaseEnd { phase, .. } => {
-                let b = self.bar(*phase);
-                b.set_style(
-                    ProgressStyle::with_template("{msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                );
-                b.finish_with_message(PlainReporter::line(&event).unwrap_or_default());
-            }
-            other => {
-                if let Some(l) = PlainReporter::line(other) {
-                    let _ = self.multi.println(l);
-                }
-            }
+    #[test]
+    fn plain_says_nothing_changed_in_one_line() {
+        let mut r = PlainReporter::new(true);
+        let lines: Vec<String> = build("web", None).iter().flat_map(|e| r.lines(e)).collect();
+        insta::assert_snapshot!(lines.join("\n"), @r"
+        building habitat `web`
+        [100%] cached all       -> habitat-web:final-0123456789ab (nothing changed)
+        done in 0.0s -> habitat-web:final-0123456789ab
+        ");
+    }
+
+    #[test]
+    fn plain_shows_cached_phases_before_a_built_one_and_cleans_logs() {
+        let mut r = PlainReporter::new(true);
+        let mut ev = build("web", None);
+        ev.truncate(6);
+        ev.push(Event::PhaseStart {
+            phase: Phase::Setup,
+        });
+        for line in [
+            "0%\r50%\r100%",
+            "debconf: delaying package configuration, since x",
+        ] {
+            ev.push(Event::PhaseLog {
+                phase: Phase::Setup,
+                stream: "stdout",
+                line: line.into(),
+            });
         }
+        let lines: Vec<String> = ev.iter().flat_map(|e| r.lines(e)).collect();
+        insta::assert_snapshot!(lines.join("\n"), @r"
+        building habitat `web`
+        [ 10%] cached 1-base    -> habitat-web:1-base
+        [ 20%] cached 2-users   -> habitat-web:2-users
+        [ 30%] cached 3-env     -> habitat-web:3-env
+        [ 40%] cached 4-habitat -> habitat-web:4-habitat
+        [ 50%] cached 5-files   -> habitat-web:5-files
+        [ 60%] start  6-setup
+          6-setup | 100%
+        ");
+    }
+
+    #[test]
+    fn json_names_the_habitat_and_ends_with_one_build_end() {
+        let mut r = JsonReporter::default();
+        let objects: Vec<serde_json::Value> = build("dev", Some("base"))
+            .iter()
+            .filter_map(|e| r.object(e))
+            .collect();
+        assert!(objects.iter().all(|o| o["habitat"].is_string()));
+        let ends: Vec<_> = objects
+            .iter()
+            .filter(|o| o["event"] == "build_end")
+            .collect();
+        assert_eq!(ends.len(), 1);
+        assert_eq!(ends[0]["habitat"], "dev");
+        assert_eq!(objects.last(), Some(ends[0]));
+        let base_phases = objects
+            .iter()
+            .filter(|o| o["event"] == "phase_end" && o["habitat"] == "base")
+            .count();
+        assert_eq!(base_phases, 10);
+        let events: Vec<&str> = objects.iter().filter_map(|o| o["event"].as_str()).collect();
+        assert_eq!(events[..2], ["build_start", "base_start"]);
+        assert_eq!(events.iter().filter(|e| **e == "base_end").count(), 1);
     }
 }

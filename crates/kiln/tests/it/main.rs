@@ -18,3 +18,4 @@ mod quickstart;
 mod secrets;
 mod variables;
 mod shell;
+mod tty;
