@@ -243,6 +243,7 @@ async fn build_locked<E: Engine>(
         facts: &resolved.facts,
         copies: &resolved.copies,
         made: &mut made,
+        phase_started: Instant::now(),
         reporter,
         secrets: secrets::Redactor::default(),
     };

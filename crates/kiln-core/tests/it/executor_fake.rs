@@ -681,6 +681,15 @@ async fn a_config_switched_back_finds_its_untagged_snapshots_and_last_use_is_rec
         events.iter().any(|e| e.starts_with("end 6-setup built")),
         "{events:#?}"
     );
+    // Each snapshot records its phase's build time (SPEC §11).
+    let setup = f
+        .engine
+        .image_inspect(&snapshot(Phase::Setup))
+        .await
+        .unwrap()
+        .unwrap();
+    let ms = &setup.config.labels[kiln_core::image::labels::LABEL_DURATION];
+    assert!(ms.parse::<u64>().is_ok(), "{ms:?}");
     let used_path = f.root.path().join("cache/used/fake.json");
     let used = kiln_core::cache::LastUse::load(&used_path);
     for p in &second.plan.phases {
