@@ -55,6 +55,11 @@ impl CacheDir {
     pub fn made(&self, habitat: &str) -> PathBuf {
         self.root.join("made").join(format!("{habitat}.json"))
     }
+
+    /// When each snapshot of one habitat was last used, by key.
+    pub fn used(&self, habitat: &str) -> PathBuf {
+        self.root.join("used").join(format!("{habitat}.json"))
+    }
 }
 
 /// The root of kiln's host cache: `$KILN_CACHE_DIR`, else

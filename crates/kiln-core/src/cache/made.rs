@@ -28,10 +28,7 @@ impl MadeIndex {
     /// Reads the index at `path`; an unreadable or corrupt index is empty
     /// (its images are checked again, which costs an inspect each).
     pub fn load(path: &Path) -> MadeIndex {
-        let mut index: MadeIndex = std::fs::read(path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let mut index: MadeIndex = super::json_file::load(path);
         index.path = Some(path.to_path_buf());
         index
     }
@@ -117,14 +114,7 @@ impl MadeIndex {
         let Some(path) = self.path.clone().filter(|_| self.dirty) else {
             return Ok(());
         };
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        io::Write::write_all(
-            &mut tmp,
-            &serde_json::to_vec(self).map_err(io::Error::other)?,
-        )?;
-        tmp.persist(&path).map_err(|e| e.error)?;
+        super::json_file::save(&path, self)?;
         self.dirty = false;
         Ok(())
     }

@@ -1,14 +1,18 @@
 //! What kiln keeps on the host between builds: the cache directory and its
 //! subdirectories, the build lock, the index of the images kiln made, and
+//! when each snapshot was last used, and
 //! the names that tell whose leftovers (containers, temporary files) a later
 //! build may sweep.
 
 pub mod dir;
+mod json_file;
 pub mod lock;
 pub mod made;
 pub mod owner;
 pub mod scratch;
+pub mod used;
 
 pub use dir::CacheDir;
 pub use lock::BuildLock;
 pub use made::MadeIndex;
+pub use used::LastUse;

@@ -12,7 +12,8 @@ use crate::config::{Config, Habitat};
 use crate::engine::{ContainerSpec, Engine, EngineError, ImageConfig};
 use crate::image::archive::ParentImage;
 use crate::image::labels::{
-    LABEL_HABITAT, LABEL_INPUTS, LABEL_KEY, LABEL_PARENT, LABEL_PHASE, LABEL_VERIFIED,
+    LABEL_DURATION, LABEL_HABITAT, LABEL_INPUTS, LABEL_KEY, LABEL_PARENT, LABEL_PHASE,
+    LABEL_VERIFIED,
 };
 use crate::keys::{Facts, KeyChain, canonical};
 use crate::phase::Phase;
@@ -104,6 +105,9 @@ pub(super) struct Executor<'a, E: Engine> {
     /// The images kiln made for this habitat; each snapshot the build makes
     /// is recorded in it.
     pub(super) made: &'a mut MadeIndex,
+    /// When the phase being built started: its snapshot records the time
+    /// to here as its build time (SPEC §11).
+    pub(super) phase_started: std::time::Instant,
     pub(super) reporter: &'a mut dyn Reporter,
     /// Secret values, redacted from every line of output shown.
     pub(super) secrets: super::secrets::Redactor,
@@ -236,6 +240,12 @@ impl<E: Engine> Executor<'_, E> {
         config
             .labels
             .insert(LABEL_INPUTS.into(), canonical::to_string(&pk.inputs));
+        // Recorded, not keyed: a snapshot's id differs from run to run by it,
+        // and the key (what decides a hit) never sees it.
+        config.labels.insert(
+            LABEL_DURATION.into(),
+            self.phase_started.elapsed().as_millis().to_string(),
+        );
         config
     }
 

@@ -23,7 +23,7 @@ use std::pin::Pin;
 use std::time::Instant;
 
 use crate::cache::owner::{self, Liveness, Owner};
-use crate::cache::{BuildLock, CacheDir, lock, scratch};
+use crate::cache::{BuildLock, CacheDir, LastUse, lock, scratch, used};
 use crate::config::Habitat;
 use crate::engine::{Engine, EngineError};
 use crate::image::labels::LABEL_HABITAT;
@@ -243,6 +243,7 @@ async fn build_locked<E: Engine>(
         facts: &resolved.facts,
         copies: &resolved.copies,
         made: &mut made,
+        phase_started: Instant::now(),
         reporter,
         secrets: secrets::Redactor::default(),
         expanded: None,
@@ -250,6 +251,12 @@ async fn build_locked<E: Engine>(
     let (ran, swept) = tokio::join!(exec.run(&plan), sweep);
     ran?;
     swept?;
+    // Every snapshot on the chain was just used (built or reused): a file
+    // write, no engine call. A record that cannot be written only makes
+    // those snapshots look older to a prune.
+    let mut used = LastUse::load(&cache.used(&name));
+    used.record(wanted(&chain).keys, used::unix_now());
+    let _ = used.save();
     let final_key = chain.final_key().clone();
     Ok(Built {
         image: names::final_image(&name, final_key.as_str()),

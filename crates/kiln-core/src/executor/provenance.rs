@@ -82,35 +82,37 @@ pub(super) async fn find_snapshots<E: Engine>(
     mut probe: Probe,
     wanted: &Wanted<'_>,
 ) -> Result<(Snapshots, MadeIndex), BuildError> {
-    let held = |label: &str, value: &str| {
-        probe
-            .found
-            .values()
-            .any(|i| i.config.labels.get(label).map(String::as_str) == Some(value))
+    // Only an image kiln made holds a key or a verify pass: a foreign one
+    // at a tag (a `docker commit` retagged) must not hide kiln's own, untagged.
+    let (mut made, mut foreign) = sort_found(&mut probe.index, probe.found.values());
+    let held = |made: &[ImageSummary], label: &str, value: &str| {
+        made.iter()
+            .any(|i| i.labels.get(label).map(String::as_str) == Some(value))
     };
     let mut ids: Vec<String> = Vec::new();
     for key in &wanted.keys {
-        if !held(LABEL_KEY, key) {
+        if !held(&made, LABEL_KEY, key) {
             ids.extend(probe.index.ids_of(key).map(str::to_string));
         }
     }
-    if let Some(v) = wanted.verify.filter(|v| !held(LABEL_VERIFIED, v)) {
+    if let Some(v) = wanted.verify.filter(|v| !held(&made, LABEL_VERIFIED, v)) {
         ids.extend(probe.index.ids_verified(v).map(str::to_string));
     }
     ids.sort();
     ids.dedup();
     ids.retain(|id| !probe.found.contains_key(id));
     let inspected = join_all(ids.iter().map(|id| engine.image_inspect(id))).await;
+    let mut more = Vec::new();
     for (id, info) in ids.iter().zip(inspected) {
         match info? {
-            Some(info) => {
-                probe.found.insert(info.id.clone(), info);
-            }
+            Some(info) => more.push(info),
             // Removed since kiln made it (`docker rmi`, a prune).
             None => probe.index.forget(id),
         }
     }
-    let (made, foreign) = sort_found(&mut probe.index, probe.found.values());
+    let (m, f) = sort_found(&mut probe.index, more.iter());
+    made.extend(m);
+    foreign.extend(f);
     Ok((
         Snapshots::from_listing(&probe.habitat, &made, &foreign),
         probe.index,

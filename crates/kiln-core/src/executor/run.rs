@@ -19,6 +19,7 @@ impl<E: Engine> Executor<'_, E> {
         for (index, planned) in plan.phases.iter().enumerate() {
             let phase = planned.phase;
             let started = Instant::now();
+            self.phase_started = started;
             let key = planned.key.key.clone();
             let produced = match &planned.action {
                 Action::Cached { image } => Produced::listed(image.clone()),

@@ -12,6 +12,9 @@ pub const LABEL_KEY: &str = "dev.kiln.key";
 pub const LABEL_PARENT: &str = "dev.kiln.parent";
 /// On a snapshot: the canonical inputs its key was computed from.
 pub const LABEL_INPUTS: &str = "dev.kiln.inputs";
+/// On a snapshot: how long its phase took to build, in milliseconds (SPEC §11),
+/// what a prune estimates the next build's cost from.
+pub const LABEL_DURATION: &str = "dev.kiln.duration-ms";
 /// Marks a final image whose build passed verify with this verify key.
 pub const LABEL_VERIFIED: &str = "dev.kiln.verified";
 /// On every bootstrap image: its parameters' key.

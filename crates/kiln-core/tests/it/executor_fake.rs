@@ -662,3 +662,57 @@ async fn a_cycle_of_bases_made_after_loading_ends_plan_and_build() {
     let err = err.to_string();
     assert!(err.contains("base habitats form a cycle"), "{err}");
 }
+
+/// Switching a config back to an older one finds that one's snapshots,
+/// untagged by now, without a listing of the engine's images (through the
+/// host's index of what kiln made), and every build records the chain's
+/// keys as used, on the host.
+#[tokio::test]
+async fn a_config_switched_back_finds_its_untagged_snapshots_and_last_use_is_recorded() {
+    let f = Fixture::new().await;
+    let (first, _) = f.build_ok().await;
+    let yaml = std::fs::read_to_string(f.dir().join("kiln.yaml")).unwrap();
+    let edit = |from: &str, to: &str| {
+        std::fs::write(f.dir().join("kiln.yaml"), yaml.replace(from, to)).unwrap()
+    };
+    edit("echo one > /setup-marker", "echo two > /setup-marker");
+    let (second, events) = f.build_ok().await;
+    assert!(
+        events.iter().any(|e| e.starts_with("end 6-setup built")),
+        "{events:#?}"
+    );
+    // Each snapshot records its phase's build time (SPEC §11).
+    let setup = f
+        .engine
+        .image_inspect(&snapshot(Phase::Setup))
+        .await
+        .unwrap()
+        .unwrap();
+    let ms = &setup.config.labels[kiln_core::image::labels::LABEL_DURATION];
+    assert!(ms.parse::<u64>().is_ok(), "{ms:?}");
+    let used_path = f.root.path().join("cache/used/fake.json");
+    let used = kiln_core::cache::LastUse::load(&used_path);
+    for p in &second.plan.phases {
+        if p.key.present() {
+            assert!(
+                used.get(p.key.key.as_str()).is_some(),
+                "{:?} not recorded",
+                p.phase
+            );
+        }
+    }
+
+    edit("", "");
+    let (again, events) = f.build_ok().await;
+    assert_eq!(again.image, first.image);
+    let built: Vec<&String> = events.iter().filter(|e| e.contains(" built ")).collect();
+    assert!(built.is_empty(), "the older snapshots are hits: {built:#?}");
+    assert_eq!(
+        f.tags()["latest"],
+        f.tags()[&names::final_tag(first.final_key.as_str())]
+    );
+    // The second config's snapshots are kept, recorded as used no later than now.
+    let used = kiln_core::cache::LastUse::load(&used_path);
+    let setup_two = second.plan.get(Phase::Setup).key.key.as_str();
+    assert!(used.get(setup_two).is_some());
+}
