@@ -11,6 +11,7 @@ mod key_props;
 mod plan_cases;
 
 mod engine_contract;
+mod registry_contract;
 
 mod cache_oracle;
 
