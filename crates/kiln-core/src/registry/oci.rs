@@ -563,6 +563,91 @@ mod tests {
         assert_eq!(p["scope"], "repository:a/b:pull,push");
     }
 
+    /// A registry that wants a Bearer token from its realm, and a realm that
+    /// gives one for the right Basic credentials: the flow distribution's
+    /// `token` auth (and Docker Hub, GHCR…) uses, which htpasswd does not.
+    fn serve_token_flow(user: &str, password: &str) -> String {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let host = listener.local_addr().expect("addr").to_string();
+        let basic = format!("Basic {}", base64(format!("{user}:{password}").as_bytes()));
+        let realm = format!("http://{host}/token");
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let (mut request, mut auth) = (String::new(), String::new());
+                reader.read_line(&mut request).ok();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((name, v)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("authorization")
+                    {
+                        auth = v.trim().to_string();
+                    }
+                }
+                let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let (status, extra, body) = if path.starts_with("/token") {
+                    // However the client escapes it, the scope asked for is the challenge's.
+                    let decoded = path
+                        .replace("%3A", ":")
+                        .replace("%2F", "/")
+                        .replace("%3a", ":")
+                        .replace("%2f", "/");
+                    let scoped = decoded.contains("scope=repository:team/app:pull");
+                    if auth == basic && scoped {
+                        ("200 OK", String::new(), r#"{"token":"T0K3N"}"#.to_string())
+                    } else {
+                        ("401 Unauthorized", String::new(), String::new())
+                    }
+                } else if auth == "Bearer T0K3N" {
+                    ("200 OK", String::new(), r#"{"tags":["b","a"]}"#.to_string())
+                } else {
+                    let challenge = format!(
+                        "WWW-Authenticate: Bearer realm=\"{realm}\",service=\"test\",scope=\"repository:team/app:pull\"\r\n"
+                    );
+                    ("401 Unauthorized", challenge, String::new())
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(body.as_bytes());
+            }
+        });
+        host
+    }
+
+    fn docker_config(host: &str, user: &str, password: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let auth = base64(format!("{user}:{password}").as_bytes());
+        let json = serde_json::json!({ "auths": { host: { "auth": auth } } });
+        std::fs::write(dir.path().join("config.json"), json.to_string()).expect("write");
+        dir
+    }
+
+    #[test]
+    fn a_bearer_challenge_is_answered_with_a_token_from_the_realm() {
+        let host = serve_token_flow("kiln", "pw");
+        let dir = docker_config(&host, "kiln", "pw");
+        let creds = Credentials::DockerConfig(Some(dir.path().to_path_buf()));
+        let r = OciRegistry::with_credentials(&host, creds);
+        assert_eq!(r.tags("team/app").expect("tags"), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_realm_refusing_the_credentials_is_unauthorized() {
+        let host = serve_token_flow("kiln", "pw");
+        let dir = docker_config(&host, "kiln", "nope");
+        let creds = Credentials::DockerConfig(Some(dir.path().to_path_buf()));
+        let r = OciRegistry::with_credentials(&host, creds);
+        let err = r.tags("team/app").expect_err("wrong password");
+        assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err:?}");
+    }
+
     #[test]
     fn base64_pads_like_the_standard() {
         for (input, want) in [
