@@ -9,7 +9,8 @@
 //!
 //! Beside them: [`image`] (what kiln's images look like: names, labels,
 //! archives, layers), [`sources`] (inputs read on the host), [`cache`] (what
-//! is kept on the host) and [`instances`] (what runs from a built image).
+//! is kept on the host), [`instances`] (what runs from a built image) and
+//! [`registry`] (the seam to an OCI registry, and its fake).
 //! The library never prints: it reports events, and the CLI renders them.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -23,6 +24,7 @@ pub mod instances;
 pub mod keys;
 pub mod phase;
 pub mod plan;
+pub mod registry;
 pub mod report;
 pub mod sources;
 #[cfg(any(test, feature = "testing"))]

@@ -1,7 +1,8 @@
 //! Helpers shared by tests across the repository: a tiny busybox base image
 //! that needs no registry, unique names, a scope that removes every
 //! container and image a test made, even when the test fails, and a git
-//! server that wants credentials ([`git_http`]).
+//! server that wants credentials ([`git_http`]), and a real OCI registry on
+//! loopback ([`LocalRegistry`]).
 //!
 //! Only in tests: behind the `testing` feature, which the dev-dependencies
 //! turn on.
@@ -18,7 +19,9 @@ use crate::engine::{Engine, ImageConfig};
 use crate::image::labels::LABEL_HABITAT;
 
 mod git_http;
+mod registry;
 pub use git_http::{GitHttp, serve_git_http};
+pub use registry::{LocalRegistry, RegistryOptions, write_docker_config};
 
 /// The error type of these helpers: they serve tests, which only report it.
 pub type TestError = Box<dyn std::error::Error + Send + Sync>;
@@ -67,35 +70,36 @@ fn is_root() -> bool {
 /// missing and this process may (runs as root).
 pub fn busybox_binary() -> Result<PathBuf, TestError> {
     let path = Path::new(BUSYBOX_BINARY);
-    if path.is_file() {
-        return Ok(path.to_path_buf());
+    if !path.is_file() {
+        apt_install("busybox-static", BUSYBOX_BINARY)?;
     }
+    Ok(path.to_path_buf())
+}
+
+/// Installs Debian's `package` so that `path` exists, when this process may
+/// (runs as root); `apt-get update` first only when the install fails.
+pub(crate) fn apt_install(package: &str, path: &str) -> Result<(), TestError> {
     if !is_root() {
         return Err(format!(
-            "`{BUSYBOX_BINARY}` is missing\nhint: install it with `apt-get install -y busybox-static`"
+            "`{path}` is missing\nhint: install it with `apt-get install -y {package}`"
         )
         .into());
     }
-    let status = std::process::Command::new("apt-get")
-        .args(["install", "-y", "-qq", "busybox-static"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()?;
-    if !status.success() || !path.is_file() {
+    let install = || {
+        std::process::Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends", package])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+    };
+    if !install()?.success() || !Path::new(path).is_file() {
         let update = std::process::Command::new("apt-get")
             .args(["update", "-qq"])
             .status()?;
-        let status = std::process::Command::new("apt-get")
-            .args(["install", "-y", "-qq", "busybox-static"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()?;
-        if !update.success() || !status.success() || !path.is_file() {
-            return Err(format!(
-                "`apt-get install -y busybox-static` did not provide `{BUSYBOX_BINARY}`"
-            )
-            .into());
+        if !update.success() || !install()?.success() || !Path::new(path).is_file() {
+            return Err(format!("`apt-get install -y {package}` did not provide `{path}`").into());
         }
     }
-    Ok(path.to_path_buf())
+    Ok(())
 }
 
 fn append_dir(b: &mut tar::Builder<std::fs::File>, path: &str, mode: u32) -> std::io::Result<()> {

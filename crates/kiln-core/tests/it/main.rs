@@ -12,6 +12,8 @@ mod key_props;
 mod plan_cases;
 
 mod engine_contract;
+mod registry_contract;
+mod registry_policy;
 
 mod cache_oracle;
 
