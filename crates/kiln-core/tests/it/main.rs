@@ -9,6 +9,7 @@ mod config_snapshots;
 mod executor_fake;
 mod key_props;
 mod plan_cases;
+mod services_cases;
 
 mod engine_contract;
 
