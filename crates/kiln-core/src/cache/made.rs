@@ -15,6 +15,9 @@ pub struct MadeIndex {
     made: BTreeMap<String, String>,
     #[serde(default)]
     foreign: BTreeSet<String>,
+    /// Image id → the verify key a final image kiln made records as passed.
+    #[serde(default)]
+    verified: BTreeMap<String, String>,
     #[serde(skip)]
     dirty: bool,
     #[serde(skip)]
@@ -52,6 +55,45 @@ impl MadeIndex {
         }
     }
 
+    /// The images kiln made as the snapshot with `key` (several after a
+    /// forced rebuild), so a build finds an untagged older snapshot by
+    /// inspecting its id rather than listing every image.
+    pub fn ids_of<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.made
+            .iter()
+            .filter(move |(_, k)| k.as_str() == key)
+            .map(|(id, _)| id.as_str())
+    }
+
+    /// The final images kiln made that record `verify_key` as passed.
+    pub fn ids_verified<'a>(&'a self, verify_key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.verified
+            .iter()
+            .filter(move |(_, k)| k.as_str() == verify_key)
+            .map(|(id, _)| id.as_str())
+    }
+
+    /// Records that image `id`, which kiln made, records `verify_key` as passed.
+    pub fn insert_verified(&mut self, id: &str, verify_key: &str) {
+        if self.verified.get(id).map(String::as_str) != Some(verify_key) {
+            self.verified.insert(id.to_string(), verify_key.to_string());
+            self.dirty = true;
+        }
+    }
+
+    /// Forgets image `id`: the engine no longer holds it.
+    pub fn forget(&mut self, id: &str) {
+        let had = self.made.remove(id).is_some()
+            | self.foreign.remove(id)
+            | self.verified.remove(id).is_some();
+        self.dirty |= had;
+    }
+
+    /// Every image id the index names as made, with its key.
+    pub fn made(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.made.iter().map(|(i, k)| (i.as_str(), k.as_str()))
+    }
+
     /// Records that image `id` is not one kiln made.
     pub fn insert_foreign(&mut self, id: &str) {
         if self.made.contains_key(id) {
@@ -62,10 +104,12 @@ impl MadeIndex {
 
     /// Forgets images the engine no longer holds (`listed` are those it does).
     pub fn retain(&mut self, listed: &BTreeSet<&str>) {
-        let before = self.made.len() + self.foreign.len();
+        let count = |i: &MadeIndex| i.made.len() + i.foreign.len() + i.verified.len();
+        let before = count(self);
         self.made.retain(|id, _| listed.contains(id.as_str()));
         self.foreign.retain(|id| listed.contains(id.as_str()));
-        self.dirty |= self.made.len() + self.foreign.len() != before;
+        self.verified.retain(|id, _| listed.contains(id.as_str()));
+        self.dirty |= count(self) != before;
     }
 
     /// Writes the index if it changed, atomically (a temp file renamed over it).
@@ -106,8 +150,17 @@ mod tests {
         assert!(!again.is_foreign("sha256:a"), "made wins");
         again.retain(&BTreeSet::from(["sha256:b", "sha256:f"]));
         again.save().unwrap();
-        let last = MadeIndex::load(&path);
+        let mut last = MadeIndex::load(&path);
         assert_eq!(last.key_of("sha256:a"), None);
         assert_eq!(last.key_of("sha256:b"), Some("kb"));
+        last.insert_made("sha256:c", "kb");
+        last.insert_verified("sha256:c", "vk");
+        let mut ids: Vec<&str> = last.ids_of("kb").collect();
+        ids.sort();
+        assert_eq!(ids, ["sha256:b", "sha256:c"]);
+        assert_eq!(last.ids_verified("vk").collect::<Vec<_>>(), ["sha256:c"]);
+        last.forget("sha256:c");
+        assert_eq!(last.ids_of("kb").collect::<Vec<_>>(), ["sha256:b"]);
+        assert_eq!(last.ids_verified("vk").count(), 0);
     }
 }

@@ -29,6 +29,7 @@ use crate::engine::{Engine, EngineError};
 use crate::image::labels::LABEL_HABITAT;
 use crate::image::names;
 use crate::keys::{CacheKey, KeyChain};
+use crate::phase::Phase;
 use crate::plan::{Plan, PlanOptions, Snapshots};
 use crate::report::{Event, Reporter};
 use crate::sources::io::io_err;
@@ -36,7 +37,7 @@ use crate::sources::io::io_err;
 pub use context::BUILD_CONTAINER_PREFIX;
 use context::{Executor, Maker};
 pub use error::{BuildError, PhaseFailure};
-use provenance::list_snapshots;
+use provenance::{Wanted, find_snapshots, probe_tags};
 use resolve::resolve_facts;
 use secrets::SECRETS_PREFIX;
 use snapshot::{LAYER_PREFIX, STREAM_PREFIX};
@@ -78,16 +79,31 @@ pub async fn plan<E: Engine>(
     opts: &BuildOptions,
 ) -> Result<(Plan, KeyChain, Snapshots), BuildError> {
     let cache = opts.cache();
-    let (facts, snaps) = tokio::join!(
+    let (facts, probe) = tokio::join!(
         resolve_facts(engine, habitat, opts, None, &[]),
-        list_snapshots(engine, &habitat.config.name, &cache)
+        probe_tags(engine, &habitat.config.name, &cache)
     );
+    let (resolved, probe) = (facts?, probe?);
+    let chain = KeyChain::compute(&habitat.config, &resolved.facts);
     // A plan runs nothing and writes no index: only builds, under the
     // habitat's lock, record what they made or checked.
-    let (resolved, (snaps, _)) = (facts?, snaps?);
-    let chain = KeyChain::compute(&habitat.config, &resolved.facts);
+    let (snaps, _) = find_snapshots(engine, probe, &wanted(&chain)).await?;
     let plan = Plan::new(&chain, &snaps, opts.plan);
     Ok((plan, chain, snaps))
+}
+
+/// The keys a plan of `chain` looks snapshots up by.
+fn wanted(chain: &KeyChain) -> Wanted<'_> {
+    let verify = chain.get(Phase::Verify);
+    Wanted {
+        keys: chain
+            .0
+            .iter()
+            .filter(|pk| pk.present())
+            .map(|pk| pk.key.as_str())
+            .collect(),
+        verify: verify.present().then(|| verify.key.as_str()),
+    }
 }
 
 /// Removes the build containers of `habitat` that builds whose process is
@@ -187,17 +203,18 @@ async fn build_locked<E: Engine>(
         .await
         .map_err(io_err("cannot take the build lock in", &locks))?;
 
-    // The facts and the snapshot listing are independent: one wait for both.
+    // The facts and the habitat's tags are independent: one wait for both.
     let cache = opts.cache();
-    let (facts, snaps) = tokio::join!(
+    let (facts, probe) = tokio::join!(
         resolve_facts(engine, habitat, opts, Some(&mut *reporter), above),
-        list_snapshots(engine, &name, &cache)
+        probe_tags(engine, &name, &cache)
     );
-    let (resolved, (snaps, mut made)) = (facts?, snaps?);
-    // What the listing checked is kept, so it is checked once; an index
+    let (resolved, probe) = (facts?, probe?);
+    let chain = KeyChain::compute(&habitat.config, &resolved.facts);
+    let (snaps, mut made) = find_snapshots(engine, probe, &wanted(&chain)).await?;
+    // What the lookup checked is kept, so it is checked once; an index
     // that cannot be written only costs those checks again.
     let _ = made.save();
-    let chain = KeyChain::compute(&habitat.config, &resolved.facts);
     let plan = Plan::new(&chain, &snaps, opts.plan);
     // Containers and temporary files a killed build left are removed while
     // this one builds (a no-op build skips the listing: it leaves nothing to

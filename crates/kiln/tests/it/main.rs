@@ -11,6 +11,7 @@ mod cli;
 mod cli_surface;
 mod credentials;
 mod faults;
+mod fidelity_files;
 mod instance_volumes;
 mod instances;
 mod quickstart;

@@ -214,28 +214,28 @@ impl Accounts {
                 }
                 (None, None) => self.next_free_uid(),
             };
-            // The primary group: named after the user (Debian's USERGROUPS_ENAB).
-            let gid = match self.groups().into_iter().find(|g| g.0 == u.name) {
-                Some(g) => g.1,
-                None => {
-                    let gid = u.gid.filter(|g| !self.gid_taken(*g)).unwrap_or_else(|| {
-                        if self.gid_taken(uid) {
-                            self.next_free_gid()
-                        } else {
-                            uid
-                        }
-                    });
-                    self.push_group(&u.name, gid);
-                    gid
-                }
-            };
-            let home = u
-                .home
-                .clone()
-                .unwrap_or_else(|| format!("/home/{}", u.name));
-            let shell = u.shell.clone().unwrap_or_else(|| "/bin/sh".to_string());
-            let line = format!("{}:x:{uid}:{gid}::{home}:{shell}", u.name);
-            self.passwd = replace_or_push(&self.passwd, &u.name, &line);
+            if let Some(e) = &existing {
+                // A user the base has: only the fields given change; its
+                // primary group, home, shell, gecos and groups stay, and its
+                // home is neither made again nor filled from `/etc/skel`
+                // (unless the config moves it somewhere new).
+                created.extend(self.update_existing(u, e));
+            } else {
+                let home = u
+                    .home
+                    .clone()
+                    .unwrap_or_else(|| format!("/home/{}", u.name));
+                let gid = self.primary_group(u, uid);
+                let shell = u.shell.clone().unwrap_or_else(|| "/bin/sh".to_string());
+                let line = format!("{}:x:{uid}:{gid}::{home}:{shell}", u.name);
+                self.passwd = replace_or_push(&self.passwd, &u.name, &line);
+                created.push(CreatedUser {
+                    name: u.name.clone(),
+                    uid,
+                    gid,
+                    home,
+                });
+            }
             if let Some(shadow) = &self.shadow
                 && !shadow.lines().any(|l| l.split(':').next() == Some(&u.name))
             {
@@ -253,14 +253,60 @@ impl Accounts {
                 }
                 self.add_member(g, &u.name);
             }
-            created.push(CreatedUser {
-                name: u.name.clone(),
-                uid,
-                gid,
-                home,
-            });
         }
         Ok(created)
+    }
+
+    /// The primary group of a new user: the group named after it (Debian's
+    /// USERGROUPS_ENAB), made with `gid` (else the uid, else the next free
+    /// id) when missing.
+    fn primary_group(&mut self, u: &User, uid: u32) -> u32 {
+        if let Some(g) = self.groups().into_iter().find(|g| g.0 == u.name) {
+            return g.1;
+        }
+        let gid = u.gid.filter(|g| !self.gid_taken(*g)).unwrap_or_else(|| {
+            if self.gid_taken(uid) {
+                self.next_free_gid()
+            } else {
+                uid
+            }
+        });
+        self.push_group(&u.name, gid);
+        gid
+    }
+
+    /// Rewrites the passwd line of the existing user `e` with the fields
+    /// `u` gives (gid, home, shell), every other field as it was; the user
+    /// comes back when its home moved, so the new one is made.
+    fn update_existing(&mut self, u: &User, e: &PasswdEntry) -> Option<CreatedUser> {
+        let line = self
+            .passwd
+            .lines()
+            .find(|l| l.split(':').next() == Some(e.name.as_str()))
+            .unwrap_or_default()
+            .to_string();
+        let mut f: Vec<String> = line.split(':').map(str::to_string).collect();
+        f.resize(f.len().max(7), String::new());
+        if let Some(gid) = u.gid {
+            if !self.gid_taken(gid) {
+                self.push_group(&u.name, gid);
+            }
+            f[3] = gid.to_string();
+        }
+        if let Some(home) = &u.home {
+            f[5] = home.clone();
+        }
+        if let Some(shell) = &u.shell {
+            f[6] = shell.clone();
+        }
+        self.passwd = replace_or_push(&self.passwd, &u.name, &f.join(":"));
+        let moved = u.home.as_ref().filter(|h| **h != e.home)?;
+        Some(CreatedUser {
+            name: u.name.clone(),
+            uid: e.uid,
+            gid: f[3].parse().unwrap_or(e.gid),
+            home: moved.clone(),
+        })
     }
 
     fn gid_taken(&self, gid: u32) -> bool {
@@ -489,6 +535,77 @@ mod tests {
             );
             assert_eq!(a, debian(), "{u:?}: the accounts changed");
             assert!(!err.to_string().contains('\n'), "{err}");
+        }
+    }
+
+    /// Declaring a user the base has wiped its home (made again from
+    /// `/etc/skel`) and reset its shell, gecos and primary group.
+    #[test]
+    fn regression_a_user_the_base_has_keeps_what_the_config_does_not_give() {
+        let base = Accounts {
+            passwd:
+                "root:x:0:0:root:/root:/bin/bash\nnode:x:1000:1000:Node User:/home/node:/bin/bash\n"
+                    .into(),
+            group: "root:x:0:\nstaff:x:50:node\nusers:x:1000:\nsudo:x:27:\n".into(),
+            shadow: Some("root:*:1::::::\nnode:$6$x:19000:0:99999:7:::\n".into()),
+        };
+        // (fields given, passwd line after, home made again)
+        let cases: Vec<(User, &str, Option<&str>)> = vec![
+            (
+                user("node"),
+                "node:x:1000:1000:Node User:/home/node:/bin/bash",
+                None,
+            ),
+            (
+                User {
+                    groups: vec!["sudo".into()],
+                    ..user("node")
+                },
+                "node:x:1000:1000:Node User:/home/node:/bin/bash",
+                None,
+            ),
+            (
+                User {
+                    shell: Some("/bin/sh".into()),
+                    uid: Some(1000),
+                    ..user("node")
+                },
+                "node:x:1000:1000:Node User:/home/node:/bin/sh",
+                None,
+            ),
+            (
+                User {
+                    home: Some("/srv/node".into()),
+                    ..user("node")
+                },
+                "node:x:1000:1000:Node User:/srv/node:/bin/bash",
+                Some("/srv/node"),
+            ),
+            (
+                User {
+                    home: Some("/home/node".into()),
+                    ..user("node")
+                },
+                "node:x:1000:1000:Node User:/home/node:/bin/bash",
+                None,
+            ),
+        ];
+        for (u, line, made) in cases {
+            let mut a = base.clone();
+            let created = a.add_users(std::slice::from_ref(&u)).unwrap();
+            assert!(a.passwd.lines().any(|l| l == line), "{u:?}: {}", a.passwd);
+            assert_eq!(created.first().map(|c| c.home.as_str()), made, "{u:?}");
+            // Its groups stay, its password stays, no group named after it appears.
+            assert!(a.group.contains("staff:x:50:node\n"), "{u:?}: {}", a.group);
+            assert!(!a.group.contains("node:x:"), "{u:?}: {}", a.group);
+            assert!(a.shadow.as_deref().unwrap().contains("node:$6$x:"));
+            for g in &u.groups {
+                assert!(
+                    a.groups()
+                        .iter()
+                        .any(|x| &x.0 == g && x.2.contains(&u.name))
+                );
+            }
         }
     }
 

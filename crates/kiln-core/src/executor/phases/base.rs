@@ -12,7 +12,7 @@ use crate::sources::bootstrap;
 
 use crate::executor::context::Executor;
 use crate::executor::error::{BuildError, fail};
-use crate::executor::provenance::list_snapshots;
+use crate::executor::provenance::{Wanted, find_snapshots, probe_tags};
 use crate::executor::resolve::load_base_habitat;
 
 impl<E: Engine> Executor<'_, E> {
@@ -74,8 +74,12 @@ impl<E: Engine> Executor<'_, E> {
                 let other = load_base_habitat(self.habitat, path, &[])?;
                 // The final image kiln made with that key, not whatever its
                 // tag points at by now (a tag anyone can move).
-                let (snaps, _) =
-                    list_snapshots(self.engine, &other.config.name, &self.opts.cache()).await?;
+                let probe = probe_tags(self.engine, &other.config.name, &self.opts.cache()).await?;
+                let wanted = Wanted {
+                    keys: vec![final_key.as_str()],
+                    verify: None,
+                };
+                let (snaps, _) = find_snapshots(self.engine, probe, &wanted).await?;
                 match snaps.image_for(final_key) {
                     Some(id) => Ok(id.to_string()),
                     None => Err(fail(

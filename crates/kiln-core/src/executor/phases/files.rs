@@ -1,8 +1,13 @@
 //! Files: every copy's owner and mode resolved against the image's accounts
-//! first, then the copies streamed into one layer.
+//! first, then the copies streamed into one layer. Missing parents of a
+//! copy's `dest` are made with its owner and group, as `COPY --chown` does;
+//! parents the image has are left alone.
+
+use std::collections::BTreeSet;
 
 use crate::engine::Engine;
 use crate::image::layer_from_tars::Producer;
+use crate::image::tar::append_dir;
 use crate::sources::copies::{self, Ownership};
 
 use crate::executor::context::{Executor, PhaseCtx, Produced};
@@ -34,8 +39,10 @@ impl<E: Engine> Executor<'_, E> {
         };
         let sources: Vec<String> = copies.iter().map(|c| c.source.clone()).collect();
         let digests = self.opts.cache().digests(self.name());
+        let dests: Vec<String> = copies.iter().map(|c| c.dest.clone()).collect();
+        let probed: Vec<String> = dests.iter().flat_map(|d| ancestors(d)).collect();
         let made = self
-            .archive_phase(ctx, needs, |facts| {
+            .archive_phase_probing(ctx, needs, &probed, |facts| {
                 let accounts = &facts.accounts;
                 // Every owner and mode is resolved before a byte is written.
                 let mut placed = Vec::new();
@@ -62,13 +69,18 @@ impl<E: Engine> Executor<'_, E> {
                     };
                     placed.push((c.source.clone(), c.dest.clone(), own, keyed));
                 }
+                let parents = parents_to_make(&dests, &facts.dirs);
                 let produce: Producer = Box::new(move |out| {
                     let mut tar =
                         tar::Builder::new(std::io::BufWriter::with_capacity(256 * 1024, out));
                     // Each copy is checked against its key as it streams: a
                     // change since it was keyed fails the phase, and the layer
                     // is thrown away.
-                    for (source, dest, own, keyed) in &placed {
+                    for (i, (source, dest, own, keyed)) in placed.iter().enumerate() {
+                        for dir in parents.iter().filter(|p| p.1 == i) {
+                            let path = dir.0.trim_start_matches('/');
+                            append_dir(&mut tar, path, 0o755, own.uid, own.gid)?;
+                        }
                         copies::append_to_tar(&mut tar, &dir, source, dest, *own, &withheld, keyed)
                             .map_err(std::io::Error::other)?;
                     }
@@ -91,5 +103,120 @@ impl<E: Engine> Executor<'_, E> {
             let _ = cache.save(&digests);
         }
         made
+    }
+}
+
+/// The directories above `dest` (absolute), outermost first, `/` left out.
+fn ancestors(dest: &str) -> Vec<String> {
+    let parts: Vec<&str> = dest
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    (1..parts.len())
+        .map(|n| format!("/{}", parts[..n].join("/")))
+        .collect()
+}
+
+/// The parents each copy makes, as `(dir, index of the copy)`: those of its
+/// `dest` the image does not have (`existing`), made by no earlier copy and
+/// not inside an earlier copy's `dest` (which that copy's own entries place).
+/// A directory in a layer twice is refused by the engine, so each comes once.
+fn parents_to_make(dests: &[String], existing: &BTreeSet<String>) -> Vec<(String, usize)> {
+    let mut made: BTreeSet<String> = BTreeSet::new();
+    let mut placed: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for (i, dest) in dests.iter().enumerate() {
+        for dir in ancestors(dest) {
+            let inside_a_copy = placed
+                .iter()
+                .any(|p| dir == *p || dir.starts_with(&format!("{p}/")));
+            if existing.contains(&dir) || inside_a_copy || !made.insert(dir.clone()) {
+                continue;
+            }
+            out.push((dir, i));
+        }
+        placed.push(format!("/{}", normalised(dest)));
+    }
+    out
+}
+
+/// `dest` normalised (no empty or `.` parts, no leading `/`).
+fn normalised(dest: &str) -> String {
+    dest.split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(dirs: &[&str]) -> BTreeSet<String> {
+        dirs.iter().map(|d| d.to_string()).collect()
+    }
+
+    #[test]
+    fn missing_parents_are_made_once_by_the_first_copy_needing_them() {
+        let dests: Vec<String> = [
+            "/home/dev/.config/git/config",
+            "/home/dev/.config/nvim/init.lua",
+            "/home/dev/.ssh/",
+            "/home/dev/.ssh/config",
+            "/opt//tool/./bin",
+            "/top",
+        ]
+        .map(String::from)
+        .to_vec();
+        let got = parents_to_make(&dests, &set(&["/home", "/home/dev", "/opt"]));
+        let want: Vec<(String, usize)> = [
+            ("/home/dev/.config", 0),
+            ("/home/dev/.config/git", 0),
+            ("/home/dev/.config/nvim", 1),
+            ("/opt/tool", 4),
+        ]
+        .map(|(d, i)| (d.to_string(), i))
+        .to_vec();
+        assert_eq!(got, want);
+    }
+
+    /// Generated: whatever the dests and the image's dirs, no directory is
+    /// made twice, none the image has, and every parent of every dest is
+    /// either in the image, made at or before its copy, or inside an
+    /// earlier copy's dest.
+    #[test]
+    fn generated_parents_cover_every_dest_once() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..500 {
+            let path = |next: &mut dyn FnMut(u64) -> u64| {
+                let depth = 1 + next(4);
+                (0..depth)
+                    .map(|_| ["a", "b", "c"][next(3) as usize])
+                    .fold(String::new(), |p, n| format!("{p}/{n}"))
+            };
+            let dests: Vec<String> = (0..1 + next(5)).map(|_| path(&mut next)).collect();
+            let existing: BTreeSet<String> = (0..next(4)).map(|_| path(&mut next)).collect();
+            let got = parents_to_make(&dests, &existing);
+            let dirs: Vec<&String> = got.iter().map(|g| &g.0).collect();
+            let unique: BTreeSet<&String> = dirs.iter().copied().collect();
+            assert_eq!(unique.len(), dirs.len(), "{dests:?} {got:?}");
+            assert!(dirs.iter().all(|d| !existing.contains(*d)));
+            for (i, dest) in dests.iter().enumerate() {
+                for dir in ancestors(dest) {
+                    let covered = existing.contains(&dir)
+                        || got.iter().any(|(d, j)| *d == dir && *j <= i)
+                        || dests[..i]
+                            .iter()
+                            .any(|p| dir == *p || dir.starts_with(&format!("{p}/")));
+                    assert!(covered, "{dir} of {dest} in {dests:?}: {got:?}");
+                }
+            }
+        }
     }
 }
