@@ -79,6 +79,15 @@ pub enum Command {
     },
     /// List the ten phases with their ids.
     Phases,
+    /// Print the boot graph of `services:` (runs nothing).
+    Services {
+        /// A habitat directory or its kiln.yaml.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Run as if kiln was started in DIR (PATH is then relative to it).
+        #[arg(short = 'C', value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Validate the config and report every problem.
     Check {
         /// A habitat directory or its kiln.yaml.

@@ -15,6 +15,7 @@ pub mod model;
 mod node;
 pub mod runtime;
 mod schema;
+pub mod services;
 mod shape;
 pub mod url;
 mod validate;

@@ -26,6 +26,10 @@ pub struct Config {
     /// cache-key input: changing this section rebuilds nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instances: Option<Instances>,
+    /// Processes run in one container under kiln's init (SPEC §9), by name;
+    /// an input of the `final` phase only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub services: BTreeMap<String, ServiceConfig>,
 }
 
 /// The `build:` section: one optional subsection per phase.
@@ -545,4 +549,108 @@ impl RestartPolicy {
             RestartPolicy::UnlessStopped => "unless-stopped",
         }
     }
+}
+
+/// One entry of `services:`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// A string for `/bin/sh -c`, or a list (argv).
+    pub command: ServiceCommand,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    #[serde(default, skip_serializing_if = "Env::is_empty")]
+    pub env: Env,
+    /// Services this one starts after: once each is ready (or, a oneshot, done).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    /// Runs to completion; what comes after it waits for its exit 0.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oneshot: bool,
+    /// A oneshot is skipped when this path exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creates: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<ReadyConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<StopConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<ServiceRestart>,
+    /// Restarts allowed within a minute (default 5), with backoff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_restarts: Option<u32>,
+}
+
+/// A service's command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ServiceCommand {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+impl Default for ServiceCommand {
+    fn default() -> Self {
+        ServiceCommand::Argv(Vec::new())
+    }
+}
+
+impl ServiceCommand {
+    /// The argv: a string runs under `/bin/sh -c`.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            ServiceCommand::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+            ServiceCommand::Argv(v) => v.clone(),
+        }
+    }
+}
+
+/// A readiness probe: exactly one of `command`, `tcp`, `unix`, `http`, `file`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadyConfig {
+    /// Ready when it exits 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<ServiceCommand>,
+    /// Ready when 127.0.0.1:PORT accepts a connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<u32>,
+    /// Ready when this Unix socket accepts a connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unix: Option<String>,
+    /// Ready on a 2xx answer to this `http://` URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    /// Ready when this path exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// How often to probe, e.g. `100ms` (the default), `1s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// How long until the container fails, e.g. `60s` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// How a service stops.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StopConfig {
+    /// `SIGTERM` (the default), `SIGINT`, `SIGQUIT`, `SIGHUP`, `SIGUSR1`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// How long it may take before SIGKILL, e.g. `30s` (default `10s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace: Option<String>,
+}
+
+/// When a service is started again after it exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceRestart {
+    No,
+    OnFailure,
+    Always,
 }

@@ -4,6 +4,7 @@
 
 mod instances;
 mod rules;
+mod services;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -70,6 +71,7 @@ pub(crate) fn check(
     c.final_(config);
     c.secrets(config);
     c.instances(config);
+    c.services(config);
 }
 
 struct Checker<'a, 't> {

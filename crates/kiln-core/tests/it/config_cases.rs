@@ -543,7 +543,7 @@ fn regression_account_fields_with_a_colon_or_a_line_break_are_refused_in_check()
 
 /// Each row must give exactly its one problem; `{dir}` in a hint stands for
 /// the (canonical) habitat directory.
-fn assert_rows(rows: &[(&str, &str, &str, &str)]) {
+pub(crate) fn assert_rows(rows: &[(&str, &str, &str, &str)]) {
     let dir = habitat();
     let shown = std::fs::canonicalize(dir.path()).expect("canonicalize");
     let shown = shown.display().to_string();
@@ -898,7 +898,14 @@ fn schema_has_the_top_level_properties_and_descriptions() {
     let keys: Vec<&str> = props.keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        ["name", "description", "build", "secrets", "instances"]
+        [
+            "name",
+            "description",
+            "build",
+            "secrets",
+            "instances",
+            "services"
+        ]
     );
     assert_eq!(schema["required"], serde_json::json!(["name"]));
     assert_eq!(schema["additionalProperties"], serde_json::json!(false));

@@ -10,6 +10,7 @@ mod config_snapshots;
 mod executor_fake;
 mod key_props;
 mod plan_cases;
+mod services_cases;
 
 mod engine_contract;
 mod registry_contract;

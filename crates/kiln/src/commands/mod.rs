@@ -14,6 +14,7 @@ mod plan;
 mod ps;
 mod restart;
 mod schema;
+mod services;
 mod start;
 mod up;
 
@@ -41,6 +42,9 @@ pub fn run(command: Command) -> ExitStatus {
         Command::Check { path, dir } => {
             finish(check::run(&crate::cli::in_dir(dir.as_deref(), &path)))
         }
+        Command::Services { path, dir } => {
+            finish(services::run(&crate::cli::in_dir(dir.as_deref(), &path)))
+        }
         Command::Completions { shell } => finish(completions::run(shell)),
         command => match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -62,9 +66,11 @@ async fn run_async(command: Command) -> Outcome {
         Command::Start { args, cmd } => start::run(&args, cmd).await,
         Command::Instances(c) => run_instances(c).await,
         // Ran in `run`, without the runtime.
-        Command::Phases | Command::Schema | Command::Check { .. } | Command::Completions { .. } => {
-            Ok(ExitStatus::Success)
-        }
+        Command::Phases
+        | Command::Schema
+        | Command::Check { .. }
+        | Command::Services { .. }
+        | Command::Completions { .. } => Ok(ExitStatus::Success),
     }
 }
 

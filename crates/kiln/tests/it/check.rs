@@ -124,3 +124,62 @@ fn regression_an_existing_work_dir_keeps_its_owner_mode_and_time() {
     assert!(before[2].starts_with("0:0 1777 "), "{before:?}");
     assert_eq!(stat_in(&h.name, &latest, &paths), before);
 }
+
+/// `kiln services` prints the boot graph stage by stage and runs nothing;
+/// a cycle is refused as `check` refuses it (exit 2, located).
+#[test]
+fn services_prints_the_boot_graph_and_refuses_a_cycle() {
+    let h = Habitat::new("services-graph");
+    h.config(
+        r#"name: @NAME@
+build:
+  base: { image: "kiln-test/busybox:latest" }
+services:
+  web: { command: "httpd -f", after: [db], ready: { tcp: 8080 } }
+  db: { command: [db, serve], stop: { signal: SIGINT, grace: 30s }, restart: on-failure }
+  seed: { oneshot: true, after: [db], command: seed, creates: /data/seeded }
+"#,
+    );
+    let run = h.kiln(&["services"]).run();
+    run.assert_code(0);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{}", run.stdout);
+    assert!(
+        lines[1].starts_with("1. db ")
+            && lines[1].contains("stop: SIGINT, grace 30s; restart on-failure, 5 a minute"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[2].starts_with("2. seed ") && lines[2].contains("skipped when /data/seeded exists"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[3].starts_with("2. web ")
+            && lines[3].contains("ready: tcp 127.0.0.1:8080 every 100ms, within 60s"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        lines[4],
+        "no main process: the container runs until it is stopped"
+    );
+    h.config(
+        r#"name: @NAME@
+build:
+  base: { image: "kiln-test/busybox:latest" }
+services:
+  a: { command: x, after: [b] }
+  b: { command: x, after: [a] }
+"#,
+    );
+    let run = h.kiln(&["services"]).run();
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("services wait for each other: `a` -> `b` -> `a`"),
+        "{}",
+        run.stderr
+    );
+}
