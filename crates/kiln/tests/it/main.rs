@@ -16,6 +16,6 @@ mod instance_volumes;
 mod instances;
 mod quickstart;
 mod secrets;
-mod variables;
 mod shell;
 mod tty;
+mod variables;
