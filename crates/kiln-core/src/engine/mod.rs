@@ -257,6 +257,13 @@ pub trait Engine: Send + Sync {
         }
     }
 
+    /// Whether anything is at `path` in the container, its last component
+    /// not followed (as `lstat` finds it): a dangling symlink is there.
+    /// By default read from `get_archive`.
+    fn exists(&self, id: &str, path: &str) -> impl Future<Output = EngineResult<bool>> + Send {
+        async move { Ok(self.get_archive(id, path).await?.is_some()) }
+    }
+
     /// Whether `path` in the container is a directory, a symlink to one
     /// followed (as `mkdir -p` finds it); `false` when nothing is there.
     /// By default read from `get_archive`, which an engine that can stat a

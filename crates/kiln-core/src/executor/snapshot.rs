@@ -91,7 +91,15 @@ impl<E: Engine> Executor<'_, E> {
             let mut facts = self.image_facts(FileSource::Host(&rootfs), needs).await?;
             facts.dirs = dirs
                 .iter()
-                .filter(|d| matches!(rootfs.follow(d), Ok(Some(f)) if f.meta.is_dir()))
+                .filter(|d| {
+                    // A directory, a link to one, or any other entry (a
+                    // dangling link above all): never made again.
+                    matches!(rootfs.follow(d), Ok(Some(f)) if f.meta.is_dir())
+                        || matches!(
+                            rootfs.resolve_parents(d).and_then(|p| rootfs.lstat(&p)),
+                            Ok(Some(_))
+                        )
+                })
                 .cloned()
                 .collect();
             let mut uploads = make(&facts)?;
@@ -103,7 +111,7 @@ impl<E: Engine> Executor<'_, E> {
         let filled = async {
             let mut facts = self.image_facts(FileSource::Container(&id), needs).await?;
             for dir in dirs {
-                if self.engine.is_dir(&id, dir).await? {
+                if self.engine.is_dir(&id, dir).await? || self.engine.exists(&id, dir).await? {
                     facts.dirs.insert(dir.clone());
                 }
             }

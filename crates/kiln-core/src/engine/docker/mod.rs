@@ -352,6 +352,25 @@ impl Engine for DockerEngine {
 
     /// One `HEAD` of the archive endpoint per link: Docker stats the path
     /// (parents resolved, the last component not) and reads nothing below it.
+    async fn exists(&self, id: &str, path: &str) -> EngineResult<bool> {
+        let options = ContainerArchiveInfoOptions {
+            path: path.to_string(),
+        };
+        match self
+            .docker
+            .get_container_archive_info(id, Some(options))
+            .await
+        {
+            Ok(_) => Ok(true),
+            // Nothing there (404), or a file on the way (500; see `is_dir`).
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404 | 500,
+                ..
+            }) => Ok(false),
+            Err(e) => Err(self.error("stat path", e, no_such_container(id))),
+        }
+    }
+
     async fn is_dir(&self, id: &str, path: &str) -> EngineResult<bool> {
         // Go's `os.FileMode`: the type bits sit above the permission bits.
         const MODE_DIR: u32 = 1 << 31;
