@@ -125,6 +125,10 @@ pub fn in_dir(dir: Option<&Path>, path: &Path) -> PathBuf {
     }
 }
 
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    kiln_core::config::services::parse_duration(s).map(std::time::Duration::from_millis)
+}
+
 fn parse_phase(s: &str) -> Result<Phase, String> {
     s.parse::<Phase>().map_err(|e| e.to_string())
 }
@@ -145,6 +149,16 @@ pub enum InstanceCommand {
         /// How to show build progress.
         #[arg(long, value_enum, default_value = "auto")]
         progress: Progress,
+        /// Also stop and remove the containers of members no longer in kiln.yaml
+        /// (their persisted volumes stay).
+        #[arg(long)]
+        remove_orphans: bool,
+        /// Wait until every member runs, and is healthy where its image has a healthcheck.
+        #[arg(long)]
+        wait: bool,
+        /// How long `--wait` waits (e.g. `90s`, `2m`).
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_wait)]
+        wait_timeout: std::time::Duration,
     },
     /// Stop and remove members (all when none); persisted volumes stay unless `--volumes`.
     Down {

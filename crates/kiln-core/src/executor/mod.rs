@@ -92,6 +92,20 @@ pub async fn plan<E: Engine>(
     Ok((plan, chain, snaps))
 }
 
+/// The final key a build of `habitat` as it is now would make: its facts
+/// resolved (a base habitat's planned, not built), no snapshot looked up and
+/// nothing run. What `ps` compares running members with.
+pub async fn planned_final_key<E: Engine>(
+    engine: &E,
+    habitat: &Habitat,
+    opts: &BuildOptions,
+) -> Result<CacheKey, BuildError> {
+    let resolved = resolve_facts(engine, habitat, opts, None, &[]).await?;
+    Ok(KeyChain::compute(&habitat.config, &resolved.facts)
+        .final_key()
+        .clone())
+}
+
 /// The keys a plan of `chain` looks snapshots up by.
 fn wanted(chain: &KeyChain) -> Wanted<'_> {
     let verify = chain.get(Phase::Verify);

@@ -80,7 +80,17 @@ async fn run_instances(command: InstanceCommand) -> Outcome {
             args,
             habitat,
             progress,
-        } => up::run(args, habitat, progress).await,
+            remove_orphans,
+            wait,
+            wait_timeout,
+        } => {
+            let opts = kiln_core::instances::UpOptions {
+                remove_orphans,
+                wait: wait.then_some(wait_timeout),
+                ..Default::default()
+            };
+            up::run(args, habitat, progress, opts).await
+        }
         InstanceCommand::Down {
             members,
             habitat,

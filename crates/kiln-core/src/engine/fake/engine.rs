@@ -430,6 +430,9 @@ impl Engine for FakeEngine {
             } else {
                 None
             },
+            // The fake runs no healthchecks.
+            health: None,
+            health_output: None,
             // The fake keeps no layers on disk: kiln commits through it instead.
             upper_dir: None,
         }))
