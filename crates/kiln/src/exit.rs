@@ -96,9 +96,10 @@ impl From<&BuildError> for ExitStatus {
         match e {
             BuildError::Config(_) | BuildError::Usage(_) => ExitStatus::Usage,
             BuildError::Engine(_) => ExitStatus::Engine,
-            BuildError::Phase(_) | BuildError::Host(_) | BuildError::Internal(_) => {
-                ExitStatus::Failure
-            }
+            BuildError::Phase(_)
+            | BuildError::Inputs { .. }
+            | BuildError::Host(_)
+            | BuildError::Internal(_) => ExitStatus::Failure,
         }
     }
 }

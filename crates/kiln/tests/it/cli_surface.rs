@@ -186,3 +186,33 @@ fn regression_reasons_read_as_sentences_in_plain_and_plan_output() {
         run.stderr
     );
 }
+
+/// Bug: `plan`, which builds nothing, said "phase `7-repos` failed … build
+/// again to resume there" for a repo it could not resolve, with git's
+/// credentials hint for what is a directory on this host.
+#[test]
+fn regression_plan_of_an_unresolvable_repo_offers_no_resume_and_no_credentials() {
+    let h = Habitat::new("plan-inputs");
+    h.write("notrepo/README", "not a repository\n");
+    h.config(&format!(
+        "name: @NAME@\nbuild:\n  base: {{ image: {} }}\n  repos:\n    - {{ url: ./notrepo, path: /src/app }}\n",
+        crate::support::BUSYBOX
+    ));
+    for args in [&["plan", "."][..], &["build", ".", "--progress", "plain"]] {
+        let run = h.kiln(args).run();
+        run.assert_code(1);
+        let stderr = run
+            .stderr
+            .replace(&h.dir().display().to_string(), "[HABITAT]")
+            .replace(&h.name, "[NAME]");
+        let error = &stderr[stderr.find("error:").expect("an error")..];
+        insta::assert_snapshot!(
+            "unresolvable_repo_input",
+            error,
+            &format!("kiln {}", args.join(" "))
+        );
+        for wrong in ["resume", "failed: ", "credentials", "access rights"] {
+            assert!(!stderr.contains(wrong), "{args:?}: {stderr}");
+        }
+    }
+}
