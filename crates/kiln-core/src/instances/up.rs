@@ -719,9 +719,10 @@ async fn settled<E: Engine>(engine: &E, container: &str) -> Option<Outcome> {
     let message = match info.exit_code {
         Some(code) => format!("it exited with code {code} right after starting"),
         None if info.restart_count > 0 => {
+            let n = info.restart_count;
             format!(
-                "it is restarting (restarted {} time(s))",
-                info.restart_count
+                "it keeps restarting: restarted {n} {}",
+                if n == 1 { "time" } else { "times" }
             )
         }
         None => format!("it is `{}` right after starting", info.state),

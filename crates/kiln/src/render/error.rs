@@ -42,7 +42,12 @@ pub fn print(failure: &Failure) {
         Failure::Build(e) => err!("{}", painted(&e.to_string(), colour)),
         Failure::Instance(e) => err!("{}", painted(&e.to_string(), colour)),
         Failure::Interrupted { removed, .. } => {
-            err!("interrupted: removed {removed} build container(s); snapshots so far are kept")
+            let noun = if *removed == 1 {
+                "container"
+            } else {
+                "containers"
+            };
+            err!("interrupted: removed {removed} build {noun}; snapshots so far are kept")
         }
         Failure::NotAMember { arg } => err!(
             "{}",

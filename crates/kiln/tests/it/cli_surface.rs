@@ -216,3 +216,80 @@ fn regression_plan_of_an_unresolvable_repo_offers_no_resume_and_no_credentials()
         }
     }
 }
+
+/// The deepest nesting of parentheses in `line`.
+fn paren_depth(line: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for c in line.chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Bug: reasons with parentheses of their own were put in parentheses. Every
+/// kind of reason `plan` and a plain build show, after edits of each kind
+/// (an env value, a copied file's content, a new copy, a setup command, a
+/// forced rebuild), reads without nesting.
+#[test]
+fn regression_no_reason_is_nested_in_parentheses() {
+    let h = Habitat::new("parens");
+    h.write("motd", "one\n");
+    h.config(&BUSYBOX.replace(
+        "  setup:",
+        "  files:\n    copies: [{ source: ./motd, dest: /etc/motd, mode: \"0644\" }]\n  setup:",
+    ));
+    h.build_ok(&[]);
+    type Edit<'a> = Box<dyn Fn() + 'a>;
+    let edits: [(&str, Edit); 5] = [
+        ("env", Box::new(|| h.edit("GREETING=hello", "GREETING=hi"))),
+        (
+            "file content",
+            Box::new(|| {
+                h.write("motd", "two\n");
+            }),
+        ),
+        (
+            "a new copy",
+            Box::new(|| {
+                h.write("extra", "x\n");
+                h.edit(
+                    "copies: [",
+                    "copies: [{ source: ./extra, dest: /etc/extra }, ",
+                );
+            }),
+        ),
+        ("setup", Box::new(|| h.edit("echo built", "echo rebuilt"))),
+        ("nothing: forced", Box::new(|| {})),
+    ];
+    for (what, edit) in edits {
+        edit();
+        let extra: &[&str] = if what.starts_with("nothing") {
+            &["--rebuild", "users"]
+        } else {
+            &[]
+        };
+        let mut plan_args = vec!["plan", "."];
+        plan_args.extend_from_slice(extra);
+        let plan = h.kiln(&plan_args).run();
+        plan.assert_code(0);
+        let mut build_args = vec!["build", ".", "--progress", "plain"];
+        build_args.extend_from_slice(extra);
+        let build = h.kiln(&build_args).run();
+        build.assert_code(0);
+        let all = format!("{}{}{}", plan.stdout, build.stdout, build.stderr);
+        assert!(
+            all.contains("rebuilt") || all.contains("changed") || all.contains("--rebuild"),
+            "{what}: {all}"
+        );
+        for line in all.lines() {
+            assert!(paren_depth(line) <= 1, "{what}: nested: {line}");
+        }
+    }
+}
