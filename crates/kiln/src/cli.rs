@@ -257,6 +257,18 @@ mod tests {
         assert!(missing.is_empty(), "no help text: {missing:#?}");
     }
 
+    /// Every subcommand that reads a habitat takes `-C` (SPEC §7); the rest
+    /// read none.
+    #[test]
+    fn every_command_that_reads_a_habitat_takes_dash_c() {
+        let without = ["phases", "schema", "completions", "help"];
+        for sub in Cli::command().get_subcommands() {
+            let name = sub.get_name();
+            let has_c = sub.get_arguments().any(|a| a.get_short() == Some('C'));
+            assert_eq!(has_c, !without.contains(&name), "`kiln {name}`");
+        }
+    }
+
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();

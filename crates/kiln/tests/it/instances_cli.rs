@@ -312,3 +312,40 @@ fn wait_follows_docker_health_healthy_unhealthy_and_still_starting() {
         }
     });
 }
+
+/// When the build cannot be planned (here a repo that is no longer one),
+/// `ps` still lists the members, warns once, and still compares each
+/// member's own config.
+#[test]
+fn ps_without_a_plan_warns_and_still_compares_the_members_config() {
+    let (_volumes, h) = habitat("clit-noplan");
+    let repo = h.dir().join("app");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    support::sh(
+        &repo,
+        "git init -q && git -c user.name=k -c user.email=k@example.com commit -q --allow-empty -m first",
+    );
+    h.config(&format!(
+        "name: \"@NAME@\"\nbuild:\n  base: {{ image: {} }}\n  repos:\n    - {{ url: ./app, path: /src/app }}\ninstances:\n  defaults: {{ command: [sleep, infinity] }}\n  members:\n    a: {{}}\n",
+        support::BUSYBOX
+    ));
+    h.kiln(&["up"]).run().assert_code(0);
+    std::fs::remove_dir_all(repo.join(".git")).expect("rm .git");
+
+    let ps = h.kiln(&["ps", "--json"]).run();
+    ps.assert_code(0);
+    assert_eq!(
+        ps.stderr.matches("warning: cannot tell whether members run the image a build would make now: cannot read the inputs of phase `7-repos`").count(),
+        1,
+        "{}",
+        ps.stderr
+    );
+    let rows = support::events_of(&ps.stdout);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["current"], serde_json::Value::Null, "{}", rows[0]);
+
+    h.edit("    a: {}\n", "    a: { env: { X: \"1\" } }\n");
+    let row = ps_row(&h, "a");
+    assert_eq!(row["current"], false, "{row}");
+    assert_eq!(row["stale"], "env `X` added", "{row}");
+}
