@@ -429,3 +429,53 @@ fn every_command_that_reads_a_habitat_takes_dash_c() {
         "{down}"
     );
 }
+
+/// Plain and json output of a real build: carriage-return progress shows its
+/// last state only, apt's debconf notice is dropped, and a build where
+/// nothing changed says so in one line instead of ten `cached` lines.
+#[test]
+fn plain_and_json_logs_are_cleaned_and_a_no_op_is_one_line() {
+    let h = Habitat::new("cleanlogs");
+    h.config(&BUSYBOX.replace(
+        "root: [\"echo built > /setup-marker\"]",
+        "root: [\"printf '  0%%\\\\r 50%%\\\\rdone-100%%\\\\n'; echo 'debconf: delaying package configuration, since apt-utils is not installed'; echo built > /setup-marker\"]",
+    ));
+    let plain = h.kiln(&["build", ".", "--progress", "plain"]).run();
+    plain.assert_code(0);
+    let log: Vec<&str> = plain
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("  6-setup | "))
+        .collect();
+    assert_eq!(log.len(), 1, "{}", plain.stderr);
+    assert!(
+        log[0].ends_with("done-100%") && !log[0].contains('\r'),
+        "{log:?}"
+    );
+
+    h.edit("echo built", "echo built-again");
+    let json = h.build_ok(&[]);
+    let lines: Vec<String> = json
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "phase_log")
+        .filter_map(|e| e["line"].as_str().map(str::to_string))
+        .collect();
+    assert!(lines.iter().any(|l| l == "done-100%"), "{lines:?}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains('\r') || l.contains("debconf") || l.contains(" 50%")),
+        "{lines:?}"
+    );
+
+    let again = h.kiln(&["build", ".", "--progress", "plain"]).run();
+    again.assert_code(0);
+    let cached: Vec<&str> = again
+        .stderr
+        .lines()
+        .filter(|l| l.contains("cached"))
+        .collect();
+    assert_eq!(cached.len(), 1, "{}", again.stderr);
+    assert!(cached[0].ends_with("(nothing changed)"), "{}", again.stderr);
+}
