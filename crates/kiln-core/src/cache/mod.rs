@@ -9,6 +9,7 @@ mod json_file;
 pub mod lock;
 pub mod made;
 pub mod owner;
+pub mod prune;
 pub mod scratch;
 pub mod used;
 
