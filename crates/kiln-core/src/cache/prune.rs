@@ -203,7 +203,15 @@ pub fn is_kiln_tag(habitat: &str, tag: &str) -> bool {
     t == "latest"
         || t.strip_prefix("final-")
             .is_some_and(|k| k.len() == 12 && k.bytes().all(|b| b.is_ascii_hexdigit()))
-        || Phase::ALL.iter().any(|p| p.tag() == t)
+        || Phase::ALL.iter().any(|p| {
+            // `6-setup`, and a step of it, `6-setup.2`.
+            t.strip_prefix(p.tag().as_str()).is_some_and(|rest| {
+                rest.is_empty()
+                    || rest
+                        .strip_prefix('.')
+                        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+        })
 }
 
 /// The size of every layer, from the images' layer lists and total sizes
@@ -467,7 +475,7 @@ fn kept_chains(h: &Holdings, g: &Graph, current: &BTreeSet<&str>, keep: usize) -
 
 /// Bytes freed by removing `remove` (layers no other image holds), and
 /// bytes of their layers other images still hold.
-fn freed(h: &Holdings, remove: &[usize]) -> (u64, u64) {
+pub fn freed(h: &Holdings, remove: &[usize]) -> (u64, u64) {
     let gone: BTreeSet<usize> = remove.iter().copied().collect();
     let mut held: BTreeSet<&str> = h.external_layers.iter().map(String::as_str).collect();
     for (i, s) in h.snapshots.iter().enumerate() {
@@ -545,6 +553,7 @@ mod tests {
         for t in [
             "habitat-web:latest",
             "habitat-web:6-setup",
+            "habitat-web:6-setup.2",
             "habitat-web:final-0123456789ab",
         ] {
             assert!(is_kiln_tag("web", t), "{t}");
@@ -553,6 +562,8 @@ mod tests {
             "habitat-web:v1",
             "habitat-webx:latest",
             "habitat-web:final-xyz",
+            "habitat-web:6-setup.x",
+            "habitat-web:6-setupx",
             "web:latest",
             "registry.local/habitat-web:latest",
         ] {
