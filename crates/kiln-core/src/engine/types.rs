@@ -54,6 +54,8 @@ pub struct ImageInfo {
     pub os: String,
     /// When the image was made, RFC 3339.
     pub created: String,
+    /// The bytes of all its layers (the engine's `Size`).
+    pub size: u64,
     /// Its layers' directories on the engine's host, top first, when the
     /// storage driver keeps layers as directories (overlay-style drivers).
     pub layer_dirs: Vec<String>,

@@ -238,6 +238,9 @@ fn neutral_rewrites() -> Vec<(&'static str, &'static str)> {
             "name: props\n",
             "name: props # a comment\n# another comment\n",
         ),
+        // `cache:` bounds what is kept, never what is built (SPEC §11).
+        ("name: props\n", "name: props\ncache: { keep: 0 }\n"),
+        ("name: props\n", "name: props\ncache:\n  keep: 12\n"),
         (
             "name: props\n",
             "name: props\ninstances:\n  defaults: { restart: always, persist: [/home/dev] }\n  members:\n    alice: { ports: [\"127.0.0.1:8081:3000\"] }\n",

@@ -60,6 +60,7 @@ pub fn print(failure: &Failure) {
         ),
         Failure::Runtime(e) => err!("error: cannot start the async runtime: {e}"),
         Failure::Schema(e) => err!("error: cannot render the schema: {e}"),
+        Failure::Cache(e) => err!("{}", painted(&e.to_string(), colour)),
     }
 }
 

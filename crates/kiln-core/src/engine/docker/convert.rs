@@ -168,6 +168,7 @@ pub(super) fn image_info_from_docker(i: bollard::models::ImageInspect) -> ImageI
         architecture: i.architecture.unwrap_or_default(),
         os: i.os.unwrap_or_default(),
         created: i.created.map(|c| c.to_string()).unwrap_or_default(),
+        size: i.size.map_or(0, |s| u64::try_from(s).unwrap_or(0)),
     }
 }
 
