@@ -138,12 +138,20 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
         // final image is found by, even with no `final:` section.
         Phase::Final => {
             let f = b.final_.clone().unwrap_or_default();
-            json!({
+            let mut inputs = json!({
                 "user": f.user, "workdir": f.workdir, "command": f.command,
                 "entrypoint": f.entrypoint,
                 "expose": sorted(f.expose.iter().map(|p| p.docker())),
                 "labels": f.labels,
-            })
+            });
+            // The spec as the init reads it (durations resolved: `30s` and
+            // `30000ms` are one key) and the init itself; added only with
+            // services, so the keys of configs without them stay as they were.
+            if let Some(spec) = crate::config::services::init_spec(config) {
+                inputs["services"] = serde_json::to_value(&spec).unwrap_or(Value::Null);
+                inputs["init"] = json!(facts.init);
+            }
+            inputs
         }
     }
 }
