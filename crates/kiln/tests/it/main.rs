@@ -16,6 +16,7 @@ mod instance_volumes;
 mod instances;
 mod quickstart;
 mod secrets;
+mod services;
 mod shell;
 mod tty;
 mod variables;

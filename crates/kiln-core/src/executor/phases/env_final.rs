@@ -59,8 +59,8 @@ impl<E: Engine> Executor<'_, E> {
     }
 
     /// The final phase of a config with `services:` (SPEC §9): the init and
-    /// the spec in a layer of their own, the init as the entrypoint (the
-    /// image's own entrypoint and command become its main process), root as
+    /// the spec in a layer of their own, the init as the entrypoint (`final`'s
+    /// own entrypoint and command become its main process), root as
     /// the image's user (the init starts each service, and the main process,
     /// as their users), and the init's health answer as the healthcheck.
     async fn services_phase(
@@ -83,7 +83,13 @@ impl<E: Engine> Executor<'_, E> {
                 .filter(|u| !u.is_empty() && u != "root" && u != "0");
         }
         config.user = None;
-        config.entrypoint = Some(init::entrypoint(config.entrypoint.as_deref()));
+        // The main process is `final`'s entrypoint and command (SPEC §9),
+        // not what the base happened to set (busybox's `sh`, which would end
+        // the container at once): without them the container runs until
+        // it is stopped.
+        let f = self.config().build.final_.clone().unwrap_or_default();
+        config.entrypoint = Some(init::entrypoint(f.entrypoint.as_deref()));
+        config.cmd = f.command;
         let start_period: u64 = spec
             .services
             .iter()
