@@ -6,6 +6,7 @@
 
 mod support;
 
+mod app_with_postgres;
 mod check;
 mod cli;
 mod cli_surface;
