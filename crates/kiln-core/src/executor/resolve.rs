@@ -104,6 +104,11 @@ pub(super) async fn resolve_facts<E: Engine>(
             base,
             copies: keyed.iter().map(|k| k.digest.clone()).collect(),
             repos,
+            init: if c.services.is_empty() {
+                None
+            } else {
+                crate::image::init::digest().map(str::to_string)
+            },
         },
         copies: keyed,
     })

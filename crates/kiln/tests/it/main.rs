@@ -6,6 +6,7 @@
 
 mod support;
 
+mod app_with_postgres;
 mod check;
 mod cli;
 mod cli_surface;
@@ -17,6 +18,7 @@ mod instances;
 mod instances_cli;
 mod quickstart;
 mod secrets;
+mod services;
 mod shell;
 mod tty;
 mod variables;
