@@ -401,3 +401,124 @@ fn lets_back(ignore: &str, copied: &BTreeSet<String>) -> bool {
         .iter()
         .any(|l| strict.excludes(path_of(l).trim_start_matches("./")))
 }
+
+/// A real-world-shaped app directory: what `.kilnignore` names never
+/// reaches the image, editing it rebuilds nothing, editing `.kilnignore`
+/// so the copy takes the same files rebuilds nothing, and letting a file
+/// back in rebuilds from `files`.
+#[test]
+fn ignored_files_stay_out_of_the_image_and_its_keys() {
+    let h = Habitat::new("ignt-app");
+    h.write("app/package.json", "{\"name\": \"app\"}\n");
+    h.write("app/src/index.js", "console.log('hi')\n");
+    h.write("app/node_modules/left-pad/index.js", "module.exports = 1\n");
+    h.write("app/.env", "TOKEN=host-only\n");
+    h.write("app/logs/today.log", "noise\n");
+    h.write("app/logs/.keep", "");
+    h.write(
+        ".kilnignore",
+        "# what Docker users write\n**/node_modules\napp/.env\napp/logs/*\n!app/logs/.keep\n",
+    );
+    h.config(
+        "name: @NAME@\nbuild:\n  base: { image: \"kiln-test/busybox:latest\" }\n  files:\n    copies:\n      - { source: ., dest: /srv }\n",
+    );
+    h.build_ok(&[]);
+    let image = format!("habitat-{}:latest", h.name);
+    let found = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/bin/sh",
+        &image,
+        "-c",
+        "cd /srv && find . | sort",
+    ]);
+    let found: Vec<&str> = found.lines().collect();
+    assert_eq!(
+        found,
+        [
+            ".",
+            "./app",
+            "./app/logs",
+            "./app/logs/.keep",
+            "./app/package.json",
+            "./app/src",
+            "./app/src/index.js"
+        ],
+        "neither kiln.yaml, .kilnignore nor what it names is copied"
+    );
+
+    h.write("app/.env", "TOKEN=changed\n");
+    h.write("app/node_modules/left-pad/index.js", "module.exports = 2\n");
+    h.write("app/logs/today.log", "more noise\n");
+    assert_eq!(
+        h.build_ok(&[]).built(),
+        Vec::<String>::new(),
+        "an ignored file is no input"
+    );
+
+    h.write(
+        ".kilnignore",
+        "**/node_modules\napp/.env\napp/logs/*\n!app/logs/.keep\n# reworded\n/app/node_modules/\n",
+    );
+    assert_eq!(
+        h.build_ok(&[]).built(),
+        Vec::<String>::new(),
+        "the same files, the same key"
+    );
+
+    h.write(
+        ".kilnignore",
+        "**/node_modules\napp/logs/*\n!app/logs/.keep\n",
+    );
+    let run = h.build_ok(&[]);
+    assert_eq!(
+        run.built().first().map(String::as_str),
+        Some("files"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_bad_kilnignore_line_and_an_ignored_source_are_config_errors() {
+    let h = Habitat::new("ignt-bad");
+    h.write("conf/app.ini", "x\n");
+    h.write(".kilnignore", "ok\n  [unclosed\n!\n");
+    h.config(
+        "name: @NAME@\nbuild:\n  base: { image: \"kiln-test/busybox:latest\" }\n  files:\n    copies:\n      - { source: conf/app.ini, dest: /etc/app.ini }\n",
+    );
+    for args in [&["check", "."][..], &["build", "."][..]] {
+        let run = h.kiln(args).run();
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains(".kilnignore:2:3"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains(".kilnignore:3:1"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("never closed"), "{}", run.stderr);
+    }
+    h.write(".kilnignore", "conf\n");
+    let run = h.kiln(&["build", "."]).run();
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("kiln.yaml:6:"),
+        "located at the copy's source: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("line 1 of `.kilnignore`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("!conf/app.ini"),
+        "the hint names the exception: {}",
+        run.stderr
+    );
+}
