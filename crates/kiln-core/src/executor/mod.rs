@@ -335,6 +335,7 @@ async fn build_locked<E: Engine>(
         snaps: &snaps,
         facts: &resolved.facts,
         copies: &resolved.copies,
+        withheld: &resolved.withheld,
         made: &mut made,
         phase_started: Instant::now(),
         reporter,

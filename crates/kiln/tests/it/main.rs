@@ -16,6 +16,7 @@ mod fidelity_files;
 mod instance_volumes;
 mod instances;
 mod instances_cli;
+mod kilnignore;
 mod quickstart;
 mod secrets;
 mod services;

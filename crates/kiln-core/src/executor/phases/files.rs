@@ -28,8 +28,9 @@ impl<E: Engine> Executor<'_, E> {
         if keyed.len() != copies.len() {
             return Err(fail(phase, "the copies were not all keyed"));
         }
-        // A secret's file is never copied, even inside a copied directory.
-        let withheld = copies::Withheld::secret_files(&dir, &self.config().secrets);
+        // A secret's file is never copied, even inside a copied directory;
+        // nor is what the key left out.
+        let withheld = self.withheld.clone();
         let needs_accounts = copies
             .iter()
             .any(|c| names_an_account(c.owner.as_deref()) || names_an_account(c.group.as_deref()));
