@@ -77,9 +77,11 @@ pub(super) async fn resolve_facts<E: Engine>(
     let withheld = copies::Withheld::secret_files(&habitat.dir, &c.secrets);
     let mut keyed = Vec::new();
     for copy in c.build.files.iter().flat_map(|f| &f.copies) {
+        // A fragment's copy is read beneath the fragment's directory.
+        let (root, below) = copy.in_root();
         keyed.push(
             digests
-                .keyed(&habitat.dir, &copy.source, &withheld)
+                .keyed(&habitat.root_dir(root), below, &withheld)
                 .map_err(|e| fail(Phase::Files, e.to_string()))?,
         );
     }
