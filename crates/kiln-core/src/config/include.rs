@@ -232,7 +232,7 @@ impl Walk<'_, '_> {
                 return None;
             }
         };
-        let shown = shown_name(&self.sources[usize::from(from)].name, path, &fragment.file);
+        let shown = shown_name(&self.sources[0].name, self.habitat_dir, &fragment.file);
         let same = |s: &Source| s.file.as_ref() == Some(&fragment.file);
         if let Some(at) = stack
             .iter()
@@ -240,8 +240,8 @@ impl Walk<'_, '_> {
         {
             let chain: Vec<String> = stack[at..]
                 .iter()
+                .chain([&stack[at]])
                 .map(|i| format!("`{}`", self.sources[usize::from(*i)].name))
-                .chain([format!("`{shown}`")])
                 .collect();
             let message = if at + 1 == stack.len() {
                 format!("`{}` includes itself", self.sources[usize::from(from)].name)
@@ -522,16 +522,15 @@ pub(crate) fn relative(from: &Path, to: &Path) -> String {
         .join("/")
 }
 
-/// How diagnostics name a fragment included as `path` from the file shown
-/// as `from`: that file's directory joined with `path`, `..` taken
-/// lexically, and the file's name added when `path` names a directory.
-fn shown_name(from: &str, path: &str, file: &Path) -> String {
-    let base = Path::new(from).parent().unwrap_or(Path::new(""));
-    let mut joined = base.join(path);
-    let named = file.file_name();
-    if Path::new(path).file_name() != named
-        && let Some(name) = named
-    {
+/// How diagnostics name the fragment `file` (canonical) of the habitat in
+/// `habitat_dir` whose `kiln.yaml` they name `main`: the way from the
+/// `kiln.yaml` to it, after `main`'s directory, so a fragment has one name
+/// however it is reached.
+fn shown_name(main: &str, habitat_dir: &Path, file: &Path) -> String {
+    let base = Path::new(main).parent().unwrap_or(Path::new(""));
+    let dir = file.parent().unwrap_or(Path::new("/"));
+    let mut joined = base.join(relative(habitat_dir, dir));
+    if let Some(name) = file.file_name() {
         joined.push(name);
     }
     let mut out: Vec<Component<'_>> = Vec::new();
@@ -551,6 +550,362 @@ fn shown_name(from: &str, path: &str, file: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use proptest::prelude::*;
+
+    /// Files by path, read as the disk reader would: a directory means its
+    /// `kiln.yaml`, and `..` is taken lexically (no symlinks here).
+    fn reader(files: &BTreeMap<PathBuf, String>) -> impl Fn(&Path) -> Result<Fragment, String> {
+        move |p: &Path| {
+            let mut file = PathBuf::new();
+            for c in p.components() {
+                match c {
+                    Component::ParentDir => {
+                        file.pop();
+                    }
+                    Component::CurDir => {}
+                    other => file.push(other),
+                }
+            }
+            if !files.contains_key(&file) {
+                file.push("kiln.yaml");
+            }
+            let text = files.get(&file).ok_or("no such file")?.clone();
+            Ok(Fragment { file, text })
+        }
+    }
+
+    const MAIN: &str = "/h/app/kiln.yaml";
+
+    /// Parses `/h/app/kiln.yaml` of `files`: the config, or each
+    /// diagnostic as `file:line: message`.
+    fn load(files: &[(&str, &str)]) -> Result<Config, Vec<String>> {
+        let files: BTreeMap<PathBuf, String> = files
+            .iter()
+            .map(|(p, t)| (PathBuf::from(p), t.to_string()))
+            .collect();
+        let read = reader(&files);
+        let text = &files[Path::new(MAIN)];
+        super::super::parse_sources(
+            "kiln.yaml",
+            text,
+            Path::new("/h/app"),
+            Some(Path::new(MAIN)),
+            &read,
+        )
+        .map(|p| p.config)
+        .map_err(|d| {
+            d.iter()
+                .map(|d| format!("{}:{}: {}", d.file, d.line, d.message))
+                .collect()
+        })
+    }
+
+    fn inline(text: &str) -> Config {
+        load(&[(MAIN, text)]).unwrap_or_else(|d| panic!("{d:?}"))
+    }
+
+    #[test]
+    fn fragments_merge_maps_by_key_append_lists_and_later_scalars_win() {
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case<'_>] = &[
+            (
+                "lists append, fragment first",
+                &[
+                    (MAIN, "include: [../shared/kiln.yaml]\nname: app\nbuild:\n  base: { image: busybox }\n  setup: { packages: { apt: [git] } }\n"),
+                    ("/h/shared/kiln.yaml", "build:\n  setup: { packages: { apt: [curl] }, commands: { root: [a] } }\n"),
+                ],
+                "name: app\nbuild:\n  base: { image: busybox }\n  setup: { packages: { apt: [curl, git] }, commands: { root: [a] } }\n",
+            ),
+            (
+                "a later scalar wins; an empty value takes nothing away",
+                &[
+                    (MAIN, "include: [a.yaml, b.yaml]\nname: app\nbuild:\n  base: { image: busybox }\n  final: { user: root }\n  verify:\n"),
+                    ("/h/app/a.yaml", "description: a\nbuild:\n  final: { user: '1', workdir: /a }\n  verify: { files: [/a] }\n"),
+                    ("/h/app/b.yaml", "description: b\nbuild:\n  final: { workdir: /b }\n"),
+                ],
+                "name: app\ndescription: b\nbuild:\n  base: { image: busybox }\n  final: { user: root, workdir: /b }\n  verify: { files: [/a] }\n",
+            ),
+            (
+                "fragments include others; a shared one is merged once, where first reached",
+                &[
+                    (MAIN, "include: [../x/kiln.yaml, ../y]\nname: app\nbuild:\n  base: { image: busybox }\n  env: [C=3]\n"),
+                    ("/h/x/kiln.yaml", "include: [../common/kiln.yaml]\nbuild: { env: [X=1] }\n"),
+                    ("/h/y/kiln.yaml", "include: [../common/kiln.yaml]\nbuild: { env: [Y=2] }\n"),
+                    ("/h/common/kiln.yaml", "build: { env: [COMMON=0] }\n"),
+                ],
+                "name: app\nbuild:\n  base: { image: busybox }\n  env: [COMMON=0, X=1, Y=2, C=3]\n",
+            ),
+            (
+                "a fragment's host paths become the habitat's",
+                &[
+                    (MAIN, "include: [../shared/kiln.yaml]\nname: app\nbuild:\n  base: { image: busybox }\n"),
+                    ("/h/shared/kiln.yaml", "build:\n  files:\n    volumes: [{ source: ./cache, dest: /c }, { source: named, dest: /n }]\n  repos: [{ url: 'https://h/o/r', path: /s }]\nsecrets: [{ id: t, file: token }]\ninstances:\n  defaults: { volumes: ['./data:/data', 'vol:/v'] }\n"),
+                ],
+                "name: app\nbuild:\n  base: { image: busybox }\n  files:\n    volumes: [{ source: ../shared/cache, dest: /c }, { source: named, dest: /n }]\n  repos: [{ url: 'https://h/o/r', path: /s }]\nsecrets: [{ id: t, file: ../shared/token }]\ninstances:\n  defaults: { volumes: ['../shared/data:/data', 'vol:/v'] }\n",
+            ),
+        ];
+        for (what, files, expected) in cases {
+            let got = load(files).unwrap_or_else(|d| panic!("{what}: {d:?}"));
+            assert_eq!(got, inline(expected), "{what}");
+        }
+    }
+
+    #[test]
+    fn include_problems_are_located_in_the_file_that_has_them() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+        let cases: &[Case<'_>] = &[
+            (
+                &[(MAIN, "include: [gone.yaml]\nname: app\nbuild: { base: { image: busybox } }\n")],
+                &["kiln.yaml:1: cannot include `gone.yaml`: no such file"],
+            ),
+            (
+                &[
+                    (MAIN, "include: [../a/kiln.yaml]\nname: app\nbuild: { base: { image: busybox } }\n"),
+                    ("/h/a/kiln.yaml", "include: [../b/kiln.yaml]\n"),
+                    ("/h/b/kiln.yaml", "\ninclude: [../a/kiln.yaml]\n"),
+                ],
+                &["../b/kiln.yaml:2: includes form a cycle: `../a/kiln.yaml` → `../b/kiln.yaml` → `../a/kiln.yaml`"],
+            ),
+            (
+                &[
+                    (MAIN, "include: [../a/kiln.yaml]\nname: app\nbuild: { base: { image: busybox } }\n"),
+                    ("/h/a/kiln.yaml", "include: [../app/kiln.yaml]\n"),
+                ],
+                &["../a/kiln.yaml:1: includes form a cycle: `kiln.yaml` → `../a/kiln.yaml` → `kiln.yaml`"],
+            ),
+            (
+                &[(MAIN, "include: [kiln.yaml]\nname: app\nbuild: { base: { image: busybox } }\n")],
+                &["kiln.yaml:1: `kiln.yaml` includes itself"],
+            ),
+            (
+                &[(MAIN, "include: ../a.yaml\nname: app\nbuild: { base: { image: busybox } }\n")],
+                &["kiln.yaml:1: wrong type for `include`: expected a list, found a scalar"],
+            ),
+            (
+                &[
+                    (MAIN, "include: [a.yaml]\nname: app\nbuild:\n  base: { image: busybox }\n  env: { A: '1' }\n"),
+                    ("/h/app/a.yaml", "build:\n  env: [B=2]\n  setup: { pakages: {} }\n"),
+                ],
+                &[
+                    "kiln.yaml:5: `build.env` is a mapping here but a list in `a.yaml`, which this file includes: they cannot be merged",
+                    "a.yaml:3: unknown key `pakages` in `build.setup`",
+                ],
+            ),
+            (
+                &[
+                    (MAIN, "include: [a.yaml]\nname: app\nbuild: { base: { image: busybox } }\n"),
+                    ("/h/app/a.yaml", "build: [\n"),
+                ],
+                &["a.yaml:1: invalid YAML: unclosed bracket '['"],
+            ),
+        ];
+        for (files, expected) in cases {
+            let got = load(files).expect_err("an error");
+            let expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+            assert_eq!(got, expected, "{files:?}");
+        }
+    }
+
+    #[test]
+    fn a_fragments_copies_are_rooted_in_its_directory() {
+        let config = load(&[
+            (MAIN, "include: [../shared/kiln.yaml, sub/kiln.yaml]\nname: app\nbuild:\n  base: { image: busybox }\n  files: { copies: [{ source: app.conf, dest: /etc/app.conf }] }\n"),
+            ("/h/shared/kiln.yaml", "build:\n  files: { copies: [{ source: ./gitconfig, dest: /etc/gitconfig }] }\n  tools: [{ name: t, source: bin/t, sha256: '0000000000000000000000000000000000000000000000000000000000000000' }]\n"),
+            ("/h/app/sub/kiln.yaml", "build:\n  files: { copies: [{ source: x, dest: /x }] }\n"),
+        ]);
+        // The sources do not exist: only the roots are looked at here.
+        let errors = config.expect_err("missing sources");
+        assert!(
+            errors.iter().any(|e| e.starts_with("../shared/kiln.yaml:2: copy source `gitconfig` does not exist")),
+            "{errors:?}"
+        );
+        // Split as the executor splits them.
+        assert_eq!(in_root(Some("../shared"), "../shared/gitconfig"), ("../shared", "gitconfig"));
+    }
+
+    /// One generated file: what it sets, and the files it includes.
+    #[derive(Debug, Clone)]
+    struct File {
+        includes: Vec<usize>,
+        users: Vec<u32>,
+        apt: Vec<String>,
+        root: Vec<String>,
+        env: Vec<String>,
+        description: Option<String>,
+        workdir: Option<String>,
+    }
+
+    fn path_of(i: usize) -> String {
+        match i {
+            0 => MAIN.to_string(),
+            i if i % 2 == 0 => format!("/h/app/f{i}.yaml"),
+            i => format!("/h/f{i}/kiln.yaml"),
+        }
+    }
+
+    /// How file `from` names file `to`.
+    fn include_path(from: usize, to: usize) -> String {
+        let from_dir = Path::new(&path_of(from)).parent().map(Path::to_path_buf).unwrap_or_default();
+        let to_path = PathBuf::from(path_of(to));
+        let rel = relative(&from_dir, to_path.parent().unwrap_or(Path::new("/")));
+        let name = to_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if rel.is_empty() { name } else { format!("{rel}/{name}") }
+    }
+
+    fn text_of(i: usize, f: &File) -> String {
+        let mut t = String::new();
+        if !f.includes.is_empty() {
+            let inc: Vec<String> = f.includes.iter().map(|j| include_path(i, *j)).collect();
+            t += &format!("include: [{}]\n", inc.join(", "));
+        }
+        if i == 0 {
+            t += "name: app\n";
+        }
+        if let Some(d) = &f.description {
+            t += &format!("description: {d}\n");
+        }
+        t += "build:\n";
+        if i == 0 {
+            t += "  base: { image: busybox }\n";
+        }
+        if !f.users.is_empty() {
+            let users: Vec<String> = f.users.iter().map(|u| format!("{{ name: u{u}, uid: {u} }}")).collect();
+            t += &format!("  users: [{}]\n", users.join(", "));
+        }
+        if !f.env.is_empty() {
+            t += &format!("  env: [{}]\n", f.env.join(", "));
+        }
+        if !f.apt.is_empty() || !f.root.is_empty() {
+            t += &format!(
+                "  setup: {{ packages: {{ apt: [{}] }}, commands: {{ root: [{}] }} }}\n",
+                f.apt.join(", "),
+                f.root.join(", ")
+            );
+        }
+        if let Some(w) = &f.workdir {
+            t += &format!("  final: {{ workdir: {w} }}\n");
+        }
+        t
+    }
+
+    /// The files in the order they merge: each file's includes (depth
+    /// first, each file once), then the file.
+    fn merge_order(files: &[File]) -> Vec<usize> {
+        fn visit(i: usize, files: &[File], seen: &mut BTreeSet<usize>, out: &mut Vec<usize>) {
+            for j in &files[i].includes {
+                if seen.insert(*j) {
+                    visit(*j, files, seen, out);
+                }
+            }
+            out.push(i);
+        }
+        let mut out = Vec::new();
+        visit(0, files, &mut BTreeSet::from([0]), &mut out);
+        out
+    }
+
+    /// The same config written in one file, merged by hand.
+    fn by_hand(files: &[File]) -> String {
+        let mut merged = File {
+            includes: vec![],
+            users: vec![],
+            apt: vec![],
+            root: vec![],
+            env: vec![],
+            description: None,
+            workdir: None,
+        };
+        for i in merge_order(files) {
+            let f = &files[i];
+            merged.users.extend(&f.users);
+            merged.apt.extend(f.apt.iter().cloned());
+            merged.root.extend(f.root.iter().cloned());
+            merged.env.extend(f.env.iter().cloned());
+            merged.description = f.description.clone().or(merged.description);
+            merged.workdir = f.workdir.clone().or(merged.workdir);
+        }
+        text_of(0, &merged)
+    }
+
+    /// Up to six files; file `i` includes only files after it, so there
+    /// is no cycle, but files may share includes.
+    fn files() -> impl Strategy<Value = Vec<File>> {
+        (1usize..7).prop_flat_map(|n| {
+            let file = |i: usize, n: usize| {
+                (
+                    proptest::sample::subsequence((i + 1..n).collect::<Vec<_>>(), 0..=(n - i - 1)),
+                    any::<bool>(),
+                    proptest::collection::vec(0u32..3, 0..3),
+                    proptest::option::of("[a-z]{1,5}"),
+                    proptest::option::of("/[a-z]{1,5}"),
+                )
+                    .prop_shuffle_includes()
+                    .prop_map(move |(includes, _, things, description, workdir)| File {
+                        includes,
+                        users: things.iter().map(|k| 1000 + 10 * i as u32 + k).collect::<BTreeSet<_>>().into_iter().collect(),
+                        apt: things.iter().map(|k| format!("p{i}-{k}")).collect(),
+                        root: things.iter().map(|k| format!("'echo {i} {k}'")).collect(),
+                        env: things.iter().map(|k| format!("V{i}_{k}=$PATH:{k}")).collect(),
+                        description,
+                        workdir,
+                    })
+            };
+            (0..n).map(move |i| file(i, n).boxed()).collect::<Vec<_>>()
+        })
+    }
+
+    trait ShuffleIncludes {
+        fn prop_shuffle_includes(self) -> BoxedStrategy<(Vec<usize>, bool, Vec<u32>, Option<String>, Option<String>)>;
+    }
+
+    impl<S> ShuffleIncludes for S
+    where
+        S: Strategy<Value = (Vec<usize>, bool, Vec<u32>, Option<String>, Option<String>)> + 'static,
+    {
+        fn prop_shuffle_includes(self) -> BoxedStrategy<(Vec<usize>, bool, Vec<u32>, Option<String>, Option<String>)> {
+            self.prop_flat_map(|(inc, rev, things, d, w)| {
+                (Just(inc).prop_shuffle(), Just(rev), Just(things), Just(d), Just(w))
+            })
+            .boxed()
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn generated_fragment_trees_merge_as_the_config_merged_by_hand(files in files()) {
+            let texts: Vec<(String, String)> = files.iter().enumerate().map(|(i, f)| (path_of(i), text_of(i, f))).collect();
+            let refs: Vec<(&str, &str)> = texts.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+            let merged = load(&refs).map_err(|d| TestCaseError::fail(format!("{d:?}\n{texts:#?}")))?;
+            let expected = inline(&by_hand(&files));
+            prop_assert_eq!(merged, expected, "{:#?}", texts);
+        }
+
+        #[test]
+        fn generated_include_cycles_are_refused_naming_the_chain(n in 1usize..6, back in 0usize..6) {
+            // 0 → 1 → … → n, then n includes `back` again.
+            let back = back % (n + 1);
+            let texts: Vec<(String, String)> = (0..=n)
+                .map(|i| {
+                    let next = if i == n { back } else { i + 1 };
+                    let head = if i == 0 { "name: app\nbuild: { base: { image: busybox } }\n" } else { "" };
+                    (path_of(i), format!("include: [{}]\n{head}", include_path(i, next)))
+                })
+                .collect();
+            let refs: Vec<(&str, &str)> = texts.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+            let errors = load(&refs).expect_err("a cycle");
+            prop_assert_eq!(errors.len(), 1, "{:?}", errors);
+            let shown = |i: usize| if i == 0 { "`kiln.yaml`".to_string() } else { format!("`{}`", include_path(0, i)) };
+            let expected = if back == n {
+                format!("{}:1: {} includes itself", shown(n).trim_matches('`'), shown(n))
+            } else {
+                let chain: Vec<String> = (back..=n).chain([back]).map(shown).collect();
+                format!("{}:1: includes form a cycle: {}", shown(n).trim_matches('`'), chain.join(" → "))
+            };
+            prop_assert_eq!(&errors[0], &expected);
+        }
+    }
 
     #[test]
     fn relative_paths_between_directories() {
@@ -559,6 +914,25 @@ mod tests {
         assert_eq!(r("/h/app", "/h/app/sub"), "sub");
         assert_eq!(r("/h/habitats/app", "/h/shared"), "../../shared");
         assert_eq!(r("/h/app", "/"), "../..");
+    }
+
+    #[test]
+    fn host_paths_are_rewritten_and_nothing_else() {
+        use Seg::{Index as I, Key as K};
+        let text = "build:\n  base: { habitat: ../base }\n  repos: [{ url: ./repo, path: /r }, { url: 'git@h:o/r', path: /s }, { url: /abs, path: /t }]\n  tools: [{ source: bin/t }, { source: 'https://h/t' }]\n  files: { copies: [{ source: ., dest: /d }] }\ninstances:\n  members: { a: { volumes: ['x/y:/y', 'v:/v'] } }\n";
+        let mut tree = node::parse_yaml(text).unwrap();
+        rewrite(&mut tree, "../s");
+        let at = |path: &[Seg<'_>]| tree.get(path).and_then(Node::as_text).unwrap().to_string();
+        assert_eq!(at(&[K("build"), K("base"), K("habitat")]), "../s/../base");
+        assert_eq!(at(&[K("build"), K("repos"), I(0), K("url")]), "../s/repo");
+        assert_eq!(at(&[K("build"), K("repos"), I(1), K("url")]), "git@h:o/r");
+        assert_eq!(at(&[K("build"), K("repos"), I(2), K("url")]), "/abs");
+        assert_eq!(at(&[K("build"), K("tools"), I(0), K("source")]), "../s/bin/t");
+        assert_eq!(at(&[K("build"), K("tools"), I(1), K("source")]), "https://h/t");
+        assert_eq!(at(&[K("build"), K("files"), K("copies"), I(0), K("source")]), "../s");
+        let v = |i| [K("instances"), K("members"), K("a"), K("volumes"), I(i)];
+        assert_eq!(at(&v(0)), "../s/x/y:/y");
+        assert_eq!(at(&v(1)), "v:/v");
     }
 
     #[test]
@@ -572,19 +946,18 @@ mod tests {
     }
 
     #[test]
-    fn fragments_are_named_from_the_including_file() {
+    fn fragments_are_named_from_the_habitats_kiln_yaml() {
         let f = Path::new("/x/shared/kiln.yaml");
-        assert_eq!(
-            shown_name("habitats/app/kiln.yaml", "../shared/kiln.yaml", f),
-            "habitats/shared/kiln.yaml"
-        );
-        assert_eq!(
-            shown_name("kiln.yaml", "../shared", f),
-            "../shared/kiln.yaml"
-        );
-        assert_eq!(
-            shown_name("kiln.yaml", "/x/shared/kiln.yaml", f),
-            "/x/shared/kiln.yaml"
-        );
+        let dir = Path::new("/x/habitats/app");
+        let cases = [
+            ("habitats/app/kiln.yaml", "shared/kiln.yaml"),
+            ("kiln.yaml", "../../shared/kiln.yaml"),
+            ("/x/habitats/app/kiln.yaml", "/x/shared/kiln.yaml"),
+        ];
+        for (main, shown) in cases {
+            assert_eq!(shown_name(main, dir, f), shown, "{main}");
+        }
+        let beside = Path::new("/x/habitats/app/a.yaml");
+        assert_eq!(shown_name("kiln.yaml", dir, beside), "a.yaml");
     }
 }

@@ -293,14 +293,14 @@ pub fn parse(file_name: &str, text: &str, habitat_dir: &Path) -> Result<Config, 
 }
 
 /// A parsed config and the fragments it was merged from.
-struct Parsed {
-    config: Config,
-    fragments: Vec<PathBuf>,
+pub(crate) struct Parsed {
+    pub config: Config,
+    pub fragments: Vec<PathBuf>,
 }
 
 /// [`parse`], with the `kiln.yaml`'s canonical path when it is a file (so
 /// a fragment that includes it back is a cycle) and the reader of fragments.
-fn parse_sources(
+pub(crate) fn parse_sources(
     file_name: &str,
     text: &str,
     habitat_dir: &Path,
