@@ -79,9 +79,11 @@ pub(super) async fn resolve_facts<E: Engine>(
     let withheld = copies::Withheld::for_habitat(habitat).map_err(BuildError::Config)?;
     let mut keyed = Vec::new();
     for (i, copy) in c.build.files.iter().flat_map(|f| &f.copies).enumerate() {
+        // A fragment's copy is read beneath the fragment's directory.
+        let (root, below) = copy.in_root();
         keyed.push(
             digests
-                .keyed(&habitat.dir, &copy.source, &withheld)
+                .keyed(&habitat.root_dir(root), below, &withheld)
                 .map_err(|e| copy_error(habitat, i, e))?,
         );
     }
