@@ -12,6 +12,8 @@
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod oci;
+pub mod promote;
+pub mod retain;
 pub mod retention;
 pub mod tags;
 

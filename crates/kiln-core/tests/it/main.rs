@@ -14,6 +14,7 @@ mod services_cases;
 
 mod engine_contract;
 mod registry_contract;
+mod registry_ops;
 mod registry_policy;
 
 mod cache_oracle;
