@@ -13,6 +13,7 @@ mod diagnostic;
 pub mod expand;
 pub mod model;
 mod node;
+pub mod registry;
 pub mod runtime;
 mod schema;
 pub mod services;

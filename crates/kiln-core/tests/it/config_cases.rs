@@ -904,7 +904,8 @@ fn schema_has_the_top_level_properties_and_descriptions() {
             "build",
             "secrets",
             "instances",
-            "services"
+            "services",
+            "registry"
         ]
     );
     assert_eq!(schema["required"], serde_json::json!(["name"]));
