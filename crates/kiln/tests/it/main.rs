@@ -15,6 +15,7 @@ mod fidelity_files;
 mod instance_volumes;
 mod instances;
 mod quickstart;
+mod remote;
 mod secrets;
 mod shell;
 mod tty;
