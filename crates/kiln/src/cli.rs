@@ -37,6 +37,9 @@ pub struct BuildArgs {
     /// Rebuild every phase.
     #[arg(long)]
     pub no_cache: bool,
+    /// Never pull phase snapshots from the registry (`registry.cache`).
+    #[arg(long)]
+    pub no_remote_cache: bool,
 }
 
 impl BuildArgs {
@@ -51,6 +54,7 @@ impl BuildArgs {
                 rebuild_from: self.rebuild,
                 no_cache: self.no_cache,
             },
+            no_remote_cache: self.no_remote_cache,
             ..BuildOptions::default()
         }
     }

@@ -155,6 +155,7 @@ fn lines(events: &[Event]) -> Vec<String> {
             Event::Waiting { habitat, holder } => format!("waiting {habitat} {holder}"),
             Event::Note { message } => format!("note {message}"),
             Event::PhaseStart { phase } => format!("start {}", phase.tag()),
+            Event::Pulling { phase, reference } => format!("pull {} {reference}", phase.tag()),
             Event::PhaseLog {
                 phase,
                 stream,

@@ -388,3 +388,204 @@ fn retention_on_a_registry_without_deletes_exits_3_and_says_so() {
     );
     assert_eq!(c.tags(&path).expect("tags").len(), 3);
 }
+
+/// A service-shaped habitat configuring every phase (a user, env, dirs, a
+/// copied file, a setup command, a local git repo, a checked tool, verify),
+/// with `registry.cache: true` pointing at `r`.
+fn cached_habitat(prefix: &str, r: &Remote) -> Habitat {
+    let h = Habitat::new(prefix);
+    let repo = h.root().join("repo");
+    std::fs::create_dir(&repo).expect("repo dir");
+    crate::support::sh(
+        &repo,
+        "git init -q -b main . && echo one > README && git add README && \
+         git -c user.name=t -c user.email=t@t commit -qm one",
+    );
+    h.write("files/app.conf", "port = 3000\n");
+    h.write("tools/hello.sh", "#!/bin/sh\necho hello\n");
+    let sha = crate::support::sh(&h.dir(), "sha256sum tools/hello.sh | cut -d' ' -f1");
+    h.config(&format!(
+        r#"name: @NAME@
+build:
+  base: {{ image: "kiln-test/busybox:latest" }}
+  users:
+    - {{ name: app, uid: 1000 }}
+  env: [APP_ENV=production, "PATH=/opt/app/bin:$PATH"]
+  habitat:
+    dirs: [/opt/app/bin, /var/lib/app]
+    work_dir: /opt/app
+  files:
+    copies:
+      - {{ source: files/app.conf, dest: /etc/app/app.conf, owner: app, mode: "0640" }}
+  setup:
+    commands:
+      root: ["echo setup > /var/lib/app/marker"]
+  repos:
+    - {{ url: "@ROOT@/repo", path: /opt/app/src, ref: main, owner: app }}
+  tools:
+    - {{ name: hello, source: tools/hello.sh, sha256: "{sha}", dest: /opt/app/bin/hello }}
+  verify:
+    files: [/etc/app/app.conf, /opt/app/src/README]
+    commands: ["hello"]
+  final:
+    user: app
+    command: ["sh"]
+registry:
+  repository: {}
+  cache: true
+"#,
+        r.repository(&h)
+    ));
+    h
+}
+
+/// Seeds the registry with every configured phase's snapshot as
+/// `cache-KEY`, pushed by the engine (`kiln push` does this for real).
+fn seed_cache(h: &Habitat, r: &Remote) -> BTreeMap<String, String> {
+    let plan = kiln(h, r, &["plan", "--json"]);
+    plan.assert_code(0);
+    let mut keys = BTreeMap::new();
+    for line in plan.stdout.lines() {
+        let p: serde_json::Value = serde_json::from_str(line).expect("json");
+        assert_eq!(p["action"], "cached", "{line}");
+        let (phase, key, image) = (
+            p["phase"].as_str().unwrap_or_default(),
+            p["key"].as_str().unwrap_or_default(),
+            p["image"].as_str().unwrap_or_default(),
+        );
+        let target = format!("{}:cache-{key}", r.repository(h));
+        docker(&["tag", image, &target]);
+        docker(&["push", &target]);
+        docker(&["rmi", &target]);
+        keys.insert(phase.to_string(), key.to_string());
+    }
+    keys
+}
+
+#[test]
+fn an_empty_engine_builds_from_the_registry_with_no_phase_run_then_a_tools_edit_runs_tools_to_final()
+ {
+    let r = Remote::start(true);
+    let h = cached_habitat("rmt-cache", &r);
+    // Nothing in the registry yet: a cold build runs every phase.
+    let cold = kiln(&h, &r, &["build", "--progress", "json"]);
+    cold.assert_code(0);
+    assert_eq!(cold.built().len(), 10, "{}", cold.stdout);
+    let final_id = crate::support::image_id(&format!("habitat-{}:latest", h.name));
+    seed_cache(&h, &r);
+
+    // An empty engine: every image of the habitat gone, the host cache too.
+    crate::support::remove_habitat(&h.name);
+    assert!(crate::support::images_of(&h.name).is_empty());
+    let _ = std::fs::remove_dir_all(h.cache().join("made"));
+    let plan = kiln(&h, &r, &["plan"]);
+    plan.assert_code(0);
+    assert!(plan.stdout.contains("10-final   pulled"), "{}", plan.stdout);
+    let warm = kiln(&h, &r, &["build", "--progress", "json"]);
+    warm.assert_code(0);
+    assert_eq!(
+        warm.built(),
+        Vec::<String>::new(),
+        "no phase runs:\n{}",
+        warm.stdout
+    );
+    let ends = warm.phase_ends();
+    let fin = warm.end("final");
+    assert_eq!(fin.status, "pulled", "{fin:?}");
+    assert!(fin.reason.contains("the registry holds it"), "{fin:?}");
+    for e in &ends[..9] {
+        assert!(
+            e.status == "pulled" || e.reason == "not configured",
+            "{e:?}"
+        );
+    }
+    assert!(
+        warm.events()
+            .iter()
+            .any(|e| e["event"] == "phase_pull" && e["phase"] == "final"),
+        "{}",
+        warm.stdout
+    );
+    // The very image that was pushed, tagged as kiln tags a final image.
+    assert_eq!(
+        crate::support::image_id(&format!("habitat-{}:latest", h.name)),
+        final_id
+    );
+    let out = docker(&[
+        "run",
+        "--rm",
+        "--label",
+        &format!("dev.kiln.habitat={}", h.name),
+        &format!("habitat-{}:latest", h.name),
+        "sh",
+        "-c",
+        "hello && cat /opt/app/src/README && id -un",
+    ]);
+    assert_eq!(out, "hello\none\napp\n");
+    // A second build is a no-op on what was pulled: nothing asked of the registry.
+    let again = kiln(&h, &r, &["build", "--progress", "json"]);
+    again.assert_code(0);
+    assert!(
+        again.phase_ends().iter().all(|e| e.status == "cached"),
+        "{}",
+        again.stdout
+    );
+
+    // A tools edit: the registry holds repos, so only tools..final run.
+    let old = crate::support::sh(&h.dir(), "sha256sum tools/hello.sh | cut -d' ' -f1");
+    h.write("tools/hello.sh", "#!/bin/sh\necho hello again\n");
+    let sha = crate::support::sh(&h.dir(), "sha256sum tools/hello.sh | cut -d' ' -f1");
+    h.edit(&old, &sha);
+    let edit = kiln(&h, &r, &["build", "--progress", "json"]);
+    edit.assert_code(0);
+    assert_eq!(
+        edit.built(),
+        ["tools", "verify", "final"],
+        "{}",
+        edit.stdout
+    );
+    assert_eq!(
+        edit.end("repos").status,
+        "pulled",
+        "{:?}",
+        edit.end("repos")
+    );
+    assert_eq!(edit.end("setup").status, "pulled");
+    assert_eq!(
+        edit.end("setup").image,
+        "",
+        "within the pulled repos snapshot"
+    );
+
+    // --no-remote-cache builds locally what is not at hand locally.
+    crate::support::remove_habitat(&h.name);
+    let local = kiln(
+        &h,
+        &r,
+        &["build", "--progress", "json", "--no-remote-cache"],
+    );
+    local.assert_code(0);
+    assert_eq!(local.built().len(), 10, "{}", local.stdout);
+}
+
+#[test]
+fn a_registry_that_is_down_during_a_build_is_said_and_the_build_runs_locally() {
+    let r = Remote::start(true);
+    let h = cached_habitat("rmt-down", &r);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let down = format!("127.0.0.1:{port}");
+    h.edit(&r.repository(&h), &format!("{down}/team/app"));
+    let run = kiln(&h, &r, &["build", "--progress", "plain"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr
+            .contains(&format!("registry `{down}` does not answer")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("building locally"), "{}", run.stderr);
+    assert!(run.stderr.contains("built  10-final"), "{}", run.stderr);
+}
