@@ -14,6 +14,7 @@ pub mod expand;
 mod include;
 pub mod model;
 mod node;
+pub mod registry;
 pub mod runtime;
 mod schema;
 pub mod services;

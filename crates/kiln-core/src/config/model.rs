@@ -41,6 +41,11 @@ pub struct Config {
     /// directory. Merged away when the config loads: always empty there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub include: Vec<String>,
+    /// Where `kiln push` sends the built image, under which tags, and what
+    /// `kiln retention` keeps (SPEC §10); not a cache-key input: changing
+    /// this section rebuilds nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistryConfig>,
 }
 
 /// The `cache:` section.
@@ -712,4 +717,44 @@ pub enum ServiceRestart {
     No,
     OnFailure,
     Always,
+}
+
+/// The `registry:` section (SPEC §10).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// `HOST[:PORT]/PATH`, e.g. `ghcr.io/team/app` or
+    /// `127.0.0.1:5000/team/app`: the registry host is required, and the
+    /// path is lowercase components separated by `/`; no tag, no digest.
+    pub repository: String,
+    /// Tag templates the final image is pushed under, e.g.
+    /// `"{branch}-{sha7}"`, `"pr-{pr}"`, `"latest"`. Variables: `{branch}`,
+    /// `{sha}`, `{sha7}`, `{tag}`, `{pr}`, `{key12}`, `{date}`,
+    /// `{env.NAME}`; a tag with an unset variable is skipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Also push each phase snapshot as `cache-KEY`, and let builds pull
+    /// the deepest one instead of running the phases up to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cache: bool,
+    /// What `kiln retention` keeps: the first rule whose `match` fits a tag
+    /// decides; tags no rule matches are kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retention: Vec<RetentionRule>,
+}
+
+/// One rule of `registry.retention`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRule {
+    /// A glob over tags, `*` matching any run of characters: `"pr-*"`.
+    #[serde(rename = "match")]
+    pub pattern: String,
+    /// Keep the N newest matching tags (by `org.opencontainers.image.created`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<u32>,
+    /// Delete matching tags created longer ago than this: `30d`, `12h`,
+    /// `2w`, `90m`, `45s`. With `keep` too, a tag goes only when both say so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub older_than: Option<String>,
 }

@@ -3,6 +3,7 @@
 //! YAML node it is about, and all are reported together.
 
 mod instances;
+mod registry;
 mod rules;
 mod services;
 
@@ -72,6 +73,7 @@ pub(crate) fn check(
     c.secrets(config);
     c.instances(config);
     c.services(config);
+    c.registry(config);
 }
 
 struct Checker<'a, 't> {

@@ -117,6 +117,8 @@ pub(super) struct Executor<'a, E: Engine> {
     /// The config with its path fields expanded against the environment
     /// after the env phase, once a phase after it is reached.
     pub(super) expanded: Option<Config>,
+    /// The snapshot taken from the registry, for the plan's `Pull` phase.
+    pub(super) pulled: Option<super::Pulled>,
 }
 
 /// What a phase gets: which phase it is, the image it builds on, the config

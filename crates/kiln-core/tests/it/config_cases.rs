@@ -917,7 +917,8 @@ fn schema_has_the_top_level_properties_and_descriptions() {
             "secrets",
             "instances",
             "services",
-            "include"
+            "include",
+            "registry"
         ]
     );
     assert_eq!(schema["required"], serde_json::json!(["name"]));

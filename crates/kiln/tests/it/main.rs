@@ -18,6 +18,7 @@ mod instances;
 mod instances_cli;
 mod kilnignore;
 mod quickstart;
+mod remote;
 mod secrets;
 mod services;
 mod shell;
