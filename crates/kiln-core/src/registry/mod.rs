@@ -12,8 +12,11 @@
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod oci;
+pub mod pull;
+pub mod push;
 pub mod retention;
 pub mod tags;
+pub mod vars;
 
 use std::io::{Read, Write};
 

@@ -16,6 +16,7 @@ mod engine_contract;
 mod registry_config;
 mod registry_contract;
 mod registry_policy;
+mod registry_push;
 
 mod cache_oracle;
 

@@ -187,6 +187,10 @@ impl PlainReporter {
                 duration,
                 ..
             } => format!("build failed after {}", secs(*duration)),
+            Event::PushStart { .. }
+            | Event::PushBlob { .. }
+            | Event::PushImage { .. }
+            | Event::PushEnd { .. } => return super::push::plain(event),
         })
     }
 }
@@ -281,6 +285,10 @@ impl JsonReporter {
                 "event": "build_end", "status": if *ok { "ok" } else { "failed" },
                 "duration_ms": duration.as_millis() as u64, "image": image,
             }),
+            Event::PushStart { .. }
+            | Event::PushBlob { .. }
+            | Event::PushImage { .. }
+            | Event::PushEnd { .. } => super::push::value(event),
         }
     }
 }
