@@ -12,6 +12,7 @@ mod logs;
 mod phases;
 mod plan;
 mod ps;
+mod push;
 mod restart;
 mod schema;
 mod services;
@@ -64,6 +65,11 @@ async fn run_async(command: Command) -> Outcome {
         Command::Build { args, progress, .. } => build::run(&args, progress).await,
         Command::Plan { args, json } => plan::run(&args, json).await,
         Command::Start { args, cmd } => start::run(&args, cmd).await,
+        Command::Push {
+            args,
+            tags,
+            progress,
+        } => push::run(&args, &tags, progress).await,
         Command::Instances(c) => run_instances(c).await,
         // Ran in `run`, without the runtime.
         Command::Phases

@@ -209,6 +209,9 @@ impl Reporter for PlainReporter {
 #[derive(Default)]
 pub struct JsonReporter {
     habitats: Habitats,
+    /// The habitat asked for, once its build began: what a push after the
+    /// build is about.
+    outer: String,
 }
 
 impl JsonReporter {
@@ -226,7 +229,14 @@ impl JsonReporter {
             Event::BuildEnd { .. } => frames.len() > 1,
             _ => false,
         };
-        let habitat = self.habitats.current().unwrap_or("").to_string();
+        if let (Event::BuildStart { habitat }, 1) = (event, frames.len()) {
+            self.outer = habitat.clone();
+        }
+        let habitat = self
+            .habitats
+            .current()
+            .unwrap_or(self.outer.as_str())
+            .to_string();
         if matches!(event, Event::BuildEnd { .. }) {
             self.habitats.0.pop();
         }
