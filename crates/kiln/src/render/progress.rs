@@ -210,6 +210,10 @@ impl PlainReporter {
                 duration,
                 ..
             } => format!("build failed after {}", secs(*duration)),
+            Event::PushStart { .. }
+            | Event::PushBlob { .. }
+            | Event::PushImage { .. }
+            | Event::PushEnd { .. } => return super::push::plain(event),
         })
     }
 }
@@ -228,6 +232,9 @@ impl Reporter for PlainReporter {
 #[derive(Default)]
 pub struct JsonReporter {
     habitats: Habitats,
+    /// The habitat asked for, once its build began: what a push after the
+    /// build is about.
+    outer: String,
 }
 
 impl JsonReporter {
@@ -245,7 +252,14 @@ impl JsonReporter {
             Event::BuildEnd { .. } => frames.len() > 1,
             _ => false,
         };
-        let habitat = self.habitats.current().unwrap_or("").to_string();
+        if let (Event::BuildStart { habitat }, 1) = (event, frames.len()) {
+            self.outer = habitat.clone();
+        }
+        let habitat = self
+            .habitats
+            .current()
+            .unwrap_or(self.outer.as_str())
+            .to_string();
         if matches!(event, Event::BuildEnd { .. }) {
             self.habitats.0.pop();
         }
@@ -317,6 +331,10 @@ impl JsonReporter {
                 "event": "build_end", "status": if *ok { "ok" } else { "failed" },
                 "duration_ms": duration.as_millis() as u64, "image": image,
             }),
+            Event::PushStart { .. }
+            | Event::PushBlob { .. }
+            | Event::PushImage { .. }
+            | Event::PushEnd { .. } => super::push::value(event),
         }
     }
 }

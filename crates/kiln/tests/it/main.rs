@@ -17,6 +17,7 @@ mod instance_volumes;
 mod instances;
 mod instances_cli;
 mod kilnignore;
+mod push;
 mod quickstart;
 mod remote;
 mod secrets;
