@@ -37,7 +37,7 @@ use crate::sources::io::io_err;
 pub use context::BUILD_CONTAINER_PREFIX;
 use context::{Executor, Maker};
 pub use error::{BuildError, PhaseFailure};
-use provenance::{Wanted, find_snapshots, probe_tags};
+use provenance::{Wanted, WantedSteps, find_snapshots, probe_tags};
 use resolve::resolve_facts;
 use secrets::SECRETS_PREFIX;
 use snapshot::{LAYER_PREFIX, STREAM_PREFIX};
@@ -103,6 +103,16 @@ fn wanted(chain: &KeyChain) -> Wanted<'_> {
             .map(|pk| pk.key.as_str())
             .collect(),
         verify: verify.present().then(|| verify.key.as_str()),
+        steps: chain
+            .0
+            .iter()
+            .filter(|pk| !pk.steps.is_empty())
+            .map(|pk| WantedSteps {
+                phase: pk.phase,
+                phase_key: pk.key.as_str(),
+                keys: pk.steps.iter().map(|s| s.key.as_str()).collect(),
+            })
+            .collect(),
     }
 }
 

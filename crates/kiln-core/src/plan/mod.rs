@@ -1,7 +1,7 @@
 //! `Plan`: what a build will do, phase by phase, and why. Pure: the key chain
 //! plus the snapshots the engine already holds in, a plan out.
 
-use crate::keys::{KeyChain, PhaseKey};
+use crate::keys::{KeyChain, PhaseKey, StepKey};
 use crate::phase::Phase;
 
 pub mod reason;
@@ -27,6 +27,20 @@ pub struct PlannedPhase {
     pub action: Action,
     /// Why the phase builds (or why it is skipped); empty when cached.
     pub reason: String,
+    /// For a phase that builds in steps (SPEC §5), what each step does:
+    /// those before the first changed or failed one are cached. Empty when
+    /// the phase is cached, skipped, or not run in steps.
+    pub steps: Vec<PlannedStep>,
+}
+
+/// One step of a phase that builds in steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedStep {
+    pub key: StepKey,
+    /// `Cached` or `Build`; never `Skip`.
+    pub action: Action,
+    /// Why the step builds; empty when cached.
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,7 +63,10 @@ impl Plan {
         let mut first_built: Option<Phase> = None;
         for pk in &chain.0 {
             let phase = pk.phase;
-            let (action, reason) = if !pk.present() {
+            // Steps resume only where nothing before them builds: a forced
+            // or earlier rebuild makes every step again.
+            let resumable = first_built.is_none() && forced(phase, opts, first_built).is_none();
+            let (action, mut reason) = if !pk.present() {
                 (Action::Skip, "not configured".to_string())
             } else if let Some(reason) = forced(phase, opts, first_built) {
                 (Action::Build, reason)
@@ -74,6 +91,16 @@ impl Plan {
                     ),
                 }
             };
+            let steps = match action {
+                Action::Build if !pk.steps.is_empty() => {
+                    let steps = plan_steps(pk, snaps, resumable, &reason);
+                    if let Some(note) = resume_note(&steps) {
+                        reason = format!("{reason}; {note}");
+                    }
+                    steps
+                }
+                _ => Vec::new(),
+            };
             if action == Action::Build && first_built.is_none() {
                 first_built = Some(phase);
             }
@@ -82,6 +109,7 @@ impl Plan {
                 key: pk.clone(),
                 action,
                 reason,
+                steps,
             });
         }
         Plan { phases }
@@ -126,4 +154,70 @@ fn cached_image(pk: &PhaseKey, snaps: &Snapshots, chain: &KeyChain) -> Option<St
             .map(str::to_string);
     }
     snaps.image_for(pk.key.as_str()).map(str::to_string)
+}
+
+/// The steps of a phase that builds: with `resumable`, those up to the
+/// deepest step whose snapshot exists are cached (step keys chain, so that
+/// step's snapshot proves every one before it); the rest build.
+fn plan_steps(
+    pk: &PhaseKey,
+    snaps: &Snapshots,
+    resumable: bool,
+    phase_reason: &str,
+) -> Vec<PlannedStep> {
+    let hits = if resumable {
+        pk.steps
+            .iter()
+            .rposition(|s| snaps.step_image(s.key.as_str()).is_some())
+            .map_or(0, |i| i + 1)
+    } else {
+        0
+    };
+    let mut out = Vec::with_capacity(pk.steps.len());
+    for (i, step) in pk.steps.iter().enumerate() {
+        let (action, reason) = if i < hits {
+            let image = snaps.step_image(step.key.as_str()).unwrap_or_default();
+            (
+                Action::Cached {
+                    image: image.to_string(),
+                },
+                String::new(),
+            )
+        } else if i == hits {
+            let reason = if resumable {
+                reason::why_step_changed(pk.phase, step, snaps)
+            } else {
+                phase_reason.to_string()
+            };
+            (Action::Build, reason)
+        } else {
+            (Action::Build, format!("after step {} rebuilt", hits + 1))
+        };
+        out.push(PlannedStep {
+            key: step.clone(),
+            action,
+            reason,
+        });
+    }
+    out
+}
+
+/// What the phase's reason adds when some of its steps are cached.
+fn resume_note(steps: &[PlannedStep]) -> Option<String> {
+    let cached = steps
+        .iter()
+        .take_while(|s| matches!(s.action, Action::Cached { .. }))
+        .count();
+    if cached == 0 {
+        return None;
+    }
+    Some(match steps.get(cached) {
+        Some(s) => format!(
+            "resumes at step {} of {} (`{}`), steps 1-{cached} cached",
+            s.key.number,
+            steps.len(),
+            s.key.name
+        ),
+        None => format!("all {cached} steps cached"),
+    })
 }

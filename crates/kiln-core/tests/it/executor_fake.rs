@@ -171,6 +171,17 @@ fn lines(events: &[Event]) -> Vec<String> {
                 phase.tag(),
                 status.as_str()
             ),
+            Event::StepEnd {
+                step,
+                name,
+                status,
+                image,
+                reason,
+                ..
+            } => format!(
+                "step {step} {name} {} ({reason}) -> {image}",
+                status.as_str()
+            ),
             Event::BuildEnd { ok, image, .. } => {
                 format!("build_end ok={ok} {}", image.as_deref().unwrap_or("-"))
             }
@@ -237,6 +248,7 @@ async fn a_cold_build_then_a_cached_one_then_an_edit_rebuilds_from_its_phase() {
         "end 5-files built (no snapshot yet) -> habitat-fake:5-files",
         "start 6-setup",
         "log 6-setup stdout: wrote one",
+        "step 6-setup.1 commands.root[0] built (no snapshot yet) -> habitat-fake:6-setup.1",
         "end 6-setup built (no snapshot yet) -> habitat-fake:6-setup",
         "end 7-repos cached (not configured) -> habitat-fake:7-repos",
         "start 8-tools",
@@ -256,7 +268,10 @@ async fn a_cold_build_then_a_cached_one_then_an_edit_rebuilds_from_its_phase() {
     let mut wanted: BTreeSet<String> = Phase::ALL.iter().map(|p| p.tag()).collect();
     wanted.insert(names::final_tag(built.final_key.as_str()));
     wanted.insert("latest".into());
+    // Setup's one step (SPEC §5): its image is the phase's snapshot.
+    wanted.insert("6-setup.1".into());
     assert_eq!(tags.keys().cloned().collect::<BTreeSet<_>>(), wanted);
+    assert_eq!(tags["6-setup.1"], tags["6-setup"]);
     assert_eq!(tags["7-repos"], tags["6-setup"]);
     assert_eq!(tags["9-verify"], tags["8-tools"]);
     assert_eq!(tags["latest"], tags["10-final"]);
