@@ -17,5 +17,6 @@ mod instances;
 mod quickstart;
 mod secrets;
 mod shell;
+mod steps;
 mod tty;
 mod variables;
