@@ -131,8 +131,11 @@ impl<E: Engine> Executor<'_, E> {
             };
             let produced = match made {
                 Ok(p) => p,
-                Err(e) => {
+                Err(mut e) => {
                     self.report_step(phase, step, PhaseStatus::Failed, started, "");
+                    if let BuildError::Phase(p) = &mut e {
+                        p.step = Some(step.key.tag(phase));
+                    }
                     return Err(e);
                 }
             };
@@ -286,6 +289,7 @@ impl<E: Engine> Executor<'_, E> {
             command: command.map(|c| self.redact(&c)),
             exit_code: Some(exit_code),
             output: tail.into_iter().collect(),
+            step: None,
         }))
     }
 
@@ -322,5 +326,6 @@ pub(super) fn missing_file(why: String) -> BuildError {
         command: None,
         exit_code: None,
         output: Vec::new(),
+        step: None,
     })
 }
