@@ -37,10 +37,11 @@ impl KeyChain {
             let inputs = phase_inputs(config, facts, phase);
             let parent = out.last().map(|p| &p.key);
             let key = CacheKey::compute(parent, phase, &inputs);
-            let steps = if inputs.is_null() {
-                Vec::new()
-            } else {
-                step_keys(parent, phase, config, facts)
+            // A phase of one step is run whole: its step would be its
+            // snapshot, and nothing before it could be kept.
+            let steps = match step_keys(parent, phase, config, facts) {
+                s if inputs.is_null() || s.len() < 2 => Vec::new(),
+                s => s,
             };
             out.push(PhaseKey {
                 phase,
