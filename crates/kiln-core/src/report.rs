@@ -67,6 +67,13 @@ pub enum Event {
         key: String,
         reason: String,
     },
+    /// After a successful build, the automatic `soft` prune (`cache.keep`)
+    /// removed these old snapshots (phase and key), freeing `freed` bytes.
+    Pruned {
+        habitat: String,
+        removed: Vec<(Phase, String)>,
+        freed: u64,
+    },
     BuildEnd {
         ok: bool,
         duration: Duration,

@@ -30,6 +30,32 @@ pub struct Config {
     /// an input of the `final` phase only.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub services: BTreeMap<String, ServiceConfig>,
+    /// How many old snapshots kiln keeps (SPEC §11); not a cache-key input:
+    /// changing it rebuilds nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheConfig>,
+}
+
+/// The `cache:` section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// After each successful build kiln prunes this habitat's snapshots at
+    /// level `soft`, keeping the `keep` most recently used chains besides
+    /// the current one (and everything tagged or in use); `0` turns the
+    /// automatic prune off. 5 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<u32>,
+}
+
+impl Config {
+    /// `cache.keep`, or its default (5).
+    pub fn cache_keep(&self) -> usize {
+        self.cache
+            .as_ref()
+            .and_then(|c| c.keep)
+            .map_or(5, |k| k as usize)
+    }
 }
 
 /// The `build:` section: one optional subsection per phase.

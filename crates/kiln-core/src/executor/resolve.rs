@@ -13,7 +13,7 @@ use crate::report::{Event, Reporter};
 use crate::sources::tool::{self, ToolError};
 use crate::sources::{bootstrap, copies, repo};
 
-use super::error::{BuildError, fail};
+use super::error::{BuildError, inputs};
 use super::{BuildOptions, build_boxed};
 
 /// The facts keys read, and what the phases that read the same inputs again
@@ -80,7 +80,7 @@ pub(super) async fn resolve_facts<E: Engine>(
         keyed.push(
             digests
                 .keyed(&habitat.dir, &copy.source, &withheld)
-                .map_err(|e| fail(Phase::Files, e.to_string()))?,
+                .map_err(|e| inputs(Phase::Files, e.to_string()))?,
         );
     }
     // Local tools are checked on every build and plan: their key is their
@@ -96,7 +96,7 @@ pub(super) async fn resolve_facts<E: Engine>(
     for r in &c.build.repos {
         let commit = repos_cache
             .resolve(&r.url, r.git_ref.as_deref(), &habitat.dir)
-            .map_err(|e| fail(Phase::Repos, e.to_string()))?;
+            .map_err(|e| inputs(Phase::Repos, e.to_string()))?;
         repos.push(commit);
     }
     Ok(Resolved {
@@ -104,6 +104,11 @@ pub(super) async fn resolve_facts<E: Engine>(
             base,
             copies: keyed.iter().map(|k| k.digest.clone()).collect(),
             repos,
+            init: if c.services.is_empty() {
+                None
+            } else {
+                crate::image::init::digest().map(str::to_string)
+            },
         },
         copies: keyed,
     })

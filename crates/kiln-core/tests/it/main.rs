@@ -19,6 +19,7 @@ mod registry_contract;
 mod registry_policy;
 
 mod cache_oracle;
+mod cache_prune;
 
 mod host_bootstrap;
 mod host_copies;

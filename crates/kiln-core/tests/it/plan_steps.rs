@@ -42,6 +42,7 @@ fn chain(text: &str) -> KeyChain {
         },
         copies: Vec::new(),
         repos: Vec::new(),
+        init: None,
     };
     KeyChain::compute(&c, &facts)
 }

@@ -50,6 +50,7 @@ fn facts() -> Facts {
         },
         copies: Vec::new(),
         repos: vec!["1".repeat(40), "2".repeat(40)],
+        init: None,
     }
 }
 

@@ -3,6 +3,7 @@
 //! which [`run`] prints, once, and maps to the exit status.
 
 mod build;
+mod cache;
 mod check;
 mod completions;
 mod down;
@@ -24,7 +25,7 @@ use kiln_core::config::{self, Habitat};
 use kiln_core::engine::docker::DockerEngine;
 use kiln_core::executor::BuildError;
 
-use crate::cli::{Command, InstanceCommand};
+use crate::cli::{CacheCommand, Command, InstanceCommand};
 use crate::exit::{ExitStatus, Failure};
 use crate::render;
 
@@ -65,6 +66,15 @@ async fn run_async(command: Command) -> Outcome {
         Command::Plan { args, json } => plan::run(&args, json).await,
         Command::Start { args, cmd } => start::run(&args, cmd).await,
         Command::Instances(c) => run_instances(c).await,
+        Command::Cache { command } => match command {
+            CacheCommand::Status { args, json } => cache::status(&args, json).await,
+            CacheCommand::Prune {
+                args,
+                level,
+                dry_run,
+                yes,
+            } => cache::prune(&args, level, dry_run, yes).await,
+        },
         // Ran in `run`, without the runtime.
         Command::Phases
         | Command::Schema
@@ -80,7 +90,17 @@ async fn run_instances(command: InstanceCommand) -> Outcome {
             args,
             habitat,
             progress,
-        } => up::run(args, habitat, progress).await,
+            remove_orphans,
+            wait,
+            wait_timeout,
+        } => {
+            let opts = kiln_core::instances::UpOptions {
+                remove_orphans,
+                wait: wait.then_some(wait_timeout),
+                ..Default::default()
+            };
+            up::run(args, habitat, progress, opts).await
+        }
         InstanceCommand::Down {
             members,
             habitat,

@@ -140,6 +140,11 @@ impl PlainReporter {
                 format!("waiting: another build of `{habitat}` is running ({holder})")
             }
             Event::Note { message } => format!("note: {message}"),
+            Event::Pruned {
+                habitat,
+                removed,
+                freed,
+            } => super::pruned(habitat, removed, *freed),
             Event::PhaseStart { phase } => {
                 format!("[{:>3}%] start  {}", percent(*phase), phase.tag())
             }
@@ -268,6 +273,15 @@ impl JsonReporter {
                 json!({"event": "waiting", "habitat": habitat, "holder": holder})
             }
             Event::Note { message } => json!({"event": "note", "message": message}),
+            Event::Pruned {
+                habitat,
+                removed,
+                freed,
+            } => json!({
+                "event": "pruned", "habitat": habitat, "level": "soft",
+                "removed": removed.iter().map(|(p, k)| json!({"phase": p.tag(), "key": k})).collect::<Vec<_>>(),
+                "freed_bytes": freed,
+            }),
             Event::PhaseStart { phase } => {
                 json!({"event": "phase_start", "id": phase.id().to_string(), "phase": phase.name()})
             }

@@ -174,6 +174,18 @@ impl<W: Write> Screen<W> {
                 let l = format!("{}note: {message}", self.indent());
                 lines.push(self.fit(&l, |s| self.dim(s)));
             }
+            Event::Pruned {
+                habitat,
+                removed,
+                freed,
+            } => {
+                let l = format!(
+                    "{}{}",
+                    self.indent(),
+                    super::pruned(habitat, removed, *freed)
+                );
+                lines.push(self.fit(&l, |s| self.dim(s)));
+            }
             Event::PhaseStart { phase } => {
                 self.flush_cached(&mut lines);
                 self.running = Some(Running {

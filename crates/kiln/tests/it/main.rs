@@ -6,6 +6,7 @@
 
 mod support;
 
+mod app_with_postgres;
 mod check;
 mod cli;
 mod cli_surface;
@@ -14,8 +15,10 @@ mod faults;
 mod fidelity_files;
 mod instance_volumes;
 mod instances;
+mod instances_cli;
 mod quickstart;
 mod secrets;
+mod services;
 mod shell;
 mod steps;
 mod tty;

@@ -440,6 +440,7 @@ mod tests {
                 base: crate::keys::BaseFact::Bootstrap { key: "b".into() },
                 copies: Vec::new(),
                 repos: Vec::new(),
+                init: None,
             },
             crate::phase::Phase::Setup,
         );
