@@ -155,6 +155,29 @@ fn editing_the_third_root_command_reruns_from_it_and_a_failed_step_resumes_there
     run.assert_code(0);
     assert_eq!(run.end("setup").status, "cached");
     assert_eq!(cat(&h, &latest, "/step3"), before[2]);
+
+    // Steps 3 and 4 of this config are no tag's any more (the edited
+    // config's are): an edit of step 5 finds them by their keys.
+    assert_ne!(image_id(&step(3)), kept[2]);
+    h.edit("= go; cat", "= go && cat");
+    let run = h.build(&[]);
+    run.assert_code(0);
+    assert_eq!(
+        steps(&run.events(), "setup"),
+        [
+            "6-setup.1 cached",
+            "6-setup.2 cached",
+            "6-setup.3 cached",
+            "6-setup.4 cached",
+            "6-setup.5 built"
+        ]
+    );
+    assert_eq!(cat(&h, &latest, "/step3"), before[2]);
+    assert_eq!(
+        image_id(&step(3)),
+        kept[2],
+        "the step's tag follows the build"
+    );
 }
 
 #[test]
