@@ -3,6 +3,7 @@
 //! and the commits the repo refs name; and the local tools, checked against
 //! their sha256 (the key names only that).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::config::{self, BaseSource, Habitat};
@@ -22,8 +23,9 @@ pub(super) struct Resolved {
     pub(super) facts: Facts,
     /// In config order, beside `facts.copies`.
     pub(super) copies: Vec<copies::Keyed>,
-    /// What the copies left out, for the files phase to leave out the same.
-    pub(super) withheld: copies::Withheld,
+    /// What the copies left out, per copy root, for the files phase to
+    /// leave out the same.
+    pub(super) withheld: BTreeMap<String, copies::Withheld>,
 }
 
 /// Reads everything outside the config that keys depend on. With a reporter
@@ -76,14 +78,14 @@ pub(super) async fn resolve_facts<E: Engine>(
     };
     let digests_path = opts.cache().digests(&c.name);
     let mut digests = copies::DigestCache::load(&digests_path);
-    let withheld = copies::Withheld::for_habitat(habitat).map_err(BuildError::Config)?;
+    let withheld = copies::Withheld::by_root(habitat).map_err(BuildError::Config)?;
     let mut keyed = Vec::new();
     for (i, copy) in c.build.files.iter().flat_map(|f| &f.copies).enumerate() {
         // A fragment's copy is read beneath the fragment's directory.
         let (root, below) = copy.in_root();
         keyed.push(
             digests
-                .keyed(&habitat.root_dir(root), below, &withheld)
+                .keyed(&habitat.root_dir(root), below, &withheld[root])
                 .map_err(|e| copy_error(habitat, i, e))?,
         );
     }
