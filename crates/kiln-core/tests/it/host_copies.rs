@@ -253,8 +253,7 @@ fn files_under(engine: &FakeEngine, image: &str, prefix: &str) -> Vec<String> {
     let mut out: Vec<String> = engine
         .image_files(image)
         .unwrap_or_default()
-        .into_iter()
-        .map(|(p, _)| p)
+        .into_keys()
         .filter(|p| p.starts_with(prefix) && p.len() > prefix.len())
         .collect();
     out.sort();
