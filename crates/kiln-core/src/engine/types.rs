@@ -68,6 +68,8 @@ pub struct ImageInfo {
     pub os: String,
     /// When the image was made, RFC 3339.
     pub created: String,
+    /// The bytes of all its layers (the engine's `Size`).
+    pub size: u64,
     /// Its layers' directories on the engine's host, top first, when the
     /// storage driver keeps layers as directories (overlay-style drivers).
     pub layer_dirs: Vec<String>,
@@ -158,6 +160,11 @@ pub struct ContainerInfo {
     pub restart_count: i64,
     /// The exit code of its last run, when it has exited.
     pub exit_code: Option<i64>,
+    /// `starting`, `healthy` or `unhealthy` when its image has a healthcheck;
+    /// `None` without one.
+    pub health: Option<String>,
+    /// The output of its last healthcheck run, when there was one.
+    pub health_output: Option<String>,
     /// Its writable layer's directory on the engine's host, when the storage
     /// driver says (overlay-style drivers do).
     pub upper_dir: Option<String>,

@@ -372,6 +372,7 @@ mod tests {
             architecture: p.architecture,
             os: p.os,
             created: p.created,
+            size: 0,
             layer_dirs: Vec::new(),
         }
     }

@@ -31,6 +31,10 @@ pub const LABEL_INSTANCE: &str = "dev.kiln.instance";
 pub const LABEL_IMAGE_KEY: &str = "dev.kiln.image-key";
 /// On an instance container: the hash of the member's resolved config.
 pub const LABEL_CONFIG_HASH: &str = "dev.kiln.config-hash";
+/// On an instance container: the member's resolved config field by field
+/// (canonical JSON; env values as digests), so `up` and `ps` can name what
+/// changed since it was made.
+pub const LABEL_MEMBER_FIELDS: &str = "dev.kiln.member-fields";
 /// On an instance container and a persisted volume: the habitat directory it
 /// was made from (SPEC §7). Instance commands act only on what carries theirs.
 pub const LABEL_DIR: &str = "dev.kiln.dir";

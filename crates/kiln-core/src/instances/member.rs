@@ -14,8 +14,8 @@ use crate::config::runtime::{parse_port, parse_volume, volume_source};
 use crate::config::{Config, RestartPolicy};
 use crate::engine::{ContainerSpec, Mount, PortBinding};
 use crate::image::labels::{
-    LABEL_CONFIG_HASH, LABEL_DIR, LABEL_HABITAT, LABEL_IMAGE_KEY, LABEL_INSTANCE, LABEL_PERSIST,
-    LABEL_STOP_BUDGET,
+    LABEL_CONFIG_HASH, LABEL_DIR, LABEL_HABITAT, LABEL_IMAGE_KEY, LABEL_INSTANCE,
+    LABEL_MEMBER_FIELDS, LABEL_PERSIST, LABEL_STOP_BUDGET,
 };
 use crate::keys::canonical;
 
@@ -211,6 +211,55 @@ impl Member {
         hex::encode(Sha256::digest(canonical::to_string(&value).as_bytes()))
     }
 
+    /// The member field by field, as `up` and `ps` name a change: `command`,
+    /// `restart`, `ports`, `volumes`, `persist` always, and `env.KEY` per
+    /// variable. Env values are kept as digests: the label is shown by
+    /// `docker inspect` to anyone, and a change needs only to be seen.
+    pub fn fields(&self) -> BTreeMap<String, String> {
+        let list = |items: Vec<String>| {
+            if items.is_empty() {
+                "none".to_string()
+            } else {
+                items.join(", ")
+            }
+        };
+        let mut fields = BTreeMap::from([
+            (
+                "command".to_string(),
+                self.command.as_ref().map_or_else(
+                    || "the image's".to_string(),
+                    |c| serde_json::to_string(c).unwrap_or_default(),
+                ),
+            ),
+            ("restart".to_string(), self.restart.clone()),
+            (
+                "ports".to_string(),
+                list(self.ports.iter().map(ToString::to_string).collect()),
+            ),
+            (
+                "volumes".to_string(),
+                list(
+                    self.mounts
+                        .iter()
+                        .map(|m| {
+                            let ro = if m.readonly { ":ro" } else { "" };
+                            format!("{}:{}{ro}", m.source, m.target)
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "persist".to_string(),
+                list(self.persist.iter().map(|p| p.path.clone()).collect()),
+            ),
+        ]);
+        for (k, v) in &self.env {
+            let digest = hex::encode(Sha256::digest(v.as_bytes()));
+            fields.insert(format!("env.{k}"), digest[..16].to_string());
+        }
+        fields
+    }
+
     /// The host paths bind-mounted into the container (not named volumes).
     pub fn bind_sources(&self) -> impl Iterator<Item = &str> {
         self.mounts
@@ -246,6 +295,10 @@ impl Member {
             (LABEL_INSTANCE.to_string(), self.name.clone()),
             (LABEL_IMAGE_KEY.to_string(), image_key.to_string()),
             (LABEL_CONFIG_HASH.to_string(), self.config_hash()),
+            (
+                LABEL_MEMBER_FIELDS.to_string(),
+                serde_json::to_string(&self.fields()).unwrap_or_default(),
+            ),
         ]);
         let mut mounts = self.mounts.clone();
         mounts.extend(self.persist.iter().map(|p| Mount {

@@ -240,9 +240,17 @@ fn neutral_rewrites() -> Vec<(&'static str, &'static str)> {
             "name: props\n",
             "name: props # a comment\n# another comment\n",
         ),
+        // `cache:` bounds what is kept, never what is built (SPEC §11).
+        ("name: props\n", "name: props\ncache: { keep: 0 }\n"),
+        ("name: props\n", "name: props\ncache:\n  keep: 12\n"),
         (
             "name: props\n",
             "name: props\ninstances:\n  defaults: { restart: always, persist: [/home/dev] }\n  members:\n    alice: { ports: [\"127.0.0.1:8081:3000\"] }\n",
+        ),
+        // `registry` is not a key input (SPEC §10).
+        (
+            "name: props\n",
+            "name: props\nregistry:\n  repository: ghcr.io/team/app\n  tags: [\"{branch}-{sha7}\", latest]\n  cache: true\n  retention: [{ match: \"pr-*\", keep: 20 }]\n",
         ),
         (
             "{ name: dev, uid: 1000, groups: [sudo, adm], shell: /bin/bash }",

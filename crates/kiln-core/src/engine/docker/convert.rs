@@ -226,6 +226,7 @@ pub(super) fn image_info_from_docker(i: bollard::models::ImageInspect) -> ImageI
         architecture: i.architecture.unwrap_or_default(),
         os: i.os.unwrap_or_default(),
         created: i.created.map(|c| c.to_string()).unwrap_or_default(),
+        size: i.size.map_or(0, |s| u64::try_from(s).unwrap_or(0)),
     }
 }
 
@@ -350,6 +351,17 @@ pub(super) fn container_info_from_docker(
     let exit_code = (status == "exited" || status == "dead")
         .then_some(state.exit_code)
         .flatten();
+    let health = state.health.unwrap_or_default();
+    let health_output = health
+        .log
+        .and_then(|log| log.into_iter().last())
+        .and_then(|r| r.output)
+        .map(|o| o.trim_end().to_string());
+    // `none` (or empty) is Docker's word for "no healthcheck".
+    let health = health
+        .status
+        .map(|s| s.to_string())
+        .filter(|s| !s.is_empty() && s != "none");
     ContainerInfo {
         id: info.id.unwrap_or_default(),
         name: info
@@ -368,6 +380,8 @@ pub(super) fn container_info_from_docker(
         ports: ports_from_docker(info.host_config.and_then(|h| h.port_bindings)),
         restart_count: info.restart_count.unwrap_or(0),
         exit_code,
+        health,
+        health_output,
         upper_dir: info
             .graph_driver
             .and_then(|g| g.data.get("UpperDir").cloned())

@@ -51,6 +51,7 @@ impl Engine for FakeEngine {
             architecture: "amd64".to_string(),
             os: "linux".to_string(),
             created: "2026-01-01T00:00:00Z".to_string(),
+            size: 0,
             // The fake keeps files in memory: archive phases use a container.
             layer_dirs: Vec::new(),
         }))
@@ -458,6 +459,9 @@ impl Engine for FakeEngine {
             } else {
                 None
             },
+            // The fake runs no healthchecks.
+            health: None,
+            health_output: None,
             // The fake keeps no layers on disk: kiln commits through it instead.
             upper_dir: None,
         }))
@@ -562,6 +566,20 @@ impl Engine for FakeEngine {
             .iter()
             .filter(|(_, c)| c.config.labels.get(label).map(String::as_str) == Some(value))
             .map(|(id, _)| id.clone())
+            .collect())
+    }
+
+    async fn container_images(&self) -> EngineResult<Vec<(String, String)>> {
+        let state = self.state();
+        Ok(state
+            .containers
+            .iter()
+            .map(|(id, c)| {
+                let image = state
+                    .resolve_image(&c.image)
+                    .unwrap_or_else(|| c.image.clone());
+                (c.name.clone().unwrap_or_else(|| id.clone()), image)
+            })
             .collect())
     }
 
