@@ -127,6 +127,8 @@ pub async fn planned_final_key<E: Engine>(
     Ok(KeyChain::compute(&habitat.config, &resolved.facts)
         .final_key()
         .clone())
+}
+
 /// The snapshot a build took from the registry: its image and how long
 /// the pull took.
 pub(crate) struct Pulled {

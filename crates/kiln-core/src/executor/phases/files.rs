@@ -23,7 +23,6 @@ impl<E: Engine> Executor<'_, E> {
     ) -> Result<Produced, BuildError> {
         let phase = ctx.phase;
         let copies = self.config().build.files.clone().unwrap_or_default().copies;
-        let dir = self.habitat.dir.clone();
         let keyed = self.copies.to_vec();
         if keyed.len() != copies.len() {
             return Err(fail(phase, "the copies were not all keyed"));
