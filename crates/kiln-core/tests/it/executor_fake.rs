@@ -757,7 +757,11 @@ async fn services_put_the_init_and_its_spec_in_final_and_rebuild_only_final() {
     // The main process's 10 s, the service's 20 s, the orphans' 5 s.
     assert_eq!(c.labels[LABEL_STOP_BUDGET], "35000");
     let digest = init::digest().expect("an init on Linux");
-    assert!(c.labels[LABEL_INPUTS].contains(digest), "{}", c.labels[LABEL_INPUTS]);
+    assert!(
+        c.labels[LABEL_INPUTS].contains(digest),
+        "{}",
+        c.labels[LABEL_INPUTS]
+    );
     let files = f.engine.image_files(&latest).expect("files");
     match &files["/.kiln/init"].kind {
         FakeFileKind::File(bytes) => assert_eq!(

@@ -202,8 +202,7 @@ impl Engine for FakeEngine {
                 match (diff_ids.split_last(), new_layer) {
                     (Some((_, below)), Some(layer)) if has(below).is_some() => {
                         let mut tree = has(below).map(|p| p.files).unwrap_or_default();
-                        extract_into(&mut tree, "/", &layer[..])
-                            .map_err(|e| refused("load", e))?;
+                        extract_into(&mut tree, "/", &layer[..]).map_err(|e| refused("load", e))?;
                         tree
                     }
                     _ => {
