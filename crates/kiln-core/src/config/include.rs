@@ -953,18 +953,18 @@ mod tests {
         })
     }
 
-    /// What a file is drawn from: includes, a flag, things, description, workdir.
-    type Drawn = (Vec<usize>, bool, Vec<u32>, Option<String>, Option<String>);
+    /// A generated include order: what the shuffle draws.
+    type Shuffled = (Vec<usize>, bool, Vec<u32>, Option<String>, Option<String>);
 
     trait ShuffleIncludes {
-        fn prop_shuffle_includes(self) -> BoxedStrategy<Drawn>;
+        fn prop_shuffle_includes(self) -> BoxedStrategy<Shuffled>;
     }
 
     impl<S> ShuffleIncludes for S
     where
-        S: Strategy<Value = Drawn> + 'static,
+        S: Strategy<Value = Shuffled> + 'static,
     {
-        fn prop_shuffle_includes(self) -> BoxedStrategy<Drawn> {
+        fn prop_shuffle_includes(self) -> BoxedStrategy<Shuffled> {
             self.prop_flat_map(|(inc, rev, things, d, w)| {
                 (
                     Just(inc).prop_shuffle(),
