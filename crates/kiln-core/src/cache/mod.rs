@@ -9,10 +9,12 @@ mod json_file;
 pub mod lock;
 pub mod made;
 pub mod owner;
+pub mod pushed;
 pub mod scratch;
 pub mod used;
 
 pub use dir::CacheDir;
 pub use lock::BuildLock;
 pub use made::MadeIndex;
+pub use pushed::PushedRecord;
 pub use used::LastUse;

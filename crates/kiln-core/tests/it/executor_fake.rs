@@ -175,6 +175,8 @@ fn lines(events: &[Event]) -> Vec<String> {
             Event::BuildEnd { ok, image, .. } => {
                 format!("build_end ok={ok} {}", image.as_deref().unwrap_or("-"))
             }
+            // A build reports no push.
+            other => format!("unexpected {other:?}"),
         })
         .collect()
 }

@@ -17,6 +17,7 @@ mod registry_config;
 mod registry_contract;
 mod registry_ops;
 mod registry_policy;
+mod registry_push;
 
 mod cache_oracle;
 

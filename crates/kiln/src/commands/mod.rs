@@ -13,6 +13,7 @@ mod phases;
 mod plan;
 mod promote;
 mod ps;
+mod push;
 mod restart;
 mod retention;
 mod schema;
@@ -81,6 +82,11 @@ async fn run_async(command: Command) -> Outcome {
         Command::Retention { path, dir, dry_run } => {
             retention::run(&crate::cli::in_dir(dir.as_deref(), &path), dry_run).await
         }
+        Command::Push {
+            args,
+            tags,
+            progress,
+        } => push::run(&args, &tags, progress).await,
         Command::Instances(c) => run_instances(c).await,
         // Ran in `run`, without the runtime.
         Command::Promote { .. }

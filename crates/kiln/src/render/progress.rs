@@ -205,6 +205,10 @@ impl PlainReporter {
                 duration,
                 ..
             } => format!("build failed after {}", secs(*duration)),
+            Event::PushStart { .. }
+            | Event::PushBlob { .. }
+            | Event::PushImage { .. }
+            | Event::PushEnd { .. } => return super::push::plain(event),
         })
     }
 }
@@ -223,6 +227,9 @@ impl Reporter for PlainReporter {
 #[derive(Default)]
 pub struct JsonReporter {
     habitats: Habitats,
+    /// The habitat asked for, once its build began: what a push after the
+    /// build is about.
+    outer: String,
 }
 
 impl JsonReporter {
@@ -240,7 +247,14 @@ impl JsonReporter {
             Event::BuildEnd { .. } => frames.len() > 1,
             _ => false,
         };
-        let habitat = self.habitats.current().unwrap_or("").to_string();
+        if let (Event::BuildStart { habitat }, 1) = (event, frames.len()) {
+            self.outer = habitat.clone();
+        }
+        let habitat = self
+            .habitats
+            .current()
+            .unwrap_or(self.outer.as_str())
+            .to_string();
         if matches!(event, Event::BuildEnd { .. }) {
             self.habitats.0.pop();
         }
@@ -303,6 +317,10 @@ impl JsonReporter {
                 "event": "build_end", "status": if *ok { "ok" } else { "failed" },
                 "duration_ms": duration.as_millis() as u64, "image": image,
             }),
+            Event::PushStart { .. }
+            | Event::PushBlob { .. }
+            | Event::PushImage { .. }
+            | Event::PushEnd { .. } => super::push::value(event),
         }
     }
 }

@@ -14,6 +14,7 @@ mod faults;
 mod fidelity_files;
 mod instance_volumes;
 mod instances;
+mod push;
 mod quickstart;
 mod remote;
 mod secrets;
