@@ -185,6 +185,9 @@ pub enum InstanceCommand {
         /// How to show build progress.
         #[arg(long, value_enum, default_value = "auto")]
         progress: Progress,
+        /// Run this pushed image (a tag or `sha256:` digest in `registry.repository`, or a whole reference) instead of building; pulled when missing.
+        #[arg(long, value_name = "REF")]
+        image: Option<String>,
     },
     /// Stop and remove members (all when none); persisted volumes stay unless `--volumes`.
     Down {

@@ -104,7 +104,8 @@ async fn run_instances(command: InstanceCommand) -> Outcome {
             args,
             habitat,
             progress,
-        } => up::run(args, habitat, progress).await,
+            image,
+        } => up::run(args, habitat, progress, image).await,
         InstanceCommand::Down {
             members,
             habitat,

@@ -575,3 +575,145 @@ fn a_registry_that_is_down_during_a_build_is_said_and_the_build_runs_locally() {
     assert!(run.stderr.contains("building locally"), "{}", run.stderr);
     assert!(run.stderr.contains("built  10-final"), "{}", run.stderr);
 }
+
+/// A busybox habitat with two members and `registry:` at `r`.
+fn deployed_habitat(prefix: &str, r: &Remote) -> Habitat {
+    let h = Habitat::new(prefix);
+    h.config(&format!(
+        "name: @NAME@\nbuild:\n  base: {{ image: kiln-test/busybox:latest }}\n  env: {{ VERSION: \"1\" }}\n  final: {{ command: [sh] }}\ninstances:\n  defaults:\n    command: [sleep, infinity]\n  members:\n    web: {{}}\n    worker: {{}}\nregistry:\n  repository: {}\n  tags: [\"pr-{{pr}}\"]\n  retention:\n    - {{ match: \"pr-*\", keep: 0 }}\n",
+        r.repository(&h)
+    ));
+    h
+}
+
+/// The habitat's running members: member → the image reference it was made from.
+fn member_images(name: &str) -> BTreeMap<String, String> {
+    docker(&[
+        "ps",
+        "--filter",
+        &format!("label=dev.kiln.habitat={name}"),
+        "--filter",
+        "label=dev.kiln.instance",
+        "--format",
+        "{{.Label \"dev.kiln.instance\"}} {{.ID}}",
+    ])
+    .lines()
+    .filter_map(|l| {
+        let (m, id) = l.split_once(' ')?;
+        let image = docker(&["inspect", "--format", "{{.Config.Image}}", id]);
+        Some((m.to_string(), image.trim().to_string()))
+    })
+    .collect()
+}
+
+#[test]
+fn up_image_runs_a_pushed_image_without_building_and_retention_keeps_what_runs() {
+    let r = Remote::start(true);
+    let h = deployed_habitat("rmt-up", &r);
+    let _volumes = crate::instances::Volumes(h.name.clone());
+    // Two pushes: pr-1 (VERSION 1), then pr-2 (VERSION 2).
+    let first = h
+        .kiln(&["push", "--progress", "plain"])
+        .env(
+            "DOCKER_CONFIG",
+            &r.docker_config.path().display().to_string(),
+        )
+        .env("KILN_PR", "1")
+        .run();
+    first.assert_code(0);
+    let digest1 = first
+        .stdout
+        .trim()
+        .rsplit_once('@')
+        .expect("REPO@DIGEST")
+        .1
+        .to_string();
+    h.edit("VERSION: \"1\"", "VERSION: \"2\"");
+    let second = h
+        .kiln(&["push", "--progress", "plain"])
+        .env(
+            "DOCKER_CONFIG",
+            &r.docker_config.path().display().to_string(),
+        )
+        .env("KILN_PR", "2")
+        .run();
+    second.assert_code(0);
+
+    // A deploy machine: nothing of the habitat in the engine.
+    crate::support::remove_habitat(&h.name);
+    let up = kiln(&h, &r, &["up", "--image", &digest1, "--progress", "plain"]);
+    up.assert_code(0);
+    assert!(up.stderr.contains("pulled `"), "{}", up.stderr);
+    assert!(!up.stderr.contains("built"), "no build: {}", up.stderr);
+    let reference = format!("{}@{digest1}", r.repository(&h));
+    let images = member_images(&h.name);
+    assert_eq!(images.len(), 2, "{images:?}");
+    assert!(images.values().all(|i| *i == reference), "{images:?}");
+    let version = docker(&[
+        "exec",
+        &format!("{}-web", h.name),
+        "sh",
+        "-c",
+        "echo $VERSION",
+    ]);
+    assert_eq!(version.trim(), "1");
+    // Nothing was built: no snapshot tag of the habitat exists.
+    assert!(
+        !crate::support::tags_of(&h.name)
+            .iter()
+            .any(|t| t.ends_with("-base")),
+        "{:?}",
+        crate::support::tags_of(&h.name)
+    );
+
+    // Retention keeps no pr-*, but pr-1 runs here: kept; pr-2 would go.
+    let dry = kiln(&h, &r, &["retention", "--dry-run"]);
+    dry.assert_code(0);
+    let pr1 = dry
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("pr-1"))
+        .unwrap_or_default();
+    assert!(
+        pr1.starts_with("keep") && pr1.ends_with("but a local instance runs it"),
+        "{}",
+        dry.stdout
+    );
+
+    // By tag, to the newer image: the members move to it.
+    let up2 = kiln(&h, &r, &["up", "--image", "pr-2"]);
+    up2.assert_code(0);
+    let version = docker(&[
+        "exec",
+        &format!("{}-web", h.name),
+        "sh",
+        "-c",
+        "echo $VERSION",
+    ]);
+    assert_eq!(version.trim(), "2");
+    // Now pr-2 runs and nothing runs pr-1: a real run deletes pr-1 only.
+    let real = kiln(&h, &r, &["retention"]);
+    real.assert_code(0);
+    assert_eq!(
+        r.client()
+            .tags(&path_of(&h))
+            .expect("tags")
+            .iter()
+            .filter(|t| t.starts_with("pr-"))
+            .collect::<Vec<_>>(),
+        ["pr-2"]
+    );
+
+    // Another habitat's image, or a tag that is not there, is refused.
+    let missing = kiln(&h, &r, &["up", "--image", "pr-404"]);
+    assert_eq!(missing.code, 3, "{}", missing.stderr);
+    assert!(missing.stderr.contains("pr-404"), "{}", missing.stderr);
+    let foreign = kiln(&h, &r, &["up", "--image", "kiln-test/busybox:latest"]);
+    foreign.assert_code(2);
+    assert!(
+        foreign.stderr.contains("not a final image kiln built"),
+        "{}",
+        foreign.stderr
+    );
+    kiln(&h, &r, &["down"]).assert_code(0);
+}
