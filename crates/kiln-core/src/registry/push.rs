@@ -320,7 +320,8 @@ async fn push_inner<E: Engine>(
     }
     drop(archive);
 
-    // Manifests last, once every blob they name is there.
+    // Manifests last, once every blob they name is there; several at once.
+    let mut puts: Vec<(String, Manifest)> = Vec::new();
     for (img, r) in images.iter().zip(&mut results) {
         let config_digest = img
             .config
@@ -344,15 +345,23 @@ async fn push_inner<E: Engine>(
             .map(|l| size(l).map(|s| (l.clone(), s)))
             .collect::<Result<_, _>>()?;
         let manifest = manifest(&config_digest, size(&config_digest)?, &layers);
-        let references: Vec<String> = if img.target.tags.is_empty() {
-            vec![manifest.digest.clone()]
-        } else {
-            img.target.tags.clone()
-        };
-        for reference in &references {
-            blocking(|| registry.manifest_put(repo, reference, &manifest))?;
-        }
         r.digest = manifest.digest.clone();
+        if img.target.tags.is_empty() {
+            puts.push((manifest.digest.clone(), manifest));
+        } else {
+            for tag in &img.target.tags {
+                puts.push((tag.clone(), manifest.clone()));
+            }
+        }
+    }
+    blocking(|| {
+        parallel(&puts, |(reference, m)| {
+            registry.manifest_put(repo, reference, m)
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+    })?;
+    for r in &results {
         reporter.report(Event::PushImage {
             image: r.name.clone(),
             tags: r.tags.clone(),
