@@ -81,6 +81,9 @@ pub async fn run(args: &BuildArgs, tag_args: &[String], progress: Progress) -> O
         .ok_or_else(|| Failure::Push(PushError::NoSuchImage(built.image.clone())))?
         .id;
     let created = record.created(&final_id, || vars::rfc3339(now));
+    // Kept before anything goes up: a push interrupted and run again makes
+    // the same config, so what the first sent is not sent twice.
+    let _ = record.save();
     let source = vars::source(&habitat.dir, &env);
     let labels = vars::oci_labels(&created, tag_vars.sha.as_deref(), source.as_deref());
     let targets = push::habitat_targets(
@@ -92,6 +95,17 @@ pub async fn run(args: &BuildArgs, tag_args: &[String], progress: Progress) -> O
         registry_config.cache,
     );
 
+    // The build's signal guard is gone, and the signal handlers it set stay
+    // (tokio never restores the default): an interrupt now ends the process
+    // at once. Nothing needs undoing: the blobs sent stay in the registry
+    // for the next push, and the archive's temporary file is swept by it.
+    let watcher = tokio::spawn(async {
+        let code = interrupted().await;
+        crate::render::stdout::err!(
+            "\ninterrupted: the push stopped; what went up stays in the registry, and the next push sends only the rest"
+        );
+        std::process::exit(code);
+    });
     let (host, repo) = registry_config.host_and_path();
     let registry = OciRegistry::new(host);
     let mut known = record.configs();
@@ -108,6 +122,7 @@ pub async fn run(args: &BuildArgs, tag_args: &[String], progress: Progress) -> O
     record.set_configs(&known);
     let _ = record.save();
     drop(reporter);
+    watcher.abort();
     let pushed = pushed.map_err(Failure::Push)?;
     if let Some(last) = pushed.last()
         && progress.resolve() != Progress::Json
@@ -115,4 +130,19 @@ pub async fn run(args: &BuildArgs, tag_args: &[String], progress: Progress) -> O
         out!("{}@{}", registry_config.repository, last.digest);
     }
     Ok(ExitStatus::Success)
+}
+
+/// Waits for SIGINT or SIGTERM; the exit code it means (130, 143).
+async fn interrupted() -> i32 {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => 130,
+            _ = term.recv() => 143,
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            130
+        }
+    }
 }

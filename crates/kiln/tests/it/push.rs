@@ -321,8 +321,11 @@ fn a_push_killed_half_way_completes_when_run_again_sending_only_what_was_missing
     let mut lines = Vec::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("line");
-        let up =
-            line.contains("\"event\":\"push_blob\"") && line.contains("\"state\":\"uploaded\"");
+        // Killed once the final image's config is up (a small blob, sent
+        // while the large layer still goes up).
+        let up = line.contains("\"event\":\"push_blob\"")
+            && line.contains("\"state\":\"uploaded\"")
+            && line.contains("\"image\":\"final\"");
         lines.push(line);
         if up {
             child.kill().expect("kill");
@@ -337,7 +340,16 @@ fn a_push_killed_half_way_completes_when_run_again_sending_only_what_was_missing
     );
     let done_before = uploaded(&first);
     assert!(!done_before.is_empty());
+    // Every blob a push will send is named (`uploading`, nothing sent yet)
+    // before the first goes up.
+    let planned: BTreeSet<String> = first
+        .iter()
+        .filter(|e| e["event"] == "push_blob" && e["state"] == "uploading" && e["sent"] == 0)
+        .map(|e| e["digest"].as_str().unwrap_or_default().to_string())
+        .collect();
 
+    // Into the next second, so a creation time taken again would differ.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let again = push(&h, "json");
     again.assert_code(0);
     let events = events_of(&again.stdout);
@@ -347,6 +359,14 @@ fn a_push_killed_half_way_completes_when_run_again_sending_only_what_was_missing
         done_before.intersection(&sent_again).collect::<Vec<_>>(),
         Vec::<&String>::new(),
         "a blob the killed push finished went up again"
+    );
+    // Regression: the final config's creation time was recorded only after
+    // the push, so a retry made a new config (a new digest) and sent it too.
+    let missing: BTreeSet<String> = planned.difference(&done_before).cloned().collect();
+    assert!(
+        sent_again.is_subset(&missing),
+        "the retry sent what the first push had not planned or had finished: {:?}",
+        sent_again.difference(&missing).collect::<Vec<_>>()
     );
     let present = push_end(&events)["blobs_present"].as_u64().unwrap_or(0);
     assert!(present >= done_before.len() as u64, "{}", again.stdout);
