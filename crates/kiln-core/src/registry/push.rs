@@ -388,7 +388,13 @@ pub fn habitat_targets(
 ) -> Vec<PushTarget> {
     let mut out: Vec<PushTarget> = Vec::new();
     if cache {
-        for p in plan.phases.iter().filter(|p| p.key.present()) {
+        // A phase within a pulled (or deeper local) snapshot made no image
+        // of its own: its tag may still point at an older one, which must
+        // never go up under this key.
+        let made = |p: &&crate::plan::PlannedPhase| {
+            p.key.present() && !matches!(p.action, crate::plan::Action::Within { .. })
+        };
+        for p in plan.phases.iter().filter(made) {
             out.push(PushTarget {
                 name: p.phase.tag(),
                 image: names::snapshot(habitat, p.phase),

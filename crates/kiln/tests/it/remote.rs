@@ -717,3 +717,67 @@ fn up_image_runs_a_pushed_image_without_building_and_retention_keeps_what_runs()
     );
     kiln(&h, &r, &["down"]).assert_code(0);
 }
+
+/// Every `cache-KEY` tag of the habitat's repository holds the snapshot
+/// with key KEY (verify's holds the tools snapshot before it); returns how
+/// many there are.
+fn cache_tags_hold_their_keys(r: &Remote, h: &Habitat) -> usize {
+    let c = r.client();
+    let path = path_of(h);
+    let mut n = 0;
+    for tag in c
+        .tags(&path)
+        .expect("tags")
+        .iter()
+        .filter(|t| t.starts_with("cache-"))
+    {
+        let m = c.manifest_get(&path, tag).expect("get").expect("the tag");
+        let m: serde_json::Value = serde_json::from_slice(&m.bytes).expect("json");
+        let mut config = Vec::new();
+        c.blob_get(
+            &path,
+            m["config"]["digest"].as_str().expect("config"),
+            &mut config,
+        )
+        .expect("config blob");
+        let config: serde_json::Value = serde_json::from_slice(&config).expect("json");
+        let labels = &config["config"]["Labels"];
+        let key = labels["dev.kiln.key"].as_str().unwrap_or_default();
+        let phase = labels["dev.kiln.phase"].as_str().unwrap_or_default();
+        assert!(
+            tag == &format!("cache-{key}") || phase == "8-tools",
+            "`{tag}` holds the snapshot of {phase} with key {key}"
+        );
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn regression_a_push_after_a_pull_never_sends_a_stale_phase_tag_under_a_new_key() {
+    let r = Remote::start(true);
+    let h = cached_habitat("rmt-stale", &r);
+    // Config B built and pushed (as by CI elsewhere).
+    h.edit("APP_ENV=production", "APP_ENV=staging");
+    kiln(&h, &r, &["push", "--progress", "plain"]).assert_code(0);
+    assert_eq!(cache_tags_hold_their_keys(&r, &h), 10);
+    // This engine then holds config A's snapshots at every phase tag.
+    crate::support::remove_habitat(&h.name);
+    h.edit("APP_ENV=staging", "APP_ENV=production");
+    kiln(
+        &h,
+        &r,
+        &["build", "--progress", "json", "--no-remote-cache"],
+    )
+    .assert_code(0);
+    // Back to B: base and users are here, final is pulled, env..verify are
+    // within it and their tags still point at A's images.
+    h.edit("APP_ENV=production", "APP_ENV=staging");
+    let b = kiln(&h, &r, &["build", "--progress", "json"]);
+    b.assert_code(0);
+    assert_eq!(b.end("final").status, "pulled", "{}", b.stdout);
+    assert_eq!(b.end("env").status, "pulled", "{}", b.stdout);
+    let push = kiln(&h, &r, &["push", "--progress", "plain"]);
+    push.assert_code(0);
+    assert_eq!(cache_tags_hold_their_keys(&r, &h), 10, "{}", push.stderr);
+}
