@@ -73,6 +73,7 @@ pub enum Failure {
     Runtime(std::io::Error),
     /// The schema did not render.
     Schema(serde_json::Error),
+    Cache(CacheFailure),
     /// A push stopped: the registry or the engine refused, or the engine's
     /// archive did not hold what it should.
     Push(PushError),
@@ -81,6 +82,29 @@ pub enum Failure {
         template: String,
         error: TemplateError,
     },
+}
+
+/// Why `kiln cache` stopped.
+#[derive(Debug)]
+pub enum CacheFailure {
+    /// `prune --level nuke` without `--yes`, and no terminal to ask on.
+    NukeNeedsYes,
+    /// The user answered no.
+    Declined,
+    Prune(kiln_core::cache::status::PruneError),
+}
+
+impl std::fmt::Display for CacheFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CacheFailure::NukeNeedsYes => write!(
+                f,
+                "error: `--level nuke` removes everything kiln made and asks first, but there is no terminal to ask on; nothing was removed\nhint: pass `--yes` to nuke without asking, or `--dry-run` to see what it would remove"
+            ),
+            CacheFailure::Declined => write!(f, "nothing was removed"),
+            CacheFailure::Prune(e) => write!(f, "error: {e}"),
+        }
+    }
 }
 
 impl ExitStatus {
@@ -118,6 +142,12 @@ impl From<&Failure> for ExitStatus {
             Failure::Instance(e) => ExitStatus::from(e),
             Failure::Interrupted { signal, .. } => ExitStatus::Interrupted(*signal),
             Failure::Runtime(_) | Failure::Schema(_) => ExitStatus::Failure,
+            Failure::Cache(CacheFailure::NukeNeedsYes) => ExitStatus::Usage,
+            Failure::Cache(CacheFailure::Declined) => ExitStatus::Failure,
+            Failure::Cache(CacheFailure::Prune(kiln_core::cache::status::PruneError::Engine(
+                _,
+            ))) => ExitStatus::Engine,
+            Failure::Cache(CacheFailure::Prune(_)) => ExitStatus::Failure,
             Failure::Push(PushError::Registry(_) | PushError::Engine(_)) => ExitStatus::Engine,
             Failure::Push(PushError::NoSuchImage(_) | PushError::Archive { .. }) => {
                 ExitStatus::Failure
@@ -132,9 +162,10 @@ impl From<&BuildError> for ExitStatus {
         match e {
             BuildError::Config(_) | BuildError::Usage(_) => ExitStatus::Usage,
             BuildError::Engine(_) => ExitStatus::Engine,
-            BuildError::Phase(_) | BuildError::Host(_) | BuildError::Internal(_) => {
-                ExitStatus::Failure
-            }
+            BuildError::Phase(_)
+            | BuildError::Inputs { .. }
+            | BuildError::Host(_)
+            | BuildError::Internal(_) => ExitStatus::Failure,
         }
     }
 }

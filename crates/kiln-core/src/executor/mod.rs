@@ -23,23 +23,29 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Instant;
 
+use crate::cache::known::Known;
 use crate::cache::owner::{self, Liveness, Owner};
+use crate::cache::prune::Level;
+use crate::cache::status::{self, PruneEvent};
 use crate::cache::{BuildLock, CacheDir, LastUse, lock, scratch, used};
-use crate::config::Habitat;
+use crate::config::{BaseSource, Habitat};
 use crate::engine::{Engine, EngineError};
 use crate::image::labels::LABEL_HABITAT;
 use crate::image::names;
+use crate::keys::BaseFact;
 use crate::keys::{CacheKey, KeyChain};
 use crate::phase::Phase;
 use crate::plan::{Plan, PlanOptions, Snapshots};
 use crate::report::{Event, Reporter};
+use crate::sources::bootstrap;
 use crate::sources::io::io_err;
+use crate::sources::repo::RepoCache;
 use remote::RemoteCache;
 
 pub use context::BUILD_CONTAINER_PREFIX;
 use context::{Executor, Maker};
 pub use error::{BuildError, PhaseFailure};
-use provenance::{Wanted, find_snapshots, probe_tags};
+use provenance::{Wanted, WantedSteps, find_snapshots, probe_tags};
 pub use remote::cache_tag;
 use resolve::resolve_facts;
 use secrets::SECRETS_PREFIX;
@@ -107,6 +113,20 @@ pub async fn plan<E: Engine>(
         }
     }
     Ok((plan, chain, snaps))
+}
+
+/// The final key a build of `habitat` as it is now would make: its facts
+/// resolved (a base habitat's planned, not built), no snapshot looked up and
+/// nothing run. What `ps` compares running members with.
+pub async fn planned_final_key<E: Engine>(
+    engine: &E,
+    habitat: &Habitat,
+    opts: &BuildOptions,
+) -> Result<CacheKey, BuildError> {
+    let resolved = resolve_facts(engine, habitat, opts, None, &[]).await?;
+    Ok(KeyChain::compute(&habitat.config, &resolved.facts)
+        .final_key()
+        .clone())
 }
 
 /// The snapshot a build took from the registry: its image and how long
@@ -216,6 +236,89 @@ fn wanted(chain: &KeyChain) -> Wanted<'_> {
             .map(|pk| pk.key.as_str())
             .collect(),
         verify: verify.present().then(|| verify.key.as_str()),
+        steps: chain
+            .0
+            .iter()
+            .filter(|pk| !pk.steps.is_empty())
+            .map(|pk| WantedSteps {
+                phase: pk.phase,
+                phase_key: pk.key.as_str(),
+                keys: pk.steps.iter().map(|s| s.key.as_str()).collect(),
+            })
+            .collect(),
+    }
+}
+
+/// Records what `cache status` and `cache prune` read of this build: the
+/// habitat's directory, mirrors and tools, chain, base and `cache.keep`. A
+/// record that cannot be written only makes its mirrors look unused.
+fn record_known(habitat: &Habitat, cache: &CacheDir, chain: &KeyChain, base: &BaseFact) {
+    let c = &habitat.config;
+    let mut known = Known::load(&cache.known(&c.name));
+    known.dir = habitat.dir.clone();
+    let mirrors = RepoCache::new(cache.repos());
+    known.repos = c
+        .build
+        .repos
+        .iter()
+        .filter_map(|r| {
+            let m = mirrors.mirror_for(&r.url, &habitat.dir);
+            Some(m.file_name()?.to_string_lossy().into_owned())
+        })
+        .collect();
+    known.tools = c
+        .build
+        .tools
+        .iter()
+        .map(|t| t.sha256.trim().to_ascii_lowercase())
+        .collect();
+    known.record_chain(chain);
+    known.base_image = match base {
+        BaseFact::Image { id: Some(id), .. } => Some(id.clone()),
+        BaseFact::Image { reference, .. } => Some(reference.clone()),
+        BaseFact::Bootstrap { .. } => match c.build.base.source() {
+            Some(BaseSource::Bootstrap(b)) => Some(bootstrap::image_ref(b)),
+            _ => None,
+        },
+        // Its layers are the base habitat's snapshots', which that
+        // habitat's own status counts.
+        BaseFact::Habitat { .. } => None,
+    };
+    known.keep = Some(c.cache_keep());
+    let _ = known.save();
+}
+
+/// The `soft` prune after a build that made snapshots (`cache.keep`; 0 turns
+/// it off), under the build's lock. A no-op build made no snapshot, so it
+/// has nothing new to prune and skips it (and its engine calls). A prune
+/// that fails costs disk space, not the build: it is reported as a note.
+async fn auto_prune<E: Engine>(
+    engine: &E,
+    habitat: &Habitat,
+    cache: &CacheDir,
+    reporter: &mut dyn Reporter,
+) {
+    let keep = habitat.config.cache_keep();
+    if keep == 0 {
+        return;
+    }
+    let name = &habitat.config.name;
+    let mut removed = Vec::new();
+    let mut on_event = |e: PruneEvent| {
+        if let PruneEvent::Removed { phase, key, .. } = e {
+            removed.push((phase, key));
+        }
+    };
+    match status::prune_locked(engine, cache, name, Level::Soft, keep, false, &mut on_event).await {
+        Ok(summary) if !removed.is_empty() => reporter.report(Event::Pruned {
+            habitat: name.clone(),
+            removed,
+            freed: summary.freed,
+        }),
+        Ok(_) => {}
+        Err(e) => reporter.report(Event::Note {
+            message: format!("the automatic soft prune of `{name}` did not run: {e}"),
+        }),
     }
 }
 
@@ -365,6 +468,7 @@ async fn build_locked<E: Engine>(
         snaps: &snaps,
         facts: &resolved.facts,
         copies: &resolved.copies,
+        withheld: &resolved.withheld,
         made: &mut made,
         phase_started: Instant::now(),
         reporter,
@@ -381,6 +485,10 @@ async fn build_locked<E: Engine>(
     let mut used = LastUse::load(&cache.used(&name));
     used.record(wanted(&chain).keys, used::unix_now());
     let _ = used.save();
+    record_known(habitat, &cache, &chain, &resolved.facts.base);
+    if !plan.all_cached() {
+        auto_prune(engine, habitat, &cache, reporter).await;
+    }
     let final_key = chain.final_key().clone();
     Ok(Built {
         image: names::final_image(&name, final_key.as_str()),

@@ -90,16 +90,29 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
         Phase::Repos if b.repos.is_empty() => Value::Null,
         // A credential in the URL is for the fetch only: it is no input (a
         // changed token is the same repository) and this lands in a label.
-        Phase::Repos => json!(
-            b.repos
-                .iter()
-                .enumerate()
-                .map(|(i, r)| json!({
-                    "url": without_credentials(&r.url), "path": r.path, "ref": r.git_ref, "owner": r.owner,
-                    "commit": facts.repos.get(i),
-                }))
-                .collect::<Vec<_>>()
-        ),
+        Phase::Repos => {
+            let shell = config.shell();
+            json!(
+                b.repos
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        let mut v = json!({
+                            "url": without_credentials(&r.url), "path": r.path, "ref": r.git_ref, "owner": r.owner,
+                            "commit": facts.repos.get(i),
+                        });
+                        // Only when set, so the keys of repos without them stay as they were.
+                        if !r.commands.is_empty() {
+                            v["commands"] = json!(r.commands);
+                            if shell != DEFAULT_SHELL {
+                                v["shell"] = json!(shell);
+                            }
+                        }
+                        v
+                    })
+                    .collect::<Vec<_>>()
+            )
+        }
         Phase::Tools if b.tools.is_empty() => Value::Null,
         // The checksum pins the bytes, so where they are fetched from is not an input.
         Phase::Tools => json!(
@@ -138,12 +151,32 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
         // final image is found by, even with no `final:` section.
         Phase::Final => {
             let f = b.final_.clone().unwrap_or_default();
-            json!({
+            let mut inputs = json!({
                 "user": f.user, "workdir": f.workdir, "command": f.command,
                 "entrypoint": f.entrypoint,
                 "expose": sorted(f.expose.iter().map(|p| p.docker())),
                 "labels": f.labels,
-            })
+            });
+            // Each service as the init reads it (durations resolved: `30s`
+            // and `30000ms` are one key), by name, so `plan` names the one
+            // that changed; and the init itself. Added only with services, so
+            // the keys of configs without them stay as they were.
+            if let Some(spec) = crate::config::services::init_spec(config) {
+                let services: serde_json::Map<String, Value> = spec
+                    .services
+                    .iter()
+                    .map(|s| {
+                        let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+                        if let Some(fields) = v.as_object_mut() {
+                            fields.remove("name");
+                        }
+                        (s.name.clone(), v)
+                    })
+                    .collect();
+                inputs["services"] = Value::Object(services);
+                inputs["init"] = json!(facts.init);
+            }
+            inputs
         }
     }
 }

@@ -101,6 +101,7 @@ impl State {
                 },
                 copies,
                 repos,
+                init: None,
             },
         }
     }

@@ -3,6 +3,7 @@
 //! which [`run`] prints, once, and maps to the exit status.
 
 mod build;
+mod cache;
 mod check;
 mod completions;
 mod down;
@@ -28,7 +29,7 @@ use kiln_core::engine::docker::DockerEngine;
 use kiln_core::executor::BuildError;
 use kiln_core::registry::oci::OciRegistry;
 
-use crate::cli::{Command, InstanceCommand};
+use crate::cli::{CacheCommand, Command, InstanceCommand};
 use crate::exit::{ExitStatus, Failure};
 use crate::render;
 
@@ -88,6 +89,15 @@ async fn run_async(command: Command) -> Outcome {
             progress,
         } => push::run(&args, &tags, progress).await,
         Command::Instances(c) => run_instances(c).await,
+        Command::Cache { command } => match command {
+            CacheCommand::Status { args, json } => cache::status(&args, json).await,
+            CacheCommand::Prune {
+                args,
+                level,
+                dry_run,
+                yes,
+            } => cache::prune(&args, level, dry_run, yes).await,
+        },
         // Ran in `run`, without the runtime.
         Command::Promote { .. }
         | Command::Phases
@@ -104,8 +114,18 @@ async fn run_instances(command: InstanceCommand) -> Outcome {
             args,
             habitat,
             progress,
+            remove_orphans,
+            wait,
+            wait_timeout,
             image,
-        } => up::run(args, habitat, progress, image).await,
+        } => {
+            let opts = kiln_core::instances::UpOptions {
+                remove_orphans,
+                wait: wait.then_some(wait_timeout),
+                ..Default::default()
+            };
+            up::run(args, habitat, progress, opts, image).await
+        }
         InstanceCommand::Down {
             members,
             habitat,

@@ -16,14 +16,18 @@ pub async fn run(
     args: Vec<String>,
     habitat: Option<PathBuf>,
     progress: Progress,
+    opts: UpOptions,
     image: Option<String>,
 ) -> Outcome {
     let (path, members) = split_up_args(args, habitat);
     super::members_not_paths(&members)?;
     let (habitat, engine) = super::open(&path).await?;
-    // Unknown members are a usage error before anything is built.
+    // Unknown members and taken host ports are found before anything is built.
     let known = instances::known_members(&habitat);
     instances::member::selection(&known, &members, &habitat.config.name)
+        .map_err(Failure::Instance)?;
+    instances::check_ports(&engine, &habitat, &members, opts.remove_orphans)
+        .await
         .map_err(Failure::Instance)?;
     let (image, key) = match image {
         Some(image) => {
@@ -47,10 +51,7 @@ pub async fn run(
             (built.image, built.final_key.to_string())
         }
     };
-    let opts = UpOptions {
-        members,
-        ..UpOptions::default()
-    };
+    let opts = UpOptions { members, ..opts };
     let report = instances::up(&engine, &habitat, &image, &key, &opts)
         .await
         .map_err(Failure::Instance)?;

@@ -46,7 +46,12 @@ pub fn print(failure: &Failure) {
         Failure::Build(e) => err!("{}", painted(&e.to_string(), colour)),
         Failure::Instance(e) => err!("{}", painted(&e.to_string(), colour)),
         Failure::Interrupted { removed, .. } => {
-            err!("interrupted: removed {removed} build container(s); snapshots so far are kept")
+            let noun = if *removed == 1 {
+                "container"
+            } else {
+                "containers"
+            };
+            err!("interrupted: removed {removed} build {noun}; snapshots so far are kept")
         }
         Failure::NotAMember { arg } => err!(
             "{}",
@@ -86,6 +91,7 @@ pub fn print(failure: &Failure) {
         }
         Failure::Runtime(e) => err!("error: cannot start the async runtime: {e}"),
         Failure::Schema(e) => err!("error: cannot render the schema: {e}"),
+        Failure::Cache(e) => err!("{}", painted(&e.to_string(), colour)),
         Failure::Push(e) => err!("{}", painted(&push_error(e), colour)),
         Failure::BadTag { template, error } => err!(
             "{}",

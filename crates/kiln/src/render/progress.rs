@@ -140,6 +140,11 @@ impl PlainReporter {
                 format!("waiting: another build of `{habitat}` is running ({holder})")
             }
             Event::Note { message } => format!("note: {message}"),
+            Event::Pruned {
+                habitat,
+                removed,
+                freed,
+            } => super::pruned(habitat, removed, *freed),
             Event::PhaseStart { phase } => {
                 format!("[{:>3}%] start  {}", percent(*phase), phase.tag())
             }
@@ -189,6 +194,27 @@ impl PlainReporter {
                     }
                 }
             }
+            Event::StepEnd {
+                step,
+                name,
+                status,
+                duration,
+                reason,
+                ..
+            } => match status {
+                // A step is never pulled on its own: its phase is.
+                PhaseStatus::Cached | PhaseStatus::Pulled => {
+                    format!("       cached {step:<12}{name}")
+                }
+                PhaseStatus::Built => format!(
+                    "       built  {step:<12}{name} ({})  {}",
+                    secs(*duration),
+                    super::because(reason)
+                ),
+                PhaseStatus::Failed => {
+                    format!("       failed {step:<12}{name} ({})", secs(*duration))
+                }
+            },
             Event::BuildEnd {
                 ok: true,
                 duration,
@@ -282,6 +308,15 @@ impl JsonReporter {
                 json!({"event": "waiting", "habitat": habitat, "holder": holder})
             }
             Event::Note { message } => json!({"event": "note", "message": message}),
+            Event::Pruned {
+                habitat,
+                removed,
+                freed,
+            } => json!({
+                "event": "pruned", "habitat": habitat, "level": "soft",
+                "removed": removed.iter().map(|(p, k)| json!({"phase": p.tag(), "key": k})).collect::<Vec<_>>(),
+                "freed_bytes": freed,
+            }),
             Event::PhaseStart { phase } => {
                 json!({"event": "phase_start", "id": phase.id().to_string(), "phase": phase.name()})
             }
@@ -306,6 +341,21 @@ impl JsonReporter {
                 reason,
             } => json!({
                 "event": "phase_end", "id": phase.id().to_string(), "phase": phase.name(),
+                "status": status.as_str(), "duration_ms": duration.as_millis() as u64,
+                "image": image, "key": key, "reason": reason,
+            }),
+            Event::StepEnd {
+                phase,
+                step,
+                name,
+                status,
+                duration,
+                image,
+                key,
+                reason,
+            } => json!({
+                "event": "step_end", "id": phase.id().to_string(), "phase": phase.name(),
+                "step": step, "name": name,
                 "status": status.as_str(), "duration_ms": duration.as_millis() as u64,
                 "image": image, "key": key, "reason": reason,
             }),

@@ -183,6 +183,18 @@ impl<W: Write> Screen<W> {
                 let l = format!("{}note: {message}", self.indent());
                 lines.push(self.fit(&l, |s| self.dim(s)));
             }
+            Event::Pruned {
+                habitat,
+                removed,
+                freed,
+            } => {
+                let l = format!(
+                    "{}{}",
+                    self.indent(),
+                    super::pruned(habitat, removed, *freed)
+                );
+                lines.push(self.fit(&l, |s| self.dim(s)));
+            }
             // Live like a running phase, until its end says `pulled`.
             Event::Pulling { phase, .. } => {
                 self.flush_cached(&mut lines);
@@ -276,6 +288,37 @@ impl<W: Write> Screen<W> {
                         );
                         lines.push(self.fit(&l, |s| self.red(s)));
                     }
+                }
+            }
+            // A step of the running phase (SPEC §5): one dim line each,
+            // above the phase's live line.
+            Event::StepEnd {
+                step,
+                name,
+                status,
+                duration,
+                ..
+            } => {
+                let l = match status {
+                    // A step is never pulled on its own: its phase is.
+                    PhaseStatus::Cached | PhaseStatus::Pulled => {
+                        format!("{}  · {step:<12} cached {name}", self.indent())
+                    }
+                    PhaseStatus::Built => format!(
+                        "{}  · {step:<12} built {:>6}  {name}",
+                        self.indent(),
+                        secs(*duration)
+                    ),
+                    PhaseStatus::Failed => format!(
+                        "{}  ✘ {step:<12} failed {:>6}  {name}",
+                        self.indent(),
+                        secs(*duration)
+                    ),
+                };
+                if *status == PhaseStatus::Failed {
+                    lines.push(self.fit(&l, |s| self.red(s)));
+                } else {
+                    lines.push(self.fit(&l, |s| self.dim(s)));
                 }
             }
             Event::BuildEnd {
