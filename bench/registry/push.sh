@@ -124,7 +124,8 @@ kiln_push() {
 import json,sys
 e=[json.loads(l) for l in sys.stdin if l.startswith('{')]
 end=[x for x in e if x['event']=='push_end'][-1]
-print($t1-$t0, end['bytes_uploaded'], end['blobs_uploaded'], end['blobs_present'], end['duration_ms'])"
+fin=[x for x in e if x['event']=='push_image' and x['image']=='final'][-1]
+print($t1-$t0, end['bytes_uploaded'], end['blobs_uploaded'], end['blobs_present'], end['duration_ms'], int(fin['digest'][7:19],16))"
 }
 # `docker push` timed; prints "ms bytes" (the compressed layers + config it stored).
 docker_push() {
@@ -137,8 +138,10 @@ docker_push() {
 import json,sys,urllib.request
 req=urllib.request.Request("http://$HOST/v2/bench/docker/manifests/latest",
   headers={"Accept":"application/vnd.docker.distribution.manifest.v2+json"})
-m=json.load(urllib.request.urlopen(req))
-print($t1-$t0, sum(l["size"] for l in m["layers"]) + m["config"]["size"])
+r=urllib.request.urlopen(req)
+digest=r.headers["Docker-Content-Digest"]
+m=json.load(r)
+print($t1-$t0, sum(l["size"] for l in m["layers"]) + m["config"]["size"], int(digest[7:19],16))
 PY
 }
 
@@ -178,4 +181,7 @@ print("| push | into an empty registry | again, nothing new | sent (empty / agai
 print("|------|------------------------|--------------------|----------------------|----------------------------|")
 print(f"| `kiln push` (10 snapshots + final, uncompressed) | {t(kc)}; push alone {alone(kc)} | {t(ka)}; push alone {alone(ka)} | {mb(kc[0][1])} / {mb(ka[0][1])} | {kc[0][2]} / {ka[0][2]} ({ka[0][3]} present) |")
 print(f"| `docker push` (final only, gzip) | {t(dc)} | {t(da)} | {mb(dc[0][1])} stored | – |")
+print()
+same = lambda rows, i: "yes" if len({r[i] for r in rows}) == 1 else f"no ({len({r[i] for r in rows})} digests)"
+print(f"The final manifest's digest is the same in every fresh registry: kiln {same(kc + ka, 5)}, docker {same(dc + da, 2)}.")
 PY

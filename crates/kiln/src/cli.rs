@@ -256,6 +256,9 @@ pub enum InstanceCommand {
         /// How long `--wait` waits (e.g. `90s`, `2m`).
         #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_wait)]
         wait_timeout: std::time::Duration,
+        /// Run this pushed image (a tag or `sha256:` digest in `registry.repository`, or a whole reference) instead of building; pulled when missing.
+        #[arg(long, value_name = "REF")]
+        image: Option<String>,
     },
     /// Stop and remove members (all when none); persisted volumes stay unless `--volumes`.
     Down {

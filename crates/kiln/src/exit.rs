@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use kiln_core::config::Diagnostics;
 use kiln_core::executor::BuildError;
 use kiln_core::instances::InstanceError;
+use kiln_core::instances::image::ImageError;
 use kiln_core::registry::RegistryError;
 use kiln_core::registry::promote::PromoteError;
 use kiln_core::registry::push::PushError;
@@ -66,6 +67,8 @@ pub enum Failure {
     },
     /// `kiln promote` was given a source or destination that cannot be one.
     Promote(PromoteError),
+    /// `kiln up --image REF`: the image cannot be had, or is not this habitat's final image.
+    Image(ImageError),
     /// The async runtime did not start.
     Runtime(std::io::Error),
     /// The schema did not render.
@@ -133,6 +136,8 @@ impl From<&Failure> for ExitStatus {
             | Failure::NoRegistry { .. }
             | Failure::Promote(_) => ExitStatus::Usage,
             Failure::Registry(e) => ExitStatus::from(e),
+            Failure::Image(e) if e.is_engine() => ExitStatus::Engine,
+            Failure::Image(_) => ExitStatus::Usage,
             Failure::Build(e) => ExitStatus::from(e),
             Failure::Instance(e) => ExitStatus::from(e),
             Failure::Interrupted { signal, .. } => ExitStatus::Interrupted(*signal),

@@ -188,7 +188,15 @@ async fn pull_from_registry<E: Engine>(
         reference: reference.to_string(),
     });
     let started = Instant::now();
-    match remote::pull(engine, &habitat.config.name, (image_phase, &key), reference).await {
+    match remote::pull(
+        engine,
+        &remote,
+        &habitat.config.name,
+        (image_phase, &key),
+        reference,
+    )
+    .await
+    {
         Ok(info) => {
             made.insert_made(&info.id, &key);
             if let Some(v) = info.config.labels.get(crate::image::labels::LABEL_VERIFIED) {

@@ -18,7 +18,7 @@ use crate::engine::{Engine, EngineError, ImageInfo};
 use crate::image::labels::{LABEL_HABITAT, LABEL_KEY, LABEL_PHASE};
 use crate::phase::Phase;
 use crate::plan::RemoteHits;
-use crate::registry::oci::OciRegistry;
+use crate::registry::oci::{Credentials, OciRegistry};
 use crate::registry::{Registry, RegistryError};
 
 use super::BuildOptions;
@@ -36,6 +36,8 @@ pub(super) struct RemoteCache {
     path: String,
     /// `HOST[:PORT]/PATH`, what the engine pulls from.
     repository: String,
+    /// Handed to the engine for a pull.
+    credentials: Credentials,
 }
 
 /// Why a pulled snapshot was not taken.
@@ -67,10 +69,12 @@ impl RemoteCache {
         if host.is_empty() {
             return None;
         }
+        let credentials = Credentials::from_env();
         Some(RemoteCache {
-            registry: Arc::new(OciRegistry::new(host)),
+            registry: Arc::new(OciRegistry::with_credentials(host, credentials.clone())),
             path: path.to_string(),
             repository: config.repository.clone(),
+            credentials,
         })
     }
 
@@ -133,6 +137,7 @@ impl RemoteCache {
 /// key); returns its inspection.
 pub(super) async fn pull<E: Engine>(
     engine: &E,
+    remote: &RemoteCache,
     habitat: &str,
     (phase, key): (Phase, &str),
     reference: &str,
@@ -141,7 +146,12 @@ pub(super) async fn pull<E: Engine>(
         reference: reference.to_string(),
         source,
     };
-    engine.pull(reference).await.map_err(engine_err)?;
+    // The user's credentials for this registry, for this one pull.
+    let auth = remote.credentials.engine_auth(remote.host());
+    engine
+        .pull_with(reference, auth.as_ref())
+        .await
+        .map_err(engine_err)?;
     let info = engine
         .image_inspect(reference)
         .await

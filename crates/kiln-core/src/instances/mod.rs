@@ -7,6 +7,7 @@
 
 pub mod down;
 pub mod error;
+pub mod image;
 pub mod member;
 pub mod reconcile;
 pub mod status;

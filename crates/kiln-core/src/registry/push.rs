@@ -320,7 +320,8 @@ async fn push_inner<E: Engine>(
     }
     drop(archive);
 
-    // Manifests last, once every blob they name is there.
+    // Manifests last, once every blob they name is there; several at once.
+    let mut puts: Vec<(String, Manifest)> = Vec::new();
     for (img, r) in images.iter().zip(&mut results) {
         let config_digest = img
             .config
@@ -344,15 +345,23 @@ async fn push_inner<E: Engine>(
             .map(|l| size(l).map(|s| (l.clone(), s)))
             .collect::<Result<_, _>>()?;
         let manifest = manifest(&config_digest, size(&config_digest)?, &layers);
-        let references: Vec<String> = if img.target.tags.is_empty() {
-            vec![manifest.digest.clone()]
-        } else {
-            img.target.tags.clone()
-        };
-        for reference in &references {
-            blocking(|| registry.manifest_put(repo, reference, &manifest))?;
-        }
         r.digest = manifest.digest.clone();
+        if img.target.tags.is_empty() {
+            puts.push((manifest.digest.clone(), manifest));
+        } else {
+            for tag in &img.target.tags {
+                puts.push((tag.clone(), manifest.clone()));
+            }
+        }
+    }
+    blocking(|| {
+        parallel(&puts, |(reference, m)| {
+            registry.manifest_put(repo, reference, m)
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+    })?;
+    for r in &results {
         reporter.report(Event::PushImage {
             image: r.name.clone(),
             tags: r.tags.clone(),
@@ -379,7 +388,13 @@ pub fn habitat_targets(
 ) -> Vec<PushTarget> {
     let mut out: Vec<PushTarget> = Vec::new();
     if cache {
-        for p in plan.phases.iter().filter(|p| p.key.present()) {
+        // A phase within a pulled (or deeper local) snapshot made no image
+        // of its own: its tag may still point at an older one, which must
+        // never go up under this key.
+        let made = |p: &&crate::plan::PlannedPhase| {
+            p.key.present() && !matches!(p.action, crate::plan::Action::Within { .. })
+        };
+        for p in plan.phases.iter().filter(made) {
             out.push(PushTarget {
                 name: p.phase.tag(),
                 image: names::snapshot(habitat, p.phase),
@@ -755,4 +770,64 @@ pub fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
         .into_iter()
         .map(|r| r.expect("every item ran"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_added_and_nothing_else_moves() {
+        let raw = br#"{"architecture":"amd64","config":{"Env":["A=1"],"Labels":{"dev.kiln.key":"k"}},"created":"2026-01-01T00:00:00Z","rootfs":{"type":"layers","diff_ids":["sha256:aa"]}}"#;
+        let labels = BTreeMap::from([(
+            "org.opencontainers.image.created".to_string(),
+            "t".to_string(),
+        )]);
+        let out = labelled(raw, &labels).unwrap();
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            r#"{"architecture":"amd64","config":{"Env":["A=1"],"Labels":{"dev.kiln.key":"k","org.opencontainers.image.created":"t"}},"created":"2026-01-01T00:00:00Z","rootfs":{"type":"layers","diff_ids":["sha256:aa"]}}"#
+        );
+        // The same inputs, the same bytes; no labels at all makes the map.
+        assert_eq!(labelled(raw, &labels).unwrap(), out);
+        let bare = labelled(br#"{"config":{"Labels":null}}"#, &labels).unwrap();
+        assert_eq!(
+            bare,
+            br#"{"config":{"Labels":{"org.opencontainers.image.created":"t"}}}"#
+        );
+        assert!(labelled(b"[1]", &labels).is_err());
+    }
+
+    #[test]
+    fn a_manifest_names_its_blobs_in_order_and_is_stable() {
+        let layers = vec![("sha256:aa".to_string(), 10), ("sha256:bb".to_string(), 20)];
+        let m = manifest("sha256:cc", 5, &layers);
+        assert_eq!(m, manifest("sha256:cc", 5, &layers));
+        let v: Value = serde_json::from_slice(&m.bytes).unwrap();
+        assert_eq!(v["config"]["digest"], "sha256:cc");
+        assert_eq!(v["layers"][1]["digest"], "sha256:bb");
+        assert_eq!(v["layers"][1]["size"], 20);
+        assert_eq!(m.digest, super::super::digest_of(&m.bytes));
+    }
+
+    #[test]
+    fn layer_links_resolve_to_the_file_they_name() {
+        let links = BTreeMap::from([
+            ("a/layer.tar".to_string(), "../b/layer.tar".to_string()),
+            ("c/layer.tar".to_string(), "../a/layer.tar".to_string()),
+        ]);
+        assert_eq!(resolve_link("a/layer.tar", &links), "b/layer.tar");
+        assert_eq!(resolve_link("c/layer.tar", &links), "b/layer.tar");
+        assert_eq!(resolve_link("b/layer.tar", &links), "b/layer.tar");
+    }
+
+    #[test]
+    fn parallel_keeps_item_order() {
+        let items: Vec<u32> = (0..37).collect();
+        assert_eq!(
+            parallel(&items, |i| i * 2),
+            items.iter().map(|i| i * 2).collect::<Vec<_>>()
+        );
+        assert_eq!(parallel(&[] as &[u32], |i| *i), Vec::<u32>::new());
+    }
 }

@@ -33,9 +33,17 @@ fn inspect_tag(r: &dyn Registry, repo: &str, tag: &str) -> RegistryResult<Option
     let Some(manifest) = r.manifest_get(repo, tag)? else {
         return Ok(None);
     };
-    let config = serde_json::from_slice::<Value>(&manifest.bytes)
-        .ok()
+    let parsed = serde_json::from_slice::<Value>(&manifest.bytes).ok();
+    let config = parsed
+        .as_ref()
         .and_then(|m| m.pointer("/config/digest")?.as_str().map(str::to_string));
+    // A snapshot's config is kept byte for byte (its id must survive the
+    // trip), so its time can only be on the manifest, as an annotation.
+    let annotated = parsed
+        .as_ref()
+        .and_then(|m| m.get("annotations")?.get(LABEL_CREATED)?.as_str())
+        .and_then(crate::instances::status::unix_seconds)
+        .and_then(|s| i64::try_from(s).ok());
     let (created, key) = match config {
         Some(digest) => {
             let mut bytes = Vec::new();
@@ -52,7 +60,7 @@ fn inspect_tag(r: &dyn Registry, repo: &str, tag: &str) -> RegistryResult<Option
         listed: Listed {
             tag: tag.to_string(),
             digest: manifest.digest,
-            created,
+            created: created.or(annotated),
         },
         key,
     }))

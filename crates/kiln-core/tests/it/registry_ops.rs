@@ -99,6 +99,7 @@ both!(
     promote_by_digest_and_of_a_missing_source,
     retention_over_30_generated_tags_dry_run_then_real_run,
     retention_on_a_registry_without_deletes_says_so_and_deletes_nothing,
+    retention_dates_a_snapshot_by_its_manifest_annotation,
 );
 
 fn repo() -> String {
@@ -413,4 +414,24 @@ fn rfc3339_round_trips_through_the_engines_parser() {
             "{t}"
         );
     }
+}
+
+fn retention_dates_a_snapshot_by_its_manifest_annotation(kind: Kind) {
+    let u = start(kind, true);
+    let r = &*u.registry;
+    let repo = repo();
+    let plain = image(r, &repo, b"snapshot layer", &BTreeMap::new());
+    let mut m: serde_json::Value = serde_json::from_slice(&plain.bytes).expect("json");
+    m["annotations"] = serde_json::json!({ LABEL_CREATED: rfc3339(1_700_000_000) });
+    let annotated = Manifest::new(MEDIA_MANIFEST, serde_json::to_vec(&m).expect("json"));
+    r.manifest_put(&repo, "cache-annotated", &annotated)
+        .expect("put");
+    r.manifest_put(&repo, "cache-bare", &plain).expect("put");
+    let listed = retain::list(r, &repo).expect("list");
+    let created: BTreeMap<&str, Option<i64>> = listed
+        .iter()
+        .map(|i| (i.listed.tag.as_str(), i.listed.created))
+        .collect();
+    assert_eq!(created["cache-annotated"], Some(1_700_000_000));
+    assert_eq!(created["cache-bare"], None);
 }

@@ -117,13 +117,14 @@ async fn run_instances(command: InstanceCommand) -> Outcome {
             remove_orphans,
             wait,
             wait_timeout,
+            image,
         } => {
             let opts = kiln_core::instances::UpOptions {
                 remove_orphans,
                 wait: wait.then_some(wait_timeout),
                 ..Default::default()
             };
-            up::run(args, habitat, progress, opts).await
+            up::run(args, habitat, progress, opts, image).await
         }
         InstanceCommand::Down {
             members,

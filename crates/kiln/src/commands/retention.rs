@@ -33,6 +33,7 @@ pub async fn run(path: &Path, dry_run: bool) -> Outcome {
         .map_err(Failure::Registry)?;
     let now = now();
     let decisions = retain::decide(&rules, &listed, now, &running);
+    render::registry::undated(listed.iter().filter(|i| i.listed.created.is_none()).count());
     render::registry::retention(&decisions, &rules, dry_run);
     if dry_run {
         return Ok(ExitStatus::Success);

@@ -1,5 +1,6 @@
-//! `kiln up`: build if needed, then make the running members match
-//! `instances:`. Exit 1 when a member failed to start.
+//! `kiln up`: build if needed (or, with `--image REF`, take a pushed image
+//! instead), then make the running members match `instances:`. Exit 1 when
+//! a member failed to start.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,7 @@ use kiln_core::instances::{self, UpOptions};
 
 use super::Outcome;
 use crate::exit::{ExitStatus, Failure};
+use crate::render::stdout::err;
 use crate::render::{self, progress::Progress};
 
 pub async fn run(
@@ -15,6 +17,7 @@ pub async fn run(
     habitat: Option<PathBuf>,
     progress: Progress,
     opts: UpOptions,
+    image: Option<String>,
 ) -> Outcome {
     let (path, members) = split_up_args(args, habitat);
     super::members_not_paths(&members)?;
@@ -26,13 +29,33 @@ pub async fn run(
     instances::check_ports(&engine, &habitat, &members, opts.remove_orphans)
         .await
         .map_err(Failure::Instance)?;
-    let built = super::build::built(&engine, &habitat, &BuildOptions::default(), progress).await?;
+    let (image, key) = match image {
+        Some(image) => {
+            let repository = habitat
+                .config
+                .registry
+                .as_ref()
+                .map(|r| r.repository.as_str());
+            let reference = instances::image::reference(&image, repository);
+            let pushed = instances::image::ensure(&engine, &habitat.config.name, &reference)
+                .await
+                .map_err(Failure::Image)?;
+            if pushed.pulled {
+                err!("pulled `{reference}`");
+            }
+            (pushed.reference, pushed.final_key)
+        }
+        None => {
+            let built =
+                super::build::built(&engine, &habitat, &BuildOptions::default(), progress).await?;
+            (built.image, built.final_key.to_string())
+        }
+    };
     let opts = UpOptions { members, ..opts };
-    let key = built.final_key.as_str();
-    let report = instances::up(&engine, &habitat, &built.image, key, &opts)
+    let report = instances::up(&engine, &habitat, &image, &key, &opts)
         .await
         .map_err(Failure::Instance)?;
-    render::up::up(&report, &built.image);
+    render::up::up(&report, &image);
     Ok(if report.failed() {
         ExitStatus::Failure
     } else {

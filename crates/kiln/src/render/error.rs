@@ -6,6 +6,8 @@ use anstyle::{AnsiColor, Style};
 
 use kiln_core::registry::push::PushError;
 
+use kiln_core::instances::image::ImageError;
+
 use crate::exit::Failure;
 use crate::render::stdout::{self, err};
 use crate::render::tty::colour_stderr;
@@ -78,6 +80,15 @@ pub fn print(failure: &Failure) {
             )
         ),
         Failure::Promote(e) => err!("{}", painted(&format!("error: {e}"), colour)),
+        Failure::Image(e) => {
+            let hint = match e {
+                ImageError::Engine { .. } => {
+                    "\nhint: check the reference, and `docker login HOST` if the registry wants credentials"
+                }
+                _ => "\nhint: name an image `kiln push` pushed from this habitat",
+            };
+            err!("{}", painted(&format!("error: {e}{hint}"), colour))
+        }
         Failure::Runtime(e) => err!("error: cannot start the async runtime: {e}"),
         Failure::Schema(e) => err!("error: cannot render the schema: {e}"),
         Failure::Cache(e) => err!("{}", painted(&e.to_string(), colour)),

@@ -485,4 +485,58 @@ mod tests {
         assert_eq!(events[..2], ["build_start", "base_start"]);
         assert_eq!(events.iter().filter(|e| **e == "base_end").count(), 1);
     }
+
+    /// A build that pulled its final snapshot: the pull, the phases within
+    /// it, then the pulled phase, in plain and json.
+    #[test]
+    fn a_pulled_build_says_pulled_in_plain_and_json() {
+        let reference = "127.0.0.1:5000/team/app@sha256:abc";
+        let within = |p: Phase| Event::PhaseEnd {
+            phase: p,
+            status: PhaseStatus::Pulled,
+            duration: Duration::ZERO,
+            image: String::new(),
+            key: "k".into(),
+            reason: "within 10-final's snapshot".into(),
+        };
+        let mut ev = vec![
+            Event::BuildStart {
+                habitat: "web".into(),
+            },
+            Event::Pulling {
+                phase: Phase::Final,
+                reference: reference.into(),
+            },
+        ];
+        ev.extend(Phase::ALL[..9].iter().map(|p| within(*p)));
+        ev.push(Event::PhaseEnd {
+            phase: Phase::Final,
+            status: PhaseStatus::Pulled,
+            duration: Duration::from_millis(1500),
+            image: "habitat-web:10-final".into(),
+            key: "k".into(),
+            reason: "no snapshot yet; the registry holds it".into(),
+        });
+        let mut r = PlainReporter::new(true);
+        let lines: Vec<String> = ev.iter().flat_map(|e| r.lines(e)).collect();
+        assert_eq!(lines[1], format!("[100%] pull   10-final  <- {reference}"));
+        assert_eq!(
+            lines[2],
+            "[ 10%] pulled 1-base    (within 10-final's snapshot)"
+        );
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some(
+                "[100%] pulled 10-final  (1.5s) -> habitat-web:10-final  (no snapshot yet; the registry holds it)"
+            )
+        );
+        let mut j = JsonReporter::default();
+        let objects: Vec<serde_json::Value> = ev.iter().filter_map(|e| j.object(e)).collect();
+        assert_eq!(objects[1]["event"], "phase_pull");
+        assert_eq!(objects[1]["reference"], reference);
+        assert!(
+            objects[2..].iter().all(|o| o["status"] == "pulled"),
+            "{objects:?}"
+        );
+    }
 }

@@ -68,6 +68,15 @@ pub fn why(d: &Decision, rules: &[Rule]) -> String {
     }
 }
 
+/// Says how many tags have no creation time: the rules count them as oldest.
+pub fn undated(count: usize) {
+    if count > 0 {
+        err!(
+            "note: {count} tag(s) carry no `org.opencontainers.image.created` (config label or manifest annotation); the rules count them as the oldest"
+        );
+    }
+}
+
 /// One line per tag: `keep    pr-12   rule 1 (pr-* keep 20): among the 20 newest`.
 pub fn retention(decisions: &[Decision], rules: &[Rule], dry_run: bool) {
     let width = decisions.iter().map(|d| d.tag.len()).max().unwrap_or(0);

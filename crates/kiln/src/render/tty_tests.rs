@@ -389,3 +389,37 @@ fn a_push_shows_its_bytes_live_and_ends_with_its_summary() {
         "{done}"
     );
 }
+
+/// A build that pulled its final snapshot: one line for the phases within
+/// it and the pull, then the summary; nothing left live.
+#[test]
+fn a_pulled_build_is_one_pulled_line_then_the_summary() {
+    let mut ev = vec![
+        (0, start("x")),
+        (
+            1,
+            Event::Pulling {
+                phase: Phase::Final,
+                reference: "127.0.0.1:5000/x@sha256:abc".into(),
+            },
+        ),
+    ];
+    for p in &Phase::ALL[..9] {
+        let mut e = end(*p, PhaseStatus::Pulled, 0, "within 10-final's snapshot");
+        if let Event::PhaseEnd { image, .. } = &mut e {
+            image.clear();
+        }
+        ev.push((900, e));
+    }
+    ev.push((
+        900,
+        end(Phase::Final, PhaseStatus::Pulled, 899, "no snapshot yet"),
+    ));
+    ev.push((901, build_end(true, 901)));
+    let (text, _) = draw(&ev, false);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "building habitat `x`");
+    assert_eq!(lines[1], "✔ 1-base … 10-final pulled   0.9s");
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[2].contains("habitat-x:final-0123456789ab"), "{text}");
+}

@@ -432,34 +432,12 @@ build:
     command: ["sh"]
 registry:
   repository: {}
+  tags: [latest]
   cache: true
 "#,
         r.repository(&h)
     ));
     h
-}
-
-/// Seeds the registry with every configured phase's snapshot as
-/// `cache-KEY`, pushed by the engine (`kiln push` does this for real).
-fn seed_cache(h: &Habitat, r: &Remote) -> BTreeMap<String, String> {
-    let plan = kiln(h, r, &["plan", "--json"]);
-    plan.assert_code(0);
-    let mut keys = BTreeMap::new();
-    for line in plan.stdout.lines() {
-        let p: serde_json::Value = serde_json::from_str(line).expect("json");
-        assert_eq!(p["action"], "cached", "{line}");
-        let (phase, key, image) = (
-            p["phase"].as_str().unwrap_or_default(),
-            p["key"].as_str().unwrap_or_default(),
-            p["image"].as_str().unwrap_or_default(),
-        );
-        let target = format!("{}:cache-{key}", r.repository(h));
-        docker(&["tag", image, &target]);
-        docker(&["push", &target]);
-        docker(&["rmi", &target]);
-        keys.insert(phase.to_string(), key.to_string());
-    }
-    keys
 }
 
 #[test]
@@ -472,7 +450,15 @@ fn an_empty_engine_builds_from_the_registry_with_no_phase_run_then_a_tools_edit_
     cold.assert_code(0);
     assert_eq!(cold.built().len(), 10, "{}", cold.stdout);
     let final_id = crate::support::image_id(&format!("habitat-{}:latest", h.name));
-    seed_cache(&h, &r);
+    let push = kiln(&h, &r, &["push", "--progress", "plain"]);
+    push.assert_code(0);
+    // Every configured phase is there as cache-KEY, and the final image under `latest`.
+    let tags = r.client().tags(&path_of(&h)).expect("tags");
+    assert_eq!(
+        tags.iter().filter(|t| t.starts_with("cache-")).count(),
+        10,
+        "{tags:?}"
+    );
 
     // An empty engine: every image of the habitat gone, the host cache too.
     crate::support::remove_habitat(&h.name);
@@ -588,4 +574,210 @@ fn a_registry_that_is_down_during_a_build_is_said_and_the_build_runs_locally() {
     );
     assert!(run.stderr.contains("building locally"), "{}", run.stderr);
     assert!(run.stderr.contains("built  10-final"), "{}", run.stderr);
+}
+
+/// A busybox habitat with two members and `registry:` at `r`.
+fn deployed_habitat(prefix: &str, r: &Remote) -> Habitat {
+    let h = Habitat::new(prefix);
+    h.config(&format!(
+        "name: @NAME@\nbuild:\n  base: {{ image: kiln-test/busybox:latest }}\n  env: {{ VERSION: \"1\" }}\n  final: {{ command: [sh] }}\ninstances:\n  defaults:\n    command: [sleep, infinity]\n  members:\n    web: {{}}\n    worker: {{}}\nregistry:\n  repository: {}\n  tags: [\"pr-{{pr}}\"]\n  retention:\n    - {{ match: \"pr-*\", keep: 0 }}\n",
+        r.repository(&h)
+    ));
+    h
+}
+
+/// The habitat's running members: member → the image reference it was made from.
+fn member_images(name: &str) -> BTreeMap<String, String> {
+    docker(&[
+        "ps",
+        "--filter",
+        &format!("label=dev.kiln.habitat={name}"),
+        "--filter",
+        "label=dev.kiln.instance",
+        "--format",
+        "{{.Label \"dev.kiln.instance\"}} {{.ID}}",
+    ])
+    .lines()
+    .filter_map(|l| {
+        let (m, id) = l.split_once(' ')?;
+        let image = docker(&["inspect", "--format", "{{.Config.Image}}", id]);
+        Some((m.to_string(), image.trim().to_string()))
+    })
+    .collect()
+}
+
+#[test]
+fn up_image_runs_a_pushed_image_without_building_and_retention_keeps_what_runs() {
+    let r = Remote::start(true);
+    let h = deployed_habitat("rmt-up", &r);
+    let _volumes = crate::instances::Volumes(h.name.clone());
+    // Two pushes: pr-1 (VERSION 1), then pr-2 (VERSION 2).
+    let first = h
+        .kiln(&["push", "--progress", "plain"])
+        .env(
+            "DOCKER_CONFIG",
+            &r.docker_config.path().display().to_string(),
+        )
+        .env("KILN_PR", "1")
+        .run();
+    first.assert_code(0);
+    let digest1 = first
+        .stdout
+        .trim()
+        .rsplit_once('@')
+        .expect("REPO@DIGEST")
+        .1
+        .to_string();
+    h.edit("VERSION: \"1\"", "VERSION: \"2\"");
+    let second = h
+        .kiln(&["push", "--progress", "plain"])
+        .env(
+            "DOCKER_CONFIG",
+            &r.docker_config.path().display().to_string(),
+        )
+        .env("KILN_PR", "2")
+        .run();
+    second.assert_code(0);
+
+    // A deploy machine: nothing of the habitat in the engine.
+    crate::support::remove_habitat(&h.name);
+    let up = kiln(&h, &r, &["up", "--image", &digest1, "--progress", "plain"]);
+    up.assert_code(0);
+    assert!(up.stderr.contains("pulled `"), "{}", up.stderr);
+    assert!(!up.stderr.contains("built"), "no build: {}", up.stderr);
+    let reference = format!("{}@{digest1}", r.repository(&h));
+    let images = member_images(&h.name);
+    assert_eq!(images.len(), 2, "{images:?}");
+    assert!(images.values().all(|i| *i == reference), "{images:?}");
+    let version = docker(&[
+        "exec",
+        &format!("{}-web", h.name),
+        "sh",
+        "-c",
+        "echo $VERSION",
+    ]);
+    assert_eq!(version.trim(), "1");
+    // Nothing was built: no snapshot tag of the habitat exists.
+    assert!(
+        !crate::support::tags_of(&h.name)
+            .iter()
+            .any(|t| t.ends_with("-base")),
+        "{:?}",
+        crate::support::tags_of(&h.name)
+    );
+
+    // Retention keeps no pr-*, but pr-1 runs here: kept; pr-2 would go.
+    let dry = kiln(&h, &r, &["retention", "--dry-run"]);
+    dry.assert_code(0);
+    let pr1 = dry
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("pr-1"))
+        .unwrap_or_default();
+    assert!(
+        pr1.starts_with("keep") && pr1.ends_with("but a local instance runs it"),
+        "{}",
+        dry.stdout
+    );
+
+    // By tag, to the newer image: the members move to it.
+    let up2 = kiln(&h, &r, &["up", "--image", "pr-2"]);
+    up2.assert_code(0);
+    let version = docker(&[
+        "exec",
+        &format!("{}-web", h.name),
+        "sh",
+        "-c",
+        "echo $VERSION",
+    ]);
+    assert_eq!(version.trim(), "2");
+    // Now pr-2 runs and nothing runs pr-1: a real run deletes pr-1 only.
+    let real = kiln(&h, &r, &["retention"]);
+    real.assert_code(0);
+    assert_eq!(
+        r.client()
+            .tags(&path_of(&h))
+            .expect("tags")
+            .iter()
+            .filter(|t| t.starts_with("pr-"))
+            .collect::<Vec<_>>(),
+        ["pr-2"]
+    );
+
+    // Another habitat's image, or a tag that is not there, is refused.
+    let missing = kiln(&h, &r, &["up", "--image", "pr-404"]);
+    assert_eq!(missing.code, 3, "{}", missing.stderr);
+    assert!(missing.stderr.contains("pr-404"), "{}", missing.stderr);
+    let foreign = kiln(&h, &r, &["up", "--image", "kiln-test/busybox:latest"]);
+    foreign.assert_code(2);
+    assert!(
+        foreign.stderr.contains("not a final image kiln built"),
+        "{}",
+        foreign.stderr
+    );
+    kiln(&h, &r, &["down"]).assert_code(0);
+}
+
+/// Every `cache-KEY` tag of the habitat's repository holds the snapshot
+/// with key KEY (verify's holds the tools snapshot before it); returns how
+/// many there are.
+fn cache_tags_hold_their_keys(r: &Remote, h: &Habitat) -> usize {
+    let c = r.client();
+    let path = path_of(h);
+    let mut n = 0;
+    for tag in c
+        .tags(&path)
+        .expect("tags")
+        .iter()
+        .filter(|t| t.starts_with("cache-"))
+    {
+        let m = c.manifest_get(&path, tag).expect("get").expect("the tag");
+        let m: serde_json::Value = serde_json::from_slice(&m.bytes).expect("json");
+        let mut config = Vec::new();
+        c.blob_get(
+            &path,
+            m["config"]["digest"].as_str().expect("config"),
+            &mut config,
+        )
+        .expect("config blob");
+        let config: serde_json::Value = serde_json::from_slice(&config).expect("json");
+        let labels = &config["config"]["Labels"];
+        let key = labels["dev.kiln.key"].as_str().unwrap_or_default();
+        let phase = labels["dev.kiln.phase"].as_str().unwrap_or_default();
+        assert!(
+            tag == &format!("cache-{key}") || phase == "8-tools",
+            "`{tag}` holds the snapshot of {phase} with key {key}"
+        );
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn regression_a_push_after_a_pull_never_sends_a_stale_phase_tag_under_a_new_key() {
+    let r = Remote::start(true);
+    let h = cached_habitat("rmt-stale", &r);
+    // Config B built and pushed (as by CI elsewhere).
+    h.edit("APP_ENV=production", "APP_ENV=staging");
+    kiln(&h, &r, &["push", "--progress", "plain"]).assert_code(0);
+    assert_eq!(cache_tags_hold_their_keys(&r, &h), 10);
+    // This engine then holds config A's snapshots at every phase tag.
+    crate::support::remove_habitat(&h.name);
+    h.edit("APP_ENV=staging", "APP_ENV=production");
+    kiln(
+        &h,
+        &r,
+        &["build", "--progress", "json", "--no-remote-cache"],
+    )
+    .assert_code(0);
+    // Back to B: base and users are here, final is pulled, env..verify are
+    // within it and their tags still point at A's images.
+    h.edit("APP_ENV=production", "APP_ENV=staging");
+    let b = kiln(&h, &r, &["build", "--progress", "json"]);
+    b.assert_code(0);
+    assert_eq!(b.end("final").status, "pulled", "{}", b.stdout);
+    assert_eq!(b.end("env").status, "pulled", "{}", b.stdout);
+    let push = kiln(&h, &r, &["push", "--progress", "plain"]);
+    push.assert_code(0);
+    assert_eq!(cache_tags_hold_their_keys(&r, &h), 10, "{}", push.stderr);
 }

@@ -1,0 +1,139 @@
+//! `kiln up --image REF` (SPEC §10): the members run a pushed image instead
+//! of a build, so a deploy machine needs the `kiln.yaml` and a registry, not
+//! the build's inputs. `REF` is a tag or a digest in `registry.repository`,
+//! or a whole reference; the engine pulls it when it does not hold it, and
+//! it must be a final image kiln made of this habitat.
+
+use crate::engine::{Engine, EngineError};
+use crate::image::labels::{LABEL_HABITAT, LABEL_KEY, LABEL_PHASE};
+use crate::phase::Phase;
+use crate::registry::oci::Credentials;
+
+/// Why `--image` cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("cannot get image `{reference}`: {source}")]
+    Engine {
+        reference: String,
+        source: EngineError,
+    },
+    #[error("`{reference}` is not a final image kiln built (its `{LABEL_PHASE}` is `{phase}`)")]
+    NotFinal { reference: String, phase: String },
+    #[error("`{reference}` is an image of habitat `{found}`, not of `{wanted}`")]
+    OtherHabitat {
+        reference: String,
+        found: String,
+        wanted: String,
+    },
+}
+
+impl ImageError {
+    /// Whether the engine (or the registry it pulls from) failed, rather than the user's reference.
+    pub fn is_engine(&self) -> bool {
+        matches!(self, ImageError::Engine { .. })
+    }
+}
+
+/// The reference `image` names: a whole reference (it has a `/`) as it is;
+/// else a digest (`sha256:…`) or a tag in `repository` when there is one;
+/// else a local image name as it is.
+pub fn reference(image: &str, repository: Option<&str>) -> String {
+    match repository {
+        _ if image.contains('/') => image.to_string(),
+        Some(repo) if image.starts_with("sha256:") => format!("{repo}@{image}"),
+        Some(repo) => format!("{repo}:{}", image.trim_start_matches(':')),
+        None => image.to_string(),
+    }
+}
+
+/// The registry host of a whole reference: its first component when that
+/// looks like a host (a dot, a port, or `localhost`), as Docker reads it.
+fn host_of(reference: &str) -> Option<&str> {
+    let (first, _) = reference.split_once('/')?;
+    (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
+}
+
+/// A final image ready to run: the reference, its final key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    pub reference: String,
+    pub final_key: String,
+    /// Whether the engine pulled it just now.
+    pub pulled: bool,
+}
+
+/// Makes sure the engine holds `reference` (pulling it with the user's
+/// credentials when it does not) and that it is a final image of `habitat`.
+pub async fn ensure<E: Engine>(
+    engine: &E,
+    habitat: &str,
+    reference: &str,
+) -> Result<Pushed, ImageError> {
+    let err = |source| ImageError::Engine {
+        reference: reference.to_string(),
+        source,
+    };
+    let mut pulled = false;
+    let info = match engine.image_inspect(reference).await.map_err(err)? {
+        Some(info) => info,
+        None => {
+            let auth = host_of(reference).and_then(|h| Credentials::from_env().engine_auth(h));
+            engine
+                .pull_with(reference, auth.as_ref())
+                .await
+                .map_err(err)?;
+            pulled = true;
+            engine
+                .image_inspect(reference)
+                .await
+                .map_err(err)?
+                .ok_or_else(|| err(EngineError::NoSuchImage(reference.to_string())))?
+        }
+    };
+    let labels = &info.config.labels;
+    let phase = labels.get(LABEL_PHASE).cloned().unwrap_or_default();
+    let Some(key) = labels
+        .get(LABEL_KEY)
+        .filter(|_| phase == Phase::Final.tag())
+    else {
+        return Err(ImageError::NotFinal {
+            reference: reference.to_string(),
+            phase,
+        });
+    };
+    let found = labels.get(LABEL_HABITAT).cloned().unwrap_or_default();
+    if found != habitat {
+        return Err(ImageError::OtherHabitat {
+            reference: reference.to_string(),
+            found,
+            wanted: habitat.to_string(),
+        });
+    }
+    Ok(Pushed {
+        reference: reference.to_string(),
+        final_key: key.clone(),
+        pulled,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tag_or_digest_is_in_the_repository_a_whole_reference_as_it_is() {
+        let repo = Some("127.0.0.1:5000/team/app");
+        let d = format!("sha256:{}", "a".repeat(64));
+        let cases = [
+            ("main-abc1234", repo, "127.0.0.1:5000/team/app:main-abc1234"),
+            (d.as_str(), repo, &format!("127.0.0.1:5000/team/app@{d}")),
+            ("ghcr.io/o/app@sha256:x", repo, "ghcr.io/o/app@sha256:x"),
+            ("habitat-web:latest", None, "habitat-web:latest"),
+        ];
+        for (image, repository, expected) in cases {
+            assert_eq!(reference(image, repository), expected, "{image}");
+        }
+        assert_eq!(host_of("127.0.0.1:5000/team/app:t"), Some("127.0.0.1:5000"));
+        assert_eq!(host_of("library/busybox"), None);
+    }
+}
