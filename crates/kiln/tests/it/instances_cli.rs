@@ -192,6 +192,7 @@ fn a_taken_host_port_is_refused_before_anything_is_built() {
         up.stderr
     );
     assert!(!up.stderr.contains("built "), "no phase ran: {}", up.stderr);
+    assert!(!up.stderr.contains("os error"), "{}", up.stderr);
     assert!(images_of(&h.name).is_empty(), "nothing was built");
     assert!(instance_ids(&h.name).is_empty());
     drop(taken);
