@@ -6,10 +6,13 @@
 
 pub mod dir;
 mod json_file;
+pub mod known;
 pub mod lock;
 pub mod made;
 pub mod owner;
+pub mod prune;
 pub mod scratch;
+pub mod status;
 pub mod used;
 
 pub use dir::CacheDir;

@@ -15,6 +15,10 @@ pub const LABEL_INPUTS: &str = "dev.kiln.inputs";
 /// On a snapshot: how long its phase took to build, in milliseconds (SPEC §11),
 /// what a prune estimates the next build's cost from.
 pub const LABEL_DURATION: &str = "dev.kiln.duration-ms";
+/// On a final image with `services:`: how long its init may take to stop
+/// (every grace, SPEC §9), in milliseconds; `kiln up` gives members a stop
+/// timeout that covers it.
+pub const LABEL_STOP_BUDGET: &str = "dev.kiln.stop-budget-ms";
 /// Marks a final image whose build passed verify with this verify key.
 pub const LABEL_VERIFIED: &str = "dev.kiln.verified";
 /// On every bootstrap image: its parameters' key.

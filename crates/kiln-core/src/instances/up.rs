@@ -9,7 +9,7 @@ use futures_util::future::join_all;
 
 use super::down::stop_and_remove;
 use super::error::{Conflict, InstanceError};
-use super::member::{Member, Persist, dir_label, selection};
+use super::member::{Member, Persist, STOP_TIMEOUT, dir_label, selection, stop_timeout};
 use super::reconcile::{self, Action, Desired, Scope, Step, name_conflict};
 use super::volume::{Found, VolumeStep, legacy_volume, migrated_from, volume_step};
 use crate::config::Habitat;
@@ -171,17 +171,33 @@ pub async fn up<E: Engine>(
         }
     }
     // Old containers go first, so a port or name moving between members is free.
-    let olds: Vec<&str> = steps
+    // Each with the stop timeout its own image asked for.
+    let olds: Vec<(&str, Duration)> = steps
         .iter()
         .filter_map(|s| match &s.action {
             Action::Recreate { old, .. } => Some(old.as_str()),
             _ => None,
         })
         .chain(removed.iter().copied())
+        .map(|old| {
+            let labels = containers.iter().find(|c| c.id == old).map(|c| &c.labels);
+            (old, labels.map_or(STOP_TIMEOUT, stop_timeout))
+        })
         .collect();
-    for result in join_all(olds.iter().map(|id| stop_and_remove(engine, id))).await {
+    let stops = olds
+        .iter()
+        .map(|(id, timeout)| stop_and_remove(engine, id, *timeout));
+    for result in join_all(stops).await {
         result?;
     }
+    // The image's labels say whether it has services (its own init, and
+    // the stop timeout that covers their graces).
+    let image_labels = engine
+        .image_inspect(image)
+        .await?
+        .map(|i| i.config.labels)
+        .unwrap_or_default();
+    let image_labels = &image_labels;
     let runs =
         members
             .iter()
@@ -189,7 +205,12 @@ pub async fn up<E: Engine>(
             .zip(&volume_steps)
             .map(|((m, step), volumes)| async move {
                 let mut moved = Vec::new();
-                let outcome = apply(engine, m, step, volumes, image, image_key, &mut moved).await;
+                let target = Target {
+                    image,
+                    image_key,
+                    image_labels,
+                };
+                let outcome = apply(engine, m, step, volumes, target, &mut moved).await;
                 (m, step, outcome, moved)
             });
     let results = join_all(runs).await;
@@ -670,10 +691,14 @@ async fn apply<E: Engine>(
     m: &Member,
     step: &Step,
     volumes: &[VolumeStep],
-    image: &str,
-    image_key: &str,
+    target: Target<'_>,
     moved: &mut Vec<MovedVolume>,
 ) -> Result<Outcome, Outcome> {
+    let Target {
+        image,
+        image_key,
+        image_labels,
+    } = target;
     let failed = |message: String, logs: Vec<String>| Outcome::Failed { message, logs };
     match &step.action {
         Action::Keep { .. } => Ok(Outcome::Kept),
@@ -703,7 +728,7 @@ async fn apply<E: Engine>(
                 }
             }
             let id = engine
-                .create_container(&m.container_spec(image, image_key))
+                .create_container(&m.container_spec(image, image_key, image_labels))
                 .await
                 .map_err(|e| failed(e.to_string(), Vec::new()))?;
             if let Err(e) = engine.start_container(&id).await {
@@ -717,6 +742,14 @@ async fn apply<E: Engine>(
             })
         }
     }
+}
+
+/// The image members run: its id, final key and labels.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    image: &'a str,
+    image_key: &'a str,
+    image_labels: &'a BTreeMap<String, String>,
 }
 
 /// `Some(Failed)` when the container is not running a moment after its start.

@@ -355,6 +355,12 @@ impl RepoCache {
         matches!(found, Ok(out) if out.status.success()).then(|| branch.to_string())
     }
 
+    /// The mirror directory of `url` as a habitat in `habitat_dir` names it
+    /// (what `cache status` counts as that habitat's).
+    pub fn mirror_for(&self, url: &str, habitat_dir: &Path) -> PathBuf {
+        self.mirror_path(&Remote::new(url, habitat_dir).arg)
+    }
+
     /// The mirror directory for a located remote (named without its
     /// credentials: the directory name must not show one, and a changed
     /// token is the same repository).

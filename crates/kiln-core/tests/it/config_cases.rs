@@ -916,7 +916,9 @@ fn schema_has_the_top_level_properties_and_descriptions() {
             "build",
             "secrets",
             "instances",
-            "services"
+            "services",
+            "include",
+            "registry"
         ]
     );
     assert_eq!(schema["required"], serde_json::json!(["name"]));

@@ -14,6 +14,7 @@ pub fn plan(habitat: &str, plan: &Plan, json: bool) {
         let action = match &p.action {
             Action::Cached { .. } | Action::Skip => "cached",
             Action::Build => "build",
+            Action::Pull { .. } | Action::Within { .. } => "pulled",
         };
         let image = names::snapshot(habitat, p.phase);
         if json {
@@ -22,12 +23,14 @@ pub fn plan(habitat: &str, plan: &Plan, json: bool) {
                 serde_json::json!({
                     "id": p.phase.id().to_string(), "phase": p.phase.name(), "action": action,
                     "key": p.key.key.as_str(), "reason": p.reason, "image": image,
+                    "pull": match &p.action { Action::Pull { reference } => Some(reference.as_str()), _ => None },
                 })
             );
         } else {
             let reason = match (&p.action, p.reason.as_str()) {
                 (_, "") => String::new(),
                 (Action::Build, r) => format!("  {}", render::because(r)),
+                (Action::Pull { reference }, r) => format!("  ({r}: {reference})"),
                 (_, r) => format!("  ({r})"),
             };
             out!(
