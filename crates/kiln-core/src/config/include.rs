@@ -953,19 +953,18 @@ mod tests {
         })
     }
 
+    /// A generated include order: what the shuffle draws.
+    type Shuffled = (Vec<usize>, bool, Vec<u32>, Option<String>, Option<String>);
+
     trait ShuffleIncludes {
-        fn prop_shuffle_includes(
-            self,
-        ) -> BoxedStrategy<(Vec<usize>, bool, Vec<u32>, Option<String>, Option<String>)>;
+        fn prop_shuffle_includes(self) -> BoxedStrategy<Shuffled>;
     }
 
     impl<S> ShuffleIncludes for S
     where
-        S: Strategy<Value = (Vec<usize>, bool, Vec<u32>, Option<String>, Option<String>)> + 'static,
+        S: Strategy<Value = Shuffled> + 'static,
     {
-        fn prop_shuffle_includes(
-            self,
-        ) -> BoxedStrategy<(Vec<usize>, bool, Vec<u32>, Option<String>, Option<String>)> {
+        fn prop_shuffle_includes(self) -> BoxedStrategy<Shuffled> {
             self.prop_flat_map(|(inc, rev, things, d, w)| {
                 (
                     Just(inc).prop_shuffle(),
