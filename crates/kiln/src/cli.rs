@@ -361,12 +361,19 @@ mod tests {
     /// read none.
     #[test]
     fn every_command_that_reads_a_habitat_takes_dash_c() {
-        let without = ["phases", "schema", "completions", "help"];
-        for sub in Cli::command().get_subcommands() {
-            let name = sub.get_name();
-            let has_c = sub.get_arguments().any(|a| a.get_short() == Some('C'));
-            assert_eq!(has_c, !without.contains(&name), "`kiln {name}`");
+        fn walk(cmd: &clap::Command, path: &str) {
+            let without = ["phases", "schema", "completions", "help"];
+            for sub in cmd.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub.has_subcommands() {
+                    walk(sub, &name);
+                    continue;
+                }
+                let has_c = sub.get_arguments().any(|a| a.get_short() == Some('C'));
+                assert_eq!(has_c, !without.contains(&sub.get_name()), "`{name}`");
+            }
         }
+        walk(&Cli::command(), "kiln");
     }
 
     #[test]

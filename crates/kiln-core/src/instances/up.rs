@@ -361,9 +361,32 @@ fn member_port_clashes(all: &[Member]) -> Vec<String> {
     clashes
 }
 
+/// Why member `m` cannot have host port `p`, as binding it (`e`) said: in
+/// words, without the OS's own `(os error N)` in parentheses.
 fn host_port_clash(m: &Member, p: &PortBinding, e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    let why = match e.kind() {
+        ErrorKind::AddrInUse => "is in use on this host".to_string(),
+        ErrorKind::PermissionDenied => {
+            "cannot be bound by this user: ports below 1024 need privileges".to_string()
+        }
+        ErrorKind::AddrNotAvailable => {
+            format!(
+                "cannot be bound: `{}` is not an address of this host",
+                p.host_ip
+            )
+        }
+        _ => {
+            let text = e.to_string();
+            let text = match text.rfind(" (os error ") {
+                Some(i) if text.ends_with(')') => text[..i].to_string(),
+                _ => text,
+            };
+            format!("cannot be bound: {}", text.to_lowercase())
+        }
+    };
     format!(
-        "member `{}`: host port {}:{}/{} is in use on this host ({e})",
+        "member `{}`: host port {}:{}/{} {why}",
         m.name, p.host_ip, p.host_port, p.protocol
     )
 }
@@ -779,6 +802,44 @@ pub async fn tail<E: Engine>(engine: &E, id: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_port_clash_is_worded_without_the_os_error_in_parentheses() {
+        use std::io::{Error, ErrorKind};
+        let m = Member {
+            habitat: "h".into(),
+            dir: "/hab".into(),
+            name: "web".into(),
+            command: None,
+            env: BTreeMap::new(),
+            restart: "no".into(),
+            ports: Vec::new(),
+            mounts: Vec::new(),
+            persist: Vec::new(),
+        };
+        let p = crate::config::runtime::parse_port("127.0.0.1:80:3000").expect("port");
+        let cases = [
+            (
+                Error::from_raw_os_error(98),
+                "member `web`: host port 127.0.0.1:80/tcp is in use on this host",
+            ),
+            (
+                Error::from(ErrorKind::PermissionDenied),
+                "member `web`: host port 127.0.0.1:80/tcp cannot be bound by this user: ports below 1024 need privileges",
+            ),
+            (
+                Error::from_raw_os_error(99),
+                "member `web`: host port 127.0.0.1:80/tcp cannot be bound: `127.0.0.1` is not an address of this host",
+            ),
+            (
+                Error::from_raw_os_error(24),
+                "member `web`: host port 127.0.0.1:80/tcp cannot be bound: too many open files",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(host_port_clash(&m, &p, &e), want, "{e}");
+        }
+    }
 
     #[test]
     fn missing_paths_under_a_file_cannot_be_created() {

@@ -9,19 +9,14 @@ use crate::render::{self, stdout::out};
 /// `habitat` names the images as `build` does: each phase's snapshot tag.
 pub fn plan(habitat: &str, plan: &Plan, json: bool) {
     for p in &plan.phases {
+        // The words `build` shows for the same phase: a phase with nothing
+        // configured is `cached (not configured)` there, in json too.
         let action = match &p.action {
-            Action::Cached { .. } => "cached",
+            Action::Cached { .. } | Action::Skip => "cached",
             Action::Build => "build",
-            Action::Skip => "skip",
             Action::Pull { .. } | Action::Within { .. } => "pulled",
         };
         let image = names::snapshot(habitat, p.phase);
-        // The words `build` shows for the same phase: a phase with nothing
-        // configured is `cached (not configured)` there.
-        let shown = match p.action {
-            Action::Skip => "cached",
-            _ => action,
-        };
         let step_action = |a: &Action| match a {
             Action::Cached { .. } => "cached",
             _ => "build",
@@ -57,7 +52,7 @@ pub fn plan(habitat: &str, plan: &Plan, json: bool) {
             out!(
                 "{:<10} {:<6} {}{reason}",
                 p.phase.tag(),
-                shown,
+                action,
                 p.key.key.short()
             );
             for s in &p.steps {

@@ -377,6 +377,14 @@ fn json_of_a_build_on_a_base_habitat_names_habitats_and_ends_once() {
         assert_eq!(p["phase"], e["phase"]);
         assert_eq!(p["image"], e["image"], "plan names images as build does");
         assert_eq!(p["key"], e["key"], "plan planned what build built");
+        let status = match p["action"].as_str() {
+            Some("build") => "built",
+            other => other.unwrap_or_default(),
+        };
+        assert_eq!(e["status"], status, "plan says what build did: {p} {e}");
+        if status == "cached" {
+            assert_eq!(p["reason"], e["reason"], "{p} {e}");
+        }
     }
 }
 

@@ -192,6 +192,7 @@ fn a_taken_host_port_is_refused_before_anything_is_built() {
         up.stderr
     );
     assert!(!up.stderr.contains("built "), "no phase ran: {}", up.stderr);
+    assert!(!up.stderr.contains("os error"), "{}", up.stderr);
     assert!(images_of(&h.name).is_empty(), "nothing was built");
     assert!(instance_ids(&h.name).is_empty());
     drop(taken);
@@ -348,4 +349,64 @@ fn ps_without_a_plan_warns_and_still_compares_the_members_config() {
     let row = ps_row(&h, "a");
     assert_eq!(row["current"], false, "{row}");
     assert_eq!(row["stale"], "env `X` added", "{row}");
+}
+
+/// `up --wait` on members whose image has kiln's healthcheck (`services:`):
+/// it returns once the member is healthy, fails with the last lines when the
+/// member is not healthy in time, and when the init stops it because a probe
+/// timed out.
+#[test]
+fn up_wait_waits_for_the_healthcheck_of_services() {
+    let (_volumes, h) = habitat("clit-svcwait");
+    let services = |ready_after: &str, probe_timeout: &str| {
+        format!(
+            "name: \"@NAME@\"\nbuild:\n  base: {{ image: {} }}\nservices:\n  db:\n    command: \"echo db starting; sleep {ready_after}; touch /tmp/db.ready; while :; do sleep 0.1; done\"\n    ready: {{ file: /tmp/db.ready, timeout: {probe_timeout} }}\ninstances:\n  members:\n    one: {{}}\n",
+            support::BUSYBOX
+        )
+    };
+    let container = format!("{}-one", h.name);
+    let health = || {
+        docker(&[
+            "inspect",
+            "--format",
+            "{{.State.Health.Status}}",
+            &container,
+        ])
+        .trim()
+        .to_string()
+    };
+
+    h.config(&services("1", "60s"));
+    let up = h.kiln(&["up", "--wait"]).run();
+    up.assert_code(0);
+    assert_eq!(health(), "healthy", "`--wait` returned only once healthy");
+
+    // Not ready within the wait: the member is named, with its last lines.
+    h.config(&services("100000", "10m"));
+    let up = h.kiln(&["up", "--wait", "--wait-timeout", "2s"]).run();
+    up.assert_code(1);
+    assert!(
+        up.stderr.contains(
+            "error: member `one` failed to start: it was not healthy within 2s (it is `running`, health `starting`)"
+        ),
+        "{}",
+        up.stderr
+    );
+    assert!(up.stderr.contains("  | db | db starting"), "{}", up.stderr);
+
+    // A probe that times out makes the init stop the member: said as an exit.
+    h.config(&services("100000", "1s"));
+    let up = h.kiln(&["up", "--wait", "--wait-timeout", "60s"]).run();
+    up.assert_code(1);
+    assert!(
+        up.stderr
+            .contains("error: member `one` failed to start: it exited with code 1"),
+        "{}",
+        up.stderr
+    );
+    assert!(
+        up.stderr.contains("`db`"),
+        "the service is named: {}",
+        up.stderr
+    );
 }

@@ -36,11 +36,19 @@ impl Pane {
             cache = h.cache().display(),
             bin = Path::new(env!("CARGO_BIN_EXE_kiln")).display(),
         );
-        let ok = Command::new("tmux")
-            .args(["new-session", "-d", "-x", "80", "-y", "24", "-s", &session])
-            .args(["-e", "NO_COLOR=1", "sh", "-c", &shell])
-            .status()
-            .is_ok_and(|s| s.success());
+        // Tests run in parallel on one tmux server, which exits when another
+        // test kills the last session: a start that meets it exiting is retried.
+        let ok = (0..20).any(|_| {
+            let started = Command::new("tmux")
+                .args(["new-session", "-d", "-x", "80", "-y", "24", "-s", &session])
+                .args(["-e", "NO_COLOR=1", "sh", "-c", &shell])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !started {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            started
+        });
         assert!(ok, "tmux starts a session");
         Pane { session }
     }
