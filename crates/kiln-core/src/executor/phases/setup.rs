@@ -83,7 +83,9 @@ impl<E: Engine> Executor<'_, E> {
             };
             let started = Instant::now();
             let tag = names::step(self.name(), phase, step.key.number);
-            if self.snaps.tag_target(&tag) != Some(image.as_str()) {
+            // An earlier step's image may be gone (pruned) while a later
+            // one, built on it, proves it: only the deepest is needed.
+            if !image.is_empty() && self.snaps.tag_target(&tag) != Some(image.as_str()) {
                 let (repo, t) = tag.rsplit_once(':').unwrap_or((&tag, "latest"));
                 self.engine.tag(image, repo, t).await?;
             }
