@@ -114,6 +114,10 @@ pub(super) struct Executor<'a, E: Engine> {
     /// The config with its path fields expanded against the environment
     /// after the env phase, once a phase after it is reached.
     pub(super) expanded: Option<Config>,
+    /// A build container's writable layer directory, inspected while its
+    /// script ran (container id, upper dir), so the snapshot after it needs
+    /// no engine call of its own first (SPEC §5: each step at the floor).
+    pub(super) upper_hint: Mutex<Option<(String, Option<String>)>>,
 }
 
 /// What a phase gets: which phase it is, the image it builds on, the config
