@@ -38,6 +38,9 @@ pub struct BuildArgs {
     /// Rebuild every phase.
     #[arg(long)]
     pub no_cache: bool,
+    /// Never pull phase snapshots from the registry (`registry.cache`).
+    #[arg(long)]
+    pub no_remote_cache: bool,
 }
 
 impl BuildArgs {
@@ -52,6 +55,7 @@ impl BuildArgs {
                 rebuild_from: self.rebuild,
                 no_cache: self.no_cache,
             },
+            no_remote_cache: self.no_remote_cache,
             ..BuildOptions::default()
         }
     }
@@ -105,6 +109,42 @@ pub enum Command {
         /// The command to run instead of the image's.
         #[arg(last = true)]
         cmd: Vec<String>,
+    },
+    /// Point tag DST at SRC's manifest (a tag or a digest) in the registry, moving no layer.
+    Promote {
+        /// The tag or digest (`sha256:…`) to promote.
+        src: String,
+        /// The tag to point at it.
+        dst: String,
+        /// A habitat directory or its kiln.yaml (its `registry:` names the repository).
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Run as if kiln was started in DIR (PATH is then relative to it).
+        #[arg(short = 'C', value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Apply `registry.retention`: delete the tags its rules expire.
+    Retention {
+        /// A habitat directory or its kiln.yaml.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Run as if kiln was started in DIR (PATH is then relative to it).
+        #[arg(short = 'C', value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Print every tag with `keep` or `delete` and the deciding rule; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Build if needed, then push the final image (and, with `registry.cache`, every snapshot) to `registry.repository`.
+    Push {
+        #[command(flatten)]
+        args: BuildArgs,
+        /// A tag template to push the final image under, instead of `registry.tags` (repeatable).
+        #[arg(long = "tag", value_name = "T")]
+        tags: Vec<String>,
+        /// How to show progress.
+        #[arg(long, value_enum, default_value = "auto")]
+        progress: Progress,
     },
     /// Print the JSON Schema of kiln.yaml.
     Schema,

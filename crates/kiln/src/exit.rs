@@ -1,6 +1,7 @@
 //! How `kiln` ends: the single map from an outcome to the process exit code
 //! (SPEC §7). 0 success, 1 a phase, member or the host failed, 2 bad usage or
-//! an invalid config, 3 the engine, 130/143 SIGINT/SIGTERM, or the code of the
+//! an invalid config, 3 the engine or
+//! the registry, 130/143 SIGINT/SIGTERM, or the code of the
 //! child that `kiln start` / `kiln exec` ran. The library's errors are mapped
 //! here, variant by variant, so a code is decided in one place.
 
@@ -9,6 +10,10 @@ use std::process::ExitCode;
 use kiln_core::config::Diagnostics;
 use kiln_core::executor::BuildError;
 use kiln_core::instances::InstanceError;
+use kiln_core::registry::RegistryError;
+use kiln_core::registry::promote::PromoteError;
+use kiln_core::registry::push::PushError;
+use kiln_core::registry::tags::TemplateError;
 
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,11 +57,28 @@ pub enum Failure {
     NotAMember {
         arg: String,
     },
+    /// The registry did not answer, refused, or lacks what was named.
+    Registry(RegistryError),
+    /// The habitat has no `registry:` section, which the command needs.
+    NoRegistry {
+        file: std::path::PathBuf,
+        command: &'static str,
+    },
+    /// `kiln promote` was given a source or destination that cannot be one.
+    Promote(PromoteError),
     /// The async runtime did not start.
     Runtime(std::io::Error),
     /// The schema did not render.
     Schema(serde_json::Error),
     Cache(CacheFailure),
+    /// A push stopped: the registry or the engine refused, or the engine's
+    /// archive did not hold what it should.
+    Push(PushError),
+    /// A `--tag` template that can never render.
+    BadTag {
+        template: String,
+        error: TemplateError,
+    },
 }
 
 /// Why `kiln cache` stopped.
@@ -106,7 +128,11 @@ impl From<ExitStatus> for ExitCode {
 impl From<&Failure> for ExitStatus {
     fn from(failure: &Failure) -> ExitStatus {
         match failure {
-            Failure::Config(_) | Failure::NotAMember { .. } => ExitStatus::Usage,
+            Failure::Config(_)
+            | Failure::NotAMember { .. }
+            | Failure::NoRegistry { .. }
+            | Failure::Promote(_) => ExitStatus::Usage,
+            Failure::Registry(e) => ExitStatus::from(e),
             Failure::Build(e) => ExitStatus::from(e),
             Failure::Instance(e) => ExitStatus::from(e),
             Failure::Interrupted { signal, .. } => ExitStatus::Interrupted(*signal),
@@ -117,6 +143,11 @@ impl From<&Failure> for ExitStatus {
                 _,
             ))) => ExitStatus::Engine,
             Failure::Cache(CacheFailure::Prune(_)) => ExitStatus::Failure,
+            Failure::Push(PushError::Registry(_) | PushError::Engine(_)) => ExitStatus::Engine,
+            Failure::Push(PushError::NoSuchImage(_) | PushError::Archive { .. }) => {
+                ExitStatus::Failure
+            }
+            Failure::BadTag { .. } => ExitStatus::Usage,
         }
     }
 }
@@ -130,6 +161,17 @@ impl From<&BuildError> for ExitStatus {
             | BuildError::Inputs { .. }
             | BuildError::Host(_)
             | BuildError::Internal(_) => ExitStatus::Failure,
+        }
+    }
+}
+
+impl From<&RegistryError> for ExitStatus {
+    fn from(e: &RegistryError) -> ExitStatus {
+        match e {
+            // What the user named is not there: their mistake, not the registry's.
+            RegistryError::NotFound { .. } => ExitStatus::Usage,
+            // Down, refusing (credentials, deletes) or failing: exit 3 (SPEC §10).
+            _ => ExitStatus::Engine,
         }
     }
 }

@@ -22,6 +22,8 @@ pub(super) struct Resolved {
     pub(super) facts: Facts,
     /// In config order, beside `facts.copies`.
     pub(super) copies: Vec<copies::Keyed>,
+    /// What the copies left out, for the files phase to leave out the same.
+    pub(super) withheld: copies::Withheld,
 }
 
 /// Reads everything outside the config that keys depend on. With a reporter
@@ -74,13 +76,15 @@ pub(super) async fn resolve_facts<E: Engine>(
     };
     let digests_path = opts.cache().digests(&c.name);
     let mut digests = copies::DigestCache::load(&digests_path);
-    let withheld = copies::Withheld::secret_files(&habitat.dir, &c.secrets);
+    let withheld = copies::Withheld::for_habitat(habitat).map_err(BuildError::Config)?;
     let mut keyed = Vec::new();
-    for copy in c.build.files.iter().flat_map(|f| &f.copies) {
+    for (i, copy) in c.build.files.iter().flat_map(|f| &f.copies).enumerate() {
+        // A fragment's copy is read beneath the fragment's directory.
+        let (root, below) = copy.in_root();
         keyed.push(
             digests
-                .keyed(&habitat.dir, &copy.source, &withheld)
-                .map_err(|e| inputs(Phase::Files, e.to_string()))?,
+                .keyed(&habitat.root_dir(root), below, &withheld)
+                .map_err(|e| copy_error(habitat, i, e))?,
         );
     }
     // Local tools are checked on every build and plan: their key is their
@@ -111,7 +115,38 @@ pub(super) async fn resolve_facts<E: Engine>(
             },
         },
         copies: keyed,
+        withheld,
     })
+}
+
+/// Why `build.files.copies[i]` cannot be keyed: a source `.kilnignore`
+/// leaves out or kiln never copies is the config's problem, located at the
+/// source; anything else fails the files phase.
+fn copy_error(habitat: &Habitat, i: usize, e: copies::CopyError) -> BuildError {
+    use config::Seg::{Index, Key};
+    if !matches!(
+        e,
+        copies::CopyError::Ignored { .. } | copies::CopyError::NeverCopied { .. }
+    ) {
+        return inputs(Phase::Files, e.to_string());
+    }
+    let text = e.to_string();
+    let (message, hint) = match text.split_once("\nhint: ") {
+        Some((m, h)) => (m.to_string(), Some(h.to_string())),
+        None => (text, None),
+    };
+    BuildError::Config(config::diagnostic_at(
+        habitat,
+        &[
+            Key("build"),
+            Key("files"),
+            Key("copies"),
+            Index(i),
+            Key("source"),
+        ],
+        message,
+        hint,
+    ))
 }
 
 /// A local tool's problem, located at the field of `build.tools[i]` it is about.

@@ -916,7 +916,10 @@ fn schema_has_the_top_level_properties_and_descriptions() {
             "build",
             "secrets",
             "instances",
-            "services"
+            "services",
+            "cache",
+            "include",
+            "registry"
         ]
     );
     assert_eq!(schema["required"], serde_json::json!(["name"]));

@@ -158,6 +158,7 @@ fn lines(events: &[Event]) -> Vec<String> {
                 habitat, removed, ..
             } => format!("pruned {habitat} {}", removed.len()),
             Event::PhaseStart { phase } => format!("start {}", phase.tag()),
+            Event::Pulling { phase, reference } => format!("pull {} {reference}", phase.tag()),
             Event::PhaseLog {
                 phase,
                 stream,
@@ -188,6 +189,8 @@ fn lines(events: &[Event]) -> Vec<String> {
             Event::BuildEnd { ok, image, .. } => {
                 format!("build_end ok={ok} {}", image.as_deref().unwrap_or("-"))
             }
+            // A build reports no push.
+            other => format!("unexpected {other:?}"),
         })
         .collect()
 }

@@ -247,6 +247,11 @@ fn neutral_rewrites() -> Vec<(&'static str, &'static str)> {
             "name: props\n",
             "name: props\ninstances:\n  defaults: { restart: always, persist: [/home/dev] }\n  members:\n    alice: { ports: [\"127.0.0.1:8081:3000\"] }\n",
         ),
+        // `registry` is not a key input (SPEC §10).
+        (
+            "name: props\n",
+            "name: props\nregistry:\n  repository: ghcr.io/team/app\n  tags: [\"{branch}-{sha7}\", latest]\n  cache: true\n  retention: [{ match: \"pr-*\", keep: 20 }]\n",
+        ),
         (
             "{ name: dev, uid: 1000, groups: [sudo, adm], shell: /bin/bash }",
             "{ shell: /bin/bash, groups: [sudo, adm], uid: 1000, name: dev }",

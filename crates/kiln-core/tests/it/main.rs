@@ -15,8 +15,11 @@ mod services_cases;
 mod step_props;
 
 mod engine_contract;
+mod registry_config;
 mod registry_contract;
+mod registry_ops;
 mod registry_policy;
+mod registry_push;
 
 mod cache_oracle;
 mod cache_prune;

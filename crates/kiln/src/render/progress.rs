@@ -148,6 +148,13 @@ impl PlainReporter {
             Event::PhaseStart { phase } => {
                 format!("[{:>3}%] start  {}", percent(*phase), phase.tag())
             }
+            Event::Pulling { phase, reference } => {
+                format!(
+                    "[{:>3}%] pull   {:<10}<- {reference}",
+                    percent(*phase),
+                    phase.tag()
+                )
+            }
             Event::PhaseLog { phase, line, .. } => format!("  {} | {line}", phase.tag()),
             Event::PhaseEnd {
                 phase,
@@ -159,6 +166,9 @@ impl PlainReporter {
             } => {
                 let p = percent(*phase);
                 match status {
+                    PhaseStatus::Cached if image.is_empty() => {
+                        format!("[{p:>3}%] cached {:<10}({reason})", phase.tag())
+                    }
                     PhaseStatus::Cached if reason.is_empty() => {
                         format!("[{p:>3}%] cached {:<10}-> {image}", phase.tag())
                     }
@@ -170,6 +180,14 @@ impl PlainReporter {
                         phase.tag(),
                         secs(*duration),
                         super::because(reason)
+                    ),
+                    PhaseStatus::Pulled if image.is_empty() => {
+                        format!("[{p:>3}%] pulled {:<10}({reason})", phase.tag())
+                    }
+                    PhaseStatus::Pulled => format!(
+                        "[{p:>3}%] pulled {:<10}({}) -> {image}  ({reason})",
+                        phase.tag(),
+                        secs(*duration)
                     ),
                     PhaseStatus::Failed => {
                         format!("[{p:>3}%] failed {:<10}({})", phase.tag(), secs(*duration))
@@ -184,7 +202,10 @@ impl PlainReporter {
                 reason,
                 ..
             } => match status {
-                PhaseStatus::Cached => format!("       cached {step:<12}{name}"),
+                // A step is never pulled on its own: its phase is.
+                PhaseStatus::Cached | PhaseStatus::Pulled => {
+                    format!("       cached {step:<12}{name}")
+                }
                 PhaseStatus::Built => format!(
                     "       built  {step:<12}{name} ({})  {}",
                     secs(*duration),
@@ -210,6 +231,10 @@ impl PlainReporter {
                 duration,
                 ..
             } => format!("build failed after {}", secs(*duration)),
+            Event::PushStart { .. }
+            | Event::PushBlob { .. }
+            | Event::PushImage { .. }
+            | Event::PushEnd { .. } => return super::push::plain(event),
         })
     }
 }
@@ -228,6 +253,9 @@ impl Reporter for PlainReporter {
 #[derive(Default)]
 pub struct JsonReporter {
     habitats: Habitats,
+    /// The habitat asked for, once its build began: what a push after the
+    /// build is about.
+    outer: String,
 }
 
 impl JsonReporter {
@@ -245,7 +273,14 @@ impl JsonReporter {
             Event::BuildEnd { .. } => frames.len() > 1,
             _ => false,
         };
-        let habitat = self.habitats.current().unwrap_or("").to_string();
+        if let (Event::BuildStart { habitat }, 1) = (event, frames.len()) {
+            self.outer = habitat.clone();
+        }
+        let habitat = self
+            .habitats
+            .current()
+            .unwrap_or(self.outer.as_str())
+            .to_string();
         if matches!(event, Event::BuildEnd { .. }) {
             self.habitats.0.pop();
         }
@@ -285,6 +320,10 @@ impl JsonReporter {
             Event::PhaseStart { phase } => {
                 json!({"event": "phase_start", "id": phase.id().to_string(), "phase": phase.name()})
             }
+            Event::Pulling { phase, reference } => json!({
+                "event": "phase_pull", "id": phase.id().to_string(), "phase": phase.name(),
+                "reference": reference,
+            }),
             Event::PhaseLog {
                 phase,
                 stream,
@@ -328,6 +367,10 @@ impl JsonReporter {
                 "event": "build_end", "status": if *ok { "ok" } else { "failed" },
                 "duration_ms": duration.as_millis() as u64, "image": image,
             }),
+            Event::PushStart { .. }
+            | Event::PushBlob { .. }
+            | Event::PushImage { .. }
+            | Event::PushEnd { .. } => super::push::value(event),
         }
     }
 }
