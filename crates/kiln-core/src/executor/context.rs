@@ -117,6 +117,10 @@ pub(super) struct Executor<'a, E: Engine> {
     /// The config with its path fields expanded against the environment
     /// after the env phase, once a phase after it is reached.
     pub(super) expanded: Option<Config>,
+    /// A build container's writable layer directory, inspected while its
+    /// script ran (container id, upper dir), so the snapshot after it needs
+    /// no engine call of its own first (SPEC §5: each step at the floor).
+    pub(super) upper_hint: Mutex<Option<(String, Option<String>)>>,
     /// The snapshot taken from the registry, for the plan's `Pull` phase.
     pub(super) pulled: Option<super::Pulled>,
 }

@@ -474,6 +474,7 @@ async fn build_locked<E: Engine>(
         reporter,
         secrets: secrets::Redactor::default(),
         expanded: None,
+        upper_hint: std::sync::Mutex::new(None),
         pulled,
     };
     let (ran, swept) = tokio::join!(exec.run(&plan), sweep);

@@ -380,12 +380,21 @@ impl<E: Engine> Executor<'_, E> {
         comment: &str,
         tags: &[String],
     ) -> Result<Option<WrittenLayer>, BuildError> {
-        let Some(upper) = self
-            .engine
-            .inspect_container(container)
-            .await?
-            .and_then(|c| c.upper_dir)
-        else {
+        let hint = self
+            .upper_hint
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .filter(|(id, _)| id == container);
+        let upper = match hint {
+            Some((_, upper)) => upper,
+            None => self
+                .engine
+                .inspect_container(container)
+                .await?
+                .and_then(|c| c.upper_dir),
+        };
+        let Some(upper) = upper else {
             return Ok(None);
         };
         let upper = PathBuf::from(upper);

@@ -324,6 +324,8 @@ fn plan_steps(
     let mut out = Vec::with_capacity(pk.steps.len());
     for (i, step) in pk.steps.iter().enumerate() {
         let (action, reason) = if i < hits {
+            // Empty for an earlier step whose image is gone: the deepest
+            // hit is what the next step builds on.
             let image = snaps.step_image(step.key.as_str()).unwrap_or_default();
             (
                 Action::Cached {

@@ -191,3 +191,26 @@ fn every_step_cached_but_no_phase_snapshot_makes_only_the_phase_image() {
     assert_eq!(&steps[..2], ["cached", "cached"]);
     assert!(steps[2].starts_with("build: config changed: setup.commands.root[2]"));
 }
+
+#[test]
+fn a_later_steps_snapshot_proves_the_ones_before_it_even_when_theirs_is_gone() {
+    // Step 2's image was removed (a prune); step 3's is built on it and
+    // chained from its key, so the build resumes at step 4.
+    let c = chain(&yaml("echo 3 > /3"));
+    let mut images = vec![base_image(&c)];
+    images.extend(step_images(&c, &[1, 3]));
+    let snaps = Snapshots::from_images(NAME, &images);
+    let plan = Plan::new(&c, &snaps, PlanOptions::default());
+    let steps = &plan.get(Phase::Setup).steps;
+    let images: Vec<Option<&str>> = steps
+        .iter()
+        .map(|s| match &s.action {
+            Action::Cached { image } => Some(image.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(images[0].is_some_and(|i| !i.is_empty()));
+    assert_eq!(images[1], Some(""), "known cached, image gone");
+    assert!(images[2].is_some_and(|i| !i.is_empty()));
+    assert_eq!(images[3], None);
+}

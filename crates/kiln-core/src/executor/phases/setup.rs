@@ -83,7 +83,9 @@ impl<E: Engine> Executor<'_, E> {
             };
             let started = Instant::now();
             let tag = names::step(self.name(), phase, step.key.number);
-            if self.snaps.tag_target(&tag) != Some(image.as_str()) {
+            // An earlier step's image may be gone (pruned) while a later
+            // one, built on it, proves it: only the deepest is needed.
+            if !image.is_empty() && self.snaps.tag_target(&tag) != Some(image.as_str()) {
                 let (repo, t) = tag.rsplit_once(':').unwrap_or((&tag, "latest"));
                 self.engine.tag(image, repo, t).await?;
             }
@@ -234,7 +236,17 @@ impl<E: Engine> Executor<'_, E> {
             });
         }
         let id = self.engine.create_container(&spec).await?;
-        let result = self.run_steps(phase, &id, script).await;
+        // The writable layer's directory is known from the create on:
+        // inspected while the script runs, it costs the step nothing.
+        let engine = self.engine;
+        let (result, inspected) = tokio::join!(
+            self.run_steps(phase, &id, script),
+            engine.inspect_container(&id)
+        );
+        if let Ok(Some(info)) = inspected {
+            *self.upper_hint.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((id.clone(), info.upper_dir));
+        }
         drop(secrets);
         if let Err(e) = result {
             self.engine.remove_container(&id).await?;
