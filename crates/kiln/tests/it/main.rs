@@ -6,6 +6,7 @@
 
 mod support;
 
+mod cache;
 mod check;
 mod cli;
 mod cli_surface;
