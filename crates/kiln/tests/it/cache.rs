@@ -344,3 +344,63 @@ fn cache_keep_prunes_old_chains_after_a_build_and_says_so() {
     let noop = h.build_ok(&[]);
     assert!(!noop.stdout.contains("pruned"), "{}", noop.stdout);
 }
+
+#[test]
+fn medium_removes_the_mirrors_no_known_habitat_uses_and_keeps_the_rest() {
+    let h = habitat(0);
+    for name in ["app", "docs"] {
+        let repo = h.root().join(name);
+        std::fs::create_dir(&repo).unwrap();
+        crate::support::sh(
+            &repo,
+            "git init -q -b main . && echo one > README && git add README && \
+             git -c user.name=t -c user.email=t@t commit -qm one",
+        );
+    }
+    h.edit(
+        "  verify:",
+        "  repos:\n    - { url: \"@ROOT@/app\", path: /work/app }\n    - { url: \"@ROOT@/docs\", path: /work/docs }\n  verify:",
+    );
+    // `edit` does not expand `@ROOT@`: write it out.
+    let yaml = std::fs::read_to_string(h.dir().join("kiln.yaml")).unwrap();
+    h.config(&yaml);
+    h.build_ok(&[]);
+    // Mirrors and their lock files (`MIRROR.lock`).
+    let mirrors = |h: &Habitat| -> BTreeSet<String> {
+        std::fs::read_dir(h.cache().join("repos"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let both = mirrors(&h);
+    assert_eq!(both.len(), 4, "{both:?}");
+    // The habitat stops using `docs`: its mirror is unused from the next build on.
+    let yaml = std::fs::read_to_string(h.dir().join("kiln.yaml")).unwrap();
+    let docs_line = yaml
+        .lines()
+        .find(|l| l.contains("/docs\""))
+        .unwrap()
+        .to_string();
+    h.config(&yaml.replace(&format!("{docs_line}\n"), ""));
+    h.build_ok(&[]);
+    let st = status(&h);
+    let unused: Vec<&Value> = st["host"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "repos" && e["used_by"].as_array().unwrap().is_empty())
+        .collect();
+    assert_eq!(unused.len(), 1, "{st:#}");
+    assert!(unused[0]["path"].as_str().unwrap().contains("docs-"));
+    let soft = h.kiln(&["cache", "prune"]).run();
+    soft.assert_code(0);
+    assert_eq!(mirrors(&h), both, "soft leaves the host cache alone");
+    let medium = h.kiln(&["cache", "prune", "--level", "medium"]).run();
+    medium.assert_code(0);
+    assert!(medium.stdout.contains("removed repos"), "{}", medium.stdout);
+    let left = mirrors(&h);
+    assert_eq!(left.len(), 2, "the mirror and its lock file");
+    assert!(left.iter().all(|m| m.starts_with("app-")), "{left:?}");
+    // The mirror in use still serves a build with nothing to fetch.
+    assert!(h.build_ok(&[]).built().is_empty());
+}
