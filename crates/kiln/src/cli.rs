@@ -38,6 +38,9 @@ pub struct BuildArgs {
     /// Rebuild every phase.
     #[arg(long)]
     pub no_cache: bool,
+    /// Never pull phase snapshots from the registry (`registry.cache`).
+    #[arg(long)]
+    pub no_remote_cache: bool,
 }
 
 impl BuildArgs {
@@ -52,6 +55,7 @@ impl BuildArgs {
                 rebuild_from: self.rebuild,
                 no_cache: self.no_cache,
             },
+            no_remote_cache: self.no_remote_cache,
             ..BuildOptions::default()
         }
     }
@@ -105,6 +109,31 @@ pub enum Command {
         /// The command to run instead of the image's.
         #[arg(last = true)]
         cmd: Vec<String>,
+    },
+    /// Point tag DST at SRC's manifest (a tag or a digest) in the registry, moving no layer.
+    Promote {
+        /// The tag or digest (`sha256:…`) to promote.
+        src: String,
+        /// The tag to point at it.
+        dst: String,
+        /// A habitat directory or its kiln.yaml (its `registry:` names the repository).
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Run as if kiln was started in DIR (PATH is then relative to it).
+        #[arg(short = 'C', value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Apply `registry.retention`: delete the tags its rules expire.
+    Retention {
+        /// A habitat directory or its kiln.yaml.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Run as if kiln was started in DIR (PATH is then relative to it).
+        #[arg(short = 'C', value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Print every tag with `keep` or `delete` and the deciding rule; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Print the JSON Schema of kiln.yaml.
     Schema,
@@ -182,6 +211,10 @@ pub fn in_dir(dir: Option<&Path>, path: &Path) -> PathBuf {
     }
 }
 
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    kiln_core::config::services::parse_duration(s).map(std::time::Duration::from_millis)
+}
+
 fn parse_phase(s: &str) -> Result<Phase, String> {
     s.parse::<Phase>().map_err(|e| e.to_string())
 }
@@ -202,6 +235,16 @@ pub enum InstanceCommand {
         /// How to show build progress.
         #[arg(long, value_enum, default_value = "auto")]
         progress: Progress,
+        /// Also stop and remove the containers of members no longer in kiln.yaml
+        /// (their persisted volumes stay).
+        #[arg(long)]
+        remove_orphans: bool,
+        /// Wait until every member runs, and is healthy where its image has a healthcheck.
+        #[arg(long)]
+        wait: bool,
+        /// How long `--wait` waits (e.g. `90s`, `2m`).
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_wait)]
+        wait_timeout: std::time::Duration,
     },
     /// Stop and remove members (all when none); persisted volumes stay unless `--volumes`.
     Down {
@@ -298,6 +341,18 @@ mod tests {
         let mut missing = Vec::new();
         walk(&Cli::command(), "kiln", &mut missing);
         assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
+
+    /// Every subcommand that reads a habitat takes `-C` (SPEC §7); the rest
+    /// read none.
+    #[test]
+    fn every_command_that_reads_a_habitat_takes_dash_c() {
+        let without = ["phases", "schema", "completions", "help"];
+        for sub in Cli::command().get_subcommands() {
+            let name = sub.get_name();
+            let has_c = sub.get_arguments().any(|a| a.get_short() == Some('C'));
+            assert_eq!(has_c, !without.contains(&name), "`kiln {name}`");
+        }
     }
 
     #[test]

@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use kiln_core::config::Diagnostics;
 use kiln_core::executor::BuildError;
 use kiln_core::instances::InstanceError;
+use kiln_core::registry::RegistryError;
+use kiln_core::registry::promote::PromoteError;
 
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,15 @@ pub enum Failure {
     NotAMember {
         arg: String,
     },
+    /// The registry did not answer, refused, or lacks what was named.
+    Registry(RegistryError),
+    /// The habitat has no `registry:` section, which the command needs.
+    NoRegistry {
+        file: std::path::PathBuf,
+        command: &'static str,
+    },
+    /// `kiln promote` was given a source or destination that cannot be one.
+    Promote(PromoteError),
     /// The async runtime did not start.
     Runtime(std::io::Error),
     /// The schema did not render.
@@ -106,7 +117,11 @@ impl From<ExitStatus> for ExitCode {
 impl From<&Failure> for ExitStatus {
     fn from(failure: &Failure) -> ExitStatus {
         match failure {
-            Failure::Config(_) | Failure::NotAMember { .. } => ExitStatus::Usage,
+            Failure::Config(_)
+            | Failure::NotAMember { .. }
+            | Failure::NoRegistry { .. }
+            | Failure::Promote(_) => ExitStatus::Usage,
+            Failure::Registry(e) => ExitStatus::from(e),
             Failure::Build(e) => ExitStatus::from(e),
             Failure::Instance(e) => ExitStatus::from(e),
             Failure::Interrupted { signal, .. } => ExitStatus::Interrupted(*signal),
@@ -126,9 +141,21 @@ impl From<&BuildError> for ExitStatus {
         match e {
             BuildError::Config(_) | BuildError::Usage(_) => ExitStatus::Usage,
             BuildError::Engine(_) => ExitStatus::Engine,
-            BuildError::Phase(_) | BuildError::Host(_) | BuildError::Internal(_) => {
-                ExitStatus::Failure
-            }
+            BuildError::Phase(_)
+            | BuildError::Inputs { .. }
+            | BuildError::Host(_)
+            | BuildError::Internal(_) => ExitStatus::Failure,
+        }
+    }
+}
+
+impl From<&RegistryError> for ExitStatus {
+    fn from(e: &RegistryError) -> ExitStatus {
+        match e {
+            // What the user named is not there: their mistake, not the registry's.
+            RegistryError::NotFound { .. } => ExitStatus::Usage,
+            // Down, refusing (credentials, deletes) or failing: exit 3 (SPEC §10).
+            _ => ExitStatus::Engine,
         }
     }
 }

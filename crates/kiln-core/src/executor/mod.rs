@@ -12,6 +12,7 @@ mod context;
 mod error;
 pub mod phases;
 mod provenance;
+mod remote;
 mod resolve;
 mod run;
 mod secrets;
@@ -39,11 +40,13 @@ use crate::report::{Event, Reporter};
 use crate::sources::bootstrap;
 use crate::sources::io::io_err;
 use crate::sources::repo::RepoCache;
+use remote::RemoteCache;
 
 pub use context::BUILD_CONTAINER_PREFIX;
 use context::{Executor, Maker};
 pub use error::{BuildError, PhaseFailure};
 use provenance::{Wanted, find_snapshots, probe_tags};
+pub use remote::cache_tag;
 use resolve::resolve_facts;
 use secrets::SECRETS_PREFIX;
 use snapshot::{LAYER_PREFIX, STREAM_PREFIX};
@@ -67,6 +70,9 @@ pub struct BuildOptions {
     /// layers can be read on the host (how an engine elsewhere is served; tests
     /// compare the two).
     pub archive_in_container: bool,
+    /// `--no-remote-cache`: never look snapshots up in the registry, even
+    /// with `registry.cache: true`.
+    pub no_remote_cache: bool,
 }
 
 impl BuildOptions {
@@ -94,8 +100,121 @@ pub async fn plan<E: Engine>(
     // A plan runs nothing and writes no index: only builds, under the
     // habitat's lock, record what they made or checked.
     let (snaps, _) = find_snapshots(engine, probe, &wanted(&chain)).await?;
-    let plan = Plan::new(&chain, &snaps, opts.plan);
+    let mut plan = Plan::new(&chain, &snaps, opts.plan);
+    if let Some(remote) = RemoteCache::of(habitat, opts) {
+        // What a pull left (a deep snapshot, none before it) needs no registry.
+        plan = Plan::with_remote(&chain, &snaps, opts.plan, &Default::default());
+        // A plan pulls nothing: it says what the build would pull. A
+        // registry that does not answer leaves the local plan.
+        if !plan.all_cached()
+            && let Ok(hits) = remote.lookup(&plan.remote_candidates(opts.plan)).await
+        {
+            plan = Plan::with_remote(&chain, &snaps, opts.plan, &hits);
+        }
+    }
     Ok((plan, chain, snaps))
+}
+
+/// The final key a build of `habitat` as it is now would make: its facts
+/// resolved (a base habitat's planned, not built), no snapshot looked up and
+/// nothing run. What `ps` compares running members with.
+pub async fn planned_final_key<E: Engine>(
+    engine: &E,
+    habitat: &Habitat,
+    opts: &BuildOptions,
+) -> Result<CacheKey, BuildError> {
+    let resolved = resolve_facts(engine, habitat, opts, None, &[]).await?;
+    Ok(KeyChain::compute(&habitat.config, &resolved.facts)
+        .final_key()
+        .clone())
+}
+
+/// The snapshot a build took from the registry: its image and how long
+/// the pull took.
+pub(crate) struct Pulled {
+    image: String,
+    duration: std::time::Duration,
+}
+
+/// With `registry.cache`, replaces `plan` by one that pulls the deepest
+/// snapshot the registry holds, and pulls it. A registry that does not
+/// answer, or a pull that fails or is not the snapshot its tag says, is
+/// said (a note) and the build goes on locally; only an engine that is
+/// gone stops it.
+async fn pull_from_registry<E: Engine>(
+    engine: &E,
+    habitat: &Habitat,
+    opts: &BuildOptions,
+    (chain, snaps): (&KeyChain, &Snapshots),
+    plan: &mut Plan,
+    made: &mut crate::cache::MadeIndex,
+    reporter: &mut dyn Reporter,
+) -> Result<Option<Pulled>, BuildError> {
+    let Some(remote) = RemoteCache::of(habitat, opts) else {
+        return Ok(None);
+    };
+    // What a pull left (a deep snapshot, none before it) needs no registry.
+    *plan = Plan::with_remote(chain, snaps, opts.plan, &Default::default());
+    if plan.all_cached() {
+        return Ok(None);
+    }
+    let hits = match remote.lookup(&plan.remote_candidates(opts.plan)).await {
+        Ok(hits) => hits,
+        Err(e) => {
+            let hint = e.hint().map(|h| format!(" ({h})")).unwrap_or_default();
+            reporter.report(Event::Note {
+                message: format!("{e}; building locally{hint}"),
+            });
+            return Ok(None);
+        }
+    };
+    let with = Plan::with_remote(chain, snaps, opts.plan, &hits);
+    let Some((phase, reference)) = with.pull() else {
+        return Ok(None);
+    };
+    // Verify's snapshot is the image of the phase before it, with its labels.
+    let image_phase = match phase {
+        Phase::Verify => Phase::ALL[..phase.index()]
+            .iter()
+            .rev()
+            .find(|p| chain.get(**p).present())
+            .copied()
+            .unwrap_or(phase),
+        p => p,
+    };
+    let key = chain.get(image_phase).key.to_string();
+    reporter.report(Event::Pulling {
+        phase,
+        reference: reference.to_string(),
+    });
+    let started = Instant::now();
+    match remote::pull(engine, &habitat.config.name, (image_phase, &key), reference).await {
+        Ok(info) => {
+            made.insert_made(&info.id, &key);
+            if let Some(v) = info.config.labels.get(crate::image::labels::LABEL_VERIFIED) {
+                made.insert_verified(&info.id, v);
+            }
+            let _ = made.save();
+            *plan = with;
+            Ok(Some(Pulled {
+                image: info.id,
+                duration: started.elapsed(),
+            }))
+        }
+        Err(e) if e.engine_unreachable() => match e {
+            remote::PullError::Engine { source, .. } => Err(BuildError::Engine(source)),
+            _ => unreachable!("engine_unreachable is only an engine error"),
+        },
+        Err(e) => {
+            reporter.report(Event::Note {
+                message: format!(
+                    "cannot take {phase} from `{}`: {e}; building locally",
+                    remote.host()
+                ),
+            });
+            Ok(None)
+        }
+    }
 }
 
 /// The keys a plan of `chain` looks snapshots up by.
@@ -294,7 +413,17 @@ async fn build_locked<E: Engine>(
     // What the lookup checked is kept, so it is checked once; an index
     // that cannot be written only costs those checks again.
     let _ = made.save();
-    let plan = Plan::new(&chain, &snaps, opts.plan);
+    let mut plan = Plan::new(&chain, &snaps, opts.plan);
+    let pulled = pull_from_registry(
+        engine,
+        habitat,
+        opts,
+        (&chain, &snaps),
+        &mut plan,
+        &mut made,
+        reporter,
+    )
+    .await?;
     // Containers and temporary files a killed build left are removed while
     // this one builds (a no-op build skips the listing: it leaves nothing to
     // clean up after).
@@ -321,11 +450,13 @@ async fn build_locked<E: Engine>(
         snaps: &snaps,
         facts: &resolved.facts,
         copies: &resolved.copies,
+        withheld: &resolved.withheld,
         made: &mut made,
         phase_started: Instant::now(),
         reporter,
         secrets: secrets::Redactor::default(),
         expanded: None,
+        pulled,
     };
     let (ran, swept) = tokio::join!(exec.run(&plan), sweep);
     ran?;

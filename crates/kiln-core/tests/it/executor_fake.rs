@@ -158,6 +158,7 @@ fn lines(events: &[Event]) -> Vec<String> {
                 habitat, removed, ..
             } => format!("pruned {habitat} {}", removed.len()),
             Event::PhaseStart { phase } => format!("start {}", phase.tag()),
+            Event::Pulling { phase, reference } => format!("pull {} {reference}", phase.tag()),
             Event::PhaseLog {
                 phase,
                 stream,

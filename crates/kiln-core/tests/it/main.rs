@@ -13,7 +13,9 @@ mod plan_cases;
 mod services_cases;
 
 mod engine_contract;
+mod registry_config;
 mod registry_contract;
+mod registry_ops;
 mod registry_policy;
 
 mod cache_oracle;

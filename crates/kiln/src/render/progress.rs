@@ -148,6 +148,13 @@ impl PlainReporter {
             Event::PhaseStart { phase } => {
                 format!("[{:>3}%] start  {}", percent(*phase), phase.tag())
             }
+            Event::Pulling { phase, reference } => {
+                format!(
+                    "[{:>3}%] pull   {:<10}<- {reference}",
+                    percent(*phase),
+                    phase.tag()
+                )
+            }
             Event::PhaseLog { phase, line, .. } => format!("  {} | {line}", phase.tag()),
             Event::PhaseEnd {
                 phase,
@@ -159,6 +166,9 @@ impl PlainReporter {
             } => {
                 let p = percent(*phase);
                 match status {
+                    PhaseStatus::Cached if image.is_empty() => {
+                        format!("[{p:>3}%] cached {:<10}({reason})", phase.tag())
+                    }
                     PhaseStatus::Cached if reason.is_empty() => {
                         format!("[{p:>3}%] cached {:<10}-> {image}", phase.tag())
                     }
@@ -170,6 +180,14 @@ impl PlainReporter {
                         phase.tag(),
                         secs(*duration),
                         super::because(reason)
+                    ),
+                    PhaseStatus::Pulled if image.is_empty() => {
+                        format!("[{p:>3}%] pulled {:<10}({reason})", phase.tag())
+                    }
+                    PhaseStatus::Pulled => format!(
+                        "[{p:>3}%] pulled {:<10}({}) -> {image}  ({reason})",
+                        phase.tag(),
+                        secs(*duration)
                     ),
                     PhaseStatus::Failed => {
                         format!("[{p:>3}%] failed {:<10}({})", phase.tag(), secs(*duration))
@@ -267,6 +285,10 @@ impl JsonReporter {
             Event::PhaseStart { phase } => {
                 json!({"event": "phase_start", "id": phase.id().to_string(), "phase": phase.name()})
             }
+            Event::Pulling { phase, reference } => json!({
+                "event": "phase_pull", "id": phase.id().to_string(), "phase": phase.name(),
+                "reference": reference,
+            }),
             Event::PhaseLog {
                 phase,
                 stream,

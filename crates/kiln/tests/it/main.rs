@@ -6,6 +6,7 @@
 
 mod support;
 
+mod app_with_postgres;
 mod cache;
 mod check;
 mod cli;
@@ -15,8 +16,12 @@ mod faults;
 mod fidelity_files;
 mod instance_volumes;
 mod instances;
+mod instances_cli;
+mod kilnignore;
 mod quickstart;
+mod remote;
 mod secrets;
+mod services;
 mod shell;
 mod tty;
 mod variables;

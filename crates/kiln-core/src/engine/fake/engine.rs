@@ -179,6 +179,16 @@ impl Engine for FakeEngine {
                         .collect()
                 })
                 .unwrap_or_default(),
+            healthcheck: c["Healthcheck"].as_object().map(|h| {
+                let n = |key: &str| h.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+                crate::engine::Healthcheck {
+                    test: h.get("Test").and_then(strings).unwrap_or_default(),
+                    interval_ns: n("Interval"),
+                    timeout_ns: n("Timeout"),
+                    start_period_ns: n("StartPeriod"),
+                    retries: n("Retries"),
+                }
+            }),
         };
         let mut state = self.state();
         let parent = state
@@ -263,6 +273,7 @@ impl Engine for FakeEngine {
             working_dir: spec.working_dir.clone(),
             exposed_ports: Vec::new(),
             labels: spec.labels.clone(),
+            healthcheck: None,
         };
         let config = docker_merge(&own, &image.config);
         let mut argv = config.entrypoint.clone().unwrap_or_default();
@@ -435,6 +446,9 @@ impl Engine for FakeEngine {
             } else {
                 None
             },
+            // The fake runs no healthchecks.
+            health: None,
+            health_output: None,
             // The fake keeps no layers on disk: kiln commits through it instead.
             upper_dir: None,
         }))
