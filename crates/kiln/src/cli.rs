@@ -135,6 +135,17 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Build if needed, then push the final image (and, with `registry.cache`, every snapshot) to `registry.repository`.
+    Push {
+        #[command(flatten)]
+        args: BuildArgs,
+        /// A tag template to push the final image under, instead of `registry.tags` (repeatable).
+        #[arg(long = "tag", value_name = "T")]
+        tags: Vec<String>,
+        /// How to show progress.
+        #[arg(long, value_enum, default_value = "auto")]
+        progress: Progress,
+    },
     /// Print the JSON Schema of kiln.yaml.
     Schema,
     /// See and control the snapshots and host cache kiln keeps (status, prune).

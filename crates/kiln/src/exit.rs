@@ -1,6 +1,7 @@
 //! How `kiln` ends: the single map from an outcome to the process exit code
 //! (SPEC §7). 0 success, 1 a phase, member or the host failed, 2 bad usage or
-//! an invalid config, 3 the engine, 130/143 SIGINT/SIGTERM, or the code of the
+//! an invalid config, 3 the engine or
+//! the registry, 130/143 SIGINT/SIGTERM, or the code of the
 //! child that `kiln start` / `kiln exec` ran. The library's errors are mapped
 //! here, variant by variant, so a code is decided in one place.
 
@@ -11,6 +12,8 @@ use kiln_core::executor::BuildError;
 use kiln_core::instances::InstanceError;
 use kiln_core::registry::RegistryError;
 use kiln_core::registry::promote::PromoteError;
+use kiln_core::registry::push::PushError;
+use kiln_core::registry::tags::TemplateError;
 
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +71,14 @@ pub enum Failure {
     /// The schema did not render.
     Schema(serde_json::Error),
     Cache(CacheFailure),
+    /// A push stopped: the registry or the engine refused, or the engine's
+    /// archive did not hold what it should.
+    Push(PushError),
+    /// A `--tag` template that can never render.
+    BadTag {
+        template: String,
+        error: TemplateError,
+    },
 }
 
 /// Why `kiln cache` stopped.
@@ -132,6 +143,11 @@ impl From<&Failure> for ExitStatus {
                 _,
             ))) => ExitStatus::Engine,
             Failure::Cache(CacheFailure::Prune(_)) => ExitStatus::Failure,
+            Failure::Push(PushError::Registry(_) | PushError::Engine(_)) => ExitStatus::Engine,
+            Failure::Push(PushError::NoSuchImage(_) | PushError::Archive { .. }) => {
+                ExitStatus::Failure
+            }
+            Failure::BadTag { .. } => ExitStatus::Usage,
         }
     }
 }

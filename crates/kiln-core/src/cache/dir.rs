@@ -56,6 +56,11 @@ impl CacheDir {
         self.root.join("made").join(format!("{habitat}.json"))
     }
 
+    /// What pushes of one habitat keep: configs and creation times by image id.
+    pub fn pushed(&self, habitat: &str) -> PathBuf {
+        self.root.join("pushed").join(format!("{habitat}.json"))
+    }
+
     /// When each snapshot of one habitat was last used, by key.
     pub fn used(&self, habitat: &str) -> PathBuf {
         self.root.join("used").join(format!("{habitat}.json"))

@@ -202,6 +202,27 @@ pub struct CommitSpec {
     pub comment: Option<String>,
 }
 
+/// Credentials the engine passes to a registry for one pull. Held in
+/// memory only; `Debug` shows no secret.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RegistryAuth {
+    /// `HOST[:PORT]` the credentials are for.
+    pub server: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// An OAuth refresh token (`docker login` with a token helper).
+    pub identity_token: Option<String>,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Facts about the engine, from `ping`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineInfo {

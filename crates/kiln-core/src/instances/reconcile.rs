@@ -740,7 +740,7 @@ mod tests {
             /// field is named, and no env value is ever shown or labelled.
             #[test]
             fn a_reason_is_given_exactly_when_the_member_changed(old in member(), new in member()) {
-                let labels = old.container_spec("img", "K").labels;
+                let labels = old.container_spec("img", "K", &BTreeMap::new()).labels;
                 for v in labels.values() {
                     prop_assert!(!v.contains("SECRET"), "{}", v);
                 }

@@ -13,9 +13,12 @@
 pub mod fake;
 pub mod oci;
 pub mod promote;
+pub mod pull;
+pub mod push;
 pub mod retain;
 pub mod retention;
 pub mod tags;
+pub mod vars;
 
 use std::io::{Read, Write};
 

@@ -44,6 +44,24 @@ impl Credentials {
         Credentials::DockerConfig(dir)
     }
 
+    /// The credentials for `host`, as the engine takes them for a pull;
+    /// `None` when there are none (an anonymous pull).
+    pub fn engine_auth(&self, host: &str) -> Option<crate::engine::RegistryAuth> {
+        use docker_credential::DockerCredential;
+        let mut auth = crate::engine::RegistryAuth {
+            server: host.to_string(),
+            ..Default::default()
+        };
+        match self.lookup(host)? {
+            DockerCredential::UsernamePassword(u, p) => {
+                auth.username = Some(u);
+                auth.password = Some(p);
+            }
+            DockerCredential::IdentityToken(t) => auth.identity_token = Some(t),
+        }
+        Some(auth)
+    }
+
     fn lookup(&self, host: &str) -> Option<docker_credential::DockerCredential> {
         let Credentials::DockerConfig(Some(dir)) = self else {
             return None;

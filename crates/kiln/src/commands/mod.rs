@@ -14,6 +14,7 @@ mod phases;
 mod plan;
 mod promote;
 mod ps;
+mod push;
 mod restart;
 mod retention;
 mod schema;
@@ -82,6 +83,11 @@ async fn run_async(command: Command) -> Outcome {
         Command::Retention { path, dir, dry_run } => {
             retention::run(&crate::cli::in_dir(dir.as_deref(), &path), dry_run).await
         }
+        Command::Push {
+            args,
+            tags,
+            progress,
+        } => push::run(&args, &tags, progress).await,
         Command::Instances(c) => run_instances(c).await,
         Command::Cache { command } => match command {
             CacheCommand::Status { args, json } => cache::status(&args, json).await,

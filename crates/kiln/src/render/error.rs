@@ -4,6 +4,8 @@
 
 use anstyle::{AnsiColor, Style};
 
+use kiln_core::registry::push::PushError;
+
 use crate::exit::Failure;
 use crate::render::stdout::{self, err};
 use crate::render::tty::colour_stderr;
@@ -79,6 +81,23 @@ pub fn print(failure: &Failure) {
         Failure::Runtime(e) => err!("error: cannot start the async runtime: {e}"),
         Failure::Schema(e) => err!("error: cannot render the schema: {e}"),
         Failure::Cache(e) => err!("{}", painted(&e.to_string(), colour)),
+        Failure::Push(e) => err!("{}", painted(&push_error(e), colour)),
+        Failure::BadTag { template, error } => err!(
+            "{}",
+            painted(&format!("error: --tag `{template}`: {error}"), colour)
+        ),
+    }
+}
+
+/// `error: …` and, when the user can act, `hint: …`.
+fn push_error(e: &PushError) -> String {
+    let hint = match e {
+        PushError::Registry(r) => r.hint(),
+        _ => None,
+    };
+    match hint {
+        Some(h) => format!("error: {e}\nhint: {h}"),
+        None => format!("error: {e}"),
     }
 }
 

@@ -194,6 +194,27 @@ impl PlainReporter {
                     }
                 }
             }
+            Event::StepEnd {
+                step,
+                name,
+                status,
+                duration,
+                reason,
+                ..
+            } => match status {
+                // A step is never pulled on its own: its phase is.
+                PhaseStatus::Cached | PhaseStatus::Pulled => {
+                    format!("       cached {step:<12}{name}")
+                }
+                PhaseStatus::Built => format!(
+                    "       built  {step:<12}{name} ({})  {}",
+                    secs(*duration),
+                    super::because(reason)
+                ),
+                PhaseStatus::Failed => {
+                    format!("       failed {step:<12}{name} ({})", secs(*duration))
+                }
+            },
             Event::BuildEnd {
                 ok: true,
                 duration,
@@ -210,6 +231,10 @@ impl PlainReporter {
                 duration,
                 ..
             } => format!("build failed after {}", secs(*duration)),
+            Event::PushStart { .. }
+            | Event::PushBlob { .. }
+            | Event::PushImage { .. }
+            | Event::PushEnd { .. } => return super::push::plain(event),
         })
     }
 }
@@ -228,6 +253,9 @@ impl Reporter for PlainReporter {
 #[derive(Default)]
 pub struct JsonReporter {
     habitats: Habitats,
+    /// The habitat asked for, once its build began: what a push after the
+    /// build is about.
+    outer: String,
 }
 
 impl JsonReporter {
@@ -245,7 +273,14 @@ impl JsonReporter {
             Event::BuildEnd { .. } => frames.len() > 1,
             _ => false,
         };
-        let habitat = self.habitats.current().unwrap_or("").to_string();
+        if let (Event::BuildStart { habitat }, 1) = (event, frames.len()) {
+            self.outer = habitat.clone();
+        }
+        let habitat = self
+            .habitats
+            .current()
+            .unwrap_or(self.outer.as_str())
+            .to_string();
         if matches!(event, Event::BuildEnd { .. }) {
             self.habitats.0.pop();
         }
@@ -309,6 +344,21 @@ impl JsonReporter {
                 "status": status.as_str(), "duration_ms": duration.as_millis() as u64,
                 "image": image, "key": key, "reason": reason,
             }),
+            Event::StepEnd {
+                phase,
+                step,
+                name,
+                status,
+                duration,
+                image,
+                key,
+                reason,
+            } => json!({
+                "event": "step_end", "id": phase.id().to_string(), "phase": phase.name(),
+                "step": step, "name": name,
+                "status": status.as_str(), "duration_ms": duration.as_millis() as u64,
+                "image": image, "key": key, "reason": reason,
+            }),
             Event::BuildEnd {
                 ok,
                 duration,
@@ -317,6 +367,10 @@ impl JsonReporter {
                 "event": "build_end", "status": if *ok { "ok" } else { "failed" },
                 "duration_ms": duration.as_millis() as u64, "image": image,
             }),
+            Event::PushStart { .. }
+            | Event::PushBlob { .. }
+            | Event::PushImage { .. }
+            | Event::PushEnd { .. } => super::push::value(event),
         }
     }
 }

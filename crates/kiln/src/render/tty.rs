@@ -61,6 +61,10 @@ pub struct Screen<W: Write> {
     drawn: usize,
     /// The build ended: nothing is live any more.
     done: bool,
+    /// A push under way: its live line.
+    push: Option<super::push::Live>,
+    /// When the push began, for the spinner.
+    push_started: Option<Instant>,
 }
 
 impl<W: Write> Screen<W> {
@@ -73,6 +77,8 @@ impl<W: Write> Screen<W> {
             running: None,
             drawn: 0,
             done: false,
+            push: None,
+            push_started: None,
         }
     }
 
@@ -284,6 +290,37 @@ impl<W: Write> Screen<W> {
                     }
                 }
             }
+            // A step of the running phase (SPEC §5): one dim line each,
+            // above the phase's live line.
+            Event::StepEnd {
+                step,
+                name,
+                status,
+                duration,
+                ..
+            } => {
+                let l = match status {
+                    // A step is never pulled on its own: its phase is.
+                    PhaseStatus::Cached | PhaseStatus::Pulled => {
+                        format!("{}  · {step:<12} cached {name}", self.indent())
+                    }
+                    PhaseStatus::Built => format!(
+                        "{}  · {step:<12} built {:>6}  {name}",
+                        self.indent(),
+                        secs(*duration)
+                    ),
+                    PhaseStatus::Failed => format!(
+                        "{}  ✘ {step:<12} failed {:>6}  {name}",
+                        self.indent(),
+                        secs(*duration)
+                    ),
+                };
+                if *status == PhaseStatus::Failed {
+                    lines.push(self.fit(&l, |s| self.red(s)));
+                } else {
+                    lines.push(self.fit(&l, |s| self.dim(s)));
+                }
+            }
             Event::BuildEnd {
                 ok,
                 duration,
@@ -328,13 +365,39 @@ impl<W: Write> Screen<W> {
                     lines.push(self.fit(&l, |s| self.dim(s)));
                 }
             }
+            Event::PushStart { images, .. } => {
+                // A push follows its build: the screen is live again.
+                self.done = false;
+                let mut live = super::push::Live::new(images.len());
+                lines.extend(live.event(event).map(|l| self.fit(&l, |s| s.to_string())));
+                self.push = Some(live);
+                self.push_started = Some(now);
+            }
+            Event::PushBlob { .. } | Event::PushImage { .. } => {
+                let line = self.push.as_mut().and_then(|live| live.event(event));
+                lines.extend(line.map(|l| self.fit(&l, |s| self.green(s))));
+            }
+            Event::PushEnd { ok, .. } => {
+                let line = self.push.take().and_then(|mut live| live.event(event));
+                self.push_started = None;
+                self.done = true;
+                lines.extend(line.map(|l| {
+                    self.fit(&l, |s| {
+                        if *ok {
+                            self.paint(AnsiColor::Green.on_default().bold(), s)
+                        } else {
+                            self.red(s)
+                        }
+                    })
+                }));
+            }
         }
         self.draw(&lines, now);
     }
 
     /// Redraws the live lines (the clock moved).
     pub fn tick(&mut self, now: Instant) {
-        if !self.done && self.running.is_some() {
+        if !self.done && (self.running.is_some() || self.push.is_some()) {
             self.draw(&[], now);
         }
     }
@@ -343,10 +406,17 @@ impl<W: Write> Screen<W> {
     pub fn clear(&mut self) {
         self.done = true;
         self.running = None;
+        self.push = None;
         self.draw(&[], Instant::now());
     }
 
     fn live(&self, now: Instant) -> Vec<String> {
+        if let (Some(push), Some(started), false) = (&self.push, self.push_started, self.done) {
+            let elapsed = now.saturating_duration_since(started);
+            let spin = SPINNER[(elapsed.as_millis() / 100) as usize % SPINNER.len()];
+            let head = format!("{spin} {} {:>6}", push.line(), secs(elapsed));
+            return vec![self.fit(&head, |s| self.yellow(s))];
+        }
         let Some(r) = self.running.as_ref().filter(|_| !self.done) else {
             return Vec::new();
         };
