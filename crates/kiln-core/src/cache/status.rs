@@ -318,7 +318,11 @@ fn host_entries(cache: &CacheDir) -> Vec<HostEntry> {
         v.sort();
         v
     };
-    for (name, path) in listed(&cache.repos()) {
+    // A mirror's lock file (`MIRROR.lock`) goes with its mirror.
+    for (name, path) in listed(&cache.repos())
+        .into_iter()
+        .filter(|(n, _)| !n.ends_with(".lock"))
+    {
         out.push(HostEntry {
             kind: HostKind::Repos,
             bytes: du(&path),
@@ -513,7 +517,18 @@ pub async fn prune<E: Engine>(
             continue;
         }
         if !dry_run {
-            remove_path(&e.path)?;
+            if e.kind == HostKind::Repos {
+                // A build fetching into it holds its lock: leave it be.
+                let Some(_held) = try_lock_mirror(&e.path) else {
+                    continue;
+                };
+                remove_path(&e.path)?;
+                let mut lock = e.path.clone().into_os_string();
+                lock.push(".lock");
+                remove_path(Path::new(&lock))?;
+            } else {
+                remove_path(&e.path)?;
+            }
         }
         summary.freed += e.bytes;
         on_event(PruneEvent::HostRemoved {
@@ -523,6 +538,17 @@ pub async fn prune<E: Engine>(
         });
     }
     Ok(summary)
+}
+
+/// The mirror's lock (`MIRROR.lock`, as `sources::repo` takes it), when no
+/// build holds it; `Some` also when there is no lock file to take.
+fn try_lock_mirror(mirror: &Path) -> Option<Option<std::fs::File>> {
+    let mut lock = mirror.as_os_str().to_owned();
+    lock.push(".lock");
+    match std::fs::File::options().read(true).write(true).open(&lock) {
+        Ok(f) => f.try_lock().ok().map(|()| Some(f)),
+        Err(_) => Some(None),
+    }
 }
 
 /// Whether bootstrap scratch `e` was left by a process that is gone.
@@ -633,4 +659,45 @@ pub async fn prune_locked<E: Engine>(
         let _ = used.save();
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_entries_go_at_the_levels_the_spec_names() {
+        let e = |kind, used_by: &[&str]| HostEntry {
+            kind,
+            path: PathBuf::from("/x"),
+            bytes: 1,
+            used_by: used_by.iter().map(|s| s.to_string()).collect(),
+        };
+        let web: BTreeSet<&str> = BTreeSet::from(["web"]);
+        use HostKind::*;
+        use Level::*;
+        // (entry, level, all) → removed
+        let table = [
+            (e(Repos, &[]), Soft, false, false),
+            (e(Repos, &[]), Medium, false, true),
+            (e(Tools, &[]), Hard, false, true),
+            (e(Repos, &["web"]), Hard, false, false),
+            (e(Repos, &["web"]), Nuke, false, true),
+            (e(Repos, &["web", "api"]), Nuke, false, false),
+            (e(Repos, &["web", "api"]), Nuke, true, true),
+            (e(Digests, &["web"]), Medium, false, false),
+            (e(Digests, &["web"]), Nuke, false, true),
+            (e(Digests, &["api"]), Nuke, false, false),
+            (e(Bootstrap, &[]), Hard, true, false),
+            (e(Bootstrap, &[]), Nuke, false, false),
+            (e(Bootstrap, &[]), Nuke, true, true),
+        ];
+        for (entry, level, all, want) in table {
+            assert_eq!(
+                host_removed(&entry, level, &web, all),
+                want,
+                "{entry:?} at {level:?} all={all}"
+            );
+        }
+    }
 }

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kiln_core::Phase;
 use kiln_core::config::{self, Habitat};
-use kiln_core::engine::fake::{FakeEngine, FakeFileKind, FakeRun};
+use kiln_core::engine::fake::{FakeCounters, FakeEngine, FakeFileKind, FakeRun};
 use kiln_core::engine::{Engine, Stream};
 use kiln_core::executor::{self, BuildError, BuildOptions, Built};
 use kiln_core::image::labels::{
@@ -797,4 +797,48 @@ async fn services_put_the_init_and_its_spec_in_final_and_rebuild_only_final() {
         only_ends(&events),
         ends(&[(Phase::Final, "config changed: final.services.web")])
     );
+}
+
+/// A no-op build asks the engine only to inspect (the chain's tags and its
+/// base): no listing of images or containers, nothing written; recording
+/// the chain's last use is a file write, and the automatic soft prune runs
+/// only after a build that made snapshots. The count follows the chain, not
+/// how many snapshots the habitat holds.
+#[tokio::test]
+async fn a_no_op_build_only_inspects_and_records_last_use_on_the_host() {
+    let f = Fixture::new().await;
+    f.build_ok().await;
+    let used_path = f.root.path().join("cache/used/fake.json");
+    std::fs::remove_file(&used_path).unwrap();
+    let first = noop_inspects(&f).await;
+    assert!(first > 0);
+    assert!(used_path.exists(), "the no-op build recorded last use");
+    // More old chains on the engine: the no-op build asks no more.
+    let yaml = std::fs::read_to_string(f.dir().join("kiln.yaml")).unwrap();
+    std::fs::write(
+        f.dir().join("kiln.yaml"),
+        yaml.replace("echo one > /setup-marker", "echo two > /setup-marker"),
+    )
+    .unwrap();
+    f.build_ok().await;
+    assert_eq!(noop_inspects(&f).await, first);
+}
+
+/// Runs a build that must be a no-op and returns how many inspections it
+/// made, checking it made no other engine call.
+async fn noop_inspects(f: &Fixture) -> usize {
+    let before = f.engine.counters();
+    let (_, events) = f.build_ok().await;
+    let built: Vec<&String> = events.iter().filter(|e| e.contains(" built ")).collect();
+    assert!(built.is_empty(), "{built:#?}");
+    let after = f.engine.counters();
+    assert_eq!(
+        FakeCounters {
+            inspects: before.inspects,
+            ..after
+        },
+        before,
+        "a no-op build only inspects"
+    );
+    after.inspects - before.inspects
 }

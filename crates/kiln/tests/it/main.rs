@@ -7,6 +7,7 @@
 mod support;
 
 mod app_with_postgres;
+mod cache;
 mod check;
 mod cli;
 mod cli_surface;

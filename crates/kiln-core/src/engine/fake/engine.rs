@@ -31,7 +31,9 @@ impl Engine for FakeEngine {
     }
 
     async fn image_inspect(&self, reference: &str) -> EngineResult<Option<ImageInfo>> {
-        let state = self.state();
+        let mut state = self.state();
+        state.counters.inspects += 1;
+        let state = state;
         let Some(id) = state.resolve_image(reference) else {
             return Ok(None);
         };
@@ -58,7 +60,9 @@ impl Engine for FakeEngine {
     }
 
     async fn images_with_labels(&self, labels: &[(&str, &str)]) -> EngineResult<Vec<String>> {
-        let state = self.state();
+        let mut state = self.state();
+        state.counters.image_listings += 1;
+        let state = state;
         Ok(state
             .images
             .iter()
@@ -559,7 +563,9 @@ impl Engine for FakeEngine {
     }
 
     async fn containers_with_label(&self, label: &str, value: &str) -> EngineResult<Vec<String>> {
-        let state = self.state();
+        let mut state = self.state();
+        state.counters.container_listings += 1;
+        let state = state;
         Ok(state
             .containers
             .iter()
@@ -569,7 +575,9 @@ impl Engine for FakeEngine {
     }
 
     async fn container_images(&self) -> EngineResult<Vec<(String, String)>> {
-        let state = self.state();
+        let mut state = self.state();
+        state.counters.container_listings += 1;
+        let state = state;
         Ok(state
             .containers
             .iter()
@@ -587,7 +595,9 @@ impl Engine for FakeEngine {
         label: &str,
         value: &str,
     ) -> EngineResult<Vec<ContainerSummary>> {
-        let state = self.state();
+        let mut state = self.state();
+        state.counters.container_listings += 1;
+        let state = state;
         Ok(state
             .containers
             .iter()

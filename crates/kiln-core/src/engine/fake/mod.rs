@@ -60,6 +60,12 @@ pub struct FakeCounters {
     pub imports: usize,
     pub pulls: usize,
     pub tags: usize,
+    /// Engine calls that only read: image inspections, image listings
+    /// (`images_with_labels`, and `list_images` through it) and container
+    /// listings of any kind.
+    pub inspects: usize,
+    pub image_listings: usize,
+    pub container_listings: usize,
 }
 
 /// The in-memory engine. Cheap to clone; clones share state.
