@@ -237,6 +237,11 @@ pub struct Copy {
     /// Octal, e.g. "0644"; the source's own mode by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// Land this copy after repos and tools (in the tools phase), so that
+    /// editing it rebuilds only tools..final, and it may go on top of a
+    /// repo's checkout. Copies that setup or repo commands need stay early.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -752,6 +752,28 @@ impl Checker<'_, '_> {
             };
             targets.push((tool.dest(), format!("build.tools[{i}]"), loc));
         }
+        // An early copy under a repo's path would be replaced by the
+        // checkout the repos phase places there afterwards.
+        if let Some(files) = &config.build.files {
+            for (i, copy) in files.copies.iter().enumerate().filter(|(_, c)| !c.late) {
+                let dest = normalize_image_path(&copy.dest);
+                let Some((j, repo)) = config.build.repos.iter().enumerate().find(|(_, r)| {
+                    let path = normalize_image_path(&r.path);
+                    dest.starts_with(&format!("{}/", path.trim_end_matches('/')))
+                }) else {
+                    continue;
+                };
+                let loc = self.at(&[K("build"), K("files"), K("copies"), I(i), K("dest")]);
+                self.error_hint(
+                    loc,
+                    format!(
+                        "copy to `{}` lies under `{}`, the path of `build.repos[{j}]`, whose checkout replaces it in the repos phase",
+                        copy.dest, repo.path
+                    ),
+                    "add `late: true` to the copy: it then lands on top of the checkout, after repos and tools",
+                );
+            }
+        }
         let mut seen: BTreeMap<String, (String, usize)> = BTreeMap::new();
         for (dest, owner, loc) in targets {
             let key = normalize_image_path(&dest);

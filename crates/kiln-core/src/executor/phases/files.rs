@@ -1,4 +1,5 @@
-//! Files: every copy's owner and mode resolved against the image's accounts
+//! Files: the early copies (a late one lands in tools, by the same code):
+//! every copy's owner and mode resolved against the image's accounts
 //! first, then the copies streamed into one layer. Missing parents of a
 //! copy's `dest` are made with its owner and group, as `COPY --chown` does;
 //! parents the image has are left alone.
@@ -17,17 +18,33 @@ use crate::executor::snapshot::{Needs, Uploads};
 use super::accounts::{AccountsError, names_an_account};
 
 impl<E: Engine> Executor<'_, E> {
+    /// The files phase: the early copies (SPEC §2.1; late ones land in tools).
     pub(in crate::executor) async fn run_files(
         &mut self,
         ctx: PhaseCtx,
     ) -> Result<Produced, BuildError> {
+        self.copy_phase(ctx, false, Uploads::default()).await
+    }
+
+    /// Streams the copies whose `late` is `late` into the layer of `ctx`'s
+    /// phase, after what `before` holds (the tools' tars, for late copies).
+    pub(in crate::executor) async fn copy_phase(
+        &mut self,
+        ctx: PhaseCtx,
+        late: bool,
+        before: Uploads,
+    ) -> Result<Produced, BuildError> {
         let phase = ctx.phase;
-        let copies = self.config().build.files.clone().unwrap_or_default().copies;
+        let all = self.config().build.files.clone().unwrap_or_default().copies;
         let dir = self.habitat.dir.clone();
-        let keyed = self.copies.to_vec();
-        if keyed.len() != copies.len() {
+        if self.copies.len() != all.len() {
             return Err(fail(phase, "the copies were not all keyed"));
         }
+        let (copies, keyed): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .zip(self.copies.iter().cloned())
+            .filter(|(c, _)| c.late == late)
+            .unzip();
         // A secret's file is never copied, even inside a copied directory;
         // nor is what the key left out.
         let withheld = self.withheld.clone();
@@ -87,10 +104,9 @@ impl<E: Engine> Executor<'_, E> {
                     }
                     std::io::Write::flush(&mut tar.into_inner()?)
                 });
-                Ok(Uploads {
-                    streams: vec![produce],
-                    ..Uploads::default()
-                })
+                let mut uploads = before;
+                uploads.streams.push(produce);
+                Ok(uploads)
             })
             .await;
         if made.is_err() {
