@@ -15,6 +15,7 @@ mod fidelity_files;
 mod instance_volumes;
 mod instances;
 mod kilnignore;
+mod late_copies;
 mod quickstart;
 mod secrets;
 mod shell;
