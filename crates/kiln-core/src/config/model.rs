@@ -377,6 +377,11 @@ pub struct Repo {
     /// users of the base image are unknown when the config is checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Keep only the last N commits of history in the image's checkout
+    /// (`git clone --depth N`); the whole history when absent. A key input:
+    /// the image's `.git` differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<u32>,
 }
 
 impl Repo {

@@ -582,6 +582,14 @@ impl Checker<'_, '_> {
                     "git would read it as an option",
                 );
             }
+            if repo.depth == Some(0) {
+                let loc = self.at(&here("depth"));
+                self.error_hint(
+                    loc,
+                    format!("`build.repos[{i}].depth` is 0: a checkout has at least its commit"),
+                    "give the number of commits to keep, e.g. `depth: 1`, or leave `depth` out for the whole history",
+                );
+            }
             let name = format!("build.repos[{i}].path");
             if self.path_field(&repo.path, &here("path"), &name)
                 && normalize_image_path(&repo.path) == "/"

@@ -85,10 +85,18 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
             b.repos
                 .iter()
                 .enumerate()
-                .map(|(i, r)| json!({
-                    "url": without_credentials(&r.url), "path": r.path, "ref": r.git_ref, "owner": r.owner,
-                    "commit": facts.repos.get(i),
-                }))
+                .map(|(i, r)| {
+                    let mut v = json!({
+                        "url": without_credentials(&r.url), "path": r.path, "ref": r.git_ref, "owner": r.owner,
+                        "commit": facts.repos.get(i),
+                    });
+                    // The image's history differs; only when set, so the
+                    // keys of repos without it stay as they were.
+                    if let Some(depth) = r.depth {
+                        v["depth"] = json!(depth);
+                    }
+                    v
+                })
                 .collect::<Vec<_>>()
         ),
         Phase::Tools => {

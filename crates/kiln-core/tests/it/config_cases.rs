@@ -389,6 +389,12 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "",
     ),
     (
+        "a repo depth of 0",
+        "name: x\nbuild:\n  base: { image: debian }\n  repos: [{ url: a, path: /work/app, depth: 0 }]\n",
+        "4:45: `build.repos[0].depth` is 0: a checkout has at least its commit",
+        "give the number of commits to keep, e.g. `depth: 1`, or leave `depth` out for the whole history",
+    ),
+    (
         "an early copy under a repo's path",
         "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: f, dest: /work/app//config/x.yml }]\n  repos: [{ url: a, path: /work/app }]\n",
         "5:33: copy to `/work/app//config/x.yml` lies under `/work/app`, the path of `build.repos[0]`, whose checkout replaces it in the repos phase",

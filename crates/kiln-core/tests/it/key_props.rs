@@ -137,6 +137,12 @@ fn edits() -> Vec<(Phase, &'static str, &'static str)> {
         ),
         (Phase::Files, "owner: dev, late: true", "owner: dev"),
         (Phase::Setup, "apt: [curl, git, unzip]", "apt: [curl, git]"),
+        // `depth` cuts the image's history: the repos phase's input.
+        (
+            Phase::Repos,
+            "ref: main, owner: dev }",
+            "ref: main, owner: dev, depth: 1 }",
+        ),
         (
             Phase::Setup,
             "root: [\"echo root\"]",

@@ -17,6 +17,7 @@ mod instances;
 mod kilnignore;
 mod late_copies;
 mod quickstart;
+mod repo_depth;
 mod secrets;
 mod shell;
 mod tty;
