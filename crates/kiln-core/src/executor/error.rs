@@ -20,6 +20,10 @@ pub enum BuildError {
     Engine(EngineError),
     /// A phase failed.
     Phase(PhaseFailure),
+    /// What a phase reads outside the config (a copy's file, a repo's ref)
+    /// could not be read while planning, before anything ran: `plan` fails
+    /// this way too, so there is nothing to resume.
+    Inputs { phase: Phase, message: String },
     /// A file operation on the host failed (the build lock, a secret's
     /// directory, an image layer read on the host).
     Host(HostIo),
@@ -38,6 +42,8 @@ pub struct PhaseFailure {
     pub exit_code: Option<i64>,
     /// The last lines of the phase's output.
     pub output: Vec<String>,
+    /// The step that failed (`6-setup.5`), in a phase built in steps.
+    pub step: Option<String>,
 }
 
 impl fmt::Display for BuildError {
@@ -50,6 +56,11 @@ impl fmt::Display for BuildError {
             BuildError::Internal(m) => {
                 write!(f, "error: internal error: {m} (this is a bug in kiln)")
             }
+            BuildError::Inputs { phase, message } => write!(
+                f,
+                "error: cannot read the inputs of phase `{}`: {message}",
+                phase.tag()
+            ),
             BuildError::Phase(p) => {
                 writeln!(f, "error: phase `{}` failed: {}", p.phase.tag(), p.message)?;
                 if let Some(cmd) = &p.command {
@@ -65,11 +76,17 @@ impl fmt::Display for BuildError {
                         writeln!(f, "    | {l}")?;
                     }
                 }
-                write!(
-                    f,
-                    "hint: snapshots before `{}` are kept; fix the config and build again to resume there",
-                    p.phase.tag()
-                )
+                match &p.step {
+                    Some(step) => write!(
+                        f,
+                        "hint: step `{step}` failed; the steps before it are kept, and the next build resumes at it"
+                    ),
+                    None => write!(
+                        f,
+                        "hint: snapshots before `{}` are kept; fix the config and build again to resume there",
+                        p.phase.tag()
+                    ),
+                }
             }
         }
     }
@@ -89,6 +106,14 @@ impl From<HostIo> for BuildError {
     }
 }
 
+/// An input of `phase` that cannot be read while planning.
+pub(super) fn inputs(phase: Phase, message: impl Into<String>) -> BuildError {
+    BuildError::Inputs {
+        phase,
+        message: message.into(),
+    }
+}
+
 /// A phase failure with only a message.
 pub(super) fn fail(phase: Phase, message: impl Into<String>) -> BuildError {
     BuildError::Phase(PhaseFailure {
@@ -97,6 +122,7 @@ pub(super) fn fail(phase: Phase, message: impl Into<String>) -> BuildError {
         command: None,
         exit_code: None,
         output: Vec::new(),
+        step: None,
     })
 }
 

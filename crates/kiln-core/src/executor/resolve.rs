@@ -13,7 +13,7 @@ use crate::report::{Event, Reporter};
 use crate::sources::tool::{self, ToolError};
 use crate::sources::{bootstrap, copies, repo};
 
-use super::error::{BuildError, fail};
+use super::error::{BuildError, inputs};
 use super::{BuildOptions, build_boxed};
 
 /// The facts keys read, and what the phases that read the same inputs again
@@ -23,7 +23,8 @@ pub(super) struct Resolved {
     /// In config order, beside `facts.copies`.
     pub(super) copies: Vec<copies::Keyed>,
     /// What the copies left out, for the files phase to leave out the same.
-    pub(super) withheld: copies::Withheld,
+    /// By copy root.
+    pub(super) withheld: std::collections::BTreeMap<PathBuf, copies::Withheld>,
 }
 
 /// Reads everything outside the config that keys depend on. With a reporter
@@ -76,12 +77,19 @@ pub(super) async fn resolve_facts<E: Engine>(
     };
     let digests_path = opts.cache().digests(&c.name);
     let mut digests = copies::DigestCache::load(&digests_path);
-    let withheld = copies::Withheld::for_habitat(habitat).map_err(BuildError::Config)?;
+    let withheld = copies::Withheld::for_roots(habitat).map_err(BuildError::Config)?;
     let mut keyed = Vec::new();
     for (i, copy) in c.build.files.iter().flat_map(|f| &f.copies).enumerate() {
+        // A fragment's copy is read beneath the fragment's directory.
+        let (root, below) = copy.in_root();
+        let root_dir = habitat.root_dir(root);
         keyed.push(
             digests
-                .keyed(&habitat.dir, &copy.source, &withheld)
+                .keyed(
+                    &root_dir,
+                    below,
+                    &withheld_at(&withheld, habitat, &root_dir)?,
+                )
                 .map_err(|e| copy_error(habitat, i, e))?,
         );
     }
@@ -98,7 +106,7 @@ pub(super) async fn resolve_facts<E: Engine>(
     for r in &c.build.repos {
         let commit = repos_cache
             .resolve(&r.url, r.git_ref.as_deref(), &habitat.dir)
-            .map_err(|e| fail(Phase::Repos, e.to_string()))?;
+            .map_err(|e| inputs(Phase::Repos, e.to_string()))?;
         repos.push(commit);
     }
     Ok(Resolved {
@@ -106,10 +114,28 @@ pub(super) async fn resolve_facts<E: Engine>(
             base,
             copies: keyed.iter().map(|k| k.digest.clone()).collect(),
             repos,
+            init: if c.services.is_empty() {
+                None
+            } else {
+                crate::image::init::digest().map(str::to_string)
+            },
         },
         copies: keyed,
         withheld,
     })
+}
+
+/// What copies from `root` leave out: the root's entry, or (a root
+/// spelt otherwise than `copy_roots` gives it) read now.
+pub(super) fn withheld_at(
+    by_root: &std::collections::BTreeMap<PathBuf, copies::Withheld>,
+    habitat: &Habitat,
+    root: &std::path::Path,
+) -> Result<copies::Withheld, BuildError> {
+    match by_root.get(root) {
+        Some(w) => Ok(w.clone()),
+        None => copies::Withheld::for_root(habitat, root).map_err(BuildError::Config),
+    }
 }
 
 /// Why `build.files.copies[i]` cannot be keyed: a source `.kilnignore`
@@ -121,7 +147,7 @@ fn copy_error(habitat: &Habitat, i: usize, e: copies::CopyError) -> BuildError {
         e,
         copies::CopyError::Ignored { .. } | copies::CopyError::NeverCopied { .. }
     ) {
-        return fail(Phase::Files, e.to_string());
+        return inputs(Phase::Files, e.to_string());
     }
     let text = e.to_string();
     let (message, hint) = match text.split_once("\nhint: ") {

@@ -6,7 +6,7 @@ use std::time::Instant;
 use crate::engine::Engine;
 use crate::image::names;
 use crate::phase::Phase;
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Plan, PlannedStep};
 use crate::report::{Event, PhaseStatus};
 
 use super::context::{Executor, PhaseCtx, Produced};
@@ -21,8 +21,33 @@ impl<E: Engine> Executor<'_, E> {
             let started = Instant::now();
             self.phase_started = started;
             let key = planned.key.key.clone();
+            let mut pull_time = None;
             let produced = match &planned.action {
                 Action::Cached { image } => Produced::listed(image.clone()),
+                // Nothing runs and no snapshot is made: the pulled one holds it.
+                Action::Within { pulled, .. } => {
+                    self.reporter.report(Event::PhaseEnd {
+                        phase,
+                        status: if *pulled {
+                            PhaseStatus::Pulled
+                        } else {
+                            PhaseStatus::Cached
+                        },
+                        duration: std::time::Duration::ZERO,
+                        image: String::new(),
+                        key: key.to_string(),
+                        reason: planned.reason.clone(),
+                    });
+                    continue;
+                }
+                Action::Pull { .. } => {
+                    let pulled = self
+                        .pulled
+                        .as_ref()
+                        .ok_or_else(|| fail(phase, "the pulled snapshot is missing"))?;
+                    pull_time = Some(pulled.duration);
+                    Produced::listed(pulled.image.clone())
+                }
                 Action::Skip => match current.take() {
                     Some(p) => p,
                     None => return Err(fail(phase, "the base phase produced no image")),
@@ -31,7 +56,10 @@ impl<E: Engine> Executor<'_, E> {
                     self.reporter.report(Event::PhaseStart { phase });
                     let tags = self.tags_from(plan, index);
                     let parent = current.take();
-                    match self.build_phase(phase, parent, tags).await {
+                    match self
+                        .build_phase(phase, parent, tags, planned.steps.clone())
+                        .await
+                    {
                         Ok(p) => {
                             // Verify makes no image: its tag points at its parent's.
                             if phase != Phase::Verify {
@@ -59,12 +87,13 @@ impl<E: Engine> Executor<'_, E> {
             self.tag(&produced, &tag).await?;
             let status = match planned.action {
                 Action::Build => PhaseStatus::Built,
+                Action::Pull { .. } => PhaseStatus::Pulled,
                 _ => PhaseStatus::Cached,
             };
             self.reporter.report(Event::PhaseEnd {
                 phase,
                 status,
-                duration: started.elapsed(),
+                duration: pull_time.unwrap_or_else(|| started.elapsed()),
                 image: tag,
                 key: key.to_string(),
                 reason: planned.reason.clone(),
@@ -127,6 +156,7 @@ impl<E: Engine> Executor<'_, E> {
         phase: Phase,
         parent: Option<Produced>,
         tags: Vec<String>,
+        steps: Vec<PlannedStep>,
     ) -> Result<Produced, BuildError> {
         let (parent, tagged) = match phase {
             Phase::Base => {
@@ -150,6 +180,8 @@ impl<E: Engine> Executor<'_, E> {
             config: parent.config.clone(),
             parent,
             tags,
+            steps,
+            step: None,
         };
         match phase {
             Phase::Base | Phase::Env | Phase::Final => self.config_phase(ctx).await,

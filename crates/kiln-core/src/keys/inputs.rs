@@ -19,7 +19,10 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
         Phase::Base => match &facts.base {
             // Only the id: two names for the same image are the same base.
             BaseFact::Image { id: Some(id), .. } => json!({"image_id": id}),
-            BaseFact::Image { reference, id: None } => json!({"image_ref": reference}),
+            BaseFact::Image {
+                reference,
+                id: None,
+            } => json!({"image_ref": reference}),
             BaseFact::Habitat { final_key } => json!({"habitat_final_key": final_key}),
             BaseFact::Bootstrap { key } => json!({"bootstrap": key}),
         },
@@ -54,7 +57,9 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
             copies => json!(copies),
         },
         Phase::Setup => {
-            let Some(s) = &b.setup else { return Value::Null };
+            let Some(s) = &b.setup else {
+                return Value::Null;
+            };
             let p = s.packages.clone().unwrap_or_default();
             let c = s.commands.clone().unwrap_or_default();
             if p.apt.is_empty()
@@ -65,8 +70,11 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
             {
                 return Value::Null;
             }
-            let npm: BTreeSet<(String, bool)> =
-                p.npm.iter().map(|n: &NpmPackage| (n.spec(), n.global())).collect();
+            let npm: BTreeSet<(String, bool)> = p
+                .npm
+                .iter()
+                .map(|n: &NpmPackage| (n.spec(), n.global()))
+                .collect();
             let mut inputs = json!({
                 "apt": sorted(p.apt.iter().cloned()),
                 "npm": npm.into_iter().map(|(spec, global)| json!({"spec": spec, "global": global})).collect::<Vec<_>>(),
@@ -81,24 +89,33 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
         Phase::Repos if b.repos.is_empty() => Value::Null,
         // A credential in the URL is for the fetch only: it is no input (a
         // changed token is the same repository) and this lands in a label.
-        Phase::Repos => json!(
-            b.repos
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    let mut v = json!({
-                        "url": without_credentials(&r.url), "path": r.path, "ref": r.git_ref, "owner": r.owner,
-                        "commit": facts.repos.get(i),
-                    });
-                    // The image's history differs; only when set, so the
-                    // keys of repos without it stay as they were.
-                    if let Some(depth) = r.depth {
-                        v["depth"] = json!(depth);
-                    }
-                    v
-                })
-                .collect::<Vec<_>>()
-        ),
+        Phase::Repos => {
+            let shell = config.shell();
+            json!(
+                b.repos
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        let mut v = json!({
+                            "url": without_credentials(&r.url), "path": r.path, "ref": r.git_ref, "owner": r.owner,
+                            "commit": facts.repos.get(i),
+                        });
+                        // Only when set, so the keys of repos without them stay as they were.
+                        if !r.commands.is_empty() {
+                            v["commands"] = json!(r.commands);
+                            if shell != DEFAULT_SHELL {
+                                v["shell"] = json!(shell);
+                            }
+                        }
+                        // `depth` changes the image's history.
+                        if let Some(depth) = r.depth {
+                            v["depth"] = json!(depth);
+                        }
+                        v
+                    })
+                    .collect::<Vec<_>>()
+            )
+        }
         Phase::Tools => {
             let late = copy_inputs(config, facts, true);
             match (tool_inputs(config), late.is_empty()) {
@@ -128,12 +145,32 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
         // final image is found by, even with no `final:` section.
         Phase::Final => {
             let f = b.final_.clone().unwrap_or_default();
-            json!({
+            let mut inputs = json!({
                 "user": f.user, "workdir": f.workdir, "command": f.command,
                 "entrypoint": f.entrypoint,
                 "expose": sorted(f.expose.iter().map(|p| p.docker())),
                 "labels": f.labels,
-            })
+            });
+            // Each service as the init reads it (durations resolved: `30s`
+            // and `30000ms` are one key), by name, so `plan` names the one
+            // that changed; and the init itself. Added only with services, so
+            // the keys of configs without them stay as they were.
+            if let Some(spec) = crate::config::services::init_spec(config) {
+                let services: serde_json::Map<String, Value> = spec
+                    .services
+                    .iter()
+                    .map(|s| {
+                        let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+                        if let Some(fields) = v.as_object_mut() {
+                            fields.remove("name");
+                        }
+                        (s.name.clone(), v)
+                    })
+                    .collect();
+                inputs["services"] = Value::Object(services);
+                inputs["init"] = json!(facts.init);
+            }
+            inputs
         }
     }
 }

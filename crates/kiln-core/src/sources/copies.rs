@@ -200,7 +200,40 @@ impl Withheld {
     pub fn for_habitat(
         habitat: &crate::config::Habitat,
     ) -> Result<Withheld, crate::config::Diagnostics> {
-        let file = habitat.dir.join(kiln_ignore::FILE_NAME);
+        Withheld::for_root(habitat, &habitat.dir)
+    }
+
+    /// [`Withheld::for_habitat`] for every copy root of the habitat (its
+    /// directory and each included fragment's, SPEC §2.1): each root's own
+    /// `.kilnignore`, and the config and fragment files under it.
+    pub fn for_roots(
+        habitat: &crate::config::Habitat,
+    ) -> Result<BTreeMap<PathBuf, Withheld>, crate::config::Diagnostics> {
+        let mut out = BTreeMap::new();
+        let mut problems: Option<crate::config::Diagnostics> = None;
+        for root in habitat.copy_roots() {
+            match Withheld::for_root(habitat, &root) {
+                Ok(w) => {
+                    out.insert(root, w);
+                }
+                Err(d) => match &mut problems {
+                    None => problems = Some(d),
+                    Some(all) => d.items().iter().for_each(|i| all.push(i.clone())),
+                },
+            }
+        }
+        match problems {
+            Some(d) => Err(d),
+            None => Ok(out),
+        }
+    }
+
+    /// What copies from the copy root `root` leave out.
+    pub fn for_root(
+        habitat: &crate::config::Habitat,
+        root: &Path,
+    ) -> Result<Withheld, crate::config::Diagnostics> {
+        let file = root.join(kiln_ignore::FILE_NAME);
         let shown = file.display().to_string();
         let ignore = match fs::read(&file) {
             Ok(bytes) => {
@@ -216,8 +249,10 @@ impl Withheld {
         let mut out = Withheld::secret_files(&habitat.dir, &habitat.config.secrets)
             .ignoring(ignore)
             .never_copying(kiln_ignore::FILE_NAME);
-        if let Ok(config) = habitat.file.strip_prefix(&habitat.dir) {
-            out = out.never_copying(&config.to_string_lossy());
+        for file in std::iter::once(&habitat.file).chain(&habitat.fragments) {
+            if let Ok(rel) = file.strip_prefix(root) {
+                out = out.never_copying(&rel.to_string_lossy());
+            }
         }
         Ok(out)
     }

@@ -10,13 +10,19 @@ mod config_snapshots;
 mod executor_fake;
 mod key_props;
 mod plan_cases;
+mod plan_steps;
 mod services_cases;
+mod step_props;
 
 mod engine_contract;
+mod registry_config;
 mod registry_contract;
+mod registry_ops;
 mod registry_policy;
+mod registry_push;
 
 mod cache_oracle;
+mod cache_prune;
 
 mod host_bootstrap;
 mod host_copies;

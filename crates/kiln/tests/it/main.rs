@@ -6,6 +6,7 @@
 
 mod support;
 
+mod app_with_postgres;
 mod check;
 mod cli;
 mod cli_surface;
@@ -14,11 +15,16 @@ mod faults;
 mod fidelity_files;
 mod instance_volumes;
 mod instances;
+mod instances_cli;
 mod kilnignore;
 mod late_copies;
+mod push;
 mod quickstart;
+mod remote;
 mod repo_depth;
 mod secrets;
+mod services;
 mod shell;
+mod steps;
 mod tty;
 mod variables;

@@ -36,7 +36,6 @@ impl<E: Engine> Executor<'_, E> {
     ) -> Result<Produced, BuildError> {
         let phase = ctx.phase;
         let all = self.config().build.files.clone().unwrap_or_default().copies;
-        let dir = self.habitat.dir.clone();
         if self.copies.len() != all.len() {
             return Err(fail(phase, "the copies were not all keyed"));
         }
@@ -45,9 +44,6 @@ impl<E: Engine> Executor<'_, E> {
             .zip(self.copies.iter().cloned())
             .filter(|(c, _)| c.late == late)
             .unzip();
-        // A secret's file is never copied, even inside a copied directory;
-        // nor is what the key left out.
-        let withheld = self.withheld.clone();
         let needs_accounts = copies
             .iter()
             .any(|c| names_an_account(c.owner.as_deref()) || names_an_account(c.group.as_deref()));
@@ -55,7 +51,15 @@ impl<E: Engine> Executor<'_, E> {
             accounts: needs_accounts,
             skel: false,
         };
-        let sources: Vec<String> = copies.iter().map(|c| c.source.clone()).collect();
+        // Each copy is read beneath its root: the habitat directory, or
+        // the directory of the fragment that names it.
+        let sources: Vec<(std::path::PathBuf, String)> = copies
+            .iter()
+            .map(|c| {
+                let (root, below) = c.in_root();
+                (self.habitat.root_dir(root), below.to_string())
+            })
+            .collect();
         let digests = self.opts.cache().digests(self.name());
         let dests: Vec<String> = copies.iter().map(|c| c.dest.clone()).collect();
         let probed: Vec<String> = dests.iter().flat_map(|d| ancestors(d)).collect();
@@ -64,7 +68,7 @@ impl<E: Engine> Executor<'_, E> {
                 let accounts = &facts.accounts;
                 // Every owner and mode is resolved before a byte is written.
                 let mut placed = Vec::new();
-                for (c, keyed) in copies.iter().zip(keyed) {
+                for ((c, keyed), (root, below)) in copies.iter().zip(keyed).zip(&sources) {
                     let in_copy =
                         |e: AccountsError| fail(phase, format!("copy to `{}`: {e}", c.dest));
                     let (uid, mut gid) = accounts
@@ -85,7 +89,18 @@ impl<E: Engine> Executor<'_, E> {
                         gid,
                         file_mode,
                     };
-                    placed.push((c.source.clone(), c.dest.clone(), own, keyed));
+                    // A secret's file is never copied, even inside a copied
+                    // directory; nor is what the key left out.
+                    let withheld =
+                        crate::executor::resolve::withheld_at(self.withheld, self.habitat, root)?;
+                    placed.push((
+                        root.clone(),
+                        below.clone(),
+                        c.dest.clone(),
+                        own,
+                        keyed,
+                        withheld,
+                    ));
                 }
                 let parents = parents_to_make(&dests, &facts.dirs);
                 let produce: Producer = Box::new(move |out| {
@@ -94,12 +109,13 @@ impl<E: Engine> Executor<'_, E> {
                     // Each copy is checked against its key as it streams: a
                     // change since it was keyed fails the phase, and the layer
                     // is thrown away.
-                    for (i, (source, dest, own, keyed)) in placed.iter().enumerate() {
+                    for (i, (root, source, dest, own, keyed, withheld)) in placed.iter().enumerate()
+                    {
                         for dir in parents.iter().filter(|p| p.1 == i) {
                             let path = dir.0.trim_start_matches('/');
                             append_dir(&mut tar, path, 0o755, own.uid, own.gid)?;
                         }
-                        copies::append_to_tar(&mut tar, &dir, source, dest, *own, &withheld, keyed)
+                        copies::append_to_tar(&mut tar, root, source, dest, *own, withheld, keyed)
                             .map_err(std::io::Error::other)?;
                     }
                     std::io::Write::flush(&mut tar.into_inner()?)
@@ -114,8 +130,8 @@ impl<E: Engine> Executor<'_, E> {
             // served wrongly by the stat cache: the next build reads every
             // copy again rather than trust it.
             let mut cache = copies::DigestCache::load(&digests);
-            for source in &sources {
-                cache.forget(&self.habitat.dir, source);
+            for (root, source) in &sources {
+                cache.forget(root, source);
             }
             let _ = cache.save(&digests);
         }
