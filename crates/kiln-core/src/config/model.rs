@@ -278,6 +278,11 @@ pub struct Copy {
     /// Octal, e.g. "0644"; the source's own mode by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// Land this copy after repos and tools (in the tools phase), so that
+    /// editing it rebuilds only tools..final, and it may go on top of a
+    /// repo's checkout. Copies that setup or repo commands need stay early.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
     /// Not written by the user: the directory `source` must stay inside,
     /// relative to the habitat directory, when the copy came from an
     /// included fragment (its directory); the habitat directory when `None`.
@@ -427,6 +432,11 @@ pub struct Repo {
     /// users of the base image are unknown when the config is checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Keep only the last N commits of history in the image's checkout
+    /// (`git clone --depth N`); the whole history when absent. A key input:
+    /// the image's `.git` differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<u32>,
     /// Shell commands run in the repo's directory as its `owner`, in order,
     /// right after the checkout (e.g. `npm ci`, `bundle install`), with
     /// `setup.shell`; each is cached as its own step, keyed with the commit.

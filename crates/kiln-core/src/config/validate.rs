@@ -585,6 +585,14 @@ impl Checker<'_, '_> {
                     "git would read it as an option",
                 );
             }
+            if repo.depth == Some(0) {
+                let loc = self.at(&here("depth"));
+                self.error_hint(
+                    loc,
+                    format!("`build.repos[{i}].depth` is 0: a checkout has at least its commit"),
+                    "give the number of commits to keep, e.g. `depth: 1`, or leave `depth` out for the whole history",
+                );
+            }
             let name = format!("build.repos[{i}].path");
             if self.path_field(&repo.path, &here("path"), &name)
                 && normalize_image_path(&repo.path) == "/"
@@ -762,6 +770,28 @@ impl Checker<'_, '_> {
                 None => self.at(&[K("build"), K("tools"), I(i), K("name")]),
             };
             targets.push((tool.dest(), format!("build.tools[{i}]"), loc));
+        }
+        // An early copy under a repo's path would be replaced by the
+        // checkout the repos phase places there afterwards.
+        if let Some(files) = &config.build.files {
+            for (i, copy) in files.copies.iter().enumerate().filter(|(_, c)| !c.late) {
+                let dest = normalize_image_path(&copy.dest);
+                let Some((j, repo)) = config.build.repos.iter().enumerate().find(|(_, r)| {
+                    let path = normalize_image_path(&r.path);
+                    dest.starts_with(&format!("{}/", path.trim_end_matches('/')))
+                }) else {
+                    continue;
+                };
+                let loc = self.at(&[K("build"), K("files"), K("copies"), I(i), K("dest")]);
+                self.error_hint(
+                    loc,
+                    format!(
+                        "copy to `{}` lies under `{}`, the path of `build.repos[{j}]`, whose checkout replaces it in the repos phase",
+                        copy.dest, repo.path
+                    ),
+                    "add `late: true` to the copy: it then lands on top of the checkout, after repos and tools",
+                );
+            }
         }
         let mut seen: BTreeMap<String, (String, usize)> = BTreeMap::new();
         for (dest, owner, loc) in targets {

@@ -104,7 +104,7 @@ pub(super) struct Executor<'a, E: Engine> {
     pub(super) copies: &'a [copies::Keyed],
     /// What the copies' keys left out (secrets, kiln's own files,
     /// `.kilnignore`): the files phase streams what was keyed.
-    pub(super) withheld: &'a std::collections::BTreeMap<String, copies::Withheld>,
+    pub(super) withheld: &'a std::collections::BTreeMap<std::path::PathBuf, copies::Withheld>,
     /// The images kiln made for this habitat; each snapshot the build makes
     /// is recorded in it.
     pub(super) made: &'a mut MadeIndex,

@@ -3,7 +3,6 @@
 //! and the commits the repo refs name; and the local tools, checked against
 //! their sha256 (the key names only that).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::config::{self, BaseSource, Habitat};
@@ -23,9 +22,9 @@ pub(super) struct Resolved {
     pub(super) facts: Facts,
     /// In config order, beside `facts.copies`.
     pub(super) copies: Vec<copies::Keyed>,
-    /// What the copies left out, per copy root, for the files phase to
-    /// leave out the same.
-    pub(super) withheld: BTreeMap<String, copies::Withheld>,
+    /// What the copies left out, for the files phase to leave out the same.
+    /// By copy root.
+    pub(super) withheld: std::collections::BTreeMap<PathBuf, copies::Withheld>,
 }
 
 /// Reads everything outside the config that keys depend on. With a reporter
@@ -78,14 +77,19 @@ pub(super) async fn resolve_facts<E: Engine>(
     };
     let digests_path = opts.cache().digests(&c.name);
     let mut digests = copies::DigestCache::load(&digests_path);
-    let withheld = copies::Withheld::by_root(habitat).map_err(BuildError::Config)?;
+    let withheld = copies::Withheld::for_roots(habitat).map_err(BuildError::Config)?;
     let mut keyed = Vec::new();
     for (i, copy) in c.build.files.iter().flat_map(|f| &f.copies).enumerate() {
         // A fragment's copy is read beneath the fragment's directory.
         let (root, below) = copy.in_root();
+        let root_dir = habitat.root_dir(root);
         keyed.push(
             digests
-                .keyed(&habitat.root_dir(root), below, &withheld[root])
+                .keyed(
+                    &root_dir,
+                    below,
+                    &withheld_at(&withheld, habitat, &root_dir)?,
+                )
                 .map_err(|e| copy_error(habitat, i, e))?,
         );
     }
@@ -119,6 +123,19 @@ pub(super) async fn resolve_facts<E: Engine>(
         copies: keyed,
         withheld,
     })
+}
+
+/// What copies from `root` leave out: the root's entry, or (a root
+/// spelt otherwise than `copy_roots` gives it) read now.
+pub(super) fn withheld_at(
+    by_root: &std::collections::BTreeMap<PathBuf, copies::Withheld>,
+    habitat: &Habitat,
+    root: &std::path::Path,
+) -> Result<copies::Withheld, BuildError> {
+    match by_root.get(root) {
+        Some(w) => Ok(w.clone()),
+        None => copies::Withheld::for_root(habitat, root).map_err(BuildError::Config),
+    }
 }
 
 /// Why `build.files.copies[i]` cannot be keyed: a source `.kilnignore`

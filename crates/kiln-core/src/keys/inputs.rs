@@ -19,7 +19,10 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
         Phase::Base => match &facts.base {
             // Only the id: two names for the same image are the same base.
             BaseFact::Image { id: Some(id), .. } => json!({"image_id": id}),
-            BaseFact::Image { reference, id: None } => json!({"image_ref": reference}),
+            BaseFact::Image {
+                reference,
+                id: None,
+            } => json!({"image_ref": reference}),
             BaseFact::Habitat { final_key } => json!({"habitat_final_key": final_key}),
             BaseFact::Bootstrap { key } => json!({"bootstrap": key}),
         },
@@ -48,22 +51,15 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
             }
             _ => Value::Null,
         },
-        Phase::Files => match &b.files {
-            Some(f) if !f.copies.is_empty() => json!(
-                f.copies
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| json!({
-                        "source": c.source, "dest": c.dest, "owner": c.owner,
-                        "group": c.group, "mode": c.mode.as_deref().map(canonical_mode),
-                        "content": facts.copies.get(i),
-                    }))
-                    .collect::<Vec<_>>()
-            ),
-            _ => Value::Null,
+        // Early copies only: a late one is the tools phase's input.
+        Phase::Files => match copy_inputs(config, facts, false) {
+            copies if copies.is_empty() => Value::Null,
+            copies => json!(copies),
         },
         Phase::Setup => {
-            let Some(s) = &b.setup else { return Value::Null };
+            let Some(s) = &b.setup else {
+                return Value::Null;
+            };
             let p = s.packages.clone().unwrap_or_default();
             let c = s.commands.clone().unwrap_or_default();
             if p.apt.is_empty()
@@ -74,8 +70,11 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
             {
                 return Value::Null;
             }
-            let npm: BTreeSet<(String, bool)> =
-                p.npm.iter().map(|n: &NpmPackage| (n.spec(), n.global())).collect();
+            let npm: BTreeSet<(String, bool)> = p
+                .npm
+                .iter()
+                .map(|n: &NpmPackage| (n.spec(), n.global()))
+                .collect();
             let mut inputs = json!({
                 "apt": sorted(p.apt.iter().cloned()),
                 "npm": npm.into_iter().map(|(spec, global)| json!({"spec": spec, "global": global})).collect::<Vec<_>>(),
@@ -108,29 +107,24 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
                                 v["shell"] = json!(shell);
                             }
                         }
+                        // `depth` changes the image's history.
+                        if let Some(depth) = r.depth {
+                            v["depth"] = json!(depth);
+                        }
                         v
                     })
                     .collect::<Vec<_>>()
             )
         }
-        Phase::Tools if b.tools.is_empty() => Value::Null,
-        // The checksum pins the bytes, so where they are fetched from is not an input.
-        Phase::Tools => json!(
-            b.tools
-                .iter()
-                .map(|t| {
-                    let mut v = json!({"name": t.name, "sha256": t.sha256.to_ascii_lowercase(), "dest": t.dest()});
-                    // Only when set, so the keys of plain tools stay as they were.
-                    if t.extract {
-                        v["extract"] = json!(true);
-                    }
-                    if let Some(p) = &t.path {
-                        v["path"] = json!(p);
-                    }
-                    v
-                })
-                .collect::<Vec<_>>()
-        ),
+        Phase::Tools => {
+            let late = copy_inputs(config, facts, true);
+            match (tool_inputs(config), late.is_empty()) {
+                (tools, true) if tools.is_empty() => Value::Null,
+                // The shape of a phase without late copies is as it was.
+                (tools, true) => json!(tools),
+                (tools, false) => json!({"tools": tools, "late_copies": late}),
+            }
+        }
         Phase::Verify => match &b.verify {
             Some(v) if !v.files.is_empty() || !v.commands.is_empty() => {
                 let mut inputs =
@@ -179,6 +173,48 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
             inputs
         }
     }
+}
+
+/// The inputs of the early (`late` false) or late copies: each with its
+/// content digest, found by its place among all copies.
+fn copy_inputs(config: &Config, facts: &Facts, late: bool) -> Vec<Value> {
+    let Some(f) = &config.build.files else {
+        return Vec::new();
+    };
+    f.copies
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.late == late)
+        .map(|(i, c)| {
+            json!({
+                "source": c.source, "dest": c.dest, "owner": c.owner,
+                "group": c.group, "mode": c.mode.as_deref().map(canonical_mode),
+                "content": facts.copies.get(i),
+            })
+        })
+        .collect()
+}
+
+/// The tools' inputs. The checksum pins the bytes, so where they are
+/// fetched from is not an input.
+fn tool_inputs(config: &Config) -> Vec<Value> {
+    config
+        .build
+        .tools
+        .iter()
+        .map(|t| {
+            let mut v =
+                json!({"name": t.name, "sha256": t.sha256.to_ascii_lowercase(), "dest": t.dest()});
+            // Only when set, so the keys of plain tools stay as they were.
+            if t.extract {
+                v["extract"] = json!(true);
+            }
+            if let Some(p) = &t.path {
+                v["path"] = json!(p);
+            }
+            v
+        })
+        .collect()
 }
 
 /// Adds `setup.shell` to a phase's inputs when it is not the default (the

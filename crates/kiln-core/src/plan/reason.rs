@@ -54,7 +54,7 @@ pub(crate) fn why_step_changed(phase: Phase, step: &StepKey, snaps: &Snapshots) 
     }
 }
 
-fn describe_change(phase: Phase, old: &Value, new: &Value) -> String {
+fn describe_change<'a>(phase: Phase, old: &'a Value, new: &'a Value) -> String {
     let fields = changed_fields(old, new);
     let mut parts: Vec<String> = Vec::new();
     let mut config_fields: Vec<String> = Vec::new();
@@ -73,6 +73,21 @@ fn describe_change(phase: Phase, old: &Value, new: &Value) -> String {
                     .and_then(|e| e.get("source"))
                     .and_then(Value::as_str);
                 parts.push(format!("input file changed: {}", source.unwrap_or(f)));
+            }
+            // A late copy (SPEC §2.1), keyed in tools: its content or its fields.
+            (Phase::Tools, f) if f.starts_with("late_copies[") => {
+                let at = |v: &'a Value| element(v.get("late_copies")?, &f["late_copies".len()..]);
+                let (o, n) = (at(old), at(new));
+                let content = |e: Option<&Value>| e.and_then(|e| e.get("content")).cloned();
+                let source = n
+                    .and_then(|e| e.get("source"))
+                    .and_then(Value::as_str)
+                    .unwrap_or(f);
+                if o.is_some() && content(o) != content(n) {
+                    parts.push(format!("input file changed: {source}"));
+                } else {
+                    config_fields.push(format!("files.copies (late, {source})"));
+                }
             }
             (Phase::Repos, f) if f.ends_with(".commit") => {
                 let (o, n) = (element(old, f), element(new, f));

@@ -265,6 +265,7 @@ impl RepoCache {
             url,
             commit,
             git_ref: None,
+            depth: None,
         };
         self.archive_checkout(&at, habitat_dir, dest, uid, gid)
     }
@@ -295,12 +296,22 @@ impl RepoCache {
             .map_err(io_err("cannot create a checkout directory in", &self.root))?;
         let checkout = work.path().join("repo");
         let (checkout_s, mirror_s) = (path_str(&checkout), path_str(&mirror));
-        self.git_ok(url, Some(commit), "clone", None, |c| {
-            c.args(["clone", "--quiet", "--no-checkout", &mirror_s, &checkout_s]);
-        })?;
-        self.git_ok(url, Some(commit), "remote set-url", Some(&checkout), |c| {
-            c.args(["remote", "set-url", "origin", &remote.arg]);
-        })?;
+        match at.depth {
+            None => {
+                self.git_ok(url, Some(commit), "clone", None, |c| {
+                    c.args(["clone", "--quiet", "--no-checkout", &mirror_s, &checkout_s]);
+                })?;
+                self.git_ok(url, Some(commit), "remote set-url", Some(&checkout), |c| {
+                    c.args(["remote", "set-url", "origin", &remote.arg]);
+                })?;
+            }
+            // Shallow: the mirror keeps the whole history (other habitats
+            // share it); only the checkout is cut, fetched from the mirror
+            // by its sha, which the mirror's own upload-pack is told to allow.
+            Some(depth) => {
+                self.shallow_checkout(url, &remote, &mirror, &checkout, commit, depth)?
+            }
+        }
         self.git_ok(url, Some(commit), "checkout", Some(&checkout), |c| {
             c.args([
                 "-c",
@@ -339,6 +350,72 @@ impl RepoCache {
             .and_then(|()| tmp.as_file().seek(SeekFrom::Start(0)));
         finished.map_err(write_err)?;
         Ok(tmp)
+    }
+
+    /// A fresh repository at `checkout` holding `commit` and the `depth - 1`
+    /// commits before it, fetched from `mirror`, with `origin` at the remote
+    /// and a tracking ref for each branch of the mirror at `commit`.
+    fn shallow_checkout(
+        &self,
+        url: &str,
+        remote: &Remote,
+        mirror: &Path,
+        checkout: &Path,
+        commit: &str,
+        depth: u32,
+    ) -> Result<(), RepoError> {
+        let (checkout_s, mirror_url) = (path_str(checkout), format!("file://{}", path_str(mirror)));
+        self.git_ok(url, Some(commit), "init", None, |c| {
+            c.args([
+                "-c",
+                "init.defaultBranch=main",
+                "init",
+                "--quiet",
+                &checkout_s,
+            ]);
+        })?;
+        let depth = depth.to_string();
+        self.git_ok(url, Some(commit), "fetch --depth", Some(checkout), |c| {
+            c.args([
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--depth",
+                &depth,
+                "--upload-pack",
+                "git -c uploadpack.allowAnySHA1InWant=true upload-pack",
+                &mirror_url,
+                commit,
+            ]);
+        })?;
+        self.git_ok(url, Some(commit), "remote add", Some(checkout), |c| {
+            c.args(["remote", "add", "origin", &remote.arg]);
+        })?;
+        // The mirror's branches at this commit are the remote's: the
+        // checkout tracks them as a clone would.
+        let out = self.git_ok(url, Some(commit), "for-each-ref", Some(mirror), |c| {
+            c.args([
+                "for-each-ref",
+                "--format=%(objectname) %(refname)",
+                "--points-at",
+                commit,
+                "refs/heads/",
+            ]);
+        })?;
+        for line in out.lines() {
+            let Some(branch) = line
+                .split_once(' ')
+                .and_then(|(_, r)| r.strip_prefix("refs/heads/"))
+            else {
+                continue;
+            };
+            check_safe(url, "ref", branch)?;
+            let tracking = format!("refs/remotes/origin/{branch}");
+            self.git_ok(url, Some(commit), "update-ref", Some(checkout), |c| {
+                c.args(["update-ref", &tracking, commit]);
+            })?;
+        }
+        Ok(())
     }
 
     /// The branch `git_ref` names, when the checkout (a clone of the mirror,
@@ -616,6 +693,8 @@ pub struct Checkout<'a> {
     pub url: &'a str,
     pub commit: &'a str,
     pub git_ref: Option<&'a str>,
+    /// The commits of history the checkout keeps (`--depth`); all when `None`.
+    pub depth: Option<u32>,
 }
 
 /// A located remote: what git is given (`arg`, without credentials) and,

@@ -401,6 +401,18 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "",
     ),
     (
+        "a repo depth of 0",
+        "name: x\nbuild:\n  base: { image: debian }\n  repos: [{ url: a, path: /work/app, depth: 0 }]\n",
+        "4:45: `build.repos[0].depth` is 0: a checkout has at least its commit",
+        "give the number of commits to keep, e.g. `depth: 1`, or leave `depth` out for the whole history",
+    ),
+    (
+        "an early copy under a repo's path",
+        "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: f, dest: /work/app//config/x.yml }]\n  repos: [{ url: a, path: /work/app }]\n",
+        "5:33: copy to `/work/app//config/x.yml` lies under `/work/app`, the path of `build.repos[0]`, whose checkout replaces it in the repos phase",
+        "add `late: true` to the copy: it then lands on top of the checkout, after repos and tools",
+    ),
+    (
         "repo and copy at the same place, spelt differently",
         "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: f, dest: /work/app }]\n  repos: [{ url: a, path: /work//app/ }]\n",
         "6:27: duplicate destination `/work//app/` in `build.repos[0]`: `build.files.copies[0]` (line 5) puts something there too",
@@ -1604,4 +1616,17 @@ fn regression_check_refuses_image_references_docker_cannot_parse() {
         .map(|(y, e)| ("image", y.as_str(), e.as_str(), rule))
         .collect();
     assert_rows(&table);
+}
+
+#[test]
+fn a_late_copy_may_land_on_top_of_a_checkout() {
+    let dir = habitat();
+    for dest in ["/work/app/config/x.yml", "/work/app/.env"] {
+        let yaml = format!(
+            "{HEAD}  files:\n    copies: [{{ source: f, dest: {dest}, late: true }}, {{ source: f, dest: /work/application/x }}]\n  repos: [{{ url: a, path: /work/app }}]\n"
+        );
+        let c = parse_in(dir.path(), &yaml).unwrap_or_else(|d| panic!("{d}"));
+        let copies = &c.build.files.as_ref().expect("files").copies;
+        assert!(copies[0].late && !copies[1].late);
+    }
 }

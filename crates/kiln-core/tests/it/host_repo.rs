@@ -565,21 +565,82 @@ fn a_branch_ref_is_checked_out_on_a_local_branch_and_a_tag_or_sha_detached() {
         (Some("v1"), first.as_str(), "HEAD"),
         (None, second.as_str(), "HEAD"),
     ];
-    for (git_ref, commit, want) in cases {
+    // The same with a shallow checkout (`depth`, SPEC §2.1).
+    for depth in [None, Some(1)] {
+        for (git_ref, commit, want) in cases {
+            let at = Checkout {
+                url: "app",
+                commit,
+                git_ref,
+                depth,
+            };
+            assert_eq!(
+                checked_out_branch(&f, &at),
+                want,
+                "ref {git_ref:?}, depth {depth:?}"
+            );
+        }
+        // A full sha is detached even when it is a branch's tip.
         let at = Checkout {
             url: "app",
-            commit,
-            git_ref,
+            commit: &second,
+            git_ref: Some(&second),
+            depth,
         };
-        assert_eq!(checked_out_branch(&f, &at), want, "ref {git_ref:?}");
+        assert_eq!(checked_out_branch(&f, &at), "HEAD");
     }
-    // A full sha is detached even when it is a branch's tip.
-    let at = Checkout {
-        url: "app",
-        commit: &second,
-        git_ref: Some(&second),
-    };
-    assert_eq!(checked_out_branch(&f, &at), "HEAD");
+}
+
+/// `depth: N` keeps N commits of history in the checkout, whatever the
+/// mirror holds, and the mirror keeps all of it for the next habitat.
+#[test]
+fn a_shallow_checkout_keeps_depth_commits_and_the_mirror_all() {
+    use kiln_core::sources::repo::Checkout;
+    let f = Fixture::new();
+    f.commit("B", "b\n");
+    f.commit("C", "c\n");
+    let tip = f.commit("D", "d\n");
+    for (depth, want) in [(Some(1), "1"), (Some(2), "2"), (Some(50), "4"), (None, "4")] {
+        let at = Checkout {
+            url: "app",
+            commit: &tip,
+            git_ref: Some("main"),
+            depth,
+        };
+        let tar = f
+            .cache
+            .archive_checkout(&at, &f.habitat, "/work/app", 0, 0)
+            .expect("archive");
+        let out = tempfile::tempdir().expect("tempdir");
+        let status = Command::new("tar")
+            .arg("-xf")
+            .arg(tar.path())
+            .arg("-C")
+            .arg(out.path())
+            .status()
+            .expect("run tar");
+        assert!(status.success());
+        let checkout = out.path().join("work/app");
+        assert_eq!(
+            git(&checkout, &["rev-list", "--count", "HEAD"]),
+            want,
+            "depth {depth:?}"
+        );
+        assert_eq!(
+            git(&checkout, &["rev-parse", "--abbrev-ref", "@{upstream}"]),
+            "origin/main"
+        );
+        assert_eq!(
+            git(&checkout, &["status", "--porcelain"]),
+            "",
+            "a clean work tree"
+        );
+        assert_eq!(
+            checkout.join(".git/shallow").exists(),
+            depth.is_some_and(|d| d < 4),
+            "depth {depth:?}"
+        );
+    }
 }
 
 /// Bug: a local repo path that is not a repository (or is gone by the time

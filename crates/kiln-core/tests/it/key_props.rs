@@ -26,6 +26,7 @@ build:
   files:
     copies:
       - { source: kiln.yaml, dest: /etc/kiln.yaml, owner: root, mode: "0644" }
+      - { source: kiln.yaml, dest: /home/dev/.gitconfig, owner: dev, late: true }
     volumes:
       - { source: ./shared, dest: /shared, readonly: true }
   setup:
@@ -67,7 +68,7 @@ fn facts() -> Facts {
             reference: "debian:bookworm-slim".into(),
             id: Some("sha256:aaaa".into()),
         },
-        copies: vec!["c0".into()],
+        copies: vec!["c0".into(), "c1".into()],
         repos: vec!["1111111111111111111111111111111111111111".into()],
         init: None,
     }
@@ -120,7 +121,30 @@ fn edits() -> Vec<(Phase, &'static str, &'static str)> {
             "dest: /etc/kiln.yaml",
             "dest: /etc/kiln2.yaml",
         ),
+        // A late copy (SPEC §2.1) is an input of tools, not of files.
+        (
+            Phase::Tools,
+            "dest: /home/dev/.gitconfig",
+            "dest: /home/dev/.gitconfig2",
+        ),
+        (
+            Phase::Tools,
+            "owner: dev, late: true",
+            "owner: root, late: true",
+        ),
+        (
+            Phase::Files,
+            "owner: dev, late: true",
+            "owner: dev, late: false",
+        ),
+        (Phase::Files, "owner: dev, late: true", "owner: dev"),
         (Phase::Setup, "apt: [curl, git, unzip]", "apt: [curl, git]"),
+        // `depth` cuts the image's history: the repos phase's input.
+        (
+            Phase::Repos,
+            "ref: main, owner: dev }",
+            "ref: main, owner: dev, depth: 1 }",
+        ),
         (
             Phase::Setup,
             "root: [\"echo root\"]",
@@ -192,10 +216,17 @@ fn facts_invalidate_their_phase() {
         Some(Phase::Base.index())
     );
     let mut f = facts();
-    f.copies[0] = "c1".into();
+    f.copies[0] = "c0-edited".into();
     assert_eq!(
         first_changed(&base, &keys(&c, &f)),
         Some(Phase::Files.index())
+    );
+    // A late copy's content invalidates from tools only.
+    let mut f = facts();
+    f.copies[1] = "c1-edited".into();
+    assert_eq!(
+        first_changed(&base, &keys(&c, &f)),
+        Some(Phase::Tools.index())
     );
     let mut f = facts();
     f.repos[0] = "2222222222222222222222222222222222222222".into();

@@ -9,7 +9,7 @@ use crate::render::stdout::err;
 
 pub fn run(path: &Path) -> Outcome {
     let h = super::load(path)?;
-    kiln_core::sources::copies::Withheld::for_habitat(&h).map_err(super::Failure::Config)?;
+    kiln_core::sources::copies::Withheld::for_roots(&h).map_err(super::Failure::Config)?;
     err!(
         "ok: `{}` is a valid habitat `{}`",
         h.file.display(),

@@ -522,3 +522,41 @@ fn a_bad_kilnignore_line_and_an_ignored_source_are_config_errors() {
         run.stderr
     );
 }
+
+/// Each copy root reads its own `.kilnignore` (SPEC §2.1): a fragment's
+/// copies are filtered by the fragment directory's file, with paths under
+/// it, and the fragment itself is never copied.
+#[test]
+fn a_fragment_directory_is_a_copy_root_with_its_own_kilnignore() {
+    let h = Habitat::new("ignt-frag");
+    let shared = h.root().join("shared");
+    std::fs::create_dir_all(shared.join("conf")).expect("mkdir");
+    std::fs::write(shared.join("conf/app.ini"), "a\n").expect("write");
+    std::fs::write(shared.join("conf/app.ini.bak"), "old\n").expect("write");
+    std::fs::write(shared.join(".kilnignore"), "conf/*.bak\n").expect("write");
+    std::fs::write(
+        shared.join("kiln.yaml"),
+        "build:\n  files:\n    copies:\n      - { source: ., dest: /etc/shared }\n",
+    )
+    .expect("write");
+    h.write(
+        "local.bak",
+        "kept: the habitat's own file does not name it\n",
+    );
+    h.write(".kilnignore", "conf\n");
+    h.config(
+        "name: @NAME@\ninclude: [../shared/kiln.yaml]\nbuild:\n  base: { image: \"kiln-test/busybox:latest\" }\n  files:\n    copies:\n      - { source: ., dest: /srv/h }\n",
+    );
+    h.build_ok(&[]);
+    let image = format!("habitat-{}:latest", h.name);
+    let found = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/bin/sh",
+        &image,
+        "-c",
+        "cd /etc/shared && find . | sort && cd /srv/h && find . | sort",
+    ]);
+    assert_eq!(found, ".\n./conf\n./conf/app.ini\n.\n./local.bak\n");
+}

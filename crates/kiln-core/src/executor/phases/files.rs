@@ -1,4 +1,5 @@
-//! Files: every copy's owner and mode resolved against the image's accounts
+//! Files: the early copies (a late one lands in tools, by the same code):
+//! every copy's owner and mode resolved against the image's accounts
 //! first, then the copies streamed into one layer. Missing parents of a
 //! copy's `dest` are made with its owner and group, as `COPY --chown` does;
 //! parents the image has are left alone.
@@ -17,19 +18,32 @@ use crate::executor::snapshot::{Needs, Uploads};
 use super::accounts::{AccountsError, names_an_account};
 
 impl<E: Engine> Executor<'_, E> {
+    /// The files phase: the early copies (SPEC §2.1; late ones land in tools).
     pub(in crate::executor) async fn run_files(
         &mut self,
         ctx: PhaseCtx,
     ) -> Result<Produced, BuildError> {
+        self.copy_phase(ctx, false, Uploads::default()).await
+    }
+
+    /// Streams the copies whose `late` is `late` into the layer of `ctx`'s
+    /// phase, after what `before` holds (the tools' tars, for late copies).
+    pub(in crate::executor) async fn copy_phase(
+        &mut self,
+        ctx: PhaseCtx,
+        late: bool,
+        before: Uploads,
+    ) -> Result<Produced, BuildError> {
         let phase = ctx.phase;
-        let copies = self.config().build.files.clone().unwrap_or_default().copies;
-        let keyed = self.copies.to_vec();
-        if keyed.len() != copies.len() {
+        let all = self.config().build.files.clone().unwrap_or_default().copies;
+        if self.copies.len() != all.len() {
             return Err(fail(phase, "the copies were not all keyed"));
         }
-        // A secret's file is never copied, even inside a copied directory;
-        // nor is what the key left out.
-        let withheld = self.withheld.clone();
+        let (copies, keyed): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .zip(self.copies.iter().cloned())
+            .filter(|(c, _)| c.late == late)
+            .unzip();
         let needs_accounts = copies
             .iter()
             .any(|c| names_an_account(c.owner.as_deref()) || names_an_account(c.group.as_deref()));
@@ -39,13 +53,11 @@ impl<E: Engine> Executor<'_, E> {
         };
         // Each copy is read beneath its root: the habitat directory, or
         // the directory of the fragment that names it.
-        // Each with what its root withholds (its own `.kilnignore`).
-        let sources: Vec<(std::path::PathBuf, String, copies::Withheld)> = copies
+        let sources: Vec<(std::path::PathBuf, String)> = copies
             .iter()
             .map(|c| {
                 let (root, below) = c.in_root();
-                let withheld = withheld.get(root).cloned().unwrap_or_default();
-                (self.habitat.root_dir(root), below.to_string(), withheld)
+                (self.habitat.root_dir(root), below.to_string())
             })
             .collect();
         let digests = self.opts.cache().digests(self.name());
@@ -56,7 +68,7 @@ impl<E: Engine> Executor<'_, E> {
                 let accounts = &facts.accounts;
                 // Every owner and mode is resolved before a byte is written.
                 let mut placed = Vec::new();
-                for ((c, keyed), (root, below, held)) in copies.iter().zip(keyed).zip(&sources) {
+                for ((c, keyed), (root, below)) in copies.iter().zip(keyed).zip(&sources) {
                     let in_copy =
                         |e: AccountsError| fail(phase, format!("copy to `{}`: {e}", c.dest));
                     let (uid, mut gid) = accounts
@@ -77,13 +89,17 @@ impl<E: Engine> Executor<'_, E> {
                         gid,
                         file_mode,
                     };
+                    // A secret's file is never copied, even inside a copied
+                    // directory; nor is what the key left out.
+                    let withheld =
+                        crate::executor::resolve::withheld_at(self.withheld, self.habitat, root)?;
                     placed.push((
                         root.clone(),
                         below.clone(),
                         c.dest.clone(),
                         own,
                         keyed,
-                        held.clone(),
+                        withheld,
                     ));
                 }
                 let parents = parents_to_make(&dests, &facts.dirs);
@@ -104,10 +120,9 @@ impl<E: Engine> Executor<'_, E> {
                     }
                     std::io::Write::flush(&mut tar.into_inner()?)
                 });
-                Ok(Uploads {
-                    streams: vec![produce],
-                    ..Uploads::default()
-                })
+                let mut uploads = before;
+                uploads.streams.push(produce);
+                Ok(uploads)
             })
             .await;
         if made.is_err() {
@@ -115,7 +130,7 @@ impl<E: Engine> Executor<'_, E> {
             // served wrongly by the stat cache: the next build reads every
             // copy again rather than trust it.
             let mut cache = copies::DigestCache::load(&digests);
-            for (root, source, _) in &sources {
+            for (root, source) in &sources {
                 cache.forget(root, source);
             }
             let _ = cache.save(&digests);

@@ -61,6 +61,7 @@ impl<E: Engine> Executor<'_, E> {
                     url: &r.url,
                     commit,
                     git_ref: r.git_ref.as_deref(),
+                    depth: r.depth,
                 };
                 let tar = cache
                     .archive_checkout(&at, &dir, &r.path, uid, gid)

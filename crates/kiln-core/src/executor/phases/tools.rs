@@ -1,5 +1,6 @@
 //! Tools: each file fetched (or read) on the host and checked against its
-//! sha256 before anything is written, then placed with mode 0755.
+//! sha256 before anything is written, then placed with mode 0755; then
+//! the late copies.
 
 use bytes::Bytes;
 
@@ -27,6 +28,18 @@ impl<E: Engine> Executor<'_, E> {
                 unpack::tool_layer(t, &fetched.content).map_err(|e| fail(phase, e.to_string()))?;
             uploads.log.push(format!("{} -> {}", t.name, t.dest()));
             uploads.tars.push(Bytes::from(tar));
+        }
+        let late = self
+            .config()
+            .build
+            .files
+            .iter()
+            .flat_map(|f| &f.copies)
+            .any(|c| c.late);
+        if late {
+            // Late copies (SPEC §2.1) land after the tools, on top of the
+            // repos' checkouts, in the same layer.
+            return self.copy_phase(ctx, true, uploads).await;
         }
         self.archive_phase(ctx, Needs::default(), |_| Ok(uploads))
             .await
