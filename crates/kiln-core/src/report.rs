@@ -10,6 +10,9 @@ use crate::phase::Phase;
 pub enum PhaseStatus {
     Built,
     Cached,
+    /// Taken from the registry's snapshot cache (the pulled phase, and the
+    /// phases within it, which ran nowhere here).
+    Pulled,
     Failed,
 }
 
@@ -18,6 +21,7 @@ impl PhaseStatus {
         match self {
             PhaseStatus::Built => "built",
             PhaseStatus::Cached => "cached",
+            PhaseStatus::Pulled => "pulled",
             PhaseStatus::Failed => "failed",
         }
     }
@@ -63,6 +67,12 @@ pub enum Event {
     PhaseStart {
         phase: Phase,
     },
+    /// The snapshot of `phase` is being pulled from the registry
+    /// (`reference`, `HOST/PATH@sha256:…`) instead of running the phases up to it.
+    Pulling {
+        phase: Phase,
+        reference: String,
+    },
     PhaseLog {
         phase: Phase,
         stream: &'static str,
@@ -75,6 +85,13 @@ pub enum Event {
         image: String,
         key: String,
         reason: String,
+    },
+    /// After a successful build, the automatic `soft` prune (`cache.keep`)
+    /// removed these old snapshots (phase and key), freeing `freed` bytes.
+    Pruned {
+        habitat: String,
+        removed: Vec<(Phase, String)>,
+        freed: u64,
     },
     BuildEnd {
         ok: bool,

@@ -65,6 +65,33 @@ impl CacheDir {
     pub fn used(&self, habitat: &str) -> PathBuf {
         self.root.join("used").join(format!("{habitat}.json"))
     }
+
+    /// The habitats built with this cache, one record each: the known
+    /// habitats whose mirrors and tools are in use.
+    pub fn habitats(&self) -> PathBuf {
+        self.root.join("habitats")
+    }
+
+    /// What the last build of one habitat recorded (see `cache::known`).
+    pub fn known(&self, habitat: &str) -> PathBuf {
+        self.habitats().join(format!("{habitat}.json"))
+    }
+
+    /// Every habitat with a record in this cache, sorted.
+    pub fn known_habitats(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.habitats()) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".json").map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        names
+    }
 }
 
 /// The root of kiln's host cache: `$KILN_CACHE_DIR`, else

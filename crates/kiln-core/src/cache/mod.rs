@@ -6,11 +6,14 @@
 
 pub mod dir;
 mod json_file;
+pub mod known;
 pub mod lock;
 pub mod made;
 pub mod owner;
+pub mod prune;
 pub mod pushed;
 pub mod scratch;
+pub mod status;
 pub mod used;
 
 pub use dir::CacheDir;

@@ -146,13 +146,6 @@ impl Diagnostics {
         &self.items
     }
 
-    /// Order by position, so the output reads top to bottom like the file.
-    pub(crate) fn sorted(mut self) -> Self {
-        self.items.sort_by_key(|d| (d.line, d.column));
-        self.items.dedup();
-        self
-    }
-
     pub(crate) fn push(&mut self, d: Diagnostic) {
         self.items.push(d);
     }
@@ -201,9 +194,19 @@ impl fmt::Display for Diagnostics {
             d.render(f, width)?;
         }
         if self.items.len() > 1 {
-            let file = &self.items[0].file;
+            let mut files: Vec<String> = Vec::new();
+            for d in &self.items {
+                let name = format!("`{}`", escaped(&d.file));
+                if !files.contains(&name) {
+                    files.push(name);
+                }
+            }
+            let files = match files.as_slice() {
+                [init @ .., last] if !init.is_empty() => format!("{} and {last}", init.join(", ")),
+                _ => files.concat(),
+            };
             writeln!(f)?;
-            writeln!(f, "error: {} problems in `{file}`", self.items.len())?;
+            writeln!(f, "error: {} problems in {files}", self.items.len())?;
         }
         Ok(())
     }
@@ -211,32 +214,52 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
-/// Collects diagnostics for one file, filling in the file name and source lines.
+/// Collects diagnostics for the files of one habitat (its `kiln.yaml` and
+/// the fragments it includes), filling in each one's file name and source
+/// line from the file its [`Loc`] names.
 pub(crate) struct Sink<'t> {
-    file: String,
+    /// By file id ([`Loc::file`]); shared with child sinks.
+    files: std::rc::Rc<Vec<SinkFile<'t>>>,
+    /// Each with the id of its file, for ordering.
+    out: Vec<(u16, Diagnostic)>,
+}
+
+struct SinkFile<'t> {
+    name: String,
     text: &'t str,
     /// The text's lines, split once (on the first diagnostic) and shared
     /// with child sinks: finding each diagnostic's line by walking the text
     /// made a file with many problems quadratic to check.
-    lines: std::rc::Rc<std::cell::OnceCell<Vec<&'t str>>>,
-    out: Diagnostics,
+    lines: std::cell::OnceCell<Vec<&'t str>>,
 }
 
 impl<'t> Sink<'t> {
     pub fn new(file: &str, text: &'t str) -> Self {
+        Sink::files(vec![(file.to_string(), text)])
+    }
+
+    /// A sink for several files: a diagnostic at a [`Loc`] whose `file` is
+    /// `i` is in `files[i]` (name and text).
+    pub fn files(files: Vec<(String, &'t str)>) -> Self {
+        let files = files
+            .into_iter()
+            .map(|(name, text)| SinkFile {
+                name,
+                text,
+                lines: Default::default(),
+            })
+            .collect();
         Sink {
-            file: file.to_string(),
-            text,
-            lines: Default::default(),
-            out: Diagnostics::default(),
+            files: std::rc::Rc::new(files),
+            out: Vec::new(),
         }
     }
 
     /// A scratch sink for trying one reading of a node without reporting it.
     pub fn child(&self) -> Sink<'t> {
         Sink {
-            lines: self.lines.clone(),
-            ..Sink::new(&self.file, self.text)
+            files: self.files.clone(),
+            out: Vec::new(),
         }
     }
 
@@ -248,37 +271,55 @@ impl<'t> Sink<'t> {
         self.push(loc, message.into(), Some(hint.into()));
     }
 
+    fn file(&self, id: u16) -> Option<&SinkFile<'t>> {
+        self.files
+            .get(usize::from(id))
+            .or_else(|| self.files.first())
+    }
+
     pub fn push(&mut self, loc: Loc, message: String, hint: Option<String>) {
-        let lines = self
-            .lines
-            .get_or_init(|| super::node::lines(self.text).collect());
-        let source_line = lines
-            .get(loc.line.saturating_sub(1))
-            .copied()
-            .unwrap_or("")
-            .to_string();
+        let (name, source_line) = match self.file(loc.file) {
+            Some(f) => {
+                let lines = f.lines.get_or_init(|| super::node::lines(f.text).collect());
+                let line = lines.get(loc.line.saturating_sub(1)).copied().unwrap_or("");
+                (f.name.clone(), line.to_string())
+            }
+            None => (String::new(), String::new()),
+        };
         // Never underline past the end of the shown line.
         let room = source_line
             .chars()
             .count()
             .saturating_sub(loc.column.saturating_sub(1));
-        self.out.push(Diagnostic {
-            file: self.file.clone(),
-            line: loc.line,
-            column: loc.column,
-            len: loc.len.min(room).max(1),
-            source_line,
-            message,
-            hint,
-        });
+        self.out.push((
+            loc.file,
+            Diagnostic {
+                file: name,
+                line: loc.line,
+                column: loc.column,
+                len: loc.len.min(room).max(1),
+                source_line,
+                message,
+                hint,
+            },
+        ));
     }
 
     pub fn is_empty(&self) -> bool {
         self.out.is_empty()
     }
 
-    pub fn finish(self) -> Diagnostics {
-        self.out.sorted()
+    /// Ordered by file (the `kiln.yaml` first, then the fragments in the
+    /// order they were included), then by position in it.
+    pub fn finish(mut self) -> Diagnostics {
+        self.out.sort_by_key(|(file, d)| (*file, d.line, d.column));
+        let mut out = Diagnostics::default();
+        for (_, d) in self.out {
+            if out.items.last() != Some(&d) {
+                out.push(d);
+            }
+        }
+        out
     }
 }
 
@@ -299,11 +340,12 @@ mod tests {
                 line: 2,
                 column: 1,
                 len: 1,
+                file: 0,
             },
             "one",
         );
-        assert!(std::rc::Rc::ptr_eq(&sink.lines, &child.lines));
-        assert_eq!(child.lines.get().map(Vec::len), Some(3));
+        assert!(std::rc::Rc::ptr_eq(&sink.files, &child.files));
+        assert_eq!(child.files[0].lines.get().map(Vec::len), Some(3));
         assert_eq!(sink.finish().items()[0].source_line, "b: 2");
     }
 }

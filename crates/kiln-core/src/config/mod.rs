@@ -11,6 +11,7 @@ pub mod archive;
 mod bases;
 mod diagnostic;
 pub mod expand;
+mod include;
 pub mod model;
 mod node;
 pub mod registry;
@@ -45,6 +46,55 @@ pub struct Habitat {
     /// The config file, canonical.
     pub file: PathBuf,
     pub config: Config,
+    /// The fragments `include:` merged in (canonical files, in merge
+    /// order): never copied into an image.
+    pub fragments: Vec<PathBuf>,
+}
+
+impl Habitat {
+    /// The directories copies and local tools are read from, canonical:
+    /// the habitat directory, then each fragment's directory (once each).
+    pub fn copy_roots(&self) -> Vec<PathBuf> {
+        let mut roots = vec![self.dir.clone()];
+        for dir in self.fragments.iter().filter_map(|f| f.parent()) {
+            if !roots.iter().any(|r| r == dir) {
+                roots.push(dir.to_path_buf());
+            }
+        }
+        roots
+    }
+
+    /// The host directory a copy or tool root (relative to the habitat
+    /// directory, as [`Copy::in_root`] gives it) names.
+    pub fn root_dir(&self, root: &str) -> PathBuf {
+        root_dir(&self.dir, root)
+    }
+}
+
+/// The host directory a copy or tool root names: `root` (relative to the
+/// habitat directory `dir`, as [`Copy::in_root`] gives it) from `dir`.
+pub fn root_dir(dir: &Path, root: &str) -> PathBuf {
+    if root.is_empty() {
+        dir.to_path_buf()
+    } else {
+        lexical_join(dir, root)
+    }
+}
+
+/// `dir` joined with `rel`, whose `..` are taken lexically: the roots are
+/// made from canonical directories, so that is where they lead.
+fn lexical_join(dir: &Path, rel: &str) -> PathBuf {
+    let mut out = dir.to_path_buf();
+    for part in rel.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            name => out.push(name),
+        }
+    }
+    out
 }
 
 /// Load the habitat at `path`: a habitat directory, or its `kiln.yaml` itself.
@@ -71,12 +121,16 @@ pub fn load(path: &Path) -> Result<Habitat, Diagnostics> {
         ));
     }
     if !file.is_file() {
+        let hint = match path.is_dir().then(|| near_miss(path)).flatten() {
+            Some(found) => format!(
+                "`{found}` is there, but kiln reads `{FILE_NAME}` (or `{ALT_FILE_NAME}`): rename it"
+            ),
+            None => format!("a habitat is a directory holding `{FILE_NAME}`; create one there"),
+        };
         return Err(Diagnostics::unlocated(
             &file_shown,
             format!("no `{FILE_NAME}` in `{shown}`"),
-            Some(format!(
-                "a habitat is a directory holding `{FILE_NAME}`; create one there"
-            )),
+            Some(hint),
         ));
     }
     let bytes = std::fs::read(&file).map_err(|err| {
@@ -97,12 +151,37 @@ pub fn load(path: &Path) -> Result<Habitat, Diagnostics> {
     let dir = canonical_file
         .parent()
         .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
-    let config = parse(&file_shown, &text, &dir)?;
+    let parsed = parse_sources(
+        &file_shown,
+        &text,
+        &dir,
+        Some(&canonical_file),
+        &read_fragment,
+    )?;
     Ok(Habitat {
         dir,
         file: canonical_file,
-        config,
+        config: parsed.config,
+        fragments: parsed.fragments,
     })
+}
+
+/// A file in `dir` that was likely meant as the habitat's config: a
+/// `kiln.yaml` or `kiln.yml` in other letter case, or with a suffix an editor
+/// or a copy added (`kiln.yaml.bak`, `kiln.yaml.txt`).
+fn near_miss(dir: &Path) -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| {
+            let lower = n.to_lowercase();
+            [FILE_NAME, ALT_FILE_NAME]
+                .iter()
+                .any(|want| lower == *want || lower.starts_with(&format!("{want}.")))
+        })
+        .collect();
+    names.sort();
+    names.into_iter().next()
 }
 
 /// A problem a build found with the value at `path` (map keys and list
@@ -119,15 +198,78 @@ pub fn diagnostic_at(
     let Ok(text) = std::fs::read_to_string(&habitat.file) else {
         return Diagnostics::unlocated(&shown, message, hint);
     };
-    let Some(loc) = node::parse_yaml(&text)
-        .ok()
-        .and_then(|root| root.get(path).map(|n| n.loc))
-    else {
+    let Some(included) = merged(&shown, &text, &habitat.dir, Some(&habitat.file)) else {
         return Diagnostics::unlocated(&shown, message, hint);
     };
-    let mut sink = Sink::new(&shown, &text);
+    let Some(loc) = included.root.get(path).map(|n| n.loc) else {
+        return Diagnostics::unlocated(&shown, message, hint);
+    };
+    let mut sink = sink_of(&included);
     sink.push(loc, message, hint);
     sink.finish()
+}
+
+/// The merged tree of a habitat's `kiln.yaml` (`text`, shown as `shown`)
+/// and the fragments it includes, read from disk; `None` when the
+/// `kiln.yaml` is not YAML.
+fn merged(shown: &str, text: &str, dir: &Path, file: Option<&Path>) -> Option<include::Included> {
+    let root = node::parse_yaml(text).ok()?;
+    Some(include::resolve(
+        main_source(shown, text, file),
+        root,
+        dir,
+        &read_fragment,
+    ))
+}
+
+fn main_source(shown: &str, text: &str, file: Option<&Path>) -> include::Source {
+    include::Source {
+        name: shown.to_string(),
+        text: text.to_string(),
+        file: file.map(Path::to_path_buf),
+        dir: String::new(),
+    }
+}
+
+/// A sink over every file of `included`.
+fn sink_of(included: &include::Included) -> Sink<'_> {
+    Sink::files(
+        included
+            .sources
+            .iter()
+            .map(|s| (s.name.clone(), s.text.as_str()))
+            .collect(),
+    )
+}
+
+/// The fragment at `path` (a file, or a directory holding `kiln.yaml`),
+/// read from disk: the loader's reader for `include`.
+fn read_fragment(path: &Path) -> Result<include::Fragment, String> {
+    let file = if path.is_dir() {
+        match path.join(FILE_NAME) {
+            yaml if !yaml.exists() && path.join(ALT_FILE_NAME).is_file() => {
+                path.join(ALT_FILE_NAME)
+            }
+            yaml => yaml,
+        }
+    } else {
+        path.to_path_buf()
+    };
+    let file = std::fs::canonicalize(&file).map_err(|err| match err.kind() {
+        std::io::ErrorKind::NotFound if path.is_dir() => {
+            format!("no `{FILE_NAME}` in that directory")
+        }
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        _ => err.to_string(),
+    })?;
+    if !file.is_file() {
+        return Err("not a file".to_string());
+    }
+    let text = std::fs::read_to_string(&file).map_err(|err| match err.kind() {
+        std::io::ErrorKind::InvalidData => "it is not UTF-8 text".to_string(),
+        _ => err.to_string(),
+    })?;
+    Ok(include::Fragment { file, text })
 }
 
 /// The text of a config file, or where it stops being UTF-8.
@@ -145,6 +287,7 @@ fn decode(file_name: &str, bytes: Vec<u8>) -> Result<String, Diagnostics> {
             line: 1,
             column: 1,
             len: 1,
+            file: 0,
         };
         let message = "invalid UTF-8: the file starts with a UTF-16 byte order mark";
         sink.push(loc, message.to_string(), hint);
@@ -158,6 +301,7 @@ fn decode(file_name: &str, bytes: Vec<u8>) -> Result<String, Diagnostics> {
         line: before.matches('\n').count() + 1,
         column: before[line_start..].chars().count() + 1,
         len: 1,
+        file: 0,
     };
     let message = format!("invalid UTF-8: byte 0x{:02x} is not text", bytes[at]);
     sink.push(loc, message, hint);
@@ -165,43 +309,52 @@ fn decode(file_name: &str, bytes: Vec<u8>) -> Result<String, Diagnostics> {
 }
 
 /// Parse and validate the text of a `kiln.yaml`. `file_name` is how diagnostics
-/// name the file; `habitat_dir` is where copy sources are looked up.
+/// name the file; `habitat_dir` is where copy sources are looked up, and the
+/// fragments it includes are read from.
 pub fn parse(file_name: &str, text: &str, habitat_dir: &Path) -> Result<Config, Diagnostics> {
-    let mut sink = Sink::new(file_name, text);
+    parse_sources(file_name, text, habitat_dir, None, &read_fragment).map(|p| p.config)
+}
+
+/// A parsed config and the fragments it was merged from.
+pub(crate) struct Parsed {
+    pub config: Config,
+    pub fragments: Vec<PathBuf>,
+}
+
+/// [`parse`], with the `kiln.yaml`'s canonical path when it is a file (so
+/// a fragment that includes it back is a cycle) and the reader of fragments.
+pub(crate) fn parse_sources(
+    file_name: &str,
+    text: &str,
+    habitat_dir: &Path,
+    file: Option<&Path>,
+    read: include::Read<'_>,
+) -> Result<Parsed, Diagnostics> {
     let root = match node::parse_yaml(text) {
         Ok(root) => root,
         Err(err) => {
-            // Reword the parser's messages that speak to its API rather than the user.
-            let (message, hint) = if err.too_large {
-                sink.push(err.loc, err.message, None);
-                return Err(sink.finish());
-            } else if err.message.contains("multiple YAML documents") {
-                (
-                    "more than one YAML document".to_string(),
-                    Some("a `kiln.yaml` holds one document: remove the `---` separator"),
-                )
-            } else if err.message.contains("tabs disallowed") {
-                (err.message.clone(), Some("indent with spaces, not tabs"))
-            } else {
-                (err.message.clone(), None)
-            };
-            sink.push(
-                err.loc,
-                format!("invalid YAML: {message}"),
-                hint.map(str::to_string),
-            );
+            let mut sink = Sink::new(file_name, text);
+            let (message, hint) = err.worded();
+            sink.push(err.loc, message, hint);
             return Err(sink.finish());
         }
     };
+    let dir = std::fs::canonicalize(habitat_dir).unwrap_or_else(|_| habitat_dir.to_path_buf());
+    let included = include::resolve(main_source(file_name, text, file), root, &dir, read);
+    let mut sink = sink_of(&included);
+    for p in &included.problems {
+        sink.push(p.loc, p.message.clone(), p.hint.clone());
+    }
+    let root = &included.root;
     let schema = schema();
-    let value = shape::check(&root, &schema, &mut sink);
+    let value = shape::check(root, &schema, &mut sink);
     // With structural errors the value leaves out what was wrong; the meaning
     // checks still run on the rest, so one run reports everything it can.
     let complete = sink.is_empty();
     let Some(value) = value else {
         return Err(sink.finish());
     };
-    let config: Config = match serde_json::from_value(value) {
+    let mut config: Config = match serde_json::from_value(value) {
         Ok(config) => config,
         Err(_) if !complete => return Err(sink.finish()),
         Err(err) => {
@@ -213,11 +366,14 @@ pub fn parse(file_name: &str, text: &str, habitat_dir: &Path) -> Result<Config, 
             return Err(sink.finish());
         }
     };
-    let dir = std::fs::canonicalize(habitat_dir).unwrap_or_else(|_| habitat_dir.to_path_buf());
-    validate::check(&config, &root, &dir, complete, &mut sink);
-    bases::check(&dir, &config.name, &root, &mut sink, read_base);
+    include::assign_roots(&mut config, root, &included.sources);
+    validate::check(&config, root, &dir, complete, &mut sink);
+    bases::check(&dir, &config.name, root, &mut sink, read_base);
     if sink.is_empty() {
-        Ok(config)
+        Ok(Parsed {
+            config,
+            fragments: included.fragments(),
+        })
     } else {
         Err(sink.finish())
     }

@@ -30,11 +30,44 @@ pub struct Config {
     /// an input of the `final` phase only.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub services: BTreeMap<String, ServiceConfig>,
+    /// How many old snapshots kiln keeps (SPEC §11); not a cache-key input:
+    /// changing it rebuilds nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheConfig>,
+    /// Fragments merged before this file, in order (SPEC §2.1): paths
+    /// relative to this file's directory, of a file or of a directory
+    /// holding `kiln.yaml`. Maps merge key by key, lists append, a later
+    /// scalar wins; a fragment's own relative paths are relative to its
+    /// directory. Merged away when the config loads: always empty there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
     /// Where `kiln push` sends the built image, under which tags, and what
     /// `kiln retention` keeps (SPEC §10); not a cache-key input: changing
     /// this section rebuilds nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<RegistryConfig>,
+}
+
+/// The `cache:` section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// After each successful build kiln prunes this habitat's snapshots at
+    /// level `soft`, keeping the `keep` most recently used chains besides
+    /// the current one (and everything tagged or in use); `0` turns the
+    /// automatic prune off. 5 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<u32>,
+}
+
+impl Config {
+    /// `cache.keep`, or its default (5).
+    pub fn cache_keep(&self) -> usize {
+        self.cache
+            .as_ref()
+            .and_then(|c| c.keep)
+            .map_or(5, |k| k as usize)
+    }
 }
 
 /// The `build:` section: one optional subsection per phase.
@@ -227,7 +260,8 @@ pub struct Files {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Copy {
-    /// Relative to the habitat directory; must stay inside it.
+    /// Relative to the directory of the file that names it (the habitat
+    /// directory, or an included fragment's); must stay inside it.
     pub source: String,
     /// Absolute path in the image.
     pub dest: String,
@@ -242,6 +276,20 @@ pub struct Copy {
     /// Octal, e.g. "0644"; the source's own mode by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// Not written by the user: the directory `source` must stay inside,
+    /// relative to the habitat directory, when the copy came from an
+    /// included fragment (its directory); the habitat directory when `None`.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub root: Option<String>,
+}
+
+impl Copy {
+    /// The copy's root (relative to the habitat directory; empty for the
+    /// habitat directory) and its source below that root.
+    pub fn in_root(&self) -> (&str, &str) {
+        super::include::in_root(self.root.as_deref(), &self.source)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -413,9 +461,20 @@ pub struct Tool {
     /// e.g. `jq-1.7/bin/jq`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Not written by the user: the directory a local `source` must stay
+    /// inside, as [`Copy::root`].
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub root: Option<String>,
 }
 
 impl Tool {
+    /// The tool's root (relative to the habitat directory; empty for the
+    /// habitat directory) and its local source below that root.
+    pub fn in_root(&self) -> (&str, &str) {
+        super::include::in_root(self.root.as_deref(), &self.source)
+    }
+
     pub fn dest(&self) -> String {
         self.dest
             .clone()

@@ -17,6 +17,9 @@ pub struct Loc {
     pub line: usize,
     pub column: usize,
     pub len: usize,
+    /// Which file of a habitat's sources the node is in: 0 is its
+    /// `kiln.yaml`, the others are its included fragments (`include.rs`).
+    pub file: u16,
 }
 
 /// One YAML node and its location.
@@ -144,6 +147,27 @@ pub struct SyntaxError {
     pub too_large: bool,
 }
 
+impl SyntaxError {
+    /// The message and hint a user is shown: the parser's messages that
+    /// speak to its API rather than the user reworded.
+    pub fn worded(&self) -> (String, Option<String>) {
+        if self.too_large {
+            return (self.message.clone(), None);
+        }
+        let (message, hint) = if self.message.contains("multiple YAML documents") {
+            (
+                "more than one YAML document".to_string(),
+                Some("a `kiln.yaml` holds one document: remove the `---` separator"),
+            )
+        } else if self.message.contains("tabs disallowed") {
+            (self.message.clone(), Some("indent with spaces, not tabs"))
+        } else {
+            (self.message.clone(), None)
+        };
+        (format!("invalid YAML: {message}"), hint.map(str::to_string))
+    }
+}
+
 /// How deep a `kiln.yaml` may nest. The deepest key of the schema is five
 /// levels down (`instances.members.NAME.env.KEY`); the parser's own limit
 /// (64) lets a document recurse deeper than a 2 MiB thread's stack holds in
@@ -204,12 +228,14 @@ pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
                     line: to_usize(l.line()),
                     column: to_usize(l.column()),
                     len: 1,
+                    file: 0,
                 })
                 .filter(|l| l.line > 0)
                 .unwrap_or(Loc {
                     line: 1,
                     column: 1,
                     len: 1,
+                    file: 0,
                 });
             if let serde_saphyr::Error::Budget { breach, .. } = err.without_snippet() {
                 return Err(SyntaxError {
@@ -345,6 +371,7 @@ fn convert(raw: Spanned<Raw>, text: &str) -> Node {
         line: to_usize(referenced.line()),
         column: to_usize(referenced.column()),
         len: first_line_len.max(1),
+        file: 0,
     };
     let kind = match value {
         Raw::Null => NodeKind::Null,
@@ -410,7 +437,8 @@ mod tests {
             Loc {
                 line: 3,
                 column: 5,
-                len: 7
+                len: 7,
+                file: 0,
             }
         );
         let bb = root
@@ -426,7 +454,8 @@ mod tests {
             Loc {
                 line: 3,
                 column: 18,
-                len: 2
+                len: 2,
+                file: 0,
             }
         );
     }

@@ -65,8 +65,9 @@ fn edit_urls(text: &str, edit: impl Fn(&str) -> String) -> Cow<'_, str> {
     while let Some(i) = rest.find("://") {
         // The scheme: the letters, digits and `+.-` just before `://`.
         let scheme_start = rest[..i]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-')))
-            .map_or(0, |j| j + 1);
+            .char_indices()
+            .rfind(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-')))
+            .map_or(0, |(j, c)| j + c.len_utf8());
         out.push_str(&rest[..scheme_start]);
         let url_end = rest[i + 3..]
             .find(|c: char| {
@@ -108,6 +109,13 @@ mod tests {
         ] {
             assert_eq!(without_credentials(url), shown, "{url}");
         }
+    }
+
+    #[test]
+    fn regression_a_non_ascii_character_before_a_scheme_is_kept_whole() {
+        // The scheme's start was the byte after the last non-scheme
+        // character, which is inside that character when it is `é`.
+        assert_eq!(credentials_hidden("éhttps://u:p@host/x"), "éhttps://host/x");
     }
 
     #[test]

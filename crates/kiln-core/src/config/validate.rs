@@ -436,7 +436,8 @@ impl Checker<'_, '_> {
         for (i, copy) in files.copies.iter().enumerate() {
             let here = |k| [K("build"), K("files"), K("copies"), I(i), K(k)];
             let name = |k: &str| format!("build.files.copies[{i}].{k}");
-            let source = self.habitat_file(Source::Copy, &copy.source, self.at(&here("source")));
+            let (root, below) = copy.in_root();
+            let source = self.habitat_file(Source::Copy, root, below, self.at(&here("source")));
             if self.complete
                 && let Some(secret) = config
                     .secrets
@@ -629,14 +630,22 @@ impl Checker<'_, '_> {
                 self.error(loc, format!("`build.tools[{i}].source` is empty"));
             } else {
                 let loc = self.at(&here("source"));
-                self.tool_source(&tool.source, loc);
+                self.tool_source(tool, loc);
             }
-            if tool.sha256.len() != 64 || !tool.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let is_digest = |d: &str| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit());
+            if !is_digest(&tool.sha256) {
                 let loc = self.at(&here("sha256"));
+                // Docker writes digests as `sha256:HEX`; the field is named for the algorithm already.
+                let hint = match tool.sha256.strip_prefix("sha256:") {
+                    Some(hex) if is_digest(hex) => {
+                        format!("drop the `sha256:` prefix: `sha256: {hex}`")
+                    }
+                    _ => "give the 64 hex digits that `sha256sum FILE` prints".to_string(),
+                };
                 self.error_hint(
                     loc,
                     format!("`build.tools[{i}].sha256` is not a sha256 digest"),
-                    "give the 64 hex digits that `sha256sum FILE` prints",
+                    hint,
                 );
             }
             self.tool_archive(i, tool);
@@ -1109,7 +1118,8 @@ impl Checker<'_, '_> {
     }
 
     /// A tool comes from an `http(s)://` URL or a file inside the habitat.
-    fn tool_source(&mut self, source: &str, loc: Loc) {
+    fn tool_source(&mut self, tool: &crate::config::Tool, loc: Loc) {
+        let (root, source) = tool.in_root();
         let lower = source.to_ascii_lowercase();
         if lower.starts_with("http://") || lower.starts_with("https://") {
             return;
@@ -1127,7 +1137,7 @@ impl Checker<'_, '_> {
                 Source::Tool.hint(),
             );
         } else {
-            self.habitat_file(Source::Tool, source, loc);
+            self.habitat_file(Source::Tool, root, source, loc);
         }
     }
 
@@ -1187,11 +1197,33 @@ impl Checker<'_, '_> {
         }
     }
 
-    /// A file or directory named relative to the habitat directory must be
-    /// inside it: the build must never read (and bake into an image) a file
-    /// from elsewhere on the host. Its real path when it is.
-    fn habitat_file(&mut self, kind: Source, source: &str, loc: Loc) -> Option<std::path::PathBuf> {
+    /// A file or directory named relative to its root (the habitat
+    /// directory, or for a fragment's copy or tool that fragment's
+    /// directory, `root` relative to the habitat directory) must be inside
+    /// it: the build must never read (and bake into an image) a file from
+    /// elsewhere on the host. Its real path when it is.
+    fn habitat_file(
+        &mut self,
+        kind: Source,
+        root: &str,
+        source: &str,
+        loc: Loc,
+    ) -> Option<std::path::PathBuf> {
         let what = kind.what();
+        let dir = match root {
+            "" => self.dir.to_path_buf(),
+            root => super::lexical_join(self.dir, root),
+        };
+        let dir = dir.as_path();
+        let (inside, hint) = match root {
+            "" => ("the habitat directory".to_string(), kind.hint().to_string()),
+            root => (
+                "the fragment's directory".to_string(),
+                format!(
+                    "a path in an included fragment is relative to the fragment's directory (`{root}` from the habitat) and stays inside it"
+                ),
+            ),
+        };
         if source.trim().is_empty() {
             self.error(loc, format!("empty {what}"));
             return None;
@@ -1201,7 +1233,7 @@ impl Checker<'_, '_> {
             self.error_hint(
                 loc,
                 format!("{what} `{source}` is an absolute path"),
-                kind.hint(),
+                hint.clone(),
             );
             return None;
         }
@@ -1214,29 +1246,35 @@ impl Checker<'_, '_> {
                 Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
                     self.error_hint(
                         loc,
-                        format!("{what} `{source}` is outside the habitat directory"),
-                        kind.hint(),
+                        format!("{what} `{source}` is outside {inside}"),
+                        hint.clone(),
                     );
                     return None;
                 }
             }
         }
-        let full = self.dir.join(relative);
+        let full = dir.join(relative);
         if std::fs::symlink_metadata(&full).is_err() {
-            let hint = format!(
-                "paths are relative to the habitat directory `{}`",
-                self.dir.display()
-            );
+            let hint = match root {
+                "" => format!(
+                    "paths are relative to the habitat directory `{}`",
+                    dir.display()
+                ),
+                _ => format!(
+                    "paths in an included fragment are relative to its directory `{}`",
+                    dir.display()
+                ),
+            };
             self.error_hint(loc, format!("{what} `{source}` does not exist"), hint);
             return None;
         }
-        match leads_out(self.dir, relative) {
+        match leads_out(dir, relative) {
             Ok(None) => {}
             Ok(Some((link, target))) => {
                 self.error_hint(
                     loc,
                     format!(
-                        "{what} `{source}` leads out of the habitat directory: `{}` is a symlink to `{}`",
+                        "{what} `{source}` leads out of {inside}: `{}` is a symlink to `{}`",
                         link.display(),
                         target.display()
                     ),
@@ -1252,7 +1290,7 @@ impl Checker<'_, '_> {
         match std::fs::canonicalize(&full) {
             Ok(real) => {
                 if matches!(kind, Source::Tool) && !real.is_file() {
-                    self.error_hint(loc, format!("{what} `{source}` is not a file"), kind.hint());
+                    self.error_hint(loc, format!("{what} `{source}` is not a file"), hint);
                     return None;
                 }
                 Some(real)

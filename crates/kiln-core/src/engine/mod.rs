@@ -161,6 +161,10 @@ pub trait Engine: Send + Sync {
         value: &str,
     ) -> impl Future<Output = EngineResult<Vec<ContainerSummary>>> + Send;
 
+    /// Every container (running or not) whatever its labels, as its name and
+    /// the id of the image it was made from: what holds an image in use.
+    fn container_images(&self) -> impl Future<Output = EngineResult<Vec<(String, String)>>> + Send;
+
     /// Starts a created or stopped container, detached; no error when it already runs.
     fn start_container(&self, id: &str) -> impl Future<Output = EngineResult<()>> + Send;
 

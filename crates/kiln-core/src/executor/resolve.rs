@@ -13,7 +13,7 @@ use crate::report::{Event, Reporter};
 use crate::sources::tool::{self, ToolError};
 use crate::sources::{bootstrap, copies, repo};
 
-use super::error::{BuildError, fail};
+use super::error::{BuildError, inputs};
 use super::{BuildOptions, build_boxed};
 
 /// The facts keys read, and what the phases that read the same inputs again
@@ -22,6 +22,8 @@ pub(super) struct Resolved {
     pub(super) facts: Facts,
     /// In config order, beside `facts.copies`.
     pub(super) copies: Vec<copies::Keyed>,
+    /// What the copies left out, for the files phase to leave out the same.
+    pub(super) withheld: copies::Withheld,
 }
 
 /// Reads everything outside the config that keys depend on. With a reporter
@@ -74,13 +76,15 @@ pub(super) async fn resolve_facts<E: Engine>(
     };
     let digests_path = opts.cache().digests(&c.name);
     let mut digests = copies::DigestCache::load(&digests_path);
-    let withheld = copies::Withheld::secret_files(&habitat.dir, &c.secrets);
+    let withheld = copies::Withheld::for_habitat(habitat).map_err(BuildError::Config)?;
     let mut keyed = Vec::new();
-    for copy in c.build.files.iter().flat_map(|f| &f.copies) {
+    for (i, copy) in c.build.files.iter().flat_map(|f| &f.copies).enumerate() {
+        // A fragment's copy is read beneath the fragment's directory.
+        let (root, below) = copy.in_root();
         keyed.push(
             digests
-                .keyed(&habitat.dir, &copy.source, &withheld)
-                .map_err(|e| fail(Phase::Files, e.to_string()))?,
+                .keyed(&habitat.root_dir(root), below, &withheld)
+                .map_err(|e| copy_error(habitat, i, e))?,
         );
     }
     // Local tools are checked on every build and plan: their key is their
@@ -96,7 +100,7 @@ pub(super) async fn resolve_facts<E: Engine>(
     for r in &c.build.repos {
         let commit = repos_cache
             .resolve(&r.url, r.git_ref.as_deref(), &habitat.dir)
-            .map_err(|e| fail(Phase::Repos, e.to_string()))?;
+            .map_err(|e| inputs(Phase::Repos, e.to_string()))?;
         repos.push(commit);
     }
     Ok(Resolved {
@@ -104,9 +108,45 @@ pub(super) async fn resolve_facts<E: Engine>(
             base,
             copies: keyed.iter().map(|k| k.digest.clone()).collect(),
             repos,
+            init: if c.services.is_empty() {
+                None
+            } else {
+                crate::image::init::digest().map(str::to_string)
+            },
         },
         copies: keyed,
+        withheld,
     })
+}
+
+/// Why `build.files.copies[i]` cannot be keyed: a source `.kilnignore`
+/// leaves out or kiln never copies is the config's problem, located at the
+/// source; anything else fails the files phase.
+fn copy_error(habitat: &Habitat, i: usize, e: copies::CopyError) -> BuildError {
+    use config::Seg::{Index, Key};
+    if !matches!(
+        e,
+        copies::CopyError::Ignored { .. } | copies::CopyError::NeverCopied { .. }
+    ) {
+        return inputs(Phase::Files, e.to_string());
+    }
+    let text = e.to_string();
+    let (message, hint) = match text.split_once("\nhint: ") {
+        Some((m, h)) => (m.to_string(), Some(h.to_string())),
+        None => (text, None),
+    };
+    BuildError::Config(config::diagnostic_at(
+        habitat,
+        &[
+            Key("build"),
+            Key("files"),
+            Key("copies"),
+            Index(i),
+            Key("source"),
+        ],
+        message,
+        hint,
+    ))
 }
 
 /// A local tool's problem, located at the field of `build.tools[i]` it is about.

@@ -504,6 +504,27 @@ impl Registry for OciRegistry {
         }
     }
 
+    fn manifest_digest(&self, repo: &str, reference: &str) -> RegistryResult<Option<String>> {
+        let op = "manifest lookup";
+        let path = format!("/v2/{repo}/manifests/{reference}");
+        let accept = format!("{MEDIA_MANIFEST}, {MEDIA_DOCKER_MANIFEST}");
+        let headers = [("Accept", accept.as_str())];
+        let resp = self.call(op, repo, "HEAD", &path, &headers, Payload::Empty)?;
+        match resp.status().as_u16() {
+            200 => match resp
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(d) => Ok(Some(d.to_string())),
+                // A registry that names no digest: read the manifest for it.
+                None => Ok(self.manifest_get(repo, reference)?.map(|m| m.digest)),
+            },
+            404 => Ok(None),
+            _ => Err(self.refused(op, resp)),
+        }
+    }
+
     fn manifest_put(
         &self,
         repo: &str,

@@ -226,17 +226,20 @@ fn open_habitat_file(tool: &Tool, habitat_dir: &Path) -> Result<(File, PathBuf),
         source_: shown(&tool.source),
         reason,
     };
-    let rel = Path::new(&tool.source);
-    let opened = Beneath::open(habitat_dir).and_then(|b| b.open_entry(rel));
+    // A fragment's tool is read beneath the fragment's directory.
+    let (root, below) = tool.in_root();
+    let rel = Path::new(below);
+    let base = crate::config::root_dir(habitat_dir, root);
+    let opened = Beneath::open(&base).and_then(|b| b.open_entry(rel));
     let file = match opened {
         Ok(f) => f,
-        Err(BeneathError::Io { path, source }) if path == habitat_dir => {
+        Err(BeneathError::Io { path, source }) if path == base => {
             return Err(io_err("cannot open the habitat directory", &path)(source).into());
         }
         Err(BeneathError::Io { source, .. }) => return Err(not_a_file(source.to_string())),
         Err(BeneathError::Outside { .. } | BeneathError::Link { .. }) => return Err(outside()),
     };
-    let path = habitat_dir.join(rel);
+    let path = base.join(rel);
     let meta = file.metadata().map_err(io_err("cannot read", &path))?;
     if !meta.is_file() {
         return Err(not_a_file("it is not a regular file".to_string()));

@@ -264,6 +264,7 @@ mod tests {
             dest: Some(dest.into()),
             extract: true,
             path: path.map(str::to_string),
+            root: None,
         }
     }
 

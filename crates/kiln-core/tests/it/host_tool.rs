@@ -68,6 +68,7 @@ fn tool(source: &str, sha256: &str) -> Tool {
         dest: None,
         extract: false,
         path: None,
+        root: None,
     }
 }
 

@@ -24,7 +24,8 @@ pub async fn run(args: &BuildArgs, tag_args: &[String], progress: Progress) -> O
     let (habitat, engine) = super::open(&args.habitat()).await?;
     let Some(registry_config) = habitat.config.registry.clone() else {
         return Err(Failure::NoRegistry {
-            file: habitat.file.display().to_string(),
+            file: habitat.file.clone(),
+            command: "push",
         });
     };
     // A `--tag` that can never render is a usage error, before any build.

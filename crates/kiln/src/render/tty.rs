@@ -39,6 +39,8 @@ pub fn colour_stderr() -> bool {
 struct Group {
     /// Cached phases not shown yet: a run of them is one line.
     cached: Vec<Phase>,
+    /// Phases within the snapshot being pulled: one line with it.
+    within: Vec<Phase>,
     built: usize,
 }
 
@@ -164,6 +166,7 @@ impl<W: Write> Screen<W> {
                 lines.push(self.fit(&header, |s| self.paint(Style::new().bold(), s)));
                 self.groups.push(Group {
                     cached: Vec::new(),
+                    within: Vec::new(),
                     built: 0,
                 });
             }
@@ -179,6 +182,27 @@ impl<W: Write> Screen<W> {
             Event::Note { message } => {
                 let l = format!("{}note: {message}", self.indent());
                 lines.push(self.fit(&l, |s| self.dim(s)));
+            }
+            Event::Pruned {
+                habitat,
+                removed,
+                freed,
+            } => {
+                let l = format!(
+                    "{}{}",
+                    self.indent(),
+                    super::pruned(habitat, removed, *freed)
+                );
+                lines.push(self.fit(&l, |s| self.dim(s)));
+            }
+            // Live like a running phase, until its end says `pulled`.
+            Event::Pulling { phase, .. } => {
+                self.flush_cached(&mut lines);
+                self.running = Some(Running {
+                    phase: *phase,
+                    started: now,
+                    tail: VecDeque::new(),
+                });
             }
             Event::PhaseStart { phase } => {
                 self.flush_cached(&mut lines);
@@ -203,6 +227,7 @@ impl<W: Write> Screen<W> {
                 status,
                 duration,
                 reason,
+                image,
                 ..
             } => {
                 if self.running.as_ref().is_some_and(|r| r.phase == *phase) {
@@ -228,6 +253,31 @@ impl<W: Write> Screen<W> {
                                 _ => self.green(s),
                             }
                         }));
+                    }
+                    PhaseStatus::Pulled if !image.is_empty() => {
+                        self.flush_cached(&mut lines);
+                        let mut phases = self
+                            .groups
+                            .last_mut()
+                            .map(|g| {
+                                g.built += 1;
+                                std::mem::take(&mut g.within)
+                            })
+                            .unwrap_or_default();
+                        phases.push(*phase);
+                        let tags = match (phases.first(), phases.len()) {
+                            (Some(first), n) if n > 1 => {
+                                format!("{} … {}", first.tag(), phase.tag())
+                            }
+                            _ => phase.tag().to_string(),
+                        };
+                        let l = format!("{indent}✔ {tags:<10} pulled {:>6}", secs(*duration));
+                        lines.push(self.fit(&l, |s| self.green(s)));
+                    }
+                    PhaseStatus::Pulled => {
+                        if let Some(g) = self.groups.last_mut() {
+                            g.within.push(*phase);
+                        }
                     }
                     PhaseStatus::Failed => {
                         self.flush_cached(&mut lines);

@@ -703,6 +703,25 @@ impl Engine for DockerEngine {
         Ok(containers.into_iter().filter_map(|c| c.id).collect())
     }
 
+    async fn container_images(&self) -> EngineResult<Vec<(String, String)>> {
+        let options = ListContainersOptions {
+            all: true,
+            ..Default::default()
+        };
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.error("list containers", e, |_| None))?;
+        Ok(containers
+            .into_iter()
+            .filter_map(|c| {
+                let name = c.names?.into_iter().next()?;
+                Some((name.trim_start_matches('/').to_string(), c.image_id?))
+            })
+            .collect())
+    }
+
     async fn list_containers(
         &self,
         label: &str,

@@ -23,13 +23,13 @@ impl<E: Engine> Executor<'_, E> {
     ) -> Result<Produced, BuildError> {
         let phase = ctx.phase;
         let copies = self.config().build.files.clone().unwrap_or_default().copies;
-        let dir = self.habitat.dir.clone();
         let keyed = self.copies.to_vec();
         if keyed.len() != copies.len() {
             return Err(fail(phase, "the copies were not all keyed"));
         }
-        // A secret's file is never copied, even inside a copied directory.
-        let withheld = copies::Withheld::secret_files(&dir, &self.config().secrets);
+        // A secret's file is never copied, even inside a copied directory;
+        // nor is what the key left out.
+        let withheld = self.withheld.clone();
         let needs_accounts = copies
             .iter()
             .any(|c| names_an_account(c.owner.as_deref()) || names_an_account(c.group.as_deref()));
@@ -37,7 +37,15 @@ impl<E: Engine> Executor<'_, E> {
             accounts: needs_accounts,
             skel: false,
         };
-        let sources: Vec<String> = copies.iter().map(|c| c.source.clone()).collect();
+        // Each copy is read beneath its root: the habitat directory, or
+        // the directory of the fragment that names it.
+        let sources: Vec<(std::path::PathBuf, String)> = copies
+            .iter()
+            .map(|c| {
+                let (root, below) = c.in_root();
+                (self.habitat.root_dir(root), below.to_string())
+            })
+            .collect();
         let digests = self.opts.cache().digests(self.name());
         let dests: Vec<String> = copies.iter().map(|c| c.dest.clone()).collect();
         let probed: Vec<String> = dests.iter().flat_map(|d| ancestors(d)).collect();
@@ -46,7 +54,7 @@ impl<E: Engine> Executor<'_, E> {
                 let accounts = &facts.accounts;
                 // Every owner and mode is resolved before a byte is written.
                 let mut placed = Vec::new();
-                for (c, keyed) in copies.iter().zip(keyed) {
+                for ((c, keyed), (root, below)) in copies.iter().zip(keyed).zip(&sources) {
                     let in_copy =
                         |e: AccountsError| fail(phase, format!("copy to `{}`: {e}", c.dest));
                     let (uid, mut gid) = accounts
@@ -67,7 +75,7 @@ impl<E: Engine> Executor<'_, E> {
                         gid,
                         file_mode,
                     };
-                    placed.push((c.source.clone(), c.dest.clone(), own, keyed));
+                    placed.push((root.clone(), below.clone(), c.dest.clone(), own, keyed));
                 }
                 let parents = parents_to_make(&dests, &facts.dirs);
                 let produce: Producer = Box::new(move |out| {
@@ -76,12 +84,12 @@ impl<E: Engine> Executor<'_, E> {
                     // Each copy is checked against its key as it streams: a
                     // change since it was keyed fails the phase, and the layer
                     // is thrown away.
-                    for (i, (source, dest, own, keyed)) in placed.iter().enumerate() {
+                    for (i, (root, source, dest, own, keyed)) in placed.iter().enumerate() {
                         for dir in parents.iter().filter(|p| p.1 == i) {
                             let path = dir.0.trim_start_matches('/');
                             append_dir(&mut tar, path, 0o755, own.uid, own.gid)?;
                         }
-                        copies::append_to_tar(&mut tar, &dir, source, dest, *own, &withheld, keyed)
+                        copies::append_to_tar(&mut tar, root, source, dest, *own, &withheld, keyed)
                             .map_err(std::io::Error::other)?;
                     }
                     std::io::Write::flush(&mut tar.into_inner()?)
@@ -97,8 +105,8 @@ impl<E: Engine> Executor<'_, E> {
             // served wrongly by the stat cache: the next build reads every
             // copy again rather than trust it.
             let mut cache = copies::DigestCache::load(&digests);
-            for source in &sources {
-                cache.forget(&self.habitat.dir, source);
+            for (root, source) in &sources {
+                cache.forget(root, source);
             }
             let _ = cache.save(&digests);
         }
