@@ -425,6 +425,11 @@ pub struct Repo {
     /// users of the base image are unknown when the config is checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Shell commands run in the repo's directory as its `owner`, in order,
+    /// right after the checkout (e.g. `npm ci`, `bundle install`), with
+    /// `setup.shell`; each is cached as its own step, keyed with the commit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
 }
 
 impl Repo {

@@ -917,6 +917,7 @@ fn schema_has_the_top_level_properties_and_descriptions() {
             "secrets",
             "instances",
             "services",
+            "cache",
             "include",
             "registry"
         ]

@@ -175,6 +175,17 @@ fn lines(events: &[Event]) -> Vec<String> {
                 phase.tag(),
                 status.as_str()
             ),
+            Event::StepEnd {
+                step,
+                name,
+                status,
+                image,
+                reason,
+                ..
+            } => format!(
+                "step {step} {name} {} ({reason}) -> {image}",
+                status.as_str()
+            ),
             Event::BuildEnd { ok, image, .. } => {
                 format!("build_end ok={ok} {}", image.as_deref().unwrap_or("-"))
             }
@@ -262,6 +273,7 @@ async fn a_cold_build_then_a_cached_one_then_an_edit_rebuilds_from_its_phase() {
     let mut wanted: BTreeSet<String> = Phase::ALL.iter().map(|p| p.tag()).collect();
     wanted.insert(names::final_tag(built.final_key.as_str()));
     wanted.insert("latest".into());
+    // Setup's one command is run whole: no step tags (SPEC §5).
     assert_eq!(tags.keys().cloned().collect::<BTreeSet<_>>(), wanted);
     assert_eq!(tags["7-repos"], tags["6-setup"]);
     assert_eq!(tags["9-verify"], tags["8-tools"]);

@@ -23,5 +23,6 @@ mod remote;
 mod secrets;
 mod services;
 mod shell;
+mod steps;
 mod tty;
 mod variables;
