@@ -54,6 +54,18 @@ impl PushedRecord {
             .clone()
     }
 
+    /// The recorded creation times by image id.
+    pub fn dates(&self) -> BTreeMap<String, String> {
+        self.created.clone()
+    }
+
+    /// Keeps creation times a push took (those not recorded yet).
+    pub fn set_dates(&mut self, dates: &BTreeMap<String, String>) {
+        for (id, t) in dates {
+            self.created.entry(id.clone()).or_insert_with(|| t.clone());
+        }
+    }
+
     pub fn save(&self) -> io::Result<()> {
         match &self.path {
             Some(p) => super::json_file::save(p, self),

@@ -50,6 +50,10 @@ pub struct PushTarget {
     /// Labels the pushed config adds to (or sets over) the image's own.
     /// Empty: the config goes byte for byte as the engine holds it.
     pub labels: BTreeMap<String, String>,
+    /// Whether its manifest is annotated `org.opencontainers.image.created`
+    /// (a snapshot, whose config must stay byte for byte, is dated there,
+    /// so retention can tell its age).
+    pub dated: bool,
 }
 
 /// What a push did for one target.
@@ -112,13 +116,16 @@ enum Body {
 pub const ARCHIVE_PREFIX: &str = "kiln-push-";
 
 /// Pushes `targets` into `repo` of `registry`, in order, reporting progress
-/// to `reporter`. `known` gives (and gets) raw configs by image id.
+/// to `reporter`. `known` gives (and gets) raw configs by image id;
+/// `created` gives the RFC 3339 time a dated target's manifest says, by
+/// image id (the same on every push of that image, so its digest stays).
 pub async fn push<E: Engine>(
     engine: &E,
     registry: &dyn Registry,
     repo: &str,
     targets: &[PushTarget],
     known: &mut KnownConfigs,
+    created: &mut dyn FnMut(&str) -> String,
     reporter: &mut dyn Reporter,
 ) -> Result<Vec<PushedImage>, PushError> {
     let started = Instant::now();
@@ -127,7 +134,7 @@ pub async fn push<E: Engine>(
         repository: repository.clone(),
         images: targets.iter().map(|t| t.name.clone()).collect(),
     });
-    let result = push_inner(engine, registry, repo, targets, known, reporter).await;
+    let result = push_inner(engine, registry, repo, targets, known, created, reporter).await;
     let (bytes, uploaded, present) = result.as_ref().map_or((0, 0, 0), |images| {
         images.iter().fold((0, 0, 0), |(b, u, p), i| {
             (b + i.bytes_uploaded, u + i.uploaded, p + i.present)
@@ -150,6 +157,7 @@ async fn push_inner<E: Engine>(
     repo: &str,
     targets: &[PushTarget],
     known: &mut KnownConfigs,
+    created: &mut dyn FnMut(&str) -> String,
     reporter: &mut dyn Reporter,
 ) -> Result<Vec<PushedImage>, PushError> {
     let mut images = Vec::with_capacity(targets.len());
@@ -344,7 +352,12 @@ async fn push_inner<E: Engine>(
             .iter()
             .map(|l| size(l).map(|s| (l.clone(), s)))
             .collect::<Result<_, _>>()?;
-        let manifest = manifest(&config_digest, size(&config_digest)?, &layers);
+        let annotations = if img.target.dated {
+            BTreeMap::from([(super::vars::LABEL_CREATED.to_string(), created(&img.id))])
+        } else {
+            BTreeMap::new()
+        };
+        let manifest = manifest(&config_digest, size(&config_digest)?, &layers, &annotations);
         r.digest = manifest.digest.clone();
         if img.target.tags.is_empty() {
             puts.push((manifest.digest.clone(), manifest));
@@ -400,6 +413,7 @@ pub fn habitat_targets(
                 image: names::snapshot(habitat, p.phase),
                 tags: vec![format!("{CACHE_TAG_PREFIX}{}", p.key.key.as_str())],
                 labels: BTreeMap::new(),
+                dated: true,
             });
         }
     }
@@ -408,6 +422,7 @@ pub fn habitat_targets(
         image: final_image.to_string(),
         tags: tags.to_vec(),
         labels: labels.clone(),
+        dated: false,
     });
     out
 }
@@ -422,19 +437,28 @@ fn archive_error(image: &str, message: String) -> PushError {
     }
 }
 
-/// The OCI image manifest of a config and layers (digest, size), in fixed
-/// key order: the same image always has the same manifest digest.
-pub fn manifest(config: &str, config_size: u64, layers: &[(String, u64)]) -> Manifest {
+/// The OCI image manifest of a config and layers (digest, size), with
+/// `annotations` when there are any, in fixed key order: the same image
+/// always has the same manifest digest.
+pub fn manifest(
+    config: &str,
+    config_size: u64,
+    layers: &[(String, u64)],
+    annotations: &BTreeMap<String, String>,
+) -> Manifest {
     let layers: Vec<Value> = layers
         .iter()
         .map(|(d, s)| json!({"mediaType": MEDIA_LAYER, "digest": d, "size": s}))
         .collect();
-    let m = json!({
+    let mut m = json!({
         "schemaVersion": 2,
         "mediaType": MEDIA_MANIFEST,
         "config": {"mediaType": MEDIA_CONFIG, "digest": config, "size": config_size},
         "layers": layers,
     });
+    if !annotations.is_empty() {
+        m["annotations"] = json!(annotations);
+    }
     Manifest::new(MEDIA_MANIFEST, serde_json::to_vec(&m).unwrap_or_default())
 }
 
@@ -801,13 +825,28 @@ mod tests {
     #[test]
     fn a_manifest_names_its_blobs_in_order_and_is_stable() {
         let layers = vec![("sha256:aa".to_string(), 10), ("sha256:bb".to_string(), 20)];
-        let m = manifest("sha256:cc", 5, &layers);
-        assert_eq!(m, manifest("sha256:cc", 5, &layers));
+        let none = BTreeMap::new();
+        let m = manifest("sha256:cc", 5, &layers, &none);
+        assert_eq!(m, manifest("sha256:cc", 5, &layers, &none));
+        assert!(v_has_no_annotations(&m));
+        let dated = BTreeMap::from([(
+            "org.opencontainers.image.created".to_string(),
+            "t".to_string(),
+        )]);
+        let d = manifest("sha256:cc", 5, &layers, &dated);
+        let dv: Value = serde_json::from_slice(&d.bytes).unwrap();
+        assert_eq!(dv["annotations"]["org.opencontainers.image.created"], "t");
+        assert_ne!(d.digest, m.digest);
         let v: Value = serde_json::from_slice(&m.bytes).unwrap();
         assert_eq!(v["config"]["digest"], "sha256:cc");
         assert_eq!(v["layers"][1]["digest"], "sha256:bb");
         assert_eq!(v["layers"][1]["size"], 20);
         assert_eq!(m.digest, super::super::digest_of(&m.bytes));
+    }
+
+    fn v_has_no_annotations(m: &Manifest) -> bool {
+        let v: Value = serde_json::from_slice(&m.bytes).unwrap();
+        v.get("annotations").is_none()
     }
 
     #[test]

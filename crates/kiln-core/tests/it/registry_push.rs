@@ -77,9 +77,18 @@ async fn push_all(
     known: &mut KnownConfigs,
 ) -> (Vec<PushedImage>, Vec<Event>) {
     let mut rec = Recorder::default();
-    let pushed = push::push(engine, registry, repo, targets, known, &mut rec)
-        .await
-        .unwrap_or_else(|e| panic!("push: {e}"));
+    let mut created = |_: &str| "2026-12-03T07:00:00Z".to_string();
+    let pushed = push::push(
+        engine,
+        registry,
+        repo,
+        targets,
+        known,
+        &mut created,
+        &mut rec,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("push: {e}"));
     (pushed, rec.events)
 }
 
@@ -173,6 +182,20 @@ async fn a_pushed_habitat_pushes_again_as_nothing_and_pulls_back_the_same() {
                     .unwrap()
                     .iter()
                     .all(|l| { l["mediaType"] == "application/vnd.oci.image.layer.v1.tar" })
+            );
+
+            // Snapshots are dated on their manifests (their configs stay as built).
+            let cache_tag = &targets[0].tags[0];
+            let snap = registry.manifest_get(&repo, cache_tag).unwrap().unwrap();
+            let snap: serde_json::Value = serde_json::from_slice(&snap.bytes).unwrap();
+            assert_eq!(
+                snap["annotations"][vars::LABEL_CREATED],
+                "2026-12-03T07:00:00Z",
+                "{cache_tag}"
+            );
+            assert!(
+                json.get("annotations").is_none(),
+                "the final is dated by its config"
             );
 
             // The engine pulls both back: a snapshot with its own id, the

@@ -109,15 +109,26 @@ pub async fn run(args: &BuildArgs, tag_args: &[String], progress: Progress) -> O
     let (host, repo) = registry_config.host_and_path();
     let registry = OciRegistry::new(host);
     let mut known = record.configs();
+    // Snapshot manifests are dated by their first push from here, kept so a
+    // re-push puts the same manifest.
+    let mut dates = record.dates();
+    let mut created_of = |id: &str| {
+        dates
+            .entry(id.to_string())
+            .or_insert_with(|| vars::rfc3339(now))
+            .clone()
+    };
     let pushed = push::push(
         &engine,
         &registry,
         repo,
         &targets,
         &mut known,
+        &mut created_of,
         reporter.as_mut(),
     )
     .await;
+    record.set_dates(&dates);
     // What the push learned is kept even when it stopped half-way.
     record.set_configs(&known);
     let _ = record.save();

@@ -379,3 +379,35 @@ fn a_push_killed_half_way_completes_when_run_again_sending_only_what_was_missing
     assert_eq!(final_digest(&events3), final_digest(&events));
     stop.store(true, Ordering::Relaxed);
 }
+
+#[test]
+fn what_kiln_push_sent_builds_an_empty_engine_with_no_phase_run_and_the_same_image() {
+    let server = LocalRegistry::start(&RegistryOptions::default()).expect("docker-registry");
+    let h = habitat(
+        "pusht",
+        &format!("{}/pusht/warm", server.host),
+        200_000,
+        true,
+    );
+    push(&h, "plain").assert_code(0);
+    let final_id = crate::support::image_id(&format!("habitat-{}:latest", h.name));
+
+    // An empty engine: every image of the habitat gone, and kiln's record of them.
+    crate::support::remove_habitat(&h.name);
+    assert!(crate::support::images_of(&h.name).is_empty());
+    let _ = std::fs::remove_dir_all(h.cache().join("made"));
+    let warm = h.build(&[]);
+    warm.assert_code(0);
+    assert_eq!(
+        warm.built(),
+        Vec::<String>::new(),
+        "no phase runs:\n{}",
+        warm.stdout
+    );
+    assert_eq!(warm.end("final").status, "pulled", "{}", warm.stdout);
+    // The snapshot came back byte for byte: the same image id.
+    assert_eq!(
+        crate::support::image_id(&format!("habitat-{}:latest", h.name)),
+        final_id
+    );
+}
