@@ -60,7 +60,7 @@ pub(crate) struct Included {
 }
 
 impl Included {
-    /// The fragments' canonical files, in the order they were merged.
+    /// The fragments' canonical files, in the order the includes reached them.
     pub fn fragments(&self) -> Vec<PathBuf> {
         self.sources
             .iter()
@@ -613,26 +613,50 @@ mod tests {
             (
                 "lists append, fragment first",
                 &[
-                    (MAIN, "include: [../shared/kiln.yaml]\nname: app\nbuild:\n  base: { image: busybox }\n  setup: { packages: { apt: [git] } }\n"),
-                    ("/h/shared/kiln.yaml", "build:\n  setup: { packages: { apt: [curl] }, commands: { root: [a] } }\n"),
+                    (
+                        MAIN,
+                        "include: [../shared/kiln.yaml]\nname: app\nbuild:\n  base: { image: busybox }\n  setup: { packages: { apt: [git] } }\n",
+                    ),
+                    (
+                        "/h/shared/kiln.yaml",
+                        "build:\n  setup: { packages: { apt: [curl] }, commands: { root: [a] } }\n",
+                    ),
                 ],
                 "name: app\nbuild:\n  base: { image: busybox }\n  setup: { packages: { apt: [curl, git] }, commands: { root: [a] } }\n",
             ),
             (
                 "a later scalar wins; an empty value takes nothing away",
                 &[
-                    (MAIN, "include: [a.yaml, b.yaml]\nname: app\nbuild:\n  base: { image: busybox }\n  final: { user: root }\n  verify:\n"),
-                    ("/h/app/a.yaml", "description: a\nbuild:\n  final: { user: '1', workdir: /a }\n  verify: { files: [/a] }\n"),
-                    ("/h/app/b.yaml", "description: b\nbuild:\n  final: { workdir: /b }\n"),
+                    (
+                        MAIN,
+                        "include: [a.yaml, b.yaml]\nname: app\nbuild:\n  base: { image: busybox }\n  final: { user: root }\n  verify:\n",
+                    ),
+                    (
+                        "/h/app/a.yaml",
+                        "description: a\nbuild:\n  final: { user: '1', workdir: /a }\n  verify: { files: [/a] }\n",
+                    ),
+                    (
+                        "/h/app/b.yaml",
+                        "description: b\nbuild:\n  final: { workdir: /b }\n",
+                    ),
                 ],
                 "name: app\ndescription: b\nbuild:\n  base: { image: busybox }\n  final: { user: root, workdir: /b }\n  verify: { files: [/a] }\n",
             ),
             (
                 "fragments include others; a shared one is merged once, where first reached",
                 &[
-                    (MAIN, "include: [../x/kiln.yaml, ../y]\nname: app\nbuild:\n  base: { image: busybox }\n  env: [C=3]\n"),
-                    ("/h/x/kiln.yaml", "include: [../common/kiln.yaml]\nbuild: { env: [X=1] }\n"),
-                    ("/h/y/kiln.yaml", "include: [../common/kiln.yaml]\nbuild: { env: [Y=2] }\n"),
+                    (
+                        MAIN,
+                        "include: [../x/kiln.yaml, ../y]\nname: app\nbuild:\n  base: { image: busybox }\n  env: [C=3]\n",
+                    ),
+                    (
+                        "/h/x/kiln.yaml",
+                        "include: [../common/kiln.yaml]\nbuild: { env: [X=1] }\n",
+                    ),
+                    (
+                        "/h/y/kiln.yaml",
+                        "include: [../common/kiln.yaml]\nbuild: { env: [Y=2] }\n",
+                    ),
                     ("/h/common/kiln.yaml", "build: { env: [COMMON=0] }\n"),
                 ],
                 "name: app\nbuild:\n  base: { image: busybox }\n  env: [COMMON=0, X=1, Y=2, C=3]\n",
@@ -640,8 +664,14 @@ mod tests {
             (
                 "a fragment's host paths become the habitat's",
                 &[
-                    (MAIN, "include: [../shared/kiln.yaml]\nname: app\nbuild:\n  base: { image: busybox }\n"),
-                    ("/h/shared/kiln.yaml", "build:\n  files:\n    volumes: [{ source: ./cache, dest: /c }, { source: named, dest: /n }]\n  repos: [{ url: 'https://h/o/r', path: /s }]\nsecrets: [{ id: t, file: token }]\ninstances:\n  defaults: { volumes: ['./data:/data', 'vol:/v'] }\n"),
+                    (
+                        MAIN,
+                        "include: [../shared/kiln.yaml]\nname: app\nbuild:\n  base: { image: busybox }\n",
+                    ),
+                    (
+                        "/h/shared/kiln.yaml",
+                        "build:\n  files:\n    volumes: [{ source: ./cache, dest: /c }, { source: named, dest: /n }]\n  repos: [{ url: 'https://h/o/r', path: /s }]\nsecrets: [{ id: t, file: token }]\ninstances:\n  defaults: { volumes: ['./data:/data', 'vol:/v'] }\n",
+                    ),
                 ],
                 "name: app\nbuild:\n  base: { image: busybox }\n  files:\n    volumes: [{ source: ../shared/cache, dest: /c }, { source: named, dest: /n }]\n  repos: [{ url: 'https://h/o/r', path: /s }]\nsecrets: [{ id: t, file: ../shared/token }]\ninstances:\n  defaults: { volumes: ['../shared/data:/data', 'vol:/v'] }\n",
             ),
@@ -657,36 +687,61 @@ mod tests {
         type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
         let cases: &[Case<'_>] = &[
             (
-                &[(MAIN, "include: [gone.yaml]\nname: app\nbuild: { base: { image: busybox } }\n")],
+                &[(
+                    MAIN,
+                    "include: [gone.yaml]\nname: app\nbuild: { base: { image: busybox } }\n",
+                )],
                 &["kiln.yaml:1: cannot include `gone.yaml`: no such file"],
             ),
             (
                 &[
-                    (MAIN, "include: [../a/kiln.yaml]\nname: app\nbuild: { base: { image: busybox } }\n"),
+                    (
+                        MAIN,
+                        "include: [../a/kiln.yaml]\nname: app\nbuild: { base: { image: busybox } }\n",
+                    ),
                     ("/h/a/kiln.yaml", "include: [../b/kiln.yaml]\n"),
                     ("/h/b/kiln.yaml", "\ninclude: [../a/kiln.yaml]\n"),
                 ],
-                &["../b/kiln.yaml:2: includes form a cycle: `../a/kiln.yaml` → `../b/kiln.yaml` → `../a/kiln.yaml`"],
+                &[
+                    "../b/kiln.yaml:2: includes form a cycle: `../a/kiln.yaml` → `../b/kiln.yaml` → `../a/kiln.yaml`",
+                ],
             ),
             (
                 &[
-                    (MAIN, "include: [../a/kiln.yaml]\nname: app\nbuild: { base: { image: busybox } }\n"),
+                    (
+                        MAIN,
+                        "include: [../a/kiln.yaml]\nname: app\nbuild: { base: { image: busybox } }\n",
+                    ),
                     ("/h/a/kiln.yaml", "include: [../app/kiln.yaml]\n"),
                 ],
-                &["../a/kiln.yaml:1: includes form a cycle: `kiln.yaml` → `../a/kiln.yaml` → `kiln.yaml`"],
+                &[
+                    "../a/kiln.yaml:1: includes form a cycle: `kiln.yaml` → `../a/kiln.yaml` → `kiln.yaml`",
+                ],
             ),
             (
-                &[(MAIN, "include: [kiln.yaml]\nname: app\nbuild: { base: { image: busybox } }\n")],
+                &[(
+                    MAIN,
+                    "include: [kiln.yaml]\nname: app\nbuild: { base: { image: busybox } }\n",
+                )],
                 &["kiln.yaml:1: `kiln.yaml` includes itself"],
             ),
             (
-                &[(MAIN, "include: ../a.yaml\nname: app\nbuild: { base: { image: busybox } }\n")],
+                &[(
+                    MAIN,
+                    "include: ../a.yaml\nname: app\nbuild: { base: { image: busybox } }\n",
+                )],
                 &["kiln.yaml:1: wrong type for `include`: expected a list, found a scalar"],
             ),
             (
                 &[
-                    (MAIN, "include: [a.yaml]\nname: app\nbuild:\n  base: { image: busybox }\n  env: { A: '1' }\n"),
-                    ("/h/app/a.yaml", "build:\n  env: [B=2]\n  setup: { pakages: {} }\n"),
+                    (
+                        MAIN,
+                        "include: [a.yaml]\nname: app\nbuild:\n  base: { image: busybox }\n  env: { A: '1' }\n",
+                    ),
+                    (
+                        "/h/app/a.yaml",
+                        "build:\n  env: [B=2]\n  setup: { pakages: {} }\n",
+                    ),
                 ],
                 &[
                     "kiln.yaml:5: `build.env` is a mapping here but a list in `a.yaml`, which this file includes: they cannot be merged",
@@ -695,7 +750,10 @@ mod tests {
             ),
             (
                 &[
-                    (MAIN, "include: [a.yaml]\nname: app\nbuild: { base: { image: busybox } }\n"),
+                    (
+                        MAIN,
+                        "include: [a.yaml]\nname: app\nbuild: { base: { image: busybox } }\n",
+                    ),
                     ("/h/app/a.yaml", "build: [\n"),
                 ],
                 &["a.yaml:1: invalid YAML: unclosed bracket '['"],
@@ -711,18 +769,33 @@ mod tests {
     #[test]
     fn a_fragments_copies_are_rooted_in_its_directory() {
         let config = load(&[
-            (MAIN, "include: [../shared/kiln.yaml, sub/kiln.yaml]\nname: app\nbuild:\n  base: { image: busybox }\n  files: { copies: [{ source: app.conf, dest: /etc/app.conf }] }\n"),
-            ("/h/shared/kiln.yaml", "build:\n  files: { copies: [{ source: ./gitconfig, dest: /etc/gitconfig }] }\n  tools: [{ name: t, source: bin/t, sha256: '0000000000000000000000000000000000000000000000000000000000000000' }]\n"),
-            ("/h/app/sub/kiln.yaml", "build:\n  files: { copies: [{ source: x, dest: /x }] }\n"),
+            (
+                MAIN,
+                "include: [../shared/kiln.yaml, sub/kiln.yaml]\nname: app\nbuild:\n  base: { image: busybox }\n  files: { copies: [{ source: app.conf, dest: /etc/app.conf }] }\n",
+            ),
+            (
+                "/h/shared/kiln.yaml",
+                "build:\n  files: { copies: [{ source: ./gitconfig, dest: /etc/gitconfig }] }\n  tools: [{ name: t, source: bin/t, sha256: '0000000000000000000000000000000000000000000000000000000000000000' }]\n",
+            ),
+            (
+                "/h/app/sub/kiln.yaml",
+                "build:\n  files: { copies: [{ source: x, dest: /x }] }\n",
+            ),
         ]);
         // The sources do not exist: only the roots are looked at here.
         let errors = config.expect_err("missing sources");
         assert!(
-            errors.iter().any(|e| e.starts_with("../shared/kiln.yaml:2: copy source `gitconfig` does not exist")),
+            errors
+                .iter()
+                .any(|e| e
+                    .starts_with("../shared/kiln.yaml:2: copy source `gitconfig` does not exist")),
             "{errors:?}"
         );
         // Split as the executor splits them.
-        assert_eq!(in_root(Some("../shared"), "../shared/gitconfig"), ("../shared", "gitconfig"));
+        assert_eq!(
+            in_root(Some("../shared"), "../shared/gitconfig"),
+            ("../shared", "gitconfig")
+        );
     }
 
     /// One generated file: what it sets, and the files it includes.
@@ -747,11 +820,21 @@ mod tests {
 
     /// How file `from` names file `to`.
     fn include_path(from: usize, to: usize) -> String {
-        let from_dir = Path::new(&path_of(from)).parent().map(Path::to_path_buf).unwrap_or_default();
+        let from_dir = Path::new(&path_of(from))
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let to_path = PathBuf::from(path_of(to));
         let rel = relative(&from_dir, to_path.parent().unwrap_or(Path::new("/")));
-        let name = to_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if rel.is_empty() { name } else { format!("{rel}/{name}") }
+        let name = to_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        }
     }
 
     fn text_of(i: usize, f: &File) -> String {
@@ -771,7 +854,11 @@ mod tests {
             t += "  base: { image: busybox }\n";
         }
         if !f.users.is_empty() {
-            let users: Vec<String> = f.users.iter().map(|u| format!("{{ name: u{u}, uid: {u} }}")).collect();
+            let users: Vec<String> = f
+                .users
+                .iter()
+                .map(|u| format!("{{ name: u{u}, uid: {u} }}"))
+                .collect();
             t += &format!("  users: [{}]\n", users.join(", "));
         }
         if !f.env.is_empty() {
@@ -842,31 +929,50 @@ mod tests {
                     proptest::option::of("/[a-z]{1,5}"),
                 )
                     .prop_shuffle_includes()
-                    .prop_map(move |(includes, _, things, description, workdir)| File {
-                        includes,
-                        users: things.iter().map(|k| 1000 + 10 * i as u32 + k).collect::<BTreeSet<_>>().into_iter().collect(),
-                        apt: things.iter().map(|k| format!("p{i}-{k}")).collect(),
-                        root: things.iter().map(|k| format!("'echo {i} {k}'")).collect(),
-                        env: things.iter().map(|k| format!("V{i}_{k}=$PATH:{k}")).collect(),
-                        description,
-                        workdir,
-                    })
+                    .prop_map(
+                        move |(includes, _, things, description, workdir)| File {
+                            includes,
+                            users: things
+                                .iter()
+                                .map(|k| 1000 + 10 * i as u32 + k)
+                                .collect::<BTreeSet<_>>()
+                                .into_iter()
+                                .collect(),
+                            apt: things.iter().map(|k| format!("p{i}-{k}")).collect(),
+                            root: things.iter().map(|k| format!("'echo {i} {k}'")).collect(),
+                            env: things
+                                .iter()
+                                .map(|k| format!("V{i}_{k}=$PATH:{k}"))
+                                .collect(),
+                            description,
+                            workdir,
+                        },
+                    )
             };
             (0..n).map(move |i| file(i, n).boxed()).collect::<Vec<_>>()
         })
     }
 
+    /// What one generated file draws: its includes (shuffled), and what it sets.
+    type Drawn = (Vec<usize>, bool, Vec<u32>, Option<String>, Option<String>);
+
     trait ShuffleIncludes {
-        fn prop_shuffle_includes(self) -> BoxedStrategy<(Vec<usize>, bool, Vec<u32>, Option<String>, Option<String>)>;
+        fn prop_shuffle_includes(self) -> BoxedStrategy<Drawn>;
     }
 
     impl<S> ShuffleIncludes for S
     where
-        S: Strategy<Value = (Vec<usize>, bool, Vec<u32>, Option<String>, Option<String>)> + 'static,
+        S: Strategy<Value = Drawn> + 'static,
     {
-        fn prop_shuffle_includes(self) -> BoxedStrategy<(Vec<usize>, bool, Vec<u32>, Option<String>, Option<String>)> {
+        fn prop_shuffle_includes(self) -> BoxedStrategy<Drawn> {
             self.prop_flat_map(|(inc, rev, things, d, w)| {
-                (Just(inc).prop_shuffle(), Just(rev), Just(things), Just(d), Just(w))
+                (
+                    Just(inc).prop_shuffle(),
+                    Just(rev),
+                    Just(things),
+                    Just(d),
+                    Just(w),
+                )
             })
             .boxed()
         }
@@ -927,9 +1033,18 @@ mod tests {
         assert_eq!(at(&[K("build"), K("repos"), I(0), K("url")]), "../s/repo");
         assert_eq!(at(&[K("build"), K("repos"), I(1), K("url")]), "git@h:o/r");
         assert_eq!(at(&[K("build"), K("repos"), I(2), K("url")]), "/abs");
-        assert_eq!(at(&[K("build"), K("tools"), I(0), K("source")]), "../s/bin/t");
-        assert_eq!(at(&[K("build"), K("tools"), I(1), K("source")]), "https://h/t");
-        assert_eq!(at(&[K("build"), K("files"), K("copies"), I(0), K("source")]), "../s");
+        assert_eq!(
+            at(&[K("build"), K("tools"), I(0), K("source")]),
+            "../s/bin/t"
+        );
+        assert_eq!(
+            at(&[K("build"), K("tools"), I(1), K("source")]),
+            "https://h/t"
+        );
+        assert_eq!(
+            at(&[K("build"), K("files"), K("copies"), I(0), K("source")]),
+            "../s"
+        );
         let v = |i| [K("instances"), K("members"), K("a"), K("volumes"), I(i)];
         assert_eq!(at(&v(0)), "../s/x/y:/y");
         assert_eq!(at(&v(1)), "v:/v");

@@ -45,8 +45,8 @@ pub struct Habitat {
     /// The config file, canonical.
     pub file: PathBuf,
     pub config: Config,
-    /// The fragments `include:` merged in (canonical files, in merge
-    /// order): never copied into an image.
+    /// The fragments `include:` merged in (canonical files, in the order
+    /// the includes reach them, each once): never copied into an image.
     pub fragments: Vec<PathBuf>,
 }
 
