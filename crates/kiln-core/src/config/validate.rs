@@ -34,6 +34,7 @@ pub(crate) fn check(
     root: &Node,
     habitat_dir: &Path,
     complete: bool,
+    base_users: &[String],
     sink: &mut Sink<'_>,
 ) {
     let (entries, simultaneous) = config.build.env.entries();
@@ -42,6 +43,7 @@ pub(crate) fn check(
         sink,
         dir: habitat_dir,
         complete,
+        base_users,
         env: expand::env_known(&entries, simultaneous),
         // The bootstrap base's image config sets `PATH` only
         // (`sources/bootstrap.rs`).
@@ -79,6 +81,9 @@ struct Checker<'a, 't> {
     sink: &'a mut Sink<'t>,
     dir: &'a Path,
     complete: bool,
+    /// The users the base habitats declare (`build.base.habitat`, and its
+    /// bases): the base image has them, so they need no declaring again.
+    base_users: &'a [String],
     /// What `build.env` sets, as [`expand::env_known`] gives it.
     env: BTreeMap<String, (String, bool)>,
     /// The names the base's environment surely holds, when the base is one
@@ -968,7 +973,8 @@ impl Checker<'_, '_> {
 
     /// A user named by an owner or `user` field must exist when the phase runs. The
     /// base image's own users (other than `root`) are unknown until build time,
-    /// so only `root`, numeric ids and users declared in `build.users` pass.
+    /// so only `root`, numeric ids, users declared in `build.users` and those
+    /// the base habitats declare pass.
     fn user_ref(&mut self, config: &Config, user: &str, path: &[Seg<'_>], name: &str) {
         if !self.an_id(user, path, name) {
             return;
@@ -977,11 +983,13 @@ impl Checker<'_, '_> {
             || user == "root"
             || is_numeric(user)
             || config.build.users.iter().any(|u| u.name == user)
+            || self.base_users.iter().any(|u| u == user)
         {
             return;
         }
         let loc = self.at(path);
         let mut known: Vec<&str> = config.build.users.iter().map(|u| u.name.as_str()).collect();
+        known.extend(self.base_users.iter().map(String::as_str));
         known.push("root");
         let hint = match suggest(user, &known) {
             Some(s) => format!("did you mean `{s}`?"),

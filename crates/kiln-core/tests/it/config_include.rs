@@ -193,6 +193,55 @@ fn a_build_time_problem_in_a_fragment_is_located_there() {
     assert_eq!(h.config.build.tools[0].in_root(), ("../tools", "bin/t"));
 }
 
+#[test]
+fn a_base_habitats_users_are_known_without_declaring_them_again() {
+    // `app` is built on `dev`, which is built on `system`: both declare users.
+    let files = [
+        (
+            "system/kiln.yaml",
+            "name: system\nbuild:\n  base: { bootstrap: { suite: bookworm } }\n  users: [{ name: ops, uid: 900 }]\n",
+        ),
+        (
+            "dev/kiln.yaml",
+            "name: dev\ninclude: [users.yaml]\nbuild:\n  base: { habitat: ../system }\n",
+        ),
+        (
+            "dev/users.yaml",
+            "build:\n  users: [{ name: dev, uid: 1000 }]\n",
+        ),
+        ("app/conf", "x\n"),
+    ];
+    let app = |body: &str| format!("name: app\nbuild:\n  base: {{ habitat: ../dev }}\n{body}");
+    let ok = app(
+        "  files: { copies: [{ source: conf, dest: /home/dev/conf, owner: dev, group: ops }] }\n  setup: { commands: { user: ops, scripts: [id] } }\n  repos: []\n  verify: { user: dev, commands: [id] }\n  final: { user: 'dev:ops' }\n",
+    );
+    let mut all = files.to_vec();
+    all.push(("app/kiln.yaml", ok.as_str()));
+    let dir = tree(&all);
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    config::load(&root.join("app")).unwrap_or_else(|d| panic!("{d}"));
+
+    let bad = app("  final: { user: deb }\n");
+    let mut all = files.to_vec();
+    all.push(("app/kiln.yaml", bad.as_str()));
+    let dir = tree(&all);
+    let out = rendered(dir.path(), "app");
+    assert!(
+        out.contains("unknown user `deb` in `build.final.user`"),
+        "{out}"
+    );
+    assert!(out.contains("hint: did you mean `dev`?"), "{out}");
+
+    // Without the base, the same names are unknown.
+    let alone = "name: app\nbuild:\n  base: { image: busybox }\n  final: { user: ops }\n";
+    let dir = tree(&[("app/kiln.yaml", alone)]);
+    let out = rendered(dir.path(), "app");
+    assert!(
+        out.contains("unknown user `ops` in `build.final.user`"),
+        "{out}"
+    );
+}
+
 /// One piece of a config, written either in the fragment `sub/kiln.yaml`
 /// or in the `kiln.yaml`.
 #[derive(Debug, Clone, Copy, PartialEq)]
