@@ -758,6 +758,18 @@ mod tests {
                 ],
                 &["a.yaml:1: invalid YAML: unclosed bracket '['"],
             ),
+            (
+                &[
+                    (
+                        MAIN,
+                        "include: [a.yaml]\nname: app\nbuild:\n  base: { image: busybox }\n  users: [{ name: dev }]\n",
+                    ),
+                    ("/h/app/a.yaml", "build:\n  users:\n    - { name: dev }\n"),
+                ],
+                &[
+                    "kiln.yaml:5: duplicate user `dev` in `build.users` (first declared on line 3 of `a.yaml`)",
+                ],
+            ),
         ];
         for (files, expected) in cases {
             let got = load(files).expect_err("an error");

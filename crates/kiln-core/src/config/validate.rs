@@ -109,6 +109,20 @@ impl Checker<'_, '_> {
             .map_or_else(|| self.at(path), |n| n.loc)
     }
 
+    /// Where `first` is, said from `here`: `line 3`, or `line 3 of
+    /// `shared/kiln.yaml`` when it is in another of the habitat's files.
+    fn line_of(&self, first: Loc, here: Loc) -> String {
+        if first.file == here.file {
+            format!("line {}", first.line)
+        } else {
+            format!(
+                "line {} of `{}`",
+                first.line,
+                self.sink.file_name(first.file)
+            )
+        }
+    }
+
     fn error(&mut self, loc: Loc, message: String) {
         self.sink.error(loc, message);
     }
@@ -261,11 +275,11 @@ impl Checker<'_, '_> {
                 && self.complete
             {
                 let loc = self.at(&here("name"));
-                let line = self.at(&[K("build"), K("users"), I(first)]).line;
+                let line = self.line_of(self.at(&[K("build"), K("users"), I(first)]), loc);
                 self.error(
                     loc,
                     format!(
-                        "duplicate user `{}` in `build.users` (first declared on line {line})",
+                        "duplicate user `{}` in `build.users` (first declared on {line})",
                         user.name
                     ),
                 );
@@ -758,16 +772,17 @@ impl Checker<'_, '_> {
             };
             targets.push((tool.dest(), format!("build.tools[{i}]"), loc));
         }
-        let mut seen: BTreeMap<String, (String, usize)> = BTreeMap::new();
+        let mut seen: BTreeMap<String, (String, Loc)> = BTreeMap::new();
         for (dest, owner, loc) in targets {
             let key = normalize_image_path(&dest);
-            if let Some((first, line)) = seen.get(&key) {
+            if let Some((first, at)) = seen.get(&key) {
+                let line = self.line_of(*at, loc);
                 let message = format!(
-                    "duplicate destination `{dest}` in `{owner}`: `{first}` (line {line}) puts something there too"
+                    "duplicate destination `{dest}` in `{owner}`: `{first}` ({line}) puts something there too"
                 );
                 self.error(loc, message);
             } else {
-                seen.insert(key, (owner, loc.line));
+                seen.insert(key, (owner, loc));
             }
         }
     }
@@ -845,11 +860,11 @@ impl Checker<'_, '_> {
                 && self.complete
             {
                 let loc = self.at(&here("id"));
-                let line = self.at(&[K("secrets"), I(first)]).line;
+                let line = self.line_of(self.at(&[K("secrets"), I(first)]), loc);
                 self.error(
                     loc,
                     format!(
-                        "duplicate secret id `{}` (first declared on line {line})",
+                        "duplicate secret id `{}` (first declared on {line})",
                         secret.id
                     ),
                 );

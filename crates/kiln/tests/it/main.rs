@@ -9,6 +9,7 @@ mod support;
 mod check;
 mod cli;
 mod cli_surface;
+mod corpus;
 mod credentials;
 mod faults;
 mod fidelity_files;
