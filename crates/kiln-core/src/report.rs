@@ -10,6 +10,9 @@ use crate::phase::Phase;
 pub enum PhaseStatus {
     Built,
     Cached,
+    /// Taken from the registry's snapshot cache (the pulled phase, and the
+    /// phases within it, which ran nowhere here).
+    Pulled,
     Failed,
 }
 
@@ -18,7 +21,29 @@ impl PhaseStatus {
         match self {
             PhaseStatus::Built => "built",
             PhaseStatus::Cached => "cached",
+            PhaseStatus::Pulled => "pulled",
             PhaseStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Where a blob of a push stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobState {
+    /// The registry had it: nothing sent.
+    Present,
+    /// Going up; `sent` of `size` bytes so far.
+    Uploading,
+    /// Up, all of it.
+    Uploaded,
+}
+
+impl BlobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlobState::Present => "present",
+            BlobState::Uploading => "uploading",
+            BlobState::Uploaded => "uploaded",
         }
     }
 }
@@ -42,6 +67,12 @@ pub enum Event {
     PhaseStart {
         phase: Phase,
     },
+    /// The snapshot of `phase` is being pulled from the registry
+    /// (`reference`, `HOST/PATH@sha256:…`) instead of running the phases up to it.
+    Pulling {
+        phase: Phase,
+        reference: String,
+    },
     PhaseLog {
         phase: Phase,
         stream: &'static str,
@@ -55,10 +86,50 @@ pub enum Event {
         key: String,
         reason: String,
     },
+    /// After a successful build, the automatic `soft` prune (`cache.keep`)
+    /// removed these old snapshots (phase and key), freeing `freed` bytes.
+    Pruned {
+        habitat: String,
+        removed: Vec<(Phase, String)>,
+        freed: u64,
+    },
     BuildEnd {
         ok: bool,
         duration: Duration,
         image: Option<String>,
+    },
+    /// A push to `repository` (`HOST/PATH`) begins, of `images` (`1-base`
+    /// … `final`), in that order.
+    PushStart {
+        repository: String,
+        images: Vec<String>,
+    },
+    /// A blob (layer or config) of `image`, counted for the first image
+    /// that names it: found in the registry, going up, or up.
+    PushBlob {
+        image: String,
+        digest: String,
+        size: u64,
+        sent: u64,
+        state: BlobState,
+    },
+    /// `image` is in the registry as manifest `digest` under `tags`, with
+    /// `uploaded` of its blobs sent now and `present` found there.
+    PushImage {
+        image: String,
+        tags: Vec<String>,
+        digest: String,
+        uploaded: usize,
+        present: usize,
+        bytes_uploaded: u64,
+    },
+    PushEnd {
+        repository: String,
+        ok: bool,
+        duration: Duration,
+        bytes_uploaded: u64,
+        blobs_uploaded: usize,
+        blobs_present: usize,
     },
 }
 

@@ -143,6 +143,7 @@ fn run(main_cmd: Vec<String>) -> i32 {
                 Action::Report(failure) => children.report(&failure),
                 Action::Note(note) => shell::say(&note.to_string()),
                 Action::Exit(code) => {
+                    children.flush_output();
                     shell::write_state(&state, &supervisor, &mut last_state);
                     return code;
                 }

@@ -234,6 +234,17 @@ impl Children {
         }
     }
 
+    /// Waits (a second at most) for the readers to hand on the services'
+    /// last lines: the init exits right after the last one is reaped, which
+    /// would cut off what it printed on its way out ("database system is shut
+    /// down"). Every writer is gone by then, so the readers end at once.
+    pub fn flush_output(&self) {
+        let until = Instant::now() + Duration::from_secs(1);
+        while self.readers.iter().flatten().any(|r| !r.is_finished()) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn report(&mut self, failure: &Failure) {
         let name = failure.service();
         let index = self.spec.services.iter().position(|s| s.name == name);

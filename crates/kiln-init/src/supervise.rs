@@ -243,6 +243,9 @@ enum State {
     Done,
     Backoff {
         until: Ms,
+        /// Whether it was ready before it exited: only then does it count
+        /// as started for what comes after it while it waits.
+        was_ready: bool,
     },
     /// Its stop signal was sent; SIGKILL at `kill_at` (once: `killed`).
     Stopping {
@@ -381,7 +384,7 @@ impl Supervisor {
                 } else {
                     (*deadline).min(*next_probe)
                 }),
-                State::Backoff { until } => Some(*until),
+                State::Backoff { until, .. } => Some(*until),
                 State::Stopping {
                     kill_at,
                     killed: false,
@@ -502,8 +505,9 @@ impl Supervisor {
         match &self.states[i] {
             State::Done => true,
             State::Running { ready, .. } => *ready && !self.services[i].oneshot,
-            // A ready service being restarted stays started for those after it.
-            State::Backoff { .. } => !self.services[i].oneshot,
+            // A ready service being restarted stays started for those after
+            // it; one that never became ready has not started for them.
+            State::Backoff { was_ready, .. } => *was_ready && !self.services[i].oneshot,
             _ => false,
         }
     }
@@ -576,7 +580,7 @@ impl Supervisor {
                         self.fail(failure, out);
                     }
                 }
-                State::Backoff { until } if until <= now && self.stage == Stage::Booting => {
+                State::Backoff { until, .. } if until <= now && self.stage == Stage::Booting => {
                     self.launch(now, i, out);
                 }
                 State::Stopping {
@@ -633,15 +637,15 @@ impl Supervisor {
 
     fn exited(&mut self, now: Ms, i: usize, status: Exit, out: &mut Vec<Action>) {
         let name = self.services[i].name.clone();
-        match self.states[i] {
+        let was_ready = match self.states[i] {
             State::Stopping { .. } => {
                 self.states[i] = State::Stopped;
                 return;
             }
-            State::Running { .. } => {}
+            State::Running { ready, .. } => ready,
             // Not running: a stale event.
             _ => return,
-        }
+        };
         if self.stage != Stage::Booting {
             self.states[i] = State::Stopped;
             return;
@@ -692,7 +696,10 @@ impl Supervisor {
         }
         let wait = backoff(recent.len() as u32);
         recent.push(now);
-        self.states[i] = State::Backoff { until: now + wait };
+        self.states[i] = State::Backoff {
+            until: now + wait,
+            was_ready,
+        };
         out.push(Action::Note(Note::Restarting {
             service: name,
             status,

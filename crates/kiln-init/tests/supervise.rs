@@ -236,6 +236,39 @@ fn restarts_back_off_and_the_budget_fails_the_container() {
     );
 }
 
+/// Regression: a probed service that exits before its probe passes, and is
+/// restarted, used to count as started while it waited (its backoff), so
+/// what comes after it and the main process started before it was ready.
+#[test]
+fn regression_a_service_restarted_before_it_was_ready_holds_back_what_waits_for_it() {
+    let mut s = sup(
+        vec![
+            Service {
+                restart: Restart::Always,
+                ..probed("db", &[], 30_000)
+            },
+            svc("app", &["db"]),
+        ],
+        true,
+    );
+    assert_eq!(acts(s.start(0)), vec![Action::Start(0), Action::Probe(0)]);
+    let exited = Event::Exited {
+        service: 0,
+        status: Exit::Code(0),
+    };
+    assert_eq!(acts(s.handle(10, exited.clone())), vec![]);
+    let at = s.deadline().unwrap();
+    assert_eq!(
+        acts(s.handle(at, Event::Tick)),
+        vec![Action::Start(0), Action::Probe(0)]
+    );
+    // Ready now: `app` starts, then the main process.
+    let out = acts(s.handle(at + 1, Event::ProbePassed(0)));
+    assert_eq!(out, vec![Action::Start(1), Action::StartMain]);
+    // A ready service that is restarted keeps what came after it running.
+    assert_eq!(acts(s.handle(at + 2, exited)), vec![]);
+}
+
 #[test]
 fn restarts_outside_the_window_do_not_count() {
     let mut s = sup(

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use kiln_core::Phase;
+use kiln_core::cache::prune::Level;
 use kiln_core::executor::BuildOptions;
 use kiln_core::plan::PlanOptions;
 
@@ -37,6 +38,9 @@ pub struct BuildArgs {
     /// Rebuild every phase.
     #[arg(long)]
     pub no_cache: bool,
+    /// Never pull phase snapshots from the registry (`registry.cache`).
+    #[arg(long)]
+    pub no_remote_cache: bool,
 }
 
 impl BuildArgs {
@@ -51,6 +55,7 @@ impl BuildArgs {
                 rebuild_from: self.rebuild,
                 no_cache: self.no_cache,
             },
+            no_remote_cache: self.no_remote_cache,
             ..BuildOptions::default()
         }
     }
@@ -105,8 +110,49 @@ pub enum Command {
         #[arg(last = true)]
         cmd: Vec<String>,
     },
+    /// Point tag DST at SRC's manifest (a tag or a digest) in the registry, moving no layer.
+    Promote {
+        /// The tag or digest (`sha256:…`) to promote.
+        src: String,
+        /// The tag to point at it.
+        dst: String,
+        /// A habitat directory or its kiln.yaml (its `registry:` names the repository).
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Run as if kiln was started in DIR (PATH is then relative to it).
+        #[arg(short = 'C', value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Apply `registry.retention`: delete the tags its rules expire.
+    Retention {
+        /// A habitat directory or its kiln.yaml.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Run as if kiln was started in DIR (PATH is then relative to it).
+        #[arg(short = 'C', value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Print every tag with `keep` or `delete` and the deciding rule; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Build if needed, then push the final image (and, with `registry.cache`, every snapshot) to `registry.repository`.
+    Push {
+        #[command(flatten)]
+        args: BuildArgs,
+        /// A tag template to push the final image under, instead of `registry.tags` (repeatable).
+        #[arg(long = "tag", value_name = "T")]
+        tags: Vec<String>,
+        /// How to show progress.
+        #[arg(long, value_enum, default_value = "auto")]
+        progress: Progress,
+    },
     /// Print the JSON Schema of kiln.yaml.
     Schema,
+    /// See and control the snapshots and host cache kiln keeps (status, prune).
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Print a shell completion script (e.g. `kiln completions bash > /etc/bash_completion.d/kiln`).
     Completions {
         /// The shell to complete for.
@@ -117,12 +163,67 @@ pub enum Command {
     Instances(InstanceCommand),
 }
 
+/// Which habitats a `cache` command covers.
+#[derive(clap::Args)]
+pub struct CacheArgs {
+    /// A habitat directory or its kiln.yaml.
+    #[arg(default_value = ".", conflicts_with = "all")]
+    pub path: PathBuf,
+    /// Run as if kiln was started in DIR (PATH is then relative to it).
+    #[arg(short = 'C', value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Every habitat built with this cache directory.
+    #[arg(long)]
+    pub all: bool,
+}
+
+impl CacheArgs {
+    /// The habitat's path, `PATH` read from `-C DIR`.
+    pub fn habitat(&self) -> PathBuf {
+        in_dir(self.dir.as_deref(), &self.path)
+    }
+}
+
+#[derive(Subcommand)]
+pub enum CacheCommand {
+    /// List every snapshot kiln holds, why it is kept, and what each prune level would free.
+    Status {
+        #[command(flatten)]
+        args: CacheArgs,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove snapshots and host cache by level (soft, medium, hard, nuke).
+    Prune {
+        #[command(flatten)]
+        args: CacheArgs,
+        /// soft: old snapshots beyond `cache.keep` chains; medium: all off the current chain, unused mirrors and tools; hard: all but the base snapshot; nuke: everything.
+        #[arg(long, default_value = "soft", value_parser = parse_level)]
+        level: Level,
+        /// Say what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask before `nuke`.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+fn parse_level(s: &str) -> Result<Level, String> {
+    s.parse::<Level>()
+}
+
 /// `path` as seen from `dir` (`-C DIR`), like git's and make's `-C`.
 pub fn in_dir(dir: Option<&Path>, path: &Path) -> PathBuf {
     match dir {
         Some(dir) => dir.join(path),
         None => path.to_path_buf(),
     }
+}
+
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    kiln_core::config::services::parse_duration(s).map(std::time::Duration::from_millis)
 }
 
 fn parse_phase(s: &str) -> Result<Phase, String> {
@@ -145,6 +246,16 @@ pub enum InstanceCommand {
         /// How to show build progress.
         #[arg(long, value_enum, default_value = "auto")]
         progress: Progress,
+        /// Also stop and remove the containers of members no longer in kiln.yaml
+        /// (their persisted volumes stay).
+        #[arg(long)]
+        remove_orphans: bool,
+        /// Wait until every member runs, and is healthy where its image has a healthcheck.
+        #[arg(long)]
+        wait: bool,
+        /// How long `--wait` waits (e.g. `90s`, `2m`).
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_wait)]
+        wait_timeout: std::time::Duration,
     },
     /// Stop and remove members (all when none); persisted volumes stay unless `--volumes`.
     Down {
@@ -241,6 +352,18 @@ mod tests {
         let mut missing = Vec::new();
         walk(&Cli::command(), "kiln", &mut missing);
         assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
+
+    /// Every subcommand that reads a habitat takes `-C` (SPEC §7); the rest
+    /// read none.
+    #[test]
+    fn every_command_that_reads_a_habitat_takes_dash_c() {
+        let without = ["phases", "schema", "completions", "help"];
+        for sub in Cli::command().get_subcommands() {
+            let name = sub.get_name();
+            let has_c = sub.get_arguments().any(|a| a.get_short() == Some('C'));
+            assert_eq!(has_c, !without.contains(&name), "`kiln {name}`");
+        }
     }
 
     #[test]

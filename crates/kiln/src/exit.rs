@@ -1,6 +1,7 @@
 //! How `kiln` ends: the single map from an outcome to the process exit code
 //! (SPEC §7). 0 success, 1 a phase, member or the host failed, 2 bad usage or
-//! an invalid config, 3 the engine, 130/143 SIGINT/SIGTERM, or the code of the
+//! an invalid config, 3 the engine or
+//! the registry, 130/143 SIGINT/SIGTERM, or the code of the
 //! child that `kiln start` / `kiln exec` ran. The library's errors are mapped
 //! here, variant by variant, so a code is decided in one place.
 
@@ -9,6 +10,10 @@ use std::process::ExitCode;
 use kiln_core::config::Diagnostics;
 use kiln_core::executor::BuildError;
 use kiln_core::instances::InstanceError;
+use kiln_core::registry::RegistryError;
+use kiln_core::registry::promote::PromoteError;
+use kiln_core::registry::push::PushError;
+use kiln_core::registry::tags::TemplateError;
 
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,10 +57,51 @@ pub enum Failure {
     NotAMember {
         arg: String,
     },
+    /// The registry did not answer, refused, or lacks what was named.
+    Registry(RegistryError),
+    /// The habitat has no `registry:` section, which the command needs.
+    NoRegistry {
+        file: std::path::PathBuf,
+        command: &'static str,
+    },
+    /// `kiln promote` was given a source or destination that cannot be one.
+    Promote(PromoteError),
     /// The async runtime did not start.
     Runtime(std::io::Error),
     /// The schema did not render.
     Schema(serde_json::Error),
+    Cache(CacheFailure),
+    /// A push stopped: the registry or the engine refused, or the engine's
+    /// archive did not hold what it should.
+    Push(PushError),
+    /// A `--tag` template that can never render.
+    BadTag {
+        template: String,
+        error: TemplateError,
+    },
+}
+
+/// Why `kiln cache` stopped.
+#[derive(Debug)]
+pub enum CacheFailure {
+    /// `prune --level nuke` without `--yes`, and no terminal to ask on.
+    NukeNeedsYes,
+    /// The user answered no.
+    Declined,
+    Prune(kiln_core::cache::status::PruneError),
+}
+
+impl std::fmt::Display for CacheFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CacheFailure::NukeNeedsYes => write!(
+                f,
+                "error: `--level nuke` removes everything kiln made and asks first, but there is no terminal to ask on; nothing was removed\nhint: pass `--yes` to nuke without asking, or `--dry-run` to see what it would remove"
+            ),
+            CacheFailure::Declined => write!(f, "nothing was removed"),
+            CacheFailure::Prune(e) => write!(f, "error: {e}"),
+        }
+    }
 }
 
 impl ExitStatus {
@@ -82,11 +128,26 @@ impl From<ExitStatus> for ExitCode {
 impl From<&Failure> for ExitStatus {
     fn from(failure: &Failure) -> ExitStatus {
         match failure {
-            Failure::Config(_) | Failure::NotAMember { .. } => ExitStatus::Usage,
+            Failure::Config(_)
+            | Failure::NotAMember { .. }
+            | Failure::NoRegistry { .. }
+            | Failure::Promote(_) => ExitStatus::Usage,
+            Failure::Registry(e) => ExitStatus::from(e),
             Failure::Build(e) => ExitStatus::from(e),
             Failure::Instance(e) => ExitStatus::from(e),
             Failure::Interrupted { signal, .. } => ExitStatus::Interrupted(*signal),
             Failure::Runtime(_) | Failure::Schema(_) => ExitStatus::Failure,
+            Failure::Cache(CacheFailure::NukeNeedsYes) => ExitStatus::Usage,
+            Failure::Cache(CacheFailure::Declined) => ExitStatus::Failure,
+            Failure::Cache(CacheFailure::Prune(kiln_core::cache::status::PruneError::Engine(
+                _,
+            ))) => ExitStatus::Engine,
+            Failure::Cache(CacheFailure::Prune(_)) => ExitStatus::Failure,
+            Failure::Push(PushError::Registry(_) | PushError::Engine(_)) => ExitStatus::Engine,
+            Failure::Push(PushError::NoSuchImage(_) | PushError::Archive { .. }) => {
+                ExitStatus::Failure
+            }
+            Failure::BadTag { .. } => ExitStatus::Usage,
         }
     }
 }
@@ -96,9 +157,21 @@ impl From<&BuildError> for ExitStatus {
         match e {
             BuildError::Config(_) | BuildError::Usage(_) => ExitStatus::Usage,
             BuildError::Engine(_) => ExitStatus::Engine,
-            BuildError::Phase(_) | BuildError::Host(_) | BuildError::Internal(_) => {
-                ExitStatus::Failure
-            }
+            BuildError::Phase(_)
+            | BuildError::Inputs { .. }
+            | BuildError::Host(_)
+            | BuildError::Internal(_) => ExitStatus::Failure,
+        }
+    }
+}
+
+impl From<&RegistryError> for ExitStatus {
+    fn from(e: &RegistryError) -> ExitStatus {
+        match e {
+            // What the user named is not there: their mistake, not the registry's.
+            RegistryError::NotFound { .. } => ExitStatus::Usage,
+            // Down, refusing (credentials, deletes) or failing: exit 3 (SPEC §10).
+            _ => ExitStatus::Engine,
         }
     }
 }

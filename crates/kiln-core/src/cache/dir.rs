@@ -56,9 +56,41 @@ impl CacheDir {
         self.root.join("made").join(format!("{habitat}.json"))
     }
 
+    /// What pushes of one habitat keep: configs and creation times by image id.
+    pub fn pushed(&self, habitat: &str) -> PathBuf {
+        self.root.join("pushed").join(format!("{habitat}.json"))
+    }
+
     /// When each snapshot of one habitat was last used, by key.
     pub fn used(&self, habitat: &str) -> PathBuf {
         self.root.join("used").join(format!("{habitat}.json"))
+    }
+
+    /// The habitats built with this cache, one record each: the known
+    /// habitats whose mirrors and tools are in use.
+    pub fn habitats(&self) -> PathBuf {
+        self.root.join("habitats")
+    }
+
+    /// What the last build of one habitat recorded (see `cache::known`).
+    pub fn known(&self, habitat: &str) -> PathBuf {
+        self.habitats().join(format!("{habitat}.json"))
+    }
+
+    /// Every habitat with a record in this cache, sorted.
+    pub fn known_habitats(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.habitats()) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".json").map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        names
     }
 }
 

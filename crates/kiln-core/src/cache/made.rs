@@ -18,6 +18,10 @@ pub struct MadeIndex {
     /// Image id → the verify key a final image kiln made records as passed.
     #[serde(default)]
     verified: BTreeMap<String, String>,
+    /// Image id → when kiln first made or checked it (seconds since the
+    /// epoch): snapshots carry their base's creation time, not their own.
+    #[serde(default)]
+    made_at: BTreeMap<String, u64>,
     #[serde(skip)]
     dirty: bool,
     #[serde(skip)]
@@ -47,6 +51,9 @@ impl MadeIndex {
     pub fn insert_made(&mut self, id: &str, key: &str) {
         if self.key_of(id) != Some(key) {
             self.made.insert(id.to_string(), key.to_string());
+            self.made_at
+                .entry(id.to_string())
+                .or_insert_with(super::used::unix_now);
             self.foreign.remove(id);
             self.dirty = true;
         }
@@ -80,10 +87,16 @@ impl MadeIndex {
 
     /// Forgets image `id`: the engine no longer holds it.
     pub fn forget(&mut self, id: &str) {
+        self.made_at.remove(id);
         let had = self.made.remove(id).is_some()
             | self.foreign.remove(id)
             | self.verified.remove(id).is_some();
         self.dirty |= had;
+    }
+
+    /// When kiln first made or checked image `id`.
+    pub fn made_at(&self, id: &str) -> Option<u64> {
+        self.made_at.get(id).copied()
     }
 
     /// Every image id the index names as made, with its key.
@@ -104,6 +117,7 @@ impl MadeIndex {
         let count = |i: &MadeIndex| i.made.len() + i.foreign.len() + i.verified.len();
         let before = count(self);
         self.made.retain(|id, _| listed.contains(id.as_str()));
+        self.made_at.retain(|id, _| listed.contains(id.as_str()));
         self.foreign.retain(|id| listed.contains(id.as_str()));
         self.verified.retain(|id, _| listed.contains(id.as_str()));
         self.dirty |= count(self) != before;

@@ -6,13 +6,18 @@
 
 pub mod dir;
 mod json_file;
+pub mod known;
 pub mod lock;
 pub mod made;
 pub mod owner;
+pub mod prune;
+pub mod pushed;
 pub mod scratch;
+pub mod status;
 pub mod used;
 
 pub use dir::CacheDir;
 pub use lock::BuildLock;
 pub use made::MadeIndex;
+pub use pushed::PushedRecord;
 pub use used::LastUse;

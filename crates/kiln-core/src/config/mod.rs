@@ -14,6 +14,7 @@ pub mod expand;
 mod include;
 pub mod model;
 mod node;
+pub mod registry;
 pub mod runtime;
 mod schema;
 pub mod services;
@@ -120,12 +121,16 @@ pub fn load(path: &Path) -> Result<Habitat, Diagnostics> {
         ));
     }
     if !file.is_file() {
+        let hint = match path.is_dir().then(|| near_miss(path)).flatten() {
+            Some(found) => format!(
+                "`{found}` is there, but kiln reads `{FILE_NAME}` (or `{ALT_FILE_NAME}`): rename it"
+            ),
+            None => format!("a habitat is a directory holding `{FILE_NAME}`; create one there"),
+        };
         return Err(Diagnostics::unlocated(
             &file_shown,
             format!("no `{FILE_NAME}` in `{shown}`"),
-            Some(format!(
-                "a habitat is a directory holding `{FILE_NAME}`; create one there"
-            )),
+            Some(hint),
         ));
     }
     let bytes = std::fs::read(&file).map_err(|err| {
@@ -159,6 +164,24 @@ pub fn load(path: &Path) -> Result<Habitat, Diagnostics> {
         config: parsed.config,
         fragments: parsed.fragments,
     })
+}
+
+/// A file in `dir` that was likely meant as the habitat's config: a
+/// `kiln.yaml` or `kiln.yml` in other letter case, or with a suffix an editor
+/// or a copy added (`kiln.yaml.bak`, `kiln.yaml.txt`).
+fn near_miss(dir: &Path) -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| {
+            let lower = n.to_lowercase();
+            [FILE_NAME, ALT_FILE_NAME]
+                .iter()
+                .any(|want| lower == *want || lower.starts_with(&format!("{want}.")))
+        })
+        .collect();
+    names.sort();
+    names.into_iter().next()
 }
 
 /// A problem a build found with the value at `path` (map keys and list

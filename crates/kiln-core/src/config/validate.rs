@@ -3,6 +3,7 @@
 //! YAML node it is about, and all are reported together.
 
 mod instances;
+mod registry;
 mod rules;
 mod services;
 
@@ -74,6 +75,7 @@ pub(crate) fn check(
     c.secrets(config);
     c.instances(config);
     c.services(config);
+    c.registry(config);
 }
 
 struct Checker<'a, 't> {
@@ -649,12 +651,20 @@ impl Checker<'_, '_> {
                 let loc = self.at(&here("source"));
                 self.tool_source(tool, loc);
             }
-            if tool.sha256.len() != 64 || !tool.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let is_digest = |d: &str| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit());
+            if !is_digest(&tool.sha256) {
                 let loc = self.at(&here("sha256"));
+                // Docker writes digests as `sha256:HEX`; the field is named for the algorithm already.
+                let hint = match tool.sha256.strip_prefix("sha256:") {
+                    Some(hex) if is_digest(hex) => {
+                        format!("drop the `sha256:` prefix: `sha256: {hex}`")
+                    }
+                    _ => "give the 64 hex digits that `sha256sum FILE` prints".to_string(),
+                };
                 self.error_hint(
                     loc,
                     format!("`build.tools[{i}].sha256` is not a sha256 digest"),
-                    "give the 64 hex digits that `sha256sum FILE` prints",
+                    hint,
                 );
             }
             self.tool_archive(i, tool);

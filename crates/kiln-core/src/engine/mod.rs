@@ -46,6 +46,36 @@ pub trait Engine: Send + Sync {
     /// Pulls `reference` from its registry.
     fn pull(&self, reference: &str) -> impl Future<Output = EngineResult<()>> + Send;
 
+    /// Pulls `reference` from its registry with `auth` (anonymous when
+    /// `None`). By default a plain [`Engine::pull`].
+    fn pull_with(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> impl Future<Output = EngineResult<()>> + Send {
+        let _ = auth;
+        self.pull(reference)
+    }
+
+    /// Writes `references` to the file `out` as one `docker save` archive:
+    /// each image's config as `<ID>.json` (the exact bytes the engine holds,
+    /// whose digest is the id), each layer as an uncompressed tar whose
+    /// digest is its diff id (a layer already written is a symlink to it),
+    /// and `manifest.json`. An engine that cannot save refuses.
+    fn save(
+        &self,
+        references: &[String],
+        out: PathBuf,
+    ) -> impl Future<Output = EngineResult<()>> + Send {
+        let _ = (references, out);
+        async {
+            Err(EngineError::Refused {
+                op: "save".to_string(),
+                message: "this engine cannot save images".to_string(),
+            })
+        }
+    }
+
     /// Imports a root filesystem tarball (a file on the host) as an image with
     /// `config`, returning its id.
     fn import(
@@ -130,6 +160,10 @@ pub trait Engine: Send + Sync {
         label: &str,
         value: &str,
     ) -> impl Future<Output = EngineResult<Vec<ContainerSummary>>> + Send;
+
+    /// Every container (running or not) whatever its labels, as its name and
+    /// the id of the image it was made from: what holds an image in use.
+    fn container_images(&self) -> impl Future<Output = EngineResult<Vec<(String, String)>>> + Send;
 
     /// Starts a created or stopped container, detached; no error when it already runs.
     fn start_container(&self, id: &str) -> impl Future<Output = EngineResult<()>> + Send;

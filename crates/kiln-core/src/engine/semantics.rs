@@ -32,6 +32,7 @@ pub(super) fn normalize_config(config: &ImageConfig) -> ImageConfig {
         working_dir: config.working_dir.clone().filter(|w| !w.is_empty()),
         exposed_ports: ports,
         labels: config.labels.clone(),
+        healthcheck: config.healthcheck.clone(),
     }
 }
 

@@ -38,6 +38,20 @@ pub struct ImageConfig {
     /// Docker's form, e.g. `3000/tcp`.
     pub exposed_ports: Vec<String>,
     pub labels: BTreeMap<String, String>,
+    /// Docker's `HEALTHCHECK`; kiln sets it on an image with `services:`.
+    pub healthcheck: Option<Healthcheck>,
+}
+
+/// An image's `HEALTHCHECK`, as Docker keeps it: durations in nanoseconds,
+/// 0 meaning Docker's default (Docker leaves a 0 out when it reports one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Healthcheck {
+    /// `["CMD", argv...]`, `["CMD-SHELL", script]` or `["NONE"]`.
+    pub test: Vec<String>,
+    pub interval_ns: u64,
+    pub timeout_ns: u64,
+    pub start_period_ns: u64,
+    pub retries: u64,
 }
 
 /// What `image_inspect` tells kiln of one image.
@@ -54,6 +68,8 @@ pub struct ImageInfo {
     pub os: String,
     /// When the image was made, RFC 3339.
     pub created: String,
+    /// The bytes of all its layers (the engine's `Size`).
+    pub size: u64,
     /// Its layers' directories on the engine's host, top first, when the
     /// storage driver keeps layers as directories (overlay-style drivers).
     pub layer_dirs: Vec<String>,
@@ -93,6 +109,9 @@ pub struct ContainerSpec {
     pub hostname: Option<String>,
     /// Run an init process as PID 1 (it forwards signals, so a stop is prompt).
     pub init: bool,
+    /// What a stop without a timeout of its own (`docker stop`) waits before
+    /// SIGKILL; Docker's default (10 s) when `None`.
+    pub stop_timeout: Option<std::time::Duration>,
 }
 
 /// One published port: `HOST_IP:HOST_PORT->CONTAINER_PORT/PROTOCOL`.
@@ -141,6 +160,11 @@ pub struct ContainerInfo {
     pub restart_count: i64,
     /// The exit code of its last run, when it has exited.
     pub exit_code: Option<i64>,
+    /// `starting`, `healthy` or `unhealthy` when its image has a healthcheck;
+    /// `None` without one.
+    pub health: Option<String>,
+    /// The output of its last healthcheck run, when there was one.
+    pub health_output: Option<String>,
     /// Its writable layer's directory on the engine's host, when the storage
     /// driver says (overlay-style drivers do).
     pub upper_dir: Option<String>,
@@ -176,6 +200,27 @@ pub struct CommitSpec {
     pub container: String,
     pub config: ImageConfig,
     pub comment: Option<String>,
+}
+
+/// Credentials the engine passes to a registry for one pull. Held in
+/// memory only; `Debug` shows no secret.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RegistryAuth {
+    /// `HOST[:PORT]` the credentials are for.
+    pub server: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// An OAuth refresh token (`docker login` with a token helper).
+    pub identity_token: Option<String>,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Facts about the engine, from `ping`.

@@ -102,6 +102,9 @@ pub(super) struct Executor<'a, E: Engine> {
     /// What each copy's key was computed from, for the files phase to check
     /// it streams the same.
     pub(super) copies: &'a [copies::Keyed],
+    /// What the copies' keys left out (secrets, kiln's own files,
+    /// `.kilnignore`): the files phase streams what was keyed.
+    pub(super) withheld: &'a [copies::Withheld],
     /// The images kiln made for this habitat; each snapshot the build makes
     /// is recorded in it.
     pub(super) made: &'a mut MadeIndex,
@@ -114,6 +117,8 @@ pub(super) struct Executor<'a, E: Engine> {
     /// The config with its path fields expanded against the environment
     /// after the env phase, once a phase after it is reached.
     pub(super) expanded: Option<Config>,
+    /// The snapshot taken from the registry, for the plan's `Pull` phase.
+    pub(super) pulled: Option<super::Pulled>,
 }
 
 /// What a phase gets: which phase it is, the image it builds on, the config

@@ -20,6 +20,10 @@ pub enum BuildError {
     Engine(EngineError),
     /// A phase failed.
     Phase(PhaseFailure),
+    /// What a phase reads outside the config (a copy's file, a repo's ref)
+    /// could not be read while planning, before anything ran: `plan` fails
+    /// this way too, so there is nothing to resume.
+    Inputs { phase: Phase, message: String },
     /// A file operation on the host failed (the build lock, a secret's
     /// directory, an image layer read on the host).
     Host(HostIo),
@@ -50,6 +54,11 @@ impl fmt::Display for BuildError {
             BuildError::Internal(m) => {
                 write!(f, "error: internal error: {m} (this is a bug in kiln)")
             }
+            BuildError::Inputs { phase, message } => write!(
+                f,
+                "error: cannot read the inputs of phase `{}`: {message}",
+                phase.tag()
+            ),
             BuildError::Phase(p) => {
                 writeln!(f, "error: phase `{}` failed: {}", p.phase.tag(), p.message)?;
                 if let Some(cmd) = &p.command {
@@ -86,6 +95,14 @@ impl From<EngineError> for BuildError {
 impl From<HostIo> for BuildError {
     fn from(e: HostIo) -> Self {
         BuildError::Host(e)
+    }
+}
+
+/// An input of `phase` that cannot be read while planning.
+pub(super) fn inputs(phase: Phase, message: impl Into<String>) -> BuildError {
+    BuildError::Inputs {
+        phase,
+        message: message.into(),
     }
 }
 

@@ -12,6 +12,7 @@ mod context;
 mod error;
 pub mod phases;
 mod provenance;
+mod remote;
 mod resolve;
 mod run;
 mod secrets;
@@ -22,22 +23,30 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Instant;
 
+use crate::cache::known::Known;
 use crate::cache::owner::{self, Liveness, Owner};
+use crate::cache::prune::Level;
+use crate::cache::status::{self, PruneEvent};
 use crate::cache::{BuildLock, CacheDir, LastUse, lock, scratch, used};
-use crate::config::Habitat;
+use crate::config::{BaseSource, Habitat};
 use crate::engine::{Engine, EngineError};
 use crate::image::labels::LABEL_HABITAT;
 use crate::image::names;
+use crate::keys::BaseFact;
 use crate::keys::{CacheKey, KeyChain};
 use crate::phase::Phase;
 use crate::plan::{Plan, PlanOptions, Snapshots};
 use crate::report::{Event, Reporter};
+use crate::sources::bootstrap;
 use crate::sources::io::io_err;
+use crate::sources::repo::RepoCache;
+use remote::RemoteCache;
 
 pub use context::BUILD_CONTAINER_PREFIX;
 use context::{Executor, Maker};
 pub use error::{BuildError, PhaseFailure};
 use provenance::{Wanted, find_snapshots, probe_tags};
+pub use remote::cache_tag;
 use resolve::resolve_facts;
 use secrets::SECRETS_PREFIX;
 use snapshot::{LAYER_PREFIX, STREAM_PREFIX};
@@ -61,6 +70,9 @@ pub struct BuildOptions {
     /// layers can be read on the host (how an engine elsewhere is served; tests
     /// compare the two).
     pub archive_in_container: bool,
+    /// `--no-remote-cache`: never look snapshots up in the registry, even
+    /// with `registry.cache: true`.
+    pub no_remote_cache: bool,
 }
 
 impl BuildOptions {
@@ -88,8 +100,121 @@ pub async fn plan<E: Engine>(
     // A plan runs nothing and writes no index: only builds, under the
     // habitat's lock, record what they made or checked.
     let (snaps, _) = find_snapshots(engine, probe, &wanted(&chain)).await?;
-    let plan = Plan::new(&chain, &snaps, opts.plan);
+    let mut plan = Plan::new(&chain, &snaps, opts.plan);
+    if let Some(remote) = RemoteCache::of(habitat, opts) {
+        // What a pull left (a deep snapshot, none before it) needs no registry.
+        plan = Plan::with_remote(&chain, &snaps, opts.plan, &Default::default());
+        // A plan pulls nothing: it says what the build would pull. A
+        // registry that does not answer leaves the local plan.
+        if !plan.all_cached()
+            && let Ok(hits) = remote.lookup(&plan.remote_candidates(opts.plan)).await
+        {
+            plan = Plan::with_remote(&chain, &snaps, opts.plan, &hits);
+        }
+    }
     Ok((plan, chain, snaps))
+}
+
+/// The final key a build of `habitat` as it is now would make: its facts
+/// resolved (a base habitat's planned, not built), no snapshot looked up and
+/// nothing run. What `ps` compares running members with.
+pub async fn planned_final_key<E: Engine>(
+    engine: &E,
+    habitat: &Habitat,
+    opts: &BuildOptions,
+) -> Result<CacheKey, BuildError> {
+    let resolved = resolve_facts(engine, habitat, opts, None, &[]).await?;
+    Ok(KeyChain::compute(&habitat.config, &resolved.facts)
+        .final_key()
+        .clone())
+}
+
+/// The snapshot a build took from the registry: its image and how long
+/// the pull took.
+pub(crate) struct Pulled {
+    image: String,
+    duration: std::time::Duration,
+}
+
+/// With `registry.cache`, replaces `plan` by one that pulls the deepest
+/// snapshot the registry holds, and pulls it. A registry that does not
+/// answer, or a pull that fails or is not the snapshot its tag says, is
+/// said (a note) and the build goes on locally; only an engine that is
+/// gone stops it.
+async fn pull_from_registry<E: Engine>(
+    engine: &E,
+    habitat: &Habitat,
+    opts: &BuildOptions,
+    (chain, snaps): (&KeyChain, &Snapshots),
+    plan: &mut Plan,
+    made: &mut crate::cache::MadeIndex,
+    reporter: &mut dyn Reporter,
+) -> Result<Option<Pulled>, BuildError> {
+    let Some(remote) = RemoteCache::of(habitat, opts) else {
+        return Ok(None);
+    };
+    // What a pull left (a deep snapshot, none before it) needs no registry.
+    *plan = Plan::with_remote(chain, snaps, opts.plan, &Default::default());
+    if plan.all_cached() {
+        return Ok(None);
+    }
+    let hits = match remote.lookup(&plan.remote_candidates(opts.plan)).await {
+        Ok(hits) => hits,
+        Err(e) => {
+            let hint = e.hint().map(|h| format!(" ({h})")).unwrap_or_default();
+            reporter.report(Event::Note {
+                message: format!("{e}; building locally{hint}"),
+            });
+            return Ok(None);
+        }
+    };
+    let with = Plan::with_remote(chain, snaps, opts.plan, &hits);
+    let Some((phase, reference)) = with.pull() else {
+        return Ok(None);
+    };
+    // Verify's snapshot is the image of the phase before it, with its labels.
+    let image_phase = match phase {
+        Phase::Verify => Phase::ALL[..phase.index()]
+            .iter()
+            .rev()
+            .find(|p| chain.get(**p).present())
+            .copied()
+            .unwrap_or(phase),
+        p => p,
+    };
+    let key = chain.get(image_phase).key.to_string();
+    reporter.report(Event::Pulling {
+        phase,
+        reference: reference.to_string(),
+    });
+    let started = Instant::now();
+    match remote::pull(engine, &habitat.config.name, (image_phase, &key), reference).await {
+        Ok(info) => {
+            made.insert_made(&info.id, &key);
+            if let Some(v) = info.config.labels.get(crate::image::labels::LABEL_VERIFIED) {
+                made.insert_verified(&info.id, v);
+            }
+            let _ = made.save();
+            *plan = with;
+            Ok(Some(Pulled {
+                image: info.id,
+                duration: started.elapsed(),
+            }))
+        }
+        Err(e) if e.engine_unreachable() => match e {
+            remote::PullError::Engine { source, .. } => Err(BuildError::Engine(source)),
+            _ => unreachable!("engine_unreachable is only an engine error"),
+        },
+        Err(e) => {
+            reporter.report(Event::Note {
+                message: format!(
+                    "cannot take {phase} from `{}`: {e}; building locally",
+                    remote.host()
+                ),
+            });
+            Ok(None)
+        }
+    }
 }
 
 /// The keys a plan of `chain` looks snapshots up by.
@@ -103,6 +228,79 @@ fn wanted(chain: &KeyChain) -> Wanted<'_> {
             .map(|pk| pk.key.as_str())
             .collect(),
         verify: verify.present().then(|| verify.key.as_str()),
+    }
+}
+
+/// Records what `cache status` and `cache prune` read of this build: the
+/// habitat's directory, mirrors and tools, chain, base and `cache.keep`. A
+/// record that cannot be written only makes its mirrors look unused.
+fn record_known(habitat: &Habitat, cache: &CacheDir, chain: &KeyChain, base: &BaseFact) {
+    let c = &habitat.config;
+    let mut known = Known::load(&cache.known(&c.name));
+    known.dir = habitat.dir.clone();
+    let mirrors = RepoCache::new(cache.repos());
+    known.repos = c
+        .build
+        .repos
+        .iter()
+        .filter_map(|r| {
+            let m = mirrors.mirror_for(&r.url, &habitat.dir);
+            Some(m.file_name()?.to_string_lossy().into_owned())
+        })
+        .collect();
+    known.tools = c
+        .build
+        .tools
+        .iter()
+        .map(|t| t.sha256.trim().to_ascii_lowercase())
+        .collect();
+    known.record_chain(chain);
+    known.base_image = match base {
+        BaseFact::Image { id: Some(id), .. } => Some(id.clone()),
+        BaseFact::Image { reference, .. } => Some(reference.clone()),
+        BaseFact::Bootstrap { .. } => match c.build.base.source() {
+            Some(BaseSource::Bootstrap(b)) => Some(bootstrap::image_ref(b)),
+            _ => None,
+        },
+        // Its layers are the base habitat's snapshots', which that
+        // habitat's own status counts.
+        BaseFact::Habitat { .. } => None,
+    };
+    known.keep = Some(c.cache_keep());
+    let _ = known.save();
+}
+
+/// The `soft` prune after a build that made snapshots (`cache.keep`; 0 turns
+/// it off), under the build's lock. A no-op build made no snapshot, so it
+/// has nothing new to prune and skips it (and its engine calls). A prune
+/// that fails costs disk space, not the build: it is reported as a note.
+async fn auto_prune<E: Engine>(
+    engine: &E,
+    habitat: &Habitat,
+    cache: &CacheDir,
+    reporter: &mut dyn Reporter,
+) {
+    let keep = habitat.config.cache_keep();
+    if keep == 0 {
+        return;
+    }
+    let name = &habitat.config.name;
+    let mut removed = Vec::new();
+    let mut on_event = |e: PruneEvent| {
+        if let PruneEvent::Removed { phase, key, .. } = e {
+            removed.push((phase, key));
+        }
+    };
+    match status::prune_locked(engine, cache, name, Level::Soft, keep, false, &mut on_event).await {
+        Ok(summary) if !removed.is_empty() => reporter.report(Event::Pruned {
+            habitat: name.clone(),
+            removed,
+            freed: summary.freed,
+        }),
+        Ok(_) => {}
+        Err(e) => reporter.report(Event::Note {
+            message: format!("the automatic soft prune of `{name}` did not run: {e}"),
+        }),
     }
 }
 
@@ -215,7 +413,17 @@ async fn build_locked<E: Engine>(
     // What the lookup checked is kept, so it is checked once; an index
     // that cannot be written only costs those checks again.
     let _ = made.save();
-    let plan = Plan::new(&chain, &snaps, opts.plan);
+    let mut plan = Plan::new(&chain, &snaps, opts.plan);
+    let pulled = pull_from_registry(
+        engine,
+        habitat,
+        opts,
+        (&chain, &snaps),
+        &mut plan,
+        &mut made,
+        reporter,
+    )
+    .await?;
     // Containers and temporary files a killed build left are removed while
     // this one builds (a no-op build skips the listing: it leaves nothing to
     // clean up after).
@@ -242,11 +450,13 @@ async fn build_locked<E: Engine>(
         snaps: &snaps,
         facts: &resolved.facts,
         copies: &resolved.copies,
+        withheld: &resolved.withheld,
         made: &mut made,
         phase_started: Instant::now(),
         reporter,
         secrets: secrets::Redactor::default(),
         expanded: None,
+        pulled,
     };
     let (ran, swept) = tokio::join!(exec.run(&plan), sweep);
     ran?;
@@ -257,6 +467,10 @@ async fn build_locked<E: Engine>(
     let mut used = LastUse::load(&cache.used(&name));
     used.record(wanted(&chain).keys, used::unix_now());
     let _ = used.save();
+    record_known(habitat, &cache, &chain, &resolved.facts.base);
+    if !plan.all_cached() {
+        auto_prune(engine, habitat, &cache, reporter).await;
+    }
     let final_key = chain.final_key().clone();
     Ok(Built {
         image: names::final_image(&name, final_key.as_str()),

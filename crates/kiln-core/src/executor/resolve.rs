@@ -13,7 +13,7 @@ use crate::report::{Event, Reporter};
 use crate::sources::tool::{self, ToolError};
 use crate::sources::{bootstrap, copies, repo};
 
-use super::error::{BuildError, fail};
+use super::error::{BuildError, inputs};
 use super::{BuildOptions, build_boxed};
 
 /// The facts keys read, and what the phases that read the same inputs again
@@ -22,6 +22,9 @@ pub(super) struct Resolved {
     pub(super) facts: Facts,
     /// In config order, beside `facts.copies`.
     pub(super) copies: Vec<copies::Keyed>,
+    /// What the copies left out, for the files phase to leave out the same.
+    /// Beside `copies`: what each copy's root leaves out.
+    pub(super) withheld: Vec<copies::Withheld>,
 }
 
 /// Reads everything outside the config that keys depend on. With a reporter
@@ -74,16 +77,28 @@ pub(super) async fn resolve_facts<E: Engine>(
     };
     let digests_path = opts.cache().digests(&c.name);
     let mut digests = copies::DigestCache::load(&digests_path);
-    let withheld = copies::Withheld::secret_files(&habitat.dir, &c.secrets);
     let mut keyed = Vec::new();
-    for copy in c.build.files.iter().flat_map(|f| &f.copies) {
-        // A fragment's copy is read beneath the fragment's directory.
+    let mut withheld = Vec::new();
+    let mut roots: std::collections::BTreeMap<PathBuf, copies::Withheld> = Default::default();
+    for (i, copy) in c.build.files.iter().flat_map(|f| &f.copies).enumerate() {
+        // A fragment's copy is read beneath the fragment's directory, with
+        // that directory's `.kilnignore`.
         let (root, below) = copy.in_root();
+        let dir = habitat.root_dir(root);
+        let left_out = match roots.get(&dir) {
+            Some(w) => w.clone(),
+            None => {
+                let w = copies::Withheld::for_root(habitat, &dir).map_err(BuildError::Config)?;
+                roots.insert(dir.clone(), w.clone());
+                w
+            }
+        };
         keyed.push(
             digests
-                .keyed(&habitat.root_dir(root), below, &withheld)
-                .map_err(|e| fail(Phase::Files, e.to_string()))?,
+                .keyed(&dir, below, &left_out)
+                .map_err(|e| copy_error(habitat, i, e))?,
         );
+        withheld.push(left_out);
     }
     // Local tools are checked on every build and plan: their key is their
     // sha256, so a changed file would pass as cached otherwise.
@@ -98,7 +113,7 @@ pub(super) async fn resolve_facts<E: Engine>(
     for r in &c.build.repos {
         let commit = repos_cache
             .resolve(&r.url, r.git_ref.as_deref(), &habitat.dir)
-            .map_err(|e| fail(Phase::Repos, e.to_string()))?;
+            .map_err(|e| inputs(Phase::Repos, e.to_string()))?;
         repos.push(commit);
     }
     Ok(Resolved {
@@ -106,9 +121,45 @@ pub(super) async fn resolve_facts<E: Engine>(
             base,
             copies: keyed.iter().map(|k| k.digest.clone()).collect(),
             repos,
+            init: if c.services.is_empty() {
+                None
+            } else {
+                crate::image::init::digest().map(str::to_string)
+            },
         },
         copies: keyed,
+        withheld,
     })
+}
+
+/// Why `build.files.copies[i]` cannot be keyed: a source `.kilnignore`
+/// leaves out or kiln never copies is the config's problem, located at the
+/// source; anything else fails the files phase.
+fn copy_error(habitat: &Habitat, i: usize, e: copies::CopyError) -> BuildError {
+    use config::Seg::{Index, Key};
+    if !matches!(
+        e,
+        copies::CopyError::Ignored { .. } | copies::CopyError::NeverCopied { .. }
+    ) {
+        return inputs(Phase::Files, e.to_string());
+    }
+    let text = e.to_string();
+    let (message, hint) = match text.split_once("\nhint: ") {
+        Some((m, h)) => (m.to_string(), Some(h.to_string())),
+        None => (text, None),
+    };
+    BuildError::Config(config::diagnostic_at(
+        habitat,
+        &[
+            Key("build"),
+            Key("files"),
+            Key("copies"),
+            Index(i),
+            Key("source"),
+        ],
+        message,
+        hint,
+    ))
 }
 
 /// A local tool's problem, located at the field of `build.tools[i]` it is about.

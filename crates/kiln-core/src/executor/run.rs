@@ -21,8 +21,33 @@ impl<E: Engine> Executor<'_, E> {
             let started = Instant::now();
             self.phase_started = started;
             let key = planned.key.key.clone();
+            let mut pull_time = None;
             let produced = match &planned.action {
                 Action::Cached { image } => Produced::listed(image.clone()),
+                // Nothing runs and no snapshot is made: the pulled one holds it.
+                Action::Within { pulled, .. } => {
+                    self.reporter.report(Event::PhaseEnd {
+                        phase,
+                        status: if *pulled {
+                            PhaseStatus::Pulled
+                        } else {
+                            PhaseStatus::Cached
+                        },
+                        duration: std::time::Duration::ZERO,
+                        image: String::new(),
+                        key: key.to_string(),
+                        reason: planned.reason.clone(),
+                    });
+                    continue;
+                }
+                Action::Pull { .. } => {
+                    let pulled = self
+                        .pulled
+                        .as_ref()
+                        .ok_or_else(|| fail(phase, "the pulled snapshot is missing"))?;
+                    pull_time = Some(pulled.duration);
+                    Produced::listed(pulled.image.clone())
+                }
                 Action::Skip => match current.take() {
                     Some(p) => p,
                     None => return Err(fail(phase, "the base phase produced no image")),
@@ -59,12 +84,13 @@ impl<E: Engine> Executor<'_, E> {
             self.tag(&produced, &tag).await?;
             let status = match planned.action {
                 Action::Build => PhaseStatus::Built,
+                Action::Pull { .. } => PhaseStatus::Pulled,
                 _ => PhaseStatus::Cached,
             };
             self.reporter.report(Event::PhaseEnd {
                 phase,
                 status,
-                duration: started.elapsed(),
+                duration: pull_time.unwrap_or_else(|| started.elapsed()),
                 image: tag,
                 key: key.to_string(),
                 reason: planned.reason.clone(),

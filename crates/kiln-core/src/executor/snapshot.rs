@@ -231,6 +231,54 @@ impl<E: Engine> Executor<'_, E> {
         }
     }
 
+    /// A phase whose layer is written on the host from what it holds alone
+    /// (the final phase's init and services spec), reading nothing of the
+    /// parent: works the same on any engine, and loads as the phase's snapshot.
+    pub(super) async fn own_layer_phase<F>(
+        &self,
+        ctx: PhaseCtx,
+        write: F,
+    ) -> Result<Produced, BuildError>
+    where
+        F: FnOnce(&mut dyn crate::image::layer::LayerOut) -> std::io::Result<Layer>
+            + Send
+            + 'static,
+    {
+        let phase = ctx.phase;
+        let config = self.snapshot_config(phase, ctx.config);
+        let layers = ctx.parent.layers.clone();
+        let image_config = config.clone();
+        let comment = snapshot_comment(phase);
+        let tags = ctx.tags.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            write_layer_archive(&layers, &image_config, &comment, &tags, write)
+        })
+        .await
+        .map_err(|e| task_failed("layer", e))?
+        .map_err(|e| write_failed(phase, "cannot write the layer", e))?;
+        match written {
+            WrittenLayer::Layer {
+                _dir,
+                archive,
+                image,
+                layers,
+            } => {
+                self.engine.load_file(archive).await?;
+                let state = ImageState {
+                    id: image,
+                    layers,
+                    config,
+                    layer_dirs: None,
+                };
+                Ok(Produced::made(state, &ctx.tags))
+            }
+            WrittenLayer::Empty => {
+                self.load_config_only(phase, &ctx.parent.layers, config, &ctx.tags)
+                    .await
+            }
+        }
+    }
+
     /// Snapshots container `id` when `ready` (the phase's work in it
     /// succeeded); removes the container either way.
     async fn snapshot_or_discard(

@@ -56,6 +56,23 @@ pub fn config_json(c: &ImageConfig) -> Value {
         },
     );
     m.insert("Labels".into(), json!(c.labels));
+    // Only when set, so the ids of images without one stay as they were;
+    // zeros left out, as the engine leaves them out when it reports one.
+    if let Some(h) = &c.healthcheck {
+        let mut hc = Map::new();
+        hc.insert("Test".into(), json!(h.test));
+        for (name, value) in [
+            ("Interval", h.interval_ns),
+            ("Timeout", h.timeout_ns),
+            ("StartPeriod", h.start_period_ns),
+            ("Retries", h.retries),
+        ] {
+            if value != 0 {
+                hc.insert(name.into(), json!(value));
+            }
+        }
+        m.insert("Healthcheck".into(), Value::Object(hc));
+    }
     Value::Object(m)
 }
 
@@ -355,6 +372,7 @@ mod tests {
             architecture: p.architecture,
             os: p.os,
             created: p.created,
+            size: 0,
             layer_dirs: Vec::new(),
         }
     }

@@ -15,6 +15,10 @@ pub const LABEL_INPUTS: &str = "dev.kiln.inputs";
 /// On a snapshot: how long its phase took to build, in milliseconds (SPEC §11),
 /// what a prune estimates the next build's cost from.
 pub const LABEL_DURATION: &str = "dev.kiln.duration-ms";
+/// On a final image with `services:`: how long its init may take to stop
+/// (every grace, SPEC §9), in milliseconds; `kiln up` gives members a stop
+/// timeout that covers it.
+pub const LABEL_STOP_BUDGET: &str = "dev.kiln.stop-budget-ms";
 /// Marks a final image whose build passed verify with this verify key.
 pub const LABEL_VERIFIED: &str = "dev.kiln.verified";
 /// On every bootstrap image: its parameters' key.
@@ -27,6 +31,10 @@ pub const LABEL_INSTANCE: &str = "dev.kiln.instance";
 pub const LABEL_IMAGE_KEY: &str = "dev.kiln.image-key";
 /// On an instance container: the hash of the member's resolved config.
 pub const LABEL_CONFIG_HASH: &str = "dev.kiln.config-hash";
+/// On an instance container: the member's resolved config field by field
+/// (canonical JSON; env values as digests), so `up` and `ps` can name what
+/// changed since it was made.
+pub const LABEL_MEMBER_FIELDS: &str = "dev.kiln.member-fields";
 /// On an instance container and a persisted volume: the habitat directory it
 /// was made from (SPEC §7). Instance commands act only on what carries theirs.
 pub const LABEL_DIR: &str = "dev.kiln.dir";

@@ -3,6 +3,7 @@
 //! a container.
 
 pub mod archive;
+pub mod init;
 pub mod labels;
 pub mod layer;
 pub mod layer_from_tars;

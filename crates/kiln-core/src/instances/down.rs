@@ -6,20 +6,22 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::error::InstanceError;
-use super::member::{dir_label, member_names, selection};
+pub use super::member::STOP_TIMEOUT;
+use super::member::{dir_label, member_names, selection, stop_timeout};
 use super::reconcile::{Scope, instance_containers};
 use crate::config::Habitat;
 use crate::engine::{ContainerSummary, Engine, EngineError, VolumeSummary};
 use crate::image::labels::{LABEL_HABITAT, LABEL_INSTANCE, LABEL_PERSIST};
 
-/// How long a stopping container gets before it is killed. Members run under
-/// an init process, so a stop is usually prompt.
-pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Stops (a container already gone is fine) and removes one container; `up`
-/// uses it for the containers it recreates.
-pub(super) async fn stop_and_remove<E: Engine>(engine: &E, id: &str) -> Result<(), EngineError> {
-    match engine.stop_container(id, STOP_TIMEOUT).await {
+/// Stops (a container already gone is fine) and removes one container, with
+/// the stop timeout its labels ask for; `up` uses it for the containers it
+/// recreates.
+pub(super) async fn stop_and_remove<E: Engine>(
+    engine: &E,
+    id: &str,
+    timeout: Duration,
+) -> Result<(), EngineError> {
+    match engine.stop_container(id, timeout).await {
         Ok(()) | Err(EngineError::NoSuchContainer(_)) => {}
         Err(e) => return Err(e),
     }
@@ -87,7 +89,10 @@ pub async fn down<E: Engine>(
         .filter(|(m, _)| selected.iter().any(|s| s == *m))
         .map(|(_, c)| *c)
         .collect();
-    for result in join_all(chosen.iter().map(|c| stop_and_remove(engine, &c.id))).await {
+    let stops = chosen
+        .iter()
+        .map(|c| stop_and_remove(engine, &c.id, stop_timeout(&c.labels)));
+    for result in join_all(stops).await {
         result?;
     }
     let mut report = DownReport {
@@ -123,9 +128,10 @@ pub async fn restart<E: Engine>(
     let selected = selection(&all, members, name)?;
     let runs = selected.iter().map(|m| {
         let id = existing[m.as_str()].id.clone();
+        let timeout = stop_timeout(&existing[m.as_str()].labels);
         async move {
             let result = async {
-                engine.stop_container(&id, STOP_TIMEOUT).await?;
+                engine.stop_container(&id, timeout).await?;
                 engine.start_container(&id).await
             }
             .await;

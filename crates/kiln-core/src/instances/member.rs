@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -13,7 +14,8 @@ use crate::config::runtime::{parse_port, parse_volume, volume_source};
 use crate::config::{Config, RestartPolicy};
 use crate::engine::{ContainerSpec, Mount, PortBinding};
 use crate::image::labels::{
-    LABEL_CONFIG_HASH, LABEL_DIR, LABEL_HABITAT, LABEL_IMAGE_KEY, LABEL_INSTANCE, LABEL_PERSIST,
+    LABEL_CONFIG_HASH, LABEL_DIR, LABEL_HABITAT, LABEL_IMAGE_KEY, LABEL_INSTANCE,
+    LABEL_MEMBER_FIELDS, LABEL_PERSIST, LABEL_STOP_BUDGET,
 };
 use crate::keys::canonical;
 
@@ -21,6 +23,31 @@ use crate::keys::canonical;
 /// made under the old meaning is recreated once. 2: the habitat directory
 /// joined the member, and volume names became injective.
 const HASH_VERSION: u32 = 2;
+
+/// How long a stopping container gets before it is killed, unless its image
+/// says its init needs longer. Members run under an init process, so a stop
+/// is usually prompt.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time on top of an init's stop budget: its own exit, the engine's round trip.
+const STOP_MARGIN: Duration = Duration::from_secs(2);
+
+/// The stop timeout of a container whose image (or the container itself:
+/// it inherits the image's labels) carries `labels`: an image with services
+/// gets every grace its init may use (`LABEL_STOP_BUDGET`, SPEC §9), in whole
+/// seconds as Docker takes it, and never less than [`STOP_TIMEOUT`].
+pub fn stop_timeout(labels: &BTreeMap<String, String>) -> Duration {
+    match labels
+        .get(LABEL_STOP_BUDGET)
+        .and_then(|ms| ms.parse::<u64>().ok())
+    {
+        Some(ms) => {
+            let budget = Duration::from_secs(ms.div_ceil(1000)) + STOP_MARGIN;
+            budget.max(STOP_TIMEOUT)
+        }
+        None => STOP_TIMEOUT,
+    }
+}
 
 /// A path of the container kept in a named volume of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +211,55 @@ impl Member {
         hex::encode(Sha256::digest(canonical::to_string(&value).as_bytes()))
     }
 
+    /// The member field by field, as `up` and `ps` name a change: `command`,
+    /// `restart`, `ports`, `volumes`, `persist` always, and `env.KEY` per
+    /// variable. Env values are kept as digests: the label is shown by
+    /// `docker inspect` to anyone, and a change needs only to be seen.
+    pub fn fields(&self) -> BTreeMap<String, String> {
+        let list = |items: Vec<String>| {
+            if items.is_empty() {
+                "none".to_string()
+            } else {
+                items.join(", ")
+            }
+        };
+        let mut fields = BTreeMap::from([
+            (
+                "command".to_string(),
+                self.command.as_ref().map_or_else(
+                    || "the image's".to_string(),
+                    |c| serde_json::to_string(c).unwrap_or_default(),
+                ),
+            ),
+            ("restart".to_string(), self.restart.clone()),
+            (
+                "ports".to_string(),
+                list(self.ports.iter().map(ToString::to_string).collect()),
+            ),
+            (
+                "volumes".to_string(),
+                list(
+                    self.mounts
+                        .iter()
+                        .map(|m| {
+                            let ro = if m.readonly { ":ro" } else { "" };
+                            format!("{}:{}{ro}", m.source, m.target)
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "persist".to_string(),
+                list(self.persist.iter().map(|p| p.path.clone()).collect()),
+            ),
+        ]);
+        for (k, v) in &self.env {
+            let digest = hex::encode(Sha256::digest(v.as_bytes()));
+            fields.insert(format!("env.{k}"), digest[..16].to_string());
+        }
+        fields
+    }
+
     /// The host paths bind-mounted into the container (not named volumes).
     pub fn bind_sources(&self) -> impl Iterator<Item = &str> {
         self.mounts
@@ -202,14 +278,27 @@ impl Member {
         ])
     }
 
-    /// The container of this member running `image` (whose final key is `image_key`).
-    pub fn container_spec(&self, image: &str, image_key: &str) -> ContainerSpec {
+    /// The container of this member running `image` (whose final key is
+    /// `image_key`, and whose labels are `image_labels`). An image with
+    /// services has kiln's init as its entrypoint: no other init goes before
+    /// it, and a stop waits for its graces.
+    pub fn container_spec(
+        &self,
+        image: &str,
+        image_key: &str,
+        image_labels: &BTreeMap<String, String>,
+    ) -> ContainerSpec {
+        let services = image_labels.contains_key(LABEL_STOP_BUDGET);
         let labels = BTreeMap::from([
             (LABEL_HABITAT.to_string(), self.habitat.clone()),
             (LABEL_DIR.to_string(), self.dir.clone()),
             (LABEL_INSTANCE.to_string(), self.name.clone()),
             (LABEL_IMAGE_KEY.to_string(), image_key.to_string()),
             (LABEL_CONFIG_HASH.to_string(), self.config_hash()),
+            (
+                LABEL_MEMBER_FIELDS.to_string(),
+                serde_json::to_string(&self.fields()).unwrap_or_default(),
+            ),
         ]);
         let mut mounts = self.mounts.clone();
         mounts.extend(self.persist.iter().map(|p| Mount {
@@ -227,7 +316,8 @@ impl Member {
             ports: self.ports.clone(),
             restart: Some(self.restart.clone()),
             hostname: Some(self.name.clone()),
-            init: true,
+            init: !services,
+            stop_timeout: services.then(|| stop_timeout(image_labels)),
             ..Default::default()
         }
     }
@@ -330,7 +420,7 @@ mod tests {
         );
         assert_ne!(alice.persist[0].volume, bob.persist[0].volume);
         assert_eq!(alice.container_name(), "web-alice");
-        let spec = alice.container_spec("img", "key");
+        let spec = alice.container_spec("img", "key", &BTreeMap::new());
         assert_eq!(spec.labels[LABEL_INSTANCE], "alice");
         assert_eq!(spec.labels[LABEL_DIR], "/hab");
         assert!(

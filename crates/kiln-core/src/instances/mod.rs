@@ -21,5 +21,6 @@ pub use status::{
     MemberStatus, container_of, current_image_key, known_members, status, unix_seconds,
 };
 pub use up::{
-    FAILURE_LOG_LINES, MemberOutcome, MovedVolume, Outcome, UpOptions, UpReport, tail, up,
+    FAILURE_LOG_LINES, MemberOutcome, MovedVolume, Outcome, UpOptions, UpReport, check_ports, tail,
+    up, wait_ready,
 };

@@ -12,6 +12,7 @@ use crate::engine::{ContainerInfo, ContainerSummary};
 
 use crate::image::labels::{
     LABEL_CONFIG_HASH, LABEL_DIR, LABEL_HABITAT, LABEL_IMAGE_KEY, LABEL_INSTANCE,
+    LABEL_MEMBER_FIELDS,
 };
 
 /// What a member needs.
@@ -39,6 +40,8 @@ pub struct Step {
 pub struct Desired<'a> {
     pub member: &'a str,
     pub config_hash: &'a str,
+    /// `Member::fields`, to name what changed.
+    pub fields: &'a BTreeMap<String, String>,
 }
 
 /// The habitat an instance command acts for: its name and its directory
@@ -97,29 +100,16 @@ pub fn reconcile(
         .map(|d| {
             let action = match existing.get(d.member) {
                 None => Action::Create,
-                Some(c) => {
-                    let label = |k: &str| c.labels.get(k).map_or("", String::as_str);
-                    let old_key = label(LABEL_IMAGE_KEY);
-                    if old_key != image_key {
-                        Action::Recreate {
-                            old: c.id.clone(),
-                            reason: format!(
-                                "image changed ({} → {})",
-                                short(old_key),
-                                short(image_key)
-                            ),
-                        }
-                    } else if label(LABEL_CONFIG_HASH) != d.config_hash {
-                        Action::Recreate {
-                            old: c.id.clone(),
-                            reason: "config changed".to_string(),
-                        }
-                    } else if matches!(c.state.as_str(), "running" | "restarting") {
+                Some(c) => match stale_reason(&c.labels, image_key, d) {
+                    Some(reason) => Action::Recreate {
+                        old: c.id.clone(),
+                        reason,
+                    },
+                    None if matches!(c.state.as_str(), "running" | "restarting") => {
                         Action::Keep { id: c.id.clone() }
-                    } else {
-                        Action::Start { id: c.id.clone() }
                     }
-                }
+                    None => Action::Start { id: c.id.clone() },
+                },
             };
             Step {
                 member: d.member.to_string(),
@@ -127,6 +117,79 @@ pub fn reconcile(
             }
         })
         .collect()
+}
+
+/// Why the container labelled `labels` no longer matches `desired` running
+/// the image of `image_key`, or `None` when it does: the image's keys, then
+/// each field that changed (`config changed` for a container made before
+/// kiln recorded its fields). Never parenthesised, so the CLI can put it in
+/// parentheses.
+pub fn stale_reason(
+    labels: &BTreeMap<String, String>,
+    image_key: &str,
+    desired: &Desired<'_>,
+) -> Option<String> {
+    let label = |k: &str| labels.get(k).map_or("", String::as_str);
+    let mut reasons = Vec::new();
+    let old_key = label(LABEL_IMAGE_KEY);
+    if old_key != image_key {
+        reasons.push(format!(
+            "image changed: {} → {}",
+            short(old_key),
+            short(image_key)
+        ));
+    }
+    if label(LABEL_CONFIG_HASH) != desired.config_hash {
+        let old: Option<BTreeMap<String, String>> = labels
+            .get(LABEL_MEMBER_FIELDS)
+            .and_then(|f| serde_json::from_str(f).ok());
+        let named = old
+            .map(|old| changes(&old, desired.fields))
+            .unwrap_or_default();
+        if named.is_empty() {
+            reasons.push("config changed".to_string());
+        } else {
+            reasons.extend(named);
+        }
+    }
+    (!reasons.is_empty()).then(|| reasons.join("; "))
+}
+
+/// The fields (`Member::fields`) that differ between `old` and `new`, one
+/// phrase each: `` env `X` added ``, `ports: A → B`.
+pub fn changes(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<String> {
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (was, is) = (old.get(k), new.get(k));
+            if was == is {
+                return None;
+            }
+            Some(match (k.strip_prefix("env."), was, is) {
+                (Some(var), None, _) => format!("env `{var}` added"),
+                (Some(var), _, None) => format!("env `{var}` removed"),
+                (Some(var), _, _) => format!("env `{var}` changed"),
+                (None, was, is) => format!(
+                    "{k}: {} → {}",
+                    cut(was.map_or("none", String::as_str)),
+                    cut(is.map_or("none", String::as_str))
+                ),
+            })
+        })
+        .collect()
+}
+
+/// A field's value as a reason shows it: at most 60 characters.
+fn cut(value: &str) -> String {
+    const MAX: usize = 60;
+    if value.chars().count() <= MAX {
+        value.to_string()
+    } else {
+        let head: String = value.chars().take(MAX - 1).collect();
+        format!("{head}…")
+    }
 }
 
 /// Instance containers of members no longer in the config.
@@ -180,6 +243,134 @@ mod tests {
         dir: "/hab",
     };
 
+    static NO_FIELDS: BTreeMap<String, String> = BTreeMap::new();
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn changes_name_each_field() {
+        let base = [
+            ("command", "the image's"),
+            ("ports", "none"),
+            ("restart", "no"),
+            ("env.A", "d1"),
+        ];
+        let with = |edits: &[(&str, Option<&str>)]| {
+            let mut m = map(&base);
+            for (k, v) in edits {
+                match v {
+                    Some(v) => m.insert(k.to_string(), v.to_string()),
+                    None => m.remove(*k),
+                };
+            }
+            m
+        };
+        type Edits<'a> = &'a [(&'a str, Option<&'a str>)];
+        let cases: &[(&str, Edits, &[&str])] = &[
+            ("nothing", &[], &[]),
+            (
+                "an env var added",
+                &[("env.B", Some("d2"))],
+                &["env `B` added"],
+            ),
+            (
+                "an env var removed",
+                &[("env.A", None)],
+                &["env `A` removed"],
+            ),
+            (
+                "an env value changed",
+                &[("env.A", Some("d9"))],
+                &["env `A` changed"],
+            ),
+            (
+                "ports",
+                &[("ports", Some("127.0.0.1:8081:3000/tcp"))],
+                &["ports: none → 127.0.0.1:8081:3000/tcp"],
+            ),
+            (
+                "two fields, in name order",
+                &[("restart", Some("always")), ("command", Some("[\"sh\"]"))],
+                &["command: the image's → [\"sh\"]", "restart: no → always"],
+            ),
+        ];
+        for (what, edits, want) in cases {
+            assert_eq!(changes(&map(&base), &with(edits)), *want, "{what}");
+        }
+        let long = "x".repeat(100);
+        let got = changes(&map(&[("command", "a")]), &map(&[("command", &long)]));
+        assert_eq!(got[0].chars().count(), "command: a → ".chars().count() + 60);
+        assert!(got[0].ends_with('…'), "{got:?}");
+    }
+
+    #[test]
+    fn a_stale_reason_names_the_image_and_the_fields_without_parentheses() {
+        let fields = map(&[("ports", "none"), ("env.A", "d1")]);
+        let new_fields = map(&[("ports", "1.2.3.4:1:2/tcp"), ("env.A", "d1")]);
+        let labels = |key: &str, hash: &str, fields: Option<&BTreeMap<String, String>>| {
+            let mut l = map(&[(LABEL_IMAGE_KEY, key), (LABEL_CONFIG_HASH, hash)]);
+            if let Some(f) = fields {
+                l.insert(
+                    LABEL_MEMBER_FIELDS.to_string(),
+                    serde_json::to_string(f).expect("json"),
+                );
+            }
+            l
+        };
+        let desired = Desired {
+            member: "a",
+            config_hash: "H2",
+            fields: &new_fields,
+        };
+        let k1 = "1111111111111111111111";
+        let k2 = "2222222222222222222222";
+        let cases = [
+            ("current", labels(k2, "H2", Some(&new_fields)), None),
+            (
+                "image only",
+                labels(k1, "H2", Some(&new_fields)),
+                Some("image changed: 111111111111 → 222222222222"),
+            ),
+            (
+                "a field",
+                labels(k2, "H1", Some(&fields)),
+                Some("ports: none → 1.2.3.4:1:2/tcp"),
+            ),
+            (
+                "both",
+                labels(k1, "H1", Some(&fields)),
+                Some("image changed: 111111111111 → 222222222222; ports: none → 1.2.3.4:1:2/tcp"),
+            ),
+            (
+                "made before fields were recorded",
+                labels(k2, "H1", None),
+                Some("config changed"),
+            ),
+            (
+                "the hash moved but no field did (a new hash version)",
+                labels(k2, "H1", Some(&new_fields)),
+                Some("config changed"),
+            ),
+            (
+                "never built",
+                labels("", "H2", Some(&new_fields)),
+                Some("image changed: none → 222222222222"),
+            ),
+        ];
+        for (what, l, want) in cases {
+            let got = stale_reason(&l, k2, &desired);
+            assert_eq!(got.as_deref(), want, "{what}");
+            if let Some(r) = got {
+                assert!(!r.contains('(') && !r.contains(')'), "{what}: {r}");
+            }
+        }
+    }
+
     fn container(
         id: &str,
         member: Option<&str>,
@@ -228,6 +419,7 @@ mod tests {
         .map(|m| Desired {
             member: m,
             config_hash: "H",
+            fields: &NO_FIELDS,
         })
         .collect();
         let steps = reconcile(SCOPE, &desired, "K", &existing);
@@ -254,7 +446,7 @@ mod tests {
                     "old-image",
                     Action::Recreate {
                         old: "c-old-image".into(),
-                        reason: "image changed (OLD → K)".into()
+                        reason: "image changed: OLD → K".into()
                     }
                 ),
                 (
@@ -286,10 +478,12 @@ mod tests {
             Desired {
                 member: "a",
                 config_hash: "H",
+                fields: &NO_FIELDS,
             },
             Desired {
                 member: "b",
                 config_hash: "H",
+                fields: &NO_FIELDS,
             },
         ];
         let steps = reconcile(SCOPE, &desired, "K", &existing);
@@ -309,6 +503,7 @@ mod tests {
             &[Desired {
                 member: "a",
                 config_hash: "H",
+                fields: &NO_FIELDS,
             }],
             "K",
             &[other],
@@ -398,6 +593,8 @@ mod tests {
             ports: Vec::new(),
             restart_count: 0,
             exit_code: None,
+            health: None,
+            health_output: None,
             upper_dir: None,
         };
         let member = |habitat: &str, name: &str| Member {
@@ -495,6 +692,75 @@ mod tests {
         ];
         for (what, info, m, want) in cases {
             assert_eq!(kind(name_conflict(&info, m)), want, "{what}");
+        }
+    }
+
+    mod generated {
+        use super::*;
+        use crate::config::runtime::parse_port;
+        use proptest::prelude::*;
+
+        /// A member drawn from small sets, so two draws are often equal in some fields.
+        fn member() -> impl Strategy<Value = Member> {
+            (
+                proptest::option::of(proptest::collection::vec("[a-c]{1,2}", 1..3)),
+                proptest::collection::btree_map("[A-C]", "[xy]{0,2}", 0..3),
+                prop_oneof![Just("no"), Just("always")],
+                proptest::collection::vec((8000u16..8003, 80u16..82), 0..3),
+            )
+                .prop_map(|(command, env, restart, ports)| {
+                    let mut ports: Vec<_> = ports
+                        .iter()
+                        .map(|(h, c)| parse_port(&format!("127.0.0.1:{h}:{c}")).expect("port"))
+                        .collect();
+                    ports.sort();
+                    ports.dedup();
+                    Member {
+                        habitat: "h".into(),
+                        dir: "/hab".into(),
+                        name: "a".into(),
+                        command,
+                        // Values marked so a leak into a label or reason is seen.
+                        env: env
+                            .into_iter()
+                            .map(|(k, v)| (k, format!("SECRET{v}")))
+                            .collect(),
+                        restart: restart.into(),
+                        ports,
+                        mounts: Vec::new(),
+                        persist: Vec::new(),
+                    }
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Stale exactly when the config hash moved; then each changed
+            /// field is named, and no env value is ever shown or labelled.
+            #[test]
+            fn a_reason_is_given_exactly_when_the_member_changed(old in member(), new in member()) {
+                let labels = old.container_spec("img", "K", &BTreeMap::new()).labels;
+                for v in labels.values() {
+                    prop_assert!(!v.contains("SECRET"), "{}", v);
+                }
+                let (hash, fields) = (new.config_hash(), new.fields());
+                let desired = Desired { member: "a", config_hash: &hash, fields: &fields };
+                let reason = stale_reason(&labels, "K", &desired);
+                prop_assert_eq!(reason.is_none(), old == new, "{:?}", reason);
+                if let Some(r) = reason {
+                    prop_assert!(r != "config changed", "fields recorded, so named");
+                    prop_assert!(!r.contains("SECRET"), "{}", r);
+                    for (k, v) in &new.env {
+                        if old.env.get(k) != Some(v) {
+                            prop_assert!(r.contains(&format!("env `{k}`")), "{}", r);
+                        }
+                    }
+                    if old.ports != new.ports {
+                        prop_assert!(r.contains("ports: "), "{}", r);
+                    }
+                }
+            }
         }
     }
 }

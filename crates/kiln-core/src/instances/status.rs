@@ -9,8 +9,8 @@ use futures_util::future::join_all;
 
 use super::down::persisted_volumes;
 use super::error::InstanceError;
-use super::member::{dir_label, member_names};
-use super::reconcile::{Scope, instance_containers};
+use super::member::{Member, dir_label, member_names};
+use super::reconcile::{Desired, Scope, instance_containers, short, stale_reason};
 use crate::config::Habitat;
 use crate::engine::{ContainerSummary, Engine, EngineError, PortBinding};
 use crate::image::labels::{
@@ -28,8 +28,11 @@ pub struct MemberStatus {
     pub state: String,
     /// The final key of the image it runs (empty when absent).
     pub image_key: String,
-    /// Whether it runs the habitat's current image; `None` when unknown.
+    /// Whether it runs the image the config would build now, with the
+    /// member's config as it is now; `None` when that cannot be told.
     pub current: Option<bool>,
+    /// When not current, what changed (`reconcile::stale_reason`).
+    pub stale: Option<String>,
     pub ports: Vec<PortBinding>,
     /// Seconds since it started, when it runs.
     pub uptime: Option<u64>,
@@ -39,7 +42,8 @@ pub struct MemberStatus {
     pub in_config: bool,
 }
 
-/// The final key of `habitat-HABITAT:latest`, the image the last build made.
+/// The final key of `habitat-HABITAT:latest`, the image the last build made
+/// (what `ps` compared with before it planned; kept for callers that cannot plan).
 pub async fn current_image_key<E: Engine>(
     engine: &E,
     habitat: &str,
@@ -53,7 +57,9 @@ pub async fn current_image_key<E: Engine>(
 
 /// Every member of the config and every instance container of `habitat`
 /// from its directory, sorted by member. `current_key` is the final key
-/// members should run.
+/// members should run: the one a build of the config as it is now would
+/// make (`executor::planned_final_key`), `None` when it cannot be told; a
+/// member's own config is compared either way.
 pub async fn status<E: Engine>(
     engine: &E,
     habitat: &Habitat,
@@ -66,6 +72,11 @@ pub async fn status<E: Engine>(
         dir: &dir,
     };
     let known = member_names(&habitat.config);
+    let resolved: Vec<Member> = if habitat.config.instances.is_some() {
+        Member::resolve_all(&habitat.config, &habitat.dir)?
+    } else {
+        Vec::new()
+    };
     let containers = engine.list_containers(LABEL_HABITAT, name).await?;
     let existing = instance_containers(scope, &containers);
     let mut volumes: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
@@ -99,9 +110,36 @@ pub async fn status<E: Engine>(
             .as_ref()
             .and_then(|i| i.labels.get(LABEL_IMAGE_KEY).cloned())
             .unwrap_or_default();
-        let current = match (&info, current_key) {
-            (Some(_), Some(k)) => Some(image_key == k),
-            _ => None,
+        let member = resolved.iter().find(|r| &r.name == m);
+        let (current, stale) = match (&info, member) {
+            (None, _) => (None, None),
+            (Some(info), Some(member)) => {
+                let (hash, fields) = (member.config_hash(), member.fields());
+                let desired = Desired {
+                    member: &member.name,
+                    config_hash: &hash,
+                    fields: &fields,
+                };
+                // Without a planned key only the member's config is compared.
+                let key = current_key.unwrap_or(&image_key);
+                match stale_reason(&info.labels, key, &desired) {
+                    Some(reason) => (Some(false), Some(reason)),
+                    None => (current_key.map(|_| true), None),
+                }
+            }
+            // An orphan: only its image can be compared.
+            (Some(_), None) => match current_key {
+                Some(k) if k != image_key => (
+                    Some(false),
+                    Some(format!(
+                        "image changed: {} → {}",
+                        short(&image_key),
+                        short(k)
+                    )),
+                ),
+                Some(_) => (Some(true), None),
+                None => (None, None),
+            },
         };
         let uptime = info
             .as_ref()
@@ -120,6 +158,7 @@ pub async fn status<E: Engine>(
                 .map_or_else(|| "absent".to_string(), |i| i.state.clone()),
             image_key,
             current,
+            stale,
             ports: info.as_ref().map(|i| i.ports.clone()).unwrap_or_default(),
             uptime,
             volumes: volumes.remove(m).unwrap_or_default(),

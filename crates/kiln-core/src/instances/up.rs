@@ -1,6 +1,7 @@
 //! `up`: checks the host and the engine, then carries out what `reconcile`
 //! decided, all members at once. Returns data; never prints.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use futures_util::future::join_all;
 
 use super::down::stop_and_remove;
 use super::error::{Conflict, InstanceError};
-use super::member::{Member, Persist, dir_label, selection};
+use super::member::{Member, Persist, STOP_TIMEOUT, dir_label, selection, stop_timeout};
 use super::reconcile::{self, Action, Desired, Scope, Step, name_conflict};
 use super::volume::{Found, VolumeStep, legacy_volume, migrated_from, volume_step};
 use crate::config::Habitat;
@@ -26,6 +27,12 @@ pub struct UpOptions {
     pub members: Vec<String>,
     /// How long started members are given before kiln checks they still run.
     pub settle: Duration,
+    /// Also stop and remove the containers of members no longer in the
+    /// config (their persisted volumes stay, as `down` without `--volumes`).
+    pub remove_orphans: bool,
+    /// Wait, up to this long, until every member runs, and is healthy where
+    /// its image has a healthcheck.
+    pub wait: Option<Duration>,
 }
 
 impl Default for UpOptions {
@@ -33,6 +40,8 @@ impl Default for UpOptions {
         UpOptions {
             members: Vec::new(),
             settle: Duration::from_millis(500),
+            remove_orphans: false,
+            wait: None,
         }
     }
 }
@@ -91,6 +100,8 @@ pub struct UpReport {
     pub members: Vec<MemberOutcome>,
     /// Members with a container that are no longer in the config (left alone).
     pub orphans: Vec<String>,
+    /// The containers of such members removed (`remove_orphans`).
+    pub removed_orphans: Vec<String>,
     /// Old-named volumes moved to their new names.
     pub moved: Vec<MovedVolume>,
 }
@@ -130,18 +141,27 @@ pub async fn up<E: Engine>(
     let selected = selection(&all_names, &opts.members, name)?;
     let members: Vec<&Member> = all.iter().filter(|m| selected.contains(&m.name)).collect();
     let hashes: Vec<String> = members.iter().map(|m| m.config_hash()).collect();
+    let fields: Vec<BTreeMap<String, String>> = members.iter().map(|m| m.fields()).collect();
     let desired: Vec<Desired> = members
         .iter()
         .zip(&hashes)
-        .map(|(m, h)| Desired {
+        .zip(&fields)
+        .map(|((m, h), f)| Desired {
             member: &m.name,
             config_hash: h,
+            fields: f,
         })
         .collect();
     let containers = engine.list_containers(LABEL_HABITAT, name).await?;
     let steps = reconcile::reconcile(scope, &desired, image_key, &containers);
+    let orphans = reconcile::orphans(scope, &all_names, &containers);
+    let removed: Vec<&str> = if opts.remove_orphans {
+        orphans.iter().map(|c| c.id.as_str()).collect()
+    } else {
+        Vec::new()
+    };
 
-    let volume_steps = check(engine, &all, &members, &steps).await?;
+    let volume_steps = check(engine, &all, &members, &steps, &removed).await?;
 
     // Every check passed: from here on, things change.
     for m in &members {
@@ -151,16 +171,33 @@ pub async fn up<E: Engine>(
         }
     }
     // Old containers go first, so a port or name moving between members is free.
-    let olds: Vec<&str> = steps
+    // Each with the stop timeout its own image asked for.
+    let olds: Vec<(&str, Duration)> = steps
         .iter()
         .filter_map(|s| match &s.action {
             Action::Recreate { old, .. } => Some(old.as_str()),
             _ => None,
         })
+        .chain(removed.iter().copied())
+        .map(|old| {
+            let labels = containers.iter().find(|c| c.id == old).map(|c| &c.labels);
+            (old, labels.map_or(STOP_TIMEOUT, stop_timeout))
+        })
         .collect();
-    for result in join_all(olds.iter().map(|id| stop_and_remove(engine, id))).await {
+    let stops = olds
+        .iter()
+        .map(|(id, timeout)| stop_and_remove(engine, id, *timeout));
+    for result in join_all(stops).await {
         result?;
     }
+    // The image's labels say whether it has services (its own init, and
+    // the stop timeout that covers their graces).
+    let image_labels = engine
+        .image_inspect(image)
+        .await?
+        .map(|i| i.config.labels)
+        .unwrap_or_default();
+    let image_labels = &image_labels;
     let runs =
         members
             .iter()
@@ -168,7 +205,12 @@ pub async fn up<E: Engine>(
             .zip(&volume_steps)
             .map(|((m, step), volumes)| async move {
                 let mut moved = Vec::new();
-                let outcome = apply(engine, m, step, volumes, image, image_key, &mut moved).await;
+                let target = Target {
+                    image,
+                    image_key,
+                    image_labels,
+                };
+                let outcome = apply(engine, m, step, volumes, target, &mut moved).await;
                 (m, step, outcome, moved)
             });
     let results = join_all(runs).await;
@@ -204,24 +246,105 @@ pub async fn up<E: Engine>(
             }
         }
     }
-    report.orphans = reconcile::orphans(scope, &all_names, &containers)
-        .into_iter()
-        .filter_map(|c| c.labels.get(LABEL_INSTANCE).cloned())
-        .collect();
+    if let Some(timeout) = opts.wait {
+        let waits = report
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !matches!(m.outcome, Outcome::Failed { .. }))
+            .map(|(i, m)| {
+                let container = m.container.clone();
+                async move { (i, wait_ready(engine, &container, timeout).await) }
+            });
+        for (i, waited) in join_all(waits).await {
+            if let Err(failure) = waited {
+                report.members[i].outcome = failure;
+            }
+        }
+    }
+    for c in orphans {
+        if opts.remove_orphans {
+            report.removed_orphans.push(c.name.clone());
+        } else if let Some(member) = c.labels.get(LABEL_INSTANCE) {
+            report.orphans.push(member.clone());
+        }
+    }
     Ok(report)
 }
 
-/// Every reason `up` must not change anything: port clashes between members
-/// and with the host, names taken by containers kiln did not make, volumes
-/// that are not the member's or may be shared, bind sources that cannot be
-/// created. Returns, per member, what to do with each persisted volume
-/// before its container is made (nothing for a container kept or started).
-async fn check<E: Engine>(
+/// What `up` checks before it builds anything: ports two members both
+/// publish, and host ports something else holds. Ports held by this
+/// habitat's own members (and by its orphans, when `remove_orphans`) are
+/// theirs to hand over; the full check runs again once the image is built.
+pub async fn check_ports<E: Engine>(
     engine: &E,
-    all: &[Member],
-    members: &[&Member],
-    steps: &[Step],
-) -> Result<Vec<Vec<VolumeStep>>, InstanceError> {
+    habitat: &Habitat,
+    members: &[String],
+    remove_orphans: bool,
+) -> Result<(), InstanceError> {
+    let config = &habitat.config;
+    let name = config.name.as_str();
+    if config.instances.is_none() {
+        return Err(InstanceError::NoInstances {
+            habitat: name.to_string(),
+        });
+    }
+    let dir = dir_label(&habitat.dir);
+    let scope = Scope {
+        habitat: name,
+        dir: &dir,
+    };
+    let all = Member::resolve_all(config, &habitat.dir)?;
+    let all_names: Vec<String> = all.iter().map(|m| m.name.clone()).collect();
+    let selected = selection(&all_names, members, name)?;
+    let mut clashes = member_port_clashes(&all);
+    let containers = engine.list_containers(LABEL_HABITAT, name).await?;
+    let own = reconcile::instance_containers(scope, &containers);
+    let infos = join_all(
+        own.iter()
+            .map(|(m, c)| async move { (*m, engine.inspect_container(&c.id).await) }),
+    )
+    .await;
+    let mut released: Vec<PortBinding> = Vec::new();
+    let mut orphaned: Vec<(String, String, PortBinding)> = Vec::new();
+    for (m, info) in infos {
+        let Some(info) = info? else { continue };
+        if remove_orphans || all_names.iter().any(|n| n == m) {
+            released.extend(info.ports);
+        } else {
+            orphaned.extend(
+                info.ports
+                    .into_iter()
+                    .map(|p| (m.to_string(), info.name.clone(), p)),
+            );
+        }
+    }
+    for m in all.iter().filter(|m| selected.contains(&m.name)) {
+        for p in &m.ports {
+            if released.iter().any(|r| ports_clash(r, p)) {
+                continue;
+            }
+            if let Some((orphan, container, _)) =
+                orphaned.iter().find(|(_, _, o)| ports_clash(o, p))
+            {
+                clashes.push(format!(
+                    "member `{}`: host port {}:{}/{} is held by `{container}`, the container of member `{orphan}`, which is no longer in `kiln.yaml`\n    hint: `kiln up --remove-orphans` removes it",
+                    m.name, p.host_ip, p.host_port, p.protocol
+                ));
+            } else if let Err(e) = host_port_free(p) {
+                clashes.push(host_port_clash(m, p, &e));
+            }
+        }
+    }
+    if clashes.is_empty() {
+        Ok(())
+    } else {
+        Err(InstanceError::Clash(clashes))
+    }
+}
+
+/// Every host port two members of `all` both publish.
+fn member_port_clashes(all: &[Member]) -> Vec<String> {
     let mut clashes = Vec::new();
     for (i, a) in all.iter().enumerate() {
         for b in &all[i + 1..] {
@@ -235,6 +358,102 @@ async fn check<E: Engine>(
             }
         }
     }
+    clashes
+}
+
+fn host_port_clash(m: &Member, p: &PortBinding, e: &std::io::Error) -> String {
+    format!(
+        "member `{}`: host port {}:{}/{} is in use on this host ({e})",
+        m.name, p.host_ip, p.host_port, p.protocol
+    )
+}
+
+/// How often `wait_ready` looks at a container.
+const WAIT_POLL: Duration = Duration::from_millis(200);
+
+/// Waits until `container` runs, and is healthy when its image has a
+/// healthcheck; `Err` holds the `Failed` outcome (with its last log lines)
+/// when it exits, turns unhealthy or is not ready within `timeout`.
+pub async fn wait_ready<E: Engine>(
+    engine: &E,
+    container: &str,
+    timeout: Duration,
+) -> Result<(), Outcome> {
+    let started = std::time::Instant::now();
+    loop {
+        let info = match engine.inspect_container(container).await {
+            Ok(Some(info)) => info,
+            Ok(None) => {
+                return Err(Outcome::Failed {
+                    message: "its container disappeared while kiln waited for it".to_string(),
+                    logs: Vec::new(),
+                });
+            }
+            Err(e) => {
+                return Err(Outcome::Failed {
+                    message: e.to_string(),
+                    logs: Vec::new(),
+                });
+            }
+        };
+        let failed = |message: String| async {
+            Err(Outcome::Failed {
+                message,
+                logs: tail(engine, &info.id).await,
+            })
+        };
+        match (info.state.as_str(), info.health.as_deref()) {
+            ("running", None | Some("healthy")) => return Ok(()),
+            ("running", Some("unhealthy")) => {
+                let probe = info
+                    .health_output
+                    .as_deref()
+                    .and_then(|o| o.lines().rev().find(|l| !l.trim().is_empty()))
+                    .map(|l| format!("; its last check said: {}", l.trim()))
+                    .unwrap_or_default();
+                return failed(format!("its healthcheck reports it unhealthy{probe}")).await;
+            }
+            ("exited" | "dead", _) => {
+                let code = info
+                    .exit_code
+                    .map_or_else(String::new, |c| format!(" with code {c}"));
+                return failed(format!("it exited{code} while kiln waited for it")).await;
+            }
+            _ => {}
+        }
+        if started.elapsed() >= timeout {
+            let waited_for = if info.health.is_some() {
+                "healthy"
+            } else {
+                "running"
+            };
+            let now = match info.health.as_deref() {
+                Some(h) => format!("`{}`, health `{h}`", info.state),
+                None => format!("`{}`", info.state),
+            };
+            return failed(format!(
+                "it was not {waited_for} within {}s (it is {now})",
+                timeout.as_secs_f64()
+            ))
+            .await;
+        }
+        tokio::time::sleep(WAIT_POLL).await;
+    }
+}
+
+/// Every reason `up` must not change anything: port clashes between members
+/// and with the host, names taken by containers kiln did not make, volumes
+/// that are not the member's or may be shared, bind sources that cannot be
+/// created. Returns, per member, what to do with each persisted volume
+/// before its container is made (nothing for a container kept or started).
+async fn check<E: Engine>(
+    engine: &E,
+    all: &[Member],
+    members: &[&Member],
+    steps: &[Step],
+    removed: &[&str],
+) -> Result<Vec<Vec<VolumeStep>>, InstanceError> {
+    let mut clashes = member_port_clashes(all);
     // Names: a new member's container name may belong to someone else.
     let named = members
         .iter()
@@ -278,11 +497,15 @@ async fn check<E: Engine>(
         }
         volume_steps.push(member_steps);
     }
-    // Ports held by containers about to be replaced are not a clash.
-    let olds = steps.iter().filter_map(|s| match &s.action {
-        Action::Recreate { old, .. } => Some(engine.inspect_container(old)),
-        _ => None,
-    });
+    // Ports held by containers about to be replaced or removed are not a clash.
+    let olds = steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Recreate { old, .. } => Some(old.as_str()),
+            _ => None,
+        })
+        .chain(removed.iter().copied())
+        .map(|id| engine.inspect_container(id));
     let mut released: Vec<PortBinding> = Vec::new();
     for found in join_all(olds).await {
         if let Some(info) = found? {
@@ -298,10 +521,7 @@ async fn check<E: Engine>(
                 continue;
             }
             if let Err(e) = host_port_free(p) {
-                clashes.push(format!(
-                    "member `{}`: host port {}:{}/{} is in use on this host ({e})",
-                    m.name, p.host_ip, p.host_port, p.protocol
-                ));
+                clashes.push(host_port_clash(m, p, &e));
             }
         }
         if matches!(s.action, Action::Create | Action::Recreate { .. }) {
@@ -448,10 +668,14 @@ async fn apply<E: Engine>(
     m: &Member,
     step: &Step,
     volumes: &[VolumeStep],
-    image: &str,
-    image_key: &str,
+    target: Target<'_>,
     moved: &mut Vec<MovedVolume>,
 ) -> Result<Outcome, Outcome> {
+    let Target {
+        image,
+        image_key,
+        image_labels,
+    } = target;
     let failed = |message: String, logs: Vec<String>| Outcome::Failed { message, logs };
     match &step.action {
         Action::Keep { .. } => Ok(Outcome::Kept),
@@ -481,7 +705,7 @@ async fn apply<E: Engine>(
                 }
             }
             let id = engine
-                .create_container(&m.container_spec(image, image_key))
+                .create_container(&m.container_spec(image, image_key, image_labels))
                 .await
                 .map_err(|e| failed(e.to_string(), Vec::new()))?;
             if let Err(e) = engine.start_container(&id).await {
@@ -495,6 +719,14 @@ async fn apply<E: Engine>(
             })
         }
     }
+}
+
+/// The image members run: its id, final key and labels.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    image: &'a str,
+    image_key: &'a str,
+    image_labels: &'a BTreeMap<String, String>,
 }
 
 /// `Some(Failed)` when the container is not running a moment after its start.
@@ -520,9 +752,10 @@ async fn settled<E: Engine>(engine: &E, container: &str) -> Option<Outcome> {
     let message = match info.exit_code {
         Some(code) => format!("it exited with code {code} right after starting"),
         None if info.restart_count > 0 => {
+            let n = info.restart_count;
             format!(
-                "it is restarting (restarted {} time(s))",
-                info.restart_count
+                "it keeps restarting: restarted {n} {}",
+                if n == 1 { "time" } else { "times" }
             )
         }
         None => format!("it is `{}` right after starting", info.state),

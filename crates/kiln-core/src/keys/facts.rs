@@ -24,4 +24,7 @@ pub struct Facts {
     pub copies: Vec<String>,
     /// Commit each `repos` entry resolved to, in config order.
     pub repos: Vec<String>,
+    /// The digest of the init the final phase places, with `services:`
+    /// (SPEC §9): a new init rebuilds `final` only. `None` without services.
+    pub init: Option<String>,
 }

@@ -138,12 +138,32 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
         // final image is found by, even with no `final:` section.
         Phase::Final => {
             let f = b.final_.clone().unwrap_or_default();
-            json!({
+            let mut inputs = json!({
                 "user": f.user, "workdir": f.workdir, "command": f.command,
                 "entrypoint": f.entrypoint,
                 "expose": sorted(f.expose.iter().map(|p| p.docker())),
                 "labels": f.labels,
-            })
+            });
+            // Each service as the init reads it (durations resolved: `30s`
+            // and `30000ms` are one key), by name, so `plan` names the one
+            // that changed; and the init itself. Added only with services, so
+            // the keys of configs without them stay as they were.
+            if let Some(spec) = crate::config::services::init_spec(config) {
+                let services: serde_json::Map<String, Value> = spec
+                    .services
+                    .iter()
+                    .map(|s| {
+                        let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+                        if let Some(fields) = v.as_object_mut() {
+                            fields.remove("name");
+                        }
+                        (s.name.clone(), v)
+                    })
+                    .collect();
+                inputs["services"] = Value::Object(services);
+                inputs["init"] = json!(facts.init);
+            }
+            inputs
         }
     }
 }

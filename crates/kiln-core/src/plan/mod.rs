@@ -1,5 +1,8 @@
 //! `Plan`: what a build will do, phase by phase, and why. Pure: the key chain
-//! plus the snapshots the engine already holds in, a plan out.
+//! plus the snapshots the engine already holds (and, with `registry.cache`,
+//! the `cache-KEY` snapshots the registry holds) in, a plan out.
+
+use std::collections::BTreeMap;
 
 use crate::keys::{KeyChain, PhaseKey};
 use crate::phase::Phase;
@@ -18,7 +21,19 @@ pub enum Action {
     Build,
     /// The phase is not configured: its tag points at the previous image.
     Skip,
+    /// The registry holds this phase's snapshot (`cache-KEY`), the deepest
+    /// the build would otherwise run: pull `reference` instead of running it
+    /// and the phases before it.
+    Pull { reference: String },
+    /// Would build, but the snapshot of a later `phase` (pulled, or at hand
+    /// locally) holds what this one makes: nothing runs, no snapshot of this
+    /// phase is made.
+    Within { phase: Phase, pulled: bool },
 }
+
+/// The `cache-KEY` snapshots a registry holds: phase key → the reference an
+/// engine pulls it by (`HOST/PATH@sha256:…`).
+pub type RemoteHits = BTreeMap<String, String>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedPhase {
@@ -44,46 +59,99 @@ pub struct Plan {
 
 impl Plan {
     pub fn new(chain: &KeyChain, snaps: &Snapshots, opts: PlanOptions) -> Plan {
-        let mut phases = Vec::with_capacity(chain.0.len());
-        // The first phase that builds: every later phase builds after it.
-        let mut first_built: Option<Phase> = None;
-        for pk in &chain.0 {
-            let phase = pk.phase;
-            let (action, reason) = if !pk.present() {
-                (Action::Skip, "not configured".to_string())
-            } else if let Some(reason) = forced(phase, opts, first_built) {
-                (Action::Build, reason)
-            } else if let Some(after) = first_built {
-                let own = why_changed(pk, snaps);
-                (
-                    Action::Build,
-                    own.unwrap_or_else(|| format!("after {after} rebuilt")),
-                )
-            } else {
-                match cached_image(pk, snaps, chain) {
-                    Some(image) => (Action::Cached { image }, String::new()),
-                    None => (
-                        Action::Build,
-                        why_changed(pk, snaps).unwrap_or_else(|| {
-                            if phase == Phase::Verify {
-                                "its inputs changed since it last passed".to_string()
-                            } else {
-                                "its previous phase returned to an older config".to_string()
-                            }
-                        }),
-                    ),
+        Plan {
+            phases: plan_from(&chain.0, snaps, chain, opts, None),
+        }
+    }
+
+    /// The phases a registry lookup may replace: those the plan builds that
+    /// are configured and not forced (`--rebuild`, `--no-cache` build
+    /// locally, whatever a registry holds), deepest first, with their keys.
+    pub fn remote_candidates(&self, opts: PlanOptions) -> Vec<(Phase, String)> {
+        self.phases
+            .iter()
+            .rev()
+            .filter(|p| p.action == Action::Build && pullable(p.phase, opts))
+            .map(|p| (p.phase, p.key.key.to_string()))
+            .collect()
+    }
+
+    /// The plan of a habitat with `registry.cache`, when the registry holds
+    /// `hits`: the deepest phase the local plan builds whose snapshot is at
+    /// hand (locally, or in the registry: then it is pulled) is taken, the
+    /// phases before it that would build are within it, and the phases
+    /// after it are planned as after a cached phase. Without such a phase,
+    /// the local plan. (With no hits this finds a deeper local snapshot
+    /// than the local plan uses: what a build that pulled one leaves.)
+    pub fn with_remote(
+        chain: &KeyChain,
+        snaps: &Snapshots,
+        opts: PlanOptions,
+        hits: &RemoteHits,
+    ) -> Plan {
+        let local = Plan::new(chain, snaps, opts);
+        let at_hand = |p: &PlannedPhase| cached_image(&p.key, snaps, chain);
+        let Some(deepest) = local.phases.iter().rposition(|p| {
+            p.action == Action::Build
+                && pullable(p.phase, opts)
+                && (hits.contains_key(p.key.key.as_str()) || at_hand(p).is_some())
+        }) else {
+            return local;
+        };
+        let d = &local.phases[deepest];
+        let here = at_hand(d);
+        let (phase, pulled) = (d.phase, here.is_none());
+        let mut phases = Vec::with_capacity(local.phases.len());
+        // Whether the phases so far leave an image a skipped phase's tag can point at.
+        let mut image = false;
+        for p in &local.phases[..deepest] {
+            let action = match &p.action {
+                Action::Cached { .. } => {
+                    image = true;
+                    p.action.clone()
+                }
+                Action::Skip if image => Action::Skip,
+                _ => {
+                    image = false;
+                    Action::Within { phase, pulled }
                 }
             };
-            if action == Action::Build && first_built.is_none() {
-                first_built = Some(phase);
-            }
+            let reason = match action {
+                Action::Within { .. } => format!("within {}'s snapshot", phase.tag()),
+                _ => p.reason.clone(),
+            };
             phases.push(PlannedPhase {
-                phase,
-                key: pk.clone(),
                 action,
                 reason,
+                ..p.clone()
             });
         }
+        phases.push(match here {
+            Some(image) => PlannedPhase {
+                action: Action::Cached { image },
+                reason: String::new(),
+                ..d.clone()
+            },
+            None => {
+                // Why it is not at hand (not "after X rebuilt": nothing before it runs).
+                let local_reason =
+                    why_changed(&d.key, snaps).unwrap_or_else(|| "no snapshot here".into());
+                PlannedPhase {
+                    action: Action::Pull {
+                        reference: hits[d.key.key.as_str()].clone(),
+                    },
+                    reason: format!("{local_reason}; the registry holds it"),
+                    ..d.clone()
+                }
+            }
+        });
+        phases.extend(plan_from(
+            &chain.0[deepest + 1..],
+            snaps,
+            chain,
+            opts,
+            pulled.then_some(phase),
+        ));
         Plan { phases }
     }
 
@@ -91,10 +159,82 @@ impl Plan {
         &self.phases[phase.index()]
     }
 
-    /// True when nothing needs building.
+    /// True when nothing needs building or pulling.
     pub fn all_cached(&self) -> bool {
-        self.phases.iter().all(|p| p.action != Action::Build)
+        self.phases.iter().all(|p| {
+            matches!(
+                p.action,
+                Action::Cached { .. } | Action::Skip | Action::Within { pulled: false, .. }
+            )
+        })
     }
+
+    /// The phase to pull from the registry, and its reference, if any.
+    pub fn pull(&self) -> Option<(Phase, &str)> {
+        self.phases.iter().find_map(|p| match &p.action {
+            Action::Pull { reference } => Some((p.phase, reference.as_str())),
+            _ => None,
+        })
+    }
+}
+
+/// Whether a phase may come from the registry: not forced to build.
+fn pullable(phase: Phase, opts: PlanOptions) -> bool {
+    !opts.no_cache && opts.rebuild_from.is_none_or(|from| phase < from)
+}
+
+/// Plans `keys` (a tail of `chain`, after an image that is at hand; after
+/// the phase `pulled` from the registry when given) in order.
+fn plan_from(
+    keys: &[PhaseKey],
+    snaps: &Snapshots,
+    chain: &KeyChain,
+    opts: PlanOptions,
+    pulled: Option<Phase>,
+) -> Vec<PlannedPhase> {
+    let mut phases = Vec::with_capacity(keys.len());
+    // The first phase that builds: every later phase builds after it.
+    let mut first_built: Option<Phase> = None;
+    for pk in keys {
+        let phase = pk.phase;
+        let (action, reason) = if !pk.present() {
+            (Action::Skip, "not configured".to_string())
+        } else if let Some(reason) = forced(phase, opts, first_built) {
+            (Action::Build, reason)
+        } else if let Some(after) = first_built {
+            let own = why_changed(pk, snaps);
+            (
+                Action::Build,
+                own.unwrap_or_else(|| format!("after {after} rebuilt")),
+            )
+        } else {
+            match cached_image(pk, snaps, chain) {
+                Some(image) => (Action::Cached { image }, String::new()),
+                None => (
+                    Action::Build,
+                    why_changed(pk, snaps).unwrap_or_else(|| {
+                        if let Some(p) = pulled {
+                            format!("after {p} pulled")
+                        } else if phase == Phase::Verify {
+                            "its inputs changed since it last passed".to_string()
+                        } else {
+                            "its previous phase returned to an older config".to_string()
+                        }
+                    }),
+                ),
+            }
+        };
+        if action == Action::Build && first_built.is_none() {
+            first_built = Some(phase);
+        }
+        phases.push(PlannedPhase {
+            phase,
+            key: pk.clone(),
+            action,
+            reason,
+        });
+    }
+    phases
 }
 
 fn forced(phase: Phase, opts: PlanOptions, first_built: Option<Phase>) -> Option<String> {

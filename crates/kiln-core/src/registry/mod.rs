@@ -12,8 +12,13 @@
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod oci;
+pub mod promote;
+pub mod pull;
+pub mod push;
+pub mod retain;
 pub mod retention;
 pub mod tags;
+pub mod vars;
 
 use std::io::{Read, Write};
 
@@ -129,6 +134,12 @@ pub trait Registry: Send + Sync {
 
     /// The manifest `reference` (a tag or a digest) points at; `Ok(None)` when none.
     fn manifest_get(&self, repo: &str, reference: &str) -> RegistryResult<Option<Manifest>>;
+
+    /// The digest of the manifest `reference` points at, without its body
+    /// (a `HEAD` where the wire has one); `Ok(None)` when none.
+    fn manifest_digest(&self, repo: &str, reference: &str) -> RegistryResult<Option<String>> {
+        Ok(self.manifest_get(repo, reference)?.map(|m| m.digest))
+    }
 
     /// Stores `manifest` under `reference` (a tag, or its own digest); every
     /// blob it names must be in `repo` already. Returns the manifest's digest.

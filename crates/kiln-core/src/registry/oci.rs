@@ -44,6 +44,24 @@ impl Credentials {
         Credentials::DockerConfig(dir)
     }
 
+    /// The credentials for `host`, as the engine takes them for a pull;
+    /// `None` when there are none (an anonymous pull).
+    pub fn engine_auth(&self, host: &str) -> Option<crate::engine::RegistryAuth> {
+        use docker_credential::DockerCredential;
+        let mut auth = crate::engine::RegistryAuth {
+            server: host.to_string(),
+            ..Default::default()
+        };
+        match self.lookup(host)? {
+            DockerCredential::UsernamePassword(u, p) => {
+                auth.username = Some(u);
+                auth.password = Some(p);
+            }
+            DockerCredential::IdentityToken(t) => auth.identity_token = Some(t),
+        }
+        Some(auth)
+    }
+
     fn lookup(&self, host: &str) -> Option<docker_credential::DockerCredential> {
         let Credentials::DockerConfig(Some(dir)) = self else {
             return None;
@@ -481,6 +499,27 @@ impl Registry for OciRegistry {
                     .map_err(|e| self.unreachable(op, e))?;
                 Ok(Some(Manifest::new(&media_type, bytes)))
             }
+            404 => Ok(None),
+            _ => Err(self.refused(op, resp)),
+        }
+    }
+
+    fn manifest_digest(&self, repo: &str, reference: &str) -> RegistryResult<Option<String>> {
+        let op = "manifest lookup";
+        let path = format!("/v2/{repo}/manifests/{reference}");
+        let accept = format!("{MEDIA_MANIFEST}, {MEDIA_DOCKER_MANIFEST}");
+        let headers = [("Accept", accept.as_str())];
+        let resp = self.call(op, repo, "HEAD", &path, &headers, Payload::Empty)?;
+        match resp.status().as_u16() {
+            200 => match resp
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(d) => Ok(Some(d.to_string())),
+                // A registry that names no digest: read the manifest for it.
+                None => Ok(self.manifest_get(repo, reference)?.map(|m| m.digest)),
+            },
             404 => Ok(None),
             _ => Err(self.refused(op, resp)),
         }

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::sources::beneath::{self, Beneath, BeneathError};
+use crate::sources::kiln_ignore::{self, KilnIgnore};
 
 /// Version of the digest encoding below.
 const DIGEST_VERSION: &[u8] = b"kiln-copy-v2\n";
@@ -47,6 +48,17 @@ pub enum CopyError {
     Secret { path: PathBuf },
     #[error("`{}` changed while kiln read it: {what}\nhint: build again once it stops changing", path.display())]
     Changed { path: PathBuf, what: &'static str },
+    #[error(
+        "copy source `{}` is left out by line {line} of `.kilnignore`\nhint: add an exception (`!{rel}`) to `.kilnignore`, or copy something else",
+        path.display()
+    )]
+    Ignored {
+        path: PathBuf,
+        rel: String,
+        line: usize,
+    },
+    #[error("copy source `{}` is never copied: kiln reads it, the image does not need it", path.display())]
+    NeverCopied { path: PathBuf },
 }
 
 impl From<BeneathError> for CopyError {
@@ -75,6 +87,9 @@ struct Entry {
     meta: Stat,
     /// A symlink's target, read when the tree was walked.
     link: Option<PathBuf>,
+    /// A directory `.kilnignore` leaves out, walked only for the exceptions
+    /// beneath it: kept as their parent, dropped when none matched.
+    parent_only: bool,
 }
 
 /// What kiln keeps of an entry's metadata: a tenth of `fs::Metadata`'s
@@ -147,13 +162,18 @@ impl Stat {
     }
 }
 
-/// Host files a copy never takes: the build's secret files (SPEC §6: a
-/// secret never enters a layer), known by device and inode, so that a copy
-/// of the directory holding one, a hard link or a second path to it leaves
-/// it out too.
+/// Host files a copy from one root never takes: the build's secret files
+/// (SPEC §6: a secret never enters a layer), known by device and inode, so
+/// that a copy of the directory holding one, a hard link or a second path
+/// to it leaves it out too; the files kiln reads itself (the config, the
+/// ignore file, an include's fragments), by path under the root; and what
+/// the root's `.kilnignore` leaves out (SPEC §2.1).
 #[derive(Debug, Default, Clone)]
 pub struct Withheld {
     files: BTreeSet<(u64, u64)>,
+    /// Paths under the root, `/`-separated, never copied.
+    never: BTreeSet<String>,
+    ignore: KilnIgnore,
 }
 
 impl Withheld {
@@ -167,11 +187,101 @@ impl Withheld {
             .filter(|m| m.is_file())
             .map(|m| (m.dev(), m.ino()))
             .collect();
-        Withheld { files }
+        Withheld {
+            files,
+            ..Withheld::default()
+        }
+    }
+
+    /// What copies from the habitat directory leave out: the secrets' files,
+    /// the config file and `.kilnignore` themselves, and what `.kilnignore`
+    /// excludes. A `.kilnignore` with bad lines is the config's error (every
+    /// line located); a missing one leaves nothing out.
+    pub fn for_habitat(
+        habitat: &crate::config::Habitat,
+    ) -> Result<Withheld, crate::config::Diagnostics> {
+        Withheld::for_root(habitat, &habitat.dir)
+    }
+
+    /// What copies from the copy root `root` (the habitat directory, or an
+    /// included fragment's directory) leave out: as [`Self::for_habitat`],
+    /// with that root's own `.kilnignore`, and the config file and every
+    /// fragment that lies under it.
+    pub fn for_root(
+        habitat: &crate::config::Habitat,
+        root: &Path,
+    ) -> Result<Withheld, crate::config::Diagnostics> {
+        let file = root.join(kiln_ignore::FILE_NAME);
+        let shown = file.display().to_string();
+        let ignore = match fs::read(&file) {
+            Ok(bytes) => {
+                let Ok(text) = String::from_utf8(bytes) else {
+                    return Err(kiln_ignore::unreadable(&shown, "it is not UTF-8"));
+                };
+                KilnIgnore::parse(&text)
+                    .map_err(|problems| kiln_ignore::diagnostics(&shown, &text, &problems))?
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => KilnIgnore::default(),
+            Err(e) => return Err(kiln_ignore::unreadable(&shown, &e.to_string())),
+        };
+        let mut out = Withheld::secret_files(&habitat.dir, &habitat.config.secrets)
+            .ignoring(ignore)
+            .never_copying(kiln_ignore::FILE_NAME);
+        for config in std::iter::once(&habitat.file).chain(&habitat.fragments) {
+            if let Ok(rel) = config.strip_prefix(root) {
+                out = out.never_copying(&rel.to_string_lossy());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Also leaves out what `ignore` (the root's `.kilnignore`) excludes.
+    pub fn ignoring(self, ignore: KilnIgnore) -> Withheld {
+        Withheld { ignore, ..self }
+    }
+
+    /// Also never copies `rel` (a path under the root): a file kiln reads
+    /// itself. A list, so an include's fragments can join the config file.
+    pub fn never_copying(mut self, rel: &str) -> Withheld {
+        self.never.insert(kiln_ignore::root_relative(rel));
+        self
     }
 
     fn holds(&self, m: &Stat) -> bool {
         m.is_file() && self.files.contains(&(m.dev, m.ino))
+    }
+
+    /// What becomes of the entry at `rel` under the root.
+    fn verdict(&self, rel: &str, m: &Stat) -> Verdict {
+        if self.holds(m) || self.never.contains(rel) {
+            return Verdict::Out;
+        }
+        if self.ignore.is_empty() || !self.ignore.excludes(rel) {
+            return Verdict::In;
+        }
+        match m.is_dir() && self.ignore.may_let_back_below(rel) {
+            true => Verdict::ParentOnly,
+            false => Verdict::Out,
+        }
+    }
+}
+
+/// Whether a walked entry is copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    In,
+    Out,
+    /// An excluded directory an exception may reach into.
+    ParentOnly,
+}
+
+/// `rel` (under a source) as a path under the root, the source being
+/// `base` under it.
+fn under_root(base: &str, rel: &str) -> String {
+    match (base.is_empty(), rel.is_empty()) {
+        (true, _) => rel.to_string(),
+        (false, true) => base.to_string(),
+        (false, false) => format!("{base}/{rel}"),
     }
 }
 
@@ -199,28 +309,69 @@ fn walk(dir: &Path, source: &str, withheld: &Withheld) -> Result<Tree, CopyError
     if withheld.holds(&meta) {
         return Err(CopyError::Secret { path });
     }
+    let base = kiln_ignore::root_relative(source);
+    let verdict = match base.is_empty() {
+        true => Verdict::In,
+        false => withheld.verdict(&base, &meta),
+    };
+    if verdict == Verdict::Out {
+        return Err(left_out(withheld, path, base));
+    }
     let mut out = vec![Entry {
         rel: String::new(),
         path,
         meta,
         link: None,
+        parent_only: false,
     }];
     if !meta.is_dir() {
         return Ok(Tree { root, entries: out });
     }
-    let top = children(&root, &out[0].path, "", withheld)?;
+    let at = Under {
+        withheld,
+        base: &base,
+    };
+    let top = children(&root, &out[0].path, "", &at)?;
     let subdirs: Vec<&Entry> = top.iter().filter(|e| e.meta.is_dir()).collect();
     let below = on_threads(&subdirs, |e| {
         let mut entries = Vec::new();
         let sub = open_dir(&root, e)?;
-        walk_below(&sub, e, withheld, &mut entries).map(|()| entries)
+        walk_below(&sub, e, &at, &mut entries).map(|()| entries)
     });
-    for entries in below {
-        out.extend(entries?);
+    let mut below = below.into_iter();
+    for e in top {
+        if e.meta.is_dir() {
+            let entries = below.next().unwrap_or_else(|| Ok(Vec::new()))?;
+            let nothing_below = entries.is_empty();
+            out.extend(entries);
+            if e.parent_only && nothing_below {
+                continue;
+            }
+        }
+        out.push(e);
     }
-    out.extend(top);
+    if verdict == Verdict::ParentOnly && out.len() == 1 {
+        // An excluded source no exception let anything of back in.
+        let path = out.swap_remove(0).path;
+        return Err(left_out(withheld, path, base));
+    }
     out.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
     Ok(Tree { root, entries: out })
+}
+
+/// Why the source `path` (at `rel` under the root) is not copied.
+fn left_out(withheld: &Withheld, path: PathBuf, rel: String) -> CopyError {
+    match withheld.ignore.excluded_by(&rel) {
+        Some(line) if !withheld.never.contains(&rel) => CopyError::Ignored { path, rel, line },
+        _ => CopyError::NeverCopied { path },
+    }
+}
+
+/// What the walk of one source filters by: the root's [`Withheld`], and
+/// where the source is under the root.
+struct Under<'a> {
+    withheld: &'a Withheld,
+    base: &'a str,
 }
 
 /// Everything below the directory `e`, open as `dir` (not `e` itself), in
@@ -228,13 +379,17 @@ fn walk(dir: &Path, source: &str, withheld: &Withheld) -> Result<Tree, CopyError
 fn walk_below(
     dir: &fs::File,
     e: &Entry,
-    withheld: &Withheld,
+    at: &Under<'_>,
     out: &mut Vec<Entry>,
 ) -> Result<(), CopyError> {
-    for child in children(dir, &e.path, &e.rel, withheld)? {
+    for child in children(dir, &e.path, &e.rel, at)? {
         if child.meta.is_dir() {
+            let before = out.len();
             let sub = open_dir(dir, &child)?;
-            walk_below(&sub, &child, withheld, out)?;
+            walk_below(&sub, &child, at, out)?;
+            if child.parent_only && out.len() == before {
+                continue;
+            }
         }
         out.push(child);
     }
@@ -273,7 +428,7 @@ fn children(
     dir: &fs::File,
     dir_path: &Path,
     prefix: &str,
-    withheld: &Withheld,
+    at: &Under<'_>,
 ) -> Result<Vec<Entry>, CopyError> {
     let raw = |e: rustix::io::Errno| io::Error::from(e);
     let mut out = Vec::new();
@@ -287,7 +442,20 @@ fn children(
         let stat = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| err(&path)(raw(e)))?;
         let meta = Stat::of_raw(&stat);
-        if withheld.holds(&meta) {
+        if at.withheld.holds(&meta) {
+            continue;
+        }
+        let name_str = name.to_string_lossy();
+        let rel = if prefix.is_empty() {
+            name_str.into_owned()
+        } else {
+            format!("{prefix}/{name_str}")
+        };
+        let verdict = match at.withheld.never.is_empty() && at.withheld.ignore.is_empty() {
+            true => Verdict::In,
+            false => at.withheld.verdict(&under_root(at.base, &rel), &meta),
+        };
+        if verdict == Verdict::Out {
             continue;
         }
         let link = match meta.is_symlink() {
@@ -298,17 +466,12 @@ fn children(
             }
             false => None,
         };
-        let name = name.to_string_lossy();
-        let rel = if prefix.is_empty() {
-            name.into_owned()
-        } else {
-            format!("{prefix}/{name}")
-        };
         out.push(Entry {
             rel,
             path,
             meta,
             link,
+            parent_only: verdict == Verdict::ParentOnly,
         });
     }
     Ok(out)
@@ -1181,6 +1344,8 @@ mod tests {
 
     const W: Withheld = Withheld {
         files: BTreeSet::new(),
+        never: BTreeSet::new(),
+        ignore: KilnIgnore::EMPTY,
     };
 
     const ROOT: Ownership = Ownership {
@@ -1331,5 +1496,264 @@ mod tests {
             "{:?}",
             cache.files
         );
+    }
+}
+
+#[cfg(test)]
+mod ignore_tests {
+    //! `.kilnignore` and the files kiln reads itself, as the walk applies them.
+
+    use super::*;
+
+    /// A tree of `files` (a trailing `/` makes a directory) under a temp dir.
+    fn tree(files: &[&str]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for f in files {
+            let p = d.path().join(f.trim_end_matches('/'));
+            match f.ends_with('/') {
+                true => fs::create_dir_all(&p).unwrap(),
+                false => {
+                    fs::create_dir_all(p.parent().unwrap()).unwrap();
+                    fs::write(&p, f).unwrap();
+                }
+            }
+        }
+        d
+    }
+
+    fn left(ignore: &str) -> Withheld {
+        Withheld::default()
+            .ignoring(KilnIgnore::parse(ignore).unwrap())
+            .never_copying("kiln.yaml")
+            .never_copying(".kilnignore")
+    }
+
+    /// The paths a copy of `source` takes, under the source.
+    fn walked(dir: &Path, source: &str, w: &Withheld) -> Vec<String> {
+        let keyed = keyed(dir, source, w).unwrap();
+        keyed
+            .lines
+            .unwrap()
+            .into_iter()
+            .map(|(rel, _)| rel)
+            .filter(|r| !r.is_empty())
+            .collect()
+    }
+
+    /// (tree, .kilnignore, source, what the copy takes).
+    #[test]
+    fn copies_leave_out_what_kilnignore_names() {
+        let files = [
+            "kiln.yaml",
+            ".kilnignore",
+            "a/keep",
+            "a/other",
+            "a/b/keep",
+            "node_modules/x/index.js",
+            "src/main.rs",
+            "src/target/debug/out",
+            "target/out",
+            "x.log",
+            "src/y.log",
+            "d/sub/f",
+            "e/",
+        ];
+        let rows: &[(&str, &str, &[&str])] = &[
+            (
+                "",
+                ".",
+                &[
+                    "a",
+                    "a/b",
+                    "a/b/keep",
+                    "a/keep",
+                    "a/other",
+                    "d",
+                    "d/sub",
+                    "d/sub/f",
+                    "e",
+                    "node_modules",
+                    "node_modules/x",
+                    "node_modules/x/index.js",
+                    "src",
+                    "src/main.rs",
+                    "src/target",
+                    "src/target/debug",
+                    "src/target/debug/out",
+                    "src/y.log",
+                    "target",
+                    "target/out",
+                    "x.log",
+                ],
+            ),
+            (
+                "node_modules\ntarget\n*.log\na\nd\ne",
+                ".",
+                &[
+                    "src",
+                    "src/main.rs",
+                    "src/target",
+                    "src/target/debug",
+                    "src/target/debug/out",
+                    "src/y.log",
+                ],
+            ),
+            (
+                "**/target\n**/*.log\na\nd\ne\nnode_modules",
+                ".",
+                &["src", "src/main.rs"],
+            ),
+            (
+                "*\n!src\n",
+                ".",
+                &[
+                    "src",
+                    "src/main.rs",
+                    "src/target",
+                    "src/target/debug",
+                    "src/target/debug/out",
+                    "src/y.log",
+                ],
+            ),
+            // An exception under an excluded directory brings back its file
+            // and the directory as its parent; `a/b` stays out (Docker does
+            // not walk into it for `!a/**/keep`), as does `d`, whose
+            // exception names nothing that exists.
+            (
+                "a\n!a/keep\n!a/**/keep\nd\n!d/missing\nsrc/*\n!src/main.rs\nnode_modules\ntarget\ne\nx.log",
+                ".",
+                &["a", "a/keep", "src", "src/main.rs"],
+            ),
+            // Paths are the root's, also when the copy is of a subdirectory.
+            ("src/target\n*.log", "src", &["main.rs", "y.log"]),
+            (
+                "src/*.log",
+                "src",
+                &["main.rs", "target", "target/debug", "target/debug/out"],
+            ),
+        ];
+        let d = tree(&files);
+        for (ignore, source, want) in rows {
+            assert_eq!(
+                walked(d.path(), source, &left(ignore)),
+                *want,
+                "{ignore:?} copying {source:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_source_left_out_is_an_error_naming_the_line() {
+        let d = tree(&["a/f", "b/keep", "kiln.yaml", "c"]);
+        let w = left("# comment\na\nb\n!b/keep\nc\n");
+        match keyed(d.path(), "a/f", &w) {
+            Err(CopyError::Ignored { line: 2, rel, .. }) => assert_eq!(rel, "a/f"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            keyed(d.path(), "c", &w),
+            Err(CopyError::Ignored { line: 5, .. })
+        ));
+        assert!(matches!(
+            keyed(d.path(), "./kiln.yaml", &w),
+            Err(CopyError::NeverCopied { .. })
+        ));
+        // An excluded directory whose exception lets something back is copied.
+        assert_eq!(walked(d.path(), "b", &w), ["keep"]);
+        let message = keyed(d.path(), "a", &w).unwrap_err().to_string();
+        assert!(
+            message.contains("line 2 of `.kilnignore`")
+                && message.contains("hint: add an exception (`!a`)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_ignored_file_is_neither_keyed_nor_streamed() {
+        let d = tree(&["app/main", "app/secret.env", "app/cache/blob"]);
+        let w = left("app/*.env\napp/cache\n");
+        let k = keyed(d.path(), "app", &w).unwrap();
+        let mut tar = tar::Builder::new(Vec::new());
+        let own = Ownership {
+            uid: 0,
+            gid: 0,
+            file_mode: None,
+        };
+        append_to_tar(&mut tar, d.path(), "app", "/x", own, &w, &k).unwrap();
+        let bytes = tar.into_inner().unwrap();
+        let mut names = Vec::new();
+        for e in tar::Archive::new(&bytes[..]).entries().unwrap() {
+            names.push(e.unwrap().path().unwrap().display().to_string());
+        }
+        let names: Vec<&str> = names.iter().map(|n| n.trim_end_matches('/')).collect();
+        assert_eq!(names, ["x", "x/main"]);
+        // Editing an ignored file changes no key.
+        fs::write(d.path().join("app/secret.env"), "TOKEN=other").unwrap();
+        fs::write(d.path().join("app/cache/blob"), "new").unwrap();
+        assert_eq!(keyed(d.path(), "app", &w).unwrap().digest, k.digest);
+        assert_ne!(
+            keyed(d.path(), "app", &Withheld::default()).unwrap().digest,
+            k.digest
+        );
+    }
+
+    /// The digest caches key by path: a tree or file they know must still
+    /// be read again when `.kilnignore` changes what the copy takes, and a
+    /// file left out is never served into a digest.
+    #[test]
+    fn the_digest_caches_follow_kilnignore_edits() {
+        let d = tree(&["src/a", "src/b"]);
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        for f in ["src/a", "src/b"] {
+            let p = d.path().join(f);
+            fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        let path = d.path().join("cache/digests.json");
+        let mut cache = DigestCache::load(&path);
+        // Pretend every record was made long after the files last changed.
+        let tree_all = walk(d.path(), "src", &Withheld::default()).unwrap();
+        let mut files = FileDigests::default();
+        for e in tree_all.entries.iter().filter(|e| e.meta.is_file()) {
+            let sha = file_digest(&tree_all, e).unwrap();
+            files
+                .files
+                .insert(e.path.display().to_string(), (file_print(&e.meta).0, sha));
+        }
+        cache.entries.insert(
+            d.path().join("src").display().to_string(),
+            (fingerprint(&tree_all.entries).0, "cached".into()),
+        );
+        cache.files = Some(files);
+        let none = Withheld::default();
+        assert_eq!(
+            cache.digest(d.path(), "src", &none).unwrap(),
+            "cached",
+            "served from the cache"
+        );
+        let no_b = left("src/b");
+        let fresh = digest(d.path(), "src", &no_b).unwrap();
+        assert_eq!(
+            cache.digest(d.path(), "src", &no_b).unwrap(),
+            fresh,
+            "the tree cache does not serve the set it recorded for another"
+        );
+        let b = d.path().join("src/b").display().to_string();
+        let files = &cache.files.as_ref().unwrap().files;
+        assert!(
+            !files.contains_key(&b),
+            "a file left out keeps no record: {files:?}"
+        );
+        // `b` changes while it is left out: no digest sees it, and lifting
+        // the pattern reads its new bytes, not the per-file record of it.
+        fs::write(d.path().join("src/b"), "B").unwrap();
+        assert_eq!(cache.digest(d.path(), "src", &no_b).unwrap(), fresh);
+        let all = digest(d.path(), "src", &none).unwrap();
+        assert_eq!(cache.digest(d.path(), "src", &none).unwrap(), all);
+        assert_ne!(all, fresh);
     }
 }

@@ -6,6 +6,7 @@ pub mod beneath;
 pub mod bootstrap;
 pub mod copies;
 pub mod io;
+pub mod kiln_ignore;
 pub mod repo;
 pub mod tool;
 pub mod unpack;

@@ -38,13 +38,20 @@ pub enum RepoError {
         #[source]
         source: io::Error,
     },
-    #[error("`git {op}` failed for `{url}`{}: {stderr}{}", at_ref(.git_ref), git_hint(.op))]
+    #[error("`git {op}` failed for `{url}`{}: {stderr}{}", at_ref(.git_ref), git_hint(.op, .local.as_deref()))]
     Git {
         op: String,
         url: String,
         git_ref: Option<String>,
         stderr: String,
+        /// The directory, when `url` is a local path or a `file://` URL:
+        /// then no credentials or network are involved, and the hint says so.
+        local: Option<PathBuf>,
     },
+    #[error("repo `{url}`: the path `{}` does not exist\nhint: a local repo is a path relative to the habitat directory, or an absolute one", .path.display())]
+    LocalMissing { url: String, path: PathBuf },
+    #[error("repo `{url}`: `{}` is not a git repository\nhint: name the repository's own directory (the one holding `.git`), or run `git init` there", .path.display())]
+    NotARepo { url: String, path: PathBuf },
     #[error("ref `{git_ref}` does not exist in `{url}`\nhint: {hint}")]
     RefNotFound {
         url: String,
@@ -76,11 +83,68 @@ fn at_ref(git_ref: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-fn git_hint(op: &str) -> &'static str {
-    if op.starts_with("ls-remote") || op.starts_with("clone") || op.starts_with("fetch") {
-        "\nhint: kiln runs git as you, without prompting; check that `git ls-remote URL` works in your shell (credentials, ssh keys, network)"
-    } else {
-        ""
+fn git_hint(op: &str, local: Option<&Path>) -> String {
+    if !(op.starts_with("ls-remote") || op.starts_with("clone") || op.starts_with("fetch")) {
+        return String::new();
+    }
+    match local {
+        Some(dir) => format!(
+            "\nhint: `{}` is a directory on this host, not a remote: check that it is a git repository (`git -C {} log -1` works)",
+            dir.display(),
+            dir.display()
+        ),
+        None => "\nhint: kiln runs git as you, without prompting; check that `git ls-remote URL` works in your shell (credentials, ssh keys, network)".to_string(),
+    }
+}
+
+/// The directory a repo URL names on this host: a path, or a `file://` URL.
+fn local_dir(url: &str, located: &str) -> Option<PathBuf> {
+    if let Some(path) = url.strip_prefix("file://") {
+        return Some(PathBuf::from(path));
+    }
+    (!Repo::is_remote_url(url)).then(|| PathBuf::from(located))
+}
+
+/// `e` with the local directory of `url` noted, so its wording fits: git
+/// words every failure as a remote's ("check your access rights"), which
+/// for a directory on this host misleads.
+fn noted_local(e: RepoError, local: Option<&Path>) -> RepoError {
+    let Some(dir) = local else { return e };
+    match e {
+        RepoError::Git { url, stderr, .. }
+            if stderr.contains("does not appear to be a git repository") =>
+        {
+            RepoError::NotARepo {
+                url,
+                path: dir.to_path_buf(),
+            }
+        }
+        RepoError::Git {
+            op,
+            url,
+            git_ref,
+            stderr,
+            local: None,
+        } => RepoError::Git {
+            op,
+            url,
+            git_ref,
+            stderr: stderr
+                .lines()
+                .filter(|l| {
+                    !matches!(
+                        l.trim(),
+                        "fatal: Could not read from remote repository."
+                            | "Please make sure you have the correct access rights"
+                            | "and the repository exists."
+                            | ""
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            local: Some(dir.to_path_buf()),
+        },
+        other => other,
     }
 }
 
@@ -124,6 +188,24 @@ impl RepoCache {
         if let Some(sha) = local_branch(Path::new(&remote.arg), git_ref) {
             return Ok(sha);
         }
+        let local = local_dir(url, &locate(url, habitat_dir));
+        if let Some(dir) = local.as_deref().filter(|d| !d.exists()) {
+            return Err(RepoError::LocalMissing {
+                url: shown(url),
+                path: dir.to_path_buf(),
+            });
+        }
+        self.resolve_remote(url, git_ref, &remote)
+            .map_err(|e| noted_local(e, local.as_deref()))
+    }
+
+    /// [`Self::resolve`] by asking git.
+    fn resolve_remote(
+        &self,
+        url: &str,
+        git_ref: Option<&str>,
+        remote: &Remote,
+    ) -> Result<String, RepoError> {
         let Some(r) = git_ref else {
             let out = self.git_ok(url, None, "ls-remote", None, |c| {
                 remote.authorize(c);
@@ -155,14 +237,14 @@ impl RepoCache {
         }
         if is_hex(r)
             && r.len() >= 4
-            && let Some(sha) = self.expand_abbrev(url, &remote, r)?
+            && let Some(sha) = self.expand_abbrev(url, remote, r)?
         {
             return Ok(sha);
         }
         Err(RepoError::RefNotFound {
             url: shown(url),
             git_ref: r.to_string(),
-            hint: self.ref_hint(&remote),
+            hint: self.ref_hint(remote),
         })
     }
 
@@ -271,6 +353,12 @@ impl RepoCache {
             c.args(["rev-parse", "--verify", "--quiet", &tracking]);
         });
         matches!(found, Ok(out) if out.status.success()).then(|| branch.to_string())
+    }
+
+    /// The mirror directory of `url` as a habitat in `habitat_dir` names it
+    /// (what `cache status` counts as that habitat's).
+    pub fn mirror_for(&self, url: &str, habitat_dir: &Path) -> PathBuf {
+        self.mirror_path(&Remote::new(url, habitat_dir).arg)
     }
 
     /// The mirror directory for a located remote (named without its
@@ -486,6 +574,7 @@ impl RepoCache {
                 url: shown(url),
                 git_ref: git_ref.map(str::to_string),
                 stderr: credentials_hidden(stderr.trim()).into_owned(),
+                local: None,
             });
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())

@@ -365,6 +365,18 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "give the 64 hex digits that `sha256sum FILE` prints",
     ),
     (
+        "sha256 written as Docker writes a digest",
+        "name: x\nbuild:\n  base: { image: debian }\n  tools: [{ name: jq, source: jq, sha256: \"sha256:5942c9b0934e510ee61eb3e30273f1b3fe2590df93933a93d7c58b81d19c8ff5\" }]\n",
+        "4:43: `build.tools[0].sha256` is not a sha256 digest",
+        "drop the `sha256:` prefix: `sha256: 5942c9b0934e510ee61eb3e30273f1b3fe2590df93933a93d7c58b81d19c8ff5`",
+    ),
+    (
+        "sha256 with a prefix but too short",
+        "name: x\nbuild:\n  base: { image: debian }\n  tools: [{ name: jq, source: jq, sha256: \"sha256:abc\" }]\n",
+        "4:43: `build.tools[0].sha256` is not a sha256 digest",
+        "give the 64 hex digits that `sha256sum FILE` prints",
+    ),
+    (
         "sha256 that is not hex",
         "name: x\nbuild:\n  base: { image: debian }\n  tools: [{ name: jq, source: jq, sha256: zz42c9b0934e510ee61eb3e30273f1b3fe2590df93933a93d7c58b81d19c8ff5 }]\n",
         "4:43: `build.tools[0].sha256` is not a sha256 digest",
@@ -905,7 +917,9 @@ fn schema_has_the_top_level_properties_and_descriptions() {
             "secrets",
             "instances",
             "services",
-            "include"
+            "cache",
+            "include",
+            "registry"
         ]
     );
     assert_eq!(schema["required"], serde_json::json!(["name"]));

@@ -242,6 +242,55 @@ fn a_base_habitats_users_are_known_without_declaring_them_again() {
     );
 }
 
+#[test]
+fn a_fragments_directory_copy_leaves_out_its_files_and_what_its_kilnignore_names() {
+    let dir = tree(&[
+        (
+            "app/kiln.yaml",
+            "name: app\ninclude: [../shared/kiln.yaml]\nbuild: { base: { image: busybox } }\n",
+        ),
+        // The habitat's ignore file is for the habitat's own copies.
+        ("app/.kilnignore", "*.log\n"),
+        (
+            "shared/kiln.yaml",
+            "include: [more.yaml]\nbuild:\n  files: { copies: [{ source: ., dest: /etc/shared }] }\n",
+        ),
+        ("shared/more.yaml", "description: more\n"),
+        ("shared/.kilnignore", "*.tmp\n"),
+        ("shared/keep.txt", "keep\n"),
+        ("shared/x.tmp", "scratch\n"),
+        ("shared/y.log", "log\n"),
+    ]);
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    let h = config::load(&root.join("app")).unwrap_or_else(|d| panic!("{d}"));
+    let copy = &h.config.build.files.as_ref().unwrap().copies[0];
+    let (r, below) = copy.in_root();
+    let shared = h.root_dir(r);
+    let withheld = Withheld::for_root(&h, &shared).unwrap_or_else(|d| panic!("{d}"));
+    let keyed = copies::keyed(&shared, below, &withheld).expect("keyed");
+    let own = copies::Ownership {
+        uid: 0,
+        gid: 0,
+        file_mode: None,
+    };
+    let mut tar = tar::Builder::new(Vec::new());
+    copies::append_to_tar(&mut tar, &shared, below, &copy.dest, own, &withheld, &keyed)
+        .expect("tar");
+    let bytes = tar.into_inner().unwrap();
+    let mut archive = tar::Archive::new(&bytes[..]);
+    let mut names: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["etc/shared/", "etc/shared/keep.txt", "etc/shared/y.log"],
+        "{names:?}"
+    );
+}
+
 /// One piece of a config, written either in the fragment `sub/kiln.yaml`
 /// or in the `kiln.yaml`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -308,6 +357,7 @@ fn keys(h: &Habitat) -> Vec<String> {
         },
         copies,
         repos: vec![],
+        init: None,
     };
     KeyChain::compute(&h.config, &facts)
         .0

@@ -137,3 +137,23 @@ fn control_characters_are_escaped() {
         render("name: \"x\\e]0;pwned\\a\"\n\"k\\e[31m\": 1\nbuild:\n  base: { image: debian }\n"),
     );
 }
+
+/// Bug: `sha256: sha256:HEX` (a digest as Docker writes it) was refused
+/// without saying that only the prefix is wrong.
+#[test]
+fn regression_a_sha256_with_its_prefix_is_refused_with_a_hint_to_drop_it() {
+    assert_rendered(
+        "sha256_with_its_prefix",
+        render(
+            "\
+name: demo
+build:
+  base: { image: debian:bookworm-slim }
+  tools:
+    - name: jq
+      source: https://example.com/jq
+      sha256: sha256:5942c9b0934e510ee61eb3e30273f1b3fe2590df93933a93d7c58b81d19c8ff5
+",
+        ),
+    );
+}

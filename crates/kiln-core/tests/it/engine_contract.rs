@@ -11,7 +11,9 @@ use std::io::Read;
 use bytes::Bytes;
 use kiln_core::engine::docker::DockerEngine;
 use kiln_core::engine::fake::{FakeEngine, FakeRun};
-use kiln_core::engine::{CommitSpec, ContainerSpec, Engine, EngineError, ImageConfig, Stream};
+use kiln_core::engine::{
+    CommitSpec, ContainerSpec, Engine, EngineError, Healthcheck, ImageConfig, Stream,
+};
 use kiln_core::image::labels::{LABEL_HABITAT, LABEL_PHASE};
 use kiln_core::testing::{BUSYBOX_PATH, TestScope, busybox_image, scoped, unique};
 
@@ -392,6 +394,14 @@ async fn commit_gives_exactly_the_config<E: Engine>(engine: &E) {
             working_dir: Some("/tmp".to_string()),
             exposed_ports: strings(&["3000/tcp", "53/udp"]),
             labels,
+            // A zero (the start period) is Docker's default, and left out.
+            healthcheck: Some(Healthcheck {
+                test: strings(&["CMD", "/.kiln/init", "health"]),
+                interval_ns: 2_000_000_000,
+                timeout_ns: 5_000_000_000,
+                start_period_ns: 0,
+                retries: 3,
+            }),
         };
         let image = engine
             .commit(&CommitSpec {
@@ -824,6 +834,8 @@ async fn load_of_a_config_only_archive_reuses_the_parent_layers<E: Engine>(engin
         let mut config = parent.config.clone();
         config.env.push("LOADED=yes".to_string());
         config.labels = scope.labels();
+        // What the final phase of an image with services sets.
+        config.healthcheck = Some(kiln_core::image::init::healthcheck(60_000));
         let archive = kiln_core::image::archive::config_only(
             &kiln_core::image::archive::ParentImage {
                 layers: parent.layers.clone(),
@@ -843,6 +855,11 @@ async fn load_of_a_config_only_archive_reuses_the_parent_layers<E: Engine>(engin
             .expect("the image has the predicted id");
         assert!(loaded.config.env.contains(&"LOADED=yes".to_string()));
         assert_eq!(loaded.layers, parent.layers);
+        assert_eq!(loaded.config.healthcheck, config.healthcheck);
+        // Read back, the config rebuilds the id: kiln knows the image as its own.
+        assert!(kiln_core::image::archive::is_kiln_image(
+            &loaded, "contract"
+        ));
         let id = engine
             .create_container(&spec(&archive.image_id, &scope, &["true"]))
             .await

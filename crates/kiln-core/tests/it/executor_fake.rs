@@ -154,7 +154,11 @@ fn lines(events: &[Event]) -> Vec<String> {
             Event::BuildStart { habitat } => format!("build_start {habitat}"),
             Event::Waiting { habitat, holder } => format!("waiting {habitat} {holder}"),
             Event::Note { message } => format!("note {message}"),
+            Event::Pruned {
+                habitat, removed, ..
+            } => format!("pruned {habitat} {}", removed.len()),
             Event::PhaseStart { phase } => format!("start {}", phase.tag()),
+            Event::Pulling { phase, reference } => format!("pull {} {reference}", phase.tag()),
             Event::PhaseLog {
                 phase,
                 stream,
@@ -174,6 +178,8 @@ fn lines(events: &[Event]) -> Vec<String> {
             Event::BuildEnd { ok, image, .. } => {
                 format!("build_end ok={ok} {}", image.as_deref().unwrap_or("-"))
             }
+            // A build reports no push.
+            other => format!("unexpected {other:?}"),
         })
         .collect()
 }

@@ -224,9 +224,14 @@ async fn regression_a_secret_file_in_a_copied_directory_never_reaches_an_image()
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(host_bytes_in_images(&engine), Vec::<String>::new());
     let files = engine.image_files(&built.image).expect("the final image");
-    for copied in ["/etc/app/app.ini", "/work/files/motd", "/work/kiln.yaml"] {
+    for copied in ["/etc/app/app.ini", "/work/files/motd"] {
         assert!(files.contains_key(copied), "{copied} was not copied");
     }
+    // SPEC §2.1: the config itself is never copied, even with its directory.
+    assert!(
+        !files.contains_key("/work/kiln.yaml"),
+        "kiln.yaml was copied"
+    );
 
     let withheld = Withheld::secret_files(&dir, &loaded.config.secrets);
     let mut tar = tar::Builder::new(Vec::new());

@@ -138,18 +138,15 @@ fn a_missing_ref_names_the_url_the_ref_and_what_exists() {
 }
 
 #[test]
-fn a_missing_repository_gives_gits_stderr() {
+fn a_missing_local_repository_says_the_path_does_not_exist() {
     let f = Fixture::new();
     let err = f
         .cache
         .resolve("nope", Some("main"), &f.habitat)
         .expect_err("no repo");
     let msg = err.to_string();
-    assert!(msg.contains("`nope`") && msg.contains("`main`"), "{msg}");
     assert!(
-        msg.to_lowercase()
-            .contains("does not appear to be a git repository")
-            || msg.contains("fatal"),
+        msg.contains("repo `nope`: the path `") && msg.contains("/habitat/nope` does not exist"),
         "{msg}"
     );
 }
@@ -583,4 +580,37 @@ fn a_branch_ref_is_checked_out_on_a_local_branch_and_a_tag_or_sha_detached() {
         git_ref: Some(&second),
     };
     assert_eq!(checked_out_branch(&f, &at), "HEAD");
+}
+
+/// Bug: a local repo path that is not a repository (or is gone by the time
+/// kiln resolves it) got git's "check your access rights" and kiln's
+/// credentials hint, as if it were a remote.
+#[test]
+fn regression_a_local_path_that_is_not_a_repo_says_so_not_credentials() {
+    let f = Fixture::new();
+    std::fs::create_dir_all(f.habitat.join("plain")).expect("mkdir");
+    let gone = f.habitat.join("gone");
+    let file_url = format!("file://{}", f.habitat.join("plain").display());
+    let cases = [
+        ("plain", "is not a git repository"),
+        (file_url.as_str(), "is not a git repository"),
+        ("gone", "does not exist"),
+        (gone.to_str().expect("utf-8"), "does not exist"),
+    ];
+    for (url, want) in cases {
+        for r in [None, Some("main")] {
+            let err = f.cache.resolve(url, r, &f.habitat).expect_err("not a repo");
+            let text = err.to_string();
+            assert!(text.contains(want), "{url} {r:?}: {text}");
+            for wrong in ["credentials", "access rights", "ssh keys"] {
+                assert!(!text.contains(wrong), "{url} {r:?}: {text}");
+            }
+        }
+    }
+    // A remote keeps the remote's hint.
+    let err = f
+        .cache
+        .resolve("http://127.0.0.1:9/nothing.git", None, &f.habitat)
+        .expect_err("nothing listens on port 9");
+    assert!(err.to_string().contains("credentials"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! Property tests of the key chain (SPEC §5): an edit to one phase's config
 //! changes exactly that phase's key and every later one; reorderings of
 //! order-insensitive lists, comments, YAML style and `description` change none.
+//! `services:` and the init's digest are inputs of `final` only (SPEC §9).
 
 use kiln_core::Phase;
 use kiln_core::config::{self, Config};
@@ -68,6 +69,7 @@ fn facts() -> Facts {
         },
         copies: vec!["c0".into()],
         repos: vec!["1111111111111111111111111111111111111111".into()],
+        init: None,
     }
 }
 
@@ -238,9 +240,17 @@ fn neutral_rewrites() -> Vec<(&'static str, &'static str)> {
             "name: props\n",
             "name: props # a comment\n# another comment\n",
         ),
+        // `cache:` bounds what is kept, never what is built (SPEC §11).
+        ("name: props\n", "name: props\ncache: { keep: 0 }\n"),
+        ("name: props\n", "name: props\ncache:\n  keep: 12\n"),
         (
             "name: props\n",
             "name: props\ninstances:\n  defaults: { restart: always, persist: [/home/dev] }\n  members:\n    alice: { ports: [\"127.0.0.1:8081:3000\"] }\n",
+        ),
+        // `registry` is not a key input (SPEC §10).
+        (
+            "name: props\n",
+            "name: props\nregistry:\n  repository: ghcr.io/team/app\n  tags: [\"{branch}-{sha7}\", latest]\n  cache: true\n  retention: [{ match: \"pr-*\", keep: 20 }]\n",
         ),
         (
             "{ name: dev, uid: 1000, groups: [sudo, adm], shell: /bin/bash }",
@@ -328,6 +338,184 @@ proptest! {
         }
         let shuffled = text.replacen("apt: [curl, git, unzip]", &format!("apt: [{}]", apt.join(", ")), 1);
         let edited = keys(&parse(&shuffled), &facts());
+        prop_assert_eq!(first_changed(&base, &edited), earliest.map(Phase::index));
+    }
+}
+
+/// `BASE` with services (SPEC §9's example, shaped as an app with its database).
+fn with_services() -> String {
+    format!("{BASE}{SERVICES}")
+}
+
+const SERVICES: &str = r#"services:
+  initdb:
+    oneshot: true
+    creates: /var/lib/postgresql/data/PG_VERSION
+    user: postgres
+    command: "initdb -D /var/lib/postgresql/data"
+  postgres:
+    after: [initdb]
+    user: postgres
+    command: ["postgres", "-D", "/var/lib/postgresql/data", "-k", "/run/postgresql"]
+    ready: { command: "pg_isready -q -h /run/postgresql", timeout: 60s }
+    stop: { signal: SIGINT, grace: 30s }
+    restart: on-failure
+    env: { PGDATA: /var/lib/postgresql/data }
+  migrate:
+    oneshot: true
+    after: [postgres]
+    command: "/app/bin/migrate"
+"#;
+
+fn init_facts(digest: &str) -> Facts {
+    Facts {
+        init: Some(digest.to_string()),
+        ..facts()
+    }
+}
+
+/// Edits of `services:`, each of which means another container.
+fn service_edits() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (
+            "command: \"/app/bin/migrate\"",
+            "command: \"/app/bin/migrate --all\"",
+        ),
+        ("after: [postgres]", "after: [initdb]"),
+        ("timeout: 60s", "timeout: 90s"),
+        ("grace: 30s", "grace: 20s"),
+        ("signal: SIGINT", "signal: SIGTERM"),
+        ("restart: on-failure", "restart: always"),
+        (
+            "    restart: on-failure\n",
+            "    restart: on-failure\n    max_restarts: 2\n",
+        ),
+        ("PGDATA: /var/lib/postgresql/data", "PGDATA: /data"),
+        (
+            "creates: /var/lib/postgresql/data/PG_VERSION",
+            "creates: /data/PG_VERSION",
+        ),
+        (
+            "user: postgres\n    command: \"initdb",
+            "user: root\n    command: \"initdb",
+        ),
+        (
+            "  migrate:\n",
+            "  web:\n    after: [migrate]\n    command: \"/app/bin/web\"\n    ready: { http: \"http://127.0.0.1:8000/\" }\n  migrate:\n",
+        ),
+    ]
+}
+
+#[test]
+fn services_and_the_init_are_inputs_of_final_only() {
+    let plain = keys(&parse(BASE), &init_facts("sha256:i1"));
+    let with = keys(&parse(&with_services()), &init_facts("sha256:i1"));
+    assert_eq!(first_changed(&plain, &with), Some(Phase::Final.index()));
+    // A new init rebuilds final only, and only where there are services.
+    let new_init = keys(&parse(&with_services()), &init_facts("sha256:i2"));
+    assert_eq!(first_changed(&with, &new_init), Some(Phase::Final.index()));
+    assert_eq!(
+        first_changed(&plain, &keys(&parse(BASE), &facts())),
+        None,
+        "the init's digest is no input without services"
+    );
+    for (from, to) in service_edits() {
+        let text = with_services();
+        assert!(text.contains(from), "edit {from:?} does not apply");
+        let edited = keys(
+            &parse(&text.replacen(from, to, 1)),
+            &init_facts("sha256:i1"),
+        );
+        assert_eq!(
+            first_changed(&with, &edited),
+            Some(Phase::Final.index()),
+            "editing {from:?} -> {to:?}"
+        );
+    }
+}
+
+/// Rewrites of `services:` that give the init the same spec.
+fn neutral_service_rewrites() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("grace: 30s", "grace: 30000ms"),
+        ("timeout: 60s", "timeout: 1m"),
+        ("signal: SIGINT", "signal: int"),
+        // The defaults written out.
+        ("timeout: 60s }", "timeout: 60s, interval: 100ms }"),
+        (
+            "    restart: on-failure\n",
+            "    restart: on-failure\n    max_restarts: 5\n",
+        ),
+        // Key order, and the order services are declared in.
+        (
+            "stop: { signal: SIGINT, grace: 30s }",
+            "stop: { grace: 30s, signal: SIGINT }",
+        ),
+        (
+            "  migrate:\n    oneshot: true\n    after: [postgres]\n    command: \"/app/bin/migrate\"\n",
+            "",
+        ),
+    ]
+}
+
+#[test]
+fn neutral_service_rewrites_change_no_key() {
+    let with = keys(&parse(&with_services()), &init_facts("sha256:i1"));
+    for (from, to) in neutral_service_rewrites() {
+        let text = with_services();
+        assert!(text.contains(from), "rewrite {from:?} does not apply");
+        let mut edited = text.replacen(from, to, 1);
+        if to.is_empty() {
+            // Moved, not removed: declared first instead of last.
+            edited = edited.replacen(
+                "services:\n",
+                "services:\n  migrate:\n    oneshot: true\n    after: [postgres]\n    command: \"/app/bin/migrate\"\n",
+                1,
+            );
+        }
+        assert_eq!(
+            first_changed(&with, &keys(&parse(&edited), &init_facts("sha256:i1"))),
+            None,
+            "rewriting {from:?} -> {to:?}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Any subset of phase edits and service edits together invalidates from
+    /// the earliest edited phase, final when only services changed; a grace
+    /// spelt in ms or s is one key.
+    #[test]
+    fn random_service_edits_invalidate_final_only(
+        phase_mask in 0u32..(1 << 8),
+        service_mask in 0u32..(1 << 11),
+        grace_s in 1u64..600,
+        in_ms in any::<bool>(),
+    ) {
+        let spelt = |text: &str| {
+            let grace = if in_ms { format!("{}ms", grace_s * 1000) } else { format!("{grace_s}s") };
+            text.replacen("grace: 30s", &format!("grace: {grace}"), 1)
+        };
+        let original = with_services().replacen("grace: 30s", &format!("grace: {grace_s}s"), 1);
+        let base = keys(&parse(&original), &init_facts("sha256:i1"));
+        let mut text = with_services();
+        let mut earliest: Option<Phase> = None;
+        for (i, (phase, from, to)) in edits().into_iter().take(8).enumerate() {
+            if phase_mask & (1 << i) != 0 && text.contains(from) {
+                text = text.replacen(from, to, 1);
+                earliest = Some(earliest.map_or(phase, |e| e.min(phase)));
+            }
+        }
+        for (i, (from, to)) in service_edits().into_iter().enumerate() {
+            // The grace edit would undo the generated grace: left to the table.
+            if service_mask & (1 << i) != 0 && from != "grace: 30s" && text.contains(from) {
+                text = text.replacen(from, to, 1);
+                earliest = Some(earliest.map_or(Phase::Final, |e| e.min(Phase::Final)));
+            }
+        }
+        let edited = keys(&parse(&spelt(&text)), &init_facts("sha256:i1"));
         prop_assert_eq!(first_changed(&base, &edited), earliest.map(Phase::index));
     }
 }

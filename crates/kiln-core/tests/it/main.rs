@@ -14,10 +14,14 @@ mod plan_cases;
 mod services_cases;
 
 mod engine_contract;
+mod registry_config;
 mod registry_contract;
+mod registry_ops;
 mod registry_policy;
+mod registry_push;
 
 mod cache_oracle;
+mod cache_prune;
 
 mod host_bootstrap;
 mod host_copies;

@@ -21,7 +21,7 @@ use kiln_core::image::labels::{
 };
 use kiln_core::image::names;
 use kiln_core::keys::{BaseFact, Facts, KeyChain, canonical};
-use kiln_core::plan::{Action, Plan, PlanOptions, Snapshots};
+use kiln_core::plan::{Action, Plan, PlanOptions, RemoteHits, Snapshots};
 
 const NAME: &str = "plan";
 
@@ -101,6 +101,7 @@ impl State {
                 },
                 copies,
                 repos,
+                init: None,
             },
         }
     }
@@ -225,7 +226,40 @@ impl Listing {
 /// `6-setup: build (config changed: setup.commands.root[0])`.
 fn plan(listing: &Listing, now: &State, opts: PlanOptions) -> String {
     let snaps = Snapshots::from_images(NAME, &listing.summaries());
-    let plan = Plan::new(&now.chain(), &snaps, opts);
+    render(&Plan::new(&now.chain(), &snaps, opts))
+}
+
+/// The plan of `now` against `listing` when the registry holds the
+/// `cache-KEY` snapshots of the phases `remote` (of `now`'s chain, or of
+/// another state's: a key that is not `now`'s matches nothing).
+fn plan_remote(
+    listing: &Listing,
+    now: &State,
+    opts: PlanOptions,
+    remote: &[(&State, Phase)],
+) -> String {
+    let snaps = Snapshots::from_images(NAME, &listing.summaries());
+    let hits: RemoteHits = remote
+        .iter()
+        .map(|(state, phase)| {
+            let key = state.chain().get(*phase).key.to_string();
+            let reference = format!("reg/app@{}", phase.tag());
+            (key, reference)
+        })
+        .collect();
+    let chain = now.chain();
+    let plan = Plan::with_remote(&chain, &snaps, opts, &hits);
+    // What the registry could replace is what the local plan builds, deepest first.
+    let local = Plan::new(&chain, &snaps, opts);
+    let candidates = local.remote_candidates(opts);
+    assert!(
+        candidates.windows(2).all(|w| w[0].0 > w[1].0),
+        "{candidates:?}"
+    );
+    render(&plan)
+}
+
+fn render(plan: &Plan) -> String {
     let lines: Vec<String> = plan
         .phases
         .iter()
@@ -237,13 +271,28 @@ fn plan(listing: &Listing, now: &State, opts: PlanOptions) -> String {
                 }
                 Action::Build => format!("build ({})", p.reason),
                 Action::Skip => format!("skip ({})", p.reason),
+                Action::Pull { reference } => format!("pull {reference} ({})", p.reason),
+                Action::Within { phase, pulled } => {
+                    let how = if *pulled { "pulled" } else { "here" };
+                    format!("within {} {how} ({})", phase.tag(), p.reason)
+                }
             };
             format!("{}: {action}", p.phase.tag())
         })
         .collect();
     assert_eq!(
         plan.all_cached(),
-        !plan.phases.iter().any(|p| p.action == Action::Build)
+        !plan
+            .phases
+            .iter()
+            .any(|p| matches!(p.action, Action::Build | Action::Pull { .. }))
+    );
+    assert!(
+        plan.phases
+            .iter()
+            .filter(|p| matches!(p.action, Action::Pull { .. }))
+            .count()
+            <= 1
     );
     lines.join("\n")
 }
@@ -728,4 +777,172 @@ fn regression_verify_reason_is_not_no_snapshot_yet_on_a_rebuild() {
             "10-final: build (after verify rebuilt)",
         ],
     );
+}
+
+// The registry's snapshot cache (`registry.cache`): `Plan::with_remote`.
+
+const EVERY: [Phase; 10] = Phase::ALL;
+
+#[test]
+fn an_empty_engine_whose_registry_holds_every_snapshot_pulls_the_final_one_only() {
+    let full = State::new(FULL);
+    let all: Vec<(&State, Phase)> = EVERY.iter().map(|p| (&full, *p)).collect();
+    let within = |p: &str| format!("{p}: within 10-final pulled (within 10-final's snapshot)");
+    let mut expected: Vec<String> = EVERY[..9].iter().map(|p| within(&p.tag())).collect();
+    expected
+        .push("10-final: pull reg/app@10-final (no snapshot yet; the registry holds it)".into());
+    assert_eq!(
+        plan_remote(&Listing::default(), &full, no_options(), &all),
+        expected.join("\n")
+    );
+}
+
+#[test]
+fn a_tools_edit_pulls_repos_and_builds_tools_to_final() {
+    let full = State::new(FULL);
+    let edited = full.edit("hello, source", "hello2, source");
+    let pushed: Vec<(&State, Phase)> = EVERY.iter().map(|p| (&full, *p)).collect();
+    assert_eq!(
+        plan_remote(&Listing::default(), &edited, no_options(), &pushed),
+        [
+            "1-base: within 7-repos pulled (within 7-repos's snapshot)",
+            "2-users: within 7-repos pulled (within 7-repos's snapshot)",
+            "3-env: within 7-repos pulled (within 7-repos's snapshot)",
+            "4-habitat: within 7-repos pulled (within 7-repos's snapshot)",
+            "5-files: within 7-repos pulled (within 7-repos's snapshot)",
+            "6-setup: within 7-repos pulled (within 7-repos's snapshot)",
+            "7-repos: pull reg/app@7-repos (no snapshot yet; the registry holds it)",
+            "8-tools: build (no snapshot yet)",
+            "9-verify: build (no snapshot yet)",
+            "10-final: build (no snapshot yet)",
+        ]
+        .join("\n")
+    );
+}
+
+#[test]
+fn local_snapshots_before_the_pulled_one_stay_cached_and_a_skip_after_them_stays() {
+    // SPARSE: users, habitat, files, repos, tools, verify are not configured.
+    let sparse = State::new(SPARSE);
+    let edited = sparse.edit("echo built", "echo rebuilt");
+    let listing = Listing::after(&[("v1", &sparse)]);
+    let pushed = [(&edited, Phase::Setup)];
+    assert_eq!(
+        plan_remote(&listing, &edited, no_options(), &pushed),
+        [
+            "1-base: cached v1-1-base",
+            "2-users: skip (not configured)",
+            "3-env: cached v1-3-env",
+            "4-habitat: skip (not configured)",
+            "5-files: skip (not configured)",
+            "6-setup: pull reg/app@6-setup (config changed: setup.commands.root[0]; the registry holds it)",
+            "7-repos: skip (not configured)",
+            "8-tools: skip (not configured)",
+            "9-verify: skip (not configured)",
+            "10-final: build (after setup pulled)",
+        ]
+        .join("\n")
+    );
+}
+
+#[test]
+fn forced_phases_are_never_pulled_and_no_cache_ignores_the_registry() {
+    let full = State::new(FULL);
+    let all: Vec<(&State, Phase)> = EVERY.iter().map(|p| (&full, *p)).collect();
+    let rebuilt = plan_remote(&Listing::default(), &full, rebuild(Phase::Setup), &all);
+    assert!(
+        rebuilt.starts_with("1-base: within 5-files pulled"),
+        "{rebuilt}"
+    );
+    assert!(
+        rebuilt.contains("5-files: pull reg/app@5-files")
+            && rebuilt.contains("6-setup: build (forced by --rebuild setup)")
+            && rebuilt.contains("10-final: build (no snapshot yet)"),
+        "{rebuilt}"
+    );
+    let no_cache = PlanOptions {
+        rebuild_from: None,
+        no_cache: true,
+    };
+    assert_eq!(
+        plan_remote(&Listing::default(), &full, no_cache, &all),
+        plan(&Listing::default(), &full, no_cache)
+    );
+}
+
+#[test]
+fn keys_the_registry_holds_of_another_config_are_no_hit() {
+    let full = State::new(FULL);
+    let other = full.edit("GREETING=hello", "GREETING=bye");
+    let theirs: Vec<(&State, Phase)> = EVERY.iter().map(|p| (&other, *p)).collect();
+    let ours = Listing::after(&[("v1", &full)]);
+    // From env on every key differs: only base and users could match, and they are here.
+    assert_eq!(
+        plan_remote(&Listing::default(), &full, no_options(), &theirs[..2]),
+        [
+            "1-base: within 2-users pulled (within 2-users's snapshot)",
+            "2-users: pull reg/app@2-users (no snapshot yet; the registry holds it)",
+            "3-env: build (no snapshot yet)",
+            "4-habitat: build (no snapshot yet)",
+            "5-files: build (no snapshot yet)",
+            "6-setup: build (no snapshot yet)",
+            "7-repos: build (no snapshot yet)",
+            "8-tools: build (no snapshot yet)",
+            "9-verify: build (no snapshot yet)",
+            "10-final: build (no snapshot yet)",
+        ]
+        .join("\n")
+    );
+    assert_eq!(
+        plan_remote(&ours, &full, no_options(), &theirs),
+        ALL_CACHED_V1.join("\n")
+    );
+}
+
+#[test]
+fn after_a_pull_the_deep_local_snapshot_is_used_with_no_registry() {
+    let full = State::new(FULL);
+    // What an empty engine keeps after a build that pulled the final snapshot.
+    let mut listing = Listing::after(&[("v1", &full)]);
+    listing.images.retain(|(id, _)| id == "v1-10-final");
+    listing.tags.retain(|_, id| id == "v1-10-final");
+    let within = |p: &str| format!("{p}: within 10-final here (within 10-final's snapshot)");
+    let mut expected: Vec<String> = EVERY[..9].iter().map(|p| within(&p.tag())).collect();
+    expected.push("10-final: cached v1-10-final".into());
+    assert_eq!(
+        plan_remote(&listing, &full, no_options(), &[]),
+        expected.join("\n")
+    );
+    // The local planner alone would rebuild everything.
+    assert!(plan(&listing, &full, no_options()).starts_with("1-base: build"));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever subset of the chain the registry holds, an empty engine
+    /// pulls the deepest one, runs nothing before it, and builds every
+    /// phase after it.
+    #[test]
+    fn an_empty_engine_pulls_the_deepest_snapshot_the_registry_holds(held in proptest::collection::vec(proptest::bool::ANY, 10)) {
+        let full = State::new(FULL);
+        let remote: Vec<(&State, Phase)> = EVERY
+            .iter()
+            .zip(&held)
+            .filter(|(_, h)| **h)
+            .map(|(p, _)| (&full, *p))
+            .collect();
+        let text = plan_remote(&Listing::default(), &full, no_options(), &remote);
+        let lines: Vec<&str> = text.lines().collect();
+        let deepest = held.iter().rposition(|h| *h);
+        for (i, line) in lines.iter().enumerate() {
+            let expected = match deepest {
+                Some(d) if i < d => "within",
+                Some(d) if i == d => "pull",
+                _ => "build",
+            };
+            let tag = EVERY[i].tag();
+            proptest::prop_assert!(line.starts_with(&format!("{tag}: {expected}")), "{}", text);
+        }
+    }
 }

@@ -82,6 +82,7 @@ contract!(
     a_blob_whose_digest_is_wrong_is_refused,
     a_mount_links_a_blob_without_uploading_it,
     a_manifest_round_trips_by_tag_and_by_digest,
+    a_manifest_digest_is_looked_up_by_tag_and_by_digest,
     a_manifest_naming_a_missing_blob_is_refused,
     tags_are_listed_sorted_and_an_unknown_repository_has_none,
     a_second_tag_points_at_the_same_digest,
@@ -202,6 +203,23 @@ fn a_manifest_round_trips_by_tag_and_by_digest(kind: Kind) {
         .expect("by digest");
     assert_eq!(by_digest.bytes, m.bytes);
     assert_eq!(r.manifest_get(&repo, "v2").expect("get"), None);
+}
+
+fn a_manifest_digest_is_looked_up_by_tag_and_by_digest(kind: Kind) {
+    let r = start(kind, true);
+    let repo = repo();
+    assert_eq!(r.manifest_digest(&repo, "cache-0").expect("head"), None);
+    let m = image(&*r, &repo, &[b"looked up"]);
+    r.manifest_put(&repo, "cache-0", &m).expect("put");
+    assert_eq!(
+        r.manifest_digest(&repo, "cache-0").expect("head"),
+        Some(m.digest.clone())
+    );
+    assert_eq!(
+        r.manifest_digest(&repo, &m.digest).expect("head"),
+        Some(m.digest.clone())
+    );
+    assert_eq!(r.manifest_digest(&repo, "cache-1").expect("head"), None);
 }
 
 fn a_manifest_naming_a_missing_blob_is_refused(kind: Kind) {

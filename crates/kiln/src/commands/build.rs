@@ -4,6 +4,7 @@
 use kiln_core::config::Habitat;
 use kiln_core::engine::docker::DockerEngine;
 use kiln_core::executor::{self, BuildOptions, Built};
+use kiln_core::report::Reporter;
 
 use super::Outcome;
 use super::interrupt::interruptible;
@@ -30,6 +31,16 @@ pub async fn built(
     progress: Progress,
 ) -> Result<Built, Failure> {
     let mut reporter = progress.reporter();
-    let fut = executor::build(engine, habitat, opts, reporter.as_mut());
+    built_reporting(engine, habitat, opts, reporter.as_mut()).await
+}
+
+/// [`built`] into a reporter the caller keeps (`push` reports on after it).
+pub async fn built_reporting(
+    engine: &DockerEngine,
+    habitat: &Habitat,
+    opts: &BuildOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<Built, Failure> {
+    let fut = executor::build(engine, habitat, opts, reporter);
     interruptible(engine, fut).await?.map_err(Failure::Build)
 }

@@ -1,4 +1,5 @@
-//! `kiln check`: validate the config; every problem is reported by `load`.
+//! `kiln check`: validate the config (every problem is reported by `load`),
+//! then the habitat directory's `.kilnignore`.
 
 use std::path::Path;
 
@@ -8,6 +9,7 @@ use crate::render::stdout::err;
 
 pub fn run(path: &Path) -> Outcome {
     let h = super::load(path)?;
+    kiln_core::sources::copies::Withheld::for_habitat(&h).map_err(super::Failure::Config)?;
     err!(
         "ok: `{}` is a valid habitat `{}`",
         h.file.display(),

@@ -3,6 +3,7 @@
 //! which [`run`] prints, once, and maps to the exit status.
 
 mod build;
+mod cache;
 mod check;
 mod completions;
 mod down;
@@ -11,8 +12,11 @@ mod interrupt;
 mod logs;
 mod phases;
 mod plan;
+mod promote;
 mod ps;
+mod push;
 mod restart;
+mod retention;
 mod schema;
 mod services;
 mod start;
@@ -23,8 +27,9 @@ use std::path::Path;
 use kiln_core::config::{self, Habitat};
 use kiln_core::engine::docker::DockerEngine;
 use kiln_core::executor::BuildError;
+use kiln_core::registry::oci::OciRegistry;
 
-use crate::cli::{Command, InstanceCommand};
+use crate::cli::{CacheCommand, Command, InstanceCommand};
 use crate::exit::{ExitStatus, Failure};
 use crate::render;
 
@@ -46,6 +51,17 @@ pub fn run(command: Command) -> ExitStatus {
             finish(services::run(&crate::cli::in_dir(dir.as_deref(), &path)))
         }
         Command::Completions { shell } => finish(completions::run(shell)),
+        // A manifest read and write: no engine, no runtime.
+        Command::Promote {
+            src,
+            dst,
+            path,
+            dir,
+        } => finish(promote::run(
+            &src,
+            &dst,
+            &crate::cli::in_dir(dir.as_deref(), &path),
+        )),
         command => match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -64,9 +80,27 @@ async fn run_async(command: Command) -> Outcome {
         Command::Build { args, progress, .. } => build::run(&args, progress).await,
         Command::Plan { args, json } => plan::run(&args, json).await,
         Command::Start { args, cmd } => start::run(&args, cmd).await,
+        Command::Retention { path, dir, dry_run } => {
+            retention::run(&crate::cli::in_dir(dir.as_deref(), &path), dry_run).await
+        }
+        Command::Push {
+            args,
+            tags,
+            progress,
+        } => push::run(&args, &tags, progress).await,
         Command::Instances(c) => run_instances(c).await,
+        Command::Cache { command } => match command {
+            CacheCommand::Status { args, json } => cache::status(&args, json).await,
+            CacheCommand::Prune {
+                args,
+                level,
+                dry_run,
+                yes,
+            } => cache::prune(&args, level, dry_run, yes).await,
+        },
         // Ran in `run`, without the runtime.
-        Command::Phases
+        Command::Promote { .. }
+        | Command::Phases
         | Command::Schema
         | Command::Check { .. }
         | Command::Services { .. }
@@ -80,7 +114,17 @@ async fn run_instances(command: InstanceCommand) -> Outcome {
             args,
             habitat,
             progress,
-        } => up::run(args, habitat, progress).await,
+            remove_orphans,
+            wait,
+            wait_timeout,
+        } => {
+            let opts = kiln_core::instances::UpOptions {
+                remove_orphans,
+                wait: wait.then_some(wait_timeout),
+                ..Default::default()
+            };
+            up::run(args, habitat, progress, opts).await
+        }
         InstanceCommand::Down {
             members,
             habitat,
@@ -156,6 +200,30 @@ fn members_not_paths<'a>(members: impl IntoIterator<Item = &'a String>) -> Resul
 /// Loads the habitat at `path` (a directory or its kiln.yaml).
 fn load(path: &Path) -> Result<Habitat, Failure> {
     config::load(path).map_err(Failure::Config)
+}
+
+/// The habitat's registry: a client for its host (Docker's credentials),
+/// the repository path inside it, and the whole `HOST/PATH` for messages.
+struct Remote {
+    registry: OciRegistry,
+    path: String,
+    repository: String,
+}
+
+/// The registry of `habitat`'s `registry:` section; `command` needs one.
+fn remote_of(habitat: &Habitat, command: &'static str) -> Result<Remote, Failure> {
+    let Some(config) = &habitat.config.registry else {
+        return Err(Failure::NoRegistry {
+            file: habitat.file.clone(),
+            command,
+        });
+    };
+    let (host, path) = config.host_and_path();
+    Ok(Remote {
+        registry: OciRegistry::new(host),
+        path: path.to_string(),
+        repository: config.repository.clone(),
+    })
 }
 
 /// Loads the habitat, then connects to the engine.

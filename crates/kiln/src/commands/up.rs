@@ -10,19 +10,24 @@ use super::Outcome;
 use crate::exit::{ExitStatus, Failure};
 use crate::render::{self, progress::Progress};
 
-pub async fn run(args: Vec<String>, habitat: Option<PathBuf>, progress: Progress) -> Outcome {
+pub async fn run(
+    args: Vec<String>,
+    habitat: Option<PathBuf>,
+    progress: Progress,
+    opts: UpOptions,
+) -> Outcome {
     let (path, members) = split_up_args(args, habitat);
     super::members_not_paths(&members)?;
     let (habitat, engine) = super::open(&path).await?;
-    // Unknown members are a usage error before anything is built.
+    // Unknown members and taken host ports are found before anything is built.
     let known = instances::known_members(&habitat);
     instances::member::selection(&known, &members, &habitat.config.name)
         .map_err(Failure::Instance)?;
+    instances::check_ports(&engine, &habitat, &members, opts.remove_orphans)
+        .await
+        .map_err(Failure::Instance)?;
     let built = super::build::built(&engine, &habitat, &BuildOptions::default(), progress).await?;
-    let opts = UpOptions {
-        members,
-        ..UpOptions::default()
-    };
+    let opts = UpOptions { members, ..opts };
     let key = built.final_key.as_str();
     let report = instances::up(&engine, &habitat, &built.image, key, &opts)
         .await

@@ -4,6 +4,8 @@
 
 use anstyle::{AnsiColor, Style};
 
+use kiln_core::registry::push::PushError;
+
 use crate::exit::Failure;
 use crate::render::stdout::{self, err};
 use crate::render::tty::colour_stderr;
@@ -42,7 +44,12 @@ pub fn print(failure: &Failure) {
         Failure::Build(e) => err!("{}", painted(&e.to_string(), colour)),
         Failure::Instance(e) => err!("{}", painted(&e.to_string(), colour)),
         Failure::Interrupted { removed, .. } => {
-            err!("interrupted: removed {removed} build container(s); snapshots so far are kept")
+            let noun = if *removed == 1 {
+                "container"
+            } else {
+                "containers"
+            };
+            err!("interrupted: removed {removed} build {noun}; snapshots so far are kept")
         }
         Failure::NotAMember { arg } => err!(
             "{}",
@@ -53,8 +60,44 @@ pub fn print(failure: &Failure) {
                 colour
             )
         ),
+        Failure::Registry(e) => {
+            let mut text = format!("error: {e}");
+            if let Some(hint) = e.hint() {
+                text.push_str(&format!("\nhint: {hint}"));
+            }
+            err!("{}", painted(&text, colour))
+        }
+        Failure::NoRegistry { file, command } => err!(
+            "{}",
+            painted(
+                &format!(
+                    "error: `{}` has no `registry:` section, which `kiln {command}` needs\nhint: add `registry: {{ repository: HOST[:PORT]/PATH }}` (see docs/config.md)",
+                    file.display()
+                ),
+                colour
+            )
+        ),
+        Failure::Promote(e) => err!("{}", painted(&format!("error: {e}"), colour)),
         Failure::Runtime(e) => err!("error: cannot start the async runtime: {e}"),
         Failure::Schema(e) => err!("error: cannot render the schema: {e}"),
+        Failure::Cache(e) => err!("{}", painted(&e.to_string(), colour)),
+        Failure::Push(e) => err!("{}", painted(&push_error(e), colour)),
+        Failure::BadTag { template, error } => err!(
+            "{}",
+            painted(&format!("error: --tag `{template}`: {error}"), colour)
+        ),
+    }
+}
+
+/// `error: …` and, when the user can act, `hint: …`.
+fn push_error(e: &PushError) -> String {
+    let hint = match e {
+        PushError::Registry(r) => r.hint(),
+        _ => None,
+    };
+    match hint {
+        Some(h) => format!("error: {e}\nhint: {h}"),
+        None => format!("error: {e}"),
     }
 }
 

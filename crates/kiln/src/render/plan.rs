@@ -13,6 +13,7 @@ pub fn plan(habitat: &str, plan: &Plan, json: bool) {
             Action::Cached { .. } => "cached",
             Action::Build => "build",
             Action::Skip => "skip",
+            Action::Pull { .. } | Action::Within { .. } => "pulled",
         };
         let image = names::snapshot(habitat, p.phase);
         // The words `build` shows for the same phase: a phase with nothing
@@ -27,12 +28,14 @@ pub fn plan(habitat: &str, plan: &Plan, json: bool) {
                 serde_json::json!({
                     "id": p.phase.id().to_string(), "phase": p.phase.name(), "action": action,
                     "key": p.key.key.as_str(), "reason": p.reason, "image": image,
+                    "pull": match &p.action { Action::Pull { reference } => Some(reference.as_str()), _ => None },
                 })
             );
         } else {
             let reason = match (&p.action, p.reason.as_str()) {
                 (_, "") => String::new(),
                 (Action::Build, r) => format!("  {}", render::because(r)),
+                (Action::Pull { reference }, r) => format!("  ({r}: {reference})"),
                 (_, r) => format!("  ({r})"),
             };
             out!(

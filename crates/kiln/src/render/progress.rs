@@ -140,8 +140,20 @@ impl PlainReporter {
                 format!("waiting: another build of `{habitat}` is running ({holder})")
             }
             Event::Note { message } => format!("note: {message}"),
+            Event::Pruned {
+                habitat,
+                removed,
+                freed,
+            } => super::pruned(habitat, removed, *freed),
             Event::PhaseStart { phase } => {
                 format!("[{:>3}%] start  {}", percent(*phase), phase.tag())
+            }
+            Event::Pulling { phase, reference } => {
+                format!(
+                    "[{:>3}%] pull   {:<10}<- {reference}",
+                    percent(*phase),
+                    phase.tag()
+                )
             }
             Event::PhaseLog { phase, line, .. } => format!("  {} | {line}", phase.tag()),
             Event::PhaseEnd {
@@ -154,6 +166,9 @@ impl PlainReporter {
             } => {
                 let p = percent(*phase);
                 match status {
+                    PhaseStatus::Cached if image.is_empty() => {
+                        format!("[{p:>3}%] cached {:<10}({reason})", phase.tag())
+                    }
                     PhaseStatus::Cached if reason.is_empty() => {
                         format!("[{p:>3}%] cached {:<10}-> {image}", phase.tag())
                     }
@@ -165,6 +180,14 @@ impl PlainReporter {
                         phase.tag(),
                         secs(*duration),
                         super::because(reason)
+                    ),
+                    PhaseStatus::Pulled if image.is_empty() => {
+                        format!("[{p:>3}%] pulled {:<10}({reason})", phase.tag())
+                    }
+                    PhaseStatus::Pulled => format!(
+                        "[{p:>3}%] pulled {:<10}({}) -> {image}  ({reason})",
+                        phase.tag(),
+                        secs(*duration)
                     ),
                     PhaseStatus::Failed => {
                         format!("[{p:>3}%] failed {:<10}({})", phase.tag(), secs(*duration))
@@ -187,6 +210,10 @@ impl PlainReporter {
                 duration,
                 ..
             } => format!("build failed after {}", secs(*duration)),
+            Event::PushStart { .. }
+            | Event::PushBlob { .. }
+            | Event::PushImage { .. }
+            | Event::PushEnd { .. } => return super::push::plain(event),
         })
     }
 }
@@ -205,6 +232,9 @@ impl Reporter for PlainReporter {
 #[derive(Default)]
 pub struct JsonReporter {
     habitats: Habitats,
+    /// The habitat asked for, once its build began: what a push after the
+    /// build is about.
+    outer: String,
 }
 
 impl JsonReporter {
@@ -222,7 +252,14 @@ impl JsonReporter {
             Event::BuildEnd { .. } => frames.len() > 1,
             _ => false,
         };
-        let habitat = self.habitats.current().unwrap_or("").to_string();
+        if let (Event::BuildStart { habitat }, 1) = (event, frames.len()) {
+            self.outer = habitat.clone();
+        }
+        let habitat = self
+            .habitats
+            .current()
+            .unwrap_or(self.outer.as_str())
+            .to_string();
         if matches!(event, Event::BuildEnd { .. }) {
             self.habitats.0.pop();
         }
@@ -250,9 +287,22 @@ impl JsonReporter {
                 json!({"event": "waiting", "habitat": habitat, "holder": holder})
             }
             Event::Note { message } => json!({"event": "note", "message": message}),
+            Event::Pruned {
+                habitat,
+                removed,
+                freed,
+            } => json!({
+                "event": "pruned", "habitat": habitat, "level": "soft",
+                "removed": removed.iter().map(|(p, k)| json!({"phase": p.tag(), "key": k})).collect::<Vec<_>>(),
+                "freed_bytes": freed,
+            }),
             Event::PhaseStart { phase } => {
                 json!({"event": "phase_start", "id": phase.id().to_string(), "phase": phase.name()})
             }
+            Event::Pulling { phase, reference } => json!({
+                "event": "phase_pull", "id": phase.id().to_string(), "phase": phase.name(),
+                "reference": reference,
+            }),
             Event::PhaseLog {
                 phase,
                 stream,
@@ -281,6 +331,10 @@ impl JsonReporter {
                 "event": "build_end", "status": if *ok { "ok" } else { "failed" },
                 "duration_ms": duration.as_millis() as u64, "image": image,
             }),
+            Event::PushStart { .. }
+            | Event::PushBlob { .. }
+            | Event::PushImage { .. }
+            | Event::PushEnd { .. } => super::push::value(event),
         }
     }
 }

@@ -1,10 +1,20 @@
 //! `kiln ps`'s output: a table of members (state, image and whether it is
 //! current, ports, uptime, volumes), or with `--json` an object per member.
 
+use kiln_core::executor::BuildError;
 use kiln_core::instances::MemberStatus;
 use kiln_core::instances::reconcile::short;
 
-use crate::render::stdout::out;
+use crate::render::stdout::{err, out};
+
+/// Why `ps` cannot tell which image a build would make now (it then compares
+/// only the members' own config): a warning, not a failure.
+pub fn cannot_plan(e: &BuildError) {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    err!("warning: cannot tell whether members run the image a build would make now: {first}");
+}
 
 pub fn ps(rows: &[MemberStatus], json: bool) {
     if json {
@@ -18,7 +28,7 @@ pub fn ps(rows: &[MemberStatus], json: bool) {
                 "{}",
                 serde_json::json!({
                     "member": r.member, "container": r.container, "state": r.state,
-                    "image_key": r.image_key, "current": r.current,
+                    "image_key": r.image_key, "current": r.current, "stale": r.stale,
                     "ports": r.ports.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "uptime_s": r.uptime, "volumes": volumes, "in_config": r.in_config,
                 })
@@ -66,6 +76,11 @@ pub fn ps(rows: &[MemberStatus], json: bool) {
             ports,
             uptime(r.uptime)
         );
+    }
+    for r in rows {
+        if let Some(reason) = &r.stale {
+            out!("stale {}: {reason}; `kiln up` recreates it", r.member);
+        }
     }
 }
 

@@ -39,6 +39,8 @@ pub fn colour_stderr() -> bool {
 struct Group {
     /// Cached phases not shown yet: a run of them is one line.
     cached: Vec<Phase>,
+    /// Phases within the snapshot being pulled: one line with it.
+    within: Vec<Phase>,
     built: usize,
 }
 
@@ -59,6 +61,10 @@ pub struct Screen<W: Write> {
     drawn: usize,
     /// The build ended: nothing is live any more.
     done: bool,
+    /// A push under way: its live line.
+    push: Option<super::push::Live>,
+    /// When the push began, for the spinner.
+    push_started: Option<Instant>,
 }
 
 impl<W: Write> Screen<W> {
@@ -71,6 +77,8 @@ impl<W: Write> Screen<W> {
             running: None,
             drawn: 0,
             done: false,
+            push: None,
+            push_started: None,
         }
     }
 
@@ -158,6 +166,7 @@ impl<W: Write> Screen<W> {
                 lines.push(self.fit(&header, |s| self.paint(Style::new().bold(), s)));
                 self.groups.push(Group {
                     cached: Vec::new(),
+                    within: Vec::new(),
                     built: 0,
                 });
             }
@@ -173,6 +182,27 @@ impl<W: Write> Screen<W> {
             Event::Note { message } => {
                 let l = format!("{}note: {message}", self.indent());
                 lines.push(self.fit(&l, |s| self.dim(s)));
+            }
+            Event::Pruned {
+                habitat,
+                removed,
+                freed,
+            } => {
+                let l = format!(
+                    "{}{}",
+                    self.indent(),
+                    super::pruned(habitat, removed, *freed)
+                );
+                lines.push(self.fit(&l, |s| self.dim(s)));
+            }
+            // Live like a running phase, until its end says `pulled`.
+            Event::Pulling { phase, .. } => {
+                self.flush_cached(&mut lines);
+                self.running = Some(Running {
+                    phase: *phase,
+                    started: now,
+                    tail: VecDeque::new(),
+                });
             }
             Event::PhaseStart { phase } => {
                 self.flush_cached(&mut lines);
@@ -197,6 +227,7 @@ impl<W: Write> Screen<W> {
                 status,
                 duration,
                 reason,
+                image,
                 ..
             } => {
                 if self.running.as_ref().is_some_and(|r| r.phase == *phase) {
@@ -222,6 +253,31 @@ impl<W: Write> Screen<W> {
                                 _ => self.green(s),
                             }
                         }));
+                    }
+                    PhaseStatus::Pulled if !image.is_empty() => {
+                        self.flush_cached(&mut lines);
+                        let mut phases = self
+                            .groups
+                            .last_mut()
+                            .map(|g| {
+                                g.built += 1;
+                                std::mem::take(&mut g.within)
+                            })
+                            .unwrap_or_default();
+                        phases.push(*phase);
+                        let tags = match (phases.first(), phases.len()) {
+                            (Some(first), n) if n > 1 => {
+                                format!("{} … {}", first.tag(), phase.tag())
+                            }
+                            _ => phase.tag().to_string(),
+                        };
+                        let l = format!("{indent}✔ {tags:<10} pulled {:>6}", secs(*duration));
+                        lines.push(self.fit(&l, |s| self.green(s)));
+                    }
+                    PhaseStatus::Pulled => {
+                        if let Some(g) = self.groups.last_mut() {
+                            g.within.push(*phase);
+                        }
                     }
                     PhaseStatus::Failed => {
                         self.flush_cached(&mut lines);
@@ -278,13 +334,39 @@ impl<W: Write> Screen<W> {
                     lines.push(self.fit(&l, |s| self.dim(s)));
                 }
             }
+            Event::PushStart { images, .. } => {
+                // A push follows its build: the screen is live again.
+                self.done = false;
+                let mut live = super::push::Live::new(images.len());
+                lines.extend(live.event(event).map(|l| self.fit(&l, |s| s.to_string())));
+                self.push = Some(live);
+                self.push_started = Some(now);
+            }
+            Event::PushBlob { .. } | Event::PushImage { .. } => {
+                let line = self.push.as_mut().and_then(|live| live.event(event));
+                lines.extend(line.map(|l| self.fit(&l, |s| self.green(s))));
+            }
+            Event::PushEnd { ok, .. } => {
+                let line = self.push.take().and_then(|mut live| live.event(event));
+                self.push_started = None;
+                self.done = true;
+                lines.extend(line.map(|l| {
+                    self.fit(&l, |s| {
+                        if *ok {
+                            self.paint(AnsiColor::Green.on_default().bold(), s)
+                        } else {
+                            self.red(s)
+                        }
+                    })
+                }));
+            }
         }
         self.draw(&lines, now);
     }
 
     /// Redraws the live lines (the clock moved).
     pub fn tick(&mut self, now: Instant) {
-        if !self.done && self.running.is_some() {
+        if !self.done && (self.running.is_some() || self.push.is_some()) {
             self.draw(&[], now);
         }
     }
@@ -293,10 +375,17 @@ impl<W: Write> Screen<W> {
     pub fn clear(&mut self) {
         self.done = true;
         self.running = None;
+        self.push = None;
         self.draw(&[], Instant::now());
     }
 
     fn live(&self, now: Instant) -> Vec<String> {
+        if let (Some(push), Some(started), false) = (&self.push, self.push_started, self.done) {
+            let elapsed = now.saturating_duration_since(started);
+            let spin = SPINNER[(elapsed.as_millis() / 100) as usize % SPINNER.len()];
+            let head = format!("{spin} {} {:>6}", push.line(), secs(elapsed));
+            return vec![self.fit(&head, |s| self.yellow(s))];
+        }
         let Some(r) = self.running.as_ref().filter(|_| !self.done) else {
             return Vec::new();
         };

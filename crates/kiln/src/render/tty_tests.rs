@@ -315,3 +315,77 @@ fn generated_builds_never_wrap_and_end_with_the_summary() {
         assert!(!text.contains("running"), "{text}");
     }
 }
+
+fn push_events() -> Vec<(u64, Event)> {
+    use kiln_core::report::BlobState;
+    let blob = |digest: &str, sent: u64, state: BlobState| Event::PushBlob {
+        image: "final".into(),
+        digest: digest.into(),
+        size: 8_000_000,
+        sent,
+        state,
+    };
+    vec![
+        (
+            0,
+            Event::PushStart {
+                repository: "127.0.0.1:5000/team/app".into(),
+                images: vec!["1-base".into(), "final".into()],
+            },
+        ),
+        (10, blob("sha256:aa", 0, BlobState::Uploading)),
+        (20, blob("sha256:bb", 0, BlobState::Uploading)),
+        (400, blob("sha256:aa", 4_000_000, BlobState::Uploading)),
+        (
+            500,
+            Event::PushImage {
+                image: "1-base".into(),
+                tags: vec!["cache-0123".into()],
+                digest: "sha256:0123456789abcdef".into(),
+                uploaded: 0,
+                present: 2,
+                bytes_uploaded: 0,
+            },
+        ),
+    ]
+}
+
+#[test]
+fn a_push_shows_its_bytes_live_and_ends_with_its_summary() {
+    let mut ev = vec![(0, start("web"))];
+    for p in Phase::ALL {
+        ev.push((5, end(p, PhaseStatus::Cached, 0, "")));
+    }
+    ev.push((60, build_end(true, 60)));
+    ev.extend(push_events().into_iter().map(|(t, e)| (t + 100, e)));
+    let (live, _) = draw(&ev, false);
+    let last = live.lines().last().unwrap_or("");
+    assert!(last.contains("pushing 1/2  4.0 MB / 16.0 MB"), "{live}");
+    assert!(
+        live.contains("✔ 1-base     nothing new, 2 present -> 0123456789ab"),
+        "{live}"
+    );
+
+    ev.push((
+        2_000,
+        Event::PushEnd {
+            repository: "127.0.0.1:5000/team/app".into(),
+            ok: true,
+            duration: ms(1_900),
+            bytes_uploaded: 16_000_000,
+            blobs_uploaded: 2,
+            blobs_present: 2,
+        },
+    ));
+    let (done, _) = draw(&ev, false);
+    assert!(
+        !done.contains("pushing 1/2"),
+        "no live line is left: {done}"
+    );
+    // Cut to the 60 columns, as every line is.
+    assert_eq!(
+        done.lines().last(),
+        Some("pushed to `127.0.0.1:5000/team/app` in 1.9s: 2 up (16.0 MB…"),
+        "{done}"
+    );
+}

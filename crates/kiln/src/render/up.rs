@@ -41,9 +41,14 @@ pub fn up(report: &UpReport, image: &str) {
             err!("  hint: `kiln logs {}` shows all of its output", m.member);
         }
     }
+    for c in &report.removed_orphans {
+        out!(
+            "removed container {c} (an orphan: its member is no longer in `kiln.yaml`; its volumes are kept)"
+        );
+    }
     for o in &report.orphans {
         err!(
-            "warning: member `{o}` has a container but is not in `kiln.yaml`; `kiln down {o}` removes it"
+            "warning: member `{o}` has a container but is no longer in `kiln.yaml`\nhint: `kiln up --remove-orphans` removes it (`kiln down {o}` does too)"
         );
     }
 }

@@ -479,6 +479,13 @@ fn an_interrupted_build_leaves_no_container_and_resumes() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
+    // Counted in words, as clashes are (issue 10).
+    assert!(
+        stderr.contains("interrupted: removed 1 build container;")
+            || stderr.contains("build containers;"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("(s)"), "{stderr}");
     assert!(support::containers_of(&h.name).is_empty());
     let tags = support::tags_of(&h.name);
     assert!(!tags.contains("6-setup"), "{tags:?}");

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod app_with_postgres;
 mod check;
 mod cli;
 mod cli_surface;
@@ -15,8 +16,13 @@ mod faults;
 mod fidelity_files;
 mod instance_volumes;
 mod instances;
+mod instances_cli;
+mod kilnignore;
+mod push;
 mod quickstart;
+mod remote;
 mod secrets;
+mod services;
 mod shell;
 mod tty;
 mod variables;

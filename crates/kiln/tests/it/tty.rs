@@ -24,9 +24,14 @@ struct Pane {
 
 impl Pane {
     fn start(h: &Habitat, args: &str) -> Pane {
+        Pane::start_with(h, args, "NO_COLOR=1")
+    }
+
+    /// `start`, with `env` (`NAME=VALUE`, or `-u NAME` to unset) for kiln.
+    fn start_with(h: &Habitat, args: &str, env: &str) -> Pane {
         let session = format!("{}-tty", h.name);
         let shell = format!(
-            "trap : INT; cd {dir} && KILN_CACHE_DIR={cache} {bin} {args}; echo \"[exit $?]\"; sleep 600",
+            "trap : INT; cd {dir} && env {env} KILN_CACHE_DIR={cache} {bin} {args}; echo \"[exit $?]\"; sleep 600",
             dir = h.dir().display(),
             cache = h.cache().display(),
             bin = Path::new(env!("CARGO_BIN_EXE_kiln")).display(),
@@ -41,8 +46,17 @@ impl Pane {
     }
 
     fn screen(&self) -> String {
+        self.capture(false)
+    }
+
+    /// The screen, with its colours as escape sequences when `escapes`.
+    fn capture(&self, escapes: bool) -> String {
+        let mut args = vec!["capture-pane", "-p", "-t", &self.session];
+        if escapes {
+            args.push("-e");
+        }
         let out = Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &self.session])
+            .args(&args)
             .output()
             .expect("capture-pane");
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -141,4 +155,67 @@ fn ctrl_c_leaves_no_frozen_spinner_or_duplicated_line() {
         "the live lines are erased:\n{screen}"
     );
     assert_eq!(screen.matches("1-base").count(), 1, "{screen}");
+}
+
+/// Colour on a terminal marks a failure and its `error:` label; `NO_COLOR`
+/// turns it off there, and off a terminal (a pipe) there is none either way.
+#[test]
+fn colour_is_on_a_terminal_only_and_off_with_no_color() {
+    if !have_tmux() {
+        eprintln!("skipped: no tmux");
+        return;
+    }
+    let h = Habitat::new("ttycolour");
+    h.config(&SPARSE.replace("echo built > /setup-marker", "echo about to fail; exit 3"));
+    let coloured = {
+        let pane = Pane::start_with(&h, "build . --progress tty", "-u NO_COLOR");
+        pane.until("the exit status", |s| s.contains("[exit "));
+        pane.capture(true)
+    };
+    assert!(coloured.contains("[exit 1]"), "{coloured}");
+    assert!(
+        coloured.contains("\x1b["),
+        "colour on a terminal:\n{coloured:?}"
+    );
+    let failed_line = coloured
+        .lines()
+        .find(|l| l.contains("failed"))
+        .unwrap_or_default();
+    assert!(
+        failed_line.contains("\x1b["),
+        "the failure is coloured: {failed_line:?}"
+    );
+    // tmux opens a colour where the previous cell's ends; the reset right
+    // after the label shows the label alone was coloured.
+    assert!(
+        coloured.contains("error:\x1b["),
+        "the `error:` label is coloured:\n{coloured:?}"
+    );
+
+    let plain = {
+        let pane = Pane::start(&h, "build . --progress tty");
+        pane.until("the exit status", |s| s.contains("[exit "));
+        pane.capture(true)
+    };
+    assert!(
+        plain.contains("[exit 1]") && plain.contains("error:"),
+        "{plain}"
+    );
+    assert!(!plain.contains("\x1b["), "NO_COLOR:\n{plain:?}");
+
+    // Off a terminal, NO_COLOR unset: no colour.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"));
+    cmd.args(["build", ".", "--progress", "plain"])
+        .current_dir(h.dir())
+        .env("KILN_CACHE_DIR", h.cache())
+        .env_remove("NO_COLOR");
+    let out = cmd.output().expect("kiln runs");
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("error:"), "{text}");
+    assert!(!text.contains('\x1b'), "no colour into a pipe: {text:?}");
 }

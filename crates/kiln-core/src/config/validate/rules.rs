@@ -96,7 +96,7 @@ pub(crate) fn is_image_reference(s: &str) -> bool {
 }
 
 /// `host[.host]*[:port]`, each label letters, digits and inner `-`.
-fn is_domain(s: &str) -> bool {
+pub(crate) fn is_domain(s: &str) -> bool {
     let (host, port) = match s.rsplit_once(':') {
         Some((h, p)) => (h, Some(p)),
         None => (s, None),

@@ -9,8 +9,8 @@ use bollard::models::{ContainerConfig, ContainerCreateBody, HostConfig};
 
 use super::super::semantics::normalize_port;
 use super::super::{
-    ContainerInfo, ContainerSpec, ContainerSummary, ImageConfig, ImageInfo, ImageSummary,
-    PortBinding,
+    ContainerInfo, ContainerSpec, ContainerSummary, Healthcheck, ImageConfig, ImageInfo,
+    ImageSummary, PortBinding,
 };
 
 /// An image's layer directories, top first, from its graph driver data:
@@ -46,6 +46,30 @@ fn image_config_from_docker(c: Option<bollard::models::ImageConfig>) -> ImageCon
         working_dir: c.working_dir.filter(|w| !w.is_empty()),
         exposed_ports: ports,
         labels: c.labels.unwrap_or_default().into_iter().collect(),
+        healthcheck: c.healthcheck.and_then(healthcheck_from_docker),
+    }
+}
+
+fn healthcheck_from_docker(h: bollard::models::HealthConfig) -> Option<Healthcheck> {
+    let n = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+    Some(Healthcheck {
+        test: h.test.filter(|t| !t.is_empty())?,
+        interval_ns: n(h.interval),
+        timeout_ns: n(h.timeout),
+        start_period_ns: n(h.start_period),
+        retries: n(h.retries),
+    })
+}
+
+fn healthcheck_to_docker(h: &Healthcheck) -> bollard::models::HealthConfig {
+    let n = |v: u64| (v != 0).then(|| i64::try_from(v).unwrap_or(i64::MAX));
+    bollard::models::HealthConfig {
+        test: Some(h.test.clone()),
+        interval: n(h.interval_ns),
+        timeout: n(h.timeout_ns),
+        start_period: n(h.start_period_ns),
+        retries: n(h.retries),
+        start_interval: None,
     }
 }
 
@@ -74,6 +98,9 @@ pub fn import_changes(config: &ImageConfig) -> Vec<String> {
     for port in &config.exposed_ports {
         changes.push(format!("EXPOSE {port}"));
     }
+    if let Some(h) = &config.healthcheck {
+        changes.push(healthcheck_instruction(h));
+    }
     for (k, v) in &config.labels {
         changes.push(format!(
             "LABEL {}={}",
@@ -82,6 +109,37 @@ pub fn import_changes(config: &ImageConfig) -> Vec<String> {
         ));
     }
     changes
+}
+
+/// `HEALTHCHECK [--interval=Ns ...] CMD [...]` for an import's changes; the
+/// durations in whole milliseconds, which every kiln healthcheck is.
+fn healthcheck_instruction(h: &Healthcheck) -> String {
+    let mut out = String::from("HEALTHCHECK");
+    for (flag, ns) in [
+        ("interval", h.interval_ns),
+        ("timeout", h.timeout_ns),
+        ("start-period", h.start_period_ns),
+    ] {
+        if ns != 0 {
+            out.push_str(&format!(" --{flag}={}ms", ns / 1_000_000));
+        }
+    }
+    if h.retries != 0 {
+        out.push_str(&format!(" --retries={}", h.retries));
+    }
+    match h.test.split_first() {
+        Some((kind, argv)) if kind == "CMD" => {
+            out.push_str(&format!(
+                " CMD {}",
+                serde_json::to_string(argv).unwrap_or_default()
+            ));
+        }
+        Some((kind, script)) if kind == "CMD-SHELL" => {
+            out.push_str(&format!(" CMD {}", script.join(" ")));
+        }
+        _ => out.push_str(" NONE"),
+    }
+    out
 }
 
 /// A double-quoted Dockerfile word: `\\`, `"` and `$` escaped, so values are
@@ -168,6 +226,7 @@ pub(super) fn image_info_from_docker(i: bollard::models::ImageInspect) -> ImageI
         architecture: i.architecture.unwrap_or_default(),
         os: i.os.unwrap_or_default(),
         created: i.created.map(|c| c.to_string()).unwrap_or_default(),
+        size: i.size.map_or(0, |s| u64::try_from(s).unwrap_or(0)),
     }
 }
 
@@ -237,6 +296,9 @@ pub(super) fn container_body(spec: &ContainerSpec) -> ContainerCreateBody {
         env: (!spec.env.is_empty()).then(|| spec.env.clone()),
         user: spec.user.clone(),
         working_dir: spec.working_dir.clone(),
+        stop_timeout: spec
+            .stop_timeout
+            .map(|t| i64::try_from(t.as_secs()).unwrap_or(i64::MAX)),
         labels: Some(
             spec.labels
                 .iter()
@@ -272,6 +334,7 @@ pub(super) fn commit_config(c: &ImageConfig) -> ContainerConfig {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         ),
+        healthcheck: c.healthcheck.as_ref().map(healthcheck_to_docker),
         ..Default::default()
     }
 }
@@ -288,6 +351,17 @@ pub(super) fn container_info_from_docker(
     let exit_code = (status == "exited" || status == "dead")
         .then_some(state.exit_code)
         .flatten();
+    let health = state.health.unwrap_or_default();
+    let health_output = health
+        .log
+        .and_then(|log| log.into_iter().last())
+        .and_then(|r| r.output)
+        .map(|o| o.trim_end().to_string());
+    // `none` (or empty) is Docker's word for "no healthcheck".
+    let health = health
+        .status
+        .map(|s| s.to_string())
+        .filter(|s| !s.is_empty() && s != "none");
     ContainerInfo {
         id: info.id.unwrap_or_default(),
         name: info
@@ -306,6 +380,8 @@ pub(super) fn container_info_from_docker(
         ports: ports_from_docker(info.host_config.and_then(|h| h.port_bindings)),
         restart_count: info.restart_count.unwrap_or(0),
         exit_code,
+        health,
+        health_output,
         upper_dir: info
             .graph_driver
             .and_then(|g| g.data.get("UpperDir").cloned())

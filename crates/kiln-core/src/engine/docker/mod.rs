@@ -26,7 +26,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use super::semantics::{commit_leaks, leak_error};
 use super::{
     CommitSpec, ContainerInfo, ContainerSpec, ContainerSummary, Engine, EngineInfo, EngineResult,
-    ImageConfig, ImageInfo, ImageSummary, Stream, VolumeSummary,
+    ImageConfig, ImageInfo, ImageSummary, RegistryAuth, Stream, VolumeSummary,
 };
 use convert::{
     commit_config, container_body, container_info_from_docker, container_summary_from_docker,
@@ -146,6 +146,43 @@ impl Engine for DockerEngine {
         while let Some(item) = progress.next().await {
             item.map_err(|e| self.error("pull", e, no_such_image(reference)))?;
         }
+        Ok(())
+    }
+
+    async fn pull_with(&self, reference: &str, auth: Option<&RegistryAuth>) -> EngineResult<()> {
+        let (from_image, tag) = split_reference(reference);
+        let options = CreateImageOptions {
+            from_image: Some(from_image),
+            tag,
+            ..Default::default()
+        };
+        let credentials = auth.map(|a| bollard::auth::DockerCredentials {
+            username: a.username.clone(),
+            password: a.password.clone(),
+            identitytoken: a.identity_token.clone(),
+            serveraddress: Some(a.server.clone()),
+            ..Default::default()
+        });
+        let mut progress = self.docker.create_image(Some(options), None, credentials);
+        while let Some(item) = progress.next().await {
+            item.map_err(|e| self.error("pull", e, no_such_image(reference)))?;
+        }
+        Ok(())
+    }
+
+    /// Streamed to the file: an image's layers are hundreds of megabytes.
+    async fn save(&self, references: &[String], out: PathBuf) -> EngineResult<()> {
+        use tokio::io::AsyncWriteExt;
+        let names: Vec<&str> = references.iter().map(String::as_str).collect();
+        let cannot =
+            |e: std::io::Error| refused("save", format!("cannot write `{}`: {e}", out.display()));
+        let mut file = tokio::fs::File::create(&out).await.map_err(cannot)?;
+        let mut stream = self.docker.export_images(&names);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.error("save", e, |_| None))?;
+            file.write_all(&chunk).await.map_err(cannot)?;
+        }
+        file.flush().await.map_err(cannot)?;
         Ok(())
     }
 
@@ -664,6 +701,25 @@ impl Engine for DockerEngine {
             .await
             .map_err(|e| self.error("list containers", e, |_| None))?;
         Ok(containers.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    async fn container_images(&self) -> EngineResult<Vec<(String, String)>> {
+        let options = ListContainersOptions {
+            all: true,
+            ..Default::default()
+        };
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.error("list containers", e, |_| None))?;
+        Ok(containers
+            .into_iter()
+            .filter_map(|c| {
+                let name = c.names?.into_iter().next()?;
+                Some((name.trim_start_matches('/').to_string(), c.image_id?))
+            })
+            .collect())
     }
 
     async fn list_containers(

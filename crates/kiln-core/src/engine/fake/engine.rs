@@ -51,6 +51,7 @@ impl Engine for FakeEngine {
             architecture: "amd64".to_string(),
             os: "linux".to_string(),
             created: "2026-01-01T00:00:00Z".to_string(),
+            size: 0,
             // The fake keeps files in memory: archive phases use a container.
             layer_dirs: Vec::new(),
         }))
@@ -174,6 +175,16 @@ impl Engine for FakeEngine {
                         .collect()
                 })
                 .unwrap_or_default(),
+            healthcheck: c["Healthcheck"].as_object().map(|h| {
+                let n = |key: &str| h.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+                crate::engine::Healthcheck {
+                    test: h.get("Test").and_then(strings).unwrap_or_default(),
+                    interval_ns: n("Interval"),
+                    timeout_ns: n("Timeout"),
+                    start_period_ns: n("StartPeriod"),
+                    retries: n("Retries"),
+                }
+            }),
         };
         let mut state = self.state();
         let parent = state
@@ -258,6 +269,7 @@ impl Engine for FakeEngine {
             working_dir: spec.working_dir.clone(),
             exposed_ports: Vec::new(),
             labels: spec.labels.clone(),
+            healthcheck: None,
         };
         let config = docker_merge(&own, &image.config);
         let mut argv = config.entrypoint.clone().unwrap_or_default();
@@ -430,6 +442,9 @@ impl Engine for FakeEngine {
             } else {
                 None
             },
+            // The fake runs no healthchecks.
+            health: None,
+            health_output: None,
             // The fake keeps no layers on disk: kiln commits through it instead.
             upper_dir: None,
         }))
@@ -534,6 +549,20 @@ impl Engine for FakeEngine {
             .iter()
             .filter(|(_, c)| c.config.labels.get(label).map(String::as_str) == Some(value))
             .map(|(id, _)| id.clone())
+            .collect())
+    }
+
+    async fn container_images(&self) -> EngineResult<Vec<(String, String)>> {
+        let state = self.state();
+        Ok(state
+            .containers
+            .iter()
+            .map(|(id, c)| {
+                let image = state
+                    .resolve_image(&c.image)
+                    .unwrap_or_else(|| c.image.clone());
+                (c.name.clone().unwrap_or_else(|| id.clone()), image)
+            })
             .collect())
     }
 

@@ -97,6 +97,9 @@ pub(super) fn docker_merge(user: &ImageConfig, base: &ImageConfig) -> ImageConfi
     if out.working_dir.as_deref().unwrap_or("").is_empty() {
         out.working_dir = base.working_dir.clone();
     }
+    if out.healthcheck.is_none() {
+        out.healthcheck = base.healthcheck.clone();
+    }
     out
 }
 

@@ -23,13 +23,16 @@ impl<E: Engine> Executor<'_, E> {
     ) -> Result<Produced, BuildError> {
         let phase = ctx.phase;
         let copies = self.config().build.files.clone().unwrap_or_default().copies;
-        let dir = self.habitat.dir.clone();
         let keyed = self.copies.to_vec();
         if keyed.len() != copies.len() {
             return Err(fail(phase, "the copies were not all keyed"));
         }
-        // A secret's file is never copied, even inside a copied directory.
-        let withheld = copies::Withheld::secret_files(&dir, &self.config().secrets);
+        // A secret's file is never copied, even inside a copied directory;
+        // nor is what the key left out.
+        let withheld = self.withheld.to_vec();
+        if withheld.len() != copies.len() {
+            return Err(fail(phase, "the copies' roots were not all read"));
+        }
         let needs_accounts = copies
             .iter()
             .any(|c| names_an_account(c.owner.as_deref()) || names_an_account(c.group.as_deref()));
@@ -89,8 +92,16 @@ impl<E: Engine> Executor<'_, E> {
                             let path = dir.0.trim_start_matches('/');
                             append_dir(&mut tar, path, 0o755, own.uid, own.gid)?;
                         }
-                        copies::append_to_tar(&mut tar, root, source, dest, *own, &withheld, keyed)
-                            .map_err(std::io::Error::other)?;
+                        copies::append_to_tar(
+                            &mut tar,
+                            root,
+                            source,
+                            dest,
+                            *own,
+                            &withheld[i],
+                            keyed,
+                        )
+                        .map_err(std::io::Error::other)?;
                     }
                     std::io::Write::flush(&mut tar.into_inner()?)
                 });

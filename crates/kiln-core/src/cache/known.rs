@@ -1,0 +1,80 @@
+//! `Known`: what each successful build of a habitat records in the cache
+//! directory for `cache status` and `cache prune`: where the habitat lives,
+//! which repository mirrors and tools it uses (a mirror or tool no known
+//! habitat uses is unused), its current chain, the links from each key to
+//! the key of the phase before it (an unconfigured phase or verify holds no
+//! image, so a snapshot's `dev.kiln.parent` may name a key no image has),
+//! and the base image it was built on (whose layers a prune never frees).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::keys::KeyChain;
+use crate::phase::Phase;
+
+/// One habitat's record. Serialized as JSON; an unreadable one is empty.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Known {
+    /// The habitat directory.
+    #[serde(default)]
+    pub dir: PathBuf,
+    /// File names under `CacheDir::repos` of the mirrors it uses.
+    #[serde(default)]
+    pub repos: Vec<String>,
+    /// File names under `CacheDir::tools()/sha256` of the tools it uses.
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// The chain of its last successful build: phase tag, key, configured.
+    #[serde(default)]
+    pub current: Vec<(String, String, bool)>,
+    /// Key → the key of the phase before it, over every build recorded.
+    #[serde(default)]
+    pub links: BTreeMap<String, String>,
+    /// The id of the base image (an image or bootstrap base) of that build.
+    #[serde(default)]
+    pub base_image: Option<String>,
+    /// `cache.keep` of that build.
+    #[serde(default)]
+    pub keep: Option<usize>,
+    #[serde(skip)]
+    path: Option<PathBuf>,
+}
+
+impl Known {
+    /// Reads the record at `path`; a missing or corrupt one is empty.
+    pub fn load(path: &Path) -> Known {
+        let mut k: Known = super::json_file::load(path);
+        k.path = Some(path.to_path_buf());
+        k
+    }
+
+    /// Records `chain` as the current one, and its links.
+    pub fn record_chain(&mut self, chain: &KeyChain) {
+        self.current = chain
+            .0
+            .iter()
+            .map(|pk| (pk.phase.tag(), pk.key.to_string(), pk.present()))
+            .collect();
+        for pair in chain.0.windows(2) {
+            self.links
+                .insert(pair[1].key.to_string(), pair[0].key.to_string());
+        }
+    }
+
+    /// The current chain as the prune policy reads it.
+    pub fn current_chain(&self) -> Vec<(Phase, String, bool)> {
+        self.current
+            .iter()
+            .filter_map(|(tag, key, present)| Some((tag.parse().ok()?, key.clone(), *present)))
+            .collect()
+    }
+
+    /// Writes the record atomically.
+    pub fn save(&self) -> io::Result<()> {
+        match &self.path {
+            Some(path) => super::json_file::save(path, self),
+            None => Ok(()),
+        }
+    }
+}
