@@ -86,6 +86,18 @@ pub enum Event {
         key: String,
         reason: String,
     },
+    /// One step of a phase built in steps (SPEC §5) ended: `step` is its
+    /// tag (`6-setup.3`), `name` what the config calls it (`commands.root[2]`).
+    StepEnd {
+        phase: Phase,
+        step: String,
+        name: String,
+        status: PhaseStatus,
+        duration: Duration,
+        image: String,
+        key: String,
+        reason: String,
+    },
     /// After a successful build, the automatic `soft` prune (`cache.keep`)
     /// removed these old snapshots (phase and key), freeing `freed` bytes.
     Pruned {

@@ -18,6 +18,10 @@ pub struct MadeIndex {
     /// Image id → the verify key a final image kiln made records as passed.
     #[serde(default)]
     verified: BTreeMap<String, String>,
+    /// Image id → the key of the step snapshot kiln made as it (SPEC §5): a
+    /// phase's last step's image is in `made` too, by the phase's key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    steps: BTreeMap<String, String>,
     /// Image id → when kiln first made or checked it (seconds since the
     /// epoch): snapshots carry their base's creation time, not their own.
     #[serde(default)]
@@ -69,6 +73,28 @@ impl MadeIndex {
             .map(|(id, _)| id.as_str())
     }
 
+    /// The step key kiln made image `id` as, if it made it as a step.
+    pub fn step_key_of(&self, id: &str) -> Option<&str> {
+        self.steps.get(id).map(String::as_str)
+    }
+
+    /// Records that kiln made (or checked) image `id` as the step with `key`.
+    pub fn insert_step(&mut self, id: &str, key: &str) {
+        if self.step_key_of(id) != Some(key) {
+            self.steps.insert(id.to_string(), key.to_string());
+            self.foreign.remove(id);
+            self.dirty = true;
+        }
+    }
+
+    /// The images kiln made as the step with `key`.
+    pub fn ids_of_step<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.steps
+            .iter()
+            .filter(move |(_, k)| k.as_str() == key)
+            .map(|(id, _)| id.as_str())
+    }
+
     /// The final images kiln made that record `verify_key` as passed.
     pub fn ids_verified<'a>(&'a self, verify_key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.verified
@@ -89,6 +115,7 @@ impl MadeIndex {
     pub fn forget(&mut self, id: &str) {
         self.made_at.remove(id);
         let had = self.made.remove(id).is_some()
+            | self.steps.remove(id).is_some()
             | self.foreign.remove(id)
             | self.verified.remove(id).is_some();
         self.dirty |= had;
@@ -106,7 +133,7 @@ impl MadeIndex {
 
     /// Records that image `id` is not one kiln made.
     pub fn insert_foreign(&mut self, id: &str) {
-        if self.made.contains_key(id) {
+        if self.made.contains_key(id) || self.steps.contains_key(id) {
             return;
         }
         self.dirty |= self.foreign.insert(id.to_string());
@@ -114,9 +141,11 @@ impl MadeIndex {
 
     /// Forgets images the engine no longer holds (`listed` are those it does).
     pub fn retain(&mut self, listed: &BTreeSet<&str>) {
-        let count = |i: &MadeIndex| i.made.len() + i.foreign.len() + i.verified.len();
+        let count =
+            |i: &MadeIndex| i.made.len() + i.steps.len() + i.foreign.len() + i.verified.len();
         let before = count(self);
         self.made.retain(|id, _| listed.contains(id.as_str()));
+        self.steps.retain(|id, _| listed.contains(id.as_str()));
         self.made_at.retain(|id, _| listed.contains(id.as_str()));
         self.foreign.retain(|id| listed.contains(id.as_str()));
         self.verified.retain(|id, _| listed.contains(id.as_str()));
@@ -163,6 +192,18 @@ mod tests {
         ids.sort();
         assert_eq!(ids, ["sha256:b", "sha256:c"]);
         assert_eq!(last.ids_verified("vk").collect::<Vec<_>>(), ["sha256:c"]);
+        last.insert_step("sha256:s", "step1");
+        last.insert_foreign("sha256:s");
+        assert!(
+            !last.is_foreign("sha256:s"),
+            "a step kiln made is never foreign"
+        );
+        assert_eq!(last.ids_of_step("step1").collect::<Vec<_>>(), ["sha256:s"]);
+        last.save().unwrap();
+        let mut last = MadeIndex::load(&path);
+        assert_eq!(last.step_key_of("sha256:s"), Some("step1"));
+        last.forget("sha256:s");
+        assert_eq!(last.ids_of_step("step1").count(), 0);
         last.forget("sha256:c");
         assert_eq!(last.ids_of("kb").collect::<Vec<_>>(), ["sha256:b"]);
         assert_eq!(last.ids_verified("vk").count(), 0);

@@ -27,7 +27,9 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instances: Option<Instances>,
     /// Processes run in one container under kiln's init (SPEC §9), by name;
-    /// an input of the `final` phase only.
+    /// an input of the `final` phase only, which adds `/.kiln/init` and
+    /// `/.kiln/services.json`, makes the init the entrypoint (`final.command`
+    /// is the main process) and sets a HEALTHCHECK.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub services: BTreeMap<String, ServiceConfig>,
     /// How many old snapshots kiln keeps (SPEC §11); not a cache-key input:
@@ -428,6 +430,11 @@ pub struct Repo {
     /// base image are unknown when the config is checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Shell commands run in the repo's directory as its `owner`, in order,
+    /// right after the checkout (e.g. `npm ci`, `bundle install`), with
+    /// `setup.shell`; each is cached as its own step, keyed with the commit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
 }
 
 impl Repo {

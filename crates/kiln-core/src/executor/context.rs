@@ -12,12 +12,12 @@ use crate::config::{Config, Habitat};
 use crate::engine::{ContainerSpec, Engine, EngineError, ImageConfig};
 use crate::image::archive::ParentImage;
 use crate::image::labels::{
-    LABEL_DURATION, LABEL_HABITAT, LABEL_INPUTS, LABEL_KEY, LABEL_PARENT, LABEL_PHASE,
-    LABEL_VERIFIED,
+    LABEL_DURATION, LABEL_HABITAT, LABEL_INPUTS, LABEL_KEY, LABEL_PARENT, LABEL_PHASE, LABEL_STEP,
+    LABEL_STEP_INPUTS, LABEL_STEP_KEY, LABEL_VERIFIED,
 };
 use crate::keys::{Facts, KeyChain, canonical};
 use crate::phase::Phase;
-use crate::plan::Snapshots;
+use crate::plan::{PlannedStep, Snapshots};
 use crate::report::Reporter;
 use crate::sources::copies;
 
@@ -104,7 +104,7 @@ pub(super) struct Executor<'a, E: Engine> {
     pub(super) copies: &'a [copies::Keyed],
     /// What the copies' keys left out (secrets, kiln's own files,
     /// `.kilnignore`): the files phase streams what was keyed.
-    pub(super) withheld: &'a [copies::Withheld],
+    pub(super) withheld: &'a std::collections::BTreeMap<String, copies::Withheld>,
     /// The images kiln made for this habitat; each snapshot the build makes
     /// is recorded in it.
     pub(super) made: &'a mut MadeIndex,
@@ -132,6 +132,23 @@ pub(super) struct PhaseCtx {
     /// skipped phases after it, and the final ones when nothing follows. A
     /// load applies them all in the same request.
     pub(super) tags: Vec<String>,
+    /// The planned steps of a phase that builds in steps (SPEC §5).
+    pub(super) steps: Vec<PlannedStep>,
+    /// Set while one step of such a phase is made: its image carries the
+    /// step's labels, and the phase's only when it is the last step.
+    pub(super) step: Option<StepMark>,
+}
+
+/// The step an image is made for, and what its labels say.
+#[derive(Debug, Clone)]
+pub(super) struct StepMark {
+    /// `6-setup.3`
+    pub(super) tag: String,
+    pub(super) key: String,
+    pub(super) inputs: serde_json::Value,
+    /// The phase's last step: its image is the phase's snapshot too.
+    pub(super) last: bool,
+    pub(super) started: std::time::Instant,
 }
 
 /// An image the build holds for the next phase to build on.
@@ -226,8 +243,60 @@ impl<E: Engine> Executor<'_, E> {
         })
     }
 
-    /// The labels every snapshot carries (SPEC §4), on top of `config`'s own.
-    pub(super) fn snapshot_config(&self, phase: Phase, mut config: ImageConfig) -> ImageConfig {
+    /// The labels every snapshot carries (SPEC §4), on top of `config`'s own;
+    /// for a step's image, the step's labels (SPEC §5), and the phase's only
+    /// on its last step (an earlier step's image is no phase snapshot, and
+    /// must not pass for the parent phase's whose labels it inherits).
+    pub(super) fn snapshot_config(
+        &self,
+        phase: Phase,
+        step: Option<&StepMark>,
+        mut config: ImageConfig,
+    ) -> ImageConfig {
+        // Only the images of a step carry a step's labels. Blanked, not
+        // removed: a commit merges the container's labels (the parent's)
+        // back in, so a removed label would come back; an empty one reads as
+        // absent everywhere kiln reads labels.
+        let blank = |config: &mut ImageConfig, labels: &[&str]| {
+            for label in labels {
+                if let Some(v) = config.labels.get_mut(*label) {
+                    v.clear();
+                }
+            }
+        };
+        blank(
+            &mut config,
+            &[LABEL_STEP, LABEL_STEP_KEY, LABEL_STEP_INPUTS],
+        );
+        if let Some(mark) = step {
+            config
+                .labels
+                .insert(LABEL_HABITAT.into(), self.name().to_string());
+            config.labels.insert(LABEL_STEP.into(), mark.tag.clone());
+            config
+                .labels
+                .insert(LABEL_STEP_KEY.into(), mark.key.clone());
+            config
+                .labels
+                .insert(LABEL_STEP_INPUTS.into(), canonical::to_string(&mark.inputs));
+            if !mark.last {
+                blank(
+                    &mut config,
+                    &[
+                        LABEL_KEY,
+                        LABEL_PHASE,
+                        LABEL_PARENT,
+                        LABEL_INPUTS,
+                        LABEL_VERIFIED,
+                    ],
+                );
+                config.labels.insert(
+                    LABEL_DURATION.into(),
+                    mark.started.elapsed().as_millis().to_string(),
+                );
+                return config;
+            }
+        }
         let pk = self.chain.get(phase);
         let parent = phase
             .previous()

@@ -42,6 +42,8 @@ pub struct PhaseFailure {
     pub exit_code: Option<i64>,
     /// The last lines of the phase's output.
     pub output: Vec<String>,
+    /// The step that failed (`6-setup.5`), in a phase built in steps.
+    pub step: Option<String>,
 }
 
 impl fmt::Display for BuildError {
@@ -74,11 +76,17 @@ impl fmt::Display for BuildError {
                         writeln!(f, "    | {l}")?;
                     }
                 }
-                write!(
-                    f,
-                    "hint: snapshots before `{}` are kept; fix the config and build again to resume there",
-                    p.phase.tag()
-                )
+                match &p.step {
+                    Some(step) => write!(
+                        f,
+                        "hint: step `{step}` failed; the steps before it are kept, and the next build resumes at it"
+                    ),
+                    None => write!(
+                        f,
+                        "hint: snapshots before `{}` are kept; fix the config and build again to resume there",
+                        p.phase.tag()
+                    ),
+                }
             }
         }
     }
@@ -114,6 +122,7 @@ pub(super) fn fail(phase: Phase, message: impl Into<String>) -> BuildError {
         command: None,
         exit_code: None,
         output: Vec::new(),
+        step: None,
     })
 }
 

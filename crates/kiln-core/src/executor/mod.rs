@@ -45,7 +45,7 @@ use remote::RemoteCache;
 pub use context::BUILD_CONTAINER_PREFIX;
 use context::{Executor, Maker};
 pub use error::{BuildError, PhaseFailure};
-use provenance::{Wanted, find_snapshots, probe_tags};
+use provenance::{Wanted, WantedSteps, find_snapshots, probe_tags};
 pub use remote::cache_tag;
 use resolve::resolve_facts;
 use secrets::SECRETS_PREFIX;
@@ -228,6 +228,16 @@ fn wanted(chain: &KeyChain) -> Wanted<'_> {
             .map(|pk| pk.key.as_str())
             .collect(),
         verify: verify.present().then(|| verify.key.as_str()),
+        steps: chain
+            .0
+            .iter()
+            .filter(|pk| !pk.steps.is_empty())
+            .map(|pk| WantedSteps {
+                phase: pk.phase,
+                phase_key: pk.key.as_str(),
+                keys: pk.steps.iter().map(|s| s.key.as_str()).collect(),
+            })
+            .collect(),
     }
 }
 

@@ -23,8 +23,9 @@ use futures_util::future::join_all;
 use crate::cache::{CacheDir, MadeIndex};
 use crate::engine::{Engine, ImageInfo, ImageSummary};
 use crate::image::archive;
-use crate::image::labels::{LABEL_KEY, LABEL_PHASE, LABEL_VERIFIED};
+use crate::image::labels::{LABEL_KEY, LABEL_PHASE, LABEL_STEP, LABEL_STEP_KEY, LABEL_VERIFIED};
 use crate::image::names;
+use crate::keys::steps::{parse_step_tag, step_tag};
 use crate::phase::Phase;
 use crate::plan::Snapshots;
 
@@ -45,6 +46,16 @@ pub(super) struct Probe {
 pub(super) struct Wanted<'a> {
     pub keys: Vec<&'a str>,
     pub verify: Option<&'a str>,
+    /// The phases run in steps: looked up step by step only when no
+    /// snapshot holds the phase's own key (the phase will build).
+    pub steps: Vec<WantedSteps<'a>>,
+}
+
+/// The step keys of one phase run in steps, in order.
+pub(super) struct WantedSteps<'a> {
+    pub phase: Phase,
+    pub phase_key: &'a str,
+    pub keys: Vec<&'a str>,
 }
 
 /// Inspects every tag a build of `habitat` writes (the ten phase tags and
@@ -113,6 +124,43 @@ pub(super) async fn find_snapshots<E: Engine>(
     let (m, f) = sort_found(&mut probe.index, more.iter());
     made.extend(m);
     foreign.extend(f);
+    for info in more {
+        probe.found.insert(info.id.clone(), info);
+    }
+    // A phase that will build: the images of its steps, by the step tags
+    // the last build wrote and by the ids the index records for the keys.
+    let mut refs: Vec<String> = Vec::new();
+    for w in &wanted.steps {
+        if held(&made, LABEL_KEY, w.phase_key) {
+            continue;
+        }
+        let repo = names::repository(&probe.habitat);
+        refs.extend((1..=w.keys.len()).map(|n| format!("{repo}:{}", step_tag(w.phase, n))));
+        for key in &w.keys {
+            refs.extend(probe.index.ids_of_step(key).map(str::to_string));
+        }
+    }
+    refs.sort();
+    refs.dedup();
+    refs.retain(|r| !probe.found.contains_key(r));
+    if !refs.is_empty() {
+        let inspected = join_all(refs.iter().map(|r| engine.image_inspect(r))).await;
+        let mut steps: BTreeMap<String, ImageInfo> = BTreeMap::new();
+        for (r, info) in refs.iter().zip(inspected) {
+            match info? {
+                Some(info) if !probe.found.contains_key(&info.id) => {
+                    steps.insert(info.id.clone(), info);
+                }
+                Some(_) => {}
+                // An indexed id the engine no longer holds (a tag is not an id).
+                None if r.starts_with("sha256:") => probe.index.forget(r),
+                None => {}
+            }
+        }
+        let (m, f) = sort_found(&mut probe.index, steps.values());
+        made.extend(m);
+        foreign.extend(f);
+    }
     Ok((
         Snapshots::from_listing(&probe.habitat, &made, &foreign),
         probe.index,
@@ -130,20 +178,29 @@ pub(crate) fn sort_found<'a>(
         // Only what names a phase and a key can pose as a snapshot; anything
         // else (a base image, a verify mark alone) is ignored.
         let labels = &info.config.labels;
-        let (Some(key), Some(phase)) = (
-            labels.get(LABEL_KEY),
+        // A blanked label (a step's image blanks its parent's) is absent.
+        let key = labels.get(LABEL_KEY).filter(|k| !k.is_empty()).zip(
             labels
                 .get(LABEL_PHASE)
                 .and_then(|p| p.parse::<Phase>().ok()),
-        ) else {
+        );
+        // A step snapshot (SPEC §5); the last step's is the phase's too.
+        let step = labels.get(LABEL_STEP_KEY).filter(|k| !k.is_empty()).zip(
+            labels
+                .get(LABEL_STEP)
+                .and_then(|t| parse_step_tag(t))
+                .map(|(p, _)| p),
+        );
+        let Some(phase) = key.map(|(_, p)| p).or(step.map(|(_, p)| p)) else {
             continue;
         };
-        let ours = if index.key_of(&info.id) == Some(key.as_str()) {
+        let known = key.is_some_and(|(k, _)| index.key_of(&info.id) == Some(k.as_str()))
+            || step.is_some_and(|(k, _)| index.step_key_of(&info.id) == Some(k.as_str()));
+        let ours = if known {
             true
         } else if index.is_foreign(&info.id) {
             false
         } else if archive::is_kiln_image(info, &snapshot_comment(phase)) {
-            index.insert_made(&info.id, key);
             true
         } else {
             index.insert_foreign(&info.id);
@@ -155,7 +212,13 @@ pub(crate) fn sort_found<'a>(
             labels: labels.clone(),
         };
         if ours {
-            if let Some(v) = labels.get(LABEL_VERIFIED) {
+            if let Some((k, _)) = key {
+                index.insert_made(&info.id, k);
+            }
+            if let Some((k, _)) = step {
+                index.insert_step(&info.id, k);
+            }
+            if let Some(v) = labels.get(LABEL_VERIFIED).filter(|v| !v.is_empty()) {
                 index.insert_verified(&info.id, v);
             }
             made.push(summary);

@@ -3,6 +3,7 @@
 //! and the commits the repo refs name; and the local tools, checked against
 //! their sha256 (the key names only that).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::config::{self, BaseSource, Habitat};
@@ -22,9 +23,9 @@ pub(super) struct Resolved {
     pub(super) facts: Facts,
     /// In config order, beside `facts.copies`.
     pub(super) copies: Vec<copies::Keyed>,
-    /// What the copies left out, for the files phase to leave out the same.
-    /// Beside `copies`: what each copy's root leaves out.
-    pub(super) withheld: Vec<copies::Withheld>,
+    /// What the copies left out, per copy root, for the files phase to
+    /// leave out the same.
+    pub(super) withheld: BTreeMap<String, copies::Withheld>,
 }
 
 /// Reads everything outside the config that keys depend on. With a reporter
@@ -77,28 +78,16 @@ pub(super) async fn resolve_facts<E: Engine>(
     };
     let digests_path = opts.cache().digests(&c.name);
     let mut digests = copies::DigestCache::load(&digests_path);
+    let withheld = copies::Withheld::by_root(habitat).map_err(BuildError::Config)?;
     let mut keyed = Vec::new();
-    let mut withheld = Vec::new();
-    let mut roots: std::collections::BTreeMap<PathBuf, copies::Withheld> = Default::default();
     for (i, copy) in c.build.files.iter().flat_map(|f| &f.copies).enumerate() {
-        // A fragment's copy is read beneath the fragment's directory, with
-        // that directory's `.kilnignore`.
+        // A fragment's copy is read beneath the fragment's directory.
         let (root, below) = copy.in_root();
-        let dir = habitat.root_dir(root);
-        let left_out = match roots.get(&dir) {
-            Some(w) => w.clone(),
-            None => {
-                let w = copies::Withheld::for_root(habitat, &dir).map_err(BuildError::Config)?;
-                roots.insert(dir.clone(), w.clone());
-                w
-            }
-        };
         keyed.push(
             digests
-                .keyed(&dir, below, &left_out)
+                .keyed(&habitat.root_dir(root), below, &withheld[root])
                 .map_err(|e| copy_error(habitat, i, e))?,
         );
-        withheld.push(left_out);
     }
     // Local tools are checked on every build and plan: their key is their
     // sha256, so a changed file would pass as cached otherwise.

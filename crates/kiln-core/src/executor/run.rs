@@ -6,7 +6,7 @@ use std::time::Instant;
 use crate::engine::Engine;
 use crate::image::names;
 use crate::phase::Phase;
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Plan, PlannedStep};
 use crate::report::{Event, PhaseStatus};
 
 use super::context::{Executor, PhaseCtx, Produced};
@@ -56,7 +56,10 @@ impl<E: Engine> Executor<'_, E> {
                     self.reporter.report(Event::PhaseStart { phase });
                     let tags = self.tags_from(plan, index);
                     let parent = current.take();
-                    match self.build_phase(phase, parent, tags).await {
+                    match self
+                        .build_phase(phase, parent, tags, planned.steps.clone())
+                        .await
+                    {
                         Ok(p) => {
                             // Verify makes no image: its tag points at its parent's.
                             if phase != Phase::Verify {
@@ -153,6 +156,7 @@ impl<E: Engine> Executor<'_, E> {
         phase: Phase,
         parent: Option<Produced>,
         tags: Vec<String>,
+        steps: Vec<PlannedStep>,
     ) -> Result<Produced, BuildError> {
         let (parent, tagged) = match phase {
             Phase::Base => {
@@ -176,6 +180,8 @@ impl<E: Engine> Executor<'_, E> {
             config: parent.config.clone(),
             parent,
             tags,
+            steps,
+            step: None,
         };
         match phase {
             Phase::Base | Phase::Env | Phase::Final => self.config_phase(ctx).await,

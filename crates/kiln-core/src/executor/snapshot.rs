@@ -30,7 +30,7 @@ impl<E: Engine> Executor<'_, E> {
     /// A phase that changes only image config: one `docker load` of an archive
     /// reusing the parent's layers; no container, no commit.
     pub(super) async fn load_phase(&mut self, ctx: PhaseCtx) -> Result<Produced, BuildError> {
-        let config = self.snapshot_config(ctx.phase, ctx.config);
+        let config = self.snapshot_config(ctx.phase, ctx.step.as_ref(), ctx.config);
         self.load_config_only(ctx.phase, &ctx.parent.layers, config, &ctx.tags)
             .await
     }
@@ -183,7 +183,7 @@ impl<E: Engine> Executor<'_, E> {
         uploads: Uploads,
     ) -> Result<Produced, BuildError> {
         let phase = ctx.phase;
-        let config = self.snapshot_config(phase, ctx.config);
+        let config = self.snapshot_config(phase, ctx.step.as_ref(), ctx.config);
         let layers = ctx.parent.layers.clone();
         let image_config = config.clone();
         let comment = snapshot_comment(phase);
@@ -245,7 +245,7 @@ impl<E: Engine> Executor<'_, E> {
             + 'static,
     {
         let phase = ctx.phase;
-        let config = self.snapshot_config(phase, ctx.config);
+        let config = self.snapshot_config(phase, ctx.step.as_ref(), ctx.config);
         let layers = ctx.parent.layers.clone();
         let image_config = config.clone();
         let comment = snapshot_comment(phase);
@@ -308,7 +308,7 @@ impl<E: Engine> Executor<'_, E> {
         container: &str,
     ) -> Result<Produced, BuildError> {
         let phase = ctx.phase;
-        let config = self.snapshot_config(phase, ctx.config);
+        let config = self.snapshot_config(phase, ctx.step.as_ref(), ctx.config);
         let comment = snapshot_comment(phase);
         let layered = match self
             .write_upper_dir(container, &ctx.parent, &config, &comment, &ctx.tags)

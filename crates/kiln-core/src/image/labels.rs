@@ -12,6 +12,14 @@ pub const LABEL_KEY: &str = "dev.kiln.key";
 pub const LABEL_PARENT: &str = "dev.kiln.parent";
 /// On a snapshot: the canonical inputs its key was computed from.
 pub const LABEL_INPUTS: &str = "dev.kiln.inputs";
+/// On a step snapshot inside a phase (SPEC §5): its step's tag (`6-setup.3`).
+/// The last step's image is also the phase's snapshot and carries the
+/// phase's labels too; the others carry none of them.
+pub const LABEL_STEP: &str = "dev.kiln.step";
+/// On a step snapshot: the step's full key.
+pub const LABEL_STEP_KEY: &str = "dev.kiln.step-key";
+/// On a step snapshot: the canonical input its key was computed from.
+pub const LABEL_STEP_INPUTS: &str = "dev.kiln.step-inputs";
 /// On a snapshot: how long its phase took to build, in milliseconds (SPEC §11),
 /// what a prune estimates the next build's cost from.
 pub const LABEL_DURATION: &str = "dev.kiln.duration-ms";

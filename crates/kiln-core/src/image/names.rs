@@ -12,6 +12,15 @@ pub fn snapshot(habitat: &str, phase: Phase) -> String {
     format!("{}:{}", repository(habitat), phase.tag())
 }
 
+/// `habitat-NAME:6-setup.3`: step 3 of a phase run in steps (SPEC §5).
+pub fn step(habitat: &str, phase: Phase, number: usize) -> String {
+    format!(
+        "{}:{}",
+        repository(habitat),
+        crate::keys::steps::step_tag(phase, number)
+    )
+}
+
 /// `final-KEY12`
 pub fn final_tag(final_key: &str) -> String {
     format!("final-{}", &final_key[..final_key.len().min(12)])

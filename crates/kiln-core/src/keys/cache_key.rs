@@ -32,6 +32,22 @@ impl CacheKey {
         CacheKey(hex::encode(h.finalize()))
     }
 
+    /// The key of a step inside `phase` (SPEC §5): sha256(version, the
+    /// previous step's key (the previous phase's for the first), `ID.step`,
+    /// the step's canonical input). `.step` keeps a step's key from ever
+    /// equalling a phase's.
+    pub fn step(parent: Option<&CacheKey>, phase: Phase, inputs: &Value) -> CacheKey {
+        let mut h = Sha256::new();
+        h.update(KEY_VERSION.as_bytes());
+        h.update(b"\n");
+        h.update(parent.map(CacheKey::as_str).unwrap_or("").as_bytes());
+        h.update(b"\n");
+        h.update(format!("{}.step", phase.id()).as_bytes());
+        h.update(b"\n");
+        h.update(canonical::to_string(inputs).as_bytes());
+        CacheKey(hex::encode(h.finalize()))
+    }
+
     pub fn from_hex(s: &str) -> CacheKey {
         CacheKey(s.to_string())
     }

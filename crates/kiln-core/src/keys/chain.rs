@@ -4,6 +4,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::keys::cache_key::CacheKey;
+use crate::keys::steps::{StepKey, step_keys};
 use crate::keys::{Facts, inputs::phase_inputs};
 use crate::phase::Phase;
 
@@ -13,6 +14,9 @@ pub struct PhaseKey {
     pub phase: Phase,
     pub key: CacheKey,
     pub inputs: Value,
+    /// The phase's steps, each cached on its own (setup, and repos with
+    /// commands); empty for a phase run whole, or absent.
+    pub steps: Vec<StepKey>,
 }
 
 impl PhaseKey {
@@ -31,8 +35,20 @@ impl KeyChain {
         let mut out: Vec<PhaseKey> = Vec::with_capacity(Phase::ALL.len());
         for phase in Phase::ALL {
             let inputs = phase_inputs(config, facts, phase);
-            let key = CacheKey::compute(out.last().map(|p| &p.key), phase, &inputs);
-            out.push(PhaseKey { phase, key, inputs });
+            let parent = out.last().map(|p| &p.key);
+            let key = CacheKey::compute(parent, phase, &inputs);
+            // A phase of one step is run whole: its step would be its
+            // snapshot, and nothing before it could be kept.
+            let steps = match step_keys(parent, phase, config, facts) {
+                s if inputs.is_null() || s.len() < 2 => Vec::new(),
+                s => s,
+            };
+            out.push(PhaseKey {
+                phase,
+                key,
+                inputs,
+                steps,
+            });
         }
         KeyChain(out)
     }

@@ -90,16 +90,29 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
         Phase::Repos if b.repos.is_empty() => Value::Null,
         // A credential in the URL is for the fetch only: it is no input (a
         // changed token is the same repository) and this lands in a label.
-        Phase::Repos => json!(
-            b.repos
-                .iter()
-                .enumerate()
-                .map(|(i, r)| json!({
-                    "url": without_credentials(&r.url), "path": r.path, "ref": r.git_ref, "owner": r.owner,
-                    "commit": facts.repos.get(i),
-                }))
-                .collect::<Vec<_>>()
-        ),
+        Phase::Repos => {
+            let shell = config.shell();
+            json!(
+                b.repos
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        let mut v = json!({
+                            "url": without_credentials(&r.url), "path": r.path, "ref": r.git_ref, "owner": r.owner,
+                            "commit": facts.repos.get(i),
+                        });
+                        // Only when set, so the keys of repos without them stay as they were.
+                        if !r.commands.is_empty() {
+                            v["commands"] = json!(r.commands);
+                            if shell != DEFAULT_SHELL {
+                                v["shell"] = json!(shell);
+                            }
+                        }
+                        v
+                    })
+                    .collect::<Vec<_>>()
+            )
+        }
         Phase::Tools if b.tools.is_empty() => Value::Null,
         // The checksum pins the bytes, so where they are fetched from is not an input.
         Phase::Tools => json!(

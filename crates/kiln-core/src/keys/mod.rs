@@ -6,7 +6,9 @@ pub mod canonical;
 pub mod chain;
 pub mod facts;
 pub mod inputs;
+pub mod steps;
 
 pub use cache_key::CacheKey;
 pub use chain::{KeyChain, PhaseKey};
 pub use facts::{BaseFact, Facts};
+pub use steps::StepKey;

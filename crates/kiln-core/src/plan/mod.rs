@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::keys::{KeyChain, PhaseKey};
+use crate::keys::{KeyChain, PhaseKey, StepKey};
 use crate::phase::Phase;
 
 pub mod reason;
@@ -41,6 +41,20 @@ pub struct PlannedPhase {
     pub key: PhaseKey,
     pub action: Action,
     /// Why the phase builds (or why it is skipped); empty when cached.
+    pub reason: String,
+    /// For a phase that builds in steps (SPEC §5), what each step does:
+    /// those before the first changed or failed one are cached. Empty when
+    /// the phase is cached, skipped, or not run in steps.
+    pub steps: Vec<PlannedStep>,
+}
+
+/// One step of a phase that builds in steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedStep {
+    pub key: StepKey,
+    /// `Cached` or `Build`; never `Skip`.
+    pub action: Action,
+    /// Why the step builds; empty when cached.
     pub reason: String,
 }
 
@@ -120,9 +134,15 @@ impl Plan {
                 Action::Within { .. } => format!("within {}'s snapshot", phase.tag()),
                 _ => p.reason.clone(),
             };
+            // A phase within the taken snapshot builds no step of its own.
+            let steps = match action {
+                Action::Within { .. } => Vec::new(),
+                _ => p.steps.clone(),
+            };
             phases.push(PlannedPhase {
                 action,
                 reason,
+                steps,
                 ..p.clone()
             });
         }
@@ -130,6 +150,7 @@ impl Plan {
             Some(image) => PlannedPhase {
                 action: Action::Cached { image },
                 reason: String::new(),
+                steps: Vec::new(),
                 ..d.clone()
             },
             None => {
@@ -141,6 +162,7 @@ impl Plan {
                         reference: hits[d.key.key.as_str()].clone(),
                     },
                     reason: format!("{local_reason}; the registry holds it"),
+                    steps: Vec::new(),
                     ..d.clone()
                 }
             }
@@ -197,7 +219,10 @@ fn plan_from(
     let mut first_built: Option<Phase> = None;
     for pk in keys {
         let phase = pk.phase;
-        let (action, reason) = if !pk.present() {
+        // Steps resume only where nothing before them builds: a forced
+        // or earlier rebuild makes every step again.
+        let resumable = first_built.is_none() && forced(phase, opts, first_built).is_none();
+        let (action, mut reason) = if !pk.present() {
             (Action::Skip, "not configured".to_string())
         } else if let Some(reason) = forced(phase, opts, first_built) {
             (Action::Build, reason)
@@ -224,6 +249,16 @@ fn plan_from(
                 ),
             }
         };
+        let steps = match action {
+            Action::Build if !pk.steps.is_empty() => {
+                let steps = plan_steps(pk, snaps, resumable, &reason);
+                if let Some(note) = resume_note(&steps) {
+                    reason = format!("{reason}; {note}");
+                }
+                steps
+            }
+            _ => Vec::new(),
+        };
         if action == Action::Build && first_built.is_none() {
             first_built = Some(phase);
         }
@@ -232,6 +267,7 @@ fn plan_from(
             key: pk.clone(),
             action,
             reason,
+            steps,
         });
     }
     phases
@@ -266,4 +302,70 @@ fn cached_image(pk: &PhaseKey, snaps: &Snapshots, chain: &KeyChain) -> Option<St
             .map(str::to_string);
     }
     snaps.image_for(pk.key.as_str()).map(str::to_string)
+}
+
+/// The steps of a phase that builds: with `resumable`, those up to the
+/// deepest step whose snapshot exists are cached (step keys chain, so that
+/// step's snapshot proves every one before it); the rest build.
+fn plan_steps(
+    pk: &PhaseKey,
+    snaps: &Snapshots,
+    resumable: bool,
+    phase_reason: &str,
+) -> Vec<PlannedStep> {
+    let hits = if resumable {
+        pk.steps
+            .iter()
+            .rposition(|s| snaps.step_image(s.key.as_str()).is_some())
+            .map_or(0, |i| i + 1)
+    } else {
+        0
+    };
+    let mut out = Vec::with_capacity(pk.steps.len());
+    for (i, step) in pk.steps.iter().enumerate() {
+        let (action, reason) = if i < hits {
+            let image = snaps.step_image(step.key.as_str()).unwrap_or_default();
+            (
+                Action::Cached {
+                    image: image.to_string(),
+                },
+                String::new(),
+            )
+        } else if i == hits {
+            let reason = if resumable {
+                reason::why_step_changed(pk.phase, step, snaps)
+            } else {
+                phase_reason.to_string()
+            };
+            (Action::Build, reason)
+        } else {
+            (Action::Build, format!("after step {} rebuilt", hits + 1))
+        };
+        out.push(PlannedStep {
+            key: step.clone(),
+            action,
+            reason,
+        });
+    }
+    out
+}
+
+/// What the phase's reason adds when some of its steps are cached.
+fn resume_note(steps: &[PlannedStep]) -> Option<String> {
+    let cached = steps
+        .iter()
+        .take_while(|s| matches!(s.action, Action::Cached { .. }))
+        .count();
+    if cached == 0 {
+        return None;
+    }
+    Some(match steps.get(cached) {
+        Some(s) => format!(
+            "resumes at step {} of {} (`{}`), steps 1-{cached} cached",
+            s.key.number,
+            steps.len(),
+            s.key.name
+        ),
+        None => format!("all {cached} steps cached"),
+    })
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::config::url::without_credentials;
-use crate::keys::PhaseKey;
+use crate::keys::{PhaseKey, StepKey};
 use crate::phase::Phase;
 use crate::plan::snapshots::Snapshots;
 
@@ -31,6 +31,27 @@ pub(crate) fn why_changed(pk: &PhaseKey, snaps: &Snapshots) -> Option<String> {
         return None;
     }
     Some(describe_change(pk.phase, &tagged.inputs, &pk.inputs))
+}
+
+/// Why the first step that builds in a resumed phase does: how its input
+/// differs from the step snapshot its tag points at, or that it has none
+/// (it never ran, or it failed last time).
+pub(crate) fn why_step_changed(phase: Phase, step: &StepKey, snaps: &Snapshots) -> String {
+    let name = match (phase, step.name.as_str()) {
+        (Phase::Setup, n) => format!("setup.{n}"),
+        (_, n) => n.to_string(),
+    };
+    match snaps.tagged_step(phase, step.number) {
+        Some(t) if t.inputs != step.inputs => format!("config changed: {name}"),
+        Some(_) => format!("`{name}` runs after a step that changed"),
+        None if step.number > 1 => {
+            format!(
+                "no snapshot of step {} (`{name}`) yet: it failed or never ran",
+                step.number
+            )
+        }
+        None => "no snapshot yet".to_string(),
+    }
 }
 
 fn describe_change(phase: Phase, old: &Value, new: &Value) -> String {

@@ -11,7 +11,11 @@ use serde_json::Value;
 
 use crate::engine::ImageSummary;
 
-use crate::image::labels::{LABEL_INPUTS, LABEL_KEY, LABEL_PHASE, LABEL_VERIFIED};
+use crate::image::labels::{
+    LABEL_INPUTS, LABEL_KEY, LABEL_PHASE, LABEL_STEP, LABEL_STEP_INPUTS, LABEL_STEP_KEY,
+    LABEL_VERIFIED,
+};
+use crate::keys::steps::parse_step_tag;
 use crate::phase::Phase;
 
 /// The snapshot a phase tag currently points at, with the inputs it was built from.
@@ -26,6 +30,10 @@ pub struct Snapshots {
     by_key: HashMap<String, String>,
     tagged: BTreeMap<Phase, TaggedSnapshot>,
     verified: HashSet<String>,
+    /// Step key → the image kiln made as that step (SPEC §5).
+    steps: HashMap<String, String>,
+    /// The step snapshot each step tag (`6-setup.3`) points at now.
+    tagged_steps: BTreeMap<(Phase, usize), TaggedSnapshot>,
     tags: HashMap<String, String>,
     /// Listed images that carry kiln's labels but are not images kiln made.
     foreign: Vec<ImageSummary>,
@@ -47,8 +55,32 @@ impl Snapshots {
             for t in &img.repo_tags {
                 s.tags.insert(t.clone(), img.id.clone());
             }
-            if let Some(v) = labels.get(LABEL_VERIFIED) {
+            // A blanked label (SPEC §5 step images blank their parent's) is absent.
+            if let Some(v) = labels.get(LABEL_VERIFIED).filter(|v| !v.is_empty()) {
                 s.verified.insert(v.clone());
+            }
+            if let (Some(key), Some((phase, n))) = (
+                labels.get(LABEL_STEP_KEY).filter(|k| !k.is_empty()),
+                labels.get(LABEL_STEP).and_then(|t| parse_step_tag(t)),
+            ) {
+                let tag = crate::keys::steps::step_tag(phase, n);
+                let is_tagged = img.repo_tags.iter().any(|t| *t == format!("{repo}:{tag}"));
+                if is_tagged || !s.steps.contains_key(key) {
+                    s.steps.insert(key.clone(), img.id.clone());
+                }
+                if is_tagged {
+                    let inputs = labels
+                        .get(LABEL_STEP_INPUTS)
+                        .and_then(|i| serde_json::from_str(i).ok())
+                        .unwrap_or(Value::Null);
+                    s.tagged_steps.insert(
+                        (phase, n),
+                        TaggedSnapshot {
+                            key: key.clone(),
+                            inputs,
+                        },
+                    );
+                }
             }
             let (Some(key), Some(tag)) = (labels.get(LABEL_KEY), labels.get(LABEL_PHASE)) else {
                 continue;
@@ -118,6 +150,16 @@ impl Snapshots {
     /// The image holding the snapshot with this key, if any.
     pub fn image_for(&self, key: &str) -> Option<&str> {
         self.by_key.get(key).map(String::as_str)
+    }
+
+    /// The image holding the step snapshot with this step key, if any.
+    pub fn step_image(&self, step_key: &str) -> Option<&str> {
+        self.steps.get(step_key).map(String::as_str)
+    }
+
+    /// The step snapshot step tag `phase`.`number` points at now.
+    pub fn tagged_step(&self, phase: Phase, number: usize) -> Option<&TaggedSnapshot> {
+        self.tagged_steps.get(&(phase, number))
     }
 
     /// The snapshot the phase's tag points at now.

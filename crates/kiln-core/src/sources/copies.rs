@@ -203,10 +203,10 @@ impl Withheld {
         Withheld::for_root(habitat, &habitat.dir)
     }
 
-    /// What copies from the copy root `root` (the habitat directory, or an
-    /// included fragment's directory) leave out: as [`Self::for_habitat`],
-    /// with that root's own `.kilnignore`, and the config file and every
-    /// fragment that lies under it.
+    /// What copies read beneath the copy root `root` (the habitat directory
+    /// or a fragment's directory, SPEC §2.1) leave out: the secrets' files
+    /// wherever they are, `root`'s own `.kilnignore` and what it excludes,
+    /// and the config file and every fragment lying beneath `root`.
     pub fn for_root(
         habitat: &crate::config::Habitat,
         root: &Path,
@@ -227,9 +227,26 @@ impl Withheld {
         let mut out = Withheld::secret_files(&habitat.dir, &habitat.config.secrets)
             .ignoring(ignore)
             .never_copying(kiln_ignore::FILE_NAME);
-        for config in std::iter::once(&habitat.file).chain(&habitat.fragments) {
-            if let Ok(rel) = config.strip_prefix(root) {
+        for own in std::iter::once(&habitat.file).chain(&habitat.fragments) {
+            if let Ok(rel) = own.strip_prefix(root) {
                 out = out.never_copying(&rel.to_string_lossy());
+            }
+        }
+        Ok(out)
+    }
+
+    /// One [`Withheld`] per copy root that `habitat`'s copies read from,
+    /// keyed by the root as [`crate::config::Copy::in_root`] names it.
+    pub fn by_root(
+        habitat: &crate::config::Habitat,
+    ) -> Result<BTreeMap<String, Withheld>, crate::config::Diagnostics> {
+        let mut out = BTreeMap::new();
+        out.insert(String::new(), Withheld::for_habitat(habitat)?);
+        for copy in habitat.config.build.files.iter().flat_map(|f| &f.copies) {
+            let (root, _) = copy.in_root();
+            if !out.contains_key(root) {
+                let w = Withheld::for_root(habitat, &habitat.root_dir(root))?;
+                out.insert(root.to_string(), w);
             }
         }
         Ok(out)

@@ -175,6 +175,17 @@ fn lines(events: &[Event]) -> Vec<String> {
                 phase.tag(),
                 status.as_str()
             ),
+            Event::StepEnd {
+                step,
+                name,
+                status,
+                image,
+                reason,
+                ..
+            } => format!(
+                "step {step} {name} {} ({reason}) -> {image}",
+                status.as_str()
+            ),
             Event::BuildEnd { ok, image, .. } => {
                 format!("build_end ok={ok} {}", image.as_deref().unwrap_or("-"))
             }
@@ -262,6 +273,7 @@ async fn a_cold_build_then_a_cached_one_then_an_edit_rebuilds_from_its_phase() {
     let mut wanted: BTreeSet<String> = Phase::ALL.iter().map(|p| p.tag()).collect();
     wanted.insert(names::final_tag(built.final_key.as_str()));
     wanted.insert("latest".into());
+    // Setup's one command is run whole: no step tags (SPEC §5).
     assert_eq!(tags.keys().cloned().collect::<BTreeSet<_>>(), wanted);
     assert_eq!(tags["7-repos"], tags["6-setup"]);
     assert_eq!(tags["9-verify"], tags["8-tools"]);
@@ -721,4 +733,68 @@ async fn a_config_switched_back_finds_its_untagged_snapshots_and_last_use_is_rec
     let used = kiln_core::cache::LastUse::load(&used_path);
     let setup_two = second.plan.get(Phase::Setup).key.key.as_str();
     assert!(used.get(setup_two).is_some());
+}
+
+/// With `services:` the final phase adds the init kiln carries (the bytes
+/// whose digest its key holds) and the spec in a layer of its own, and sets
+/// the entrypoint, user, healthcheck and stop budget; editing a service
+/// rebuilds `final` and nothing before it.
+#[tokio::test]
+async fn services_put_the_init_and_its_spec_in_final_and_rebuild_only_final() {
+    use kiln_core::engine::fake::FakeFileKind;
+    use kiln_core::image::init;
+    use kiln_core::image::labels::LABEL_STOP_BUDGET;
+
+    let f = Fixture::new().await;
+    let path = f.dir().join("kiln.yaml");
+    let mut yaml = std::fs::read_to_string(&path).expect("read");
+    yaml.push_str(
+        "services:\n  web:\n    command: \"httpd -f -p 8080\"\n    ready: { tcp: 8080, timeout: 30s }\n    stop: { grace: 20s }\n",
+    );
+    std::fs::write(&path, yaml).expect("write");
+    f.build_ok().await;
+    let latest = format!("{REPO}:latest");
+    let info = f
+        .engine
+        .image_inspect(&latest)
+        .await
+        .expect("inspect")
+        .expect("the final image");
+    let c = &info.config;
+    assert_eq!(
+        c.entrypoint.as_deref(),
+        Some(&["/.kiln/init".to_string(), "--".to_string()][..])
+    );
+    assert_eq!(c.cmd.as_deref(), Some(&["sh".to_string()][..]));
+    assert_eq!(c.user, None, "the init runs as root");
+    assert_eq!(c.healthcheck, Some(init::healthcheck(30_000)));
+    // The main process's 10 s, the service's 20 s, the orphans' 5 s.
+    assert_eq!(c.labels[LABEL_STOP_BUDGET], "35000");
+    let digest = init::digest().expect("an init on Linux");
+    assert!(
+        c.labels[LABEL_INPUTS].contains(digest),
+        "{}",
+        c.labels[LABEL_INPUTS]
+    );
+    let files = f.engine.image_files(&latest).expect("files");
+    match &files["/.kiln/init"].kind {
+        FakeFileKind::File(bytes) => assert_eq!(
+            format!("sha256:{}", hex::encode(Sha256::digest(bytes))),
+            digest
+        ),
+        other => panic!("the init is {other:?}"),
+    }
+    let spec: kiln_init::spec::Spec =
+        serde_json::from_str(&f.file(&latest, "/.kiln/services.json").expect("the spec"))
+            .expect("the spec parses");
+    assert_eq!(spec.services.len(), 1);
+    assert_eq!(spec.services[0].name, "web");
+    assert_eq!(spec.services[0].stop.grace_ms, 20_000);
+
+    f.edit("grace: 20s", "grace: 25s");
+    let (_, events) = f.build_ok().await;
+    assert_eq!(
+        only_ends(&events),
+        ends(&[(Phase::Final, "config changed: final.services.web")])
+    );
 }

@@ -247,3 +247,58 @@ async fn regression_a_secret_file_in_a_copied_directory_never_reaches_an_image()
         assert!(matches!(err, CopyError::Secret { .. }), "{source}: {err:?}");
     }
 }
+
+/// Every path in the fake's final image under `prefix`.
+fn files_under(engine: &FakeEngine, image: &str, prefix: &str) -> Vec<String> {
+    let mut out: Vec<String> = engine
+        .image_files(image)
+        .unwrap_or_default()
+        .into_keys()
+        .filter(|p| p.starts_with(prefix) && p.len() > prefix.len())
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn each_copy_root_keeps_its_own_kilnignore_and_no_root_copies_a_fragment() {
+    // The habitat and an included fragment each copy their whole directory.
+    // Each root's `.kilnignore` applies to its own copies only, and neither
+    // copies kiln's files: the config, a fragment, a `.kilnignore`.
+    let root = tempfile::tempdir().expect("temp dir");
+    let top = root.path().canonicalize().expect("canonical");
+    let (h, shared) = (top.join("h"), top.join("shared"));
+    std::fs::create_dir_all(&h).expect("mkdir");
+    std::fs::create_dir_all(&shared).expect("mkdir");
+    std::fs::write(
+        h.join("kiln.yaml"),
+        "include: [../shared/kiln.yaml]\nname: roots\nbuild:\n  base: { image: \"kiln-test/busybox:latest\" }\n  files:\n    copies:\n      - { source: ., dest: /h }\n",
+    )
+    .expect("write");
+    std::fs::write(h.join(".kilnignore"), "*.txt\n").expect("write");
+    std::fs::write(h.join("x.txt"), "x\n").expect("write");
+    std::fs::write(h.join("y.log"), "y\n").expect("write");
+    std::fs::write(
+        shared.join("kiln.yaml"),
+        "build:\n  files:\n    copies:\n      - { source: ., dest: /shared }\n",
+    )
+    .expect("write");
+    std::fs::write(shared.join(".kilnignore"), "*.log\n").expect("write");
+    std::fs::write(shared.join("a.txt"), "a\n").expect("write");
+    std::fs::write(shared.join("b.log"), "b\n").expect("write");
+
+    let engine = FakeEngine::new();
+    testing::busybox_image(&engine).await.expect("base image");
+    let loaded = config::load(&h).unwrap_or_else(|d| panic!("{d}"));
+    let opts = BuildOptions {
+        cache_root: Some(top.join("cache")),
+        ..BuildOptions::default()
+    };
+    let mut reporter = Recorder::default();
+    let built = executor::build(&engine, &loaded, &opts, &mut reporter)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let image = built.image.clone();
+    assert_eq!(files_under(&engine, &image, "/h/"), ["/h/y.log"]);
+    assert_eq!(files_under(&engine, &image, "/shared/"), ["/shared/a.txt"]);
+}

@@ -11,7 +11,9 @@ mod config_snapshots;
 mod executor_fake;
 mod key_props;
 mod plan_cases;
+mod plan_steps;
 mod services_cases;
+mod step_props;
 
 mod engine_contract;
 mod registry_config;

@@ -22,15 +22,31 @@ pub fn plan(habitat: &str, plan: &Plan, json: bool) {
             Action::Skip => "cached",
             _ => action,
         };
+        let step_action = |a: &Action| match a {
+            Action::Cached { .. } => "cached",
+            _ => "build",
+        };
         if json {
-            out!(
-                "{}",
-                serde_json::json!({
-                    "id": p.phase.id().to_string(), "phase": p.phase.name(), "action": action,
-                    "key": p.key.key.as_str(), "reason": p.reason, "image": image,
-                    "pull": match &p.action { Action::Pull { reference } => Some(reference.as_str()), _ => None },
-                })
-            );
+            let mut v = serde_json::json!({
+                "id": p.phase.id().to_string(), "phase": p.phase.name(), "action": action,
+                "key": p.key.key.as_str(), "reason": p.reason, "image": image,
+                "pull": match &p.action { Action::Pull { reference } => Some(reference.as_str()), _ => None },
+            });
+            // Only for a phase that builds in steps (SPEC §5).
+            if !p.steps.is_empty() {
+                v["steps"] = p
+                    .steps
+                    .iter()
+                    .map(|s| {
+                        serde_json::json!({
+                            "step": s.key.tag(p.phase), "name": s.key.name,
+                            "action": step_action(&s.action), "key": s.key.key.as_str(),
+                            "reason": s.reason,
+                        })
+                    })
+                    .collect();
+            }
+            out!("{v}");
         } else {
             let reason = match (&p.action, p.reason.as_str()) {
                 (_, "") => String::new(),
@@ -44,6 +60,19 @@ pub fn plan(habitat: &str, plan: &Plan, json: bool) {
                 shown,
                 p.key.key.short()
             );
+            for s in &p.steps {
+                let reason = match s.reason.as_str() {
+                    "" => String::new(),
+                    r => format!("  {}", render::because(r)),
+                };
+                out!(
+                    "  {:<10} {:<6} {} {}{reason}",
+                    s.key.tag(p.phase),
+                    step_action(&s.action),
+                    s.key.key.short(),
+                    s.key.name
+                );
+            }
         }
     }
 }

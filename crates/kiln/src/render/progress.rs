@@ -194,6 +194,27 @@ impl PlainReporter {
                     }
                 }
             }
+            Event::StepEnd {
+                step,
+                name,
+                status,
+                duration,
+                reason,
+                ..
+            } => match status {
+                // A step is never pulled on its own: its phase is.
+                PhaseStatus::Cached | PhaseStatus::Pulled => {
+                    format!("       cached {step:<12}{name}")
+                }
+                PhaseStatus::Built => format!(
+                    "       built  {step:<12}{name} ({})  {}",
+                    secs(*duration),
+                    super::because(reason)
+                ),
+                PhaseStatus::Failed => {
+                    format!("       failed {step:<12}{name} ({})", secs(*duration))
+                }
+            },
             Event::BuildEnd {
                 ok: true,
                 duration,
@@ -320,6 +341,21 @@ impl JsonReporter {
                 reason,
             } => json!({
                 "event": "phase_end", "id": phase.id().to_string(), "phase": phase.name(),
+                "status": status.as_str(), "duration_ms": duration.as_millis() as u64,
+                "image": image, "key": key, "reason": reason,
+            }),
+            Event::StepEnd {
+                phase,
+                step,
+                name,
+                status,
+                duration,
+                image,
+                key,
+                reason,
+            } => json!({
+                "event": "step_end", "id": phase.id().to_string(), "phase": phase.name(),
+                "step": step, "name": name,
                 "status": status.as_str(), "duration_ms": duration.as_millis() as u64,
                 "image": image, "key": key, "reason": reason,
             }),

@@ -290,6 +290,37 @@ impl<W: Write> Screen<W> {
                     }
                 }
             }
+            // A step of the running phase (SPEC §5): one dim line each,
+            // above the phase's live line.
+            Event::StepEnd {
+                step,
+                name,
+                status,
+                duration,
+                ..
+            } => {
+                let l = match status {
+                    // A step is never pulled on its own: its phase is.
+                    PhaseStatus::Cached | PhaseStatus::Pulled => {
+                        format!("{}  · {step:<12} cached {name}", self.indent())
+                    }
+                    PhaseStatus::Built => format!(
+                        "{}  · {step:<12} built {:>6}  {name}",
+                        self.indent(),
+                        secs(*duration)
+                    ),
+                    PhaseStatus::Failed => format!(
+                        "{}  ✘ {step:<12} failed {:>6}  {name}",
+                        self.indent(),
+                        secs(*duration)
+                    ),
+                };
+                if *status == PhaseStatus::Failed {
+                    lines.push(self.fit(&l, |s| self.red(s)));
+                } else {
+                    lines.push(self.fit(&l, |s| self.dim(s)));
+                }
+            }
             Event::BuildEnd {
                 ok,
                 duration,

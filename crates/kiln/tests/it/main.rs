@@ -24,5 +24,6 @@ mod remote;
 mod secrets;
 mod services;
 mod shell;
+mod steps;
 mod tty;
 mod variables;

@@ -106,7 +106,8 @@ impl Engine for FakeEngine {
     }
 
     /// Loads a `docker save` archive whose layers are those of an image the
-    /// fake already has (what kiln's config-only snapshots are).
+    /// fake already has (what kiln's config-only snapshots are), or those
+    /// plus one new layer the archive holds.
     async fn load(&self, tar: Bytes) -> EngineResult<()> {
         let mut files = BTreeMap::new();
         let mut ar = tar::Archive::new(&tar[..]);
@@ -187,23 +188,38 @@ impl Engine for FakeEngine {
             }),
         };
         let mut state = self.state();
-        let parent = state
-            .images
-            .values()
-            .find(|i| i.layers == diff_ids)
-            .cloned()
-            .ok_or_else(|| {
-                refused(
-                    "load",
-                    "the archive's layers are not in the engine".to_string(),
-                )
-            })?;
+        let has = |layers: &[String]| state.images.values().find(|i| i.layers == layers).cloned();
+        // Every layer the engine's already, or all but a new top one that the
+        // archive holds (a layer kiln wrote on the host), as Docker takes them.
+        let files = match has(&diff_ids) {
+            Some(parent) => parent.files,
+            None => {
+                let new_layer = manifest[0]["Layers"]
+                    .as_array()
+                    .and_then(|l| l.last())
+                    .and_then(|l| l.as_str())
+                    .and_then(|path| files.get(path));
+                match (diff_ids.split_last(), new_layer) {
+                    (Some((_, below)), Some(layer)) if has(below).is_some() => {
+                        let mut tree = has(below).map(|p| p.files).unwrap_or_default();
+                        extract_into(&mut tree, "/", &layer[..]).map_err(|e| refused("load", e))?;
+                        tree
+                    }
+                    _ => {
+                        return Err(refused(
+                            "load",
+                            "the archive's layers are not in the engine".to_string(),
+                        ));
+                    }
+                }
+            }
+        };
         let id = format!("sha256:{}", hex::encode(sha2::Sha256::digest(config_bytes)));
         state.images.insert(
             id.clone(),
             FakeImage {
                 config: normalize_config(&config),
-                files: parent.files,
+                files,
                 layers: diff_ids,
             },
         );

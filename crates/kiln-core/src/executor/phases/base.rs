@@ -78,6 +78,7 @@ impl<E: Engine> Executor<'_, E> {
                 let wanted = Wanted {
                     keys: vec![final_key.as_str()],
                     verify: None,
+                    steps: Vec::new(),
                 };
                 let (snaps, _) = find_snapshots(self.engine, probe, &wanted).await?;
                 match snaps.image_for(final_key) {

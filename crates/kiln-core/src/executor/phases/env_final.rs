@@ -66,7 +66,7 @@ impl<E: Engine> Executor<'_, E> {
     async fn services_phase(
         &mut self,
         mut ctx: PhaseCtx,
-        mut spec: Spec,
+        spec: Spec,
     ) -> Result<Produced, BuildError> {
         let Some(init) = init::binary() else {
             return Err(fail(
@@ -75,13 +75,9 @@ impl<E: Engine> Executor<'_, E> {
             ));
         };
         let config = &mut ctx.config;
-        // The user the image would have run as is the main process's.
-        if spec.main.user.is_none() {
-            spec.main.user = config
-                .user
-                .take()
-                .filter(|u| !u.is_empty() && u != "root" && u != "0");
-        }
+        // The init runs as root; the main process as `final.user`, which
+        // the spec already holds (root when unset, SPEC §9, whatever user
+        // the base image had).
         config.user = None;
         // The main process is `final`'s entrypoint and command (SPEC §9),
         // not what the base happened to set (busybox's `sh`, which would end

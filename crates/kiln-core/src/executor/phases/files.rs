@@ -29,10 +29,7 @@ impl<E: Engine> Executor<'_, E> {
         }
         // A secret's file is never copied, even inside a copied directory;
         // nor is what the key left out.
-        let withheld = self.withheld.to_vec();
-        if withheld.len() != copies.len() {
-            return Err(fail(phase, "the copies' roots were not all read"));
-        }
+        let withheld = self.withheld.clone();
         let needs_accounts = copies
             .iter()
             .any(|c| names_an_account(c.owner.as_deref()) || names_an_account(c.group.as_deref()));
@@ -42,11 +39,13 @@ impl<E: Engine> Executor<'_, E> {
         };
         // Each copy is read beneath its root: the habitat directory, or
         // the directory of the fragment that names it.
-        let sources: Vec<(std::path::PathBuf, String)> = copies
+        // Each with what its root withholds (its own `.kilnignore`).
+        let sources: Vec<(std::path::PathBuf, String, copies::Withheld)> = copies
             .iter()
             .map(|c| {
                 let (root, below) = c.in_root();
-                (self.habitat.root_dir(root), below.to_string())
+                let withheld = withheld.get(root).cloned().unwrap_or_default();
+                (self.habitat.root_dir(root), below.to_string(), withheld)
             })
             .collect();
         let digests = self.opts.cache().digests(self.name());
@@ -57,7 +56,7 @@ impl<E: Engine> Executor<'_, E> {
                 let accounts = &facts.accounts;
                 // Every owner and mode is resolved before a byte is written.
                 let mut placed = Vec::new();
-                for ((c, keyed), (root, below)) in copies.iter().zip(keyed).zip(&sources) {
+                for ((c, keyed), (root, below, held)) in copies.iter().zip(keyed).zip(&sources) {
                     let in_copy =
                         |e: AccountsError| fail(phase, format!("copy to `{}`: {e}", c.dest));
                     let (uid, mut gid) = accounts
@@ -78,7 +77,14 @@ impl<E: Engine> Executor<'_, E> {
                         gid,
                         file_mode,
                     };
-                    placed.push((root.clone(), below.clone(), c.dest.clone(), own, keyed));
+                    placed.push((
+                        root.clone(),
+                        below.clone(),
+                        c.dest.clone(),
+                        own,
+                        keyed,
+                        held.clone(),
+                    ));
                 }
                 let parents = parents_to_make(&dests, &facts.dirs);
                 let produce: Producer = Box::new(move |out| {
@@ -87,21 +93,14 @@ impl<E: Engine> Executor<'_, E> {
                     // Each copy is checked against its key as it streams: a
                     // change since it was keyed fails the phase, and the layer
                     // is thrown away.
-                    for (i, (root, source, dest, own, keyed)) in placed.iter().enumerate() {
+                    for (i, (root, source, dest, own, keyed, withheld)) in placed.iter().enumerate()
+                    {
                         for dir in parents.iter().filter(|p| p.1 == i) {
                             let path = dir.0.trim_start_matches('/');
                             append_dir(&mut tar, path, 0o755, own.uid, own.gid)?;
                         }
-                        copies::append_to_tar(
-                            &mut tar,
-                            root,
-                            source,
-                            dest,
-                            *own,
-                            &withheld[i],
-                            keyed,
-                        )
-                        .map_err(std::io::Error::other)?;
+                        copies::append_to_tar(&mut tar, root, source, dest, *own, withheld, keyed)
+                            .map_err(std::io::Error::other)?;
                     }
                     std::io::Write::flush(&mut tar.into_inner()?)
                 });
@@ -116,7 +115,7 @@ impl<E: Engine> Executor<'_, E> {
             // served wrongly by the stat cache: the next build reads every
             // copy again rather than trust it.
             let mut cache = copies::DigestCache::load(&digests);
-            for (root, source) in &sources {
+            for (root, source, _) in &sources {
                 cache.forget(root, source);
             }
             let _ = cache.save(&digests);

@@ -1,5 +1,6 @@
 //! Repos: each repository's clone, checked out at the commit its key names,
-//! archived from the host mirror into one layer.
+//! archived from the host mirror into one layer; then each repo's
+//! `commands`, each a cached step (SPEC §2.1, §5).
 
 use crate::config::url::without_credentials;
 use crate::engine::Engine;
@@ -10,9 +11,31 @@ use crate::executor::error::{BuildError, fail};
 use crate::executor::snapshot::{Needs, Uploads};
 
 use super::accounts::names_an_account;
+use super::script::PhaseScript;
+use super::setup::StepWork;
 
 impl<E: Engine> Executor<'_, E> {
+    /// Places the checkouts; with repo `commands`, in steps (SPEC §2.1, §5):
+    /// the checkouts, then each command in its repo's directory as its owner.
     pub(in crate::executor) async fn run_repos(
+        &mut self,
+        ctx: PhaseCtx,
+    ) -> Result<Produced, BuildError> {
+        if ctx.steps.is_empty() {
+            return self.place_checkouts(ctx).await;
+        }
+        let work = std::iter::once(StepWork::Checkout)
+            .chain(
+                PhaseScript::repo_steps(self.config())
+                    .into_iter()
+                    .map(StepWork::Script),
+            )
+            .collect();
+        self.run_in_steps(ctx, work).await
+    }
+
+    /// Every repo's checkout, archived from the host mirror into one layer.
+    pub(in crate::executor) async fn place_checkouts(
         &mut self,
         ctx: PhaseCtx,
     ) -> Result<Produced, BuildError> {

@@ -29,9 +29,61 @@ pub struct PhaseScript {
     pub shell: Vec<String>,
     /// `export NAME="$(cat /run/secrets/ID)"` for each (env name, secret id).
     pub secret_env: Vec<(String, String)>,
+    /// Where every step runs (a repo's commands run in its directory); the
+    /// user's home for a user's step, `/` for root's, when `None`.
+    pub dir: Option<String>,
 }
 
 impl PhaseScript {
+    /// The setup phase's cache steps (SPEC §5), in the order of their step
+    /// keys ([`crate::keys::steps::step_inputs`]): the packages (one step,
+    /// however many managers), then each root command, then each script.
+    pub fn setup_steps(config: &Config) -> Vec<PhaseScript> {
+        let whole = PhaseScript::setup(config);
+        let packages = config
+            .build
+            .setup
+            .as_ref()
+            .and_then(|s| s.packages.as_ref())
+            .map_or(0, |p| package_steps(p).len());
+        let mut out = Vec::new();
+        let mut steps = whole.steps.iter();
+        if packages > 0 {
+            out.push(PhaseScript {
+                steps: steps.by_ref().take(packages).cloned().collect(),
+                ..whole.clone()
+            });
+        }
+        out.extend(steps.map(|step| PhaseScript {
+            steps: vec![step.clone()],
+            ..whole.clone()
+        }));
+        out
+    }
+
+    /// The commands of every repo, in order, one script each: run in the
+    /// repo's directory as its owner, with the configured shell and the
+    /// secrets as setup's commands get them.
+    pub fn repo_steps(config: &Config) -> Vec<PhaseScript> {
+        let mut out = Vec::new();
+        for r in &config.build.repos {
+            let user = r.owner.clone().filter(|u| u != "root" && u != "0");
+            for cmd in &r.commands {
+                out.push(PhaseScript {
+                    steps: vec![Step {
+                        command: cmd.clone(),
+                        user: user.clone(),
+                        file: None,
+                    }],
+                    shell: config.shell(),
+                    secret_env: secret_env(config),
+                    dir: Some(r.path.clone()),
+                });
+            }
+        }
+        out
+    }
+
     /// The setup phase: packages (apt, npm, pip), then root commands, then user scripts.
     pub fn setup(config: &Config) -> PhaseScript {
         let mut steps = Vec::new();
@@ -53,15 +105,11 @@ impl PhaseScript {
                 }));
             }
         }
-        let secret_env = config
-            .secrets
-            .iter()
-            .filter_map(|s| s.env.clone().map(|env| (env, s.id.clone())))
-            .collect();
         PhaseScript {
             steps,
             shell: config.shell(),
-            secret_env,
+            secret_env: secret_env(config),
+            dir: None,
         }
     }
 
@@ -85,6 +133,7 @@ impl PhaseScript {
             steps,
             shell: config.shell(),
             secret_env: Vec::new(),
+            dir: None,
         }
     }
 
@@ -107,9 +156,17 @@ impl PhaseScript {
             .map(|w| sh_quote(w))
             .collect::<Vec<_>>()
             .join(" ");
-        let as_user = sh_quote(&format!(
-            "cd \"$HOME\" 2>/dev/null; exec {shell} \"$KILN_STEP\""
-        ));
+        let cd = match &self.dir {
+            Some(dir) => {
+                run.push_str(&format!(
+                    "KILN_DIR={}; export KILN_DIR\ncd \"$KILN_DIR\" || exit 1\n",
+                    sh_quote(dir)
+                ));
+                "cd \"$KILN_DIR\" || exit 1;"
+            }
+            None => "cd \"$HOME\" 2>/dev/null;",
+        };
+        let as_user = sh_quote(&format!("{cd} exec {shell} \"$KILN_STEP\""));
         run.push_str(&format!(
             "kiln_step() {{\n  KILN_STEP=\"$3\"; export KILN_STEP\n  \
              if [ -z \"$2\" ]; then {shell} \"$KILN_STEP\"\n  \
@@ -132,6 +189,15 @@ impl PhaseScript {
         let mut it = rest.split_whitespace();
         Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
     }
+}
+
+/// (env name, secret id) of each secret given as an environment variable.
+fn secret_env(config: &Config) -> Vec<(String, String)> {
+    config
+        .secrets
+        .iter()
+        .filter_map(|s| s.env.clone().map(|env| (env, s.id.clone())))
+        .collect()
 }
 
 fn package_steps(p: &Packages) -> Vec<Step> {
@@ -349,6 +415,64 @@ mod tests {
             v.user = Some("root".into());
         }
         assert_eq!(PhaseScript::verify(&c).steps[1].user, None);
+    }
+
+    #[test]
+    fn setup_steps_are_the_packages_then_each_command_each_its_own_script() {
+        let mut c = config(
+            &["git", "curl"],
+            &["echo a", "echo b"],
+            Some("dev"),
+            &["echo c"],
+        );
+        if let Some(p) = c.build.setup.as_mut().and_then(|s| s.packages.as_mut()) {
+            p.pip = vec!["httpie".into()];
+        }
+        let steps = PhaseScript::setup_steps(&c);
+        assert_eq!(steps.len(), 4, "packages, two root commands, one script");
+        assert_eq!(steps[0].steps.len(), 2, "apt and pip are one cache step");
+        let flat: Vec<Step> = steps.iter().flat_map(|s| s.steps.clone()).collect();
+        assert_eq!(flat, PhaseScript::setup(&c).steps);
+        assert_eq!(steps[3].steps[0].user.as_deref(), Some("dev"));
+        let keys = crate::keys::steps::step_inputs(
+            &c,
+            &crate::keys::Facts {
+                base: crate::keys::BaseFact::Bootstrap { key: "b".into() },
+                copies: Vec::new(),
+                repos: Vec::new(),
+                init: None,
+            },
+            crate::phase::Phase::Setup,
+        );
+        assert_eq!(keys.len(), steps.len(), "one script per step key");
+    }
+
+    #[test]
+    fn a_repo_command_runs_in_the_repos_directory_as_its_owner() {
+        let mut c = config(&[], &[], None, &[]);
+        // From its serde form, so fields added later default.
+        c.build.repos = vec![
+            serde_json::from_value(serde_json::json!({
+                "url": "https://example.com/app", "path": "/work/my app", "owner": "dev",
+                "commands": ["npm ci", "make"],
+            }))
+            .unwrap(),
+        ];
+        let steps = PhaseScript::repo_steps(&c);
+        assert_eq!(steps.len(), 2);
+        let script = steps[0].script();
+        assert!(
+            script
+                .contains("KILN_DIR='/work/my app'; export KILN_DIR\ncd \"$KILN_DIR\" || exit 1\n"),
+            "{script}"
+        );
+        assert!(script.contains("kiln_step 0 dev 'npm ci'\n"), "{script}");
+        assert!(
+            script.contains("cd \"$KILN_DIR\" || exit 1; exec /bin/sh -e -c"),
+            "{script}"
+        );
+        // Setup's scripts still start in the user's home.
+        assert!(!PhaseScript::setup(&c).script().contains("KILN_DIR"));
     }
 
     #[test]

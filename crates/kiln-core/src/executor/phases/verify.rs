@@ -34,8 +34,9 @@ impl<E: Engine> Executor<'_, E> {
             }
             return Ok(());
         }
+        let script = super::script::PhaseScript::verify(self.config());
         let id = self
-            .start_script(Phase::Verify, &ctx.parent.id, &ctx.config)
+            .start_script(Phase::Verify, &ctx.parent.id, &ctx.config, &script)
             .await?;
         self.engine.remove_container(&id).await?;
         Ok(())
