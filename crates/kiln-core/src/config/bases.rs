@@ -2,45 +2,51 @@
 //! and so on), followed when a habitat is parsed, so a cycle is an error of
 //! the config, located at the `base.habitat` that starts it, rather than a
 //! `plan` that recurses until its stack overflows and a `build` that waits
-//! for its own lock. Pure: the caller reads the files.
+//! for its own lock. The walk also gathers the users the bases declare,
+//! which the habitat may name without declaring them again (SPEC §2.1).
+//! Pure: the caller reads the files.
 
 use std::path::{Path, PathBuf};
 
 use super::diagnostic::Sink;
-use super::node::{self, Node, Seg};
+use super::node::{Node, NodeKind, Seg};
 
 use Seg::Key as K;
 
-/// A base habitat's `kiln.yaml`, as [`check`]'s reader gives it.
+/// A base habitat's config, as [`check`]'s reader gives it.
 pub(crate) struct BaseFile {
     /// The habitat directory, canonical (habitats are the same when these are).
     pub dir: PathBuf,
-    pub text: String,
+    /// Its YAML tree, the fragments it includes merged in; `None` when it
+    /// is not YAML.
+    pub tree: Option<Node>,
 }
 
 /// Follows the base habitats of the habitat in `dir` (canonical), named
 /// `name`, whose YAML tree is `root`, and reports a cycle on `sink`. `read`
 /// loads the habitat at a path (its directory or its `kiln.yaml`); `None`
 /// ends the walk quietly: a base that cannot be read is the build's to report.
+/// The names of the users the bases declare, nearest base first.
 pub(crate) fn check(
     dir: &Path,
     name: &str,
     root: &Node,
     sink: &mut Sink<'_>,
     read: impl Fn(&Path) -> Option<BaseFile>,
-) {
+) -> Vec<String> {
+    let mut users = Vec::new();
     let path = [K("build"), K("base"), K("habitat")];
     let Some(first) = root.get(&path).and_then(Node::as_text) else {
-        return;
+        return users;
     };
     let mut chain: Vec<(PathBuf, String)> = vec![(dir.to_path_buf(), name.to_string())];
     let mut next = first.to_string();
     loop {
         let at = &chain.last().expect("the chain starts with this habitat").0;
         let Some(base) = read(&at.join(&next)) else {
-            return;
+            return users;
         };
-        let tree = node::parse_yaml(&base.text).ok();
+        let tree = base.tree;
         let text_at = |p: &[Seg<'_>]| {
             tree.as_ref()
                 .and_then(|t| t.get(p))
@@ -69,10 +75,24 @@ pub(crate) fn check(
                 message,
                 "a habitat cannot be built on itself, directly or through its bases; base one of them on an `image` or a `bootstrap`",
             );
-            return;
+            return users;
+        }
+        if let Some(NodeKind::Seq(declared)) = tree
+            .as_ref()
+            .and_then(|t| t.get(&[K("build"), K("users")]))
+            .map(|n| &n.kind)
+        {
+            let names = declared
+                .iter()
+                .filter_map(|u| u.get(&[K("name")]).and_then(Node::as_text));
+            for n in names {
+                if !users.iter().any(|u| u == n) {
+                    users.push(n.to_string());
+                }
+            }
         }
         let Some(after) = text_at(&path) else {
-            return;
+            return users;
         };
         chain.push((base.dir, base_name));
         next = after;
@@ -82,6 +102,7 @@ pub(crate) fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::node;
     use std::collections::BTreeMap;
 
     /// Habitats as `dir → kiln.yaml`, read as the real reader would: a path
@@ -101,8 +122,8 @@ mod tests {
                     other => dir.push(other),
                 }
             }
-            let text = files.get(&dir)?.clone();
-            Some(BaseFile { dir, text })
+            let tree = node::parse_yaml(files.get(&dir)?).ok();
+            Some(BaseFile { dir, tree })
         };
         let text = &files[Path::new(start)];
         let root = node::parse_yaml(text).unwrap();
@@ -120,6 +141,28 @@ mod tests {
     const B_TO_C: &str = "name: b\nbuild:\n  base: { habitat: ../c }\n";
     const C_TO_B: &str = "name: c\nbuild:\n  base: { habitat: ../b }\n";
     const C_IMAGE: &str = "name: c\nbuild:\n  base: { image: busybox }\n";
+
+    #[test]
+    fn the_users_of_every_base_are_gathered_nearest_first() {
+        let files: BTreeMap<PathBuf, String> = [
+            ("/h/a", A),
+            ("/h/b", "name: b\nbuild:\n  base: { habitat: ../c }\n  users: [{ name: dev }, { name: ops }]\n"),
+            ("/h/c", "name: c\nbuild:\n  base: { image: busybox }\n  users: [{ name: ops }, { name: svc }]\n"),
+        ]
+        .iter()
+        .map(|(d, t)| (PathBuf::from(d), t.to_string()))
+        .collect();
+        let read = |p: &Path| {
+            let dir = PathBuf::from(format!("/h/{}", p.file_name()?.to_str()?));
+            let tree = node::parse_yaml(files.get(&dir)?).ok();
+            Some(BaseFile { dir, tree })
+        };
+        let root = node::parse_yaml(A).unwrap();
+        let mut sink = Sink::new("kiln.yaml", A);
+        let users = check(Path::new("/h/a"), "a", &root, &mut sink, read);
+        assert!(sink.is_empty());
+        assert_eq!(users, ["dev", "ops", "svc"]);
+    }
 
     #[test]
     fn base_chains_are_followed_and_cycles_reported_at_base_habitat() {

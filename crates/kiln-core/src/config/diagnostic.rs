@@ -271,6 +271,11 @@ impl<'t> Sink<'t> {
         self.push(loc, message.into(), Some(hint.into()));
     }
 
+    /// The name diagnostics give the file with id `file`.
+    pub fn file_name(&self, file: u16) -> &str {
+        self.file(file).map_or("", |f| f.name.as_str())
+    }
+
     fn file(&self, id: u16) -> Option<&SinkFile<'t>> {
         self.files
             .get(usize::from(id))

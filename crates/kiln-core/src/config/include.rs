@@ -60,7 +60,7 @@ pub(crate) struct Included {
 }
 
 impl Included {
-    /// The fragments' canonical files, in the order they were merged.
+    /// The fragments' canonical files, in the order the includes reached them.
     pub fn fragments(&self) -> Vec<PathBuf> {
         self.sources
             .iter()
@@ -758,6 +758,18 @@ mod tests {
                 ],
                 &["a.yaml:1: invalid YAML: unclosed bracket '['"],
             ),
+            (
+                &[
+                    (
+                        MAIN,
+                        "include: [a.yaml]\nname: app\nbuild:\n  base: { image: busybox }\n  users: [{ name: dev }]\n",
+                    ),
+                    ("/h/app/a.yaml", "build:\n  users:\n    - { name: dev }\n"),
+                ],
+                &[
+                    "kiln.yaml:5: duplicate user `dev` in `build.users` (first declared on line 3 of `a.yaml`)",
+                ],
+            ),
         ];
         for (files, expected) in cases {
             let got = load(files).expect_err("an error");
@@ -953,18 +965,18 @@ mod tests {
         })
     }
 
-    /// A generated include order: what the shuffle draws.
-    type Shuffled = (Vec<usize>, bool, Vec<u32>, Option<String>, Option<String>);
+    /// What one generated file draws: its includes (shuffled), and what it sets.
+    type Drawn = (Vec<usize>, bool, Vec<u32>, Option<String>, Option<String>);
 
     trait ShuffleIncludes {
-        fn prop_shuffle_includes(self) -> BoxedStrategy<Shuffled>;
+        fn prop_shuffle_includes(self) -> BoxedStrategy<Drawn>;
     }
 
     impl<S> ShuffleIncludes for S
     where
-        S: Strategy<Value = Shuffled> + 'static,
+        S: Strategy<Value = Drawn> + 'static,
     {
-        fn prop_shuffle_includes(self) -> BoxedStrategy<Shuffled> {
+        fn prop_shuffle_includes(self) -> BoxedStrategy<Drawn> {
             self.prop_flat_map(|(inc, rev, things, d, w)| {
                 (
                     Just(inc).prop_shuffle(),

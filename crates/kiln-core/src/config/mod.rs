@@ -46,8 +46,8 @@ pub struct Habitat {
     /// The config file, canonical.
     pub file: PathBuf,
     pub config: Config,
-    /// The fragments `include:` merged in (canonical files, in merge
-    /// order): never copied into an image.
+    /// The fragments `include:` merged in (canonical files, in the order
+    /// the includes reach them, each once): never copied into an image.
     pub fragments: Vec<PathBuf>,
 }
 
@@ -367,8 +367,8 @@ pub(crate) fn parse_sources(
         }
     };
     include::assign_roots(&mut config, root, &included.sources);
-    validate::check(&config, root, &dir, complete, &mut sink);
-    bases::check(&dir, &config.name, root, &mut sink, read_base);
+    let base_users = bases::check(&dir, &config.name, root, &mut sink, read_base);
+    validate::check(&config, root, &dir, complete, &base_users, &mut sink);
     if sink.is_empty() {
         Ok(Parsed {
             config,
@@ -389,8 +389,8 @@ fn read_base(path: &Path) -> Option<bases::BaseFile> {
     };
     let file = std::fs::canonicalize(file).ok()?;
     let text = std::fs::read_to_string(&file).ok()?;
-    Some(bases::BaseFile {
-        dir: file.parent()?.to_path_buf(),
-        text,
-    })
+    let dir = file.parent()?.to_path_buf();
+    let shown = file.display().to_string();
+    let tree = merged(&shown, &text, &dir, Some(&file)).map(|i| i.root);
+    Some(bases::BaseFile { dir, tree })
 }

@@ -268,8 +268,9 @@ pub struct Copy {
     /// Absolute path in the image.
     pub dest: String,
     /// A user name or uid; `root` by default.
-    /// Must be `root`, a numeric id, or a user declared in `build.users`: other
-    /// users of the base image are unknown when the config is checked.
+    /// Must be `root`, a numeric id, or a user declared in `build.users` or
+    /// by a base habitat (`base.habitat`, and its bases): other users of a
+    /// base image are unknown when the config is checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// A group name or gid; the owner's primary group by default.
@@ -408,8 +409,9 @@ pub struct Commands {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub root: Vec<String>,
     /// The user `scripts` run as; root by default.
-    /// Must be `root`, a numeric id, or a user declared in `build.users`: other
-    /// users of the base image are unknown when the config is checked.
+    /// Must be `root`, a numeric id, or a user declared in `build.users` or
+    /// by a base habitat (`base.habitat`, and its bases): other users of a
+    /// base image are unknown when the config is checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Shell commands run as `user`, in order, after the root commands.
@@ -428,8 +430,9 @@ pub struct Repo {
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
     pub git_ref: Option<String>,
     /// A user name or uid; `root` by default.
-    /// Must be `root`, a numeric id, or a user declared in `build.users`: other
-    /// users of the base image are unknown when the config is checked.
+    /// Must be `root`, a numeric id, or a user declared in `build.users` or
+    /// by a base habitat (`base.habitat`, and its bases): other users of a
+    /// base image are unknown when the config is checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// Keep only the last N commits of history in the image's checkout
@@ -517,8 +520,9 @@ pub struct Verify {
 #[serde(deny_unknown_fields)]
 pub struct Final {
     /// The image's user, `USER[:GROUP]`.
-    /// Must be `root`, a numeric id, or a user declared in `build.users`: other
-    /// users of the base image are unknown when the config is checked.
+    /// Must be `root`, a numeric id, or a user declared in `build.users` or
+    /// by a base habitat (`base.habitat`, and its bases): other users of a
+    /// base image are unknown when the config is checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -35,6 +35,7 @@ pub(crate) fn check(
     root: &Node,
     habitat_dir: &Path,
     complete: bool,
+    base_users: &[String],
     sink: &mut Sink<'_>,
 ) {
     let (entries, simultaneous) = config.build.env.entries();
@@ -43,6 +44,7 @@ pub(crate) fn check(
         sink,
         dir: habitat_dir,
         complete,
+        base_users,
         env: expand::env_known(&entries, simultaneous),
         // The bootstrap base's image config sets `PATH` only
         // (`sources/bootstrap.rs`).
@@ -81,6 +83,9 @@ struct Checker<'a, 't> {
     sink: &'a mut Sink<'t>,
     dir: &'a Path,
     complete: bool,
+    /// The users the base habitats declare (`build.base.habitat`, and its
+    /// bases): the base image has them, so they need no declaring again.
+    base_users: &'a [String],
     /// What `build.env` sets, as [`expand::env_known`] gives it.
     env: BTreeMap<String, (String, bool)>,
     /// The names the base's environment surely holds, when the base is one
@@ -104,6 +109,20 @@ impl Checker<'_, '_> {
         self.root
             .get_key(path)
             .map_or_else(|| self.at(path), |n| n.loc)
+    }
+
+    /// Where `first` is, said from `here`: `line 3`, or `line 3 of
+    /// `shared/kiln.yaml`` when it is in another of the habitat's files.
+    fn line_of(&self, first: Loc, here: Loc) -> String {
+        if first.file == here.file {
+            format!("line {}", first.line)
+        } else {
+            format!(
+                "line {} of `{}`",
+                first.line,
+                self.sink.file_name(first.file)
+            )
+        }
     }
 
     fn error(&mut self, loc: Loc, message: String) {
@@ -258,11 +277,11 @@ impl Checker<'_, '_> {
                 && self.complete
             {
                 let loc = self.at(&here("name"));
-                let line = self.at(&[K("build"), K("users"), I(first)]).line;
+                let line = self.line_of(self.at(&[K("build"), K("users"), I(first)]), loc);
                 self.error(
                     loc,
                     format!(
-                        "duplicate user `{}` in `build.users` (first declared on line {line})",
+                        "duplicate user `{}` in `build.users` (first declared on {line})",
                         user.name
                     ),
                 );
@@ -793,16 +812,17 @@ impl Checker<'_, '_> {
                 );
             }
         }
-        let mut seen: BTreeMap<String, (String, usize)> = BTreeMap::new();
+        let mut seen: BTreeMap<String, (String, Loc)> = BTreeMap::new();
         for (dest, owner, loc) in targets {
             let key = normalize_image_path(&dest);
-            if let Some((first, line)) = seen.get(&key) {
+            if let Some((first, at)) = seen.get(&key) {
+                let line = self.line_of(*at, loc);
                 let message = format!(
-                    "duplicate destination `{dest}` in `{owner}`: `{first}` (line {line}) puts something there too"
+                    "duplicate destination `{dest}` in `{owner}`: `{first}` ({line}) puts something there too"
                 );
                 self.error(loc, message);
             } else {
-                seen.insert(key, (owner, loc.line));
+                seen.insert(key, (owner, loc));
             }
         }
     }
@@ -880,11 +900,11 @@ impl Checker<'_, '_> {
                 && self.complete
             {
                 let loc = self.at(&here("id"));
-                let line = self.at(&[K("secrets"), I(first)]).line;
+                let line = self.line_of(self.at(&[K("secrets"), I(first)]), loc);
                 self.error(
                     loc,
                     format!(
-                        "duplicate secret id `{}` (first declared on line {line})",
+                        "duplicate secret id `{}` (first declared on {line})",
                         secret.id
                     ),
                 );
@@ -1008,7 +1028,8 @@ impl Checker<'_, '_> {
 
     /// A user named by an owner or `user` field must exist when the phase runs. The
     /// base image's own users (other than `root`) are unknown until build time,
-    /// so only `root`, numeric ids and users declared in `build.users` pass.
+    /// so only `root`, numeric ids, users declared in `build.users` and those
+    /// the base habitats declare pass.
     fn user_ref(&mut self, config: &Config, user: &str, path: &[Seg<'_>], name: &str) {
         if !self.an_id(user, path, name) {
             return;
@@ -1017,11 +1038,13 @@ impl Checker<'_, '_> {
             || user == "root"
             || is_numeric(user)
             || config.build.users.iter().any(|u| u.name == user)
+            || self.base_users.iter().any(|u| u == user)
         {
             return;
         }
         let loc = self.at(path);
         let mut known: Vec<&str> = config.build.users.iter().map(|u| u.name.as_str()).collect();
+        known.extend(self.base_users.iter().map(String::as_str));
         known.push("root");
         let hint = match suggest(user, &known) {
             Some(s) => format!("did you mean `{s}`?"),

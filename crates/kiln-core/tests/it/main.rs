@@ -6,6 +6,7 @@
 mod config_cases;
 mod config_expand;
 mod config_fuzz;
+mod config_include;
 mod config_snapshots;
 mod executor_fake;
 mod key_props;

@@ -11,6 +11,7 @@ mod cache;
 mod check;
 mod cli;
 mod cli_surface;
+mod corpus;
 mod credentials;
 mod faults;
 mod fidelity_files;

@@ -1,0 +1,297 @@
+//! The corpus (issue 13): real-world-shaped habitats kept in `corpus/`,
+//! built with the real `kiln` binary on the real engine, on the bootstrap
+//! base (made once per machine and shared by every corpus test). Each test
+//! copies its habitats into a temp dir under names of their own
+//! (`corpus-…-PID-N`) and asserts what the final image holds: users (home,
+//! shell), owners, `PATH`, checked-out branches and files.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::support::{self, Run};
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/corpus")
+}
+
+/// Copies `from` into `to`, recursively, keeping modes.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// One corpus set in a temp dir, its habitats renamed `NAME-PID-N`; their
+/// images are removed when it drops.
+struct Corpus {
+    root: tempfile::TempDir,
+    names: Vec<String>,
+}
+
+impl Corpus {
+    /// Copies `corpus/SET` and renames the habitats at `habitats` (dirs
+    /// relative to the set) so parallel runs never share an image.
+    fn new(set: &str, habitats: &[&str]) -> Corpus {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let root = tempfile::Builder::new()
+            .prefix("corpus-")
+            .tempdir()
+            .unwrap();
+        copy_tree(&corpus_dir().join(set), root.path());
+        let suffix = format!(
+            "{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut names = Vec::new();
+        for h in habitats {
+            let file = root.path().join(h).join("kiln.yaml");
+            let text = std::fs::read_to_string(&file).unwrap();
+            let name = text
+                .lines()
+                .find_map(|l| l.strip_prefix("name: "))
+                .expect("a name")
+                .to_string();
+            let unique = format!("{name}-{suffix}");
+            std::fs::write(
+                &file,
+                text.replace(&format!("name: {name}\n"), &format!("name: {unique}\n")),
+            )
+            .unwrap();
+            support::remove_habitat(&unique);
+            names.push(unique);
+        }
+        Corpus { root, names }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+
+    /// `kiln build DIR --progress json`, with the set's own cache.
+    fn build(&self, habitat: &str) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["build", "--progress", "json"])
+            .arg(self.path(habitat))
+            .env("KILN_CACHE_DIR", self.path("cache"))
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("kiln runs");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The final image of the habitat named `names[i]`.
+    fn image(&self, i: usize) -> String {
+        format!("habitat-{}:latest", self.names[i])
+    }
+}
+
+impl Drop for Corpus {
+    fn drop(&mut self) {
+        for name in &self.names {
+            support::remove_habitat(name);
+        }
+    }
+}
+
+/// Runs `script` with `sh` as root in a container of `image`.
+fn in_image(image: &str, script: &str) -> String {
+    support::docker(&[
+        "run",
+        "--rm",
+        "--user",
+        "root",
+        "--entrypoint",
+        "/bin/sh",
+        image,
+        "-c",
+        script,
+    ])
+}
+
+/// The image's `PATH`.
+fn path_of(image: &str) -> String {
+    let env = support::docker(&["image", "inspect", "-f", "{{json .Config.Env}}", image]);
+    let env: Vec<String> = serde_json::from_str(env.trim()).expect("env is JSON");
+    env.iter()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .expect("PATH is set")
+        .to_string()
+}
+
+/// `git ARGS` in `dir`, which must succeed.
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=kt", "-c", "user.email=kt@example.invalid"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn corpus_layered_system_shared_habitat_through_include() {
+    let c = Corpus::new("layered", &["habitats/app"]);
+    // The app's repository: `main` with the README, `feature` with more.
+    let src = c.path("habitats/app/app-src");
+    let repo = c.path("app.git");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::copy(src.join("README.md"), repo.join("README.md")).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "README.md"]);
+    git(&repo, &["commit", "-q", "-m", "readme"]);
+    git(&repo, &["checkout", "-q", "-b", "feature"]);
+    std::fs::copy(src.join("FEATURE"), repo.join("FEATURE")).unwrap();
+    git(&repo, &["add", "FEATURE"]);
+    git(&repo, &["commit", "-q", "-m", "feature"]);
+    git(&repo, &["checkout", "-q", "main"]);
+
+    let run = c.build("habitats/app");
+    run.assert_code(0);
+    let image = c.image(0);
+
+    // The user from the system layer, with its home and shell.
+    let passwd = in_image(&image, "grep '^dev:' /etc/passwd");
+    let fields: Vec<&str> = passwd.trim().split(':').collect();
+    assert_eq!(
+        (fields[2], fields[5], fields[6]),
+        ("1000", "/home/dev", "/bin/bash")
+    );
+
+    // PATH: the habitat's entry, then the system layer's, then the base's.
+    let path = path_of(&image);
+    assert!(path.starts_with("/opt/app/bin:/opt/system/bin:/"), "{path}");
+    assert_eq!(path.matches("/opt/system/bin").count(), 1, "{path}");
+
+    // Each layer's files, read from its own directory, with owners and
+    // modes; the copy parents under the home belong to dev.
+    let out = in_image(
+        &image,
+        "stat -c '%n %U %G %a' /etc/motd /opt/system/bin/sys-hello /home/dev/.gitconfig \
+         /home/dev/.config /home/dev/.config/readline /home/dev/.config/readline/inputrc \
+         /etc/app/app.conf; cat /etc/motd",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "/etc/motd root root 644",
+            "/opt/system/bin/sys-hello root root 755",
+            "/home/dev/.gitconfig dev dev 644",
+            "/home/dev/.config dev dev 755",
+            "/home/dev/.config/readline dev dev 755",
+            "/home/dev/.config/readline/inputrc dev dev 644",
+            "/etc/app/app.conf dev users 640",
+            "Welcome to a kiln habitat.",
+        ],
+        "{out}"
+    );
+    // No config file of any layer went into the image.
+    let out = in_image(
+        &image,
+        "find / -xdev -name kiln.yaml 2>/dev/null | wc -l; cat /home/dev/.hello",
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["0", "hello from the system layer", "app-tool"]
+    );
+
+    // The repo on its branch, a local branch (not a detached HEAD), owned by dev.
+    let out = in_image(
+        &image,
+        "cat /work/app/.git/HEAD; cat /work/app/FEATURE; stat -c '%U' /work/app/README.md",
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["ref: refs/heads/feature", "feature work", "dev"]
+    );
+
+    // Editing a file of the system layer rebuilds from files on; the users
+    // and env phases stay cached.
+    std::fs::write(c.path("system/motd"), "Changed.\n").unwrap();
+    let run = c.build("habitats/app");
+    run.assert_code(0);
+    assert_eq!(run.end("users").status, "cached");
+    assert_eq!(run.end("env").status, "cached");
+    assert_eq!(run.end("files").status, "built");
+    let out = in_image(&c.image(0), "cat /etc/motd");
+    assert_eq!(out, "Changed.\n");
+}
+
+#[test]
+fn corpus_habitat_on_a_base_habitat_uses_its_users() {
+    let c = Corpus::new("on-base", &["base", "app"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["check"])
+        .arg(c.path("app"))
+        .output()
+        .expect("kiln runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = c.build("app");
+    run.assert_code(0);
+    let image = c.image(1);
+
+    // The base's user kept its home, shell and groups; this habitat never
+    // declared it.
+    let out = in_image(
+        &image,
+        "grep '^dev:' /etc/passwd; id -Gn dev; cat /home/dev/.profile | head -1",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    let fields: Vec<&str> = lines[0].split(':').collect();
+    assert_eq!(
+        (fields[2], fields[5], fields[6]),
+        ("1000", "/home/dev", "/bin/bash")
+    );
+    assert!(lines[1].split_whitespace().any(|g| g == "users"), "{out}");
+    assert_eq!(lines[2], "# the base profile");
+
+    // Owned by the base's user: the copy, its new parent, the script's file.
+    let out = in_image(
+        &image,
+        "stat -c '%n %U %a' /home/dev/work /home/dev/work/notes.txt /home/dev/.local/bin/mine",
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "/home/dev/work dev 755",
+            "/home/dev/work/notes.txt dev 600",
+            "/home/dev/.local/bin/mine dev 755",
+        ]
+    );
+    // The base's PATH reaches this image, and the final user is dev.
+    assert!(path_of(&image).starts_with("/home/dev/.local/bin:"));
+    let user = support::docker(&["image", "inspect", "-f", "{{.Config.User}}", &image]);
+    assert_eq!(user.trim(), "dev");
+    let out = support::docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/bin/sh",
+        &image,
+        "-c",
+        "mine",
+    ]);
+    assert_eq!(out.trim(), "mine");
+}
