@@ -208,6 +208,19 @@ impl<E: Engine> Executor<'_, E> {
         .await
         .map_err(|e| task_failed("layer", e))?
         .map_err(|e| write_failed(phase, "cannot write the layer", e))?;
+        self.load_written(written, phase, (&ctx.parent.layers, &ctx.tags), config)
+            .await
+    }
+
+    /// Loads a layer written on the host as the phase's snapshot (a
+    /// config-only image when the layer came out empty).
+    async fn load_written(
+        &self,
+        written: WrittenLayer,
+        phase: Phase,
+        (parent, tags): (&ParentImage, &[String]),
+        config: ImageConfig,
+    ) -> Result<Produced, BuildError> {
         match written {
             WrittenLayer::Layer {
                 _dir,
@@ -222,12 +235,9 @@ impl<E: Engine> Executor<'_, E> {
                     config,
                     layer_dirs: None,
                 };
-                Ok(Produced::made(state, &ctx.tags))
+                Ok(Produced::made(state, tags))
             }
-            WrittenLayer::Empty => {
-                self.load_config_only(phase, &ctx.parent.layers, config, &ctx.tags)
-                    .await
-            }
+            WrittenLayer::Empty => self.load_config_only(phase, parent, config, tags).await,
         }
     }
 
@@ -256,27 +266,8 @@ impl<E: Engine> Executor<'_, E> {
         .await
         .map_err(|e| task_failed("layer", e))?
         .map_err(|e| write_failed(phase, "cannot write the layer", e))?;
-        match written {
-            WrittenLayer::Layer {
-                _dir,
-                archive,
-                image,
-                layers,
-            } => {
-                self.engine.load_file(archive).await?;
-                let state = ImageState {
-                    id: image,
-                    layers,
-                    config,
-                    layer_dirs: None,
-                };
-                Ok(Produced::made(state, &ctx.tags))
-            }
-            WrittenLayer::Empty => {
-                self.load_config_only(phase, &ctx.parent.layers, config, &ctx.tags)
-                    .await
-            }
-        }
+        self.load_written(written, phase, (&ctx.parent.layers, &ctx.tags), config)
+            .await
     }
 
     /// Snapshots container `id` when `ready` (the phase's work in it
