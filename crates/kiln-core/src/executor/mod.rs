@@ -100,19 +100,34 @@ pub async fn plan<E: Engine>(
     // A plan runs nothing and writes no index: only builds, under the
     // habitat's lock, record what they made or checked.
     let (snaps, _) = find_snapshots(engine, probe, &wanted(&chain)).await?;
-    let mut plan = Plan::new(&chain, &snaps, opts.plan);
-    if let Some(remote) = RemoteCache::of(habitat, opts) {
-        // What a pull left (a deep snapshot, none before it) needs no registry.
-        plan = Plan::with_remote(&chain, &snaps, opts.plan, &Default::default());
+    let plan = match RemoteCache::of(habitat, opts) {
         // A plan pulls nothing: it says what the build would pull. A
         // registry that does not answer leaves the local plan.
-        if !plan.all_cached()
-            && let Ok(hits) = remote.lookup(&plan.remote_candidates(opts.plan)).await
-        {
-            plan = Plan::with_remote(&chain, &snaps, opts.plan, &hits);
-        }
-    }
+        Some(remote) => match plan_with_registry(&remote, (&chain, &snaps), opts.plan).await {
+            Ok(plan) | Err((plan, _)) => plan,
+        },
+        None => Plan::new(&chain, &snaps, opts.plan),
+    };
     Ok((plan, chain, snaps))
+}
+
+/// The plan of a habitat with `registry.cache`: what a pull left (a deep
+/// snapshot, none before it) needs no registry; otherwise the registry is
+/// asked for the planned phases' `cache-KEY`s at once. A registry that does
+/// not answer gives the plan without it, and why.
+async fn plan_with_registry(
+    remote: &RemoteCache,
+    (chain, snaps): (&KeyChain, &Snapshots),
+    opts: PlanOptions,
+) -> Result<Plan, (Plan, crate::registry::RegistryError)> {
+    let local = Plan::with_remote(chain, snaps, opts, &Default::default());
+    if local.all_cached() {
+        return Ok(local);
+    }
+    match remote.lookup(&local.remote_candidates(opts)).await {
+        Ok(hits) => Ok(Plan::with_remote(chain, snaps, opts, &hits)),
+        Err(e) => Err((local, e)),
+    }
 }
 
 /// The final key a build of `habitat` as it is now would make: its facts
@@ -153,14 +168,10 @@ async fn pull_from_registry<E: Engine>(
     let Some(remote) = RemoteCache::of(habitat, opts) else {
         return Ok(None);
     };
-    // What a pull left (a deep snapshot, none before it) needs no registry.
-    *plan = Plan::with_remote(chain, snaps, opts.plan, &Default::default());
-    if plan.all_cached() {
-        return Ok(None);
-    }
-    let hits = match remote.lookup(&plan.remote_candidates(opts.plan)).await {
-        Ok(hits) => hits,
-        Err(e) => {
+    let with = match plan_with_registry(&remote, (chain, snaps), opts.plan).await {
+        Ok(with) => with,
+        Err((local, e)) => {
+            *plan = local;
             let hint = e.hint().map(|h| format!(" ({h})")).unwrap_or_default();
             reporter.report(Event::Note {
                 message: format!("{e}; building locally{hint}"),
@@ -168,8 +179,8 @@ async fn pull_from_registry<E: Engine>(
             return Ok(None);
         }
     };
-    let with = Plan::with_remote(chain, snaps, opts.plan, &hits);
     let Some((phase, reference)) = with.pull() else {
+        *plan = with;
         return Ok(None);
     };
     // Verify's snapshot is the image of the phase before it, with its labels.
@@ -214,6 +225,8 @@ async fn pull_from_registry<E: Engine>(
             _ => unreachable!("engine_unreachable is only an engine error"),
         },
         Err(e) => {
+            // The plan without the registry's snapshots.
+            *plan = Plan::with_remote(chain, snaps, opts.plan, &Default::default());
             reporter.report(Event::Note {
                 message: format!(
                     "cannot take {phase} from `{}`: {e}; building locally",
