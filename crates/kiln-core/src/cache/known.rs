@@ -14,7 +14,7 @@ use crate::keys::KeyChain;
 use crate::phase::Phase;
 
 /// One habitat's record. Serialized as JSON; an unreadable one is empty.
-#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Known {
     /// The habitat directory.
     #[serde(default)]

@@ -268,6 +268,7 @@ fn wanted(chain: &KeyChain) -> Wanted<'_> {
 fn record_known(habitat: &Habitat, cache: &CacheDir, chain: &KeyChain, base: &BaseFact) {
     let c = &habitat.config;
     let mut known = Known::load(&cache.known(&c.name));
+    let before = known.clone();
     known.dir = habitat.dir.clone();
     let mirrors = RepoCache::new(cache.repos());
     known.repos = c
@@ -298,7 +299,10 @@ fn record_known(habitat: &Habitat, cache: &CacheDir, chain: &KeyChain, base: &Ba
         BaseFact::Habitat { .. } => None,
     };
     known.keep = Some(c.cache_keep());
-    let _ = known.save();
+    // A no-op build of an unchanged habitat writes nothing.
+    if known != before {
+        let _ = known.save();
+    }
 }
 
 /// The `soft` prune after a build that made snapshots (`cache.keep`; 0 turns
