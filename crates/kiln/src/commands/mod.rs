@@ -229,7 +229,15 @@ fn remote_of(habitat: &Habitat, command: &'static str) -> Result<Remote, Failure
 
 /// Loads the habitat, then connects to the engine.
 async fn open(path: &Path) -> Result<(Habitat, DockerEngine), Failure> {
-    let habitat = load(path)?;
+    open_with(path, config::Inputs::Required).await
+}
+
+/// [`open`], checking the build's inputs as `inputs` says.
+async fn open_with(
+    path: &Path,
+    inputs: config::Inputs,
+) -> Result<(Habitat, DockerEngine), Failure> {
+    let habitat = config::load_with(path, inputs).map_err(Failure::Config)?;
     let engine = DockerEngine::connect()
         .await
         .map_err(|e| Failure::Build(BuildError::Engine(e)))?;
