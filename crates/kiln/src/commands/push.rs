@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use kiln_core::cache::{CacheDir, PushedRecord};
+use kiln_core::cache::{CacheDir, MadeIndex, PushedRecord};
 use kiln_core::engine::Engine;
 use kiln_core::registry::oci::OciRegistry;
 use kiln_core::registry::push::{self, PushError};
@@ -80,7 +80,13 @@ pub async fn run(args: &BuildArgs, tag_args: &[String], progress: Progress) -> O
         .map_err(|e| Failure::Push(e.into()))?
         .ok_or_else(|| Failure::Push(PushError::NoSuchImage(built.image.clone())))?
         .id;
-    let created = record.created(&final_id, || vars::rfc3339(now));
+    // When the final image was built, as kiln recorded it when it made (or
+    // first found) the image; kept by final key, so a re-push of the same
+    // key makes the same config.
+    let made_at = MadeIndex::load(&cache.made(&habitat.config.name)).made_at(&final_id);
+    let created = record.final_created(built.final_key.as_str(), &final_id, || {
+        vars::rfc3339(made_at.unwrap_or(now))
+    });
     // Kept before anything goes up: a push interrupted and run again makes
     // the same config, so what the first sent is not sent twice.
     let _ = record.save();
