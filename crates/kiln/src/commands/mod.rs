@@ -232,6 +232,12 @@ async fn open(path: &Path) -> Result<(Habitat, DockerEngine), Failure> {
     open_with(path, config::Inputs::Required).await
 }
 
+/// [`open`] for the instance commands other than `up`, which build
+/// nothing: on a deploy machine (SPEC §10) the build's inputs are not there.
+async fn open_members(path: &Path) -> Result<(Habitat, DockerEngine), Failure> {
+    open_with(path, config::Inputs::NotRequired).await
+}
+
 /// [`open`], checking the build's inputs as `inputs` says.
 async fn open_with(
     path: &Path,
