@@ -1,14 +1,27 @@
 //! `PushedRecord`: what pushes of one habitat learned and must keep: by
 //! local image id, its config's exact bytes (so pushing the same image again
 //! asks the engine for nothing but an inspect) and the creation time a
-//! snapshot's manifest says; by final key, the creation time the pushed
-//! final config says (SPEC §10: when the final image was built), so a
-//! re-push makes the same config, hence the same manifest digest, even when
-//! the final image was removed and made again from the cache.
+//! snapshot's manifest says; by final key, what the pushed final config
+//! says of its build ([`FinalBuild`]: SPEC §10's `.created`, when the final
+//! image was built, and `dev.kiln.duration-ms`), so a re-push makes the
+//! same config, hence the same manifest digest, even when the final image
+//! was removed and made again (whose own duration label differs).
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+
+/// What the pushed config of a final image says of its build: the same on
+/// every push of its final key from here.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FinalBuild {
+    /// `org.opencontainers.image.created` (RFC 3339).
+    pub created: String,
+    /// `dev.kiln.duration-ms` of the image first pushed, when it had one: a
+    /// final image made again for the same key took another time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<String>,
+}
 
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct PushedRecord {
@@ -20,9 +33,9 @@ pub struct PushedRecord {
     /// as records written before `built` said it).
     #[serde(default)]
     created: BTreeMap<String, String>,
-    /// Final key → `org.opencontainers.image.created` its pushed config says.
+    /// Final key → what its pushed config says of its build.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    built: BTreeMap<String, String>,
+    built: BTreeMap<String, FinalBuild>,
     #[serde(skip)]
     path: Option<PathBuf>,
 }
@@ -53,19 +66,27 @@ impl PushedRecord {
         }
     }
 
-    /// The `org.opencontainers.image.created` the final image of `key`
-    /// (local image `id`) says when pushed: what the first push of `key`
-    /// recorded, the same on every later push of that key, whatever the
-    /// image's id now; else what a push of image `id` recorded before final
-    /// keys were kept; else `built`, when the image was built as kiln
-    /// recorded it, recorded now.
-    pub fn final_created(&mut self, key: &str, id: &str, built: impl FnOnce() -> String) -> String {
-        if let Some(t) = self.built.get(key) {
-            return t.clone();
+    /// What the final image of `key` (local image `id`) says of its build
+    /// when pushed: what the first push of `key` recorded, the same on every
+    /// later push of that key, whatever the image's id now; else `built`
+    /// (when the image was built as kiln recorded it, and its duration),
+    /// recorded now, its date the one a push of image `id` recorded before
+    /// final keys were kept, if one did.
+    pub fn final_build(
+        &mut self,
+        key: &str,
+        id: &str,
+        built: impl FnOnce() -> FinalBuild,
+    ) -> FinalBuild {
+        if let Some(b) = self.built.get(key) {
+            return b.clone();
         }
-        let t = self.created.get(id).cloned().unwrap_or_else(built);
-        self.built.insert(key.to_string(), t.clone());
-        t
+        let mut b = built();
+        if let Some(t) = self.created.get(id) {
+            b.created = t.clone();
+        }
+        self.built.insert(key.to_string(), b.clone());
+        b
     }
 
     /// The recorded creation times by image id.
@@ -92,26 +113,46 @@ impl PushedRecord {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_final_key_keeps_its_creation_time_across_image_ids_and_saves() {
-        let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("pushed/web.json");
-        let mut r = PushedRecord::load(&path);
-        let t = |s: &'static str| move || s.to_string();
-        assert_eq!(r.final_created("k1", "sha256:a", t("built-1")), "built-1");
-        // The same key made again (a new id) keeps it; the build time asked
-        // for is not taken.
-        assert_eq!(r.final_created("k1", "sha256:b", t("built-2")), "built-1");
-        // A changed config is a new key: its own build time.
-        assert_eq!(r.final_created("k2", "sha256:c", t("built-3")), "built-3");
-        r.save().unwrap();
-        let mut again = PushedRecord::load(&path);
-        assert_eq!(again.final_created("k1", "sha256:z", t("x")), "built-1");
-        assert_eq!(again.final_created("k2", "sha256:z", t("x")), "built-3");
+    fn b(created: &str, duration: &str) -> FinalBuild {
+        FinalBuild {
+            created: created.to_string(),
+            duration_ms: Some(duration.to_string()),
+        }
     }
 
     #[test]
-    fn a_record_from_before_final_keys_keeps_the_time_its_image_was_pushed_with() {
+    fn a_final_key_keeps_its_build_across_image_ids_and_saves() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("pushed/web.json");
+        let mut r = PushedRecord::load(&path);
+        assert_eq!(
+            r.final_build("k1", "sha256:a", || b("t1", "7")),
+            b("t1", "7")
+        );
+        // The same key made again (a new id, another duration) keeps it.
+        assert_eq!(
+            r.final_build("k1", "sha256:b", || b("t2", "9")),
+            b("t1", "7")
+        );
+        // A changed config is a new key: its own build.
+        assert_eq!(
+            r.final_build("k2", "sha256:c", || b("t3", "5")),
+            b("t3", "5")
+        );
+        r.save().unwrap();
+        let mut again = PushedRecord::load(&path);
+        assert_eq!(
+            again.final_build("k1", "sha256:z", || b("x", "0")),
+            b("t1", "7")
+        );
+        assert_eq!(
+            again.final_build("k2", "sha256:z", || b("x", "0")),
+            b("t3", "5")
+        );
+    }
+
+    #[test]
+    fn a_record_from_before_final_keys_keeps_the_date_its_image_was_pushed_with() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("web.json");
         std::fs::write(
@@ -120,14 +161,11 @@ mod tests {
         )
         .unwrap();
         let mut r = PushedRecord::load(&path);
-        let built = || "2026-02-02T00:00:00Z".to_string();
+        let now = || b("2026-02-02T00:00:00Z", "3");
         assert_eq!(
-            r.final_created("k", "sha256:a", built),
-            "2026-01-01T00:00:00Z"
+            r.final_build("k", "sha256:a", now),
+            b("2026-01-01T00:00:00Z", "3")
         );
-        assert_eq!(
-            r.final_created("k2", "sha256:b", built),
-            "2026-02-02T00:00:00Z"
-        );
+        assert_eq!(r.final_build("k2", "sha256:b", now), now());
     }
 }

@@ -6,8 +6,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::remote::Remote;
-use crate::support::{Habitat, Run, docker, docker_output};
+use kiln_core::registry::Registry;
+
+use crate::remote::{Remote, path_of};
+use crate::support::{Habitat, Run, docker, docker_output, image_id};
 
 /// A habitat reading a copied file, a local repo inside its directory and a
 /// tool file, with two members and `registry:` at `r`.
@@ -184,6 +186,16 @@ fn up_image_on_a_machine_holding_only_the_kiln_yaml_runs_the_members_by_digest_a
     assert_eq!(images.len(), 2, "{images:?}");
     assert!(images.iter().all(|(_, i)| *i == by_tag_ref), "{images:?}");
 
+    // The other instance commands build nothing either: they run there too.
+    let ps = kiln_in(&deploy, &cache, &r, &["ps"]);
+    ps.assert_code(0);
+    assert!(
+        ps.stdout.contains("web") && ps.stdout.contains("worker"),
+        "{}",
+        ps.stdout
+    );
+    kiln_in(&deploy, &cache, &r, &["exec", "web", "--", "true"]).assert_code(0);
+
     kiln_in(&deploy, &cache, &r, &["down"]).assert_code(0);
     assert!(
         member_images(&h.name).is_empty(),
@@ -196,4 +208,123 @@ fn up_image_on_a_machine_holding_only_the_kiln_yaml_runs_the_members_by_digest_a
         &format!("label=dev.kiln.habitat={}", h.name),
     ]);
     assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty());
+}
+
+/// The `org.opencontainers.image.created` label of the config `tag` of
+/// `h`'s repository points at.
+fn pushed_created(r: &Remote, h: &Habitat, tag: &str) -> String {
+    let c = r.client();
+    let m = c
+        .manifest_get(&path_of(h), tag)
+        .expect("manifest")
+        .expect("the tag is there");
+    let m: serde_json::Value = serde_json::from_slice(&m.bytes).expect("manifest JSON");
+    let digest = m["config"]["digest"].as_str().expect("a config digest");
+    let mut bytes = Vec::new();
+    c.blob_get(&path_of(h), digest, &mut bytes).expect("config");
+    let config: serde_json::Value = serde_json::from_slice(&bytes).expect("config JSON");
+    config["config"]["Labels"]["org.opencontainers.image.created"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The digest `kiln push` printed (`REPO@DIGEST`).
+fn printed_digest(run: &Run) -> String {
+    run.assert_code(0);
+    run.stdout
+        .trim()
+        .rsplit_once('@')
+        .expect("REPO@DIGEST")
+        .1
+        .to_string()
+}
+
+#[test]
+fn a_pushed_final_image_is_dated_when_kiln_made_it_and_keeps_its_digest_when_made_again() {
+    let r = Remote::start(false);
+    let h = Habitat::new("kdeploy-created");
+    h.config(&format!(
+        "name: @NAME@\nbuild:\n  base: {{ image: kiln-test/busybox:latest }}\n  env: {{ VERSION: \"1\" }}\n  final: {{ command: [sh] }}\nregistry:\n  repository: {}\n  tags: [latest]\n",
+        r.repository(&h)
+    ));
+    h.build_ok(&[]);
+    // What kiln recorded of when it made the final image (its made index),
+    // set to a known time: that is the time the push must say.
+    let final_id = image_id(&format!("habitat-{}:latest", h.name));
+    let made = h.cache().join(format!("made/{}.json", h.name));
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&made).expect("made index")).expect("JSON");
+    index["made_at"][&final_id] = serde_json::json!(1_700_000_000u64);
+    std::fs::write(&made, serde_json::to_vec(&index).unwrap()).expect("write made index");
+
+    let push = |extra: &[&str]| {
+        let mut args = vec!["push", "--progress", "plain"];
+        args.extend_from_slice(extra);
+        kiln_in(&h.dir(), &h.cache(), &r, &args)
+    };
+    let first = push(&[]);
+    let digest = printed_digest(&first);
+    assert_eq!(pushed_created(&r, &h, "latest"), "2023-11-14T22:13:20Z");
+
+    // The final image removed, so the next push makes it again from the
+    // snapshots before it: the same key, the same pushed digest.
+    docker(&["rmi", "-f", &final_id]);
+    let again = push(&[]);
+    assert!(again.stderr.contains("built  10-final"), "{}", again.stderr);
+    assert_eq!(printed_digest(&again), digest, "{}", again.stderr);
+    assert_eq!(pushed_created(&r, &h, "latest"), "2023-11-14T22:13:20Z");
+
+    // A changed config is a new final image, built now: a new date and digest.
+    h.edit("VERSION: \"1\"", "VERSION: \"2\"");
+    let changed = push(&[]);
+    assert_ne!(printed_digest(&changed), digest);
+    let created = pushed_created(&r, &h, "latest");
+    assert!(
+        created.starts_with("20") && created != "2023-11-14T22:13:20Z",
+        "{created}"
+    );
+
+    // The push record is host cache: `cache status` shows it by kind, and
+    // only `nuke` removes it (a medium prune must not change a re-push).
+    let record = h.cache().join(format!("pushed/{}.json", h.name));
+    assert!(record.is_file());
+    let status = kiln_in(&h.dir(), &h.cache(), &r, &["cache", "status", "--json"]);
+    status.assert_code(0);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).expect("status JSON");
+    let pushed: Vec<&serde_json::Value> = status["host"]
+        .as_array()
+        .expect("host entries")
+        .iter()
+        .filter(|e| e["kind"] == "pushed")
+        .collect();
+    assert_eq!(pushed.len(), 1, "{status}");
+    assert_eq!(
+        pushed[0]["removed_at"],
+        serde_json::json!(["nuke"]),
+        "{status}"
+    );
+    assert!(pushed[0]["bytes"].as_u64().unwrap_or(0) > 0, "{status}");
+    let text = kiln_in(&h.dir(), &h.cache(), &r, &["cache", "status"]);
+    assert!(
+        text.stdout.lines().any(|l| l.starts_with("pushed ")),
+        "{}",
+        text.stdout
+    );
+    kiln_in(
+        &h.dir(),
+        &h.cache(),
+        &r,
+        &["cache", "prune", "--level", "hard"],
+    )
+    .assert_code(0);
+    assert!(record.is_file(), "hard leaves the push record");
+    let nuke = kiln_in(
+        &h.dir(),
+        &h.cache(),
+        &r,
+        &["cache", "prune", "--level", "nuke", "--yes"],
+    );
+    nuke.assert_code(0);
+    assert!(!record.exists(), "nuke removes it: {}", nuke.stderr);
 }
