@@ -28,7 +28,12 @@ pub struct Known {
     /// The chain of its last successful build: phase tag, key, configured.
     #[serde(default)]
     pub current: Vec<(String, String, bool)>,
-    /// Key → the key of the phase before it, over every build recorded.
+    /// The step keys of that chain's phases run in steps: step tag
+    /// (`6-setup.3`), key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub current_steps: Vec<(String, String)>,
+    /// Key → the key of the phase before it, over every build recorded; a
+    /// step's key → the key it was chained from.
     #[serde(default)]
     pub links: BTreeMap<String, String>,
     /// The id of the base image (an image or bootstrap base) of that build.
@@ -60,6 +65,30 @@ impl Known {
             self.links
                 .insert(pair[1].key.to_string(), pair[0].key.to_string());
         }
+        self.current_steps.clear();
+        for (i, pk) in chain.0.iter().enumerate() {
+            let before = i.checked_sub(1).map(|b| chain.0[b].key.to_string());
+            let mut prev = before.unwrap_or_default();
+            for st in &pk.steps {
+                self.current_steps
+                    .push((st.tag(pk.phase), st.key.to_string()));
+                if !prev.is_empty() {
+                    self.links.insert(st.key.to_string(), prev.clone());
+                }
+                prev = st.key.to_string();
+            }
+        }
+    }
+
+    /// The current chain's steps as the prune policy reads them.
+    pub fn current_steps(&self) -> Vec<(Phase, usize, String)> {
+        self.current_steps
+            .iter()
+            .filter_map(|(tag, key)| {
+                let (phase, n) = crate::keys::steps::parse_step_tag(tag)?;
+                Some((phase, n, key.clone()))
+            })
+            .collect()
     }
 
     /// The current chain as the prune policy reads it.

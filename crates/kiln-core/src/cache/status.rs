@@ -17,12 +17,14 @@ use std::path::{Path, PathBuf};
 use futures_util::{StreamExt, stream};
 
 use super::known::Known;
-use super::prune::{self, Assessed, Holdings, Level, PrunePlan, Snapshot};
+use super::prune::{self, Assessed, Holdings, Level, PrunePlan, Snapshot, StepOf};
 use super::{BuildLock, CacheDir, LastUse, MadeIndex, lock};
 use crate::engine::{Engine, EngineError, ImageInfo};
 use crate::image::labels::{
-    LABEL_DURATION, LABEL_HABITAT, LABEL_KEY, LABEL_PARENT, LABEL_PHASE, LABEL_VERIFIED,
+    LABEL_DURATION, LABEL_HABITAT, LABEL_KEY, LABEL_PARENT, LABEL_PHASE, LABEL_STEP,
+    LABEL_STEP_DURATION, LABEL_STEP_KEY, LABEL_VERIFIED,
 };
+use crate::keys::steps::parse_step_tag;
 use crate::phase::Phase;
 
 /// Inspections in flight at once: enough to hide the engine's latency,
@@ -219,7 +221,12 @@ async fn holdings<E: Engine>(
     let mut index = MadeIndex::load(&cache.made(habitat));
     let known = Known::load(&cache.known(habitat));
     let used = LastUse::load(&cache.used(habitat));
-    let ids: Vec<String> = index.made().map(|(id, _)| id.to_string()).collect();
+    // Phase snapshots and step images; the last step's is both.
+    let ids: BTreeSet<String> = index
+        .made()
+        .chain(index.steps())
+        .map(|(id, _)| id.to_string())
+        .collect();
     let base = known.base_image.clone();
     let mut infos: Vec<(String, Option<ImageInfo>)> = stream::iter(ids)
         .map(|id| async move {
@@ -234,36 +241,63 @@ async fn holdings<E: Engine>(
     infos.sort_by(|a, b| a.0.cmp(&b.0));
     let mut snapshots = Vec::new();
     let mut sized: Vec<(Vec<String>, u64)> = Vec::new();
+    // A blanked label (an earlier step's image blanks its phase's) is absent.
+    let label = |info: &ImageInfo, name: &str| -> Option<String> {
+        info.config
+            .labels
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
     for (id, info) in infos {
         let Some(info) = info else {
             index.forget(&id);
             continue;
         };
-        let labels = &info.config.labels;
-        let phase = labels
-            .get(LABEL_PHASE)
-            .and_then(|p| p.parse::<Phase>().ok());
-        let (Some(phase), Some(key)) = (phase, labels.get(LABEL_KEY)) else {
-            continue;
-        };
-        if labels.get(LABEL_HABITAT).map(String::as_str) != Some(habitat)
-            || index.key_of(&info.id) != Some(key.as_str())
-        {
+        if label(&info, LABEL_HABITAT).as_deref() != Some(habitat) {
             continue;
         }
+        let as_phase = label(&info, LABEL_PHASE)
+            .and_then(|p| p.parse::<Phase>().ok())
+            .zip(label(&info, LABEL_KEY))
+            .filter(|(_, key)| index.key_of(&info.id) == Some(key.as_str()));
+        let as_step = label(&info, LABEL_STEP)
+            .and_then(|t| parse_step_tag(&t))
+            .zip(label(&info, LABEL_STEP_KEY))
+            .filter(|(_, key)| index.step_key_of(&info.id) == Some(key.as_str()));
+        let step = as_step.as_ref().map(|((_, number), key)| StepOf {
+            number: *number,
+            key: key.clone(),
+            ms: label(&info, LABEL_STEP_DURATION)
+                .or_else(|| {
+                    as_phase
+                        .is_none()
+                        .then(|| label(&info, LABEL_DURATION))
+                        .flatten()
+                })
+                .and_then(|d| d.parse().ok()),
+        });
+        let (phase, key, parent) = match (&as_phase, &as_step) {
+            (Some((phase, key)), _) => (*phase, key.clone(), label(&info, LABEL_PARENT)),
+            // An earlier step's image: keyed by its step, built on the key
+            // its step was chained from.
+            (None, Some(((phase, _), key))) => (*phase, key.clone(), known.links.get(key).cloned()),
+            (None, None) => continue,
+        };
         sized.push((info.layers.clone(), info.size));
         snapshots.push(Snapshot {
             id: info.id.clone(),
             phase,
-            key: key.clone(),
-            parent: labels.get(LABEL_PARENT).cloned().unwrap_or_default(),
-            verified: labels.get(LABEL_VERIFIED).cloned(),
+            parent: parent.unwrap_or_default(),
+            verified: label(&info, LABEL_VERIFIED),
             layers: info.layers.clone(),
             tags: info.repo_tags.clone(),
             containers: containers.get(&info.id).cloned().unwrap_or_default(),
             created: index.made_at(&info.id),
-            last_used: used.get(key),
-            build_ms: labels.get(LABEL_DURATION).and_then(|d| d.parse().ok()),
+            last_used: used.get(&key),
+            build_ms: label(&info, LABEL_DURATION).and_then(|d| d.parse().ok()),
+            key,
+            step,
         });
     }
     let mut external_layers = BTreeSet::new();
@@ -279,6 +313,7 @@ async fn holdings<E: Engine>(
         layer_sizes: prune::layer_sizes(&input),
         snapshots,
         current: known.current_chain(),
+        current_steps: known.current_steps(),
         links: known.links,
         external_layers,
     };
@@ -381,6 +416,8 @@ pub enum PruneEvent {
         habitat: String,
         id: String,
         phase: Phase,
+        /// `6-setup`, or a step's `6-setup.3`.
+        tag: String,
         key: String,
         tags: Vec<String>,
         /// The bytes its layers added over its parent's.
@@ -398,6 +435,7 @@ pub enum PruneEvent {
         habitat: String,
         id: String,
         phase: Phase,
+        tag: String,
         key: String,
         containers: Vec<String>,
     },
@@ -603,6 +641,7 @@ pub async fn prune_locked<E: Engine>(
             habitat: habitat.to_string(),
             id: s.id.clone(),
             phase: s.phase,
+            tag: s.tag(),
             key: s.key.clone(),
             containers: names.clone(),
         });
@@ -632,6 +671,7 @@ pub async fn prune_locked<E: Engine>(
             habitat: habitat.to_string(),
             id: s.id.clone(),
             phase: s.phase,
+            tag: s.tag(),
             key: s.key.clone(),
             tags: s.tags.clone(),
             own_bytes: status.assessed[i].own_bytes,
@@ -651,8 +691,7 @@ pub async fn prune_locked<E: Engine>(
             .enumerate()
             .filter(|(i, _)| !done.remove.contains(i))
             // A verify pass is recorded on the final image it led to.
-            .flat_map(|(_, s)| [Some(s.key.as_str()), s.verified.as_deref()])
-            .flatten()
+            .flat_map(|(_, s)| s.keys().chain(s.verified.as_deref()))
             .collect();
         let mut used = LastUse::load(&cache.used(habitat));
         used.retain(|k| held.contains(k));

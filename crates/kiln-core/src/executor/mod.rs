@@ -322,8 +322,8 @@ async fn auto_prune<E: Engine>(
     let name = &habitat.config.name;
     let mut removed = Vec::new();
     let mut on_event = |e: PruneEvent| {
-        if let PruneEvent::Removed { phase, key, .. } = e {
-            removed.push((phase, key));
+        if let PruneEvent::Removed { tag, key, .. } = e {
+            removed.push((tag, key));
         }
     };
     match status::prune_locked(engine, cache, name, Level::Soft, keep, false, &mut on_event).await {
@@ -497,11 +497,13 @@ async fn build_locked<E: Engine>(
     let (ran, swept) = tokio::join!(exec.run(&plan), sweep);
     ran?;
     swept?;
-    // Every snapshot on the chain was just used (built or reused): a file
-    // write, no engine call. A record that cannot be written only makes
-    // those snapshots look older to a prune.
+    // Every snapshot on the chain was just used (built or reused), its
+    // steps' too: a file write, no engine call. A record that cannot be
+    // written only makes those snapshots look older to a prune.
     let mut used = LastUse::load(&cache.used(&name));
-    used.record(wanted(&chain).keys, used::unix_now());
+    let w = wanted(&chain);
+    let steps = w.steps.iter().flat_map(|s| s.keys.iter().copied());
+    used.record(w.keys.iter().copied().chain(steps), used::unix_now());
     let _ = used.save();
     record_known(habitat, &cache, &chain, &resolved.facts.base);
     if !plan.all_cached() {
