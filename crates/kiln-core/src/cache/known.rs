@@ -13,6 +13,38 @@ use std::path::{Path, PathBuf};
 use crate::keys::KeyChain;
 use crate::phase::Phase;
 
+/// A current chain as the prune policy reads it: every phase's key in
+/// order and whether it is configured, and the keys of the steps of its
+/// phases run in steps. Either the chain of the last successful build (the
+/// record) or the chain the config plans now (SPEC §11: "on the current
+/// config's chain"), which the CLI computes and hands in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CurrentChain {
+    pub phases: Vec<(Phase, String, bool)>,
+    pub steps: Vec<(Phase, usize, String)>,
+}
+
+impl From<&KeyChain> for CurrentChain {
+    fn from(chain: &KeyChain) -> CurrentChain {
+        CurrentChain {
+            phases: chain
+                .0
+                .iter()
+                .map(|pk| (pk.phase, pk.key.to_string(), pk.present()))
+                .collect(),
+            steps: chain
+                .0
+                .iter()
+                .flat_map(|pk| {
+                    pk.steps
+                        .iter()
+                        .map(move |st| (pk.phase, st.number, st.key.to_string()))
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One habitat's record. Serialized as JSON; an unreadable one is empty.
 #[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Known {
@@ -77,6 +109,14 @@ impl Known {
                 }
                 prev = st.key.to_string();
             }
+        }
+    }
+
+    /// The recorded chain (the last successful build's).
+    pub fn recorded(&self) -> CurrentChain {
+        CurrentChain {
+            phases: self.current_chain(),
+            steps: self.current_steps(),
         }
     }
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use futures_util::{StreamExt, stream};
 
-use super::known::Known;
+use super::known::{CurrentChain, Known};
 use super::prune::{self, Assessed, Holdings, Level, PrunePlan, Snapshot, StepOf};
 use super::{BuildLock, CacheDir, LastUse, MadeIndex, lock};
 use crate::engine::{Engine, EngineError, ImageInfo};
@@ -43,7 +43,23 @@ pub struct HabitatStatus {
     pub keep: usize,
     /// The habitat directory its last build recorded.
     pub dir: Option<PathBuf>,
+    /// Where its current chain came from.
+    pub current_from: CurrentFrom,
 }
+
+/// Where a habitat's current chain came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CurrentFrom {
+    /// Its config as it is now, planned (SPEC §11).
+    Config,
+    /// The record of its last successful build, since its config could
+    /// not be planned (why; `None` when nobody tried).
+    LastBuild(Option<String>),
+}
+
+/// Habitat name → the chain its config plans now, or why it cannot be
+/// planned. A habitat absent from it is judged by its recorded chain.
+pub type Planned = BTreeMap<String, Result<CurrentChain, String>>;
 
 /// A kind of host cache (SPEC §11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -133,6 +149,7 @@ pub async fn status<E: Engine>(
     cache: &CacheDir,
     habitats: &[String],
     all: bool,
+    planned: &Planned,
 ) -> Result<CacheStatus, EngineError> {
     let names: Vec<String> = if all {
         let mut n = cache.known_habitats();
@@ -148,7 +165,7 @@ pub async fn status<E: Engine>(
     let containers = containers_by_image(engine).await?;
     let mut out = Vec::new();
     for name in &names {
-        out.push(habitat_status(engine, cache, name, &containers).await?);
+        out.push(habitat_status(engine, cache, name, &containers, planned.get(name)).await?);
     }
     let host = tokio::task::spawn_blocking({
         let cache = cache.clone();
@@ -183,15 +200,30 @@ async fn habitat_status<E: Engine>(
     cache: &CacheDir,
     habitat: &str,
     containers: &BTreeMap<String, Vec<String>>,
+    planned: Option<&Result<CurrentChain, String>>,
 ) -> Result<HabitatStatus, EngineError> {
-    let (holdings, _) = holdings(engine, cache, habitat, containers).await?;
+    let (current, current_from) = current_of(planned);
+    let (holdings, _) = holdings(engine, cache, habitat, containers, current).await?;
     let known = Known::load(&cache.known(habitat));
     let keep = known.keep.unwrap_or(DEFAULT_KEEP);
-    Ok(assessed(
+    let mut st = assessed(
         holdings,
         keep,
         Some(known.dir).filter(|d| !d.as_os_str().is_empty()),
-    ))
+    );
+    st.current_from = current_from;
+    Ok(st)
+}
+
+/// The chain to judge by: the planned one, else the record (and why).
+fn current_of(
+    planned: Option<&Result<CurrentChain, String>>,
+) -> (Option<&CurrentChain>, CurrentFrom) {
+    match planned {
+        Some(Ok(chain)) => (Some(chain), CurrentFrom::Config),
+        Some(Err(why)) => (None, CurrentFrom::LastBuild(Some(why.clone()))),
+        None => (None, CurrentFrom::LastBuild(None)),
+    }
 }
 
 fn assessed(holdings: Holdings, keep: usize, dir: Option<PathBuf>) -> HabitatStatus {
@@ -206,6 +238,7 @@ fn assessed(holdings: Holdings, keep: usize, dir: Option<PathBuf>) -> HabitatSta
         levels,
         keep,
         dir,
+        current_from: CurrentFrom::LastBuild(None),
     }
 }
 
@@ -217,6 +250,7 @@ async fn holdings<E: Engine>(
     cache: &CacheDir,
     habitat: &str,
     containers: &BTreeMap<String, Vec<String>>,
+    current: Option<&CurrentChain>,
 ) -> Result<(Holdings, MadeIndex), EngineError> {
     let mut index = MadeIndex::load(&cache.made(habitat));
     let known = Known::load(&cache.known(habitat));
@@ -312,8 +346,8 @@ async fn holdings<E: Engine>(
         habitat: habitat.to_string(),
         layer_sizes: prune::layer_sizes(&input),
         snapshots,
-        current: known.current_chain(),
-        current_steps: known.current_steps(),
+        current: current.map_or_else(|| known.current_chain(), |c| c.phases.clone()),
+        current_steps: current.map_or_else(|| known.current_steps(), |c| c.steps.clone()),
         links: known.links,
         external_layers,
     };
@@ -439,6 +473,19 @@ pub enum PruneEvent {
         key: String,
         containers: Vec<String>,
     },
+    /// A bootstrap base this cache made was removed (or would be).
+    BootstrapRemoved {
+        id: String,
+        tags: Vec<String>,
+        bytes: u64,
+    },
+    /// A bootstrap base this cache made is kept: containers use it, or the
+    /// engine would not remove it (images built on it).
+    BootstrapKept {
+        id: String,
+        tags: Vec<String>,
+        why: String,
+    },
     /// A host cache entry was removed (or would be).
     HostRemoved {
         kind: HostKind,
@@ -481,6 +528,8 @@ pub struct PruneRequest {
     pub keep: Option<usize>,
     /// Only say what would be removed.
     pub dry_run: bool,
+    /// The chains the habitats' configs plan now.
+    pub planned: Planned,
 }
 
 /// Carries `req` out, holding each habitat's build lock while it works on
@@ -497,6 +546,7 @@ pub async fn prune<E: Engine>(
         level,
         keep,
         dry_run,
+        planned,
     } = req.clone();
     let names = if all {
         let mut n = cache.known_habitats();
@@ -535,7 +585,17 @@ pub async fn prune<E: Engine>(
         };
         let keep =
             keep.unwrap_or_else(|| Known::load(&cache.known(name)).keep.unwrap_or(DEFAULT_KEEP));
-        let s = prune_locked(engine, cache, name, level, keep, dry_run, on_event).await?;
+        let current = match planned.get(name) {
+            Some(Ok(chain)) => Some(chain),
+            _ => None,
+        };
+        let what = LockedPrune {
+            level,
+            keep,
+            dry_run,
+            current,
+        };
+        let s = prune_locked(engine, cache, name, &what, on_event).await?;
         summary.removed += s.removed;
         summary.freed += s.freed;
         summary.kept_in_use += s.kept_in_use;
@@ -544,6 +604,13 @@ pub async fn prune<E: Engine>(
     // The host cache, once every habitat is done: what is unused is judged
     // over all known habitats.
     let scope: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+    if level == Level::Nuke {
+        let s = prune_bootstrap_bases(engine, cache, &scope, all, dry_run, on_event).await?;
+        summary.removed += s.removed;
+        summary.freed += s.freed;
+        summary.kept_in_use += s.kept_in_use;
+        summary.refused += s.refused;
+    }
     let host = {
         let cache = cache.clone();
         tokio::task::spawn_blocking(move || host_entries(&cache))
@@ -574,6 +641,125 @@ pub async fn prune<E: Engine>(
             path: e.path.clone(),
             bytes: e.bytes,
         });
+    }
+    Ok(summary)
+}
+
+/// Removes the bootstrap bases this cache made (SPEC §11: nuke removes
+/// everything kiln made) that no habitat outside `scope` was built on (with
+/// `all`, every one), unless a container uses one. Only the recorded ids
+/// go, and only while each is still the one-layer image kiln imported: a
+/// base another cache made, or one found rather than made, is never
+/// touched. Each is removed under its bootstrap lock, so a build making it
+/// meanwhile finishes first.
+async fn prune_bootstrap_bases<E: Engine>(
+    engine: &E,
+    cache: &CacheDir,
+    scope: &BTreeSet<&str>,
+    all: bool,
+    dry_run: bool,
+    on_event: &mut (dyn FnMut(PruneEvent) + Send),
+) -> Result<PruneSummary, PruneError> {
+    let mut index = MadeIndex::load(&cache.bootstrap_made());
+    let made: Vec<(String, String)> = index
+        .made()
+        .map(|(i, k)| (i.to_string(), k.to_string()))
+        .collect();
+    let mut summary = PruneSummary::default();
+    if made.is_empty() {
+        return Ok(summary);
+    }
+    let containers = containers_by_image(engine).await?;
+    let known: Vec<(String, Option<String>)> = cache
+        .known_habitats()
+        .into_iter()
+        .map(|h| {
+            let base = Known::load(&cache.known(&h)).base_image;
+            (h, base)
+        })
+        .collect();
+    let locks = lock::lock_dir();
+    for (id, key) in made {
+        let Some(info) = engine.image_inspect(&id).await? else {
+            index.forget(&id);
+            continue;
+        };
+        let ours = info.layers.len() == 1
+            && info
+                .config
+                .labels
+                .get(crate::image::labels::LABEL_BOOTSTRAP)
+                == Some(&key);
+        if !ours {
+            continue;
+        }
+        let used_outside = known.iter().any(|(h, base)| {
+            !scope.contains(h.as_str())
+                && base
+                    .as_ref()
+                    .is_some_and(|b| *b == info.id || info.repo_tags.contains(b))
+        });
+        if used_outside && !all {
+            continue;
+        }
+        if let Some(names) = containers.get(&info.id) {
+            summary.kept_in_use += 1;
+            on_event(PruneEvent::BootstrapKept {
+                id: info.id.clone(),
+                tags: info.repo_tags.clone(),
+                why: format!("in use by container {}", names.join(", ")),
+            });
+            continue;
+        }
+        if !dry_run {
+            let _lock = BuildLock::acquire_async(
+                &locks,
+                &engine.identity(),
+                &format!("+bootstrap-{}", &key[..key.len().min(16)]),
+                &mut |_: &str| {},
+            )
+            .await
+            .map_err(|source| PruneError::Host {
+                what: "take the bootstrap lock in",
+                path: locks.clone(),
+                source,
+            })?;
+            match engine.remove_image(&info.id).await {
+                Ok(()) | Err(EngineError::NoSuchImage(_)) => {}
+                Err(EngineError::Refused { message, .. }) => {
+                    summary.refused += 1;
+                    on_event(PruneEvent::BootstrapKept {
+                        id: info.id.clone(),
+                        tags: info.repo_tags.clone(),
+                        why: format!("the engine refused: {message}"),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            // A forced removal of an image others are built on only
+            // untags it (a build finds it again by its label).
+            if engine.image_inspect(&info.id).await?.is_some() {
+                summary.refused += 1;
+                on_event(PruneEvent::BootstrapKept {
+                    id: info.id.clone(),
+                    tags: info.repo_tags.clone(),
+                    why: "images are built on it (only untagged)".to_string(),
+                });
+                continue;
+            }
+            index.forget(&info.id);
+        }
+        summary.removed += 1;
+        summary.freed += info.size;
+        on_event(PruneEvent::BootstrapRemoved {
+            id: info.id.clone(),
+            tags: info.repo_tags.clone(),
+            bytes: info.size,
+        });
+    }
+    if !dry_run {
+        let _ = index.save();
     }
     Ok(summary)
 }
@@ -615,19 +801,33 @@ fn remove_path(path: &Path) -> Result<(), PruneError> {
     }
 }
 
-/// Prunes one habitat's snapshots at `level`; the caller holds its lock
-/// (a build runs the soft prune from inside its own).
+/// What one habitat's prune does.
+#[derive(Debug, Clone, Copy)]
+pub struct LockedPrune<'a> {
+    pub level: Level,
+    pub keep: usize,
+    pub dry_run: bool,
+    /// The chain its config plans now; `None`: the recorded one.
+    pub current: Option<&'a CurrentChain>,
+}
+
+/// Prunes one habitat's snapshots; the caller holds its lock (a build runs
+/// the soft prune from inside its own).
 pub async fn prune_locked<E: Engine>(
     engine: &E,
     cache: &CacheDir,
     habitat: &str,
-    level: Level,
-    keep: usize,
-    dry_run: bool,
+    what: &LockedPrune<'_>,
     on_event: &mut (dyn FnMut(PruneEvent) + Send),
 ) -> Result<PruneSummary, PruneError> {
+    let LockedPrune {
+        level,
+        keep,
+        dry_run,
+        current,
+    } = *what;
     let containers = containers_by_image(engine).await?;
-    let (holdings, mut index) = holdings(engine, cache, habitat, &containers).await?;
+    let (holdings, mut index) = holdings(engine, cache, habitat, &containers, current).await?;
     let status = assessed(holdings, keep, None);
     let plan = &status.levels[Level::ALL.iter().position(|l| *l == level).unwrap_or(0)];
     let h = &status.holdings;

@@ -138,10 +138,22 @@ pub async fn planned_final_key<E: Engine>(
     habitat: &Habitat,
     opts: &BuildOptions,
 ) -> Result<CacheKey, BuildError> {
-    let resolved = resolve_facts(engine, habitat, opts, None, &[]).await?;
-    Ok(KeyChain::compute(&habitat.config, &resolved.facts)
+    Ok(planned_chain(engine, habitat, opts)
+        .await?
         .final_key()
         .clone())
+}
+
+/// The key chain a build of `habitat` as it is now would make (facts
+/// resolved, nothing looked up or run): what `cache status` and `cache
+/// prune` call the current chain (SPEC §11).
+pub async fn planned_chain<E: Engine>(
+    engine: &E,
+    habitat: &Habitat,
+    opts: &BuildOptions,
+) -> Result<KeyChain, BuildError> {
+    let resolved = resolve_facts(engine, habitat, opts, None, &[]).await?;
+    Ok(KeyChain::compute(&habitat.config, &resolved.facts))
 }
 
 /// The snapshot a build took from the registry: its image and how long
@@ -326,7 +338,14 @@ async fn auto_prune<E: Engine>(
             removed.push((tag, key));
         }
     };
-    match status::prune_locked(engine, cache, name, Level::Soft, keep, false, &mut on_event).await {
+    // The chain just built is the config's: the record says it.
+    let what = status::LockedPrune {
+        level: Level::Soft,
+        keep,
+        dry_run: false,
+        current: None,
+    };
+    match status::prune_locked(engine, cache, name, &what, &mut on_event).await {
         Ok(summary) if !removed.is_empty() => reporter.report(Event::Pruned {
             habitat: name.clone(),
             removed,

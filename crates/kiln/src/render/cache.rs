@@ -9,7 +9,7 @@ use std::path::Path;
 
 use kiln_core::cache::prune::{Held, Level, PrunePlan, Root, State};
 use kiln_core::cache::status::{
-    CacheStatus, HabitatStatus, HostKind, PruneEvent, PruneSummary, host_removed,
+    CacheStatus, CurrentFrom, HabitatStatus, HostKind, PruneEvent, PruneSummary, host_removed,
 };
 use serde_json::{Value, json};
 
@@ -162,6 +162,8 @@ fn habitat(h: &HabitatStatus, now: u64) {
     );
     if hs.current.is_empty() {
         out!("  (never built with this cache: no current chain)");
+    } else if let CurrentFrom::LastBuild(Some(why)) = &h.current_from {
+        out!("  (current chain: the last build's; {why})");
     }
     let phase_of: BTreeMap<&str, String> = hs
         .snapshots
@@ -300,8 +302,14 @@ fn status_json(st: &CacheStatus, root: &Path) -> Value {
                     })
                 })
                 .collect();
+            let (current_from, current_note) = match &h.current_from {
+                CurrentFrom::Config => ("config", None),
+                CurrentFrom::LastBuild(why) => ("last_build", why.as_deref()),
+            };
             json!({
                 "habitat": hs.habitat, "dir": h.dir, "keep": h.keep,
+                "current_from": current_from, "current_note": current_note,
+                "current_steps": hs.current_steps.iter().map(|(p, n, k)| json!({"step": kiln_core::keys::steps::step_tag(*p, *n), "key": k})).collect::<Vec<_>>(),
                 "current": hs.current.iter().filter(|c| c.2).map(|c| json!({"phase": c.0.tag(), "key": c.1})).collect::<Vec<_>>(),
                 "snapshots": snapshots, "totals": totals, "levels": levels,
             })
@@ -374,6 +382,17 @@ pub fn prune_event(e: &PruneEvent, dry_run: bool) {
             short(key),
             short(id),
             containers.join(", ")
+        ),
+        PruneEvent::BootstrapRemoved { id, tags, bytes: n } => out!(
+            "{verb} bootstrap base {} ({}) [{}]",
+            short(id),
+            bytes(*n),
+            tags.join(", ")
+        ),
+        PruneEvent::BootstrapKept { id, tags, why } => err!(
+            "kept bootstrap base {} [{}]: {why}",
+            short(id),
+            tags.join(", ")
         ),
         PruneEvent::HostRemoved {
             kind,
