@@ -93,17 +93,31 @@ impl Known {
             .iter()
             .map(|pk| (pk.phase.tag(), pk.key.to_string(), pk.present()))
             .collect();
+        self.current_steps = chain
+            .0
+            .iter()
+            .flat_map(|pk| {
+                pk.steps
+                    .iter()
+                    .map(move |st| (st.tag(pk.phase), st.key.to_string()))
+            })
+            .collect();
+        self.record_links(chain);
+    }
+
+    /// Records the links of `chain`, phases' and steps', leaving the
+    /// current chain as it is: a build records them before it runs, so the
+    /// step snapshots a failed build leaves are linked to what they are
+    /// built on too.
+    pub fn record_links(&mut self, chain: &KeyChain) {
         for pair in chain.0.windows(2) {
             self.links
                 .insert(pair[1].key.to_string(), pair[0].key.to_string());
         }
-        self.current_steps.clear();
         for (i, pk) in chain.0.iter().enumerate() {
             let before = i.checked_sub(1).map(|b| chain.0[b].key.to_string());
             let mut prev = before.unwrap_or_default();
             for st in &pk.steps {
-                self.current_steps
-                    .push((st.tag(pk.phase), st.key.to_string()));
                 if !prev.is_empty() {
                     self.links.insert(st.key.to_string(), prev.clone());
                 }
@@ -145,5 +159,73 @@ impl Known {
             Some(path) => super::json_file::save(path, self),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::keys::{CacheKey, PhaseKey, StepKey};
+
+    /// Base, an unconfigured users, and setup in two steps.
+    fn chain(second: &str) -> KeyChain {
+        let base = CacheKey::compute(None, Phase::Base, &json!("b"));
+        let users = CacheKey::compute(Some(&base), Phase::Users, &Value::Null);
+        let setup = CacheKey::compute(Some(&users), Phase::Setup, &json!(["one", second]));
+        let s1 = CacheKey::step(Some(&users), Phase::Setup, &json!("one"));
+        let s2 = CacheKey::step(Some(&s1), Phase::Setup, &json!(second));
+        let pk = |phase, key: &CacheKey, inputs: Value, steps| PhaseKey {
+            phase,
+            key: key.clone(),
+            inputs,
+            steps,
+        };
+        let st = |number, key: &CacheKey| StepKey {
+            number,
+            name: format!("commands.root[{}]", number - 1),
+            key: key.clone(),
+            inputs: Value::Null,
+        };
+        KeyChain(vec![
+            pk(Phase::Base, &base, json!("b"), vec![]),
+            pk(Phase::Users, &users, Value::Null, vec![]),
+            pk(Phase::Setup, &setup, json!(1), vec![st(1, &s1), st(2, &s2)]),
+        ])
+    }
+
+    use serde_json::Value;
+
+    #[test]
+    fn a_chain_records_its_steps_and_links_each_step_to_what_it_is_built_on() {
+        let d = tempfile::tempdir().unwrap();
+        let mut k = Known::load(&d.path().join("h.json"));
+        let c = chain("two");
+        k.record_chain(&c);
+        let key = |p: usize| c.0[p].key.to_string();
+        let step = |n: usize| c.0[2].steps[n].key.to_string();
+        assert_eq!(
+            k.current_steps(),
+            [(Phase::Setup, 1, step(0)), (Phase::Setup, 2, step(1))]
+        );
+        assert_eq!(
+            k.links[&step(0)],
+            key(1),
+            "the first step: the phase before"
+        );
+        assert_eq!(k.links[&step(1)], step(0));
+        assert_eq!(k.links[&key(2)], key(1));
+        // Another config's links join them; the current chain stays.
+        let other = chain("three");
+        k.record_links(&other);
+        assert_eq!(k.links[&other.0[2].steps[1].key.to_string()], step(0));
+        assert_eq!(k.recorded().steps[1].2, step(1));
+        assert_eq!(CurrentChain::from(&c), k.recorded());
+        k.save().unwrap();
+        assert_eq!(
+            Known::load(&d.path().join("h.json")).recorded(),
+            k.recorded()
+        );
     }
 }

@@ -513,6 +513,17 @@ async fn build_locked<E: Engine>(
         upper_hint: std::sync::Mutex::new(None),
         pulled,
     };
+    // The links first, so what a failed build leaves is linked too; an
+    // unchanged record is not written.
+    if !plan.all_cached() {
+        let mut known = Known::load(&cache.known(&name));
+        let before = known.clone();
+        known.dir = habitat.dir.clone();
+        known.record_links(&chain);
+        if known != before {
+            let _ = known.save();
+        }
+    }
     let (ran, swept) = tokio::join!(exec.run(&plan), sweep);
     ran?;
     swept?;
