@@ -8,6 +8,8 @@ use crate::engine::{Engine, EngineError};
 use crate::image::labels::{LABEL_HABITAT, LABEL_KEY, LABEL_PHASE};
 use crate::phase::Phase;
 use crate::registry::oci::Credentials;
+use crate::registry::pull::pull_reported;
+use crate::report::{Event, Reporter};
 
 /// Why `--image` cannot be run.
 #[derive(Debug, thiserror::Error)]
@@ -63,11 +65,13 @@ pub struct Pushed {
 }
 
 /// Makes sure the engine holds `reference` (pulling it with the user's
-/// credentials when it does not) and that it is a final image of `habitat`.
+/// credentials when it does not, its progress told to `reporter`) and that
+/// it is a final image of `habitat`.
 pub async fn ensure<E: Engine>(
     engine: &E,
     habitat: &str,
     reference: &str,
+    reporter: &mut dyn Reporter,
 ) -> Result<Pushed, ImageError> {
     let err = |source| ImageError::Engine {
         reference: reference.to_string(),
@@ -78,8 +82,12 @@ pub async fn ensure<E: Engine>(
         Some(info) => info,
         None => {
             let auth = host_of(reference).and_then(|h| Credentials::from_env().engine_auth(h));
-            engine
-                .pull_with(reference, auth.as_ref())
+            let image = Phase::Final.tag();
+            reporter.report(Event::PullStart {
+                image: image.clone(),
+                reference: reference.to_string(),
+            });
+            pull_reported(engine, reference, auth.as_ref(), &image, reporter)
                 .await
                 .map_err(err)?;
             pulled = true;
