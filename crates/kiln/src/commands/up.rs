@@ -36,7 +36,7 @@ pub async fn run(
                 .as_ref()
                 .map(|r| r.repository.as_str());
             let reference = instances::image::reference(&image, repository);
-            let mut reporter = progress.reporter();
+            let mut reporter = progress.reporter_for(&habitat.config.name);
             let pushed = instances::image::ensure(
                 &engine,
                 &habitat.config.name,

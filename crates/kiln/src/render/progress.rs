@@ -32,8 +32,17 @@ impl Progress {
     }
 
     pub fn reporter(self) -> Box<dyn Reporter> {
+        self.reporter_for("")
+    }
+
+    /// A reporter for events of `habitat` that no build of it frames (a
+    /// pull for `kiln up --image`): json names it on each object.
+    pub fn reporter_for(self, habitat: &str) -> Box<dyn Reporter> {
         match self.resolve() {
-            Progress::Json => Box::new(JsonReporter::default()),
+            Progress::Json => Box::new(JsonReporter {
+                outer: habitat.to_string(),
+                ..JsonReporter::default()
+            }),
             Progress::Tty => Box::new(TtyReporter::new()),
             _ => Box::new(PlainReporter::new(true)),
         }

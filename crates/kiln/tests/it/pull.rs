@@ -139,3 +139,64 @@ fn a_build_from_the_registry_reports_its_pull_layer_by_layer() {
         plain.stderr
     );
 }
+
+#[test]
+fn up_image_reports_the_pull_of_the_image_it_runs() {
+    let r = Remote::start(true);
+    let h = Habitat::new("kpullp-up");
+    let _volumes = crate::instances::Volumes(h.name.clone());
+    std::fs::create_dir_all(h.dir().join("files")).expect("mkdir");
+    std::fs::write(h.dir().join("files/blob"), noise(500_000)).expect("write");
+    h.config(&format!(
+        "name: @NAME@\nbuild:\n  base: {{ image: kiln-test/busybox:latest }}\n  \
+         files:\n    copies:\n      - {{ source: files/blob, dest: /data/blob }}\n  \
+         final: {{ command: [sh] }}\ninstances:\n  defaults:\n    command: [sleep, infinity]\n  \
+         members:\n    web: {{}}\nregistry:\n  repository: {}/kpullp/{}\n  tags: [latest]\n",
+        r.server.host, h.name
+    ));
+    kiln(&h, &r, &["push", "--progress", "plain"]).assert_code(0);
+    crate::support::remove_habitat(&h.name);
+
+    let up = kiln(&h, &r, &["up", "--image", "latest", "--progress", "json"]);
+    up.assert_code(0);
+    // stdout has the events, then `up`'s line per member.
+    let events: Vec<Value> = up
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    let reference = format!("{}/kpullp/{}:latest", r.server.host, h.name);
+    assert_eq!(kinds.first(), Some(&"pull_start"), "{}", up.stdout);
+    assert_eq!(events[0]["reference"], reference.as_str());
+    assert_eq!(kinds.last(), Some(&"pull_end"), "{}", up.stdout);
+    assert!(
+        kinds[1..kinds.len() - 1].iter().all(|k| *k == "pull_layer"),
+        "{kinds:?}"
+    );
+    let end = events.last().expect("pull_end");
+    let layers: u64 = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{len .RootFS.Layers}}",
+        &reference,
+    ])
+    .trim()
+    .parse()
+    .expect("layer count");
+    assert_eq!(u64_of(end, "layers"), layers, "{end}");
+    assert!(u64_of(end, "bytes") > 0, "{end}");
+    assert_eq!(end["status"], "ok");
+    assert!(
+        up.stdout.contains(&format!("{}-web", h.name)),
+        "{}",
+        up.stdout
+    );
+    // Held now: a second `up` pulls nothing.
+    let again = kiln(&h, &r, &["up", "--image", "latest", "--progress", "json"]);
+    again.assert_code(0);
+    assert!(!again.stdout.contains("pull_"), "{}", again.stdout);
+    kiln(&h, &r, &["down"]).assert_code(0);
+}
