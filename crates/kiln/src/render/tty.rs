@@ -418,8 +418,12 @@ impl<W: Write> Screen<W> {
                         .map(|l| self.fit(&l, |s| if *ok { self.green(s) } else { self.red(s) }));
                     lines.extend(line);
                 } else {
-                    // The pulled phase's end says it, with these counts.
+                    // The pulled phase's end says it, with these counts; a
+                    // failed pull is told in a note, and the build goes on.
                     self.pulled = super::pull::summary(event);
+                    if !ok && self.running.as_ref().is_some_and(|r| r.pull.is_some()) {
+                        self.running = None;
+                    }
                 }
             }
             Event::PushEnd { ok, .. } => {

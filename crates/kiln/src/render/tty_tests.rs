@@ -553,3 +553,35 @@ fn a_pull_outside_a_build_is_a_live_line_then_its_summary() {
     );
     assert!(!failed.contains("layers  "), "{failed}");
 }
+
+/// A snapshot pull that fails leaves no live pull line: the build says so
+/// in a note and goes on locally.
+#[test]
+fn a_failed_pull_in_a_build_leaves_no_live_line() {
+    let reference = "127.0.0.1:5000/x@sha256:abc";
+    let mut ev = vec![
+        (0, start("x")),
+        (
+            1,
+            Event::Pulling {
+                phase: Phase::Tools,
+                reference: reference.into(),
+            },
+        ),
+    ];
+    ev.extend(pull_layers("8-tools", 10).into_iter().take(2));
+    ev.push((300, pull_end("8-tools", reference, false)));
+    ev.push((
+        310,
+        Event::Note {
+            message: "the pull failed; building locally".into(),
+        },
+    ));
+    let (text, _) = draw(&ev, false);
+    assert!(!text.contains("pulling 8-tools"), "{text}");
+    assert_eq!(
+        text.lines().last(),
+        Some("note: the pull failed; building locally"),
+        "{text}"
+    );
+}
