@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+pub use crate::engine::LayerState;
 use crate::phase::Phase;
 
 /// How a phase ended.
@@ -144,6 +145,39 @@ pub enum Event {
         bytes_uploaded: u64,
         blobs_uploaded: usize,
         blobs_present: usize,
+    },
+    /// `kiln up --image`: the engine pulls `reference` (it did not hold it);
+    /// `image` (`10-final`) names the pull in the events that follow. A
+    /// snapshot pull of a build begins with [`Event::Pulling`] instead, and
+    /// its `image` is the pulled phase's tag.
+    PullStart {
+        image: String,
+        reference: String,
+    },
+    /// A layer of the pull of `image` moved on: `layer` (the engine's short
+    /// id of it) is now `state`. Over the whole pull so far, `layers_done` of
+    /// the `layers` named are pulled or were present, and `bytes` of
+    /// `bytes_total` (the sizes the engine gave) have come down; neither
+    /// count goes back.
+    PullLayer {
+        image: String,
+        layer: String,
+        state: LayerState,
+        layers: usize,
+        layers_done: usize,
+        bytes: u64,
+        bytes_total: u64,
+    },
+    /// The pull of `image` from `reference` ended: `layers` in all, of which
+    /// `layers_present` the engine held already, and `bytes` came down.
+    PullEnd {
+        image: String,
+        reference: String,
+        ok: bool,
+        duration: Duration,
+        layers: usize,
+        layers_present: usize,
+        bytes: u64,
     },
 }
 

@@ -47,14 +47,23 @@ pub trait Engine: Send + Sync {
     fn pull(&self, reference: &str) -> impl Future<Output = EngineResult<()>> + Send;
 
     /// Pulls `reference` from its registry with `auth` (anonymous when
-    /// `None`). By default a plain [`Engine::pull`].
+    /// `None`), handing each layer's progress to `on_progress` as the
+    /// engine tells it: every layer of the image ends `Done` or `Present`.
+    fn pull_with_progress(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+        on_progress: &mut (dyn FnMut(PullProgress) + Send),
+    ) -> impl Future<Output = EngineResult<()>> + Send;
+
+    /// Pulls `reference` from its registry with `auth` (anonymous when
+    /// `None`), its progress unread.
     fn pull_with(
         &self,
         reference: &str,
         auth: Option<&RegistryAuth>,
     ) -> impl Future<Output = EngineResult<()>> + Send {
-        let _ = auth;
-        self.pull(reference)
+        async move { self.pull_with_progress(reference, auth, &mut |_| {}).await }
     }
 
     /// Writes `references` to the file `out` as one `docker save` archive:

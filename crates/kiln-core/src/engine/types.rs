@@ -202,6 +202,69 @@ pub struct CommitSpec {
     pub comment: Option<String>,
 }
 
+/// Where one layer of a pull stands, as the engine tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LayerState {
+    /// Named in the manifest, not begun (Docker: `Pulling fs layer`, `Waiting`).
+    Queued,
+    /// Coming down: `current` of `total` bytes.
+    Downloading,
+    /// All of it here, checked (Docker: `Verifying Checksum`, `Download complete`).
+    Downloaded,
+    /// Being unpacked: `current` of `total` bytes of the download read.
+    Extracting,
+    /// Pulled and unpacked (Docker: `Pull complete`).
+    Done,
+    /// The engine held it already: nothing came down (Docker: `Already exists`).
+    Present,
+}
+
+impl LayerState {
+    /// Its name in `--progress json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LayerState::Queued => "queued",
+            LayerState::Downloading => "downloading",
+            LayerState::Downloaded => "downloaded",
+            LayerState::Extracting => "extracting",
+            LayerState::Done => "done",
+            LayerState::Present => "present",
+        }
+    }
+
+    /// Whether the layer needs nothing more.
+    pub fn finished(self) -> bool {
+        matches!(self, LayerState::Done | LayerState::Present)
+    }
+
+    /// The state a Docker pull status line names; `None` for the lines
+    /// about the image as a whole (`Pulling from …`, `Digest: …`, `Status: …`).
+    pub fn from_docker_status(status: &str) -> Option<LayerState> {
+        Some(match status {
+            "Pulling fs layer" | "Waiting" => LayerState::Queued,
+            "Downloading" => LayerState::Downloading,
+            "Verifying Checksum" | "Download complete" => LayerState::Downloaded,
+            "Extracting" => LayerState::Extracting,
+            "Pull complete" => LayerState::Done,
+            "Already exists" => LayerState::Present,
+            // `Retrying in 5 seconds` and the like: the layer starts over.
+            s if s.starts_with("Retrying") => LayerState::Queued,
+            _ => return None,
+        })
+    }
+}
+
+/// One record of a pull's progress: a layer (Docker's short id of its
+/// blob digest), where it stands, and byte counts when the engine gives
+/// them (`0` of `0` when it does not). Carries no credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullProgress {
+    pub layer: String,
+    pub state: LayerState,
+    pub current: u64,
+    pub total: u64,
+}
+
 /// Credentials the engine passes to a registry for one pull. Held in
 /// memory only; `Debug` shows no secret.
 #[derive(Clone, Default, PartialEq, Eq)]

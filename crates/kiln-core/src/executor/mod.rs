@@ -216,7 +216,8 @@ async fn pull_from_registry<E: Engine>(
         &remote,
         &habitat.config.name,
         (image_phase, &key),
-        reference,
+        (phase, reference),
+        reporter,
     )
     .await
     {

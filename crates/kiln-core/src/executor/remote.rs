@@ -19,7 +19,9 @@ use crate::image::labels::{LABEL_HABITAT, LABEL_KEY, LABEL_PHASE};
 use crate::phase::Phase;
 use crate::plan::RemoteHits;
 use crate::registry::oci::{Credentials, OciRegistry};
+use crate::registry::pull::pull_reported;
 use crate::registry::{Registry, RegistryError};
+use crate::report::Reporter;
 
 use super::BuildOptions;
 
@@ -134,13 +136,15 @@ impl RemoteCache {
 /// Pulls `reference` through the engine and checks that it is the snapshot
 /// of `phase` with `key` of `habitat` (for verify, which makes no image of
 /// its own, the previous phase's snapshot: the caller names that phase and
-/// key); returns its inspection.
+/// key); returns its inspection. Its progress is reported as the pull of
+/// `pulled` (the phase the plan pulls, which for verify is not `phase`).
 pub(super) async fn pull<E: Engine>(
     engine: &E,
     remote: &RemoteCache,
     habitat: &str,
     (phase, key): (Phase, &str),
-    reference: &str,
+    (pulled, reference): (Phase, &str),
+    reporter: &mut dyn Reporter,
 ) -> Result<ImageInfo, PullError> {
     let engine_err = |source| PullError::Engine {
         reference: reference.to_string(),
@@ -148,8 +152,7 @@ pub(super) async fn pull<E: Engine>(
     };
     // The user's credentials for this registry, for this one pull.
     let auth = remote.credentials.engine_auth(remote.host());
-    engine
-        .pull_with(reference, auth.as_ref())
+    pull_reported(engine, reference, auth.as_ref(), &pulled.tag(), reporter)
         .await
         .map_err(engine_err)?;
     let info = engine

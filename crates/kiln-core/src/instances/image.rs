@@ -8,6 +8,8 @@ use crate::engine::{Engine, EngineError};
 use crate::image::labels::{LABEL_HABITAT, LABEL_KEY, LABEL_PHASE};
 use crate::phase::Phase;
 use crate::registry::oci::Credentials;
+use crate::registry::pull::pull_reported;
+use crate::report::{Event, Reporter};
 
 /// Why `--image` cannot be run.
 #[derive(Debug, thiserror::Error)]
@@ -63,11 +65,13 @@ pub struct Pushed {
 }
 
 /// Makes sure the engine holds `reference` (pulling it with the user's
-/// credentials when it does not) and that it is a final image of `habitat`.
+/// credentials when it does not, its progress told to `reporter`) and that
+/// it is a final image of `habitat`.
 pub async fn ensure<E: Engine>(
     engine: &E,
     habitat: &str,
     reference: &str,
+    reporter: &mut dyn Reporter,
 ) -> Result<Pushed, ImageError> {
     let err = |source| ImageError::Engine {
         reference: reference.to_string(),
@@ -78,8 +82,12 @@ pub async fn ensure<E: Engine>(
         Some(info) => info,
         None => {
             let auth = host_of(reference).and_then(|h| Credentials::from_env().engine_auth(h));
-            engine
-                .pull_with(reference, auth.as_ref())
+            let image = Phase::Final.tag();
+            reporter.report(Event::PullStart {
+                image: image.clone(),
+                reference: reference.to_string(),
+            });
+            pull_reported(engine, reference, auth.as_ref(), &image, reporter)
                 .await
                 .map_err(err)?;
             pulled = true;
@@ -135,5 +143,76 @@ mod tests {
         }
         assert_eq!(host_of("127.0.0.1:5000/team/app:t"), Some("127.0.0.1:5000"));
         assert_eq!(host_of("library/busybox"), None);
+    }
+
+    /// On the fake: a pull is told as its start, a layer event per step
+    /// the engine gives, and an end whose counts are the pulled image's;
+    /// an image the engine holds is not pulled, and tells nothing.
+    #[tokio::test]
+    async fn ensure_reports_the_pull_and_only_when_it_pulls() {
+        use crate::engine::fake::{FakeEngine, FakeFile, FakeFileKind, FakeTree};
+        use crate::report::Recorder;
+        let engine = FakeEngine::new();
+        let reference = "127.0.0.1:5000/team/app:pr-1";
+        let mut config = crate::engine::ImageConfig::default();
+        for (k, v) in [
+            (LABEL_HABITAT, "app"),
+            (LABEL_PHASE, "10-final"),
+            (LABEL_KEY, "k"),
+        ] {
+            config.labels.insert(k.to_string(), v.to_string());
+        }
+        let files = FakeTree::from([(
+            "/data".to_string(),
+            FakeFile {
+                kind: FakeFileKind::File(vec![7; 5000]),
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+            },
+        )]);
+        engine.add_remote_image(reference, config, files);
+        let mut rec = Recorder::default();
+        let pushed = ensure(&engine, "app", reference, &mut rec)
+            .await
+            .expect("ensure");
+        assert!(pushed.pulled);
+        let layers = engine
+            .image_inspect(reference)
+            .await
+            .expect("inspect")
+            .expect("pulled")
+            .layers
+            .len();
+        assert!(
+            matches!(&rec.events[0], Event::PullStart { image, reference: r } if image == "10-final" && r == reference),
+            "{:?}",
+            rec.events
+        );
+        let Some(Event::PullEnd {
+            ok: true,
+            layers: n,
+            bytes,
+            ..
+        }) = rec.events.last()
+        else {
+            panic!("no pull_end: {:?}", rec.events);
+        };
+        assert_eq!(*n, layers);
+        assert_eq!(*bytes, 5000);
+        assert!(
+            rec.events[1..rec.events.len() - 1]
+                .iter()
+                .all(|e| matches!(e, Event::PullLayer { .. })),
+            "{:?}",
+            rec.events
+        );
+
+        let mut again = Recorder::default();
+        let held = ensure(&engine, "app", reference, &mut again)
+            .await
+            .expect("ensure");
+        assert!(!held.pulled);
+        assert_eq!(again.events, Vec::new());
     }
 }

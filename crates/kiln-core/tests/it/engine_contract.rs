@@ -1053,3 +1053,151 @@ async fn volumes_are_created_listed_and_removed<E: Engine>(engine: &E) {
         "a removed volume is not found by name"
     );
 }
+
+/// Pulls `reference` (which the engine does not hold) with its progress
+/// read, and checks what every engine must tell: each layer of the pulled
+/// image named and ending pulled or present, byte counts that never go
+/// back nor past their total, and at least one layer that came down with
+/// its size known. One check, two setups: the image is in a registry for
+/// Docker and in the fake's remote store for the fake.
+async fn pull_reports_every_layer<E: Engine>(engine: &E, reference: &str) {
+    use kiln_core::engine::{LayerState, PullProgress};
+    let mut records: Vec<PullProgress> = Vec::new();
+    engine
+        .pull_with_progress(reference, None, &mut |p| records.push(p))
+        .await
+        .expect("pull");
+    let info = engine
+        .image_inspect(reference)
+        .await
+        .expect("inspect")
+        .expect("pulled");
+    let mut last: BTreeMap<&str, &PullProgress> = BTreeMap::new();
+    let mut down: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in &records {
+        assert!(!r.layer.is_empty(), "{records:?}");
+        assert!(
+            r.total == 0 || r.current <= r.total,
+            "a count past its total: {r:?}"
+        );
+        if r.state == LayerState::Downloading {
+            let before = down.insert(&r.layer, r.current).unwrap_or(0);
+            assert!(r.current >= before, "a download went back: {records:?}");
+        }
+        if let Some(prev) = last.get(r.layer.as_str()) {
+            assert!(!prev.state.finished(), "a record after done: {records:?}");
+        }
+        last.insert(&r.layer, r);
+    }
+    assert_eq!(
+        last.len(),
+        info.layers.len(),
+        "one layer named per layer of the image: {records:?} {:?}",
+        info.layers
+    );
+    assert!(
+        last.values().all(|r| r.state.finished()),
+        "every layer ends pulled or present: {records:?}"
+    );
+    let came_down = |layer: &str| {
+        records
+            .iter()
+            .any(|r| r.layer == layer && r.total > 0 && r.state == LayerState::Downloading)
+    };
+    assert!(
+        last.values()
+            .any(|r| r.state == LayerState::Done && came_down(&r.layer)),
+        "a layer came down with its size: {records:?}"
+    );
+}
+
+/// Deterministic bytes that do not compress away, so a layer has a size.
+fn noise(seed: &str, len: usize) -> Vec<u8> {
+    let mut x: u64 = seed.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+mod pull_progress {
+    use kiln_core::engine::fake::{FakeFile, FakeFileKind, FakeTree};
+    use kiln_core::testing::{LocalRegistry, RegistryOptions};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn fake_engine() {
+        let engine = super::fake().await;
+        let reference = "127.0.0.1:5000/kpullp-contract/app:t";
+        let mut files = FakeTree::new();
+        files.insert(
+            "/data".to_string(),
+            FakeFile {
+                kind: FakeFileKind::File(noise(reference, 70_000)),
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+            },
+        );
+        engine.add_remote_image(reference, kiln_core::testing::busybox_config(), files);
+        pull_reports_every_layer(&engine, reference).await;
+    }
+
+    /// Docker pulls from a real registry an image it pushed there: the base
+    /// layer it still holds, and a layer of its own it no longer does.
+    #[tokio::test]
+    async fn docker_engine() {
+        let engine = super::docker().await;
+        let engine = &engine;
+        let base = busybox_image(engine).await.expect("busybox image");
+        let server = LocalRegistry::start(&RegistryOptions::default()).expect("docker-registry");
+        let host = server.host.clone();
+        scoped(engine, "kpullp-contract", |scope| async move {
+            let id = engine
+                .create_container(&spec(&base, &scope, &["true"]))
+                .await
+                .expect("create");
+            let tar = one_file_tar("data", &noise(&scope.habitat, 300_000), 0o644, 0, 0);
+            engine.put_archive(&id, "/", tar).await.expect("put");
+            let mut config = kiln_core::testing::busybox_config();
+            config.labels = scope.labels();
+            let image = engine
+                .commit(&CommitSpec {
+                    container: id,
+                    config,
+                    comment: None,
+                })
+                .await
+                .expect("commit");
+            let repo = format!("{host}/kpullp-contract/{}", scope.habitat);
+            engine.tag(&image, &repo, "t").await.expect("tag");
+            let reference = format!("{repo}:t");
+            let pushed = std::process::Command::new("docker")
+                .args(["push", "--quiet", &reference])
+                .output()
+                .expect("docker push");
+            assert!(
+                pushed.status.success(),
+                "docker push: {}",
+                String::from_utf8_lossy(&pushed.stderr)
+            );
+            // Its only tag gone, the image goes too (or is removed here).
+            engine.remove_image(&reference).await.expect("untag");
+            let _ = engine.remove_image(&image).await;
+            assert_eq!(engine.image_inspect(&image).await.expect("inspect"), None);
+            pull_reports_every_layer(engine, &reference).await;
+            engine
+                .remove_image(&reference)
+                .await
+                .expect("remove pulled");
+        })
+        .await;
+    }
+}

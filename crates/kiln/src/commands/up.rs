@@ -10,7 +10,6 @@ use kiln_core::instances::{self, UpOptions};
 
 use super::Outcome;
 use crate::exit::{ExitStatus, Failure};
-use crate::render::stdout::err;
 use crate::render::{self, progress::Progress};
 
 pub async fn run(
@@ -44,12 +43,17 @@ pub async fn run(
                 .as_ref()
                 .map(|r| r.repository.as_str());
             let reference = instances::image::reference(&image, repository);
-            let pushed = instances::image::ensure(&engine, &habitat.config.name, &reference)
-                .await
-                .map_err(Failure::Image)?;
-            if pushed.pulled {
-                err!("pulled `{reference}`");
-            }
+            let mut reporter = progress.reporter_for(&habitat.config.name);
+            let pushed = instances::image::ensure(
+                &engine,
+                &habitat.config.name,
+                &reference,
+                reporter.as_mut(),
+            )
+            .await
+            .map_err(Failure::Image)?;
+            // The live line is gone before `up` reports its members.
+            drop(reporter);
             (pushed.reference, pushed.final_key)
         }
         None => {

@@ -8,6 +8,7 @@ pub mod log_line;
 pub mod plan;
 pub mod progress;
 pub mod ps;
+pub mod pull;
 pub mod push;
 pub mod registry;
 pub mod stdout;

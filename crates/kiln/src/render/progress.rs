@@ -32,8 +32,17 @@ impl Progress {
     }
 
     pub fn reporter(self) -> Box<dyn Reporter> {
+        self.reporter_for("")
+    }
+
+    /// A reporter for events of `habitat` that no build of it frames (a
+    /// pull for `kiln up --image`): json names it on each object.
+    pub fn reporter_for(self, habitat: &str) -> Box<dyn Reporter> {
         match self.resolve() {
-            Progress::Json => Box::new(JsonReporter::default()),
+            Progress::Json => Box::new(JsonReporter {
+                outer: habitat.to_string(),
+                ..JsonReporter::default()
+            }),
             Progress::Tty => Box::new(TtyReporter::new()),
             _ => Box::new(PlainReporter::new(true)),
         }
@@ -235,6 +244,9 @@ impl PlainReporter {
             | Event::PushBlob { .. }
             | Event::PushImage { .. }
             | Event::PushEnd { .. } => return super::push::plain(event),
+            Event::PullStart { .. } | Event::PullLayer { .. } | Event::PullEnd { .. } => {
+                return super::pull::plain(event);
+            }
         })
     }
 }
@@ -371,6 +383,9 @@ impl JsonReporter {
             | Event::PushBlob { .. }
             | Event::PushImage { .. }
             | Event::PushEnd { .. } => super::push::value(event),
+            Event::PullStart { .. } | Event::PullLayer { .. } | Event::PullEnd { .. } => {
+                super::pull::value(event)
+            }
         }
     }
 }
@@ -538,5 +553,72 @@ mod tests {
             objects[2..].iter().all(|o| o["status"] == "pulled"),
             "{objects:?}"
         );
+    }
+
+    /// A pull reads as one line per layer pulled and one at its end in
+    /// plain (no line per read), and as every event in json.
+    #[test]
+    fn a_pull_is_a_line_per_layer_pulled_in_plain_and_every_event_in_json() {
+        use kiln_core::report::LayerState;
+        let layer = |state, done, bytes| Event::PullLayer {
+            image: "8-tools".into(),
+            layer: "bbbbbbbbbbbbcccc".into(),
+            state,
+            layers: 2,
+            layers_done: done,
+            bytes,
+            bytes_total: 2_000_000,
+        };
+        let ev = [
+            Event::BuildStart {
+                habitat: "web".into(),
+            },
+            Event::Pulling {
+                phase: Phase::Tools,
+                reference: "r/x@sha256:abc".into(),
+            },
+            layer(LayerState::Present, 1, 0),
+            layer(LayerState::Downloading, 1, 500_000),
+            layer(LayerState::Downloading, 1, 2_000_000),
+            layer(LayerState::Extracting, 1, 2_000_000),
+            layer(LayerState::Done, 2, 2_000_000),
+            Event::PullEnd {
+                image: "8-tools".into(),
+                reference: "r/x@sha256:abc".into(),
+                ok: true,
+                duration: Duration::from_millis(700),
+                layers: 2,
+                layers_present: 1,
+                bytes: 2_000_000,
+            },
+        ];
+        let mut r = PlainReporter::new(true);
+        let lines: Vec<String> = ev.iter().flat_map(|e| r.lines(e)).collect();
+        insta::assert_snapshot!(lines.join("\n"), @r"
+        building habitat `web`
+        [ 80%] pull   8-tools   <- r/x@sha256:abc
+          8-tools    pulled bbbbbbbbbbbb (2/2 layers, 2.0 MB / 2.0 MB)
+        pulled `r/x@sha256:abc` in 0.7s: 2 layers (1 present), 2.0 MB
+        ");
+        let mut j = JsonReporter::default();
+        let objects: Vec<serde_json::Value> = ev.iter().filter_map(|e| j.object(e)).collect();
+        let kinds: Vec<&str> = objects.iter().filter_map(|o| o["event"].as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "build_start",
+                "phase_pull",
+                "pull_layer",
+                "pull_layer",
+                "pull_layer",
+                "pull_layer",
+                "pull_layer",
+                "pull_end"
+            ]
+        );
+        assert!(objects.iter().all(|o| o["habitat"] == "web"), "{objects:?}");
+        assert_eq!(objects[3]["state"], "downloading");
+        assert_eq!(objects[3]["bytes"], 500_000);
+        assert_eq!(objects[7]["layers_present"], 1);
     }
 }

@@ -48,6 +48,8 @@ struct Running {
     phase: Phase,
     started: Instant,
     tail: VecDeque<String>,
+    /// A snapshot being pulled instead of the phase running: its live counts.
+    pull: Option<super::pull::Live>,
 }
 
 /// The renderer: state from the events, bytes to `out`.
@@ -65,6 +67,11 @@ pub struct Screen<W: Write> {
     push: Option<super::push::Live>,
     /// When the push began, for the spinner.
     push_started: Option<Instant>,
+    /// A pull outside a build (`kiln up --image`): its live line and start.
+    pull: Option<(super::pull::Live, Instant)>,
+    /// What the last pull brought (`3 layers, 12.4 MB`), for the pulled
+    /// phase's finished line.
+    pulled: Option<String>,
 }
 
 impl<W: Write> Screen<W> {
@@ -79,6 +86,8 @@ impl<W: Write> Screen<W> {
             done: false,
             push: None,
             push_started: None,
+            pull: None,
+            pulled: None,
         }
     }
 
@@ -198,10 +207,12 @@ impl<W: Write> Screen<W> {
             // Live like a running phase, until its end says `pulled`.
             Event::Pulling { phase, .. } => {
                 self.flush_cached(&mut lines);
+                self.pulled = None;
                 self.running = Some(Running {
                     phase: *phase,
                     started: now,
                     tail: VecDeque::new(),
+                    pull: Some(super::pull::Live::new(&phase.tag())),
                 });
             }
             Event::PhaseStart { phase } => {
@@ -210,6 +221,7 @@ impl<W: Write> Screen<W> {
                     phase: *phase,
                     started: now,
                     tail: VecDeque::new(),
+                    pull: None,
                 });
             }
             Event::PhaseLog { phase, line, .. } => {
@@ -271,7 +283,15 @@ impl<W: Write> Screen<W> {
                             }
                             _ => phase.tag().to_string(),
                         };
-                        let l = format!("{indent}✔ {tags:<10} pulled {:>6}", secs(*duration));
+                        let brought = self
+                            .pulled
+                            .take()
+                            .map(|b| format!("  {b}"))
+                            .unwrap_or_default();
+                        let l = format!(
+                            "{indent}✔ {tags:<10} pulled {:>6}{brought}",
+                            secs(*duration)
+                        );
                         lines.push(self.fit(&l, |s| self.green(s)));
                     }
                     PhaseStatus::Pulled => {
@@ -377,6 +397,35 @@ impl<W: Write> Screen<W> {
                 let line = self.push.as_mut().and_then(|live| live.event(event));
                 lines.extend(line.map(|l| self.fit(&l, |s| self.green(s))));
             }
+            Event::PullStart { image, .. } => {
+                // A pull outside a build: the screen is live again.
+                self.done = false;
+                lines.extend(super::pull::plain(event).map(|l| self.fit(&l, |s| s.to_string())));
+                self.pull = Some((super::pull::Live::new(image), now));
+            }
+            Event::PullLayer { .. } => {
+                if let Some(live) = self.running.as_mut().and_then(|r| r.pull.as_mut()) {
+                    live.event(event);
+                }
+                if let Some((live, _)) = self.pull.as_mut() {
+                    live.event(event);
+                }
+            }
+            Event::PullEnd { ok, .. } => {
+                if self.pull.take().is_some() {
+                    self.done = true;
+                    let line = super::pull::plain(event)
+                        .map(|l| self.fit(&l, |s| if *ok { self.green(s) } else { self.red(s) }));
+                    lines.extend(line);
+                } else {
+                    // The pulled phase's end says it, with these counts; a
+                    // failed pull is told in a note, and the build goes on.
+                    self.pulled = super::pull::summary(event);
+                    if !ok && self.running.as_ref().is_some_and(|r| r.pull.is_some()) {
+                        self.running = None;
+                    }
+                }
+            }
             Event::PushEnd { ok, .. } => {
                 let line = self.push.take().and_then(|mut live| live.event(event));
                 self.push_started = None;
@@ -397,7 +446,7 @@ impl<W: Write> Screen<W> {
 
     /// Redraws the live lines (the clock moved).
     pub fn tick(&mut self, now: Instant) {
-        if !self.done && (self.running.is_some() || self.push.is_some()) {
+        if !self.done && (self.running.is_some() || self.push.is_some() || self.pull.is_some()) {
             self.draw(&[], now);
         }
     }
@@ -407,6 +456,7 @@ impl<W: Write> Screen<W> {
         self.done = true;
         self.running = None;
         self.push = None;
+        self.pull = None;
         self.draw(&[], Instant::now());
     }
 
@@ -417,17 +467,26 @@ impl<W: Write> Screen<W> {
             let head = format!("{spin} {} {:>6}", push.line(), secs(elapsed));
             return vec![self.fit(&head, |s| self.yellow(s))];
         }
+        if let (Some((pull, started)), false) = (&self.pull, self.done) {
+            let elapsed = now.saturating_duration_since(*started);
+            let spin = SPINNER[(elapsed.as_millis() / 100) as usize % SPINNER.len()];
+            let head = format!("{spin} {} {:>6}", pull.line(), secs(elapsed));
+            return vec![self.fit(&head, |s| self.yellow(s))];
+        }
         let Some(r) = self.running.as_ref().filter(|_| !self.done) else {
             return Vec::new();
         };
         let indent = self.indent();
         let elapsed = now.saturating_duration_since(r.started);
         let spin = SPINNER[(elapsed.as_millis() / 100) as usize % SPINNER.len()];
-        let head = format!(
-            "{indent}{spin} {:<10} running {:>6}",
-            r.phase.tag(),
-            secs(elapsed)
-        );
+        let head = match &r.pull {
+            Some(pull) => format!("{indent}{spin} {} {:>6}", pull.line(), secs(elapsed)),
+            None => format!(
+                "{indent}{spin} {:<10} running {:>6}",
+                r.phase.tag(),
+                secs(elapsed)
+            ),
+        };
         let mut lines = vec![self.fit(&head, |s| self.yellow(s))];
         for l in &r.tail {
             lines.push(self.fit(&format!("{indent}  │ {l}"), |s| self.dim(s)));

@@ -423,3 +423,165 @@ fn a_pulled_build_is_one_pulled_line_then_the_summary() {
     assert_eq!(lines.len(), 3, "{text}");
     assert!(lines[2].contains("habitat-x:final-0123456789ab"), "{text}");
 }
+
+/// The layer events of a pull of `image`: two layers, one present, one
+/// coming down in two reads.
+fn pull_layers(image: &str, t0: u64) -> Vec<(u64, Event)> {
+    use kiln_core::report::LayerState;
+    let layer = |layer: &str, state, done, bytes| Event::PullLayer {
+        image: image.into(),
+        layer: layer.into(),
+        state,
+        layers: 2,
+        layers_done: done,
+        bytes,
+        bytes_total: 40_100_000,
+    };
+    vec![
+        (t0, layer("aaaaaaaaaaaa", LayerState::Present, 1, 0)),
+        (
+            t0 + 100,
+            layer("bbbbbbbbbbbb", LayerState::Downloading, 1, 12_400_000),
+        ),
+        (
+            t0 + 700,
+            layer("bbbbbbbbbbbb", LayerState::Downloading, 1, 40_100_000),
+        ),
+        (
+            t0 + 800,
+            layer("bbbbbbbbbbbb", LayerState::Done, 2, 40_100_000),
+        ),
+    ]
+}
+
+fn pull_end(image: &str, reference: &str, ok: bool) -> Event {
+    Event::PullEnd {
+        image: image.into(),
+        reference: reference.into(),
+        ok,
+        duration: ms(850),
+        layers: 2,
+        layers_present: 1,
+        bytes: 40_100_000,
+    }
+}
+
+/// A build that pulls its tools snapshot: the pulling phase is a live line
+/// of layers and bytes, and its finished line says what came down.
+#[test]
+fn a_pulling_phase_shows_its_layers_and_bytes_live() {
+    let reference = "127.0.0.1:5000/x@sha256:abc";
+    let mut ev = vec![
+        (0, start("x")),
+        (
+            1,
+            Event::Pulling {
+                phase: Phase::Tools,
+                reference: reference.into(),
+            },
+        ),
+    ];
+    ev.extend(pull_layers("8-tools", 10).into_iter().take(2));
+    let (live, _) = draw(&ev, false);
+    insta::assert_snapshot!("pulling_phase_live", live);
+    assert_eq!(
+        live.lines().last().map(str::trim_end),
+        Some("⠙ pulling 8-tools  1/2 layers  12.4 MB / 40.1 MB   0.1s")
+    );
+
+    ev.extend(pull_layers("8-tools", 10).into_iter().skip(2));
+    ev.push((860, pull_end("8-tools", reference, true)));
+    for p in &Phase::ALL[..7] {
+        let mut e = end(*p, PhaseStatus::Pulled, 0, "within 8-tools's snapshot");
+        if let Event::PhaseEnd { image, .. } = &mut e {
+            image.clear();
+        }
+        ev.push((870, e));
+    }
+    ev.push((870, end(Phase::Tools, PhaseStatus::Pulled, 869, "")));
+    ev.push((
+        880,
+        Event::PhaseStart {
+            phase: Phase::Verify,
+        },
+    ));
+    let (text, _) = draw(&ev, false);
+    insta::assert_snapshot!("pulling_phase_done", text);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[1], "✔ 1-base … 8-tools pulled   0.9s  2 layers, 40.1 MB",
+        "{text}"
+    );
+    assert!(!text.contains("pulling 8-tools"), "{text}");
+}
+
+/// `kiln up --image`: a pull outside a build is one live line, then its
+/// summary; a failed one says so and leaves nothing live.
+#[test]
+fn a_pull_outside_a_build_is_a_live_line_then_its_summary() {
+    let reference = "127.0.0.1:5000/x:pr-1";
+    let mut ev = vec![(
+        0,
+        Event::PullStart {
+            image: "10-final".into(),
+            reference: reference.into(),
+        },
+    )];
+    ev.extend(pull_layers("10-final", 10).into_iter().take(2));
+    let (live, _) = draw(&ev, false);
+    let lines: Vec<&str> = live.lines().collect();
+    assert_eq!(lines[0], "pulling `127.0.0.1:5000/x:pr-1`", "{live}");
+    assert_eq!(
+        lines.last().map(|l| l.trim_end()),
+        Some("⠙ pulling 10-final  1/2 layers  12.4 MB / 40.1 MB   0.1s"),
+        "{live}"
+    );
+
+    let mut ok = ev.clone();
+    ok.extend(pull_layers("10-final", 10).into_iter().skip(2));
+    ok.push((900, pull_end("10-final", reference, true)));
+    let (text, _) = draw(&ok, false);
+    insta::assert_snapshot!("pull_outside_a_build", text);
+    assert_eq!(text.lines().count(), 2, "{text}");
+
+    ev.push((300, pull_end("10-final", reference, false)));
+    let (failed, _) = draw(&ev, false);
+    assert_eq!(
+        failed.lines().last(),
+        Some("pull of `127.0.0.1:5000/x:pr-1` failed after 0.8s"),
+        "{failed}"
+    );
+    assert!(!failed.contains("layers  "), "{failed}");
+}
+
+/// A snapshot pull that fails leaves no live pull line: the build says so
+/// in a note and goes on locally.
+#[test]
+fn a_failed_pull_in_a_build_leaves_no_live_line() {
+    let reference = "127.0.0.1:5000/x@sha256:abc";
+    let mut ev = vec![
+        (0, start("x")),
+        (
+            1,
+            Event::Pulling {
+                phase: Phase::Tools,
+                reference: reference.into(),
+            },
+        ),
+    ];
+    ev.extend(pull_layers("8-tools", 10).into_iter().take(2));
+    ev.push((300, pull_end("8-tools", reference, false)));
+    ev.push((
+        310,
+        Event::Note {
+            message: "the pull failed; building locally".into(),
+        },
+    ));
+    let (text, _) = draw(&ev, false);
+    assert!(!text.contains("pulling 8-tools"), "{text}");
+    assert_eq!(
+        text.lines().last(),
+        Some("note: the pull failed; building locally"),
+        "{text}"
+    );
+}

@@ -21,6 +21,7 @@ mod instances;
 mod instances_cli;
 mod kilnignore;
 mod late_copies;
+mod pull;
 mod push;
 mod quickstart;
 mod remote;

@@ -10,7 +10,7 @@ use bollard::models::{ContainerConfig, ContainerCreateBody, HostConfig};
 use super::super::semantics::normalize_port;
 use super::super::{
     ContainerInfo, ContainerSpec, ContainerSummary, Healthcheck, ImageConfig, ImageInfo,
-    ImageSummary, PortBinding,
+    ImageSummary, LayerState, PortBinding, PullProgress,
 };
 
 /// An image's layer directories, top first, from its graph driver data:
@@ -171,6 +171,24 @@ pub(super) fn split_reference(reference: &str) -> (String, Option<String>) {
         ),
         None => (reference.to_string(), Some("latest".to_string())),
     }
+}
+
+/// The layer record one line of a pull's stream is, if it is about a
+/// layer: Docker gives the layer's short id and a status, and byte counts
+/// only while downloading or extracting.
+pub(super) fn pull_progress_from_docker(
+    info: &bollard::models::CreateImageInfo,
+) -> Option<PullProgress> {
+    let state = LayerState::from_docker_status(info.status.as_deref()?)?;
+    let layer = info.id.clone().filter(|id| !id.is_empty())?;
+    let detail = info.progress_detail.as_ref();
+    let count = |n: Option<i64>| n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+    Some(PullProgress {
+        layer,
+        state,
+        current: count(detail.and_then(|d| d.current)),
+        total: count(detail.and_then(|d| d.total)),
+    })
 }
 
 fn restart_policy(name: &str) -> bollard::models::RestartPolicy {
@@ -414,6 +432,65 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    #[test]
+    fn pull_lines_about_layers_become_progress_records() {
+        use bollard::models::{CreateImageInfo, ProgressDetail};
+        let line = |id: Option<&str>, status: &str, detail: Option<(i64, i64)>| CreateImageInfo {
+            id: id.map(str::to_string),
+            status: Some(status.to_string()),
+            progress_detail: detail.map(|(c, t)| ProgressDetail {
+                current: Some(c),
+                total: Some(t),
+            }),
+            ..Default::default()
+        };
+        let record = |state, current, total| {
+            Some(PullProgress {
+                layer: "0123456789ab".to_string(),
+                state,
+                current,
+                total,
+            })
+        };
+        let l = Some("0123456789ab");
+        let cases = [
+            (line(Some("cache-k"), "Pulling from team/app", None), None),
+            (
+                line(l, "Pulling fs layer", None),
+                record(LayerState::Queued, 0, 0),
+            ),
+            (
+                line(l, "Downloading", Some((4096, 10_000))),
+                record(LayerState::Downloading, 4096, 10_000),
+            ),
+            (
+                line(l, "Download complete", None),
+                record(LayerState::Downloaded, 0, 0),
+            ),
+            (
+                line(l, "Extracting", Some((10_000, 10_000))),
+                record(LayerState::Extracting, 10_000, 10_000),
+            ),
+            (
+                line(l, "Pull complete", None),
+                record(LayerState::Done, 0, 0),
+            ),
+            (
+                line(l, "Already exists", None),
+                record(LayerState::Present, 0, 0),
+            ),
+            (line(None, "Digest: sha256:abc", None), None),
+            (line(None, "Status: Downloaded newer image", None), None),
+            (
+                line(l, "Downloading", Some((-1, -1))),
+                record(LayerState::Downloading, 0, 0),
+            ),
+        ];
+        for (info, want) in cases {
+            assert_eq!(pull_progress_from_docker(&info), want, "{info:?}");
+        }
+    }
 
     #[test]
     fn references_get_an_explicit_tag() {

@@ -26,11 +26,12 @@ use futures_util::{StreamExt, TryStreamExt};
 use super::semantics::{commit_leaks, leak_error};
 use super::{
     CommitSpec, ContainerInfo, ContainerSpec, ContainerSummary, Engine, EngineInfo, EngineResult,
-    ImageConfig, ImageInfo, ImageSummary, RegistryAuth, Stream, VolumeSummary,
+    ImageConfig, ImageInfo, ImageSummary, PullProgress, RegistryAuth, Stream, VolumeSummary,
 };
 use convert::{
     commit_config, container_body, container_info_from_docker, container_summary_from_docker,
-    image_info_from_docker, image_summary_from_docker, label_filters, split_reference,
+    image_info_from_docker, image_summary_from_docker, label_filters, pull_progress_from_docker,
+    split_reference,
 };
 use error::{no_such_container, no_such_image, refused};
 use stream::{file_chunks, pump_output};
@@ -136,20 +137,15 @@ impl Engine for DockerEngine {
     }
 
     async fn pull(&self, reference: &str) -> EngineResult<()> {
-        let (from_image, tag) = split_reference(reference);
-        let options = CreateImageOptions {
-            from_image: Some(from_image),
-            tag,
-            ..Default::default()
-        };
-        let mut progress = self.docker.create_image(Some(options), None, None);
-        while let Some(item) = progress.next().await {
-            item.map_err(|e| self.error("pull", e, no_such_image(reference)))?;
-        }
-        Ok(())
+        self.pull_with_progress(reference, None, &mut |_| {}).await
     }
 
-    async fn pull_with(&self, reference: &str, auth: Option<&RegistryAuth>) -> EngineResult<()> {
+    async fn pull_with_progress(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+        on_progress: &mut (dyn FnMut(PullProgress) + Send),
+    ) -> EngineResult<()> {
         let (from_image, tag) = split_reference(reference);
         let options = CreateImageOptions {
             from_image: Some(from_image),
@@ -165,7 +161,10 @@ impl Engine for DockerEngine {
         });
         let mut progress = self.docker.create_image(Some(options), None, credentials);
         while let Some(item) = progress.next().await {
-            item.map_err(|e| self.error("pull", e, no_such_image(reference)))?;
+            let info = item.map_err(|e| self.error("pull", e, no_such_image(reference)))?;
+            if let Some(p) = pull_progress_from_docker(&info) {
+                on_progress(p);
+            }
         }
         Ok(())
     }

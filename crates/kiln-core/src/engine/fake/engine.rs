@@ -11,7 +11,8 @@ use super::super::lines::LineSplitter;
 use super::super::semantics::{commit_leaks, leak_error, normalize_config};
 use super::super::{
     CommitSpec, ContainerInfo, ContainerSpec, ContainerSummary, Engine, EngineError, EngineInfo,
-    EngineResult, ImageConfig, ImageInfo, Stream, VolumeSummary,
+    EngineResult, ImageConfig, ImageInfo, LayerState, PullProgress, RegistryAuth, Stream,
+    VolumeSummary,
 };
 use super::FakeEngine;
 use super::state::{FAKE_TIME, FakeContainer, FakeImage, docker_merge, full_tag, refused};
@@ -76,16 +77,51 @@ impl Engine for FakeEngine {
     }
 
     async fn pull(&self, reference: &str) -> EngineResult<()> {
-        let mut state = self.state();
-        state.counters.pulls += 1;
-        let tag = full_tag(reference);
-        let image = state
-            .remote
-            .get(&tag)
-            .cloned()
-            .ok_or_else(|| EngineError::NoSuchImage(reference.to_string()))?;
-        let id = state.add_image(image);
-        state.tags.insert(tag, id);
+        self.pull_with_progress(reference, None, &mut |_| {}).await
+    }
+
+    /// Reports what Docker would: each layer queued, coming down in two
+    /// reads, checked, unpacked and done; or, when a local image holds it
+    /// already, present. A layer's size is its share of the image's file bytes.
+    async fn pull_with_progress(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+        on_progress: &mut (dyn FnMut(PullProgress) + Send),
+    ) -> EngineResult<()> {
+        let _ = auth;
+        let records = {
+            let mut state = self.state();
+            state.counters.pulls += 1;
+            let tag = full_tag(reference);
+            let image = state
+                .remote
+                .get(&tag)
+                .cloned()
+                .ok_or_else(|| EngineError::NoSuchImage(reference.to_string()))?;
+            let held: std::collections::BTreeSet<String> = state
+                .images
+                .values()
+                .flat_map(|i| i.layers.iter().cloned())
+                .collect();
+            let bytes: u64 = image
+                .files
+                .values()
+                .map(|f| match &f.kind {
+                    FakeFileKind::File(b) => b.len() as u64,
+                    _ => 0,
+                })
+                .sum();
+            let id = state.add_image(image);
+            state.tags.insert(tag, id.clone());
+            let layers = state.images[&id].layers.clone();
+            let share = (bytes / layers.len().max(1) as u64).max(1);
+            layers
+                .iter()
+                .flat_map(|l| fake_pull_records(l, share, held.contains(l)))
+                .collect::<Vec<_>>()
+        };
+        records.into_iter().for_each(on_progress);
         Ok(())
     }
 
@@ -623,4 +659,27 @@ fn replay(lines: &[(Stream, String)], on_line: &mut (dyn FnMut(Stream, &str) + S
         splitter.push(*stream, b"\n", on_line);
     }
     splitter.finish(on_line);
+}
+
+/// The records a pull of one layer of `size` bytes gives, in Docker's order.
+fn fake_pull_records(layer: &str, size: u64, held: bool) -> Vec<PullProgress> {
+    let hex = layer.strip_prefix("sha256:").unwrap_or(layer);
+    let short = hex.get(..12).unwrap_or(hex);
+    let record = |state, current, total| PullProgress {
+        layer: short.to_string(),
+        state,
+        current,
+        total,
+    };
+    if held {
+        return vec![record(LayerState::Present, 0, 0)];
+    }
+    vec![
+        record(LayerState::Queued, 0, 0),
+        record(LayerState::Downloading, size / 2, size),
+        record(LayerState::Downloading, size, size),
+        record(LayerState::Downloaded, 0, 0),
+        record(LayerState::Extracting, size, size),
+        record(LayerState::Done, 0, 0),
+    ]
 }
