@@ -195,6 +195,11 @@ fn up_image_on_a_machine_holding_only_the_kiln_yaml_runs_the_members_by_digest_a
         ps.stdout
     );
     kiln_in(&deploy, &cache, &r, &["exec", "web", "--", "true"]).assert_code(0);
+    // And so do the registry commands that build nothing.
+    let promote = kiln_in(&deploy, &cache, &r, &["promote", "latest", "prod"]);
+    promote.assert_code(0);
+    assert_eq!(promote.stdout.trim(), by_digest, "{}", promote.stderr);
+    kiln_in(&deploy, &cache, &r, &["retention", "--dry-run"]).assert_code(0);
 
     kiln_in(&deploy, &cache, &r, &["down"]).assert_code(0);
     assert!(
