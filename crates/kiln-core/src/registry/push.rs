@@ -430,6 +430,34 @@ pub fn habitat_targets(
 /// Snapshot tags are this plus the full phase key (SPEC §10).
 pub const CACHE_TAG_PREFIX: &str = "cache-";
 
+/// The date the registry's snapshot of the final image says, when it holds
+/// one: the `org.opencontainers.image.created` annotation of
+/// `cache-FINAL_KEY`, when that manifest's config is image `id` (so it is
+/// this very image, pushed from here or from the machine that built it and
+/// pulled here). A push dates the final image by it, so every machine that
+/// pushes the same final image pushes the same config, hence the same
+/// digest. `None` when there is none, or the registry cannot say: the
+/// caller falls back to what it recorded.
+pub fn snapshot_date(
+    registry: &dyn Registry,
+    repo: &str,
+    final_key: &str,
+    id: &str,
+) -> Option<String> {
+    let m = registry
+        .manifest_get(repo, &format!("{CACHE_TAG_PREFIX}{final_key}"))
+        .ok()??;
+    let m: Value = serde_json::from_slice(&m.bytes).ok()?;
+    if m.pointer("/config/digest")?.as_str()? != id {
+        return None;
+    }
+    let t = m
+        .get("annotations")?
+        .get(super::vars::LABEL_CREATED)?
+        .as_str()?;
+    Some(t.to_string())
+}
+
 fn archive_error(image: &str, message: String) -> PushError {
     PushError::Archive {
         image: image.to_string(),
@@ -799,6 +827,44 @@ pub fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_final_images_snapshot_in_the_registry_dates_it_when_it_is_that_image() {
+        let r = crate::registry::fake::FakeRegistry::new();
+        // A config blob (the image id is its digest) and a manifest naming it.
+        let put = |tag: &str, config: &[u8], created: Option<&str>| -> String {
+            let id = crate::registry::digest_of(config);
+            let len = config.len() as u64;
+            r.blob_upload(
+                "team/app",
+                &id,
+                len,
+                &mut std::io::Cursor::new(config.to_vec()),
+            )
+            .unwrap();
+            let annotations: BTreeMap<String, String> = created
+                .map(|c| (super::super::vars::LABEL_CREATED.to_string(), c.to_string()))
+                .into_iter()
+                .collect();
+            let m = manifest(&id, len, &[], &annotations);
+            r.manifest_put("team/app", tag, &m).unwrap();
+            id
+        };
+        let final_id = put("cache-kf", b"{\"final\":1}", Some("2026-01-02T03:04:05Z"));
+        put("cache-ko", b"{\"other\":1}", Some("2026-01-01T00:00:00Z"));
+        let undated = put("cache-kn", b"{\"undated\":1}", None);
+        assert_eq!(
+            snapshot_date(&r, "team/app", "kf", &final_id).as_deref(),
+            Some("2026-01-02T03:04:05Z")
+        );
+        // Another image under that key (made again here), no snapshot, no
+        // date, or a registry that is down: nothing to go by.
+        assert_eq!(snapshot_date(&r, "team/app", "ko", &final_id), None);
+        assert_eq!(snapshot_date(&r, "team/app", "kx", &final_id), None);
+        assert_eq!(snapshot_date(&r, "team/app", "kn", &undated), None);
+        let down = crate::registry::fake::FakeRegistry::new().down();
+        assert_eq!(snapshot_date(&down, "team/app", "kf", &final_id), None);
+    }
 
     #[test]
     fn labels_are_added_and_nothing_else_moves() {

@@ -203,6 +203,13 @@ fn load(path: &Path) -> Result<Habitat, Failure> {
     config::load(path).map_err(Failure::Config)
 }
 
+/// Loads the habitat for a command that builds nothing (the instance
+/// commands but `up`, `retention`, `promote`): a deploy machine (SPEC §10)
+/// holds the `kiln.yaml`, not the build's inputs.
+fn load_members(path: &Path) -> Result<Habitat, Failure> {
+    config::load_with(path, config::Inputs::NotRequired).map_err(Failure::Config)
+}
+
 /// The habitat's registry: a client for its host (Docker's credentials),
 /// the repository path inside it, and the whole `HOST/PATH` for messages.
 struct Remote {
@@ -235,7 +242,11 @@ async fn open(path: &Path) -> Result<(Habitat, DockerEngine), Failure> {
 /// [`open`] for the instance commands other than `up`, which build
 /// nothing: on a deploy machine (SPEC §10) the build's inputs are not there.
 async fn open_members(path: &Path) -> Result<(Habitat, DockerEngine), Failure> {
-    open_with(path, config::Inputs::NotRequired).await
+    let habitat = load_members(path)?;
+    let engine = DockerEngine::connect()
+        .await
+        .map_err(|e| Failure::Build(BuildError::Engine(e)))?;
+    Ok((habitat, engine))
 }
 
 /// [`open`], checking the build's inputs as `inputs` says.

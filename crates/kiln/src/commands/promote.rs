@@ -11,7 +11,8 @@ use crate::exit::{ExitStatus, Failure};
 use crate::render::stdout::{err, out};
 
 pub fn run(src: &str, dst: &str, path: &Path) -> Outcome {
-    let habitat = super::load(path)?;
+    // Registry work only: the build's inputs need not be here.
+    let habitat = super::load_members(path)?;
     let src = promote::source_reference(src).map_err(Failure::Promote)?;
     let dst = promote::destination_tag(dst).map_err(Failure::Promote)?;
     let remote = super::remote_of(&habitat, "promote")?;

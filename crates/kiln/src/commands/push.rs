@@ -85,9 +85,22 @@ pub async fn run(args: &BuildArgs, tag_args: &[String], progress: Progress) -> O
     // when it made (or first found) the image. Kept by final key with the
     // image's build duration, which a final image made again for the same
     // key differs in: a re-push of that key makes the same config.
-    let made_at = MadeIndex::load(&cache.made(&habitat.config.name)).made_at(&final_id);
-    let build = record.final_build(built.final_key.as_str(), &final_id, || FinalBuild {
-        created: vars::rfc3339(made_at.unwrap_or(now)),
+    // A final image pulled from the registry's snapshots is dated as the
+    // machine that built it dated it: the same image, the same config.
+    let made = MadeIndex::load(&cache.made(&habitat.config.name));
+    let (host, repo) = registry_config.host_and_path();
+    let registry = OciRegistry::new(host);
+    let final_key = built.final_key.as_str();
+    let build = record.final_build(final_key, &final_id, || FinalBuild {
+        created: registry_config
+            .cache
+            .then(|| {
+                tokio::task::block_in_place(|| {
+                    push::snapshot_date(&registry, repo, final_key, &final_id)
+                })
+            })
+            .flatten()
+            .unwrap_or_else(|| vars::rfc3339(made.made_at(&final_id).unwrap_or(now))),
         duration_ms: final_info.config.labels.get(LABEL_DURATION).cloned(),
     });
     // Kept before anything goes up: a push interrupted and run again makes
@@ -95,8 +108,8 @@ pub async fn run(args: &BuildArgs, tag_args: &[String], progress: Progress) -> O
     let _ = record.save();
     let source = vars::source(&habitat.dir, &env);
     let mut labels = vars::oci_labels(&build.created, tag_vars.sha.as_deref(), source.as_deref());
-    if let Some(d) = build.duration_ms {
-        labels.insert(LABEL_DURATION.to_string(), d);
+    if let Some(d) = &build.duration_ms {
+        labels.insert(LABEL_DURATION.to_string(), d.clone());
     }
     let targets = push::habitat_targets(
         &habitat.config.name,
@@ -118,16 +131,18 @@ pub async fn run(args: &BuildArgs, tag_args: &[String], progress: Progress) -> O
         );
         std::process::exit(code);
     });
-    let (host, repo) = registry_config.host_and_path();
-    let registry = OciRegistry::new(host);
     let mut known = record.configs();
-    // Snapshot manifests are dated by their first push from here, kept so a
-    // re-push puts the same manifest.
+    // Snapshot manifests are dated by when kiln made the image (the final
+    // image's snapshot as the final image is), kept so a re-push puts the
+    // same manifest.
     let mut dates = record.dates();
     let mut created_of = |id: &str| {
+        if id == final_id {
+            return build.created.clone();
+        }
         dates
             .entry(id.to_string())
-            .or_insert_with(|| vars::rfc3339(now))
+            .or_insert_with(|| vars::rfc3339(made.made_at(id).unwrap_or(now)))
             .clone()
     };
     let pushed = push::push(

@@ -13,7 +13,8 @@ use crate::exit::{ExitStatus, Failure};
 use crate::render;
 
 pub async fn run(path: &Path, dry_run: bool) -> Outcome {
-    let habitat = super::load(path)?;
+    // Registry work only: the build's inputs need not be here.
+    let habitat = super::load_members(path)?;
     let remote = super::remote_of(&habitat, "retention")?;
     let rules = habitat
         .config

@@ -195,6 +195,11 @@ fn up_image_on_a_machine_holding_only_the_kiln_yaml_runs_the_members_by_digest_a
         ps.stdout
     );
     kiln_in(&deploy, &cache, &r, &["exec", "web", "--", "true"]).assert_code(0);
+    // And so do the registry commands that build nothing.
+    let promote = kiln_in(&deploy, &cache, &r, &["promote", "latest", "prod"]);
+    promote.assert_code(0);
+    assert_eq!(promote.stdout.trim(), by_digest, "{}", promote.stderr);
+    kiln_in(&deploy, &cache, &r, &["retention", "--dry-run"]).assert_code(0);
 
     kiln_in(&deploy, &cache, &r, &["down"]).assert_code(0);
     assert!(
@@ -327,4 +332,44 @@ fn a_pushed_final_image_is_dated_when_kiln_made_it_and_keeps_its_digest_when_mad
     );
     nuke.assert_code(0);
     assert!(!record.exists(), "nuke removes it: {}", nuke.stderr);
+}
+
+#[test]
+fn a_push_from_another_machine_that_pulled_the_final_image_gives_the_same_digest() {
+    let r = Remote::start(false);
+    let h = Habitat::new("kdeploy-retry");
+    h.config(&format!(
+        "name: @NAME@\nbuild:\n  base: {{ image: kiln-test/busybox:latest }}\n  env: {{ VERSION: \"1\" }}\n  final: {{ command: [sh] }}\nregistry:\n  repository: {}\n  tags: [latest]\n  cache: true\n",
+        r.repository(&h)
+    ));
+    h.build_ok(&[]);
+    // The first machine made the final image at a known time.
+    let final_id = image_id(&format!("habitat-{}:latest", h.name));
+    let made = h.cache().join(format!("made/{}.json", h.name));
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&made).expect("made index")).expect("JSON");
+    index["made_at"][&final_id] = serde_json::json!(1_700_000_000u64);
+    std::fs::write(&made, serde_json::to_vec(&index).unwrap()).expect("write made index");
+    let first = kiln_in(&h.dir(), &h.cache(), &r, &["push", "--progress", "plain"]);
+    let digest = printed_digest(&first);
+
+    // A CI retry on a fresh runner: an empty engine and a cache of its own.
+    // The build pulls every snapshot (the final image among them) and the
+    // push dates the final image as the first machine did.
+    crate::support::remove_habitat(&h.name);
+    let runner = tempfile::Builder::new()
+        .prefix("kdeploy-")
+        .tempdir()
+        .expect("tempdir");
+    let again = kiln_in(
+        &h.dir(),
+        runner.path(),
+        &r,
+        &["push", "--progress", "plain"],
+    );
+    assert!(again.stderr.contains("pulled"), "{}", again.stderr);
+    assert!(!again.stderr.contains("built  "), "{}", again.stderr);
+    assert_eq!(image_id(&format!("habitat-{}:latest", h.name)), final_id);
+    assert_eq!(printed_digest(&again), digest, "{}", again.stderr);
+    assert_eq!(pushed_created(&r, &h, "latest"), "2023-11-14T22:13:20Z");
 }
