@@ -68,14 +68,18 @@ pub enum HostKind {
     Tools,
     Bootstrap,
     Digests,
+    /// A habitat's push record (`cache::pushed`): the configs and creation
+    /// times its pushes keep, so a re-push reads nothing and keeps its digest.
+    Pushed,
 }
 
 impl HostKind {
-    pub const ALL: [HostKind; 4] = [
+    pub const ALL: [HostKind; 5] = [
         HostKind::Repos,
         HostKind::Tools,
         HostKind::Bootstrap,
         HostKind::Digests,
+        HostKind::Pushed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,12 +88,13 @@ impl HostKind {
             HostKind::Tools => "tools",
             HostKind::Bootstrap => "bootstrap",
             HostKind::Digests => "digests",
+            HostKind::Pushed => "pushed",
         }
     }
 }
 
 /// One entry of the host cache: a mirror, a tool, bootstrap scratch, a
-/// habitat's digests.
+/// habitat's digests or push record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostEntry {
     pub kind: HostKind,
@@ -209,8 +214,13 @@ impl CacheStatus {
 /// Whether a prune at `level` of the habitats in `scope` (every known one
 /// when `all`) removes host entry `e`: from `medium` on, mirrors and tools no
 /// known habitat uses; at `nuke`, also those only `scope` uses and its
-/// digests, and with `all` everything (bootstrap scratch only when its
-/// maker is gone: a running bootstrap works in it).
+/// digests and push records, and with `all` everything (bootstrap scratch
+/// only when its maker is gone: a running bootstrap works in it).
+///
+/// A push record goes at `nuke` only, like the digests: it is small, and
+/// what it keeps (the creation time a pushed final image says) is what
+/// makes a re-push of the same image keep its digest (SPEC §10), which a
+/// `medium` or `hard` prune of snapshots must not change.
 pub fn host_removed(e: &HostEntry, level: Level, scope: &BTreeSet<&str>, all: bool) -> bool {
     let unused = e.used_by.is_empty();
     let ours = e.used_by.iter().all(|h| scope.contains(h.as_str()));
@@ -500,14 +510,16 @@ fn host_entries(cache: &CacheDir) -> Vec<HostEntry> {
             path,
         });
     }
-    for (name, path) in listed(&cache.root().join("digests")) {
-        let habitat = name.strip_suffix(".json").unwrap_or(&name).to_string();
-        out.push(HostEntry {
-            kind: HostKind::Digests,
-            bytes: du(&path),
-            used_by: vec![habitat],
-            path,
-        });
+    for (kind, dir) in [(HostKind::Digests, "digests"), (HostKind::Pushed, "pushed")] {
+        for (name, path) in listed(&cache.root().join(dir)) {
+            let habitat = name.strip_suffix(".json").unwrap_or(&name).to_string();
+            out.push(HostEntry {
+                kind,
+                bytes: du(&path),
+                used_by: vec![habitat],
+                path,
+            });
+        }
     }
     out
 }
@@ -1015,6 +1027,12 @@ mod tests {
             (e(Digests, &["web"]), Medium, false, false),
             (e(Digests, &["web"]), Nuke, false, true),
             (e(Digests, &["api"]), Nuke, false, false),
+            (e(Pushed, &["web"]), Soft, false, false),
+            (e(Pushed, &["web"]), Medium, false, false),
+            (e(Pushed, &["web"]), Hard, true, false),
+            (e(Pushed, &["web"]), Nuke, false, true),
+            (e(Pushed, &["api"]), Nuke, false, false),
+            (e(Pushed, &["api"]), Nuke, true, true),
             (e(Bootstrap, &[]), Hard, true, false),
             (e(Bootstrap, &[]), Nuke, false, false),
             (e(Bootstrap, &[]), Nuke, true, true),

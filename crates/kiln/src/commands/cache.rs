@@ -161,7 +161,7 @@ fn confirm(names: &[String], all: bool) -> Result<(), Failure> {
         format!("`{}`", names.join("`, `"))
     };
     err!(
-        "nuke removes every snapshot kiln made of {what} (those in use stay) and its host cache: mirrors, tools, digests. Continue? [y/N]"
+        "nuke removes every snapshot kiln made of {what} (those in use stay) and its host cache: mirrors, tools, digests, push records. Continue? [y/N]"
     );
     let mut answer = String::new();
     let _ = stdin.lock().read_line(&mut answer);
