@@ -109,8 +109,91 @@ pub struct HostEntry {
 pub struct CacheStatus {
     pub habitats: Vec<HabitatStatus>,
     pub host: Vec<HostEntry>,
+    /// The bootstrap bases this cache made that the engine still holds.
+    pub bases: Vec<BootstrapBase>,
     /// Whether this covers every known habitat (`--all`).
     pub all: bool,
+}
+
+/// A bootstrap base this cache made (`made/+bootstrap.json`), still the
+/// one-layer image kiln imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapBase {
+    pub id: String,
+    /// Its parameters' key (`dev.kiln.bootstrap`).
+    pub key: String,
+    pub tags: Vec<String>,
+    pub bytes: u64,
+    /// The known habitats whose last build was on it.
+    pub used_by: Vec<String>,
+    /// Containers made from it.
+    pub containers: Vec<String>,
+}
+
+/// Whether a `nuke` of the habitats in `scope` (every known one when
+/// `all`) removes base `b`: when no habitat outside `scope` is built on
+/// it; never while a container uses it.
+pub fn base_removed(b: &BootstrapBase, scope: &BTreeSet<&str>, all: bool) -> bool {
+    b.containers.is_empty() && (all || b.used_by.iter().all(|h| scope.contains(h.as_str())))
+}
+
+/// The bootstrap bases this cache made, and the index with the ids the
+/// engine no longer holds forgotten.
+async fn bootstrap_bases<E: Engine>(
+    engine: &E,
+    cache: &CacheDir,
+    containers: &BTreeMap<String, Vec<String>>,
+) -> Result<(Vec<BootstrapBase>, MadeIndex), EngineError> {
+    let mut index = MadeIndex::load(&cache.bootstrap_made());
+    let made: Vec<(String, String)> = index
+        .made()
+        .map(|(i, k)| (i.to_string(), k.to_string()))
+        .collect();
+    let mut out = Vec::new();
+    if made.is_empty() {
+        return Ok((out, index));
+    }
+    let known: Vec<(String, Option<String>)> = cache
+        .known_habitats()
+        .into_iter()
+        .map(|h| {
+            let base = Known::load(&cache.known(&h)).base_image;
+            (h, base)
+        })
+        .collect();
+    for (id, key) in made {
+        let Some(info) = engine.image_inspect(&id).await? else {
+            index.forget(&id);
+            continue;
+        };
+        // Only while it is what kiln imported: one layer, its key's label.
+        let ours = info.layers.len() == 1
+            && info
+                .config
+                .labels
+                .get(crate::image::labels::LABEL_BOOTSTRAP)
+                == Some(&key);
+        if !ours {
+            continue;
+        }
+        let used_by = known
+            .iter()
+            .filter(|(_, base)| {
+                base.as_ref()
+                    .is_some_and(|b| *b == info.id || info.repo_tags.contains(b))
+            })
+            .map(|(h, _)| h.clone())
+            .collect();
+        out.push(BootstrapBase {
+            containers: containers.get(&info.id).cloned().unwrap_or_default(),
+            id: info.id,
+            key,
+            tags: info.repo_tags,
+            bytes: info.size,
+            used_by,
+        });
+    }
+    Ok((out, index))
 }
 
 impl CacheStatus {
@@ -183,9 +266,11 @@ pub async fn status<E: Engine>(
     })
     .await
     .unwrap_or_default();
+    let (bases, _) = bootstrap_bases(engine, cache, &containers).await?;
     Ok(CacheStatus {
         habitats: out,
         host,
+        bases,
         all,
     })
 }
@@ -672,57 +757,36 @@ async fn prune_bootstrap_bases<E: Engine>(
     dry_run: bool,
     on_event: &mut (dyn FnMut(PruneEvent) + Send),
 ) -> Result<PruneSummary, PruneError> {
-    let mut index = MadeIndex::load(&cache.bootstrap_made());
-    let made: Vec<(String, String)> = index
-        .made()
-        .map(|(i, k)| (i.to_string(), k.to_string()))
-        .collect();
     let mut summary = PruneSummary::default();
-    if made.is_empty() {
+    if MadeIndex::load(&cache.bootstrap_made())
+        .made()
+        .next()
+        .is_none()
+    {
         return Ok(summary);
     }
     let containers = containers_by_image(engine).await?;
-    let known: Vec<(String, Option<String>)> = cache
-        .known_habitats()
-        .into_iter()
-        .map(|h| {
-            let base = Known::load(&cache.known(&h)).base_image;
-            (h, base)
-        })
-        .collect();
+    let (bases, mut index) = bootstrap_bases(engine, cache, &containers).await?;
     let locks = lock::lock_dir();
-    for (id, key) in made {
-        let Some(info) = engine.image_inspect(&id).await? else {
-            index.forget(&id);
-            continue;
-        };
-        let ours = info.layers.len() == 1
-            && info
-                .config
-                .labels
-                .get(crate::image::labels::LABEL_BOOTSTRAP)
-                == Some(&key);
-        if !ours {
+    for base in bases {
+        if !base_removed(&base, scope, all) {
+            if !base.containers.is_empty() {
+                summary.kept_in_use += 1;
+                on_event(PruneEvent::BootstrapKept {
+                    id: base.id.clone(),
+                    tags: base.tags.clone(),
+                    why: format!("in use by container {}", base.containers.join(", ")),
+                });
+            }
             continue;
         }
-        let used_outside = known.iter().any(|(h, base)| {
-            !scope.contains(h.as_str())
-                && base
-                    .as_ref()
-                    .is_some_and(|b| *b == info.id || info.repo_tags.contains(b))
-        });
-        if used_outside && !all {
-            continue;
-        }
-        if let Some(names) = containers.get(&info.id) {
-            summary.kept_in_use += 1;
-            on_event(PruneEvent::BootstrapKept {
-                id: info.id.clone(),
-                tags: info.repo_tags.clone(),
-                why: format!("in use by container {}", names.join(", ")),
-            });
-            continue;
-        }
+        let BootstrapBase {
+            id,
+            key,
+            tags,
+            bytes,
+            ..
+        } = base;
         if !dry_run {
             let _lock = BuildLock::acquire_async(
                 &locks,
@@ -736,13 +800,13 @@ async fn prune_bootstrap_bases<E: Engine>(
                 path: locks.clone(),
                 source,
             })?;
-            match engine.remove_image(&info.id).await {
+            match engine.remove_image(&id).await {
                 Ok(()) | Err(EngineError::NoSuchImage(_)) => {}
                 Err(EngineError::Refused { message, .. }) => {
                     summary.refused += 1;
                     on_event(PruneEvent::BootstrapKept {
-                        id: info.id.clone(),
-                        tags: info.repo_tags.clone(),
+                        id: id.clone(),
+                        tags: tags.clone(),
                         why: format!("the engine refused: {message}"),
                     });
                     continue;
@@ -751,23 +815,23 @@ async fn prune_bootstrap_bases<E: Engine>(
             }
             // A forced removal of an image others are built on only
             // untags it (a build finds it again by its label).
-            if engine.image_inspect(&info.id).await?.is_some() {
+            if engine.image_inspect(&id).await?.is_some() {
                 summary.refused += 1;
                 on_event(PruneEvent::BootstrapKept {
-                    id: info.id.clone(),
-                    tags: info.repo_tags.clone(),
+                    id: id.clone(),
+                    tags: tags.clone(),
                     why: "images are built on it (only untagged)".to_string(),
                 });
                 continue;
             }
-            index.forget(&info.id);
+            index.forget(&id);
         }
         summary.removed += 1;
-        summary.freed += info.size;
+        summary.freed += bytes;
         on_event(PruneEvent::BootstrapRemoved {
-            id: info.id.clone(),
-            tags: info.repo_tags.clone(),
-            bytes: info.size,
+            id: id.clone(),
+            tags: tags.clone(),
+            bytes,
         });
     }
     if !dry_run {
@@ -915,6 +979,30 @@ pub async fn prune_locked<E: Engine>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bootstrap_base_goes_only_when_no_habitat_outside_the_prune_is_on_it() {
+        let b = |used_by: &[&str], containers: &[&str]| BootstrapBase {
+            id: "sha256:b".into(),
+            key: "k".into(),
+            tags: vec![],
+            bytes: 1,
+            used_by: used_by.iter().map(|s| s.to_string()).collect(),
+            containers: containers.iter().map(|s| s.to_string()).collect(),
+        };
+        let web: BTreeSet<&str> = BTreeSet::from(["web"]);
+        // (base, all) → removed by a nuke of `web`
+        let table = [
+            (b(&[], &[]), false, true),
+            (b(&["web"], &[]), false, true),
+            (b(&["web", "api"], &[]), false, false),
+            (b(&["web", "api"], &[]), true, true),
+            (b(&["web"], &["dev"]), true, false),
+        ];
+        for (base, all, want) in table {
+            assert_eq!(base_removed(&base, &web, all), want, "{base:?} all={all}");
+        }
+    }
 
     #[test]
     fn host_entries_go_at_the_levels_the_spec_names() {

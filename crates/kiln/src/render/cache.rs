@@ -9,7 +9,8 @@ use std::path::Path;
 
 use kiln_core::cache::prune::{Held, Level, PrunePlan, Root, State};
 use kiln_core::cache::status::{
-    CacheStatus, CurrentFrom, HabitatStatus, HostKind, PruneEvent, PruneSummary, host_removed,
+    CacheStatus, CurrentFrom, HabitatStatus, HostKind, PruneEvent, PruneSummary, base_removed,
+    host_removed,
 };
 use serde_json::{Value, json};
 
@@ -144,6 +145,30 @@ pub fn status(st: &CacheStatus, root: &Path, json: bool) {
         })
         .collect();
     out!("prune frees on the host: {}", frees.join(", "));
+    if !st.bases.is_empty() {
+        let scope = scope_of(st);
+        let gone: Vec<_> = st
+            .bases
+            .iter()
+            .filter(|b| base_removed(b, &scope, st.all))
+            .collect();
+        out!(
+            "bootstrap bases this cache made: {} ({}); nuke{} removes {} ({})",
+            st.bases.len(),
+            bytes(st.bases.iter().map(|b| b.bytes).sum()),
+            if st.all { " --all" } else { "" },
+            gone.len(),
+            bytes(gone.iter().map(|b| b.bytes).sum())
+        );
+    }
+}
+
+/// The habitats a status covers, by name.
+fn scope_of(st: &CacheStatus) -> std::collections::BTreeSet<&str> {
+    st.habitats
+        .iter()
+        .map(|h| h.holdings.habitat.as_str())
+        .collect()
 }
 
 fn habitat(h: &HabitatStatus, now: u64) {
@@ -315,10 +340,16 @@ fn status_json(st: &CacheStatus, root: &Path) -> Value {
             })
         })
         .collect();
-    let scope: std::collections::BTreeSet<&str> = st
-        .habitats
+    let scope = scope_of(st);
+    let bases: Vec<Value> = st
+        .bases
         .iter()
-        .map(|h| h.holdings.habitat.as_str())
+        .map(|b| {
+            json!({
+                "id": b.id, "tags": b.tags, "bytes": b.bytes, "used_by": b.used_by,
+                "containers": b.containers, "removed_by_nuke": base_removed(b, &scope, st.all),
+            })
+        })
         .collect();
     let host: Vec<Value> = st
         .host
@@ -332,7 +363,7 @@ fn status_json(st: &CacheStatus, root: &Path) -> Value {
             json!({"kind": e.kind.as_str(), "path": e.path, "bytes": e.bytes, "used_by": e.used_by, "removed_at": levels})
         })
         .collect();
-    json!({"root": root, "all": st.all, "habitats": habitats, "host": host})
+    json!({"root": root, "all": st.all, "habitats": habitats, "host": host, "bootstrap_bases": bases})
 }
 
 pub fn prune_event(e: &PruneEvent, dry_run: bool) {

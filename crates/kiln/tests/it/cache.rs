@@ -698,6 +698,14 @@ fn nuke_all_removes_the_bootstrap_bases_this_cache_made_and_only_those() {
         .collect()
     };
     let shared_before = shared();
+    // The status names the base it made, not the other.
+    let st = h.kiln(&["cache", "status", "--all", "--json"]).run();
+    st.assert_code(0);
+    let st: Value = serde_json::from_str(&st.stdout).unwrap();
+    let bases = st["bootstrap_bases"].as_array().unwrap();
+    assert_eq!(bases.len(), 1, "{st:#}");
+    assert_eq!(bases[0]["id"], made.id.as_str());
+    assert_eq!(bases[0]["removed_by_nuke"], true);
     let dry = h
         .kiln(&["cache", "prune", "--all", "--level", "nuke", "--dry-run"])
         .run();
