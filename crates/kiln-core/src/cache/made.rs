@@ -30,6 +30,10 @@ pub struct MadeIndex {
     dirty: bool,
     #[serde(skip)]
     path: Option<PathBuf>,
+    /// Set by a build: what it recorded and did not save yet is saved when
+    /// the index is dropped (an interrupt drops the build's future).
+    #[serde(skip)]
+    save_on_drop: bool,
 }
 
 impl MadeIndex {
@@ -152,6 +156,14 @@ impl MadeIndex {
         self.dirty |= count(self) != before;
     }
 
+    /// Saves what is recorded and not saved yet when the index is dropped:
+    /// a build records each step it makes, and saves once per phase (a
+    /// step's image loaded by kiln is proved kiln's by its id alone, so the
+    /// next build finds it by its tag even if this save never happens).
+    pub fn save_on_drop(&mut self) {
+        self.save_on_drop = true;
+    }
+
     /// Writes the index if it changed, atomically (a temp file renamed over it).
     pub fn save(&mut self) -> io::Result<()> {
         let Some(path) = self.path.clone().filter(|_| self.dirty) else {
@@ -160,6 +172,15 @@ impl MadeIndex {
         super::json_file::save(&path, self)?;
         self.dirty = false;
         Ok(())
+    }
+}
+
+impl Drop for MadeIndex {
+    fn drop(&mut self) {
+        if self.save_on_drop {
+            // Unsaved, the snapshots are only checked again next build.
+            let _ = self.save();
+        }
     }
 }
 

@@ -445,6 +445,7 @@ async fn build_locked<E: Engine>(
     let (resolved, probe) = (facts?, probe?);
     let chain = KeyChain::compute(&habitat.config, &resolved.facts);
     let (snaps, mut made) = find_snapshots(engine, probe, &wanted(&chain)).await?;
+    made.save_on_drop();
     // What the lookup checked is kept, so it is checked once; an index
     // that cannot be written only costs those checks again.
     let _ = made.save();
