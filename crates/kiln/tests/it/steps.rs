@@ -373,3 +373,43 @@ fn a_build_killed_or_interrupted_between_steps_resumes_at_its_step() {
     assert_eq!(cat(&h, &latest, "/step3"), "three");
     assert_eq!(cat(&h, &latest, "/step4"), "four");
 }
+
+/// A step that changes no file is an image of its own (its step's labels)
+/// over exactly its parent's layers; one that writes a file adds one layer.
+#[test]
+fn a_step_that_changes_no_file_adds_no_layer() {
+    let h = Habitat::new("ksteps2-empty");
+    h.config(
+        r#"name: @NAME@
+build:
+  base: { image: "kiln-test/busybox:latest" }
+  setup:
+    commands:
+      root: ["echo one > /one", "true", "echo three > /three"]
+"#,
+    );
+    h.build_ok(&[]);
+    let layers = |n: usize| -> Vec<String> {
+        let out = docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{json .RootFS.Layers}}",
+            &format!("habitat-{}:6-setup.{n}", h.name),
+        ]);
+        serde_json::from_str(out.trim()).expect("layers")
+    };
+    let (one, two, three) = (layers(1), layers(2), layers(3));
+    assert_eq!(two, one);
+    assert_eq!(three.len(), one.len() + 1);
+    assert_eq!(three[..one.len()], one[..]);
+    let step2 = format!("habitat-{}:6-setup.2", h.name);
+    assert_ne!(
+        image_id(&step2),
+        image_id(&format!("habitat-{}:6-setup.1", h.name))
+    );
+    assert_eq!(
+        crate::support::labels_of(&step2)["dev.kiln.step"],
+        "6-setup.2"
+    );
+}
