@@ -189,6 +189,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_builds_index_saves_what_it_recorded_when_dropped_and_no_other_does() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("made/h.json");
+        let mut read_only = MadeIndex::load(&path);
+        read_only.insert_step("sha256:p", "planned");
+        drop(read_only);
+        assert!(!path.exists(), "an index no build owns writes nothing");
+        let mut build = MadeIndex::load(&path);
+        build.save_on_drop();
+        build.insert_step("sha256:s", "step1");
+        drop(build);
+        let again = MadeIndex::load(&path);
+        assert_eq!(again.step_key_of("sha256:s"), Some("step1"));
+        assert_eq!(again.step_key_of("sha256:p"), None);
+    }
+
+    #[test]
     fn the_index_survives_a_save_and_forgets_images_no_longer_listed() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("made/h.json");
