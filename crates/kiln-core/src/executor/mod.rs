@@ -528,6 +528,9 @@ async fn build_locked<E: Engine>(
     let (ran, swept) = tokio::join!(exec.run(&plan), sweep);
     ran?;
     swept?;
+    // Saved phase by phase; dropped (and so saved, were anything left)
+    // before the prune below, which reads and rewrites it.
+    drop(made);
     // Every snapshot on the chain was just used (built or reused), its
     // steps' too: a file write, no engine call. A record that cannot be
     // written only makes those snapshots look older to a prune.
