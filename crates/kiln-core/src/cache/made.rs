@@ -30,6 +30,10 @@ pub struct MadeIndex {
     dirty: bool,
     #[serde(skip)]
     path: Option<PathBuf>,
+    /// Set by a build: what it recorded and did not save yet is saved when
+    /// the index is dropped (an interrupt drops the build's future).
+    #[serde(skip)]
+    save_on_drop: bool,
 }
 
 impl MadeIndex {
@@ -160,6 +164,14 @@ impl MadeIndex {
         self.dirty |= count(self) != before;
     }
 
+    /// Saves what is recorded and not saved yet when the index is dropped:
+    /// a build records each step it makes, and saves once per phase (a
+    /// step's image loaded by kiln is proved kiln's by its id alone, so the
+    /// next build finds it by its tag even if this save never happens).
+    pub fn save_on_drop(&mut self) {
+        self.save_on_drop = true;
+    }
+
     /// Writes the index if it changed, atomically (a temp file renamed over it).
     pub fn save(&mut self) -> io::Result<()> {
         let Some(path) = self.path.clone().filter(|_| self.dirty) else {
@@ -171,9 +183,35 @@ impl MadeIndex {
     }
 }
 
+impl Drop for MadeIndex {
+    fn drop(&mut self) {
+        if self.save_on_drop {
+            // Unsaved, the snapshots are only checked again next build.
+            let _ = self.save();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_builds_index_saves_what_it_recorded_when_dropped_and_no_other_does() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("made/h.json");
+        let mut read_only = MadeIndex::load(&path);
+        read_only.insert_step("sha256:p", "planned");
+        drop(read_only);
+        assert!(!path.exists(), "an index no build owns writes nothing");
+        let mut build = MadeIndex::load(&path);
+        build.save_on_drop();
+        build.insert_step("sha256:s", "step1");
+        drop(build);
+        let again = MadeIndex::load(&path);
+        assert_eq!(again.step_key_of("sha256:s"), Some("step1"));
+        assert_eq!(again.step_key_of("sha256:p"), None);
+    }
 
     #[test]
     fn the_index_survives_a_save_and_forgets_images_no_longer_listed() {

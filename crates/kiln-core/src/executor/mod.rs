@@ -465,6 +465,7 @@ async fn build_locked<E: Engine>(
     let (resolved, probe) = (facts?, probe?);
     let chain = KeyChain::compute(&habitat.config, &resolved.facts);
     let (snaps, mut made) = find_snapshots(engine, probe, &wanted(&chain)).await?;
+    made.save_on_drop();
     // What the lookup checked is kept, so it is checked once; an index
     // that cannot be written only costs those checks again.
     let _ = made.save();
@@ -528,6 +529,9 @@ async fn build_locked<E: Engine>(
     let (ran, swept) = tokio::join!(exec.run(&plan), sweep);
     ran?;
     swept?;
+    // Saved phase by phase; dropped (and so saved, were anything left)
+    // before the prune below, which reads and rewrites it.
+    drop(made);
     // Every snapshot on the chain was just used (built or reused), its
     // steps' too: a file write, no engine call. A record that cannot be
     // written only makes those snapshots look older to a prune.

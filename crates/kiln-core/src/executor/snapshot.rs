@@ -389,8 +389,18 @@ impl<E: Engine> Executor<'_, E> {
             return Ok(None);
         };
         let upper = PathBuf::from(upper);
-        if std::fs::read_dir(&upper).is_err() || !rootfs::owners_are_real(&upper) {
+        let Ok(mut entries) = std::fs::read_dir(&upper) else {
             return Ok(None);
+        };
+        if !rootfs::owners_are_real(&upper) {
+            return Ok(None);
+        }
+        // A step that changed no file (Docker's pivot_root scratch aside) is
+        // a config-only image: no archive to write, no thread to wait for.
+        if entries
+            .all(|e| e.is_ok_and(|e| e.file_name().as_encoded_bytes().starts_with(b".pivot_root")))
+        {
+            return Ok(Some(WrittenLayer::Empty));
         }
         let layers = parent.layers.clone();
         let config = config.clone();

@@ -35,6 +35,8 @@ async fn fake() -> FakeEngine {
             .line(Stream::Stdout, "out2")
             .line(Stream::Stdout, "tail"),
     );
+    engine.script(SLOW_SCRIPT, FakeRun::exit(4).line(Stream::Stdout, "late"));
+    engine.script(GONE_SCRIPT, FakeRun::exit(5).line(Stream::Stdout, "gone"));
     engine.script(
         LONG_LINE_SCRIPT,
         FakeRun::exit(0).line(Stream::Stdout, &"x".repeat(LONG_LINE)),
@@ -74,6 +76,7 @@ contract!(
     copy_archive_moves_a_tree_between_containers,
     is_dir_follows_links_and_is_false_for_files_and_missing_paths,
     run_streams_lines_and_returns_exit_codes,
+    run_gives_the_exit_code_of_a_slow_and_of_an_auto_removed_container,
     a_long_line_is_handed_on_in_pieces_of_the_cap,
     commit_gives_exactly_the_config,
     commit_does_not_leak_the_container_entrypoint,
@@ -347,6 +350,62 @@ async fn run_streams_lines_and_returns_exit_codes<E: Engine>(engine: &E) {
             .await
             .expect("run");
         assert_eq!(code, 0);
+    })
+    .await;
+}
+
+/// Prints after a pause: the exit status is asked for while it runs.
+const SLOW_SCRIPT: &str = "sleep 1; echo late; exit 4";
+const GONE_SCRIPT: &str = "echo gone; exit 5";
+
+async fn run_gives_the_exit_code_of_a_slow_and_of_an_auto_removed_container<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "ksteps2-contract", |scope| async move {
+        let id = engine
+            .create_container(&spec(&base, &scope, &["sh", "-c", SLOW_SCRIPT]))
+            .await
+            .expect("create");
+        let mut lines = Vec::new();
+        let code = engine
+            .run_container(&id, &mut |_, l| lines.push(l.to_string()))
+            .await
+            .expect("run");
+        assert_eq!((code, lines), (4, vec!["late".to_string()]));
+        engine.remove_container(&id).await.expect("remove");
+
+        let gone = ContainerSpec {
+            auto_remove: true,
+            ..spec(&base, &scope, &["sh", "-c", GONE_SCRIPT])
+        };
+        let id = engine.create_container(&gone).await.expect("create");
+        let mut lines = Vec::new();
+        let code = engine
+            .run_container(&id, &mut |_, l| lines.push(l.to_string()))
+            .await
+            .expect("run");
+        assert_eq!((code, lines), (5, vec!["gone".to_string()]));
+    })
+    .await;
+}
+
+/// A container another client made (here: another connection) is run as
+/// its own spec says: auto-removed, its exit code still comes back.
+#[tokio::test]
+async fn docker_runs_an_auto_removed_container_another_connection_made() {
+    let maker = &docker().await;
+    let base = busybox_image(maker).await.expect("busybox image");
+    scoped(maker, "ksteps2-contract", |scope| async move {
+        let gone = ContainerSpec {
+            auto_remove: true,
+            ..spec(&base, &scope, &["sh", "-c", GONE_SCRIPT])
+        };
+        let id = maker.create_container(&gone).await.expect("create");
+        let runner = docker().await;
+        let code = runner
+            .run_container(&id, &mut |_, _| {})
+            .await
+            .expect("run");
+        assert_eq!(code, 5);
     })
     .await;
 }

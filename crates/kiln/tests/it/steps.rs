@@ -268,3 +268,148 @@ secrets:
     );
     assert_eq!(cat(&h, &latest, "/work/app/built.txt"), "v2");
 }
+
+const STOPPED: &str = r#"name: @NAME@
+build:
+  base: { image: "kiln-test/busybox:latest" }
+  setup:
+    commands:
+      root:
+        - "cat /proc/sys/kernel/random/uuid > /step1"
+        - "cat /proc/sys/kernel/random/uuid > /step2"
+        - "THIRD"
+        - "FOURTH"
+"#;
+
+/// Starts `kiln build` and returns it once a `step_end` of `step` is out,
+/// with the events so far.
+// The caller waits for the child it gets; one that ended early has exited.
+#[allow(clippy::zombie_processes)]
+fn build_until_step(h: &Habitat, step: &str) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = h.kiln(&["build", ".", "--progress", "json"]).spawn();
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = out.read_line(&mut line).expect("read");
+        assert!(n > 0, "the build ended before step {step}:\n{seen}");
+        seen.push_str(&line);
+        if line.contains("\"step_end\"") && line.contains(&format!("\"{step}\"")) {
+            // The rest of stdout is not read: a full pipe would stall it.
+            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+            return (child, seen);
+        }
+    }
+}
+
+/// The step image ids the habitat's made index records.
+fn indexed_steps(h: &Habitat) -> Vec<String> {
+    let path = h.cache().join("made").join(format!("{}.json", h.name));
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("the made index")).expect("json");
+    index["steps"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// A step's index entry is written with its phase, not on each step's
+/// path (SPEC §5: a step at the engine's floor). A build killed between
+/// steps (SIGKILL: nothing saved) still resumes at its step, its images
+/// found by their tags and proved kiln's by their ids; an interrupted one
+/// (SIGINT) saves what it made before it exits.
+#[test]
+fn a_build_killed_or_interrupted_between_steps_resumes_at_its_step() {
+    let h = Habitat::new("ksteps2-stop");
+    let step = |n: usize| format!("habitat-{}:6-setup.{n}", h.name);
+    h.config(
+        &STOPPED
+            .replace("THIRD", "sleep 60")
+            .replace("FOURTH", "echo four > /step4"),
+    );
+    let (mut killed, _) = build_until_step(&h, "6-setup.2");
+    killed.kill().expect("SIGKILL");
+    let _ = killed.wait();
+    let kept: Vec<String> = (1..=2).map(|n| image_id(&step(n))).collect();
+
+    // Resumed at step 3, which now ends; step 4 sleeps and is interrupted.
+    h.edit("sleep 60", "echo three > /step3");
+    h.edit("echo four > /step4", "sleep 60");
+    let (mut interrupted, seen) = build_until_step(&h, "6-setup.3");
+    let seen = crate::support::events_of(&seen);
+    assert_eq!(
+        steps(&seen, "setup"),
+        ["6-setup.1 cached", "6-setup.2 cached", "6-setup.3 built"]
+    );
+    let third = image_id(&step(3));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &interrupted.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let code = interrupted.wait().expect("ends").code();
+    assert_eq!(code, Some(130));
+    let indexed = indexed_steps(&h);
+    for id in kept.iter().chain([&third]) {
+        assert!(indexed.contains(id), "{id} not in {indexed:?}");
+    }
+
+    h.edit("sleep 60", "echo four > /step4");
+    let run = h.build(&[]);
+    run.assert_code(0);
+    assert_eq!(
+        steps(&run.events(), "setup"),
+        [
+            "6-setup.1 cached",
+            "6-setup.2 cached",
+            "6-setup.3 cached",
+            "6-setup.4 built"
+        ]
+    );
+    assert_eq!(image_id(&step(1)), kept[0]);
+    assert_eq!(image_id(&step(3)), third);
+    let latest = format!("habitat-{}:latest", h.name);
+    assert_eq!(cat(&h, &latest, "/step3"), "three");
+    assert_eq!(cat(&h, &latest, "/step4"), "four");
+}
+
+/// A step that changes no file is an image of its own (its step's labels)
+/// over exactly its parent's layers; one that writes a file adds one layer.
+#[test]
+fn a_step_that_changes_no_file_adds_no_layer() {
+    let h = Habitat::new("ksteps2-empty");
+    h.config(
+        r#"name: @NAME@
+build:
+  base: { image: "kiln-test/busybox:latest" }
+  setup:
+    commands:
+      root: ["echo one > /one", "true", "echo three > /three"]
+"#,
+    );
+    h.build_ok(&[]);
+    let layers = |n: usize| -> Vec<String> {
+        let out = docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{json .RootFS.Layers}}",
+            &format!("habitat-{}:6-setup.{n}", h.name),
+        ]);
+        serde_json::from_str(out.trim()).expect("layers")
+    };
+    let (one, two, three) = (layers(1), layers(2), layers(3));
+    assert_eq!(two, one);
+    assert_eq!(three.len(), one.len() + 1);
+    assert_eq!(three[..one.len()], one[..]);
+    let step2 = format!("habitat-{}:6-setup.2", h.name);
+    assert_ne!(
+        image_id(&step2),
+        image_id(&format!("habitat-{}:6-setup.1", h.name))
+    );
+    assert_eq!(
+        crate::support::labels_of(&step2)["dev.kiln.step"],
+        "6-setup.2"
+    );
+}

@@ -71,6 +71,7 @@ impl DockerEngine {
         Ok(DockerEngine {
             docker,
             endpoint: endpoint.to_string(),
+            created: Default::default(),
         })
     }
 }

@@ -8,7 +8,9 @@ mod error;
 mod interactive;
 mod stream;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -44,6 +46,10 @@ pub use convert::import_changes;
 pub struct DockerEngine {
     docker: Docker,
     endpoint: String,
+    /// Whether each container this engine created and has not run yet is
+    /// auto-removed, as its spec said: running one then needs no inspect
+    /// first (a round trip on every build step's path, SPEC §5).
+    created: Arc<Mutex<HashMap<String, bool>>>,
 }
 
 impl DockerEngine {
@@ -69,7 +75,7 @@ impl DockerEngine {
             .unwrap_or(false))
     }
 
-    /// The exit code of a container that has exited (or `Refused`).
+    /// The exit code of a container once it is not running (or `Refused`).
     async fn exit_code(&self, id: &str) -> EngineResult<i64> {
         let options = WaitContainerOptions {
             condition: "not-running".to_string(),
@@ -279,6 +285,10 @@ impl Engine for DockerEngine {
             .create_container(Some(options), container_body(spec))
             .await
             .map_err(|e| self.error("create container", e, no_such_image(&spec.image)))?;
+        self.created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(created.id.clone(), spec.auto_remove);
         Ok(created.id)
     }
 
@@ -287,7 +297,15 @@ impl Engine for DockerEngine {
         id: &str,
         on_line: &mut (dyn FnMut(Stream, &str) + Send),
     ) -> EngineResult<i64> {
-        let auto_remove = self.inspect_auto_remove(id).await?;
+        let known = self
+            .created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        let auto_remove = match known {
+            Some(auto_remove) => auto_remove,
+            None => self.inspect_auto_remove(id).await?,
+        };
         // Attach before start, so not a byte of output is lost.
         let options = AttachContainerOptions {
             stdout: true,
@@ -316,17 +334,34 @@ impl Engine for DockerEngine {
             .start_container(id, None::<StartContainerOptions>)
             .await
             .map_err(|e| self.error("start container", e, no_such_container(id)))?;
+        let Some(handle) = removed_wait else {
+            // The wait is sent while the output streams, so the exit code is
+            // in hand when the output ends, not one more round trip later.
+            let wait = self.exit_code(id);
+            tokio::pin!(wait);
+            let pump = pump_output(attached.output, on_line);
+            tokio::pin!(pump);
+            let mut code = None;
+            let pumped = loop {
+                tokio::select! {
+                    pumped = &mut pump => break pumped,
+                    c = &mut wait, if code.is_none() => code = Some(c),
+                }
+            };
+            pumped.map_err(|e| self.error("attach container", e, no_such_container(id)))?;
+            return match code {
+                Some(code) => code,
+                None => wait.await,
+            };
+        };
         pump_output(attached.output, on_line)
             .await
             .map_err(|e| self.error("attach container", e, no_such_container(id)))?;
-        match removed_wait {
-            None => self.exit_code(id).await,
-            Some(handle) => match handle.await {
-                Ok(Some(Ok(r))) => Ok(r.status_code),
-                Ok(Some(Err(BollardError::DockerContainerWaitError { code, .. }))) => Ok(code),
-                Ok(Some(Err(e))) => Err(self.error("wait container", e, no_such_container(id))),
-                Ok(None) | Err(_) => Err(refused("wait container", "no exit status".into())),
-            },
+        match handle.await {
+            Ok(Some(Ok(r))) => Ok(r.status_code),
+            Ok(Some(Err(BollardError::DockerContainerWaitError { code, .. }))) => Ok(code),
+            Ok(Some(Err(e))) => Err(self.error("wait container", e, no_such_container(id))),
+            Ok(None) | Err(_) => Err(refused("wait container", "no exit status".into())),
         }
     }
 
@@ -481,6 +516,10 @@ impl Engine for DockerEngine {
             v: false,
             ..Default::default()
         };
+        self.created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             Err(BollardError::DockerResponseServerError {

@@ -54,8 +54,8 @@ impl<E: Engine> Executor<'_, E> {
 
     /// Builds a phase step by step: the cached steps are handed on (retagged
     /// where their tag moved), each other one is run and snapshotted as
-    /// `habitat-H:ID-NAME.N`, recorded in the index at once so a failure
-    /// later keeps it. The last step's image is the phase's snapshot; when
+    /// `habitat-H:ID-NAME.N` and recorded in the index, so a failure later
+    /// keeps it. The last step's image is the phase's snapshot; when
     /// every step is cached, a config-only image over the last one is.
     pub(in crate::executor) async fn run_in_steps(
         &mut self,
@@ -143,10 +143,14 @@ impl<E: Engine> Executor<'_, E> {
             };
             self.made
                 .insert_step(&produced.image, step.key.key.as_str());
-            // Saved now: a later step's failure must find this one next build.
-            let _ = self.made.save();
+            // A loaded image is proved kiln's by its id, found by its tag:
+            // the index is saved with the phase (or when the build stops),
+            // not rewritten on each step's path.
             if !produced.tagged.contains(&tag) {
-                // A commit: its tags are not set by a load.
+                // A commit: only the index proves it kiln's, so it is saved
+                // now, for a later step's failure to find it next build; its
+                // tags are not set by a load.
+                let _ = self.made.save();
                 let (repo, t) = tag.rsplit_once(':').unwrap_or((&tag, "latest"));
                 self.engine.tag(&produced.image, repo, t).await?;
             }
