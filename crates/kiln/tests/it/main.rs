@@ -15,6 +15,7 @@ mod corpus;
 mod credentials;
 mod faults;
 mod fidelity_files;
+mod habitat_dirs;
 mod instance_volumes;
 mod instances;
 mod instances_cli;
