@@ -1000,6 +1000,19 @@ fn schema_has_the_top_level_properties_and_descriptions() {
         .as_str()
         .expect("owner description");
     assert!(owner.contains("declared in `build.users`"), "{owner}");
+    // A `habitat.dirs` entry is a path or an object of path, owner, group, mode.
+    let dir = &schema["$defs"]["HabitatDir"];
+    let alternatives = dir["anyOf"].as_array().expect("anyOf");
+    assert_eq!(alternatives[0]["type"], "string", "{dir}");
+    let spec = &schema["$defs"]["DirSpec"];
+    assert_eq!(spec["required"], serde_json::json!(["path"]), "{spec}");
+    assert_eq!(spec["additionalProperties"], serde_json::json!(false));
+    for field in ["path", "owner", "group", "mode"] {
+        assert!(
+            spec["properties"][field]["description"].is_string(),
+            "{field}: {spec}"
+        );
+    }
 }
 
 // --- What the build would trip on: each class caught by `check`, located.
