@@ -430,7 +430,11 @@ pub fn expand_paths(
     let b = &mut out.build;
     if let Some(h) = &mut b.habitat {
         for (i, d) in h.dirs.iter_mut().enumerate() {
-            one(d, format!("build.habitat.dirs[{i}]"));
+            let field = match d {
+                super::HabitatDir::Path(_) => format!("build.habitat.dirs[{i}]"),
+                super::HabitatDir::Spec(_) => format!("build.habitat.dirs[{i}].path"),
+            };
+            one(d.path_mut(), field);
         }
         if let Some(w) = &mut h.work_dir {
             one(w, "build.habitat.work_dir".into());

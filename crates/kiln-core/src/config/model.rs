@@ -239,13 +239,91 @@ impl Env {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HabitatDirs {
-    /// Directories created in the image (with parents). Path fields expand
+    /// Directories created in the image (with parents, root's `0755`), each
+    /// a path or `{ path, owner, group, mode }`. Path fields expand
     /// variables against the environment after the env phase: `$HOME/bin`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dirs: Vec<String>,
+    pub dirs: Vec<HabitatDir>,
     /// The image's working directory; created too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_dir: Option<String>,
+}
+
+/// One entry of `habitat.dirs`: a path, or a path with the owner, group
+/// and mode it must have (SPEC §2.1). A directory the image already has
+/// keeps whatever the entry does not name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum HabitatDir {
+    Path(String),
+    Spec(DirSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DirSpec {
+    /// Absolute path in the image; variables expand as in `dirs`' plain entries.
+    pub path: String,
+    /// A user name or uid: `root`, a numeric id, or a user declared in
+    /// `build.users` or by a base habitat. A new directory is root's when
+    /// absent; an existing one keeps its owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// A group name or gid: `root`, a numeric id, a declared user's name or
+    /// one of its `groups`, or a base habitat's user. When absent: the
+    /// owner's primary group if `owner` is given, else root's for a new
+    /// directory, and the group an existing one has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Octal, e.g. "0750" (quoted or not; "750" is the same mode). A new
+    /// directory is `0755` when absent; an existing one keeps its mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+}
+
+/// An octal mode in one spelling (`644`, `"0644"` and `"00644"` are one
+/// mode, so they are one key); `check` has refused anything else.
+pub fn canonical_mode(mode: &str) -> String {
+    match u32::from_str_radix(mode, 8) {
+        Ok(m) => format!("{m:04o}"),
+        Err(_) => mode.to_string(),
+    }
+}
+
+impl From<&str> for HabitatDir {
+    fn from(path: &str) -> Self {
+        HabitatDir::Path(path.to_string())
+    }
+}
+
+impl HabitatDir {
+    pub fn path(&self) -> &str {
+        match self {
+            HabitatDir::Path(p) => p,
+            HabitatDir::Spec(s) => &s.path,
+        }
+    }
+
+    pub fn path_mut(&mut self) -> &mut String {
+        match self {
+            HabitatDir::Path(p) => p,
+            HabitatDir::Spec(s) => &mut s.path,
+        }
+    }
+
+    /// The entry's owner, group and mode, each `None` when not named.
+    pub fn attributes(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
+        match self {
+            HabitatDir::Path(_) => (None, None, None),
+            HabitatDir::Spec(s) => (s.owner.as_deref(), s.group.as_deref(), s.mode.as_deref()),
+        }
+    }
+
+    /// Whether the entry names an owner, group or mode: `{ path: /x }` is
+    /// the same directory as `/x`.
+    pub fn names_attributes(&self) -> bool {
+        self.attributes() != (None, None, None)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use super::Inputs;
 use super::diagnostic::Sink;
 use super::expand;
-use super::model::{BaseSource, Config, Env, NpmPackage, Port, Repo};
+use super::model::{BaseSource, Config, Env, HabitatDir, NpmPackage, Port, Repo, canonical_mode};
 use super::node::{Loc, Node, Seg};
 use super::shape::suggest;
 use rules::{
@@ -439,12 +439,67 @@ impl Checker<'_, '_> {
         let Some(h) = &config.build.habitat else {
             return;
         };
+        // Per directory, however it is spelt: the first entry to name each
+        // attribute, to refuse a second that names it otherwise.
+        let mut named: BTreeMap<(String, &str), (String, usize)> = BTreeMap::new();
         for (i, dir) in h.dirs.iter().enumerate() {
-            self.path_field(
-                dir,
-                &[K("build"), K("habitat"), K("dirs"), I(i)],
-                &format!("build.habitat.dirs[{i}]"),
-            );
+            let HabitatDir::Spec(spec) = dir else {
+                self.path_field(
+                    dir.path(),
+                    &[K("build"), K("habitat"), K("dirs"), I(i)],
+                    &format!("build.habitat.dirs[{i}]"),
+                );
+                continue;
+            };
+            let here = |k| [K("build"), K("habitat"), K("dirs"), I(i), K(k)];
+            let name = |k: &str| format!("build.habitat.dirs[{i}].{k}");
+            self.path_field(&spec.path, &here("path"), &name("path"));
+            if let Some(owner) = &spec.owner {
+                self.user_ref(config, owner, &here("owner"), &name("owner"));
+            }
+            if let Some(group) = &spec.group {
+                self.group_ref(config, group, &here("group"), &name("group"));
+            }
+            if let Some(mode) = &spec.mode
+                && !is_octal_mode(mode)
+            {
+                let loc = self.at(&here("mode"));
+                self.error_hint(
+                    loc,
+                    format!("invalid mode `{mode}` in `{}`", name("mode")),
+                    "write an octal mode, e.g. \"0750\" or 750",
+                );
+            }
+            let attributes = [
+                ("owner", spec.owner.clone()),
+                ("group", spec.group.clone()),
+                ("mode", spec.mode.as_deref().map(canonical_mode)),
+            ];
+            for (field, value) in attributes {
+                let Some(value) = value else { continue };
+                let key = (normalize_image_path(&spec.path), field);
+                match named.get(&key) {
+                    Some((first, j)) if *first != value => {
+                        let loc = self.at(&here(field));
+                        let line = self.line_of(
+                            self.at(&[K("build"), K("habitat"), K("dirs"), I(*j), K(field)]),
+                            loc,
+                        );
+                        self.error_hint(
+                            loc,
+                            format!(
+                                "`{}` is `{value}`, but `build.habitat.dirs[{j}].{field}` ({line}) gives the same directory `{first}`",
+                                name(field),
+                            ),
+                            "name each directory's owner, group and mode in one entry",
+                        );
+                    }
+                    Some(_) => {}
+                    None => {
+                        named.insert(key, (value, i));
+                    }
+                }
+            }
         }
         if let Some(w) = &h.work_dir {
             self.path_field(
@@ -1062,6 +1117,42 @@ impl Checker<'_, '_> {
             None => "declare it in `build.users`, or use `root` or a numeric id".to_string(),
         };
         self.error_hint(loc, format!("unknown user `{user}` in `{name}`"), hint);
+    }
+
+    /// A group named by a `group` field that `check` can vouch for: `root`,
+    /// a numeric id, a declared user's own group or one of its `groups`
+    /// (the users phase makes those), or a base habitat's user. As with
+    /// owners, the base image's other groups are unknown until build time:
+    /// a numeric id names one of those.
+    fn group_ref(&mut self, config: &Config, group: &str, path: &[Seg<'_>], name: &str) {
+        if !self.an_id(group, path, name) {
+            return;
+        }
+        if !is_numeric(group) && !is_user_name(group) {
+            let loc = self.at(path);
+            self.error_hint(
+                loc,
+                format!("invalid group name `{}`", group.escape_debug()),
+                USER_NAME_RULE,
+            );
+            return;
+        }
+        let mut known: Vec<&str> = vec!["root"];
+        for u in &config.build.users {
+            known.push(&u.name);
+            known.extend(u.groups.iter().map(String::as_str));
+        }
+        known.extend(self.base_users.iter().map(String::as_str));
+        if !self.complete || is_numeric(group) || known.contains(&group) {
+            return;
+        }
+        let loc = self.at(path);
+        let hint = match suggest(group, &known) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => "add it to a user's `groups` in `build.users`, or use `root` or a numeric id"
+                .to_string(),
+        };
+        self.error_hint(loc, format!("unknown group `{group}` in `{name}`"), hint);
     }
 
     /// A numeric owner or group is an id the kernel can give: 4294967295 is

@@ -307,6 +307,34 @@ pub trait Engine: Send + Sync {
         async move { Ok(self.get_archive(id, path).await?.is_some()) }
     }
 
+    /// The directory at `path` in the container, symlinks followed (as
+    /// `mkdir -p` and `chmod` find it); `None` when nothing, or no
+    /// directory, is there. By default read from the first entry of
+    /// `get_archive`, which an engine that can stop reading there does better.
+    fn dir_stat(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> impl Future<Output = EngineResult<Option<DirStat>>> + Send {
+        async move {
+            let mut path = path.to_string();
+            for _ in 0..40 {
+                let Some(tar) = self.get_archive(id, &path).await? else {
+                    return Ok(None);
+                };
+                match first_entry(&tar) {
+                    Some(FirstEntry::Link(target)) => path = link_target(&path, &target),
+                    Some(FirstEntry::Dir(mut stat)) => {
+                        stat.path = path;
+                        return Ok(Some(stat));
+                    }
+                    Some(FirstEntry::Other) | None => return Ok(None),
+                }
+            }
+            Ok(None)
+        }
+    }
+
     /// Whether `path` in the container is a directory, a symlink to one
     /// followed (as `mkdir -p` finds it); `false` when nothing is there.
     /// By default read from `get_archive`, which an engine that can stat a
@@ -347,4 +375,61 @@ pub trait Engine: Send + Sync {
             Ok(false)
         }
     }
+}
+
+/// What the first entry of a container's archive of a path is.
+pub(crate) enum FirstEntry {
+    /// A directory, its `path` left empty for the caller.
+    Dir(DirStat),
+    /// A symlink, with its target.
+    Link(String),
+    Other,
+}
+
+/// The first entry of `tar`, which may be cut short after it.
+pub(crate) fn first_entry(tar: &[u8]) -> Option<FirstEntry> {
+    let mut archive = tar::Archive::new(tar);
+    let entry = archive.entries().ok()?.next()?.ok()?;
+    let h = entry.header();
+    let kind = h.entry_type();
+    if kind.is_symlink() {
+        let target = entry.link_name().ok().flatten()?;
+        return Some(FirstEntry::Link(target.to_string_lossy().into_owned()));
+    }
+    if !kind.is_dir() {
+        return Some(FirstEntry::Other);
+    }
+    Some(FirstEntry::Dir(DirStat {
+        path: String::new(),
+        mode: h.mode().ok()? & 0o7777,
+        uid: h.uid().ok()?,
+        gid: h.gid().ok()?,
+        mtime: h.mtime().ok()?,
+    }))
+}
+
+/// Where a symlink at `path` whose target is `target` leads.
+fn link_target(path: &str, target: &str) -> String {
+    let joined = if target.starts_with('/') {
+        target.to_string()
+    } else {
+        let parent = path
+            .trim_end_matches('/')
+            .rsplit_once('/')
+            .map_or("", |p| p.0);
+        format!("{parent}/{target}")
+    };
+    // Lexically, which is right unless a `..` follows another link; the
+    // next lookup follows that one anyway.
+    let mut parts: Vec<&str> = Vec::new();
+    for part in joined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
 }

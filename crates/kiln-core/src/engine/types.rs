@@ -193,6 +193,19 @@ impl Stream {
     }
 }
 
+/// A directory in a container, found by [`crate::engine::Engine::dir_stat`]:
+/// where it is once symlinks are followed, and its metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirStat {
+    /// Absolute, every symlink on the way (the last included) followed.
+    pub path: String,
+    /// Permission bits with setuid, setgid and sticky (`0o7777`).
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: u64,
+}
+
 /// What to commit: the container, the image config to give the new image
 /// (it replaces the container's config), and an optional comment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

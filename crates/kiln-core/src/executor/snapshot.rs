@@ -86,9 +86,43 @@ impl<E: Engine> Executor<'_, E> {
     where
         F: FnOnce(&ImageFacts) -> Result<Uploads, BuildError>,
     {
+        self.archive_phase_statting(ctx, needs, dirs, &[], make)
+            .await
+    }
+
+    /// [`Self::archive_phase_probing`], where `make` also gets the metadata
+    /// of those of `stat` the image has as directories, symlinks followed
+    /// ([`ImageFacts::dir_stats`]).
+    pub(super) async fn archive_phase_statting<F>(
+        &mut self,
+        ctx: PhaseCtx,
+        needs: Needs,
+        dirs: &[String],
+        stat: &[String],
+        make: F,
+    ) -> Result<Produced, BuildError>
+    where
+        F: FnOnce(&ImageFacts) -> Result<Uploads, BuildError>,
+    {
         let phase = ctx.phase;
         if let Some(rootfs) = self.host_rootfs(&ctx.parent).await? {
             let mut facts = self.image_facts(FileSource::Host(&rootfs), needs).await?;
+            for dir in stat {
+                let found = rootfs.follow_to(dir).map_err(|e| {
+                    write_failed(phase, &format!("cannot read `{dir}` in the image"), e)
+                })?;
+                if let Some((path, f)) = found.filter(|(_, f)| f.meta.is_dir()) {
+                    use std::os::unix::fs::MetadataExt;
+                    let stat = crate::engine::DirStat {
+                        path,
+                        mode: f.meta.mode() & 0o7777,
+                        uid: u64::from(f.meta.uid()),
+                        gid: u64::from(f.meta.gid()),
+                        mtime: u64::try_from(f.meta.mtime()).unwrap_or(0),
+                    };
+                    facts.dir_stats.insert(dir.clone(), stat);
+                }
+            }
             facts.dirs = dirs
                 .iter()
                 .filter(|d| {
@@ -113,6 +147,11 @@ impl<E: Engine> Executor<'_, E> {
             for dir in dirs {
                 if self.engine.is_dir(&id, dir).await? || self.engine.exists(&id, dir).await? {
                     facts.dirs.insert(dir.clone());
+                }
+            }
+            for dir in stat {
+                if let Some(stat) = self.engine.dir_stat(&id, dir).await? {
+                    facts.dir_stats.insert(dir.clone(), stat);
                 }
             }
             let mut uploads = make(&facts)?;
@@ -559,6 +598,9 @@ pub(super) struct ImageFacts {
     /// Of the directories the phase asked about, those the image has
     /// (symlinks followed, as `mkdir -p` finds them).
     pub(super) dirs: std::collections::BTreeSet<String>,
+    /// Of the directories the phase asked to stat, those the image has,
+    /// with where their symlinks lead and their metadata.
+    pub(super) dir_stats: BTreeMap<String, crate::engine::DirStat>,
 }
 
 /// A phase's new layer, in a loadable archive over its parent's layers.

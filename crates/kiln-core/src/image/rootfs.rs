@@ -266,13 +266,23 @@ impl RootFs {
     /// file on the way means nothing is there (also before a `..`), and a
     /// path ending in `/`, `/.` or `/..` names a directory.
     pub fn follow(&self, path: &str) -> io::Result<Option<Found>> {
+        Ok(self.follow_to(path)?.map(|(_, found)| found))
+    }
+
+    /// [`RootFs::follow`], with the path it leads to (absolute, free of
+    /// symlinks): where a change to what is there must be made.
+    pub fn follow_to(&self, path: &str) -> io::Result<Option<(String, Found)>> {
         let last = path.rsplit('/').next().unwrap_or("");
         if path.ends_with('/') || last == "." || last == ".." {
             let parts: Vec<&str> = path.split('/').collect();
             let Some(dir) = self.resolve_dir(&parts, &|_| None, Walk::Lookup)? else {
                 return Ok(None);
             };
-            return Ok(self.lstat(&join(&dir))?.filter(|f| f.meta.is_dir()));
+            let dir = join(&dir);
+            return Ok(self
+                .lstat(&dir)?
+                .filter(|f| f.meta.is_dir())
+                .map(|f| (dir, f)));
         }
         let lookup = |p: &str| self.resolve(p, &|_| None, Walk::Lookup);
         let Some(mut path) = lookup(path)? else {
@@ -283,7 +293,7 @@ impl RootFs {
                 return Ok(None);
             };
             if !found.meta.file_type().is_symlink() {
-                return Ok(Some(found));
+                return Ok(Some((path, found)));
             }
             let target = fs::read_link(&found.host)?.to_string_lossy().into_owned();
             let next = if target.starts_with('/') {

@@ -43,6 +43,30 @@ pub fn append_dir<W: io::Write>(
     )
 }
 
+/// Appends a directory, owned by `uid:gid`, with modification time `mtime`
+/// (an existing directory's, kept when only its owner or mode changes).
+pub fn append_dir_at<W: io::Write>(
+    tar: &mut ::tar::Builder<W>,
+    path: &str,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: u64,
+) -> io::Result<()> {
+    let mut h = ::tar::Header::new_gnu();
+    h.set_entry_type(::tar::EntryType::Directory);
+    h.set_size(0);
+    h.set_mode(mode);
+    h.set_uid(uid);
+    h.set_gid(gid);
+    h.set_mtime(mtime);
+    tar.append_data(
+        &mut h,
+        format!("{}/", path.trim_end_matches('/')),
+        io::empty(),
+    )
+}
+
 /// Re-roots the entries of an `/etc/skel` archive at `home`, owned by the user.
 pub fn append_skel<W: io::Write>(
     tar: &mut ::tar::Builder<W>,

@@ -2,12 +2,12 @@
 //! snapshot's `dev.kiln.inputs` label records, so `plan` can say what changed.
 //! Pure: the config plus the facts already resolved on the host and engine.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
 use crate::config::url::without_credentials;
-use crate::config::{Config, DEFAULT_SHELL, NpmPackage};
+use crate::config::{Config, DEFAULT_SHELL, HabitatDir, NpmPackage, canonical_mode};
 use crate::keys::facts::{BaseFact, Facts};
 use crate::phase::Phase;
 
@@ -47,7 +47,7 @@ pub fn phase_inputs(config: &Config, facts: &Facts, phase: Phase) -> Value {
         }
         Phase::Habitat => match &b.habitat {
             Some(h) if !h.dirs.is_empty() || h.work_dir.is_some() => {
-                json!({"dirs": sorted(h.dirs.iter().cloned()), "work_dir": h.work_dir})
+                json!({"dirs": dir_inputs(&h.dirs), "work_dir": h.work_dir})
             }
             _ => Value::Null,
         },
@@ -227,13 +227,33 @@ fn with_shell(inputs: &mut Value, config: &Config) {
     }
 }
 
-/// An octal mode in one spelling (`644`, `"0644"` and `"00644"` are one
-/// mode, so they are one key); `check` has refused anything else.
-fn canonical_mode(mode: &str) -> String {
-    match u32::from_str_radix(mode, 8) {
-        Ok(m) => format!("{m:04o}"),
-        Err(_) => mode.to_string(),
-    }
+/// `habitat.dirs`, each directory once: a plain path (or an entry naming
+/// nothing but its path) as a string, exactly as before entries could name
+/// more, so those keys stay as they were; an entry naming an owner, group
+/// or mode as an object of what it names (the mode in one spelling).
+fn dir_inputs(dirs: &[HabitatDir]) -> Vec<Value> {
+    let entries: BTreeMap<String, Value> = dirs
+        .iter()
+        .map(|d| match d.attributes() {
+            (None, None, None) => (d.path().to_string(), json!(d.path())),
+            (owner, group, mode) => {
+                let mut v = json!({"path": d.path()});
+                if let Some(o) = owner {
+                    v["owner"] = json!(o);
+                }
+                if let Some(g) = group {
+                    v["group"] = json!(g);
+                }
+                if let Some(m) = mode {
+                    v["mode"] = json!(canonical_mode(m));
+                }
+                // After the plain entry of the same path, and in one order
+                // however the fields were written.
+                (format!("{}\0{v}", d.path()), v)
+            }
+        })
+        .collect();
+    entries.into_values().collect()
 }
 
 fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use kiln_core::config::{self, Config, Diagnostics, Env, NpmPackage, Port};
+use kiln_core::config::{self, Config, Diagnostics, DirSpec, Env, HabitatDir, NpmPackage, Port};
 
 /// A habitat directory with one copyable file, `f`, a subdirectory `sub`,
 /// and what the rows name as a local repo (`a`) and tool source (`jq`).
@@ -478,6 +478,55 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: /etc/passwd, dest: /p }]\n",
         "5:24: copy source `/etc/passwd` is an absolute path",
         "copy sources are relative to the habitat directory and stay inside it",
+    ),
+    // --- `habitat.dirs` entries with an owner, group and mode (SPEC §2.1)
+    (
+        "undeclared dir owner",
+        "name: x\nbuild:\n  base: { image: debian }\n  users: [{ name: dev, groups: [sudo] }]\n  habitat:\n    dirs:\n      - { path: /d, owner: dve }\n",
+        "7:28: unknown user `dve` in `build.habitat.dirs[0].owner`",
+        "did you mean `dev`?",
+    ),
+    (
+        "misspelt dir group",
+        "name: x\nbuild:\n  base: { image: debian }\n  users: [{ name: dev, groups: [sudo] }]\n  habitat:\n    dirs:\n      - { path: /d, group: sduo }\n",
+        "7:28: unknown group `sduo` in `build.habitat.dirs[0].group`",
+        "did you mean `sudo`?",
+    ),
+    (
+        "a base image's group by name",
+        "name: x\nbuild:\n  base: { image: debian }\n  users: [{ name: dev, groups: [sudo] }]\n  habitat:\n    dirs:\n      - { path: /d, group: staff }\n",
+        "7:28: unknown group `staff` in `build.habitat.dirs[0].group`",
+        "add it to a user's `groups` in `build.users`, or use `root` or a numeric id",
+    ),
+    (
+        "invalid dir group name",
+        "name: x\nbuild:\n  base: { image: debian }\n  users: [{ name: dev, groups: [sudo] }]\n  habitat:\n    dirs:\n      - { path: /d, group: \"a b\" }\n",
+        "7:28: invalid group name `a b`",
+        "a user or group name is `[a-z_][a-z0-9_-]*`, optionally ending in `$`, at most 32 characters",
+    ),
+    (
+        "dir mode with a digit that is not octal",
+        "name: x\nbuild:\n  base: { image: debian }\n  users: [{ name: dev, groups: [sudo] }]\n  habitat:\n    dirs:\n      - { path: /d, mode: 0789 }\n",
+        "7:27: invalid mode `0789` in `build.habitat.dirs[0].mode`",
+        "write an octal mode, e.g. \"0750\" or 750",
+    ),
+    (
+        "dir mode in letters",
+        "name: x\nbuild:\n  base: { image: debian }\n  users: [{ name: dev, groups: [sudo] }]\n  habitat:\n    dirs:\n      - { path: /d, mode: u+rwx }\n",
+        "7:27: invalid mode `u+rwx` in `build.habitat.dirs[0].mode`",
+        "write an octal mode, e.g. \"0750\" or 750",
+    ),
+    (
+        "relative dir path in an entry",
+        "name: x\nbuild:\n  base: { image: debian }\n  users: [{ name: dev, groups: [sudo] }]\n  habitat:\n    dirs:\n      - { path: d, mode: \"0750\" }\n",
+        "7:17: `build.habitat.dirs[0].path` must be an absolute path, found `d`",
+        "paths in the image start with `/`",
+    ),
+    (
+        "one directory, two modes",
+        "name: x\nbuild:\n  base: { image: debian }\n  users: [{ name: dev, groups: [sudo] }]\n  habitat:\n    dirs:\n      - { path: /d, mode: \"0750\" }\n      - { path: /d/, mode: \"0700\" }\n",
+        "8:28: `build.habitat.dirs[1].mode` is `0700`, but `build.habitat.dirs[0].mode` (line 7) gives the same directory `0750`",
+        "name each directory's owner, group and mode in one entry",
     ),
 ];
 
@@ -951,6 +1000,19 @@ fn schema_has_the_top_level_properties_and_descriptions() {
         .as_str()
         .expect("owner description");
     assert!(owner.contains("declared in `build.users`"), "{owner}");
+    // A `habitat.dirs` entry is a path or an object of path, owner, group, mode.
+    let dir = &schema["$defs"]["HabitatDir"];
+    let alternatives = dir["anyOf"].as_array().expect("anyOf");
+    assert_eq!(alternatives[0]["type"], "string", "{dir}");
+    let spec = &schema["$defs"]["DirSpec"];
+    assert_eq!(spec["required"], serde_json::json!(["path"]), "{spec}");
+    assert_eq!(spec["additionalProperties"], serde_json::json!(false));
+    for field in ["path", "owner", "group", "mode"] {
+        assert!(
+            spec["properties"][field]["description"].is_string(),
+            "{field}: {spec}"
+        );
+    }
 }
 
 // --- What the build would trip on: each class caught by `check`, located.
@@ -1629,4 +1691,56 @@ fn a_late_copy_may_land_on_top_of_a_checkout() {
         let copies = &c.build.files.as_ref().expect("files").copies;
         assert!(copies[0].late && !copies[1].late);
     }
+}
+
+/// `habitat.dirs` entries: plain paths and objects side by side, a mode
+/// quoted or not, a group that is a declared user's, one of its `groups`
+/// or a number, and one directory named twice alike.
+#[test]
+fn dir_entries_parse_in_every_accepted_form() {
+    let dir = habitat();
+    let yaml = "name: x
+build:
+  base: { image: debian }
+  users: [{ name: dev, groups: [sudo] }]
+  habitat:
+    dirs:
+      - /plain
+      - { path: /a, owner: dev, group: sudo, mode: 0750 }
+      - { path: /b, group: dev, mode: \"2775\" }
+      - { path: /c, owner: \"1000\", group: \"50\" }
+      - { path: /a/, mode: 750 }
+      - path: /d
+";
+    let config = parse_in(dir.path(), yaml).unwrap_or_else(|d| panic!("{d}"));
+    let spec = |path: &str, owner: Option<&str>, group: Option<&str>, mode: Option<&str>| {
+        HabitatDir::Spec(DirSpec {
+            path: path.into(),
+            owner: owner.map(Into::into),
+            group: group.map(Into::into),
+            mode: mode.map(Into::into),
+        })
+    };
+    assert_eq!(
+        config.build.habitat.expect("habitat").dirs,
+        [
+            HabitatDir::Path("/plain".into()),
+            spec("/a", Some("dev"), Some("sudo"), Some("0750")),
+            spec("/b", None, Some("dev"), Some("2775")),
+            spec("/c", Some("1000"), Some("50"), None),
+            spec("/a/", None, None, Some("750")),
+            spec("/d", None, None, None),
+        ]
+    );
+}
+
+#[test]
+fn a_misspelt_dir_field_is_named() {
+    let dir = habitat();
+    let yaml = format!("{HEAD}  habitat:\n    dirs: [{{ path: /d, mod: \"0750\" }}]\n");
+    let d = parse_in(dir.path(), &yaml).expect_err("refused");
+    assert_eq!(
+        problems(&d),
+        ["5:24: unknown key `mod` in `build.habitat.dirs[0]` [hint: did you mean `mode`?]"]
+    );
 }

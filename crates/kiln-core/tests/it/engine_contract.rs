@@ -75,6 +75,7 @@ contract!(
     get_archive_of_missing_path_is_none,
     copy_archive_moves_a_tree_between_containers,
     is_dir_follows_links_and_is_false_for_files_and_missing_paths,
+    dir_stat_follows_links_to_the_directory_and_its_metadata,
     run_streams_lines_and_returns_exit_codes,
     run_gives_the_exit_code_of_a_slow_and_of_an_auto_removed_container,
     a_long_line_is_handed_on_in_pieces_of_the_cap,
@@ -313,6 +314,70 @@ async fn is_dir_follows_links_and_is_false_for_files_and_missing_paths<E: Engine
                 ("/no/such", false),
             ]
         );
+    })
+    .await;
+}
+
+/// `dir_stat` gives where a path's links lead and that directory's owner,
+/// mode and time (what the habitat phase keeps of an existing directory);
+/// `None` for a file, a dangling link or nothing. Docker stops reading the
+/// archive at the first header, the default reads it all: the same answer.
+async fn dir_stat_follows_links_to_the_directory_and_its_metadata<E: Engine>(engine: &E) {
+    let base = busybox_image(engine).await.expect("busybox image");
+    scoped(engine, "kiln-contract", |scope| async move {
+        let id = engine
+            .create_container(&spec(&base, &scope, &["true"]))
+            .await
+            .expect("create");
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut dir = tar::Header::new_gnu();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_mode(0o2750);
+        dir.set_uid(1000);
+        dir.set_gid(50);
+        dir.set_mtime(1_700_000_000);
+        dir.set_size(0);
+        tar.append_data(&mut dir, "stat/d/", std::io::empty())
+            .unwrap();
+        // Enough below it that reading it all would be more than a header.
+        for i in 0..64 {
+            let mut file = tar::Header::new_gnu();
+            file.set_entry_type(tar::EntryType::Regular);
+            file.set_mode(0o644);
+            file.set_size(4096);
+            tar.append_data(&mut file, format!("stat/d/f{i}"), &[b'x'; 4096][..])
+                .unwrap();
+        }
+        for (name, target) in [
+            ("stat/rel", "d"),
+            ("stat/abs", "/stat/rel"),
+            ("stat/gone", "nope"),
+        ] {
+            let mut link = tar::Header::new_gnu();
+            link.set_entry_type(tar::EntryType::Symlink);
+            link.set_mode(0o777);
+            link.set_size(0);
+            tar.append_link(&mut link, name, target).unwrap();
+        }
+        let tar = bytes::Bytes::from(tar.into_inner().unwrap());
+        engine.put_archive(&id, "/", tar).await.expect("put");
+        let want = kiln_core::engine::DirStat {
+            path: "/stat/d".into(),
+            mode: 0o2750,
+            uid: 1000,
+            gid: 50,
+            mtime: 1_700_000_000,
+        };
+        for path in ["/stat/d", "/stat/rel", "/stat/abs"] {
+            let got = engine.dir_stat(&id, path).await.expect("dir_stat");
+            assert_eq!(got.as_ref(), Some(&want), "{path}");
+        }
+        for path in ["/stat/d/f0", "/stat/gone", "/no/such"] {
+            let got = engine.dir_stat(&id, path).await.expect("dir_stat");
+            assert_eq!(got, None, "{path}");
+        }
+        let tmp = engine.dir_stat(&id, "/tmp").await.expect("dir_stat");
+        assert_eq!(tmp.map(|s| (s.mode, s.uid, s.gid)), Some((0o1777, 0, 0)));
     })
     .await;
 }

@@ -429,3 +429,92 @@ async fn regression_verify_files_on_the_host_mean_what_test_e_means() {
         );
     }
 }
+
+/// `habitat.dirs` entries with an owner, group and mode (SPEC §2.1), made
+/// both ways: a new directory gets what is named (root's `0755` for the
+/// rest); an existing one, reached through a symlink or not, changes only
+/// what is named and keeps its time; an unnamed existing one stays as it is.
+#[tokio::test]
+async fn named_dirs_get_what_they_name_and_existing_ones_keep_the_rest() {
+    let engine = DockerEngine::connect().await.expect("engine");
+    testing::busybox_image(&engine).await.expect("busybox");
+    let engine = &engine;
+    with_habitats(engine, "kdirs-host", |names| async move {
+        let tmp = tempfile::tempdir().unwrap();
+        let base_name = names.name("base");
+        let base = tmp.path().join("base");
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::write(
+            base.join("kiln.yaml"),
+            format!(
+                "name: {base_name}\nbuild:\n  base: {{ image: {img} }}\n  setup:\n    commands:\n      root:\n\
+                 \x20       - mkdir -p /usr/lib/target /srv/data /srv/plain\n\
+                 \x20       - ln -s usr/lib/target /linked\n\
+                 \x20       - chmod 1777 /srv/data && chown 65534:65534 /srv/data && chmod 0750 /usr/lib/target\n\
+                 \x20       - chmod 0700 /srv/plain && chown 65534:65534 /srv/plain\n\
+                 \x20       - \"echo staff:x:50: >> /etc/group\"\n",
+                img = testing::BUSYBOX_IMAGE
+            ),
+        )
+        .unwrap();
+        let mut trees = Vec::new();
+        for (suffix, in_container) in [("host", false), ("cont", true)] {
+            let name = names.name(suffix);
+            let top = tmp.path().join(&name);
+            std::fs::create_dir_all(&top).unwrap();
+            std::fs::write(
+                top.join("kiln.yaml"),
+                format!(
+                    "name: {name}\nbuild:\n  base: {{ habitat: ../base }}\n\
+                     \x20 users:\n    - {{ name: dev, uid: 1000, groups: [staff] }}\n\
+                     \x20 habitat:\n    dirs:\n\
+                     \x20     - {{ path: /opt/new/deep, owner: dev, group: staff, mode: \"0750\" }}\n\
+                     \x20     - {{ path: /opt/grouped, group: staff }}\n\
+                     \x20     - {{ path: /srv/data, mode: \"0755\" }}\n\
+                     \x20     - {{ path: /linked, owner: dev }}\n\
+                     \x20     - {{ path: /home/dev, mode: 0700 }}\n\
+                     \x20     - /srv/plain\n"
+                ),
+            )
+            .unwrap();
+            let habitat = kiln_core::config::load(&top).expect("config");
+            let opts = BuildOptions {
+                cache_root: Some(tmp.path().join("cache")),
+                archive_in_container: in_container,
+                ..BuildOptions::default()
+            };
+            let built = executor::build(engine, &habitat, &opts, &mut Quiet)
+                .await
+                .unwrap_or_else(|e| panic!("build of {name}: {e}"));
+            trees.push(tree_of(engine, &built.image, &name).await.unwrap());
+            let existing = ["/srv/data", "/usr/lib/target", "/srv/plain"];
+            let before = format!("habitat-{name}:3-env");
+            let after = format!("habitat-{name}:4-habitat");
+            let before = mtimes(engine, &before, &name, &existing).await.unwrap();
+            let after = mtimes(engine, &after, &name, &existing).await.unwrap();
+            assert_eq!(after, before, "{name}: times of {existing:?}");
+        }
+        let (host, cont) = (&trees[0], &trees[1]);
+        let differ = tree_diff(host, cont, |_| false);
+        assert!(differ.is_empty(), "host vs container:\n{}", differ.join("\n"));
+        // The base's own group, which the users phase adds `dev` to.
+        let staff = 50;
+        let want = [
+            ("opt/new", "Directory mode 755 owner 0:0".to_string()),
+            ("opt/new/deep", format!("Directory mode 750 owner 1000:{staff}")),
+            ("opt/grouped", format!("Directory mode 755 owner 0:{staff}")),
+            ("srv/data", "Directory mode 755 owner 65534:65534".to_string()),
+            ("linked", "link usr/lib/target".to_string()),
+            ("usr/lib/target", "Directory mode 750 owner 1000:1000".to_string()),
+            ("home/dev", "Directory mode 700 owner 1000:1000".to_string()),
+            ("srv/plain", "Directory mode 700 owner 65534:65534".to_string()),
+        ];
+        for (path, expected) in want {
+            let got = host
+                .get(path)
+                .unwrap_or_else(|| panic!("`/{path}` is missing"));
+            assert!(got.contains(&expected), "`/{path}`: {got}, expected {expected}");
+        }
+    })
+    .await;
+}

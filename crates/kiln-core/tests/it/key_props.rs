@@ -115,6 +115,12 @@ fn edits() -> Vec<(Phase, &'static str, &'static str)> {
             "dirs: [/habitat/a, /habitat/b]",
             "dirs: [/habitat/a]",
         ),
+        // An owner, group or mode of a directory (SPEC §2.1).
+        (
+            Phase::Habitat,
+            "dirs: [/habitat/a, /habitat/b]",
+            "dirs: [/habitat/a, { path: /habitat/b, mode: \"0700\" }]",
+        ),
         (Phase::Files, "mode: \"0644\"", "mode: \"0600\""),
         (
             Phase::Files,
@@ -268,6 +274,15 @@ fn neutral_rewrites() -> Vec<(&'static str, &'static str)> {
         (
             "dirs: [/habitat/a, /habitat/b]",
             "dirs: [/habitat/b, /habitat/a]",
+        ),
+        // An entry naming only its path is the plain path (SPEC §2.1).
+        (
+            "dirs: [/habitat/a, /habitat/b]",
+            "dirs: [/habitat/a, { path: /habitat/b }]",
+        ),
+        (
+            "dirs: [/habitat/a, /habitat/b]",
+            "dirs:\n      - { path: /habitat/b }\n      - /habitat/a",
         ),
         (
             "{ source: ./shared, dest: /shared, readonly: true }",
@@ -556,5 +571,135 @@ proptest! {
         }
         let edited = keys(&parse(&spelt(&text)), &init_facts("sha256:i1"));
         prop_assert_eq!(first_changed(&base, &edited), earliest.map(Phase::index));
+    }
+}
+
+/// `BASE` whose second directory names `fields` (YAML `key: value` pairs,
+/// in the order given), with `comment` after the entry.
+fn with_dir(fields: &[String], comment: &str) -> String {
+    let mut entry = vec!["path: /habitat/b".to_string()];
+    entry.extend(fields.iter().cloned());
+    let dirs = format!(
+        "dirs:\n      - /habitat/a\n      - {{ {} }}{comment}",
+        entry.join(", ")
+    );
+    let text = BASE.replacen("dirs: [/habitat/a, /habitat/b]", &dirs, 1);
+    assert_ne!(text, BASE);
+    text
+}
+
+const DIR_OWNERS: [Option<&str>; 4] = [None, Some("dev"), Some("root"), Some("\"1000\"")];
+const DIR_GROUPS: [Option<&str>; 3] = [None, Some("sudo"), Some("dev")];
+/// Modes with the octal value each means.
+const DIR_MODES: [Option<(&str, u32)>; 5] = [
+    None,
+    Some(("\"0750\"", 0o750)),
+    Some(("750", 0o750)),
+    Some(("0750", 0o750)),
+    Some(("\"2775\"", 0o2775)),
+];
+
+fn dir_fields(owner: usize, group: usize, mode: usize, order: u64) -> Vec<String> {
+    let mut fields: Vec<String> = [
+        DIR_OWNERS[owner].map(|o| format!("owner: {o}")),
+        DIR_GROUPS[group].map(|g| format!("group: {g}")),
+        DIR_MODES[mode].map(|(m, _)| format!("mode: {m}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    // Any order of the fields is the same entry.
+    let mut s = order;
+    for i in (1..fields.len()).rev() {
+        let j = (s % (i as u64 + 1)) as usize;
+        s /= 3;
+        fields.swap(i, j);
+    }
+    fields
+}
+
+/// Each field of a `habitat.dirs` entry, edited alone, invalidates from the
+/// habitat phase; the same fields in another order, another spelling of the
+/// mode and a comment invalidate nothing.
+#[test]
+fn dir_fields_are_inputs_of_habitat() {
+    let full = |o: &str, g: &str, m: &str| {
+        with_dir(
+            &[
+                format!("owner: {o}"),
+                format!("group: {g}"),
+                format!("mode: {m}"),
+            ],
+            "",
+        )
+    };
+    let base = keys(&parse(&full("dev", "sudo", "\"0750\"")), &facts());
+    for edited in [
+        full("root", "sudo", "\"0750\""),
+        full("dev", "dev", "\"0750\""),
+        full("dev", "sudo", "\"0700\""),
+        with_dir(&["owner: dev".into(), "group: sudo".into()], ""),
+        with_dir(&["group: sudo".into(), "mode: \"0750\"".into()], ""),
+        with_dir(&["owner: dev".into(), "mode: \"0750\"".into()], ""),
+    ] {
+        assert_eq!(
+            first_changed(&base, &keys(&parse(&edited), &facts())),
+            Some(Phase::Habitat.index()),
+            "{edited}"
+        );
+    }
+    for same in [
+        with_dir(
+            &[
+                "mode: 750".into(),
+                "group: sudo".into(),
+                "owner: dev".into(),
+            ],
+            "",
+        ),
+        with_dir(
+            &[
+                "owner: dev".into(),
+                "group: sudo".into(),
+                "mode: 0750".into(),
+            ],
+            " # a comment",
+        ),
+        full("dev", "sudo", "\"750\""),
+    ] {
+        assert_eq!(
+            first_changed(&base, &keys(&parse(&same), &facts())),
+            None,
+            "{same}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Two `habitat.dirs` entries for one directory, each naming any of
+    /// owner, group and mode in any order and spelling: the keys are the
+    /// same exactly when they name the same values, and otherwise differ
+    /// from the habitat phase on.
+    #[test]
+    fn dir_entries_key_by_what_they_name(
+        a in (0..4usize, 0..3usize, 0..5usize, any::<u64>()),
+        b in (0..4usize, 0..3usize, 0..5usize, any::<u64>()),
+    ) {
+        let text = |(o, g, m, order): (usize, usize, usize, u64)| {
+            with_dir(&dir_fields(o, g, m, order), "")
+        };
+        let meaning = |(o, g, m, _): (usize, usize, usize, u64)| {
+            (DIR_OWNERS[o], DIR_GROUPS[g], DIR_MODES[m].map(|(_, v)| v))
+        };
+        let ka = keys(&parse(&text(a)), &facts());
+        let kb = keys(&parse(&text(b)), &facts());
+        let want = (meaning(a) != meaning(b)).then(|| Phase::Habitat.index());
+        prop_assert_eq!(first_changed(&ka, &kb), want);
+        // An entry naming nothing is the plain path: the key of `BASE`.
+        if meaning(a) == (None, None, None) {
+            prop_assert_eq!(first_changed(&keys(&parse(BASE), &facts()), &ka), None);
+        }
     }
 }

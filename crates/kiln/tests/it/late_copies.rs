@@ -112,3 +112,75 @@ fn an_early_copy_under_a_repo_path_is_refused_with_a_hint() {
     assert!(run.stderr.contains("kiln.yaml:6:"), "{}", run.stderr);
     assert!(run.stderr.contains("add `late: true`"), "{}", run.stderr);
 }
+
+/// Bug guard: the parents of a late copy that a tool's archive made in the
+/// same layer (SPEC §2.1: missing parents get the copy's owner, existing
+/// ones are left alone) keep what the tool gave them; only the parents
+/// nothing made are the copy owner's. `docker build` with `ADD` of the
+/// archive, then `COPY --chown`, is the oracle.
+#[test]
+fn late_copy_parents_made_by_a_tool_keep_the_tools_owner_and_mode() {
+    let h = Habitat::new("kdirs-late");
+    let pkg = h.root().join("pkg");
+    std::fs::create_dir_all(pkg.join("tool-1.0/etc")).expect("mkdir");
+    std::fs::write(pkg.join("tool-1.0/etc/defaults"), "d\n").expect("write");
+    sh(
+        &pkg,
+        &format!(
+            "chmod 0750 tool-1.0/etc && chmod 0644 tool-1.0/etc/defaults && \
+             tar --owner=0 --group=0 -czf {} tool-1.0",
+            h.dir().join("tool.tgz").display()
+        ),
+    );
+    let sha = sh(h.dir().as_path(), "sha256sum tool.tgz | cut -d' ' -f1");
+    let sha = sha.trim();
+    h.write("files/app.conf", "conf\n");
+    h.config(&format!(
+        "name: @NAME@\n\
+         build:\n  base: {{ image: \"kiln-test/busybox:latest\" }}\n\
+         \x20 users:\n    - {{ name: dev, uid: 1000 }}\n\
+         \x20 files:\n    copies:\n\
+         \x20     - {{ source: files/app.conf, dest: /opt/tool/tool-1.0/etc/app.conf, owner: dev, late: true }}\n\
+         \x20     - {{ source: files/app.conf, dest: /opt/tool/conf.d/app.conf, owner: dev, late: true }}\n\
+         \x20 tools:\n\
+         \x20   - {{ name: tool, source: tool.tgz, sha256: \"{sha}\", extract: true, dest: /opt/tool }}\n"
+    ));
+    h.build_ok(&[]);
+    let image = format!("habitat-{}:latest", h.name);
+    let stat = "for p in /opt/tool /opt/tool/tool-1.0 /opt/tool/tool-1.0/etc \
+        /opt/tool/tool-1.0/etc/app.conf /opt/tool/conf.d /opt/tool/conf.d/app.conf; do \
+        stat -c '%u:%g %a %n' $p 2>&1; done";
+    let show = |image: &str| docker(&["run", "--rm", "--entrypoint", "/bin/sh", image, "-c", stat]);
+    let kiln = show(&image);
+    assert!(kiln.contains("0:0 750 /opt/tool/tool-1.0/etc\n"), "{kiln}");
+    assert!(kiln.contains("1000:1000 755 /opt/tool/conf.d\n"), "{kiln}");
+
+    let oracle = format!("kiln-test/{}-oracle", h.name);
+    let ctx = h.root().join("oracle");
+    std::fs::create_dir_all(&ctx).expect("mkdir");
+    std::fs::copy(h.dir().join("tool.tgz"), ctx.join("tool.tgz")).expect("copy");
+    std::fs::write(ctx.join("app.conf"), "conf\n").expect("write");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM kiln-test/busybox:latest\n\
+         RUN echo 'dev:x:1000:1000::/home/dev:/bin/sh' >> /etc/passwd && echo 'dev:x:1000:' >> /etc/group\n\
+         ADD tool.tgz /opt/tool/\n\
+         COPY --chown=dev:dev app.conf /opt/tool/tool-1.0/etc/app.conf\n\
+         COPY --chown=dev:dev app.conf /opt/tool/conf.d/app.conf\n",
+    )
+    .expect("write Dockerfile");
+    let out = std::process::Command::new("docker")
+        .args(["build", "-q", "-t", &oracle, "."])
+        .env("DOCKER_BUILDKIT", "0")
+        .current_dir(&ctx)
+        .output()
+        .expect("`docker build` runs");
+    let made = show(&oracle);
+    let _ = crate::support::docker_output(&["rmi", "-f", &oracle]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(kiln, made, "kiln's image vs docker build's");
+}

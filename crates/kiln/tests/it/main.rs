@@ -16,6 +16,7 @@ mod credentials;
 mod deploy;
 mod faults;
 mod fidelity_files;
+mod habitat_dirs;
 mod instance_volumes;
 mod instances;
 mod instances_cli;

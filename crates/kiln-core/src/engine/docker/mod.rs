@@ -442,6 +442,64 @@ impl Engine for DockerEngine {
         }
     }
 
+    /// Links followed by `HEAD`s, as `is_dir` does; then only the start of
+    /// the directory's archive is read, to its first header (Docker sends
+    /// everything below it after that, which may be the whole image).
+    async fn dir_stat(&self, id: &str, path: &str) -> EngineResult<Option<super::DirStat>> {
+        const MODE_DIR: u32 = 1 << 31;
+        const MODE_SYMLINK: u32 = 1 << 27;
+        // Enough for a header with a long name's extension before it.
+        const PREFIX: usize = 64 * 1024;
+        let mut path = path.to_string();
+        let mut found = false;
+        for _ in 0..40 {
+            let options = ContainerArchiveInfoOptions { path: path.clone() };
+            match self
+                .docker
+                .get_container_archive_info(id, Some(options))
+                .await
+            {
+                Ok(stat) if stat.file_mode & MODE_SYMLINK != 0 && !stat.link_target.is_empty() => {
+                    path = stat.link_target;
+                }
+                Ok(stat) if stat.file_mode & MODE_DIR != 0 => {
+                    found = true;
+                    break;
+                }
+                Ok(_) => return Ok(None),
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 404 | 500,
+                    ..
+                }) => return Ok(None),
+                Err(e) => return Err(self.error("stat path", e, no_such_container(id))),
+            }
+        }
+        if !found {
+            return Ok(None);
+        }
+        let options = DownloadFromContainerOptions { path: path.clone() };
+        let mut stream = self.docker.download_from_container(id, Some(options));
+        let mut prefix = Vec::new();
+        while prefix.len() < PREFIX {
+            match stream.next().await {
+                Some(Ok(chunk)) => prefix.extend_from_slice(&chunk),
+                Some(Err(BollardError::DockerResponseServerError {
+                    status_code: 404, ..
+                })) => return Ok(None),
+                Some(Err(e)) => return Err(self.error("get archive", e, no_such_container(id))),
+                None => break,
+            }
+        }
+        drop(stream);
+        Ok(match super::first_entry(&prefix) {
+            Some(super::FirstEntry::Dir(mut stat)) => {
+                stat.path = path;
+                Some(stat)
+            }
+            _ => None,
+        })
+    }
+
     async fn is_dir(&self, id: &str, path: &str) -> EngineResult<bool> {
         // Go's `os.FileMode`: the type bits sit above the permission bits.
         const MODE_DIR: u32 = 1 << 31;

@@ -205,6 +205,7 @@ impl State {
                     mode: 0o644,
                     uid: 0,
                     gid: 0,
+                    mtime: 0,
                 },
             );
         }

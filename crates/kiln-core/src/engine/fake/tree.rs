@@ -12,6 +12,8 @@ pub struct FakeFile {
     pub mode: u32,
     pub uid: u64,
     pub gid: u64,
+    /// Modification time, as the archive that put it there gave it.
+    pub mtime: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +50,7 @@ pub(super) fn root_dir() -> FakeFile {
         mode: 0o755,
         uid: 0,
         gid: 0,
+        mtime: 0,
     }
 }
 
@@ -68,6 +71,7 @@ pub(super) fn extract_into(
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
         let uid = header.uid().unwrap_or(0);
         let gid = header.gid().unwrap_or(0);
+        let mtime = header.mtime().unwrap_or(0);
         let kind = match header.entry_type() {
             tar::EntryType::Directory => FakeFileKind::Dir,
             tar::EntryType::Symlink => {
@@ -107,6 +111,7 @@ pub(super) fn extract_into(
                 mode,
                 uid,
                 gid,
+                mtime,
             },
         );
     }
@@ -142,7 +147,7 @@ pub(super) fn archive_of(tree: &FakeTree, path: &str) -> Result<Vec<u8>, String>
         header.set_mode(f.mode);
         header.set_uid(f.uid);
         header.set_gid(f.gid);
-        header.set_mtime(0);
+        header.set_mtime(f.mtime);
         let result = match &f.kind {
             FakeFileKind::File(content) => {
                 header.set_entry_type(tar::EntryType::Regular);

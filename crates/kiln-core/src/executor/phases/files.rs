@@ -60,6 +60,9 @@ impl<E: Engine> Executor<'_, E> {
                 (self.habitat.root_dir(root), below.to_string())
             })
             .collect();
+        // What the layer's earlier tars (the tools', for late copies) make
+        // is there when the copies land: left alone like the image's own.
+        let made_before = dirs_in_tars(&before.tars);
         let digests = self.opts.cache().digests(self.name());
         let dests: Vec<String> = copies.iter().map(|c| c.dest.clone()).collect();
         let probed: Vec<String> = dests.iter().flat_map(|d| ancestors(d)).collect();
@@ -102,7 +105,9 @@ impl<E: Engine> Executor<'_, E> {
                         withheld,
                     ));
                 }
-                let parents = parents_to_make(&dests, &facts.dirs);
+                let mut existing = facts.dirs.clone();
+                existing.extend(made_before);
+                let parents = parents_to_make(&dests, &existing);
                 let produce: Producer = Box::new(move |out| {
                     let mut tar =
                         tar::Builder::new(std::io::BufWriter::with_capacity(256 * 1024, out));
@@ -137,6 +142,27 @@ impl<E: Engine> Executor<'_, E> {
         }
         made
     }
+}
+
+/// Every directory the tars make when extracted at `/`: those they name,
+/// and the parents of every entry (which extraction makes when missing).
+fn dirs_in_tars(tars: &[bytes::Bytes]) -> BTreeSet<String> {
+    let mut dirs = BTreeSet::new();
+    for tar in tars {
+        let mut archive = tar::Archive::new(&tar[..]);
+        let Ok(entries) = archive.entries() else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(path) = entry.path() else { continue };
+            let path = format!("/{}", normalised(&path.to_string_lossy()));
+            if entry.header().entry_type().is_dir() {
+                dirs.insert(path.clone());
+            }
+            dirs.extend(ancestors(&path));
+        }
+    }
+    dirs
 }
 
 /// The directories above `dest` (absolute), outermost first, `/` left out.
@@ -211,6 +237,18 @@ mod tests {
         .map(|(d, i)| (d.to_string(), i))
         .to_vec();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_dirs_of_earlier_tars_are_every_entry_and_its_parents() {
+        let mut tar = tar::Builder::new(Vec::new());
+        append_dir(&mut tar, "opt/tool", 0o755, 0, 0).unwrap();
+        crate::image::tar::append_file(&mut tar, "./opt/tool/lib/x/f", b"f", 0o644, 0, 0).unwrap();
+        let tars = [bytes::Bytes::from(tar.into_inner().unwrap())];
+        assert_eq!(
+            dirs_in_tars(&tars),
+            set(&["/opt", "/opt/tool", "/opt/tool/lib", "/opt/tool/lib/x"])
+        );
     }
 
     /// Generated: whatever the dests and the image's dirs, no directory is
