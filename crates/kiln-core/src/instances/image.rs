@@ -169,6 +169,7 @@ mod tests {
                 mode: 0o644,
                 uid: 0,
                 gid: 0,
+                mtime: 0,
             },
         )]);
         engine.add_remote_image(reference, config, files);

@@ -1268,6 +1268,7 @@ mod pull_progress {
                 mode: 0o644,
                 uid: 0,
                 gid: 0,
+                mtime: 0,
             },
         );
         engine.add_remote_image(reference, kiln_core::testing::busybox_config(), files);
