@@ -375,7 +375,12 @@ fn edit(path: &Path, from: &str, to: &str) {
     std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
+/// Slow on any machine: Debian's `npm` is 387 packages (its setup phase took
+/// 366 s here, under load), so it is ignored in the suite and `scripts/test`
+/// runs it after the suite, as it does `app_with_postgres`:
+/// `cargo test -p kiln --test it -- --ignored corpus_node`.
 #[test]
+#[ignore = "slow: Debian's nodejs and npm (387 packages) from the mirror; run with --ignored"]
 fn corpus_node_app_runs_npm_ci_after_checkout() {
     let c = Corpus::new("node-app", &["habitat"]);
     let commit = repo_from(&c.path("app-src"), &c.path("app.git"), "release", "RELEASE");
