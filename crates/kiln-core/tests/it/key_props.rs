@@ -161,6 +161,12 @@ fn edits() -> Vec<(Phase, &'static str, &'static str)> {
             "  setup:\n    shell: [/bin/bash, -c]\n",
         ),
         (Phase::Repos, "ref: main", "ref: dev"),
+        // Repo commands run after the checkout: keyed beside the commit.
+        (
+            Phase::Repos,
+            "url: https://example.invalid/app.git,",
+            "url: https://example.invalid/app.git, commands: [\"npm ci\"],",
+        ),
         (Phase::Repos, "path: /work/app", "path: /work/app2"),
         (
             Phase::Tools,
@@ -349,12 +355,14 @@ proptest! {
     /// Any subset of edits, applied together, invalidates from the earliest
     /// edited phase; any shuffle of the apt list changes nothing.
     #[test]
-    fn random_edits_invalidate_from_the_earliest(mask in 1u32..(1 << 18), seed in any::<u64>()) {
+    fn random_edits_invalidate_from_the_earliest(mask in 1u64..u64::MAX, seed in any::<u64>()) {
+        // Every edit can be drawn, however many the table grows to.
+        prop_assert!(edits().len() <= 64);
         let base = keys(&parse(BASE), &facts());
         let mut text = BASE.to_string();
         let mut earliest: Option<Phase> = None;
         for (i, (phase, from, to)) in edits().into_iter().enumerate() {
-            if mask & (1 << i) != 0 && text.contains(from) {
+            if mask & (1u64 << i) != 0 && text.contains(from) {
                 text = text.replacen(from, to, 1);
                 earliest = Some(earliest.map_or(phase, |e| e.min(phase)));
             }
