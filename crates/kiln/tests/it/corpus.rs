@@ -554,12 +554,14 @@ fn corpus_ruby_dev_box_runs_bundle_install_after_checkout() {
     );
 
     // The Rails-like layout, `bin/setup`'s work, and the owners: the
-    // checkout and what the commands made belong to dev, the late dotfile
-    // has its mode.
+    // checkout and what the commands made (the vendored gem installed into
+    // `BUNDLE_PATH`) belong to dev, the late dotfile has its mode, and the
+    // late override landed on the checkout.
     let out = in_image(
         &image,
         "cd /work/shop && stat -c '%n %U %a' Gemfile.lock bin/shop config/application.rb \
-         config/database.yml log tmp/cache /home/dev/.gemrc /home/dev/.irbrc; cat ~dev/.gem-args",
+         config/database.yml log tmp/cache vendor/bundle/ruby/3.1.0/gems/tinycolor-0.4.2/lib/tinycolor.rb \
+         .env.development.local /home/dev/.gemrc /home/dev/.irbrc; cat ~dev/.gem-args .env.development.local",
     );
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
@@ -570,9 +572,12 @@ fn corpus_ruby_dev_box_runs_bundle_install_after_checkout() {
             "config/database.yml dev 644",
             "log dev 755",
             "tmp/cache dev 755",
+            "vendor/bundle/ruby/3.1.0/gems/tinycolor-0.4.2/lib/tinycolor.rb dev 644",
+            ".env.development.local dev 644",
             "/home/dev/.gemrc dev 644",
             "/home/dev/.irbrc dev 600",
             "--no-document",
+            "DATABASE_URL=sqlite3:db/development.sqlite3",
         ],
         "{out}"
     );
@@ -594,8 +599,9 @@ fn corpus_ruby_dev_box_runs_bundle_install_after_checkout() {
     assert_eq!(user.trim(), "dev");
     let out = as_final_user(
         &image,
-        "id -un; pwd; echo $HOME $BUNDLE_GEMFILE; \
+        "id -un; pwd; echo $HOME $BUNDLE_GEMFILE $BUNDLE_PATH; \
          bundle exec ruby -e 'require \"greeter\"; puts Greeter.greet(\"dev\"); \
+         require \"tinycolor\"; puts TinyColor::VERSION; \
          puts Bundler.load.specs.map { |s| \"#{s.name} #{s.version}\" }.sort'; \
          shop welcome corpus",
     );
@@ -604,11 +610,13 @@ fn corpus_ruby_dev_box_runs_bundle_install_after_checkout() {
         [
             "dev",
             "/work/shop",
-            "/home/dev /work/shop/Gemfile",
+            "/home/dev /work/shop/Gemfile /work/shop/vendor/bundle",
             "HELLO, DEV!",
+            "0.4.2",
             "bundler 2.3.15",
             "greeter 0.2.0",
             "shouty 1.1.0",
+            "tinycolor 0.4.2",
             "HELLO, CORPUS!",
         ],
         "{out}"
@@ -629,8 +637,8 @@ fn corpus_ruby_dev_box_runs_bundle_install_after_checkout() {
     // only that command: the checkout and `bundle install` are hits.
     edit(
         &c.path("habitat/kiln.yaml"),
-        "- bin/setup\n",
-        "- bin/setup && touch tmp/restart.txt\n",
+        "&& bin/setup\"\n",
+        "&& bin/setup && touch tmp/restart.txt\"\n",
     );
     let run = c.build("habitat");
     run.assert_code(0);
