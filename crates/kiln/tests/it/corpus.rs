@@ -92,6 +92,20 @@ impl Corpus {
         }
     }
 
+    /// `kiln check DIR` passes: a config that builds as written is valid.
+    fn check_ok(&self, habitat: &str) {
+        let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .arg("check")
+            .arg(self.path(habitat))
+            .output()
+            .expect("kiln runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The final image of the habitat named `names[i]`.
     fn image(&self, i: usize) -> String {
         format!("habitat-{}:latest", self.names[i])
@@ -384,6 +398,7 @@ fn edit(path: &Path, from: &str, to: &str) {
 fn corpus_node_app_runs_npm_ci_after_checkout() {
     let c = Corpus::new("node-app", &["habitat"]);
     let commit = repo_from(&c.path("app-src"), &c.path("app.git"), "release", "RELEASE");
+    c.check_ok("habitat");
     let run = c.build("habitat");
     run.assert_code(0);
     assert_eq!(
@@ -519,6 +534,7 @@ fn corpus_ruby_dev_box_runs_bundle_install_after_checkout() {
         "develop",
         "DEVELOP",
     );
+    c.check_ok("habitat");
     let run = c.build("habitat");
     run.assert_code(0);
     assert_eq!(
