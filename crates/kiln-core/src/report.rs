@@ -102,7 +102,9 @@ pub enum Event {
     /// removed these old snapshots (phase and key), freeing `freed` bytes.
     Pruned {
         habitat: String,
-        removed: Vec<(Phase, String)>,
+        /// Each removed snapshot's tag (`6-setup`, or a step's `6-setup.3`)
+        /// and key.
+        removed: Vec<(String, String)>,
         freed: u64,
     },
     BuildEnd {

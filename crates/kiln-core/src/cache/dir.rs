@@ -56,6 +56,13 @@ impl CacheDir {
         self.root.join("made").join(format!("{habitat}.json"))
     }
 
+    /// The bootstrap bases kiln made with this cache (image id → parameters'
+    /// key), beside the habitats' indexes (`+` is in no habitat's name):
+    /// what `nuke` removes of the bootstrap bases, and only those.
+    pub fn bootstrap_made(&self) -> PathBuf {
+        self.made("+bootstrap")
+    }
+
     /// What pushes of one habitat keep: configs and creation times by image id.
     pub fn pushed(&self, habitat: &str) -> PathBuf {
         self.root.join("pushed").join(format!("{habitat}.json"))

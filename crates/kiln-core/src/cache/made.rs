@@ -82,6 +82,9 @@ impl MadeIndex {
     pub fn insert_step(&mut self, id: &str, key: &str) {
         if self.step_key_of(id) != Some(key) {
             self.steps.insert(id.to_string(), key.to_string());
+            self.made_at
+                .entry(id.to_string())
+                .or_insert_with(super::used::unix_now);
             self.foreign.remove(id);
             self.dirty = true;
         }
@@ -129,6 +132,11 @@ impl MadeIndex {
     /// Every image id the index names as made, with its key.
     pub fn made(&self) -> impl Iterator<Item = (&str, &str)> {
         self.made.iter().map(|(i, k)| (i.as_str(), k.as_str()))
+    }
+
+    /// Every image id the index names as a step's, with its step key.
+    pub fn steps(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.steps.iter().map(|(i, k)| (i.as_str(), k.as_str()))
     }
 
     /// Records that image `id` is not one kiln made.

@@ -19,5 +19,5 @@ pub mod used;
 pub use dir::CacheDir;
 pub use lock::BuildLock;
 pub use made::MadeIndex;
-pub use pushed::PushedRecord;
+pub use pushed::{FinalBuild, PushedRecord};
 pub use used::LastUse;

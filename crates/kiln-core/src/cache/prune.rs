@@ -46,8 +46,54 @@ pub struct Snapshot {
     /// Seconds since the epoch.
     pub created: Option<u64>,
     pub last_used: Option<u64>,
-    /// How long its phase took to build (`dev.kiln.duration-ms`).
+    /// How long its phase took to build (`dev.kiln.duration-ms`); for a
+    /// step's image that is not its phase's last, how long the step took.
     pub build_ms: Option<u64>,
+    /// Set on the image of a step of a phase run in steps (SPEC §5). An
+    /// image that is not its phase's last step is no phase snapshot: its
+    /// `key` is the step's key and its `parent` the key it was chained from.
+    pub step: Option<StepOf>,
+}
+
+/// Which step of its phase an image is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepOf {
+    /// 1-based: the `3` of `6-setup.3`.
+    pub number: usize,
+    /// The step's key (`dev.kiln.step-key`).
+    pub key: String,
+    /// How long the step itself took (`dev.kiln.step-duration-ms`; on an
+    /// earlier step's image, `dev.kiln.duration-ms` says the same).
+    pub ms: Option<u64>,
+}
+
+impl Snapshot {
+    /// `6-setup`, or for a step's image that is not its phase's snapshot,
+    /// `6-setup.3`.
+    pub fn tag(&self) -> String {
+        match &self.step {
+            Some(st) if !self.is_phase_snapshot() => {
+                crate::keys::steps::step_tag(self.phase, st.number)
+            }
+            _ => self.phase.tag(),
+        }
+    }
+
+    /// Whether it is its phase's snapshot (for a phase in steps, the last
+    /// step's image), not only an earlier step's.
+    pub fn is_phase_snapshot(&self) -> bool {
+        self.step.as_ref().is_none_or(|st| st.key != self.key)
+    }
+
+    /// The keys it holds: its phase's (or step's) and its step's.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.key.as_str()).chain(
+            self.step
+                .as_ref()
+                .map(|st| st.key.as_str())
+                .filter(|k| *k != self.key),
+        )
+    }
 }
 
 /// What one habitat holds, and the facts the policy reads beside it.
@@ -58,9 +104,15 @@ pub struct Holdings {
     /// The current chain: every phase's key in order, and whether the phase
     /// is configured (empty when the habitat was never built here).
     pub current: Vec<(Phase, String, bool)>,
+    /// The step keys of the current chain's phases run in steps, in order:
+    /// phase, step number, key. Part of the current chain.
+    pub current_steps: Vec<(Phase, usize, String)>,
     /// Key → the key of the phase before it, for every chain builds here
     /// recorded, so a parent key held by no image (an unconfigured phase,
-    /// verify) leads on to the image it was built on.
+    /// verify) leads on to the image it was built on. A step's key links to
+    /// the key it was chained from (the step before, or for the first step
+    /// the phase before), so the last step's image, its phase's snapshot,
+    /// is a child of the step before it.
     pub links: BTreeMap<String, String>,
     /// Layer diff id → its size in bytes (see [`layer_sizes`]).
     pub layer_sizes: BTreeMap<String, u64>,
@@ -184,6 +236,9 @@ pub struct PrunePlan {
     pub shared: u64,
     /// The phases of the current chain the next build would run again.
     pub rerun: Vec<Phase>,
+    /// Of those run in steps, the steps it would run (phase, number): a
+    /// phase resumes after its deepest step an image still holds.
+    pub rerun_steps: Vec<(Phase, usize)>,
     /// Their recorded build times, summed.
     pub rerun_ms: u64,
     /// Those of them with no recorded time.
@@ -262,20 +317,29 @@ impl Graph {
     fn new(h: &Holdings) -> Graph {
         let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, s) in h.snapshots.iter().enumerate() {
-            by_key.entry(s.key.as_str()).or_default().push(i);
+            for k in s.keys() {
+                by_key.entry(k).or_default().push(i);
+            }
         }
         let n = h.snapshots.len();
         let (mut parents, mut children) = (vec![Vec::new(); n], vec![Vec::new(); n]);
         for (i, s) in h.snapshots.iter().enumerate() {
+            // A step's image is built on the step before it (or, the first,
+            // on the phase before), whatever phase its labels name.
+            let mut key = s
+                .step
+                .as_ref()
+                .and_then(|st| h.links.get(&st.key))
+                .unwrap_or(&s.parent)
+                .as_str();
             // Through unconfigured phases and verify, which hold no image;
             // a chain has ten phases, so ten steps reach its base.
-            let mut key = s.parent.as_str();
             for _ in 0..Phase::ALL.len() {
-                if key.is_empty() || key == s.key {
+                if key.is_empty() || s.keys().any(|k| k == key) {
                     break;
                 }
                 if let Some(ps) = by_key.get(key) {
-                    parents[i] = ps.clone();
+                    parents[i] = ps.iter().copied().filter(|&p| p != i).collect();
                     break;
                 }
                 match h.links.get(key) {
@@ -301,6 +365,36 @@ impl Graph {
         }
         seen
     }
+
+    /// Each snapshot's depth: the longest run of parents below it.
+    fn depths(&self) -> Vec<usize> {
+        fn depth(
+            g: &Graph,
+            i: usize,
+            memo: &mut [Option<usize>],
+            on: &mut BTreeSet<usize>,
+        ) -> usize {
+            if let Some(d) = memo[i] {
+                return d;
+            }
+            // A cycle (links recorded by different configs) ends the walk.
+            if !on.insert(i) {
+                return 0;
+            }
+            let d = g.parents[i]
+                .iter()
+                .map(|&p| depth(g, p, memo, on) + 1)
+                .max()
+                .unwrap_or(0);
+            on.remove(&i);
+            memo[i] = Some(d);
+            d
+        }
+        let mut memo = vec![None; self.parents.len()];
+        (0..self.parents.len())
+            .map(|i| depth(self, i, &mut memo, &mut BTreeSet::new()))
+            .collect()
+    }
 }
 
 /// The keys of the current chain's configured phases.
@@ -309,7 +403,13 @@ fn current_keys(h: &Holdings) -> BTreeSet<&str> {
         .iter()
         .filter(|(_, _, present)| *present)
         .map(|(_, k, _)| k.as_str())
+        .chain(h.current_steps.iter().map(|(_, _, k)| k.as_str()))
         .collect()
+}
+
+/// Whether `s` holds a key of the current chain (a phase's or a step's).
+fn on_current(s: &Snapshot, current: &BTreeSet<&str>) -> bool {
+    s.keys().any(|k| current.contains(k))
 }
 
 /// Every snapshot's state, roots and own size, in the order of
@@ -320,7 +420,7 @@ pub fn assess(h: &Holdings) -> Vec<Assessed> {
     let mut roots: Vec<BTreeSet<Held>> = vec![BTreeSet::new(); h.snapshots.len()];
     for (i, s) in h.snapshots.iter().enumerate() {
         let mut own = Vec::new();
-        if current.contains(s.key.as_str()) {
+        if on_current(s, &current) {
             own.push(Root::Current);
         }
         own.extend(
@@ -394,7 +494,7 @@ pub fn plan(h: &Holdings, level: Level, keep: usize) -> PrunePlan {
     let candidate: Vec<bool> = (0..n)
         .map(|i| {
             let s = &h.snapshots[i];
-            let on_current = current.contains(s.key.as_str());
+            let on_current = on_current(s, &current);
             match level {
                 Level::Soft => assessed[i].state == State::Old,
                 Level::Medium => !on_current && assessed[i].state < State::InUse,
@@ -412,8 +512,19 @@ pub fn plan(h: &Holdings, level: Level, keep: usize) -> PrunePlan {
     // Whatever a kept snapshot is built on stays too.
     let kept = g.ancestors(kept);
     let mut remove: Vec<usize> = (0..n).filter(|i| !kept.contains(i)).collect();
-    // Children first: deepest phase, then the order given.
-    remove.sort_by_key(|&i| (std::cmp::Reverse(h.snapshots[i].phase), i));
+    // Children first: deepest phase, then deepest in the graph (steps of
+    // one phase are built on each other), then the later step, then the
+    // order given.
+    let depth = g.depths();
+    remove.sort_by_key(|&i| {
+        let s = &h.snapshots[i];
+        (
+            std::cmp::Reverse(s.phase),
+            std::cmp::Reverse(depth[i]),
+            std::cmp::Reverse(s.step.as_ref().map_or(0, |st| st.number)),
+            i,
+        )
+    });
     let in_use = (0..n)
         .filter(|&i| {
             assessed[i].state == State::InUse && would_take(h, &current, &assessed[i], level)
@@ -432,7 +543,12 @@ pub fn plan(h: &Holdings, level: Level, keep: usize) -> PrunePlan {
         })
         .collect();
     let (frees, shared) = freed(h, &remove);
-    let (rerun, rerun_ms, rerun_unknown) = next_build(h, &remove);
+    let Rerun {
+        phases: rerun,
+        steps: rerun_steps,
+        ms: rerun_ms,
+        unknown: rerun_unknown,
+    } = next_build(h, &remove);
     PrunePlan {
         level,
         remove,
@@ -440,6 +556,7 @@ pub fn plan(h: &Holdings, level: Level, keep: usize) -> PrunePlan {
         frees,
         shared,
         rerun,
+        rerun_steps,
         rerun_ms,
         rerun_unknown,
     }
@@ -448,7 +565,7 @@ pub fn plan(h: &Holdings, level: Level, keep: usize) -> PrunePlan {
 /// Whether `level` would take this snapshot were no container using it.
 fn would_take(h: &Holdings, current: &BTreeSet<&str>, a: &Assessed, level: Level) -> bool {
     let s = &h.snapshots[a.index];
-    let on_current = current.contains(s.key.as_str());
+    let on_current = on_current(s, current);
     match level {
         Level::Soft => a.roots.iter().all(|r| matches!(r.root, Root::Container(_))),
         Level::Medium => !on_current,
@@ -462,7 +579,7 @@ fn would_take(h: &Holdings, current: &BTreeSet<&str>, a: &Assessed, level: Level
 /// was last used when its leaf was (or, never recorded, made).
 fn kept_chains(h: &Holdings, g: &Graph, current: &BTreeSet<&str>, keep: usize) -> Vec<usize> {
     let mut leaves: Vec<usize> = (0..h.snapshots.len())
-        .filter(|&i| g.children[i].is_empty() && !current.contains(h.snapshots[i].key.as_str()))
+        .filter(|&i| g.children[i].is_empty() && !on_current(&h.snapshots[i], current))
         .collect();
     let when = |i: usize| {
         let s = &h.snapshots[i];
@@ -497,10 +614,20 @@ pub fn freed(h: &Holdings, remove: &[usize]) -> (u64, u64) {
     (frees, shared)
 }
 
+/// What the next build of the current chain runs again.
+struct Rerun {
+    phases: Vec<Phase>,
+    steps: Vec<(Phase, usize)>,
+    ms: u64,
+    unknown: Vec<Phase>,
+}
+
 /// The phases the next build of the current chain runs again once `remove`
 /// is gone (the planner's rule: the first configured phase no image holds,
-/// and every configured phase after it), and their recorded build times.
-fn next_build(h: &Holdings, remove: &[usize]) -> (Vec<Phase>, u64, Vec<Phase>) {
+/// and every configured phase after it; the first of them, when run in
+/// steps, resumes after the deepest step an image holds), and their
+/// recorded build times (a phase in steps: its steps' times).
+fn next_build(h: &Holdings, remove: &[usize]) -> Rerun {
     let gone: BTreeSet<usize> = remove.iter().copied().collect();
     let left = || {
         h.snapshots
@@ -513,35 +640,68 @@ fn next_build(h: &Holdings, remove: &[usize]) -> (Vec<Phase>, u64, Vec<Phase>) {
         if phase == Phase::Verify {
             left().any(|s| s.verified.as_deref() == Some(key))
         } else {
-            left().any(|s| s.key == key)
+            left().any(|s| s.key == key && s.is_phase_snapshot())
         }
     };
-    let mut rerun = Vec::new();
+    let step_held = |key: &str| left().any(|s| s.step.as_ref().is_some_and(|st| st.key == key));
+    let mut out = Rerun {
+        phases: Vec::new(),
+        steps: Vec::new(),
+        ms: 0,
+        unknown: Vec::new(),
+    };
     for (phase, key, present) in &h.current {
-        if *present && (!rerun.is_empty() || !held(*phase, key)) {
-            rerun.push(*phase);
+        let first = out.phases.is_empty();
+        if !*present || (first && held(*phase, key)) {
+            continue;
+        }
+        out.phases.push(*phase);
+        let steps: Vec<(usize, &str)> = h
+            .current_steps
+            .iter()
+            .filter(|(p, _, _)| p == phase)
+            .map(|(_, n, k)| (*n, k.as_str()))
+            .collect();
+        if steps.is_empty() {
+            let time = h
+                .snapshots
+                .iter()
+                .filter(|s| s.key == *key && s.phase == *phase)
+                .find_map(|s| s.build_ms);
+            match time {
+                Some(t) => out.ms += t,
+                None => out.unknown.push(*phase),
+            }
+            continue;
+        }
+        // Step keys chain, so the deepest step held proves those before
+        // it; with every step held only a config-only image is made.
+        let from = match first {
+            true => steps
+                .iter()
+                .rposition(|(_, k)| step_held(k))
+                .map_or(0, |i| i + 1),
+            false => 0,
+        };
+        for (n, k) in &steps[from..] {
+            out.steps.push((*phase, *n));
+            // The longest: an image made over a cached last step (all
+            // steps cached) records the moment that took.
+            let time = h
+                .snapshots
+                .iter()
+                .filter_map(|s| s.step.as_ref())
+                .filter(|st| st.key == *k)
+                .filter_map(|st| st.ms)
+                .max();
+            match time {
+                Some(t) => out.ms += t,
+                None if out.unknown.last() != Some(phase) => out.unknown.push(*phase),
+                None => {}
+            }
         }
     }
-    let mut ms = 0;
-    let mut unknown = Vec::new();
-    for phase in &rerun {
-        let key = &h
-            .current
-            .iter()
-            .find(|(p, _, _)| p == phase)
-            .expect("in the chain")
-            .1;
-        let time = h
-            .snapshots
-            .iter()
-            .filter(|s| s.key == *key && s.phase == *phase)
-            .find_map(|s| s.build_ms);
-        match time {
-            Some(t) => ms += t,
-            None => unknown.push(*phase),
-        }
-    }
-    (rerun, ms, unknown)
+    out
 }
 
 #[cfg(test)]

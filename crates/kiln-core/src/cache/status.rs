@@ -16,13 +16,15 @@ use std::path::{Path, PathBuf};
 
 use futures_util::{StreamExt, stream};
 
-use super::known::Known;
-use super::prune::{self, Assessed, Holdings, Level, PrunePlan, Snapshot};
+use super::known::{CurrentChain, Known};
+use super::prune::{self, Assessed, Holdings, Level, PrunePlan, Snapshot, StepOf};
 use super::{BuildLock, CacheDir, LastUse, MadeIndex, lock};
 use crate::engine::{Engine, EngineError, ImageInfo};
 use crate::image::labels::{
-    LABEL_DURATION, LABEL_HABITAT, LABEL_KEY, LABEL_PARENT, LABEL_PHASE, LABEL_VERIFIED,
+    LABEL_DURATION, LABEL_HABITAT, LABEL_KEY, LABEL_PARENT, LABEL_PHASE, LABEL_STEP,
+    LABEL_STEP_DURATION, LABEL_STEP_KEY, LABEL_VERIFIED,
 };
+use crate::keys::steps::parse_step_tag;
 use crate::phase::Phase;
 
 /// Inspections in flight at once: enough to hide the engine's latency,
@@ -41,7 +43,23 @@ pub struct HabitatStatus {
     pub keep: usize,
     /// The habitat directory its last build recorded.
     pub dir: Option<PathBuf>,
+    /// Where its current chain came from.
+    pub current_from: CurrentFrom,
 }
+
+/// Where a habitat's current chain came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CurrentFrom {
+    /// Its config as it is now, planned (SPEC §11).
+    Config,
+    /// The record of its last successful build, since its config could
+    /// not be planned (why; `None` when nobody tried).
+    LastBuild(Option<String>),
+}
+
+/// Habitat name → the chain its config plans now, or why it cannot be
+/// planned. A habitat absent from it is judged by its recorded chain.
+pub type Planned = BTreeMap<String, Result<CurrentChain, String>>;
 
 /// A kind of host cache (SPEC §11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -50,14 +68,18 @@ pub enum HostKind {
     Tools,
     Bootstrap,
     Digests,
+    /// A habitat's push record (`cache::pushed`): the configs and creation
+    /// times its pushes keep, so a re-push reads nothing and keeps its digest.
+    Pushed,
 }
 
 impl HostKind {
-    pub const ALL: [HostKind; 4] = [
+    pub const ALL: [HostKind; 5] = [
         HostKind::Repos,
         HostKind::Tools,
         HostKind::Bootstrap,
         HostKind::Digests,
+        HostKind::Pushed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,12 +88,13 @@ impl HostKind {
             HostKind::Tools => "tools",
             HostKind::Bootstrap => "bootstrap",
             HostKind::Digests => "digests",
+            HostKind::Pushed => "pushed",
         }
     }
 }
 
 /// One entry of the host cache: a mirror, a tool, bootstrap scratch, a
-/// habitat's digests.
+/// habitat's digests or push record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostEntry {
     pub kind: HostKind,
@@ -108,8 +131,13 @@ impl CacheStatus {
 /// Whether a prune at `level` of the habitats in `scope` (every known one
 /// when `all`) removes host entry `e`: from `medium` on, mirrors and tools no
 /// known habitat uses; at `nuke`, also those only `scope` uses and its
-/// digests, and with `all` everything (bootstrap scratch only when its
-/// maker is gone: a running bootstrap works in it).
+/// digests and push records, and with `all` everything (bootstrap scratch
+/// only when its maker is gone: a running bootstrap works in it).
+///
+/// A push record goes at `nuke` only, like the digests: it is small, and
+/// what it keeps (the creation time a pushed final image says) is what
+/// makes a re-push of the same image keep its digest (SPEC §10), which a
+/// `medium` or `hard` prune of snapshots must not change.
 pub fn host_removed(e: &HostEntry, level: Level, scope: &BTreeSet<&str>, all: bool) -> bool {
     let unused = e.used_by.is_empty();
     let ours = e.used_by.iter().all(|h| scope.contains(h.as_str()));
@@ -131,6 +159,7 @@ pub async fn status<E: Engine>(
     cache: &CacheDir,
     habitats: &[String],
     all: bool,
+    planned: &Planned,
 ) -> Result<CacheStatus, EngineError> {
     let names: Vec<String> = if all {
         let mut n = cache.known_habitats();
@@ -146,7 +175,7 @@ pub async fn status<E: Engine>(
     let containers = containers_by_image(engine).await?;
     let mut out = Vec::new();
     for name in &names {
-        out.push(habitat_status(engine, cache, name, &containers).await?);
+        out.push(habitat_status(engine, cache, name, &containers, planned.get(name)).await?);
     }
     let host = tokio::task::spawn_blocking({
         let cache = cache.clone();
@@ -181,15 +210,30 @@ async fn habitat_status<E: Engine>(
     cache: &CacheDir,
     habitat: &str,
     containers: &BTreeMap<String, Vec<String>>,
+    planned: Option<&Result<CurrentChain, String>>,
 ) -> Result<HabitatStatus, EngineError> {
-    let (holdings, _) = holdings(engine, cache, habitat, containers).await?;
+    let (current, current_from) = current_of(planned);
+    let (holdings, _) = holdings(engine, cache, habitat, containers, current).await?;
     let known = Known::load(&cache.known(habitat));
     let keep = known.keep.unwrap_or(DEFAULT_KEEP);
-    Ok(assessed(
+    let mut st = assessed(
         holdings,
         keep,
         Some(known.dir).filter(|d| !d.as_os_str().is_empty()),
-    ))
+    );
+    st.current_from = current_from;
+    Ok(st)
+}
+
+/// The chain to judge by: the planned one, else the record (and why).
+fn current_of(
+    planned: Option<&Result<CurrentChain, String>>,
+) -> (Option<&CurrentChain>, CurrentFrom) {
+    match planned {
+        Some(Ok(chain)) => (Some(chain), CurrentFrom::Config),
+        Some(Err(why)) => (None, CurrentFrom::LastBuild(Some(why.clone()))),
+        None => (None, CurrentFrom::LastBuild(None)),
+    }
 }
 
 fn assessed(holdings: Holdings, keep: usize, dir: Option<PathBuf>) -> HabitatStatus {
@@ -204,6 +248,7 @@ fn assessed(holdings: Holdings, keep: usize, dir: Option<PathBuf>) -> HabitatSta
         levels,
         keep,
         dir,
+        current_from: CurrentFrom::LastBuild(None),
     }
 }
 
@@ -215,11 +260,17 @@ async fn holdings<E: Engine>(
     cache: &CacheDir,
     habitat: &str,
     containers: &BTreeMap<String, Vec<String>>,
+    current: Option<&CurrentChain>,
 ) -> Result<(Holdings, MadeIndex), EngineError> {
     let mut index = MadeIndex::load(&cache.made(habitat));
     let known = Known::load(&cache.known(habitat));
     let used = LastUse::load(&cache.used(habitat));
-    let ids: Vec<String> = index.made().map(|(id, _)| id.to_string()).collect();
+    // Phase snapshots and step images; the last step's is both.
+    let ids: BTreeSet<String> = index
+        .made()
+        .chain(index.steps())
+        .map(|(id, _)| id.to_string())
+        .collect();
     let base = known.base_image.clone();
     let mut infos: Vec<(String, Option<ImageInfo>)> = stream::iter(ids)
         .map(|id| async move {
@@ -234,36 +285,63 @@ async fn holdings<E: Engine>(
     infos.sort_by(|a, b| a.0.cmp(&b.0));
     let mut snapshots = Vec::new();
     let mut sized: Vec<(Vec<String>, u64)> = Vec::new();
+    // A blanked label (an earlier step's image blanks its phase's) is absent.
+    let label = |info: &ImageInfo, name: &str| -> Option<String> {
+        info.config
+            .labels
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
     for (id, info) in infos {
         let Some(info) = info else {
             index.forget(&id);
             continue;
         };
-        let labels = &info.config.labels;
-        let phase = labels
-            .get(LABEL_PHASE)
-            .and_then(|p| p.parse::<Phase>().ok());
-        let (Some(phase), Some(key)) = (phase, labels.get(LABEL_KEY)) else {
-            continue;
-        };
-        if labels.get(LABEL_HABITAT).map(String::as_str) != Some(habitat)
-            || index.key_of(&info.id) != Some(key.as_str())
-        {
+        if label(&info, LABEL_HABITAT).as_deref() != Some(habitat) {
             continue;
         }
+        let as_phase = label(&info, LABEL_PHASE)
+            .and_then(|p| p.parse::<Phase>().ok())
+            .zip(label(&info, LABEL_KEY))
+            .filter(|(_, key)| index.key_of(&info.id) == Some(key.as_str()));
+        let as_step = label(&info, LABEL_STEP)
+            .and_then(|t| parse_step_tag(&t))
+            .zip(label(&info, LABEL_STEP_KEY))
+            .filter(|(_, key)| index.step_key_of(&info.id) == Some(key.as_str()));
+        let step = as_step.as_ref().map(|((_, number), key)| StepOf {
+            number: *number,
+            key: key.clone(),
+            ms: label(&info, LABEL_STEP_DURATION)
+                .or_else(|| {
+                    as_phase
+                        .is_none()
+                        .then(|| label(&info, LABEL_DURATION))
+                        .flatten()
+                })
+                .and_then(|d| d.parse().ok()),
+        });
+        let (phase, key, parent) = match (&as_phase, &as_step) {
+            (Some((phase, key)), _) => (*phase, key.clone(), label(&info, LABEL_PARENT)),
+            // An earlier step's image: keyed by its step, built on the key
+            // its step was chained from.
+            (None, Some(((phase, _), key))) => (*phase, key.clone(), known.links.get(key).cloned()),
+            (None, None) => continue,
+        };
         sized.push((info.layers.clone(), info.size));
         snapshots.push(Snapshot {
             id: info.id.clone(),
             phase,
-            key: key.clone(),
-            parent: labels.get(LABEL_PARENT).cloned().unwrap_or_default(),
-            verified: labels.get(LABEL_VERIFIED).cloned(),
+            parent: parent.unwrap_or_default(),
+            verified: label(&info, LABEL_VERIFIED),
             layers: info.layers.clone(),
             tags: info.repo_tags.clone(),
             containers: containers.get(&info.id).cloned().unwrap_or_default(),
             created: index.made_at(&info.id),
-            last_used: used.get(key),
-            build_ms: labels.get(LABEL_DURATION).and_then(|d| d.parse().ok()),
+            last_used: used.get(&key),
+            build_ms: label(&info, LABEL_DURATION).and_then(|d| d.parse().ok()),
+            key,
+            step,
         });
     }
     let mut external_layers = BTreeSet::new();
@@ -278,7 +356,8 @@ async fn holdings<E: Engine>(
         habitat: habitat.to_string(),
         layer_sizes: prune::layer_sizes(&input),
         snapshots,
-        current: known.current_chain(),
+        current: current.map_or_else(|| known.current_chain(), |c| c.phases.clone()),
+        current_steps: current.map_or_else(|| known.current_steps(), |c| c.steps.clone()),
         links: known.links,
         external_layers,
     };
@@ -346,14 +425,16 @@ fn host_entries(cache: &CacheDir) -> Vec<HostEntry> {
             path,
         });
     }
-    for (name, path) in listed(&cache.root().join("digests")) {
-        let habitat = name.strip_suffix(".json").unwrap_or(&name).to_string();
-        out.push(HostEntry {
-            kind: HostKind::Digests,
-            bytes: du(&path),
-            used_by: vec![habitat],
-            path,
-        });
+    for (kind, dir) in [(HostKind::Digests, "digests"), (HostKind::Pushed, "pushed")] {
+        for (name, path) in listed(&cache.root().join(dir)) {
+            let habitat = name.strip_suffix(".json").unwrap_or(&name).to_string();
+            out.push(HostEntry {
+                kind,
+                bytes: du(&path),
+                used_by: vec![habitat],
+                path,
+            });
+        }
     }
     out
 }
@@ -381,6 +462,8 @@ pub enum PruneEvent {
         habitat: String,
         id: String,
         phase: Phase,
+        /// `6-setup`, or a step's `6-setup.3`.
+        tag: String,
         key: String,
         tags: Vec<String>,
         /// The bytes its layers added over its parent's.
@@ -398,8 +481,22 @@ pub enum PruneEvent {
         habitat: String,
         id: String,
         phase: Phase,
+        tag: String,
         key: String,
         containers: Vec<String>,
+    },
+    /// A bootstrap base this cache made was removed (or would be).
+    BootstrapRemoved {
+        id: String,
+        tags: Vec<String>,
+        bytes: u64,
+    },
+    /// A bootstrap base this cache made is kept: containers use it, or the
+    /// engine would not remove it (images built on it).
+    BootstrapKept {
+        id: String,
+        tags: Vec<String>,
+        why: String,
     },
     /// A host cache entry was removed (or would be).
     HostRemoved {
@@ -443,6 +540,8 @@ pub struct PruneRequest {
     pub keep: Option<usize>,
     /// Only say what would be removed.
     pub dry_run: bool,
+    /// The chains the habitats' configs plan now.
+    pub planned: Planned,
 }
 
 /// Carries `req` out, holding each habitat's build lock while it works on
@@ -459,6 +558,7 @@ pub async fn prune<E: Engine>(
         level,
         keep,
         dry_run,
+        planned,
     } = req.clone();
     let names = if all {
         let mut n = cache.known_habitats();
@@ -497,7 +597,17 @@ pub async fn prune<E: Engine>(
         };
         let keep =
             keep.unwrap_or_else(|| Known::load(&cache.known(name)).keep.unwrap_or(DEFAULT_KEEP));
-        let s = prune_locked(engine, cache, name, level, keep, dry_run, on_event).await?;
+        let current = match planned.get(name) {
+            Some(Ok(chain)) => Some(chain),
+            _ => None,
+        };
+        let what = LockedPrune {
+            level,
+            keep,
+            dry_run,
+            current,
+        };
+        let s = prune_locked(engine, cache, name, &what, on_event).await?;
         summary.removed += s.removed;
         summary.freed += s.freed;
         summary.kept_in_use += s.kept_in_use;
@@ -506,6 +616,13 @@ pub async fn prune<E: Engine>(
     // The host cache, once every habitat is done: what is unused is judged
     // over all known habitats.
     let scope: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+    if level == Level::Nuke {
+        let s = prune_bootstrap_bases(engine, cache, &scope, all, dry_run, on_event).await?;
+        summary.removed += s.removed;
+        summary.freed += s.freed;
+        summary.kept_in_use += s.kept_in_use;
+        summary.refused += s.refused;
+    }
     let host = {
         let cache = cache.clone();
         tokio::task::spawn_blocking(move || host_entries(&cache))
@@ -536,6 +653,125 @@ pub async fn prune<E: Engine>(
             path: e.path.clone(),
             bytes: e.bytes,
         });
+    }
+    Ok(summary)
+}
+
+/// Removes the bootstrap bases this cache made (SPEC §11: nuke removes
+/// everything kiln made) that no habitat outside `scope` was built on (with
+/// `all`, every one), unless a container uses one. Only the recorded ids
+/// go, and only while each is still the one-layer image kiln imported: a
+/// base another cache made, or one found rather than made, is never
+/// touched. Each is removed under its bootstrap lock, so a build making it
+/// meanwhile finishes first.
+async fn prune_bootstrap_bases<E: Engine>(
+    engine: &E,
+    cache: &CacheDir,
+    scope: &BTreeSet<&str>,
+    all: bool,
+    dry_run: bool,
+    on_event: &mut (dyn FnMut(PruneEvent) + Send),
+) -> Result<PruneSummary, PruneError> {
+    let mut index = MadeIndex::load(&cache.bootstrap_made());
+    let made: Vec<(String, String)> = index
+        .made()
+        .map(|(i, k)| (i.to_string(), k.to_string()))
+        .collect();
+    let mut summary = PruneSummary::default();
+    if made.is_empty() {
+        return Ok(summary);
+    }
+    let containers = containers_by_image(engine).await?;
+    let known: Vec<(String, Option<String>)> = cache
+        .known_habitats()
+        .into_iter()
+        .map(|h| {
+            let base = Known::load(&cache.known(&h)).base_image;
+            (h, base)
+        })
+        .collect();
+    let locks = lock::lock_dir();
+    for (id, key) in made {
+        let Some(info) = engine.image_inspect(&id).await? else {
+            index.forget(&id);
+            continue;
+        };
+        let ours = info.layers.len() == 1
+            && info
+                .config
+                .labels
+                .get(crate::image::labels::LABEL_BOOTSTRAP)
+                == Some(&key);
+        if !ours {
+            continue;
+        }
+        let used_outside = known.iter().any(|(h, base)| {
+            !scope.contains(h.as_str())
+                && base
+                    .as_ref()
+                    .is_some_and(|b| *b == info.id || info.repo_tags.contains(b))
+        });
+        if used_outside && !all {
+            continue;
+        }
+        if let Some(names) = containers.get(&info.id) {
+            summary.kept_in_use += 1;
+            on_event(PruneEvent::BootstrapKept {
+                id: info.id.clone(),
+                tags: info.repo_tags.clone(),
+                why: format!("in use by container {}", names.join(", ")),
+            });
+            continue;
+        }
+        if !dry_run {
+            let _lock = BuildLock::acquire_async(
+                &locks,
+                &engine.identity(),
+                &format!("+bootstrap-{}", &key[..key.len().min(16)]),
+                &mut |_: &str| {},
+            )
+            .await
+            .map_err(|source| PruneError::Host {
+                what: "take the bootstrap lock in",
+                path: locks.clone(),
+                source,
+            })?;
+            match engine.remove_image(&info.id).await {
+                Ok(()) | Err(EngineError::NoSuchImage(_)) => {}
+                Err(EngineError::Refused { message, .. }) => {
+                    summary.refused += 1;
+                    on_event(PruneEvent::BootstrapKept {
+                        id: info.id.clone(),
+                        tags: info.repo_tags.clone(),
+                        why: format!("the engine refused: {message}"),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            // A forced removal of an image others are built on only
+            // untags it (a build finds it again by its label).
+            if engine.image_inspect(&info.id).await?.is_some() {
+                summary.refused += 1;
+                on_event(PruneEvent::BootstrapKept {
+                    id: info.id.clone(),
+                    tags: info.repo_tags.clone(),
+                    why: "images are built on it (only untagged)".to_string(),
+                });
+                continue;
+            }
+            index.forget(&info.id);
+        }
+        summary.removed += 1;
+        summary.freed += info.size;
+        on_event(PruneEvent::BootstrapRemoved {
+            id: info.id.clone(),
+            tags: info.repo_tags.clone(),
+            bytes: info.size,
+        });
+    }
+    if !dry_run {
+        let _ = index.save();
     }
     Ok(summary)
 }
@@ -577,19 +813,33 @@ fn remove_path(path: &Path) -> Result<(), PruneError> {
     }
 }
 
-/// Prunes one habitat's snapshots at `level`; the caller holds its lock
-/// (a build runs the soft prune from inside its own).
+/// What one habitat's prune does.
+#[derive(Debug, Clone, Copy)]
+pub struct LockedPrune<'a> {
+    pub level: Level,
+    pub keep: usize,
+    pub dry_run: bool,
+    /// The chain its config plans now; `None`: the recorded one.
+    pub current: Option<&'a CurrentChain>,
+}
+
+/// Prunes one habitat's snapshots; the caller holds its lock (a build runs
+/// the soft prune from inside its own).
 pub async fn prune_locked<E: Engine>(
     engine: &E,
     cache: &CacheDir,
     habitat: &str,
-    level: Level,
-    keep: usize,
-    dry_run: bool,
+    what: &LockedPrune<'_>,
     on_event: &mut (dyn FnMut(PruneEvent) + Send),
 ) -> Result<PruneSummary, PruneError> {
+    let LockedPrune {
+        level,
+        keep,
+        dry_run,
+        current,
+    } = *what;
     let containers = containers_by_image(engine).await?;
-    let (holdings, mut index) = holdings(engine, cache, habitat, &containers).await?;
+    let (holdings, mut index) = holdings(engine, cache, habitat, &containers, current).await?;
     let status = assessed(holdings, keep, None);
     let plan = &status.levels[Level::ALL.iter().position(|l| *l == level).unwrap_or(0)];
     let h = &status.holdings;
@@ -603,6 +853,7 @@ pub async fn prune_locked<E: Engine>(
             habitat: habitat.to_string(),
             id: s.id.clone(),
             phase: s.phase,
+            tag: s.tag(),
             key: s.key.clone(),
             containers: names.clone(),
         });
@@ -632,6 +883,7 @@ pub async fn prune_locked<E: Engine>(
             habitat: habitat.to_string(),
             id: s.id.clone(),
             phase: s.phase,
+            tag: s.tag(),
             key: s.key.clone(),
             tags: s.tags.clone(),
             own_bytes: status.assessed[i].own_bytes,
@@ -651,8 +903,7 @@ pub async fn prune_locked<E: Engine>(
             .enumerate()
             .filter(|(i, _)| !done.remove.contains(i))
             // A verify pass is recorded on the final image it led to.
-            .flat_map(|(_, s)| [Some(s.key.as_str()), s.verified.as_deref()])
-            .flatten()
+            .flat_map(|(_, s)| s.keys().chain(s.verified.as_deref()))
             .collect();
         let mut used = LastUse::load(&cache.used(habitat));
         used.retain(|k| held.contains(k));
@@ -688,6 +939,12 @@ mod tests {
             (e(Digests, &["web"]), Medium, false, false),
             (e(Digests, &["web"]), Nuke, false, true),
             (e(Digests, &["api"]), Nuke, false, false),
+            (e(Pushed, &["web"]), Soft, false, false),
+            (e(Pushed, &["web"]), Medium, false, false),
+            (e(Pushed, &["web"]), Hard, true, false),
+            (e(Pushed, &["web"]), Nuke, false, true),
+            (e(Pushed, &["api"]), Nuke, false, false),
+            (e(Pushed, &["api"]), Nuke, true, true),
             (e(Bootstrap, &[]), Hard, true, false),
             (e(Bootstrap, &[]), Nuke, false, false),
             (e(Bootstrap, &[]), Nuke, true, true),

@@ -593,6 +593,7 @@ mod tests {
             Path::new("/h/app"),
             Some(Path::new(MAIN)),
             &read,
+            super::super::Inputs::Required,
         )
         .map(|p| p.config)
         .map_err(|d| {

@@ -97,8 +97,28 @@ fn lexical_join(dir: &Path, rel: &str) -> PathBuf {
     out
 }
 
+/// Whether loading a habitat checks that the build's inputs are on this
+/// machine: its copy and tool sources, local repos and base habitat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inputs {
+    /// `check`, `build` and everything that builds: every input must be there.
+    Required,
+    /// `up --image` on a deploy machine (SPEC §10), which holds the
+    /// `kiln.yaml` and no build input: the config is checked as written
+    /// (syntax, schema, names, paths, `instances`, `registry`), an input that
+    /// is absent is not an error, and one that is there is checked as ever.
+    /// The fragments of `include:` must still be there: without them the
+    /// config is not whole.
+    NotRequired,
+}
+
 /// Load the habitat at `path`: a habitat directory, or its `kiln.yaml` itself.
 pub fn load(path: &Path) -> Result<Habitat, Diagnostics> {
+    load_with(path, Inputs::Required)
+}
+
+/// [`load`], checking the build's inputs as `inputs` says.
+pub fn load_with(path: &Path, inputs: Inputs) -> Result<Habitat, Diagnostics> {
     let shown = path.display().to_string();
     let file = if path.is_dir() {
         // `kiln.yml` is found as docker compose finds `compose.yml`; when
@@ -157,6 +177,7 @@ pub fn load(path: &Path) -> Result<Habitat, Diagnostics> {
         &dir,
         Some(&canonical_file),
         &read_fragment,
+        inputs,
     )?;
     Ok(Habitat {
         dir,
@@ -312,7 +333,15 @@ fn decode(file_name: &str, bytes: Vec<u8>) -> Result<String, Diagnostics> {
 /// name the file; `habitat_dir` is where copy sources are looked up, and the
 /// fragments it includes are read from.
 pub fn parse(file_name: &str, text: &str, habitat_dir: &Path) -> Result<Config, Diagnostics> {
-    parse_sources(file_name, text, habitat_dir, None, &read_fragment).map(|p| p.config)
+    parse_sources(
+        file_name,
+        text,
+        habitat_dir,
+        None,
+        &read_fragment,
+        Inputs::Required,
+    )
+    .map(|p| p.config)
 }
 
 /// A parsed config and the fragments it was merged from.
@@ -322,13 +351,15 @@ pub(crate) struct Parsed {
 }
 
 /// [`parse`], with the `kiln.yaml`'s canonical path when it is a file (so
-/// a fragment that includes it back is a cycle) and the reader of fragments.
+/// a fragment that includes it back is a cycle), the reader of fragments,
+/// and whether the build's inputs must be there.
 pub(crate) fn parse_sources(
     file_name: &str,
     text: &str,
     habitat_dir: &Path,
     file: Option<&Path>,
     read: include::Read<'_>,
+    inputs: Inputs,
 ) -> Result<Parsed, Diagnostics> {
     let root = match node::parse_yaml(text) {
         Ok(root) => root,
@@ -368,7 +399,15 @@ pub(crate) fn parse_sources(
     };
     include::assign_roots(&mut config, root, &included.sources);
     let base_users = bases::check(&dir, &config.name, root, &mut sink, read_base);
-    validate::check(&config, root, &dir, complete, &base_users, &mut sink);
+    validate::check(
+        &config,
+        root,
+        &dir,
+        complete,
+        &base_users,
+        inputs,
+        &mut sink,
+    );
     if sink.is_empty() {
         Ok(Parsed {
             config,
@@ -393,4 +432,104 @@ fn read_base(path: &Path) -> Option<bases::BaseFile> {
     let shown = file.display().to_string();
     let tree = merged(&shown, &text, &dir, Some(&file)).map(|i| i.root);
     Some(bases::BaseFile { dir, tree })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A habitat in a temp dir whose every build input is named but absent
+    /// (a deploy machine's copy of `kiln.yaml`), with `extra` appended.
+    fn deploy_dir(extra: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            r#"name: web
+build:
+  base: {{ habitat: ../base }}
+  files:
+    copies:
+      - {{ source: files/app.conf, dest: /etc/app/app.conf, owner: app }}
+      - {{ source: conf.d, dest: /etc/app/ }}
+  repos:
+    - {{ url: src-repo, path: /opt/app/src }}
+    - {{ url: "file:///nowhere/kdeploy-repo", path: /opt/app/other }}
+  tools:
+    - {{ name: hello, source: tools/hello.sh, sha256: "{}", dest: /usr/local/bin/hello }}
+secrets:
+  - {{ id: token, file: secrets/token }}
+instances:
+  members:
+    web: {{}}
+registry:
+  repository: 127.0.0.1:5000/team/web
+{extra}"#,
+            "a".repeat(64)
+        );
+        std::fs::write(d.path().join(FILE_NAME), yaml).unwrap();
+        d
+    }
+
+    fn messages(d: Diagnostics) -> Vec<String> {
+        d.iter().map(|d| d.message.clone()).collect()
+    }
+
+    #[test]
+    fn without_inputs_required_absent_build_inputs_are_no_error_and_the_config_still_is_checked() {
+        let d = deploy_dir("");
+        // As ever, each absent input is an error.
+        let required = messages(load(d.path()).unwrap_err());
+        for want in [
+            "copy source `files/app.conf` does not exist",
+            "copy source `conf.d` does not exist",
+            "repo `src-repo` does not exist",
+            "repo `file:///nowhere/kdeploy-repo` does not exist",
+            "tool source `tools/hello.sh` does not exist",
+            "base habitat `../base` does not exist",
+        ] {
+            assert!(required.iter().any(|m| m == want), "{want}: {required:?}");
+        }
+        let h = load_with(d.path(), Inputs::NotRequired).expect("a deploy machine's kiln.yaml");
+        assert_eq!(h.config.name, "web");
+
+        // What the config says by itself is still checked.
+        for (extra, want) in [("  tags: [\"{nope}\"]\n", "nope"), ("other: 1\n", "other")] {
+            let d = deploy_dir(extra);
+            let got = messages(load_with(d.path(), Inputs::NotRequired).unwrap_err());
+            assert!(got.iter().any(|m| m.contains(want)), "{want}: {got:?}");
+        }
+        // A copy source outside the habitat is refused without looking.
+        let d = deploy_dir("");
+        let text = std::fs::read_to_string(d.path().join(FILE_NAME)).unwrap();
+        std::fs::write(
+            d.path().join(FILE_NAME),
+            text.replace("source: conf.d", "source: ../conf.d"),
+        )
+        .unwrap();
+        let got = messages(load_with(d.path(), Inputs::NotRequired).unwrap_err());
+        assert_eq!(
+            got,
+            ["copy source `../conf.d` is outside the habitat directory"]
+        );
+    }
+
+    #[test]
+    fn without_inputs_required_a_missing_include_is_still_an_error() {
+        let d = deploy_dir("include: [shared/kiln.yaml]\n");
+        let got = messages(load_with(d.path(), Inputs::NotRequired).unwrap_err());
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("shared/kiln.yaml"), "{got:?}");
+    }
+
+    #[test]
+    fn without_inputs_required_an_input_that_is_there_is_checked_as_ever() {
+        let d = deploy_dir("");
+        std::fs::create_dir(d.path().join("files")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("files/app.conf")).unwrap();
+        let got = messages(load_with(d.path(), Inputs::NotRequired).unwrap_err());
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].contains("leads out of the habitat directory"),
+            "{got:?}"
+        );
+    }
 }

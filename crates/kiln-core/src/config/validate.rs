@@ -10,6 +10,7 @@ mod services;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
+use super::Inputs;
 use super::diagnostic::Sink;
 use super::expand;
 use super::model::{BaseSource, Config, Env, NpmPackage, Port, Repo};
@@ -24,7 +25,9 @@ use rules::{
 use Seg::{Index as I, Key as K};
 
 /// Run every semantic check on `config`, whose YAML tree is `root`.
-/// `habitat_dir` resolves copy sources; it should be canonical.
+/// `habitat_dir` resolves copy sources; it should be canonical. With
+/// [`Inputs::NotRequired`] a copy or tool source, local repo or base
+/// habitat that is absent is no error (one that is there is checked).
 ///
 /// `complete` is false when the structure check left bad parts out of `config`.
 /// Then the checks that look across entries (exactly one base, user references,
@@ -36,6 +39,7 @@ pub(crate) fn check(
     habitat_dir: &Path,
     complete: bool,
     base_users: &[String],
+    inputs: Inputs,
     sink: &mut Sink<'_>,
 ) {
     let (entries, simultaneous) = config.build.env.entries();
@@ -45,6 +49,7 @@ pub(crate) fn check(
         dir: habitat_dir,
         complete,
         base_users,
+        inputs: inputs == Inputs::Required,
         env: expand::env_known(&entries, simultaneous),
         // The bootstrap base's image config sets `PATH` only
         // (`sources/bootstrap.rs`).
@@ -86,6 +91,8 @@ struct Checker<'a, 't> {
     /// The users the base habitats declare (`build.base.habitat`, and its
     /// bases): the base image has them, so they need no declaring again.
     base_users: &'a [String],
+    /// Whether the build's inputs must be on this machine ([`Inputs`]).
+    inputs: bool,
     /// What `build.env` sets, as [`expand::env_known`] gives it.
     env: BTreeMap<String, (String, bool)>,
     /// The names the base's environment surely holds, when the base is one
@@ -473,12 +480,14 @@ impl Checker<'_, '_> {
                     "read it from `/run/secrets` in a setup command instead",
                 );
             }
+            // Without its source (absent on a deploy machine), only what
+            // the dest says alone is checked.
             if self.path_field(&copy.dest, &here("dest"), &name("dest"))
-                && let Some(source) = source
+                && (source.is_some() || !self.inputs)
             {
                 self.copy_dest(
                     &copy.source,
-                    &source,
+                    source.as_deref(),
                     &copy.dest,
                     &here("dest"),
                     &name("dest"),
@@ -1057,6 +1066,8 @@ impl Checker<'_, '_> {
             || is_numeric(user)
             || config.build.users.iter().any(|u| u.name == user)
             || self.base_users.iter().any(|u| u == user)
+            // The base habitat's users are unknown when it is not here.
+            || !self.inputs && config.build.base.habitat.is_some()
         {
             return;
         }
@@ -1156,8 +1167,17 @@ impl Checker<'_, '_> {
     /// A copy lands at `dest`: never `/` itself, and a file never at a path
     /// that ends in `/` (the archive would put the file in place of the
     /// directory, not in it).
-    fn copy_dest(&mut self, source: &str, real: &Path, dest: &str, path: &[Seg<'_>], name: &str) {
-        let is_dir = real.is_dir();
+    /// (`real` is the source's real path; `None` when it is not on this
+    /// machine, and then only the first holds.)
+    fn copy_dest(
+        &mut self,
+        source: &str,
+        real: Option<&Path>,
+        dest: &str,
+        path: &[Seg<'_>],
+        name: &str,
+    ) {
+        let is_dir = real.is_none_or(Path::is_dir);
         let example = |dir: &str| {
             format!(
                 "{}/{}",
@@ -1226,7 +1246,7 @@ impl Checker<'_, '_> {
             let Some(path) = url.strip_prefix("file://").filter(|p| p.starts_with('/')) else {
                 return;
             };
-            if std::fs::symlink_metadata(path).is_err() {
+            if self.inputs && std::fs::symlink_metadata(path).is_err() {
                 self.error_hint(
                     loc,
                     format!("repo `{url}` does not exist"),
@@ -1235,7 +1255,7 @@ impl Checker<'_, '_> {
             }
             return;
         }
-        if std::fs::symlink_metadata(self.dir.join(url)).is_err() {
+        if self.inputs && std::fs::symlink_metadata(self.dir.join(url)).is_err() {
             let hint = format!(
                 "a local repo is a path relative to the habitat directory `{}`",
                 self.dir.display()
@@ -1249,6 +1269,9 @@ impl Checker<'_, '_> {
     /// it, is the cycle check's to report.)
     fn base_habitat(&mut self, path: &str, loc: Loc) {
         let Ok(real) = std::fs::canonicalize(self.dir.join(path)) else {
+            if !self.inputs {
+                return;
+            }
             self.error_hint(
                 loc,
                 format!("base habitat `{path}` does not exist"),
@@ -1326,6 +1349,9 @@ impl Checker<'_, '_> {
         }
         let full = dir.join(relative);
         if std::fs::symlink_metadata(&full).is_err() {
+            if !self.inputs {
+                return None;
+            }
             let hint = match root {
                 "" => format!(
                     "paths are relative to the habitat directory `{}`",

@@ -13,7 +13,7 @@ use crate::engine::{ContainerSpec, Engine, EngineError, ImageConfig};
 use crate::image::archive::ParentImage;
 use crate::image::labels::{
     LABEL_DURATION, LABEL_HABITAT, LABEL_INPUTS, LABEL_KEY, LABEL_PARENT, LABEL_PHASE, LABEL_STEP,
-    LABEL_STEP_INPUTS, LABEL_STEP_KEY, LABEL_VERIFIED,
+    LABEL_STEP_DURATION, LABEL_STEP_INPUTS, LABEL_STEP_KEY, LABEL_VERIFIED,
 };
 use crate::keys::{Facts, KeyChain, canonical};
 use crate::phase::Phase;
@@ -270,7 +270,12 @@ impl<E: Engine> Executor<'_, E> {
         };
         blank(
             &mut config,
-            &[LABEL_STEP, LABEL_STEP_KEY, LABEL_STEP_INPUTS],
+            &[
+                LABEL_STEP,
+                LABEL_STEP_KEY,
+                LABEL_STEP_INPUTS,
+                LABEL_STEP_DURATION,
+            ],
         );
         if let Some(mark) = step {
             config
@@ -283,6 +288,12 @@ impl<E: Engine> Executor<'_, E> {
             config
                 .labels
                 .insert(LABEL_STEP_INPUTS.into(), canonical::to_string(&mark.inputs));
+            // Recorded, not keyed, like the phase's time: what a prune
+            // estimates a step's re-run from.
+            let step_ms = mark.started.elapsed().as_millis().to_string();
+            config
+                .labels
+                .insert(LABEL_STEP_DURATION.into(), step_ms.clone());
             if !mark.last {
                 blank(
                     &mut config,
@@ -294,10 +305,7 @@ impl<E: Engine> Executor<'_, E> {
                         LABEL_VERIFIED,
                     ],
                 );
-                config.labels.insert(
-                    LABEL_DURATION.into(),
-                    mark.started.elapsed().as_millis().to_string(),
-                );
+                config.labels.insert(LABEL_DURATION.into(), step_ms);
                 return config;
             }
         }

@@ -138,10 +138,22 @@ pub async fn planned_final_key<E: Engine>(
     habitat: &Habitat,
     opts: &BuildOptions,
 ) -> Result<CacheKey, BuildError> {
-    let resolved = resolve_facts(engine, habitat, opts, None, &[]).await?;
-    Ok(KeyChain::compute(&habitat.config, &resolved.facts)
+    Ok(planned_chain(engine, habitat, opts)
+        .await?
         .final_key()
         .clone())
+}
+
+/// The key chain a build of `habitat` as it is now would make (facts
+/// resolved, nothing looked up or run): what `cache status` and `cache
+/// prune` call the current chain (SPEC §11).
+pub async fn planned_chain<E: Engine>(
+    engine: &E,
+    habitat: &Habitat,
+    opts: &BuildOptions,
+) -> Result<KeyChain, BuildError> {
+    let resolved = resolve_facts(engine, habitat, opts, None, &[]).await?;
+    Ok(KeyChain::compute(&habitat.config, &resolved.facts))
 }
 
 /// The snapshot a build took from the registry: its image and how long
@@ -322,11 +334,18 @@ async fn auto_prune<E: Engine>(
     let name = &habitat.config.name;
     let mut removed = Vec::new();
     let mut on_event = |e: PruneEvent| {
-        if let PruneEvent::Removed { phase, key, .. } = e {
-            removed.push((phase, key));
+        if let PruneEvent::Removed { tag, key, .. } = e {
+            removed.push((tag, key));
         }
     };
-    match status::prune_locked(engine, cache, name, Level::Soft, keep, false, &mut on_event).await {
+    // The chain just built is the config's: the record says it.
+    let what = status::LockedPrune {
+        level: Level::Soft,
+        keep,
+        dry_run: false,
+        current: None,
+    };
+    match status::prune_locked(engine, cache, name, &what, &mut on_event).await {
         Ok(summary) if !removed.is_empty() => reporter.report(Event::Pruned {
             habitat: name.clone(),
             removed,
@@ -494,14 +513,27 @@ async fn build_locked<E: Engine>(
         upper_hint: std::sync::Mutex::new(None),
         pulled,
     };
+    // The links first, so what a failed build leaves is linked too; an
+    // unchanged record is not written.
+    if !plan.all_cached() {
+        let mut known = Known::load(&cache.known(&name));
+        let before = known.clone();
+        known.dir = habitat.dir.clone();
+        known.record_links(&chain);
+        if known != before {
+            let _ = known.save();
+        }
+    }
     let (ran, swept) = tokio::join!(exec.run(&plan), sweep);
     ran?;
     swept?;
-    // Every snapshot on the chain was just used (built or reused): a file
-    // write, no engine call. A record that cannot be written only makes
-    // those snapshots look older to a prune.
+    // Every snapshot on the chain was just used (built or reused), its
+    // steps' too: a file write, no engine call. A record that cannot be
+    // written only makes those snapshots look older to a prune.
     let mut used = LastUse::load(&cache.used(&name));
-    used.record(wanted(&chain).keys, used::unix_now());
+    let w = wanted(&chain);
+    let steps = w.steps.iter().flat_map(|s| s.keys.iter().copied());
+    used.record(w.keys.iter().copied().chain(steps), used::unix_now());
     let _ = used.save();
     record_known(habitat, &cache, &chain, &resolved.facts.base);
     if !plan.all_cached() {

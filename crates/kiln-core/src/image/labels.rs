@@ -20,6 +20,10 @@ pub const LABEL_STEP: &str = "dev.kiln.step";
 pub const LABEL_STEP_KEY: &str = "dev.kiln.step-key";
 /// On a step snapshot: the canonical input its key was computed from.
 pub const LABEL_STEP_INPUTS: &str = "dev.kiln.step-inputs";
+/// On a step snapshot: how long the step itself took, in milliseconds
+/// (SPEC §11). On the last step's image `dev.kiln.duration-ms` is the whole
+/// phase's time; on an earlier step's the two agree.
+pub const LABEL_STEP_DURATION: &str = "dev.kiln.step-duration-ms";
 /// On a snapshot: how long its phase took to build, in milliseconds (SPEC §11),
 /// what a prune estimates the next build's cost from.
 pub const LABEL_DURATION: &str = "dev.kiln.duration-ms";

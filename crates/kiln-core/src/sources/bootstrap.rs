@@ -218,8 +218,23 @@ pub async fn ensure_image_in<E: Engine>(
     on_line("kiln: importing the root filesystem as an image");
     let id = engine.import(tar.clone(), &image_config(b)).await?;
     engine.tag(&id, &image_repo(b), &key[..12]).await?;
+    record_made(work_root, &id, &key);
     on_line(&format!("kiln: made {}", image_ref(b)));
     Ok(id)
+}
+
+/// Records that kiln made bootstrap base `id` (with `key`) in the cache
+/// whose scratch is `work_root` (`CacheDir::bootstrap`), so `nuke` removes
+/// what this cache made and never a base it only found. A record that
+/// cannot be written leaves the base to be removed by hand.
+fn record_made(work_root: &Path, id: &str, key: &str) {
+    let Some(root) = work_root.parent() else {
+        return;
+    };
+    let mut index =
+        crate::cache::MadeIndex::load(&crate::cache::CacheDir::new(root).bootstrap_made());
+    index.insert_made(id, key);
+    let _ = index.save();
 }
 
 /// The config kiln imports the bootstrap image of `b` with: its labels
@@ -684,6 +699,16 @@ async fn pack(rootfs: &Path, tar: &Path) -> Result<(), BootstrapError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_made_base_is_recorded_in_the_cache_its_scratch_is_in() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = crate::cache::CacheDir::new(d.path());
+        super::record_made(&cache.bootstrap(), "sha256:b1", "k1");
+        let index = crate::cache::MadeIndex::load(&cache.bootstrap_made());
+        assert_eq!(index.key_of("sha256:b1"), Some("k1"));
+        assert_eq!(index.made().count(), 1);
+    }
+
     use super::*;
 
     fn b(suite: &str) -> Bootstrap {

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kiln_core::Phase;
-use kiln_core::cache::prune::{self, Holdings, Level, Root, Snapshot, State};
+use kiln_core::cache::prune::{self, Holdings, Level, Root, Snapshot, State, StepOf};
 use proptest::prelude::*;
 
 fn snap(id: &str, phase: Phase, key: &str, parent: &str, layers: &[&str]) -> Snapshot {
@@ -23,6 +23,7 @@ fn snap(id: &str, phase: Phase, key: &str, parent: &str, layers: &[&str]) -> Sna
         created: Some(1000),
         last_used: None,
         build_ms: Some(100),
+        step: None,
     }
 }
 
@@ -97,6 +98,7 @@ fn web() -> Holdings {
         habitat: "web".into(),
         snapshots: s,
         current,
+        current_steps: Vec::new(),
         links,
         layer_sizes,
         external_layers: BTreeSet::new(),
@@ -256,6 +258,207 @@ fn a_habitat_never_built_here_has_no_current_chain() {
     assert!(soft.rerun.is_empty());
 }
 
+/// A habitat `app` whose setup runs three root commands in steps (SPEC §5),
+/// the third edited twice: steps 1 and 2 (`p1`, `p2`) are shared by the
+/// three chains, each chain's step 3 is its setup snapshot (`a3`, `b3`,
+/// `c3`), and chain C is current.
+fn app() -> Holdings {
+    use Phase::*;
+    let step = |mut s: Snapshot, number: usize, key: &str, ms: u64| {
+        s.step = Some(StepOf {
+            number,
+            key: key.to_string(),
+            ms: Some(ms),
+        });
+        s
+    };
+    let pure = |id: &str, number: usize, key: &str, layers: &[&str], ms: u64| {
+        // An earlier step's image: keyed by its step, its parent by links.
+        let mut s = step(snap(id, Setup, key, "", layers), number, key, ms);
+        s.build_ms = Some(ms);
+        s
+    };
+    let s = vec![
+        snap("b", Base, "kb", "", &["L0"]),
+        pure("p1", 1, "S1", &["L0", "L1"], 1_000),
+        pure("p2", 2, "S2", &["L0", "L1", "L2"], 2_000),
+        step(
+            snap("a3", Setup, "ksa", "kb", &["L0", "L1", "L2", "La"]),
+            3,
+            "S3a",
+            3_000,
+        ),
+        snap("za", Final, "kza", "ksa", &["L0", "L1", "L2", "La"]),
+        step(
+            snap("b3", Setup, "ksb", "kb", &["L0", "L1", "L2", "Lb"]),
+            3,
+            "S3b",
+            3_100,
+        ),
+        snap("zb", Final, "kzb", "ksb", &["L0", "L1", "L2", "Lb"]),
+        step(
+            snap("c3", Setup, "ksc", "kb", &["L0", "L1", "L2", "Lc"]),
+            3,
+            "S3c",
+            3_200,
+        ),
+        snap("zc", Final, "kzc", "ksc", &["L0", "L1", "L2", "Lc"]),
+    ];
+    let links = [
+        ("S1", "kb"),
+        ("S2", "S1"),
+        ("S3a", "S2"),
+        ("S3b", "S2"),
+        ("S3c", "S2"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    let layer_sizes = [
+        ("L0", 5_000),
+        ("L1", 100),
+        ("L2", 200),
+        ("La", 30),
+        ("Lb", 31),
+        ("Lc", 32),
+    ]
+    .into_iter()
+    .map(|(l, n)| (l.to_string(), n))
+    .collect();
+    Holdings {
+        habitat: "app".into(),
+        snapshots: s,
+        current: vec![
+            (Base, "kb".into(), true),
+            (Setup, "ksc".into(), true),
+            (Final, "kzc".into(), true),
+        ],
+        current_steps: vec![
+            (Setup, 1, "S1".into()),
+            (Setup, 2, "S2".into()),
+            (Setup, 3, "S3c".into()),
+        ],
+        links,
+        layer_sizes,
+        external_layers: BTreeSet::new(),
+    }
+}
+
+#[test]
+fn steps_are_listed_under_their_phase_and_held_by_the_current_step_chain() {
+    let h = app();
+    let a = prune::assess(&h);
+    let state = |id: &str| a[find(&h, id)].state;
+    let tag = |id: &str| h.snapshots[find(&h, id)].tag();
+    assert_eq!(
+        (tag("p1"), tag("p2")),
+        ("6-setup.1".into(), "6-setup.2".into())
+    );
+    assert_eq!(tag("c3"), "6-setup", "the last step's image is the phase's");
+    assert_eq!(state("p1"), State::Current, "on the current step chain");
+    assert_eq!(state("p2"), State::Current);
+    assert_eq!((state("a3"), state("za")), (State::Old, State::Old));
+    // A step's own size is over the step before it.
+    let own = |id: &str| a[find(&h, id)].own_bytes;
+    assert_eq!((own("p1"), own("p2"), own("a3")), (100, 200, 30));
+}
+
+#[test]
+fn each_level_removes_steps_like_snapshots_children_first() {
+    let h = app();
+    let table: &[(Level, &[&str])] = &[
+        (Level::Soft, &["za", "zb", "a3", "b3"]),
+        (Level::Medium, &["za", "zb", "a3", "b3"]),
+        (
+            Level::Hard,
+            &["za", "zb", "zc", "a3", "b3", "c3", "p2", "p1"],
+        ),
+        (
+            Level::Nuke,
+            &["za", "zb", "zc", "a3", "b3", "c3", "p2", "p1", "b"],
+        ),
+    ];
+    for (level, want) in table {
+        let p = prune::plan(&h, *level, 0);
+        assert_eq!(ids(&h, &p.remove), *want, "{level:?}");
+    }
+    // Soft and medium leave the current chain whole, steps and all.
+    let soft = prune::plan(&h, Level::Soft, 0);
+    assert!(soft.rerun.is_empty() && soft.rerun_steps.is_empty());
+    assert_eq!(soft.frees, 30 + 31);
+}
+
+#[test]
+fn a_step_a_kept_snapshot_is_built_on_stays() {
+    let mut h = app();
+    // Chain A's final is tagged by the user: its setup and the steps
+    // below stay at soft, though no longer current.
+    h.current_steps.clear();
+    let za = find(&h, "za");
+    h.snapshots[za].tags.push("app:v1".into());
+    let p = prune::plan(&h, Level::Soft, 0);
+    let removed = ids(&h, &p.remove);
+    for kept in ["za", "a3", "p2", "p1", "b"] {
+        assert!(!removed.contains(&kept.to_string()), "{kept}: {removed:?}");
+    }
+    let a = prune::assess(&h);
+    assert_eq!(
+        a[find(&h, "p1")].state,
+        State::Current,
+        "c3 is still current"
+    );
+    // A container on an earlier step keeps it and the step before.
+    let mut h = app();
+    let p2 = find(&h, "p2");
+    h.snapshots[p2].containers.push("debug".into());
+    let nuke = prune::plan(&h, Level::Nuke, 0);
+    let removed = ids(&h, &nuke.remove);
+    for kept in ["p2", "p1", "b"] {
+        assert!(!removed.contains(&kept.to_string()), "{kept}: {removed:?}");
+    }
+    assert!(removed.contains(&"c3".to_string()));
+}
+
+#[test]
+fn the_next_build_resumes_after_the_deepest_step_left_and_costs_its_steps() {
+    use Phase::*;
+    let mut h = app();
+    let zc = find(&h, "zc");
+    h.snapshots[zc].build_ms = Some(40);
+    // Hard takes every step: setup runs whole, each step at its time.
+    let hard = prune::plan(&h, Level::Hard, 0);
+    assert_eq!(hard.rerun, [Setup, Final]);
+    assert_eq!(hard.rerun_steps, [(Setup, 1), (Setup, 2), (Setup, 3)]);
+    assert_eq!(hard.rerun_ms, 1_000 + 2_000 + 3_200 + 40);
+    assert!(hard.rerun_unknown.is_empty());
+    // The config's third command edited again, not yet built: setup
+    // resumes at step 3, which no image has timed.
+    h.current[1].1 = "ksd".into();
+    h.current[2].1 = "kzd".into();
+    h.current_steps[2].2 = "S3d".into();
+    let soft = prune::plan(&h, Level::Soft, 0);
+    assert_eq!(soft.rerun, [Setup, Final]);
+    assert_eq!(soft.rerun_steps, [(Setup, 3)]);
+    assert_eq!(soft.rerun_unknown, [Setup, Final]);
+    // The old chains' third steps are old now; steps 1 and 2 stay current.
+    assert_eq!(ids(&h, &soft.remove), ["za", "zb", "zc", "a3", "b3", "c3"]);
+    // Back to a config an old chain holds: nothing runs again.
+    h.current[1].1 = "ksb".into();
+    h.current[2].1 = "kzb".into();
+    h.current_steps[2].2 = "S3b".into();
+    assert!(prune::plan(&h, Level::Soft, 0).rerun.is_empty());
+    // With the phase snapshot gone but an image of its last step left,
+    // setup makes a config-only image: no step runs, and only final costs.
+    let mut h = app();
+    let c3 = find(&h, "c3");
+    h.snapshots[c3].key = "S3c".into();
+    assert_eq!(h.snapshots[c3].tag(), "6-setup.3");
+    let soft = prune::plan(&h, Level::Soft, 0);
+    assert_eq!(soft.rerun, [Setup, Final]);
+    assert!(soft.rerun_steps.is_empty());
+    assert_eq!(soft.rerun_ms, 100);
+}
+
 #[test]
 fn levels_parse_by_name() {
     for l in Level::ALL {
@@ -266,8 +469,9 @@ fn levels_parse_by_name() {
 }
 
 /// A generated habitat: chains of one phase list, each branching off an
-/// earlier one at a random phase, with random tags, containers, use times
-/// and config-only phases.
+/// earlier one at a random phase or step, with random tags, containers, use
+/// times and config-only phases; setup, when listed, runs in 1 to 3 steps
+/// (SPEC §5), its earlier steps' images keyed by their steps.
 #[derive(Debug, Clone)]
 struct Forest {
     holdings: Holdings,
@@ -276,12 +480,15 @@ struct Forest {
 }
 
 struct Gen {
-    phases: Vec<Phase>,
+    /// Each image a chain makes: its phase, and for setup in steps its
+    /// step's number and whether it is the last.
+    slots: Vec<(Phase, Option<(usize, bool)>)>,
     marks: Vec<(bool, u8, Option<u64>, u64)>,
     snaps: Vec<Snapshot>,
     chains: Vec<Vec<usize>>,
     parent_of: BTreeMap<usize, usize>,
     sizes: BTreeMap<String, u64>,
+    links: BTreeMap<String, String>,
 }
 
 impl Gen {
@@ -289,18 +496,33 @@ impl Gen {
     /// rest, on `prev`.
     fn chain(&mut self, c: usize, from: usize, mut prev: Option<usize>) {
         let mut chain: Vec<usize> = self.chains.get(c).map_or(vec![], |ch| ch[..from].to_vec());
-        for (n, phase) in self.phases.clone().iter().enumerate().skip(from) {
+        for (n, (phase, step)) in self.slots.clone().into_iter().enumerate().skip(from) {
             let i = self.snaps.len();
             let (config_only, mark, used, size) = self.marks[i % self.marks.len()];
-            let mut s = snap(&format!("i{i}"), *phase, &format!("k{i}"), "", &[]);
+            let mut s = snap(&format!("i{i}"), phase, &format!("k{i}"), "", &[]);
             s.layers = prev.map_or(vec![], |p| self.snaps[p].layers.clone());
             if !config_only || n == 0 {
                 s.layers.push(format!("L{i}"));
                 self.sizes.insert(format!("L{i}"), size);
             }
+            let below = prev.map_or(String::new(), |p| {
+                let p = &self.snaps[p];
+                p.step.as_ref().map_or(p.key.clone(), |st| st.key.clone())
+            });
             s.parent = prev.map_or(String::new(), |p| self.snaps[p].key.clone());
             s.last_used = used;
             s.build_ms = (mark != 5).then_some(size);
+            if let Some((number, last)) = step {
+                let key = if last { format!("s{i}") } else { s.key.clone() };
+                if !below.is_empty() {
+                    self.links.insert(key.clone(), below.clone());
+                }
+                s.step = Some(StepOf {
+                    number,
+                    key,
+                    ms: s.build_ms,
+                });
+            }
             match mark {
                 1 => s.tags.push(format!("user/app:{i}")),
                 2 => s.tags.push("habitat-gen:latest".into()),
@@ -328,6 +550,7 @@ fn forest() -> impl Strategy<Value = Forest> {
     let phases = proptest::sample::subsequence(imaged, 1..=8);
     (
         phases,
+        1usize..=3,
         proptest::collection::vec((any::<u16>(), any::<u16>()), 0..8),
         proptest::collection::vec(
             (
@@ -340,15 +563,25 @@ fn forest() -> impl Strategy<Value = Forest> {
         ),
         proptest::option::of(0usize..8),
     )
-        .prop_map(|(mut phases, branches, marks, current)| {
+        .prop_map(|(mut phases, setup_steps, branches, marks, current)| {
             phases.insert(0, Phase::Base);
+            let slots = phases
+                .iter()
+                .flat_map(|&p| match p {
+                    Phase::Setup if setup_steps > 1 => (1..=setup_steps)
+                        .map(|n| (p, Some((n, n == setup_steps))))
+                        .collect::<Vec<_>>(),
+                    _ => vec![(p, None)],
+                })
+                .collect();
             let mut g = Gen {
-                phases,
+                slots,
                 marks,
                 snaps: Vec::new(),
                 chains: Vec::new(),
                 parent_of: BTreeMap::new(),
                 sizes: BTreeMap::new(),
+                links: BTreeMap::new(),
             };
             g.chain(0, 0, None);
             for (c, cut) in branches {
@@ -366,14 +599,25 @@ fn forest() -> impl Strategy<Value = Forest> {
                 chains,
                 parent_of,
                 sizes,
+                links,
                 ..
             } = g;
-            let current = current
-                .filter(|c| *c < chains.len())
-                .map(|c| {
-                    chains[c]
-                        .iter()
+            let chain = current.filter(|c| *c < chains.len()).map(|c| &chains[c]);
+            let current = chain
+                .map(|ch| {
+                    ch.iter()
+                        .filter(|&&i| snaps[i].is_phase_snapshot())
                         .map(|&i| (snaps[i].phase, snaps[i].key.clone(), true))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let current_steps = chain
+                .map(|ch| {
+                    ch.iter()
+                        .filter_map(|&i| {
+                            let st = snaps[i].step.as_ref()?;
+                            Some((snaps[i].phase, st.number, st.key.clone()))
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -382,13 +626,23 @@ fn forest() -> impl Strategy<Value = Forest> {
                     habitat: "gen".into(),
                     snapshots: snaps,
                     current,
-                    links: BTreeMap::new(),
+                    current_steps,
+                    links,
                     layer_sizes: sizes,
                     external_layers: BTreeSet::new(),
                 },
                 parent_of,
             }
         })
+}
+
+/// The current chain's keys, phases' and steps'.
+fn current_keys(h: &Holdings) -> BTreeSet<&str> {
+    h.current
+        .iter()
+        .map(|(_, k, _)| k.as_str())
+        .chain(h.current_steps.iter().map(|(_, _, k)| k.as_str()))
+        .collect()
 }
 
 proptest! {
@@ -399,7 +653,7 @@ proptest! {
         f in forest(), keep in 0usize..4,
     ) {
         let h = &f.holdings;
-        let current: BTreeSet<&str> = h.current.iter().map(|(_, k, _)| k.as_str()).collect();
+        let current = current_keys(h);
         let mut removed_before: BTreeSet<usize> = BTreeSet::new();
         let mut freed_before = 0;
         for level in Level::ALL {
@@ -410,10 +664,10 @@ proptest! {
                 let s = &h.snapshots[i];
                 prop_assert!(s.containers.is_empty(), "{level:?} removed in-use {}", s.id);
                 if level <= Level::Medium {
-                    prop_assert!(!current.contains(s.key.as_str()), "{level:?} removed current {}", s.id);
+                    prop_assert!(!s.keys().any(|k| current.contains(k)), "{level:?} removed current {}", s.id);
                 }
                 if level == Level::Hard {
-                    prop_assert!(!(current.contains(s.key.as_str()) && s.phase == Phase::Base));
+                    prop_assert!(!(s.keys().any(|k| current.contains(k)) && s.phase == Phase::Base));
                 }
             }
             for (child, parent) in &f.parent_of {
@@ -436,7 +690,13 @@ proptest! {
             prop_assert_eq!(p.frees + p.shared, total);
             if level <= Level::Medium {
                 prop_assert!(p.rerun.is_empty(), "{level:?} leaves the current chain whole");
+                prop_assert!(p.rerun_steps.is_empty());
             }
+            // Steps run again only in phases that run again, in order.
+            for (phase, _) in &p.rerun_steps {
+                prop_assert!(p.rerun.contains(phase));
+            }
+            prop_assert!(p.rerun_steps.windows(2).all(|w| w[0] < w[1]));
             removed_before = removed;
             freed_before = p.frees;
         }
@@ -452,13 +712,13 @@ proptest! {
     #[test]
     fn states_say_which_roots_hold_a_snapshot(f in forest()) {
         let h = &f.holdings;
-        let current: BTreeSet<&str> = h.current.iter().map(|(_, k, _)| k.as_str()).collect();
+        let current = current_keys(h);
         for a in prune::assess(h) {
             let s = &h.snapshots[a.index];
             let direct_user_tag = s.tags.iter().any(|t| !t.starts_with("habitat-gen:"));
             if !s.containers.is_empty() {
                 prop_assert_eq!(a.state, State::InUse);
-            } else if current.contains(s.key.as_str()) {
+            } else if s.keys().any(|k| current.contains(k)) {
                 prop_assert!(a.state >= State::Current);
             } else if direct_user_tag {
                 prop_assert!(a.state >= State::Tagged);

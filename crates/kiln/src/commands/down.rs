@@ -10,7 +10,7 @@ use crate::exit::{ExitStatus, Failure};
 use crate::render;
 
 pub async fn run(path: &Path, members: &[String], volumes: bool) -> Outcome {
-    let (habitat, engine) = super::open(path).await?;
+    let (habitat, engine) = super::open_members(path).await?;
     let report = instances::down(&engine, &habitat, members, volumes)
         .await
         .map_err(Failure::Instance)?;

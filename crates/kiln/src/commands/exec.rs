@@ -10,7 +10,7 @@ use super::Outcome;
 use crate::exit::{ExitStatus, Failure};
 
 pub async fn run(path: &Path, member: &str, cmd: &[String]) -> Outcome {
-    let (habitat, engine) = super::open(path).await?;
+    let (habitat, engine) = super::open_members(path).await?;
     let c = instances::container_of(&engine, &habitat, member)
         .await
         .map_err(Failure::Instance)?;

@@ -10,7 +10,7 @@ use crate::exit::{ExitStatus, Failure};
 use crate::render::stdout;
 
 pub async fn run(path: &Path, member: &str, follow: bool, tail: Option<usize>) -> Outcome {
-    let (habitat, engine) = super::open(path).await?;
+    let (habitat, engine) = super::open_members(path).await?;
     let c = instances::container_of(&engine, &habitat, member)
         .await
         .map_err(Failure::Instance)?;

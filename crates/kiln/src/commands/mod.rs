@@ -229,7 +229,21 @@ fn remote_of(habitat: &Habitat, command: &'static str) -> Result<Remote, Failure
 
 /// Loads the habitat, then connects to the engine.
 async fn open(path: &Path) -> Result<(Habitat, DockerEngine), Failure> {
-    let habitat = load(path)?;
+    open_with(path, config::Inputs::Required).await
+}
+
+/// [`open`] for the instance commands other than `up`, which build
+/// nothing: on a deploy machine (SPEC §10) the build's inputs are not there.
+async fn open_members(path: &Path) -> Result<(Habitat, DockerEngine), Failure> {
+    open_with(path, config::Inputs::NotRequired).await
+}
+
+/// [`open`], checking the build's inputs as `inputs` says.
+async fn open_with(
+    path: &Path,
+    inputs: config::Inputs,
+) -> Result<(Habitat, DockerEngine), Failure> {
+    let habitat = config::load_with(path, inputs).map_err(Failure::Config)?;
     let engine = DockerEngine::connect()
         .await
         .map_err(|e| Failure::Build(BuildError::Engine(e)))?;

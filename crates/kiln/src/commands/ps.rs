@@ -10,7 +10,7 @@ use crate::exit::{ExitStatus, Failure};
 use crate::render;
 
 pub async fn run(path: &Path, json: bool) -> Outcome {
-    let (habitat, engine) = super::open(path).await?;
+    let (habitat, engine) = super::open_members(path).await?;
     // What a build would make now, so an edit shows as stale before any
     // build; when that cannot be told, only the members' own config is compared.
     let planned = executor::planned_final_key(&engine, &habitat, &BuildOptions::default()).await;

@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use kiln_core::cache::{CacheDir, PushedRecord};
+use kiln_core::cache::{CacheDir, FinalBuild, MadeIndex, PushedRecord};
 use kiln_core::engine::Engine;
+use kiln_core::image::labels::LABEL_DURATION;
 use kiln_core::registry::oci::OciRegistry;
 use kiln_core::registry::push::{self, PushError};
 use kiln_core::registry::tags::{self, Rendered};
@@ -74,18 +75,29 @@ pub async fn run(args: &BuildArgs, tag_args: &[String], progress: Progress) -> O
         .clone()
         .map_or_else(CacheDir::from_env, CacheDir::new);
     let mut record = PushedRecord::load(&cache.pushed(&habitat.config.name));
-    let final_id = engine
+    let final_info = engine
         .image_inspect(&built.image)
         .await
         .map_err(|e| Failure::Push(e.into()))?
-        .ok_or_else(|| Failure::Push(PushError::NoSuchImage(built.image.clone())))?
-        .id;
-    let created = record.created(&final_id, || vars::rfc3339(now));
+        .ok_or_else(|| Failure::Push(PushError::NoSuchImage(built.image.clone())))?;
+    let final_id = final_info.id;
+    // `.created` is when the final image was built, as kiln recorded it
+    // when it made (or first found) the image. Kept by final key with the
+    // image's build duration, which a final image made again for the same
+    // key differs in: a re-push of that key makes the same config.
+    let made_at = MadeIndex::load(&cache.made(&habitat.config.name)).made_at(&final_id);
+    let build = record.final_build(built.final_key.as_str(), &final_id, || FinalBuild {
+        created: vars::rfc3339(made_at.unwrap_or(now)),
+        duration_ms: final_info.config.labels.get(LABEL_DURATION).cloned(),
+    });
     // Kept before anything goes up: a push interrupted and run again makes
     // the same config, so what the first sent is not sent twice.
     let _ = record.save();
     let source = vars::source(&habitat.dir, &env);
-    let labels = vars::oci_labels(&created, tag_vars.sha.as_deref(), source.as_deref());
+    let mut labels = vars::oci_labels(&build.created, tag_vars.sha.as_deref(), source.as_deref());
+    if let Some(d) = build.duration_ms {
+        labels.insert(LABEL_DURATION.to_string(), d);
+    }
     let targets = push::habitat_targets(
         &habitat.config.name,
         &built.plan,

@@ -10,7 +10,7 @@ use crate::exit::{ExitStatus, Failure};
 use crate::render;
 
 pub async fn run(path: &Path, members: &[String]) -> Outcome {
-    let (habitat, engine) = super::open(path).await?;
+    let (habitat, engine) = super::open_members(path).await?;
     let results = instances::restart(&engine, &habitat, members)
         .await
         .map_err(Failure::Instance)?;

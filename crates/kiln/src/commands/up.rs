@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use kiln_core::config;
 use kiln_core::executor::BuildOptions;
 use kiln_core::instances::{self, UpOptions};
 
@@ -21,7 +22,13 @@ pub async fn run(
 ) -> Outcome {
     let (path, members) = split_up_args(args, habitat);
     super::members_not_paths(&members)?;
-    let (habitat, engine) = super::open(&path).await?;
+    // With `--image` nothing is built: a deploy machine holds the
+    // `kiln.yaml` alone, so the build's inputs need not be there.
+    let inputs = match image {
+        Some(_) => config::Inputs::NotRequired,
+        None => config::Inputs::Required,
+    };
+    let (habitat, engine) = super::open_with(&path, inputs).await?;
     // Unknown members and taken host ports are found before anything is built.
     let known = instances::known_members(&habitat);
     instances::member::selection(&known, &members, &habitat.config.name)

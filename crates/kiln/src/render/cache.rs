@@ -9,7 +9,7 @@ use std::path::Path;
 
 use kiln_core::cache::prune::{Held, Level, PrunePlan, Root, State};
 use kiln_core::cache::status::{
-    CacheStatus, HabitatStatus, HostKind, PruneEvent, PruneSummary, host_removed,
+    CacheStatus, CurrentFrom, HabitatStatus, HostKind, PruneEvent, PruneSummary, host_removed,
 };
 use serde_json::{Value, json};
 
@@ -78,8 +78,15 @@ fn next_build(p: &PrunePlan) -> String {
         let names: Vec<&str> = p.rerun_unknown.iter().map(|p| p.name()).collect();
         format!("; {} not timed", names.join(", "))
     };
+    // A phase in steps that resumes after its steps an image still holds.
+    let resumes = p
+        .rerun_steps
+        .first()
+        .filter(|(ph, n)| *ph == p.rerun[0] && *n > 1)
+        .map(|(ph, n)| format!("; {} from step {n}", ph.name()))
+        .unwrap_or_default();
     format!(
-        "{} phase{} run again ({span}), ~{}{unknown}",
+        "{} phase{} run again ({span}{resumes}), ~{}{unknown}",
         p.rerun.len(),
         if p.rerun.len() == 1 { "" } else { "s" },
         millis(p.rerun_ms)
@@ -155,11 +162,13 @@ fn habitat(h: &HabitatStatus, now: u64) {
     );
     if hs.current.is_empty() {
         out!("  (never built with this cache: no current chain)");
+    } else if let CurrentFrom::LastBuild(Some(why)) = &h.current_from {
+        out!("  (current chain: the last build's; {why})");
     }
     let phase_of: BTreeMap<&str, String> = hs
         .snapshots
         .iter()
-        .map(|s| (s.id.as_str(), s.phase.tag()))
+        .map(|s| (s.id.as_str(), s.tag()))
         .collect();
     out!(
         "  {:<10} {:<12} {:<8} {:>9} {:>9} {:>9} {:>8}  KEPT BY",
@@ -188,7 +197,7 @@ fn habitat(h: &HabitatStatus, now: u64) {
         let kept: Vec<String> = a.roots.iter().map(|r| root_text(r, &phase_of)).collect();
         out!(
             "  {:<10} {:<12} {:<8} {:>9} {:>9} {:>9} {:>8}  {}",
-            s.phase.tag(),
+            s.tag(),
             short(&s.key),
             a.state.as_str(),
             bytes(a.own_bytes),
@@ -259,7 +268,8 @@ fn status_json(st: &CacheStatus, root: &Path) -> Value {
                         })
                         .collect();
                     json!({
-                        "id": s.id, "phase": s.phase.tag(), "key": s.key, "key12": short(&s.key),
+                        "id": s.id, "phase": s.phase.tag(), "tag": s.tag(), "key": s.key, "key12": short(&s.key),
+                        "step": s.step.as_ref().map(|st| json!({"number": st.number, "key": st.key, "ms": st.ms})),
                         "state": a.state.as_str(), "roots": roots, "own_bytes": a.own_bytes,
                         "created": s.created, "last_used": s.last_used, "build_ms": s.build_ms,
                         "tags": s.tags, "containers": s.containers,
@@ -286,13 +296,20 @@ fn status_json(st: &CacheStatus, root: &Path) -> Value {
                         "frees_bytes": p.frees, "shared_bytes": p.shared,
                         "in_use": p.in_use.iter().map(|(i, c)| json!({"id": hs.snapshots[*i].id, "containers": c})).collect::<Vec<_>>(),
                         "rerun": p.rerun.iter().map(|p| p.tag()).collect::<Vec<_>>(),
+                        "rerun_steps": p.rerun_steps.iter().map(|(p, n)| kiln_core::keys::steps::step_tag(*p, *n)).collect::<Vec<_>>(),
                         "rerun_ms": p.rerun_ms,
                         "rerun_untimed": p.rerun_unknown.iter().map(|p| p.tag()).collect::<Vec<_>>(),
                     })
                 })
                 .collect();
+            let (current_from, current_note) = match &h.current_from {
+                CurrentFrom::Config => ("config", None),
+                CurrentFrom::LastBuild(why) => ("last_build", why.as_deref()),
+            };
             json!({
                 "habitat": hs.habitat, "dir": h.dir, "keep": h.keep,
+                "current_from": current_from, "current_note": current_note,
+                "current_steps": hs.current_steps.iter().map(|(p, n, k)| json!({"step": kiln_core::keys::steps::step_tag(*p, *n), "key": k})).collect::<Vec<_>>(),
                 "current": hs.current.iter().filter(|c| c.2).map(|c| json!({"phase": c.0.tag(), "key": c.1})).collect::<Vec<_>>(),
                 "snapshots": snapshots, "totals": totals, "levels": levels,
             })
@@ -327,10 +344,11 @@ pub fn prune_event(e: &PruneEvent, dry_run: bool) {
         PruneEvent::Removed {
             habitat,
             id,
-            phase,
+            tag,
             key,
             tags,
             own_bytes,
+            ..
         } => {
             let tags = if tags.is_empty() {
                 String::new()
@@ -338,8 +356,7 @@ pub fn prune_event(e: &PruneEvent, dry_run: bool) {
                 format!(" [{}]", tags.join(", "))
             };
             out!(
-                "{verb} `{habitat}` {} {} ({}) {}{tags}",
-                phase.tag(),
+                "{verb} `{habitat}` {tag} {} ({}) {}{tags}",
                 short(key),
                 bytes(*own_bytes),
                 short(id)
@@ -356,15 +373,26 @@ pub fn prune_event(e: &PruneEvent, dry_run: bool) {
         PruneEvent::InUse {
             habitat,
             id,
-            phase,
+            tag,
             key,
             containers,
+            ..
         } => err!(
-            "kept `{habitat}` {} {} {}: in use by container {}",
-            phase.tag(),
+            "kept `{habitat}` {tag} {} {}: in use by container {}",
             short(key),
             short(id),
             containers.join(", ")
+        ),
+        PruneEvent::BootstrapRemoved { id, tags, bytes: n } => out!(
+            "{verb} bootstrap base {} ({}) [{}]",
+            short(id),
+            bytes(*n),
+            tags.join(", ")
+        ),
+        PruneEvent::BootstrapKept { id, tags, why } => err!(
+            "kept bootstrap base {} [{}]: {why}",
+            short(id),
+            tags.join(", ")
         ),
         PruneEvent::HostRemoved {
             kind,

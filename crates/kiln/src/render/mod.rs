@@ -26,10 +26,10 @@ pub fn because(reason: &str) -> String {
 
 /// The line the automatic soft prune after a build gets: what it removed
 /// (phase and key) and what that freed.
-pub fn pruned(habitat: &str, removed: &[(kiln_core::Phase, String)], freed: u64) -> String {
+pub fn pruned(habitat: &str, removed: &[(String, String)], freed: u64) -> String {
     let list: Vec<String> = removed
         .iter()
-        .map(|(p, k)| format!("{} {}", p.tag(), &k[..k.len().min(12)]))
+        .map(|(t, k)| format!("{t} {}", &k[..k.len().min(12)]))
         .collect();
     let n = removed.len();
     format!(

@@ -314,7 +314,7 @@ impl JsonReporter {
                 freed,
             } => json!({
                 "event": "pruned", "habitat": habitat, "level": "soft",
-                "removed": removed.iter().map(|(p, k)| json!({"phase": p.tag(), "key": k})).collect::<Vec<_>>(),
+                "removed": removed.iter().map(|(t, k)| json!({"phase": t, "key": k})).collect::<Vec<_>>(),
                 "freed_bytes": freed,
             }),
             Event::PhaseStart { phase } => {

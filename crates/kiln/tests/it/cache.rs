@@ -404,3 +404,330 @@ fn medium_removes_the_mirrors_no_known_habitat_uses_and_keeps_the_rest() {
     // The mirror in use still serves a build with nothing to fetch.
     assert!(h.build_ok(&[]).built().is_empty());
 }
+
+/// A habitat whose setup runs three root commands, each a step (SPEC §5);
+/// `VALUE` in the third is what an edit changes. `kt-kcache2-…`.
+fn stepped() -> Habitat {
+    let h = Habitat::new("kcache2");
+    h.config(
+        r#"name: @NAME@
+build:
+  base: { image: "kiln-test/busybox:latest" }
+  setup:
+    commands:
+      root:
+        - "echo one > /etc/one"
+        - "echo two > /etc/two"
+        - "echo VALUE-1 > /etc/three"
+  final: { command: [sh] }
+cache: { keep: 0 }
+"#,
+    );
+    h
+}
+
+/// `6-setup.3` for each step the build ran.
+fn built_steps(run: &crate::support::Run) -> Vec<String> {
+    run.events()
+        .into_iter()
+        .filter(|e| e["event"] == "step_end" && e["status"] == "built")
+        .map(|e| e["step"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn level<'a>(hs: &'a Value, name: &str) -> &'a Value {
+    hs["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["level"] == name)
+        .unwrap()
+}
+
+/// The `tag` (`6-setup`, `6-setup.2`) and state of each snapshot by id.
+fn tags_and_states(hs: &Value) -> std::collections::BTreeMap<String, (String, String)> {
+    hs["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_string(),
+                (
+                    s["tag"].as_str().unwrap().to_string(),
+                    s["state"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Removes a tag the test gave (the image stays while others hold it).
+struct UserTag(String);
+
+impl Drop for UserTag {
+    fn drop(&mut self) {
+        let _ = docker_output(&["rmi", &self.0]);
+    }
+}
+
+/// Prunes at `level` exactly what the status named, and returns the
+/// estimate's phases and steps.
+fn prune_as_named(h: &Habitat, name: &str) -> (Vec<String>, Vec<String>) {
+    let st = status(h);
+    let plan = level(habitat_status(&st, &h.name), name).clone();
+    let removes: BTreeSet<String> = strings(&plan["removes"]).into_iter().collect();
+    let before = images_of(&h.name);
+    assert!(removes.is_subset(&before), "{plan:#}");
+    let run = h.kiln(&["cache", "prune", "--level", name]).run();
+    run.assert_code(0);
+    let want: BTreeSet<String> = before.difference(&removes).cloned().collect();
+    assert_eq!(
+        images_of(&h.name),
+        want,
+        "{name}: exactly its set\n{}{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(!run.stderr.contains("refused"), "{}", run.stderr);
+    (strings(&plan["rerun"]), strings(&plan["rerun_steps"]))
+}
+
+#[test]
+fn steps_are_listed_kept_on_the_current_chain_and_pruned_per_level() {
+    let h = stepped();
+    h.build_ok(&[]);
+    h.edit("VALUE-1", "VALUE-2");
+    h.build_ok(&[]);
+    h.edit("VALUE-2", "VALUE-3");
+    let last = h.build_ok(&[]);
+    assert_eq!(
+        built_steps(&last),
+        ["6-setup.3"],
+        "steps 1 and 2 were cached"
+    );
+    let st = status(&h);
+    let hs = habitat_status(&st, &h.name);
+    assert_eq!(hs["current_from"], "config", "{hs:#}");
+    let snaps = tags_and_states(hs);
+    let ids: BTreeSet<String> = snaps.keys().cloned().collect();
+    assert_eq!(ids, images_of(&h.name), "every image kiln made, steps too");
+    let of = |tag: &str, state: &str| -> BTreeSet<String> {
+        snaps
+            .iter()
+            .filter(|(_, (t, s))| t == tag && s == state)
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    // Steps 1 and 2 are shared by the three chains, on the current one.
+    assert_eq!(of("6-setup.1", "current").len(), 1, "{hs:#}");
+    assert_eq!(of("6-setup.2", "current").len(), 1, "{hs:#}");
+    // Each edit left a step 3 (its setup snapshot) and a final.
+    assert_eq!(of("6-setup", "old").len(), 2, "{hs:#}");
+    assert_eq!(of("10-final", "old").len(), 2, "{hs:#}");
+    for s in hs["snapshots"].as_array().unwrap() {
+        if s["tag"] == "6-setup.1" {
+            let labels = crate::support::labels_of(s["id"].as_str().unwrap());
+            assert_eq!(s["key"], labels["dev.kiln.step-key"]);
+            assert_eq!(
+                s["step"]["ms"].to_string(),
+                labels["dev.kiln.step-duration-ms"]
+            );
+        }
+    }
+    let old: BTreeSet<String> = of("6-setup", "old")
+        .union(&of("10-final", "old"))
+        .cloned()
+        .collect();
+    let soft: BTreeSet<String> = strings(&level(hs, "soft")["removes"]).into_iter().collect();
+    assert_eq!(
+        soft, old,
+        "soft takes the old chains' tails, no current step"
+    );
+
+    // Soft removes them; the next build has nothing to run.
+    let (rerun, steps) = prune_as_named(&h, "soft");
+    assert!(rerun.is_empty() && steps.is_empty());
+    assert!(h.build_ok(&[]).built().is_empty());
+
+    // The third command edited, not built: its chain's tail is old now (the
+    // current chain is the config's), steps 1 and 2 stay current, and setup
+    // resumes at step 3.
+    h.edit("VALUE-3", "VALUE-4");
+    let st = status(&h);
+    let snaps = tags_and_states(habitat_status(&st, &h.name));
+    let states: BTreeSet<(String, String)> = snaps.values().cloned().collect();
+    for want in [
+        ("6-setup.1", "current"),
+        ("6-setup.2", "current"),
+        ("6-setup", "old"),
+        ("10-final", "old"),
+    ] {
+        assert!(
+            states.contains(&(want.0.to_string(), want.1.to_string())),
+            "{want:?} in {states:?}"
+        );
+    }
+    let (rerun, steps) = prune_as_named(&h, "soft");
+    assert_eq!(rerun, ["6-setup", "10-final"]);
+    assert_eq!(steps, ["6-setup.3"]);
+    let next = h.build_ok(&[]);
+    assert_eq!(built_tags(&next), rerun, "the phases it estimated");
+    assert_eq!(built_steps(&next), steps, "the steps it estimated");
+
+    // A chain the user tagged survives soft; medium takes it, and no step
+    // of the current chain.
+    let tagged = crate::support::image_id(&format!("habitat-{}:latest", h.name));
+    let user = UserTag(format!("{}-user:v4", h.name));
+    docker(&["tag", &tagged, &user.0]);
+    h.edit("VALUE-4", "VALUE-5");
+    h.build_ok(&[]);
+    let (rerun, _) = prune_as_named(&h, "soft");
+    assert!(rerun.is_empty());
+    assert!(
+        images_of(&h.name).contains(&tagged),
+        "soft keeps a tagged chain"
+    );
+    let (rerun, steps) = prune_as_named(&h, "medium");
+    assert!(rerun.is_empty() && steps.is_empty());
+    let left = tags_and_states(habitat_status(&status(&h), &h.name));
+    assert!(!left.contains_key(&tagged), "medium takes a tagged chain");
+    assert!(left.values().all(|(_, s)| s == "current"), "{left:?}");
+    assert!(h.build_ok(&[]).built().is_empty());
+    drop(user);
+}
+
+#[test]
+fn a_config_that_no_longer_loads_is_judged_by_its_last_build() {
+    let h = stepped();
+    h.build_ok(&[]);
+    std::fs::write(h.dir().join("kiln.yaml"), "name: [not, a, name\n").unwrap();
+    let run = h.kiln(&["cache", "status", "--all", "--json"]).run();
+    run.assert_code(0);
+    let st: Value = serde_json::from_str(&run.stdout).unwrap();
+    let hs = habitat_status(&st, &h.name);
+    assert_eq!(hs["current_from"], "last_build", "{hs:#}");
+    assert!(
+        hs["current_note"]
+            .as_str()
+            .is_some_and(|n| n.contains("does not load")),
+        "{hs:#}"
+    );
+    let snaps = tags_and_states(hs);
+    assert!(snaps.values().all(|(_, s)| s == "current"), "{snaps:?}");
+}
+
+/// A one-layer image shaped like a bootstrap base (imported, labelled with
+/// a parameters' key), tagged `kt-kcache2-…-bootstrap:WHAT`; removed on drop
+/// if a test leaves it. The engine's real `kiln-bootstrap/*` bases are
+/// never touched.
+struct FakeBase {
+    id: String,
+    key: String,
+    tag: String,
+}
+
+impl FakeBase {
+    fn new(h: &Habitat, what: &str) -> FakeBase {
+        let dir = h.root().join(format!("base-{what}"));
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::write(dir.join("etc/base"), format!("{} {what}\n", h.name)).unwrap();
+        let tar = h.root().join(format!("base-{what}.tar"));
+        crate::support::sh(&dir, &format!("tar -cf {} etc", tar.display()));
+        let key = format!(
+            "{:0>64}",
+            format!("{:x}", {
+                use std::hash::{Hash, Hasher};
+                let mut s = std::collections::hash_map::DefaultHasher::new();
+                (&h.name, what).hash(&mut s);
+                s.finish()
+            })
+        );
+        let tag = format!("{}-bootstrap:{what}", h.name);
+        let id = docker(&[
+            "import",
+            "--change",
+            &format!("LABEL dev.kiln.bootstrap={key}"),
+            tar.to_str().unwrap(),
+            &tag,
+        ])
+        .trim()
+        .to_string();
+        FakeBase { id, key, tag }
+    }
+
+    fn exists(&self) -> bool {
+        docker_output(&["image", "inspect", &self.id])
+            .status
+            .success()
+    }
+}
+
+impl Drop for FakeBase {
+    fn drop(&mut self) {
+        let _ = docker_output(&["rmi", &self.tag]);
+    }
+}
+
+#[test]
+fn nuke_all_removes_the_bootstrap_bases_this_cache_made_and_only_those() {
+    let h = stepped();
+    h.build_ok(&[]);
+    // `made` is recorded as this cache's making (as a bootstrap records
+    // what it imports); `found` carries the same labels but is not.
+    let made = FakeBase::new(&h, "made");
+    let found = FakeBase::new(&h, "found");
+    assert_ne!(made.id, found.id);
+    let record = h.cache().join("made/+bootstrap.json");
+    std::fs::write(
+        &record,
+        serde_json::json!({"made": {made.id.as_str(): made.key.as_str()}}).to_string(),
+    )
+    .unwrap();
+    let shared = || -> BTreeSet<String> {
+        docker(&[
+            "images",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            "reference=kiln-bootstrap/*",
+        ])
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+    };
+    let shared_before = shared();
+    let dry = h
+        .kiln(&["cache", "prune", "--all", "--level", "nuke", "--dry-run"])
+        .run();
+    dry.assert_code(0);
+    assert!(
+        dry.stdout.contains("would remove bootstrap base"),
+        "{}",
+        dry.stdout
+    );
+    assert!(made.exists() && found.exists(), "a dry run removes nothing");
+    let run = h
+        .kiln(&["cache", "prune", "--all", "--level", "nuke", "--yes"])
+        .run();
+    run.assert_code(0);
+    assert_eq!(
+        run.stdout
+            .lines()
+            .filter(|l| l.starts_with("removed bootstrap base"))
+            .count(),
+        1,
+        "{}",
+        run.stdout
+    );
+    assert!(!made.exists(), "the base this cache made went");
+    assert!(found.exists(), "a base it did not make stays");
+    assert!(images_of(&h.name).is_empty(), "and every snapshot");
+    let index: Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    assert_eq!(index["made"], serde_json::json!({}), "{index}");
+    assert!(
+        shared_before.is_subset(&shared()),
+        "the engine's shared kiln-bootstrap bases stay"
+    );
+}

@@ -13,6 +13,7 @@ mod cli;
 mod cli_surface;
 mod corpus;
 mod credentials;
+mod deploy;
 mod faults;
 mod fidelity_files;
 mod instance_volumes;
