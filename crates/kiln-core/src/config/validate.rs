@@ -858,9 +858,10 @@ impl Checker<'_, '_> {
         // checkout the repos phase places there afterwards.
         if let Some(files) = &config.build.files {
             for (i, copy) in files.copies.iter().enumerate().filter(|(_, c)| !c.late) {
-                let dest = normalize_image_path(&copy.dest);
+                // Compared where they land: a variable may name either.
+                let dest = self.image_place(&copy.dest);
                 let Some((j, repo)) = config.build.repos.iter().enumerate().find(|(_, r)| {
-                    let path = normalize_image_path(&r.path);
+                    let path = self.image_place(&r.path);
                     dest.starts_with(&format!("{}/", path.trim_end_matches('/')))
                 }) else {
                     continue;
@@ -878,7 +879,7 @@ impl Checker<'_, '_> {
         }
         let mut seen: BTreeMap<String, (String, Loc)> = BTreeMap::new();
         for (dest, owner, loc) in targets {
-            let key = normalize_image_path(&dest);
+            let key = self.image_place(&dest);
             if let Some((first, at)) = seen.get(&key) {
                 let line = self.line_of(*at, loc);
                 let message = format!(
@@ -1059,23 +1060,40 @@ impl Checker<'_, '_> {
                 return false;
             }
         }
+        if let Some(expanded) = self.expand_known(&word) {
+            return self.image_path(&expanded, path, name);
+        }
+        // The base's environment decides; the build checks it.
+        false
+    }
+
+    /// `word` expanded, when every variable it names is one `build.env`
+    /// sets to a value known before the build; `None` when the base's
+    /// environment decides.
+    fn expand_known(&self, word: &expand::Word) -> Option<String> {
         let known = |n: &str| {
             self.env
                 .get(n)
                 .filter(|(_, symbolic)| !symbolic)
                 .map(|(v, _)| v.replace("$$", "$"))
         };
-        if word.names().iter().all(|n| known(n).is_some()) {
-            let values: BTreeMap<&str, String> = word
-                .names()
-                .into_iter()
-                .filter_map(|n| Some((n, known(n)?)))
-                .collect();
-            let expanded = word.expand(&|n: &str| values.get(n).map(String::as_str));
-            return self.image_path(&expanded, path, name);
-        }
-        // The base's environment decides; the build checks it.
-        false
+        let values: BTreeMap<&str, String> = word
+            .names()
+            .into_iter()
+            .map(|n| Some((n, known(n)?)))
+            .collect::<Option<_>>()?;
+        Some(word.expand(&|n: &str| values.get(n).map(String::as_str)))
+    }
+
+    /// A path field as the image will see it, when that is known before the
+    /// build (`$APP_ROOT/x` with `APP_ROOT=/work/app` in `build.env` is
+    /// `/work/app/x`), normalized; else as written, normalized, so two
+    /// spellings of one place compare equal either way.
+    fn image_place(&self, value: &str) -> String {
+        let expanded = expand::parse(value)
+            .ok()
+            .and_then(|w| self.expand_known(&w));
+        normalize_image_path(expanded.as_deref().unwrap_or(value))
     }
 
     /// `path` names a place in the image, which only an absolute path does.

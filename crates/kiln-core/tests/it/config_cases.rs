@@ -413,6 +413,24 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "add `late: true` to the copy: it then lands on top of the checkout, after repos and tools",
     ),
     (
+        "regression: an early copy under a repo's path named through a variable",
+        "name: x\nbuild:\n  base: { image: debian }\n  env: [APP_ROOT=/work/app]\n  files:\n    copies: [{ source: f, dest: /work/app/.env }]\n  repos: [{ url: a, path: $APP_ROOT }]\n",
+        "6:33: copy to `/work/app/.env` lies under `$APP_ROOT`, the path of `build.repos[0]`, whose checkout replaces it in the repos phase",
+        "add `late: true` to the copy: it then lands on top of the checkout, after repos and tools",
+    ),
+    (
+        "an early copy through a variable under a repo's path",
+        "name: x\nbuild:\n  base: { image: debian }\n  env: [APP_ROOT=/work/app, CONF=$APP_ROOT/config]\n  files:\n    copies: [{ source: f, dest: \"${CONF}/x.yml\" }]\n  repos: [{ url: a, path: /work/app }]\n",
+        "6:33: copy to `${CONF}/x.yml` lies under `/work/app`, the path of `build.repos[0]`, whose checkout replaces it in the repos phase",
+        "add `late: true` to the copy: it then lands on top of the checkout, after repos and tools",
+    ),
+    (
+        "regression: copy and tool at one place, one named through a variable",
+        "name: x\nbuild:\n  base: { image: debian }\n  env: [BIN=/usr/local/bin]\n  files:\n    copies: [{ source: f, dest: /usr/local/bin/jq }]\n  tools: [{ name: jq, source: jq, sha256: 5942c9b0934e510ee61eb3e30273f1b3fe2590df93933a93d7c58b81d19c8ff5, dest: $BIN/jq }]\n",
+        "7:115: duplicate destination `$BIN/jq` in `build.tools[0]`: `build.files.copies[0]` (line 6) puts something there too",
+        "",
+    ),
+    (
         "repo and copy at the same place, spelt differently",
         "name: x\nbuild:\n  base: { image: debian }\n  files:\n    copies: [{ source: f, dest: /work/app }]\n  repos: [{ url: a, path: /work//app/ }]\n",
         "6:27: duplicate destination `/work//app/` in `build.repos[0]`: `build.files.copies[0]` (line 5) puts something there too",

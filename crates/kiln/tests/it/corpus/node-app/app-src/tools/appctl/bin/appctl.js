@@ -1,0 +1,2 @@
+#!/usr/bin/env node
+console.log("appctl " + require("../package.json").version + ": " + (process.argv[2] || "help"));
