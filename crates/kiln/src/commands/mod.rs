@@ -242,11 +242,7 @@ async fn open(path: &Path) -> Result<(Habitat, DockerEngine), Failure> {
 /// [`open`] for the instance commands other than `up`, which build
 /// nothing: on a deploy machine (SPEC §10) the build's inputs are not there.
 async fn open_members(path: &Path) -> Result<(Habitat, DockerEngine), Failure> {
-    let habitat = load_members(path)?;
-    let engine = DockerEngine::connect()
-        .await
-        .map_err(|e| Failure::Build(BuildError::Engine(e)))?;
-    Ok((habitat, engine))
+    open_with(path, config::Inputs::NotRequired).await
 }
 
 /// [`open`], checking the build's inputs as `inputs` says.

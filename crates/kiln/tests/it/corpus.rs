@@ -120,21 +120,6 @@ impl Drop for Corpus {
     }
 }
 
-/// Runs `script` with `sh` as root in a container of `image`.
-fn in_image(image: &str, script: &str) -> String {
-    support::docker(&[
-        "run",
-        "--rm",
-        "--user",
-        "root",
-        "--entrypoint",
-        "/bin/sh",
-        image,
-        "-c",
-        script,
-    ])
-}
-
 /// The image's `PATH`.
 fn path_of(image: &str) -> String {
     let env = support::docker(&["image", "inspect", "-f", "{{json .Config.Env}}", image]);
@@ -182,7 +167,7 @@ fn corpus_layered_system_shared_habitat_through_include() {
     let image = c.image(0);
 
     // The user from the system layer, with its home and shell.
-    let passwd = in_image(&image, "grep '^dev:' /etc/passwd");
+    let passwd = support::sh_in(&image, Some("root"), "grep '^dev:' /etc/passwd");
     let fields: Vec<&str> = passwd.trim().split(':').collect();
     assert_eq!(
         (fields[2], fields[5], fields[6]),
@@ -196,8 +181,9 @@ fn corpus_layered_system_shared_habitat_through_include() {
 
     // Each layer's files, read from its own directory, with owners and
     // modes; the copy parents under the home belong to dev.
-    let out = in_image(
+    let out = support::sh_in(
         &image,
+        Some("root"),
         "stat -c '%n %U %G %a' /etc/motd /opt/system/bin/sys-hello /home/dev/.gitconfig \
          /home/dev/.config /home/dev/.config/readline /home/dev/.config/readline/inputrc \
          /etc/app/app.conf; cat /etc/motd",
@@ -218,8 +204,9 @@ fn corpus_layered_system_shared_habitat_through_include() {
         "{out}"
     );
     // No config file of any layer went into the image.
-    let out = in_image(
+    let out = support::sh_in(
         &image,
+        Some("root"),
         "find / -xdev -name kiln.yaml 2>/dev/null | wc -l; cat /home/dev/.hello",
     );
     assert_eq!(
@@ -228,8 +215,9 @@ fn corpus_layered_system_shared_habitat_through_include() {
     );
 
     // The repo on its branch, a local branch (not a detached HEAD), owned by dev.
-    let out = in_image(
+    let out = support::sh_in(
         &image,
+        Some("root"),
         "cat /work/app/.git/HEAD; cat /work/app/FEATURE; stat -c '%U' /work/app/README.md",
     );
     assert_eq!(
@@ -245,7 +233,7 @@ fn corpus_layered_system_shared_habitat_through_include() {
     assert_eq!(run.end("users").status, "cached");
     assert_eq!(run.end("env").status, "cached");
     assert_eq!(run.end("files").status, "built");
-    let out = in_image(&c.image(0), "cat /etc/motd");
+    let out = support::sh_in(&c.image(0), Some("root"), "cat /etc/motd");
     assert_eq!(out, "Changed.\n");
 }
 
@@ -268,8 +256,9 @@ fn corpus_habitat_on_a_base_habitat_uses_its_users() {
 
     // The base's user kept its home, shell and groups; this habitat never
     // declared it.
-    let out = in_image(
+    let out = support::sh_in(
         &image,
+        Some("root"),
         "grep '^dev:' /etc/passwd; id -Gn dev; cat /home/dev/.profile | head -1",
     );
     let lines: Vec<&str> = out.lines().collect();
@@ -282,8 +271,9 @@ fn corpus_habitat_on_a_base_habitat_uses_its_users() {
     assert_eq!(lines[2], "# the base profile");
 
     // Owned by the base's user: the copy, its new parent, the script's file.
-    let out = in_image(
+    let out = support::sh_in(
         &image,
+        Some("root"),
         "stat -c '%n %U %a' /home/dev/work /home/dev/work/notes.txt /home/dev/.local/bin/mine",
     );
     assert_eq!(
@@ -369,19 +359,6 @@ fn steps_of(run: &Run, phase: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs `script` with `sh` as the image's own user (its `final.user`).
-fn as_final_user(image: &str, script: &str) -> String {
-    support::docker(&[
-        "run",
-        "--rm",
-        "--entrypoint",
-        "/bin/sh",
-        image,
-        "-c",
-        script,
-    ])
-}
-
 /// Replaces `from` (which must be there) with `to` in the file at `path`.
 fn edit(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).unwrap();
@@ -408,7 +385,7 @@ fn corpus_node_app_runs_npm_ci_after_checkout() {
     let image = c.image(0);
 
     // The user: its uid, home and shell.
-    let passwd = in_image(&image, "grep '^dev:' /etc/passwd; id -Gn dev");
+    let passwd = support::sh_in(&image, Some("root"), "grep '^dev:' /etc/passwd; id -Gn dev");
     let lines: Vec<&str> = passwd.lines().collect();
     let fields: Vec<&str> = lines[0].split(':').collect();
     assert_eq!(
@@ -421,8 +398,9 @@ fn corpus_node_app_runs_npm_ci_after_checkout() {
     );
 
     // The branch, checked out as a local branch at its commit.
-    let out = in_image(
+    let out = support::sh_in(
         &image,
+        Some("root"),
         "cd /work/app && cat .git/HEAD && { cat .git/refs/heads/release 2>/dev/null || \
          grep ' refs/heads/release$' .git/packed-refs | cut -d' ' -f1; } && cat RELEASE",
     );
@@ -433,8 +411,9 @@ fn corpus_node_app_runs_npm_ci_after_checkout() {
 
     // `npm ci` installed the lockfile's versions, owned by the repo's owner;
     // the global install went to the user's prefix.
-    let out = in_image(
+    let out = support::sh_in(
         &image,
+        Some("root"),
         "cd /work/app/node_modules && for p in greet shout-cli; do \
          node -p \"require('./$p/package.json').name + ' ' + require('./$p/package.json').version\"; done; \
          stat -c '%n %U' /work/app/node_modules /work/app/node_modules/greet/index.js \
@@ -465,8 +444,9 @@ fn corpus_node_app_runs_npm_ci_after_checkout() {
     // The final user runs the app, the local bin and the global bin by name.
     let user = support::docker(&["image", "inspect", "-f", "{{.Config.User}}", &image]);
     assert_eq!(user.trim(), "dev");
-    let out = as_final_user(
+    let out = support::sh_in(
         &image,
+        None,
         "id -un; pwd; echo $HOME; node app.js; shout quiet please; appctl status; \
          cat ~/.bashrc | head -1",
     );
@@ -495,7 +475,7 @@ fn corpus_node_app_runs_npm_ci_after_checkout() {
     let run = c.build("habitat");
     run.assert_code(0);
     assert_eq!(statuses(&run), rebuilt_from("tools"), "{}", run.stdout);
-    let out = as_final_user(&c.image(0), "grep alias ~/.bashrc; node app.js");
+    let out = support::sh_in(&c.image(0), None, "grep alias ~/.bashrc; node app.js");
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         [
@@ -518,7 +498,7 @@ fn corpus_node_app_runs_npm_ci_after_checkout() {
         steps_of(&run, "repos"),
         ["7-repos.1 cached", "7-repos.2 cached", "7-repos.3 built"]
     );
-    let out = as_final_user(&c.image(0), "cat ~/.appctl-installed; shout done");
+    let out = support::sh_in(&c.image(0), None, "cat ~/.appctl-installed; shout done");
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         ["appctl 2.0.0: installed", "DONE"]
@@ -544,7 +524,7 @@ fn corpus_ruby_dev_box_runs_bundle_install_after_checkout() {
     let image = c.image(0);
 
     // The developer: home, bash, and the groups asked for.
-    let out = in_image(&image, "grep '^dev:' /etc/passwd; id -Gn dev");
+    let out = support::sh_in(&image, Some("root"), "grep '^dev:' /etc/passwd; id -Gn dev");
     let lines: Vec<&str> = out.lines().collect();
     let fields: Vec<&str> = lines[0].split(':').collect();
     assert_eq!(
@@ -559,8 +539,9 @@ fn corpus_ruby_dev_box_runs_bundle_install_after_checkout() {
 
     // The branch, checked out as a local branch at its commit, at the path
     // `$APP_ROOT` expanded to.
-    let out = in_image(
+    let out = support::sh_in(
         &image,
+        Some("root"),
         "cd /work/shop && cat .git/HEAD && { cat .git/refs/heads/develop 2>/dev/null || \
          grep ' refs/heads/develop$' .git/packed-refs | cut -d' ' -f1; } && cat DEVELOP",
     );
@@ -573,8 +554,9 @@ fn corpus_ruby_dev_box_runs_bundle_install_after_checkout() {
     // checkout and what the commands made (the vendored gem installed into
     // `BUNDLE_PATH`) belong to dev, the late dotfile has its mode, and the
     // late override landed on the checkout.
-    let out = in_image(
+    let out = support::sh_in(
         &image,
+        Some("root"),
         "cd /work/shop && stat -c '%n %U %a' Gemfile.lock bin/shop config/application.rb \
          config/database.yml log tmp/cache vendor/bundle/ruby/3.1.0/gems/tinycolor-0.4.2/lib/tinycolor.rb \
          .env.development.local /home/dev/.gemrc /home/dev/.irbrc; cat ~dev/.gem-args .env.development.local",
@@ -600,7 +582,7 @@ fn corpus_ruby_dev_box_runs_bundle_install_after_checkout() {
 
     // `bundle install` resolved from the lockfile as committed: it had
     // nothing to change in it.
-    let lock = in_image(&image, "cat /work/shop/Gemfile.lock");
+    let lock = support::sh_in(&image, Some("root"), "cat /work/shop/Gemfile.lock");
     let committed = std::fs::read_to_string(c.path("app-src/Gemfile.lock")).unwrap();
     assert_eq!(lock, committed);
 
@@ -613,8 +595,9 @@ fn corpus_ruby_dev_box_runs_bundle_install_after_checkout() {
     // versions, and the app's own bin is on PATH.
     let user = support::docker(&["image", "inspect", "-f", "{{.Config.User}}", &image]);
     assert_eq!(user.trim(), "dev");
-    let out = as_final_user(
+    let out = support::sh_in(
         &image,
+        None,
         "id -un; pwd; echo $HOME $BUNDLE_GEMFILE $BUNDLE_PATH; \
          bundle exec ruby -e 'require \"greeter\"; puts Greeter.greet(\"dev\"); \
          require \"tinycolor\"; puts TinyColor::VERSION; \
@@ -643,7 +626,11 @@ fn corpus_ruby_dev_box_runs_bundle_install_after_checkout() {
     let run = c.build("habitat");
     run.assert_code(0);
     assert_eq!(statuses(&run), rebuilt_from("tools"), "{}", run.stdout);
-    let out = as_final_user(&c.image(0), "grep PROMPT ~/.irbrc; shop welcome again");
+    let out = support::sh_in(
+        &c.image(0),
+        None,
+        "grep PROMPT ~/.irbrc; shop welcome again",
+    );
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         ["IRB.conf[:PROMPT_MODE] = :DEFAULT", "HELLO, AGAIN!"]
@@ -663,8 +650,9 @@ fn corpus_ruby_dev_box_runs_bundle_install_after_checkout() {
         steps_of(&run, "repos"),
         ["7-repos.1 cached", "7-repos.2 cached", "7-repos.3 built"]
     );
-    let out = as_final_user(
+    let out = support::sh_in(
         &c.image(0),
+        None,
         "stat -c '%U' tmp/restart.txt; shop welcome last",
     );
     assert_eq!(out.lines().collect::<Vec<_>>(), ["dev", "HELLO, LAST!"]);

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use crate::support;
 
-use support::{BUSYBOX, Habitat, docker, docker_output};
+use support::{BUSYBOX, Habitat, docker_output};
 
 /// Images this test made with `docker build`, removed when it ends.
 struct Built(Vec<String>);
@@ -18,35 +18,6 @@ impl Drop for Built {
             let _ = docker_output(&["rmi", "-f", image]);
         }
     }
-}
-
-/// `docker build` (the classic builder) of `dockerfile` in `dir` as `tag`.
-fn docker_build(dir: &std::path::Path, dockerfile: &str, tag: &str) {
-    std::fs::write(dir.join("Dockerfile"), dockerfile).expect("write Dockerfile");
-    let out = Command::new("docker")
-        .args(["build", "-q", "-t", tag, "."])
-        .env("DOCKER_BUILDKIT", "0")
-        .current_dir(dir)
-        .output()
-        .expect("`docker build` runs");
-    assert!(
-        out.status.success(),
-        "docker build failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The output of `script` run by `sh` in a container of `image`.
-fn in_image(image: &str, script: &str) -> String {
-    docker(&[
-        "run",
-        "--rm",
-        "--entrypoint",
-        "/bin/sh",
-        image,
-        "-c",
-        script,
-    ])
 }
 
 /// `uid:gid mode path` of each path, as `stat` prints them.
@@ -66,7 +37,7 @@ fn a_base_user_keeps_its_home_and_copy_parents_are_owned_as_copy_chown_makes_the
     std::fs::write(ctx.join("tree/sub/g"), "g\n").expect("write");
     // The base: busybox with a user `dev` whose home (mode 0750) holds a
     // file, with its own shell and gecos, in a group `staff`.
-    docker_build(
+    support::docker_build_classic(
         &ctx,
         &format!(
             "FROM {BUSYBOX}\n\
@@ -77,7 +48,7 @@ fn a_base_user_keeps_its_home_and_copy_parents_are_owned_as_copy_chown_makes_the
         ),
         &base,
     );
-    docker_build(
+    support::docker_build_classic(
         &ctx,
         &format!(
             "FROM {base}\n\
@@ -102,25 +73,28 @@ fn a_base_user_keeps_its_home_and_copy_parents_are_owned_as_copy_chown_makes_the
     let image = format!("habitat-{}:latest", h.name);
 
     // The user the base has: its line is the base's but for the group added.
-    let passwd = |i: &str| in_image(i, "grep '^dev:' /etc/passwd");
+    let passwd = |i: &str| support::sh_in(i, None, "grep '^dev:' /etc/passwd");
     assert_eq!(passwd(&image), passwd(&base));
     assert!(
         passwd(&base).contains(":/home/dev:/bin/ash"),
         "{}",
         passwd(&base)
     );
-    let groups = in_image(&image, "id -Gn dev");
+    let groups = support::sh_in(&image, None, "id -Gn dev");
     assert!(
         groups.contains("staff") && groups.contains("wheel"),
         "{groups}"
     );
-    assert_eq!(in_image(&image, "cat /home/dev/.keep"), "kept\n");
+    assert_eq!(
+        support::sh_in(&image, None, "cat /home/dev/.keep"),
+        "kept\n"
+    );
 
     // Owners and modes of every parent made, and of those left alone.
-    let kiln = in_image(&image, STAT);
+    let kiln = support::sh_in(&image, None, STAT);
     assert_eq!(
         kiln,
-        in_image(&oracle, STAT),
+        support::sh_in(&oracle, None, STAT),
         "kiln's image vs docker build's"
     );
     assert!(kiln.contains("1000:1000 755 /home/dev/.config\n"), "{kiln}");
@@ -174,9 +148,13 @@ fn extracted_tools_install_one_member_or_the_whole_archive() {
     ));
     h.build_ok(&[]);
     let image = format!("habitat-{}:latest", h.name);
-    assert_eq!(in_image(&image, "hello"), "hello from the archive\n");
-    let listing = in_image(
+    assert_eq!(
+        support::sh_in(&image, None, "hello"),
+        "hello from the archive\n"
+    );
+    let listing = support::sh_in(
         &image,
+        None,
         "stat -c '%u:%g %a %n' /usr/local/bin/hello /opt/pkg/hello-1.0/bin/hello /opt/pkg/hello-1.0/share/doc",
     );
     assert_eq!(

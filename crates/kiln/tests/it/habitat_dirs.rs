@@ -5,9 +5,7 @@
 //! stays as it is. `check` refuses an unknown owner or group and a bad mode,
 //! located, with exit code 2.
 
-use std::process::Command;
-
-use crate::support::{BUSYBOX, Habitat, docker, docker_output};
+use crate::support::{self, BUSYBOX, Habitat, docker_output};
 
 /// Images this test made with `docker build`, removed when it ends.
 struct Built(Vec<String>);
@@ -18,35 +16,6 @@ impl Drop for Built {
             let _ = docker_output(&["rmi", "-f", image]);
         }
     }
-}
-
-/// `docker build` (the classic builder) of `dockerfile` in `dir` as `tag`.
-fn docker_build(dir: &std::path::Path, dockerfile: &str, tag: &str) {
-    std::fs::create_dir_all(dir).expect("mkdir");
-    std::fs::write(dir.join("Dockerfile"), dockerfile).expect("write Dockerfile");
-    let out = Command::new("docker")
-        .args(["build", "-q", "-t", tag, "."])
-        .env("DOCKER_BUILDKIT", "0")
-        .current_dir(dir)
-        .output()
-        .expect("`docker build` runs");
-    assert!(
-        out.status.success(),
-        "docker build failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn in_image(image: &str, script: &str) -> String {
-    docker(&[
-        "run",
-        "--rm",
-        "--entrypoint",
-        "/bin/sh",
-        image,
-        "-c",
-        script,
-    ])
 }
 
 const STAT: &str = "for p in /srv /srv/app /srv/app/logs /tmp /home/dev /opt /opt/shared /var/cache; do \
@@ -61,7 +30,7 @@ fn named_dirs_match_docker_build_and_existing_ones_keep_what_is_not_named() {
     let ctx = h.root().join("oracle");
     // The base: busybox with a user `dev` whose home is its own, mode 0750,
     // a group `staff`, and a `/var/cache` owned by nobody.
-    docker_build(
+    support::docker_build_classic(
         &ctx,
         &format!(
             "FROM {BUSYBOX}\n\
@@ -73,7 +42,7 @@ fn named_dirs_match_docker_build_and_existing_ones_keep_what_is_not_named() {
         &base,
     );
     // What `install -d -o … -g … -m …` does, in the busybox that has no `install`.
-    docker_build(
+    support::docker_build_classic(
         &ctx,
         &format!(
             "FROM {base}\n\
@@ -97,10 +66,10 @@ fn named_dirs_match_docker_build_and_existing_ones_keep_what_is_not_named() {
     ));
     h.build_ok(&[]);
     let image = format!("habitat-{}:latest", h.name);
-    let kiln = in_image(&image, STAT);
+    let kiln = support::sh_in(&image, None, STAT);
     assert_eq!(
         kiln,
-        in_image(&oracle, STAT),
+        support::sh_in(&oracle, None, STAT),
         "kiln's image vs docker build's"
     );
     for line in [
@@ -127,7 +96,7 @@ fn named_dirs_match_docker_build_and_existing_ones_keep_what_is_not_named() {
         run.stdout
     );
     assert_eq!(
-        in_image(&image, "stat -c '%u:%g %a' /opt/shared"),
+        support::sh_in(&image, None, "stat -c '%u:%g %a' /opt/shared"),
         "0:50 775\n"
     );
     // A plain path written as an entry naming only it is the same build.

@@ -38,6 +38,35 @@ pub fn ensure_busybox() {
     }
 }
 
+/// The output of `script` run by `/bin/sh -c` in a throwaway container of
+/// `image`, as the image's own user (`None`) or as `user`.
+pub fn sh_in(image: &str, user: Option<&str>, script: &str) -> String {
+    let mut args = vec!["run", "--rm"];
+    if let Some(user) = user {
+        args.extend(["--user", user]);
+    }
+    args.extend(["--entrypoint", "/bin/sh", image, "-c", script]);
+    docker(&args)
+}
+
+/// `docker build` with the classic builder of `dockerfile`, written into
+/// `dir` (made if missing), as `tag`; panics when it fails.
+pub fn docker_build_classic(dir: &Path, dockerfile: &str, tag: &str) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    std::fs::write(dir.join("Dockerfile"), dockerfile).expect("write Dockerfile");
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", tag, "."])
+        .env("DOCKER_BUILDKIT", "0")
+        .current_dir(dir)
+        .output()
+        .expect("`docker build` runs");
+    assert!(
+        out.status.success(),
+        "docker build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs `docker ARGS`, returning its output whatever the exit status.
 pub fn docker_output(args: &[&str]) -> std::process::Output {
     Command::new("docker")
