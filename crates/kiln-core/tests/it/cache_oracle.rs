@@ -375,6 +375,10 @@ async fn build(
     let mut config = info.config;
     // kiln's own labels name the habitat and its keys: not what is compared.
     config.labels.retain(|k, _| !k.starts_with("dev.kiln."));
+    // The order of env entries is not a key input where no value refers to
+    // another (SPEC §5: keyed by meaning), so a cache hit keeps the order of
+    // the build that made it: the variables and their values are compared.
+    config.env.sort();
     Ok((rebuilt, tree, format!("{config:?}")))
 }
 
