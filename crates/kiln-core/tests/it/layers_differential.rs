@@ -726,10 +726,13 @@ fn forgive_dropped_setgid(host: &mut crate::support::Tree, cont: &crate::support
 /// directory times after the fact: it extracts every entry, then dates each
 /// directory by the path its entry named, and fails when a later entry moved
 /// that path (`/l/x/` made through the symlink `/l`, then `/l/` itself, a
-/// directory now, replacing the link). The host way writes what extraction
-/// made before that last step.
+/// directory now, replacing the link), or when a later entry replaced a
+/// directory on that path with a file (a copy's tree holds `e3/e2/e1/`, a
+/// later copy puts a file at `e3`: "chtimes …/e3/e2/e1: not a directory").
+/// The host way writes what extraction made before that last step.
 fn timed_a_moved_directory(error: &str) -> bool {
-    error.contains("chtimes ") && error.contains("no such file or directory")
+    error.contains("chtimes ")
+        && (error.contains("no such file or directory") || error.contains("not a directory"))
 }
 
 /// What one side of a case gave: its final image's file system, or why it
