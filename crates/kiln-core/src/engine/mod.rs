@@ -43,8 +43,10 @@ pub trait Engine: Send + Sync {
         labels: &[(&str, &str)],
     ) -> impl Future<Output = EngineResult<Vec<String>>> + Send;
 
-    /// Pulls `reference` from its registry.
-    fn pull(&self, reference: &str) -> impl Future<Output = EngineResult<()>> + Send;
+    /// Pulls `reference` from its registry, anonymously, its progress unread.
+    fn pull(&self, reference: &str) -> impl Future<Output = EngineResult<()>> + Send {
+        self.pull_with(reference, None)
+    }
 
     /// Pulls `reference` from its registry with `auth` (anonymous when
     /// `None`), handing each layer's progress to `on_progress` as the

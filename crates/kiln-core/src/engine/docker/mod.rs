@@ -142,10 +142,6 @@ impl Engine for DockerEngine {
         Ok(out)
     }
 
-    async fn pull(&self, reference: &str) -> EngineResult<()> {
-        self.pull_with_progress(reference, None, &mut |_| {}).await
-    }
-
     async fn pull_with_progress(
         &self,
         reference: &str,

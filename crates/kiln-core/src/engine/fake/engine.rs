@@ -76,10 +76,6 @@ impl Engine for FakeEngine {
             .collect())
     }
 
-    async fn pull(&self, reference: &str) -> EngineResult<()> {
-        self.pull_with_progress(reference, None, &mut |_| {}).await
-    }
-
     /// Reports what Docker would: each layer queued, coming down in two
     /// reads, checked, unpacked and done; or, when a local image holds it
     /// already, present. A layer's size is its share of the image's file bytes.
